@@ -1,0 +1,26 @@
+"""edgekit's host side: one module per target format, registered by name.
+
+Heavy packages (TensorFlow, coremltools, onnx) are imported only inside convert calls.
+"""
+
+from converters import tflite as _tflite  # noqa: F401  (registers the converter)
+from converters.base import (
+    CONVERTERS,
+    Artifact,
+    CalibrationError,
+    ConversionConfig,
+    ConversionError,
+    ConverterEntry,
+    Quantization,
+    UnknownTargetError,
+    all_targets,
+    parse_target,
+    register_converter,
+)
+from converters.calibration import CalibrationData, CalibrationReport
+
+__all__ = [
+    "CONVERTERS", "Artifact", "CalibrationData", "CalibrationError", "CalibrationReport",
+    "ConversionConfig", "ConversionError", "ConverterEntry", "Quantization", "UnknownTargetError",
+    "all_targets", "parse_target", "register_converter",
+]

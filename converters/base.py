@@ -1,0 +1,147 @@
+"""What every converter shares: quantization modes, configs, artifacts, the registry."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from runtimes._registry import Registry
+from runtimes.contract import ModelContract
+from runtimes.errors import EdgekitError
+
+
+class ConversionError(EdgekitError):
+    """A model could not be converted; nothing was written."""
+
+
+class CalibrationError(EdgekitError, ValueError):
+    """Calibration data cannot be what the model sees at inference."""
+
+
+class Quantization(str, Enum):
+    FLOAT32 = "fp32"
+    FLOAT16 = "fp16"
+    DYNAMIC = "dynamic"
+    INT8 = "int8"
+
+
+IO_DTYPES = ("float32", "int8", "uint8")
+
+
+@dataclass(frozen=True)
+class ConversionConfig:
+    """Options for one conversion. `io_dtype` applies to full-integer models only."""
+
+    quantization: Quantization = Quantization.FLOAT32
+    io_dtype: str = "float32"
+    calibration_samples: int = 100
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "quantization", Quantization(self.quantization))
+        except ValueError:
+            valid = ", ".join(q.value for q in Quantization)
+            raise ValueError(f"invalid quantization {self.quantization!r}; valid: {valid}") from None
+        if self.io_dtype not in IO_DTYPES:
+            raise ValueError(f"invalid io_dtype {self.io_dtype!r}; valid: {', '.join(IO_DTYPES)}")
+        if self.io_dtype != "float32" and self.quantization is not Quantization.INT8:
+            raise ValueError(
+                f"io_dtype {self.io_dtype!r} needs full-integer quantization (int8), "
+                f"not {self.quantization.value!r}"
+            )
+        if self.calibration_samples < 1:
+            raise ValueError(f"calibration_samples must be >= 1, got {self.calibration_samples}")
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.quantization is Quantization.INT8
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A converted model on disk and how it was made."""
+
+    path: Path
+    target: str
+    config: ConversionConfig
+    contract: ModelContract
+    size_bytes: int
+    seconds: float
+    notes: tuple[str, ...] = ()
+
+
+ConvertFn = Callable[..., Artifact]
+
+
+@dataclass(frozen=True)
+class ConverterEntry:
+    """A target format: its file suffix, its named modes and its convert function.
+
+    Every convert function has the same shape:
+    ``convert(model, output_path, config, *, contract, calibration=None) -> Artifact``.
+    """
+
+    name: str
+    suffix: str
+    modes: Mapping[str, ConversionConfig]
+    convert: ConvertFn = field(repr=False)
+
+
+CONVERTERS: Registry[ConverterEntry] = Registry("converter")
+
+
+def register_converter(name: str, suffix: str, modes: Mapping[str, ConversionConfig]) -> Callable[[ConvertFn], ConvertFn]:
+    """Decorator: register `convert` as the converter for format `name`."""
+
+    def decorator(fn: ConvertFn) -> ConvertFn:
+        CONVERTERS.register(name)(ConverterEntry(name, suffix, dict(modes), fn))
+        return fn
+
+    return decorator
+
+
+def all_targets() -> list[str]:
+    return [f"{name}:{mode}" for name, entry in CONVERTERS.items() for mode in entry.modes]
+
+
+def parse_target(target: str) -> tuple[ConverterEntry, str, ConversionConfig]:
+    """'tflite:int8' -> (converter, mode name, config); unknown parts list the valid targets."""
+    name, _, mode = target.partition(":")
+    if name not in CONVERTERS or (mode and mode not in CONVERTERS.get(name).modes):
+        raise UnknownTargetError(f"unknown target {target!r}; valid targets: {', '.join(all_targets())}")
+    entry = CONVERTERS.get(name)
+    mode = mode or next(iter(entry.modes))
+    return entry, mode, entry.modes[mode]
+
+
+class UnknownTargetError(EdgekitError, ValueError):
+    """A target string names no registered format or mode."""
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds.
+
+    An interrupted or failed conversion therefore never leaves a file that looks like a model.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def describe(contract: ModelContract, config: ConversionConfig, **extra: Any) -> ModelContract:
+    """The contract as embedded in an artifact: with this artifact's quantization recorded."""
+    return contract.with_quantization(mode=config.quantization.value, io_dtype=config.io_dtype, **extra)

@@ -1,0 +1,57 @@
+"""edgekit: from Keras training to on-device inference, with the preprocessing contract inside.
+
+Light names (data, contract, load) import eagerly; anything that needs TensorFlow is
+resolved on first access, so ``import edgekit`` stays cheap on a device.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from edgekit import datasets
+from edgekit._version import __version__
+from edgekit.data import ArrayDataset, ImageDataset, ImageFolder
+from edgekit.errors import (
+    CalibrationError,
+    ContractError,
+    ConversionError,
+    DatasetError,
+    EdgekitError,
+    InputError,
+    MissingDependencyError,
+    ModelLoadError,
+    TrainingError,
+    UnknownNameError,
+    UnknownTargetError,
+)
+from runtimes.contract import ColorOrder, Layout, ModelContract, Preprocessing, ResizeMode
+from runtimes.model import Classification, Model
+from runtimes.model import open_model as load
+
+# name -> module that defines it; imported when first used (these pull in Keras/TensorFlow).
+_LAZY = {
+    "train": "edgekit.training",
+    "TrainResult": "edgekit.training",
+    "ARCHITECTURES": "edgekit.architectures",
+    "export": "edgekit.export",
+    "ExportReport": "edgekit.export",
+    "evaluate": "edgekit.evaluation",
+    "load_keras": "edgekit.keras_io",
+    "save_keras": "edgekit.keras_io",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edgekit' has no attribute {name!r}")
+
+
+__all__ = [
+    "ArrayDataset", "CalibrationError", "Classification", "ColorOrder", "ContractError",
+    "ConversionError", "DatasetError", "EdgekitError", "ImageDataset", "ImageFolder", "InputError",
+    "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
+    "ResizeMode", "TrainingError", "UnknownNameError", "UnknownTargetError", "__version__",
+    "datasets", "load", *_LAZY,
+]

@@ -1,0 +1,111 @@
+"""Model architectures `edgekit.train` can build, in a registry.
+
+Each entry knows how to build the network and which input scaling it expects; the
+scaling becomes part of the model's preprocessing contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from edgekit._tf import keras
+from edgekit.errors import TrainingError
+from runtimes._registry import Registry
+from runtimes.contract import Preprocessing
+
+Builder = Callable[[tuple[int, int, int], int, "str | None"], Any]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    build: Builder
+    scale: float
+    offset: float
+    min_size: int = 32
+    description: str = ""
+    needs_rgb: bool = True
+
+    def preprocessing(self, geometry: Preprocessing) -> Preprocessing:
+        """The contract for this architecture: the dataset's geometry plus its input scaling."""
+        return replace(geometry, scale=self.scale, offset=self.offset, mean=None, std=None)
+
+
+ARCHITECTURES: Registry[Architecture] = Registry("architecture")
+
+
+def register_architecture(
+    name: str, scale: float, offset: float, min_size: int = 32, description: str = "", needs_rgb: bool = True
+) -> Callable[[Builder], Builder]:
+    def decorator(build: Builder) -> Builder:
+        ARCHITECTURES.register(name)(Architecture(name, build, scale, offset, min_size, description, needs_rgb))
+        return build
+
+    return decorator
+
+
+def _check_weights(weights: str | None) -> str | None:
+    if weights is None:
+        return None
+    if weights == "imagenet":
+        raise TrainingError(
+            "weights='imagenet' would download at run time, which edgekit never does; "
+            "pass weights=None or the path of a local weights file (.h5 / .weights.h5)"
+        )
+    if not Path(weights).is_file():
+        raise TrainingError(f"weights file not found: {weights}")
+    return str(weights)
+
+
+def _classifier_head(backbone: Any, num_classes: int, dropout: float = 0.2) -> Any:
+    k = keras()
+    x = k.layers.Dropout(dropout)(backbone.output)
+    outputs = k.layers.Dense(num_classes, activation="softmax", name="scores")(x)
+    return k.Model(backbone.input, outputs, name=backbone.name)
+
+
+@register_architecture("small_cnn", scale=1 / 255, offset=0.0, min_size=16, description="4-conv CNN", needs_rgb=False)
+def build_small_cnn(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
+    k = keras()
+    inputs = k.Input(input_shape, name="image")
+    x = inputs
+    for filters in (24, 48, 96):
+        x = k.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = k.layers.BatchNormalization(momentum=0.9)(x)  # small datasets: few steps per epoch
+        x = k.layers.ReLU()(x)
+        x = k.layers.MaxPooling2D()(x)
+    x = k.layers.Conv2D(96, 3, padding="same", activation="relu")(x)
+    x = k.layers.GlobalMaxPooling2D()(x)
+    x = k.layers.Dropout(0.2)(x)
+    outputs = k.layers.Dense(num_classes, activation="softmax", name="scores")(x)
+    model = k.Model(inputs, outputs, name="small_cnn")
+    if weights := _check_weights(weights):
+        model.load_weights(weights)
+    return model
+
+
+@register_architecture("mobilenetv2", scale=1 / 127.5, offset=-1.0, description="keras.applications MobileNetV2")
+def build_mobilenetv2(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
+    backbone = keras().applications.MobileNetV2(
+        input_shape=input_shape, include_top=False, weights=_check_weights(weights), pooling="avg"
+    )
+    return _classifier_head(backbone, num_classes)
+
+
+@register_architecture("mobilenetv3small", scale=1 / 127.5, offset=-1.0, description="keras.applications MobileNetV3Small")
+def build_mobilenetv3small(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
+    backbone = keras().applications.MobileNetV3Small(
+        input_shape=input_shape, include_top=False, weights=_check_weights(weights),
+        pooling="avg", include_preprocessing=False,
+    )
+    return _classifier_head(backbone, num_classes)
+
+
+@register_architecture("efficientnetb0", scale=1.0, offset=0.0, description="keras.applications EfficientNetB0 (rescales inside)")
+def build_efficientnetb0(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
+    backbone = keras().applications.EfficientNetB0(
+        input_shape=input_shape, include_top=False, weights=_check_weights(weights), pooling="avg"
+    )
+    return _classifier_head(backbone, num_classes)

@@ -1,0 +1,210 @@
+"""Image datasets held as contract-ready pixels: from class folders or from arrays.
+
+Images are decoded, colour-converted and resized once with the runtime's own
+preprocessing code, and kept as uint8. Scaling to float happens per batch with the same
+`normalize` the device uses, so training sees exactly what inference will.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from edgekit.errors import DatasetError
+from runtimes.contract import ColorOrder, Preprocessing, ResizeMode
+from runtimes.errors import InputError
+from runtimes.preprocess import ColorName, normalize, prepare_pixels
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass
+class ImageDataset:
+    """Labelled uint8 images at one size and colour order (the contract's geometry)."""
+
+    pixels: np.ndarray  # (N, H, W, C) uint8, in geometry.color_order
+    targets: np.ndarray  # (N,) int class indices
+    labels: tuple[str, ...]
+    geometry: Preprocessing  # size, colour order and resize mode the pixels were made with
+    sources: tuple[str, ...] = ()
+    skipped: tuple[SkippedFile, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if len(self.pixels) != len(self.targets):
+            raise DatasetError(f"{len(self.pixels)} images but {len(self.targets)} targets")
+        if not self.sources:
+            self.sources = tuple(f"array[{i}]" for i in range(len(self.pixels)))
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.geometry.input_size
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.targets, minlength=len(self.labels))
+        return {label: int(n) for label, n in zip(self.labels, counts)}
+
+    def tensors(self, preprocessing: Preprocessing, indices: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Float model inputs for (some of) the images, through the runtime's `normalize`."""
+        self._check_compatible(preprocessing)
+        return normalize(self.pixels[indices], preprocessing)
+
+    def _check_compatible(self, preprocessing: Preprocessing) -> None:
+        mine, theirs = self.geometry, preprocessing
+        if (mine.input_size, mine.color_order, mine.resize) != (theirs.input_size, theirs.color_order, theirs.resize):
+            raise DatasetError(
+                f"dataset images are {mine.input_size} {mine.color_order.value} ({mine.resize.value}) but the "
+                f"preprocessing wants {theirs.input_size} {theirs.color_order.value} ({theirs.resize.value}); "
+                "load the dataset with the model's image_size, color_order and resize"
+            )
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> "ImageDataset":
+        indices = np.asarray(indices, dtype=np.int64)
+        return ImageDataset(
+            self.pixels[indices], self.targets[indices], self.labels, self.geometry,
+            tuple(self.sources[i] for i in indices), self.skipped,
+        )
+
+    def split(self, val: float = 0.15, test: float = 0.15, seed: int = 0) -> tuple["ImageDataset", "ImageDataset", "ImageDataset"]:
+        """Stratified (train, val, test) split: every class keeps its share in every part."""
+        if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+            raise DatasetError(f"invalid split fractions val={val}, test={test}; each in [0, 1) and val + test < 1")
+        rng = np.random.default_rng(seed)
+        parts: tuple[list[int], list[int], list[int]] = ([], [], [])
+        for cls in range(len(self.labels)):
+            members = rng.permutation(np.flatnonzero(self.targets == cls))
+            n_test = int(round(test * len(members)))
+            n_val = int(round(val * len(members)))
+            if len(members) - n_test - n_val < 1:
+                raise DatasetError(
+                    f"class {self.labels[cls]!r} has only {len(members)} image(s): too few to split "
+                    f"with val={val}, test={test}; add images or lower the fractions"
+                )
+            parts[2].extend(members[:n_test])
+            parts[1].extend(members[n_test : n_test + n_val])
+            parts[0].extend(members[n_test + n_val :])
+        return tuple(self.subset(np.sort(p)) for p in parts)  # type: ignore[return-value]
+
+    def sample(self, count: int, seed: int = 0) -> "ImageDataset":
+        """Up to `count` images drawn without replacement (e.g. for calibration)."""
+        rng = np.random.default_rng(seed)
+        chosen = rng.permutation(len(self))[: min(count, len(self))]
+        return self.subset(np.sort(chosen))
+
+
+def _geometry(image_size: int | Sequence[int], color_order: str | ColorOrder, resize: str | ResizeMode) -> Preprocessing:
+    return Preprocessing(input_size=image_size, color_order=color_order, resize=resize)
+
+
+def ImageFolder(  # noqa: N802  (reads as a class, like torchvision's)
+    path: str | Path,
+    image_size: int | Sequence[int] = 96,
+    color_order: str | ColorOrder = "rgb",
+    resize: str | ResizeMode = "stretch",
+) -> ImageDataset:
+    """Load ``path/<class>/<image>`` files; labels are the folder names in sorted order.
+
+    Unreadable images are skipped, counted (``dataset.skipped``) and logged.
+
+    Example:
+        >>> ds = ImageFolder("shapes", image_size=64)
+        >>> train, val, test = ds.split(val=0.15, test=0.15, seed=0)
+    """
+    root = Path(path)
+    if not root.exists():
+        raise DatasetError(f"dataset folder not found: {root}")
+    if not root.is_dir():
+        raise DatasetError(f"dataset path is not a folder: {root}; expected one subfolder per class")
+    geometry = _geometry(image_size, color_order, resize)
+    class_files = {
+        d.name: sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        for d in sorted(root.iterdir())
+        if d.is_dir() and not d.name.startswith(".")
+    }
+    empty = [name for name, files in class_files.items() if not files]
+    for name in empty:
+        log.warning("class folder %s has no images (%s) and is ignored", root / name, ", ".join(IMAGE_SUFFIXES))
+        del class_files[name]
+    if not class_files:
+        raise DatasetError(
+            f"no images found in {root}: expected one subfolder per class holding "
+            f"{', '.join(IMAGE_SUFFIXES)} files (e.g. {root}/cat/001.jpg)"
+        )
+    if len(class_files) < 2:
+        only = next(iter(class_files))
+        raise DatasetError(
+            f"found only one class ({only!r}) in {root}; classification needs at least two class subfolders"
+        )
+    labels = tuple(class_files)
+    pixels, targets, sources, skipped = [], [], [], []
+    for index, label in enumerate(labels):
+        for file in class_files[label]:
+            try:
+                pixels.append(prepare_pixels(file, geometry))
+            except InputError as exc:
+                skipped.append(SkippedFile(str(file), str(exc)))
+                continue
+            targets.append(index)
+            sources.append(str(file))
+    if skipped:
+        log.warning("skipped %d unreadable image(s) in %s, first: %s", len(skipped), root, skipped[0].reason)
+    if not pixels:
+        raise DatasetError(f"none of the images in {root} could be read ({len(skipped)} skipped)")
+    dataset = ImageDataset(np.stack(pixels), np.asarray(targets), labels, geometry, tuple(sources), tuple(skipped))
+    unreadable = [label for label, n in dataset.class_counts().items() if n == 0]
+    if unreadable:
+        raise DatasetError(f"class folder(s) {unreadable} in {root} hold no readable image; fix or remove them")
+    return dataset
+
+
+def ArrayDataset(  # noqa: N802
+    x: np.ndarray,
+    y: Sequence[int] | np.ndarray,
+    labels: Sequence[str],
+    image_size: int | Sequence[int] | None = None,
+    color: ColorName = "rgb",
+    color_order: str | ColorOrder = "rgb",
+    resize: str | ResizeMode = "stretch",
+) -> ImageDataset:
+    """Images from arrays: `x` is (N, H, W) or (N, H, W, C) uint8 pixels in colour order `color`.
+
+    Example (scikit-learn's digits, 0..16 greyscale):
+        >>> d = sklearn.datasets.load_digits()
+        >>> ds = ArrayDataset((d.images * 255 / 16).astype("uint8"), d.target, [str(i) for i in range(10)], image_size=32)
+    """
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.dtype != np.uint8:
+        raise DatasetError(
+            f"x must hold uint8 pixels 0..255, got dtype {x.dtype}; rescale it first, "
+            "e.g. (x * 255 / x.max()).astype('uint8')"
+        )
+    if x.ndim not in (3, 4) or len(x) == 0:
+        raise DatasetError(f"x must be a non-empty (N, H, W) or (N, H, W, C) array, got shape {x.shape}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DatasetError(f"y must be a 1-D array with one label index per image ({len(x)}), got shape {y.shape}")
+    labels = tuple(str(label) for label in labels)
+    if len(labels) < 2:
+        raise DatasetError(f"classification needs at least two labels, got {list(labels)}")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= len(labels):
+        raise DatasetError(f"y must hold integer class indices in [0, {len(labels) - 1}] (one per label)")
+    geometry = _geometry(image_size or x.shape[1:3], color_order, resize)
+    try:
+        pixels = np.stack([prepare_pixels(image, geometry, color) for image in x])
+    except InputError as exc:
+        raise DatasetError(f"x cannot be used as images: {exc}") from None
+    return ImageDataset(pixels, y.astype(np.int64), labels, geometry)

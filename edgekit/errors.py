@@ -1,0 +1,26 @@
+"""edgekit's errors: one hierarchy under `EdgekitError` (shared with runtimes and converters)."""
+
+from converters.base import CalibrationError, ConversionError, UnknownTargetError
+from runtimes.errors import (
+    ContractError,
+    EdgekitError,
+    InputError,
+    MissingDependencyError,
+    ModelLoadError,
+    UnknownNameError,
+)
+
+
+class DatasetError(EdgekitError, ValueError):
+    """A dataset path or array cannot be used; the message says what to fix."""
+
+
+class TrainingError(EdgekitError, ValueError):
+    """Training cannot start with the given model, data or options."""
+
+
+__all__ = [
+    "CalibrationError", "ContractError", "ConversionError", "DatasetError", "EdgekitError",
+    "InputError", "MissingDependencyError", "ModelLoadError", "TrainingError", "UnknownNameError",
+    "UnknownTargetError",
+]

@@ -1,0 +1,205 @@
+"""`edgekit.train`: fit an architecture on an image dataset and write everything a user checks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit._tf import keras
+from edgekit._version import __version__
+from edgekit.architectures import ARCHITECTURES, Architecture
+from edgekit.data import ImageDataset
+from edgekit.errors import TrainingError, UnknownNameError
+from edgekit.keras_io import load_keras, save_keras
+from edgekit.metrics import classification_metrics
+from edgekit.plots import plot_confusion, plot_history
+from runtimes.contract import ModelContract, Preprocessing
+
+log = logging.getLogger(__name__)
+
+DEFAULT_USER_MODEL_SCALING = dict(scale=1 / 255, offset=0.0)
+
+
+@dataclass
+class TrainResult:
+    """The trained model and where its files went."""
+
+    model: Any
+    contract: ModelContract
+    out_dir: Path
+    model_path: Path
+    metrics: dict[str, Any]
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.contract.preprocessing
+
+
+def predict_scores(model: Any, dataset: ImageDataset, preprocessing: Preprocessing, batch_size: int = 64) -> np.ndarray:
+    """Keras scores for every image of `dataset`, batch by batch through the contract."""
+    chunks = [
+        np.asarray(model(dataset.tensors(preprocessing, slice(start, start + batch_size)), training=False))
+        for start in range(0, len(dataset), batch_size)
+    ]
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def _batches(dataset: ImageDataset, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int) -> Any:
+    """A Keras PyDataset that normalizes each batch with the runtime's own code."""
+    k = keras()
+    width_axis = 3 if preprocessing.layout.value == "nchw" else 2
+
+    class Batches(k.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(dataset)) if train else np.arange(len(dataset))
+
+        def __len__(self) -> int:
+            return math.ceil(len(dataset) / batch_size)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            chosen = np.sort(self.order[index * batch_size : (index + 1) * batch_size])
+            x = dataset.tensors(preprocessing, chosen)
+            if train:  # mirror half the batch: shapes and most photos keep their class
+                flip = self.rng.random(len(x)) < 0.5
+                x[flip] = np.flip(x[flip], axis=width_axis)
+            return x, dataset.targets[chosen]
+
+        def on_epoch_end(self) -> None:
+            if train:
+                self.order = self.rng.permutation(len(dataset))
+
+    return Batches()
+
+
+def _resolve_model(arch: Any, train: ImageDataset, weights: str | None, preprocessing: Preprocessing | None) -> tuple[Any, Preprocessing, str]:
+    """Build or load the network; return it with the preprocessing contract it will be trained under."""
+    k = keras()
+    geometry = train.geometry
+    channels = geometry.channels
+    if isinstance(arch, str) and arch in ARCHITECTURES:
+        spec: Architecture = ARCHITECTURES.get(arch)
+        if min(geometry.input_size) < spec.min_size:
+            raise TrainingError(f"{arch} needs images of at least {spec.min_size}x{spec.min_size}; got {geometry.input_size}")
+        if spec.needs_rgb and channels != 3:
+            raise TrainingError(f"{arch} takes 3-channel images; load the dataset with color_order='rgb' or 'bgr'")
+        model = spec.build((*geometry.input_size, channels), len(train.labels), weights)
+        return model, preprocessing or spec.preprocessing(geometry), arch
+    if isinstance(arch, (str, Path)) and str(arch).endswith(".keras"):
+        model, contract = load_keras(arch)
+        preprocessing = preprocessing or (contract.preprocessing if contract else None)
+        name = Path(arch).stem
+    elif isinstance(arch, k.Model):
+        model, name = arch, arch.name
+    else:
+        raise UnknownNameError(
+            f"unknown architecture {arch!r}; valid architectures: {', '.join(ARCHITECTURES.names())}, "
+            "a keras.Model, or the path of a .keras file"
+        )
+    if preprocessing is None:
+        preprocessing = Preprocessing(
+            geometry.input_size, geometry.color_order, geometry.resize, **DEFAULT_USER_MODEL_SCALING
+        )
+        log.warning("no preprocessing given for a user model: training it on pixels * 1/255")
+    expected = tuple(model.input_shape[1:])
+    if expected != tuple(preprocessing.input_shape):
+        raise TrainingError(f"model input shape {expected} does not match the dataset images {preprocessing.input_shape}")
+    outputs = model.output_shape[-1]
+    if outputs != len(train.labels):
+        raise TrainingError(f"model outputs {outputs} scores but the dataset has {len(train.labels)} classes")
+    return model, preprocessing, name
+
+
+def train(
+    train: ImageDataset,
+    val: ImageDataset,
+    arch: Any = "small_cnn",
+    *,
+    test: ImageDataset | None = None,
+    epochs: int = 20,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    patience: int = 5,
+    weights: str | None = None,
+    preprocessing: Preprocessing | None = None,
+    augment: bool = True,
+    out_dir: str | Path = "runs/train",
+    seed: int = 0,
+    verbose: int = 1,
+) -> TrainResult:
+    """Train `arch` (a registered name, a keras.Model or a .keras path) and write its files.
+
+    Writes ``model.keras`` (best epoch by validation loss, with the contract inside),
+    ``metrics.json``, ``history.png`` and ``confusion.png`` to `out_dir`.
+
+    Example:
+        >>> tr, va, te = edgekit.ImageFolder("shapes", image_size=64).split(seed=0)
+        >>> result = edgekit.train(tr, va, arch="small_cnn", test=te, epochs=15)
+        >>> result.metrics["accuracy"]["test"]
+        0.95
+    """
+    if epochs < 1 or batch_size < 1:
+        raise TrainingError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    for name, other in (("val", val), ("test", test)):
+        if other is not None and (other.labels != train.labels or other.geometry != train.geometry):
+            raise TrainingError(f"the {name} split has other labels or image geometry than the train split; split one dataset")
+    k = keras()
+    k.utils.set_random_seed(seed)
+    model, preprocessing, model_name = _resolve_model(arch, train, weights, preprocessing)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    contract = ModelContract(preprocessing, train.labels, model_name=model_name, edgekit_version=__version__)
+
+    model.compile(
+        optimizer=k.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    checkpoint = out / ".best.weights.h5"
+    callbacks = [
+        k.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True),
+        k.callbacks.EarlyStopping(monitor="val_loss", patience=patience),
+    ]
+    fit = model.fit(
+        _batches(train, preprocessing, batch_size, train=augment, seed=seed),
+        validation_data=_batches(val, preprocessing, batch_size, train=False, seed=seed),
+        epochs=epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    if checkpoint.exists():
+        model.load_weights(checkpoint)
+        checkpoint.unlink()
+    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    model_path = save_keras(model, out / "model.keras", contract)
+
+    splits = {"train": train, "val": val, **({"test": test} if test is not None else {})}
+    results = {name: classification_metrics(ds.targets, predict_scores(model, ds, preprocessing), ds.labels) for name, ds in splits.items()}
+    report_split = "test" if test is not None else "val"
+    best_epoch = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else len(history.get("loss", []))
+    metrics = {
+        "arch": model_name,
+        "edgekit_version": __version__,
+        "epochs_run": len(history.get("loss", [])),
+        "best_epoch": best_epoch,
+        "accuracy": {name: m.accuracy for name, m in results.items()},
+        "report_split": report_split,
+        "per_class": results[report_split].per_class,
+        "confusion": results[report_split].confusion,
+        "labels": list(train.labels),
+        "contract": contract.to_dict(),
+        "history": history,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_history(history, out / "history.png")
+    plot_confusion(results[report_split].confusion, train.labels, out / "confusion.png", title=f"confusion ({report_split})")
+    log.info("trained %s: %s", model_name, ", ".join(f"{n} {a:.3f}" for n, a in metrics["accuracy"].items()))
+    return TrainResult(model, contract, out, model_path, metrics, history)

@@ -1,0 +1,27 @@
+"""edgekit's device side: run exported models with numpy, OpenCV and one runtime.
+
+Never imports TensorFlow. Backends register themselves by file suffix; `open` picks one.
+"""
+
+from runtimes import tflite as _tflite  # noqa: F401  (registers the backend; imports nothing heavy)
+from runtimes.base import BACKENDS, QuantParams, Runtime, TensorSpec, open_runtime, register_backend
+from runtimes.contract import ColorOrder, Layout, ModelContract, Preprocessing, ResizeMode
+from runtimes.errors import (
+    ContractError,
+    EdgekitError,
+    InputError,
+    MissingDependencyError,
+    ModelLoadError,
+    UnknownNameError,
+)
+from runtimes.model import Classification, Model, open_model
+from runtimes.preprocess import preprocess, read_image
+
+open = open_model  # noqa: A001  (runtimes.open(path) reads naturally)
+
+__all__ = [
+    "BACKENDS", "Classification", "ColorOrder", "ContractError", "EdgekitError", "InputError",
+    "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
+    "QuantParams", "ResizeMode", "Runtime", "TensorSpec", "UnknownNameError", "open", "open_model",
+    "open_runtime", "preprocess", "read_image", "register_backend",
+]

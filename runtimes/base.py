@@ -1,0 +1,112 @@
+"""The `Runtime` protocol every backend implements, and the backend registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from runtimes._registry import Registry
+from runtimes.errors import ModelLoadError
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """Affine quantization of a tensor: real = (q - zero_point) * scale."""
+
+    scale: float
+    zero_point: int
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int, ...]  # -1 (or 1 for batch in fixed-batch formats) where dynamic
+    dtype: np.dtype
+    quantization: QuantParams | None = None
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """A loaded model file on one backend; raw tensors in, raw tensors out."""
+
+    path: Path
+    backend_name: str
+
+    @property
+    def input_specs(self) -> list[TensorSpec]: ...
+
+    @property
+    def output_specs(self) -> list[TensorSpec]: ...
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+    def embedded_contract(self) -> bytes | None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "Runtime": ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class RuntimeBase:
+    """Shared plumbing: context manager and a readable repr."""
+
+    path: Path
+    backend_name = "base"
+
+    def close(self) -> None:
+        """Release backend resources; safe to call twice."""
+
+    def __enter__(self) -> "RuntimeBase":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path.name} on {self.backend_name}>"
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    name: str
+    suffixes: tuple[str, ...]
+    factory: Callable[..., Runtime]
+
+
+BACKENDS: Registry[BackendEntry] = Registry("backend")
+
+
+def register_backend(name: str, suffixes: Sequence[str]) -> Callable[[type], type]:
+    """Class decorator: make a backend openable by name and by file suffix."""
+
+    def decorator(cls: type) -> type:
+        BACKENDS.register(name)(BackendEntry(name, tuple(s.lower() for s in suffixes), cls))
+        return cls
+
+    return decorator
+
+
+def backend_for(path: Path) -> BackendEntry:
+    suffix = path.suffix.lower()
+    for _, entry in BACKENDS.items():
+        if suffix in entry.suffixes:
+            return entry
+    known = sorted({s for _, entry in BACKENDS.items() for s in entry.suffixes})
+    raise ModelLoadError(
+        f"cannot open {path}: unknown model file type {suffix or '(no suffix)'!r}; "
+        f"supported: {', '.join(known)}"
+    )
+
+
+def open_runtime(path: str | Path, backend: str | None = None, **options: Any) -> Runtime:
+    """Open a model file on the backend registered for its suffix (or the one named)."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"model file not found: {path}")
+    entry = BACKENDS.get(backend) if backend else backend_for(path)
+    return entry.factory(path, **options)

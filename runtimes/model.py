@@ -1,0 +1,215 @@
+"""`Model`: one API over every backend, applying the embedded preprocessing contract."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from runtimes.base import Runtime, TensorSpec, open_runtime
+from runtimes.contract import ModelContract, Preprocessing
+from runtimes.errors import ContractError, InputError
+from runtimes.preprocess import ColorName, preprocess
+
+log = logging.getLogger(__name__)
+
+ImageLike = np.ndarray | str | Path
+
+
+@dataclass(frozen=True)
+class Classification:
+    """One prediction: the best label, its score, the top-k and what it cost."""
+
+    label: str
+    index: int
+    score: float
+    top_k: tuple[tuple[str, float], ...]
+    latency_ms: float  # model inference only
+    preprocess_ms: float
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.score:.3f})"
+
+
+def quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Float -> the integer type of `spec` using its scale and zero point."""
+    q = spec.quantization
+    info = np.iinfo(spec.dtype)
+    values = np.rint(x / np.float32(q.scale)) + q.zero_point
+    return np.clip(values, info.min, info.max).astype(spec.dtype)
+
+
+def dequantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    q = spec.quantization
+    return (x.astype(np.float32) - q.zero_point) * np.float32(q.scale)
+
+
+def _is_quantized(spec: TensorSpec) -> bool:
+    return spec.quantization is not None and np.issubdtype(spec.dtype, np.integer)
+
+
+class Model:
+    """A model file plus its contract. Use `edgekit.load` / `runtimes.open` to make one.
+
+    Example:
+        >>> with runtimes.open("shapes_int8.tflite") as model:
+        ...     print(model.predict("circle.png").label)
+        circle
+    """
+
+    def __init__(self, runtime: Runtime, contract: ModelContract | None) -> None:
+        self.runtime = runtime
+        self.contract = contract
+        self.input_spec: TensorSpec = runtime.input_specs[0]
+        self.output_spec: TensorSpec = runtime.output_specs[0]
+        if contract is not None:
+            self._check_contract(contract)
+
+    # -- description -------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return self.runtime.path
+
+    @property
+    def backend(self) -> str:
+        return self.runtime.backend_name
+
+    @property
+    def preprocessing(self) -> Preprocessing | None:
+        return self.contract.preprocessing if self.contract else None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        if self.contract is not None:
+            return self.contract.labels
+        return tuple(str(i) for i in range(self.output_spec.shape[-1]))
+
+    def _check_contract(self, contract: ModelContract) -> None:
+        expected = tuple(self.input_spec.shape[1:])
+        if all(d > 0 for d in expected) and contract.preprocessing.input_shape != expected:
+            raise ContractError(
+                f"{self.path.name} takes input of shape {expected} but its preprocessing produces "
+                f"{contract.preprocessing.input_shape}; fix input_size/color_order/layout"
+            )
+        classes = self.output_spec.shape[-1]
+        if classes > 0 and len(contract.labels) != classes:
+            raise ContractError(
+                f"{self.path.name} outputs {classes} scores but {len(contract.labels)} labels were given"
+            )
+
+    # -- inference ---------------------------------------------------------------------
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Preprocessed float batch in, float scores out; int8 models are (de)quantized here."""
+        batch = np.asarray(batch)
+        expected = tuple(self.input_spec.shape[1:])
+        if batch.ndim != len(expected) + 1 or any(e > 0 and e != b for e, b in zip(expected, batch.shape[1:])):
+            raise InputError(
+                f"{self.path.name} expects a batch of shape (N, {', '.join(map(str, expected))}); "
+                f"got {batch.shape}. Add the batch axis or preprocess with the model's contract"
+            )
+        if _is_quantized(self.input_spec):
+            feed = quantize(batch, self.input_spec)
+        else:
+            feed = batch.astype(self.input_spec.dtype, copy=False)
+        scores = self.runtime.run([feed])[0]
+        return dequantize(scores, self.output_spec) if _is_quantized(self.output_spec) else scores.astype(np.float32, copy=False)
+
+    def preprocess(self, image: ImageLike, color: ColorName = "rgb") -> np.ndarray:
+        """Apply the contract to one image: the exact tensor `predict` feeds the model."""
+        return preprocess(image, self._require_preprocessing(), color)
+
+    def _require_preprocessing(self) -> Preprocessing:
+        if self.contract is None:
+            raise ContractError(
+                f"{self.path.name} carries no preprocessing contract; pass one when loading: "
+                "edgekit.load(path, preprocessing=Preprocessing(...), labels=[...])"
+            )
+        return self.contract.preprocessing
+
+    def predict(
+        self, image: ImageLike | Sequence[ImageLike], color: ColorName = "rgb", top_k: int = 5
+    ) -> Classification | list[Classification]:
+        """Classify an image (path, RGB array by default, or a BGR frame with color="bgr").
+
+        Any size is accepted; grayscale and RGBA are converted. A list gives a list.
+        """
+        images = image if isinstance(image, (list, tuple)) else [image]
+        if not images:
+            return []
+        started = time.perf_counter()
+        batch = np.concatenate([self.preprocess(item, color) for item in images])
+        prepared = time.perf_counter()
+        scores = self.run(batch)
+        inference_ms = (time.perf_counter() - prepared) * 1000 / len(images)
+        preprocess_ms = (prepared - started) * 1000 / len(images)
+        results = [self._classify(row, top_k, inference_ms, preprocess_ms) for row in scores]
+        return results if isinstance(image, (list, tuple)) else results[0]
+
+    def _classify(self, scores: np.ndarray, top_k: int, latency_ms: float, preprocess_ms: float) -> Classification:
+        order = np.argsort(-scores)[: max(1, top_k)]
+        labels = self.labels
+        best = int(order[0])
+        return Classification(
+            label=labels[best],
+            index=best,
+            score=float(scores[best]),
+            top_k=tuple((labels[int(i)], float(scores[int(i)])) for i in order),
+            latency_ms=latency_ms,
+            preprocess_ms=preprocess_ms,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def close(self) -> None:
+        self.runtime.close()
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Model {self.path.name} on {self.backend}, {len(self.labels)} labels>"
+
+
+def open_model(
+    path: str | Path,
+    *,
+    preprocessing: Preprocessing | None = None,
+    labels: Sequence[str] | None = None,
+    backend: str | None = None,
+    **options: Any,
+) -> Model:
+    """Open a model file; its embedded contract is used unless it has none.
+
+    Passing `preprocessing` or `labels` that contradict an embedded contract is an
+    error: the model would run with preprocessing it was not trained for.
+    """
+    runtime = open_runtime(path, backend=backend, **options)
+    try:
+        raw = runtime.embedded_contract()
+        contract = ModelContract.from_json(raw) if raw is not None else None
+        if contract is None:
+            if preprocessing is not None:
+                n = runtime.output_specs[0].shape[-1]
+                contract = ModelContract(preprocessing, tuple(labels) if labels else tuple(str(i) for i in range(n)))
+            else:
+                log.info("%s has no embedded contract: only run() works until one is given", path)
+        else:
+            if preprocessing is not None and preprocessing != contract.preprocessing:
+                raise ContractError(
+                    f"{Path(path).name} embeds preprocessing {contract.preprocessing.to_dict()} but "
+                    f"{preprocessing.to_dict()} was passed; drop the argument to use the embedded one"
+                )
+            if labels is not None and tuple(labels) != contract.labels:
+                raise ContractError(
+                    f"{Path(path).name} embeds labels {list(contract.labels)} but {list(labels)} were passed"
+                )
+        return Model(runtime, contract)
+    except BaseException:
+        runtime.close()
+        raise

@@ -1,0 +1,97 @@
+"""TFLite / LiteRT backend: ai-edge-litert, else tflite-runtime, else tensorflow.lite."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from runtimes.base import QuantParams, RuntimeBase, TensorSpec, register_backend
+from runtimes.errors import InputError, MissingDependencyError, ModelLoadError
+from runtimes.tflite_metadata import is_tflite, read_metadata
+
+log = logging.getLogger(__name__)
+
+INTERPRETER_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
+
+
+def interpreter_class() -> tuple[type, str]:
+    """The first TFLite interpreter available, and the module it came from."""
+    for module_name in INTERPRETER_MODULES:
+        try:
+            return importlib.import_module(module_name).Interpreter, module_name
+        except ImportError:
+            continue
+    raise MissingDependencyError(
+        "no TFLite interpreter is installed (tried ai-edge-litert, tflite-runtime, tensorflow). "
+        'Install one with: pip install "edgekit[runtime]"'
+    )
+
+
+def _spec(detail: dict) -> TensorSpec:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    quant = QuantParams(float(scale), int(zero_point)) if scale else None
+    return TensorSpec(detail["name"], tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]), quant)
+
+
+@register_backend("tflite", suffixes=(".tflite",))
+class TFLiteRuntime(RuntimeBase):
+    """Runs a .tflite file; `num_threads` sets the CPU threads (None: the interpreter's default)."""
+
+    backend_name = "tflite"
+
+    def __init__(self, path: Path, num_threads: int | None = None) -> None:
+        self.path = Path(path)
+        self._model = self.path.read_bytes()
+        if not is_tflite(self._model):
+            raise ModelLoadError(
+                f"{self.path} is not a TFLite model (no TFL3 identifier): the file is empty, "
+                "truncated or of another type"
+            )
+        interpreter_type, self.interpreter_module = interpreter_class()
+        try:
+            self._interpreter = interpreter_type(model_content=self._model, num_threads=num_threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"cannot load {self.path}: the TFLite model is corrupt or truncated ({exc})") from None
+        self._inputs = self._interpreter.get_input_details()
+        self._outputs = self._interpreter.get_output_details()
+        self._batch = int(self._inputs[0]["shape"][0])
+        log.debug("opened %s with %s", self.path, self.interpreter_module)
+
+    @property
+    def input_specs(self) -> list[TensorSpec]:
+        return [_spec(d) for d in self._inputs]
+
+    @property
+    def output_specs(self) -> list[TensorSpec]:
+        return [_spec(d) for d in self._outputs]
+
+    def _ensure_batch(self, batch: int) -> None:
+        """Resize the interpreter once per batch size change, not per call."""
+        if batch == self._batch:
+            return
+        for detail in self._inputs:
+            self._interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
+        self._interpreter.allocate_tensors()
+        self._inputs = self._interpreter.get_input_details()
+        self._outputs = self._interpreter.get_output_details()
+        self._batch = batch
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if len(inputs) != len(self._inputs):
+            raise InputError(f"{self.path.name} takes {len(self._inputs)} input(s), got {len(inputs)}")
+        self._ensure_batch(int(inputs[0].shape[0]))
+        for detail, array in zip(self._inputs, inputs):
+            self._interpreter.set_tensor(detail["index"], array)
+        self._interpreter.invoke()
+        return [self._interpreter.get_tensor(d["index"]) for d in self._outputs]
+
+    def embedded_contract(self) -> bytes | None:
+        return read_metadata(self._model)
+
+    def close(self) -> None:
+        self._interpreter = None
