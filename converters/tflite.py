@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +87,15 @@ def convert_tflite(
         io_type = {"int8": tf.int8, "uint8": tf.uint8}[config.io_dtype]
         converter.inference_input_type = io_type
         converter.inference_output_type = io_type
+    chatter = io.StringIO()  # Keras prints its SavedModel signature; keep it in the debug log
     try:
-        flatbuffer = converter.convert()
+        with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+            flatbuffer = converter.convert()
     except Exception as exc:  # the converter raises many unrelated types
         raise ConversionError(f"TFLite conversion ({quant.value}) failed: {exc}") from exc
+    finally:
+        log.debug("converter output: %s", chatter.getvalue())
     embedded = describe(contract, config)
     flatbuffer = write_metadata(flatbuffer, embedded.to_json().encode())
     with atomic_output(output_path) as tmp:

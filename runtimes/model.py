@@ -120,9 +120,10 @@ class Model:
 
     def preprocess(self, image: ImageLike, color: ColorName = "rgb") -> np.ndarray:
         """Apply the contract to one image: the exact tensor `predict` feeds the model."""
-        return preprocess(image, self._require_preprocessing(), color)
+        return preprocess(image, self.require_preprocessing(), color)
 
-    def _require_preprocessing(self) -> Preprocessing:
+    def require_preprocessing(self) -> Preprocessing:
+        """The embedded (or given) preprocessing; an error that says how to supply one if missing."""
         if self.contract is None:
             raise ContractError(
                 f"{self.path.name} carries no preprocessing contract; pass one when loading: "

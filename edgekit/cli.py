@@ -1,0 +1,229 @@
+"""The `edgekit` command line: demo, train, export, predict, info."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from runtimes.errors import EdgekitError
+
+log = logging.getLogger("edgekit")
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    def decorator(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS[name] = fn
+        return fn
+
+    return decorator
+
+
+def _size(text: str) -> tuple[int, int]:
+    parts = [int(p) for p in text.lower().replace("x", ",").split(",") if p]
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}; use 96 or 96x128 (height x width)")
+    return (parts[0], parts[-1])
+
+
+def _targets(values: list[str]) -> list[str]:
+    return [t.strip() for value in values for t in value.split(",") if t.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from converters import all_targets
+    from edgekit._version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="edgekit",
+        description="Train image classifiers with Keras, export them to edge formats with their "
+        "preprocessing embedded, check every artifact, and run them anywhere.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="shapes data -> train -> TFLite fp32 and int8 -> checked table",
+                          description="The main job, end to end on the embedded shapes dataset (no download).")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
+    demo.add_argument("--n-per-class", type=int, default=400, help="images generated per class (default: 400)")
+    demo.add_argument("--image-size", type=int, default=64, help="image side in pixels (default: 64)")
+    demo.add_argument("--epochs", type=int, default=30, help="maximum training epochs (default: 30)")
+    demo.add_argument("--seed", type=int, default=0, help="seed for data, split and training (default: 0)")
+
+    train = sub.add_parser("train", help="train a classifier on a folder of class subfolders",
+                           description="Train on DATA/<class>/<image>; writes model.keras (contract inside), "
+                           "metrics.json, history.png and confusion.png.")
+    train.add_argument("data", type=Path, help="folder with one subfolder of images per class")
+    train.add_argument("--arch", default="small_cnn", help="architecture name or a .keras file (default: small_cnn)")
+    train.add_argument("--image-size", type=_size, default=(96, 96), help="input size, 96 or HxW (default: 96)")
+    train.add_argument("--color-order", choices=["rgb", "bgr", "gray"], default="rgb", help="channel order the model takes")
+    train.add_argument("--resize", choices=["stretch", "letterbox", "center_crop"], default="stretch",
+                       help="how images are fitted to the input size (default: stretch)")
+    train.add_argument("--epochs", type=int, default=20, help="maximum epochs; early stopping may end sooner")
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    train.add_argument("--patience", type=int, default=5, help="epochs without val-loss improvement before stopping")
+    train.add_argument("--weights", default=None, help="local weights file for the backbone (never downloaded)")
+    train.add_argument("--val", type=float, default=0.15, help="validation fraction (default: 0.15)")
+    train.add_argument("--test", type=float, default=0.15, help="test fraction (default: 0.15)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder (default: runs/train)")
+
+    export = sub.add_parser("export", help="convert a .keras model to edge formats and check each",
+                            description="Convert MODEL to every --target, embed the contract, and compare each "
+                            "artifact with Keras on --check data.")
+    export.add_argument("model", type=Path, help=".keras file written by `edgekit train`")
+    export.add_argument("--target", "-t", action="append", required=True,
+                        help=f"format:mode, repeatable or comma-separated; one of: {', '.join(all_targets())}")
+    export.add_argument("--calibration", type=Path, help="image folder for int8 calibration (needed for int8 modes)")
+    export.add_argument("--calibration-samples", type=int, default=100, help="images used to calibrate (default: 100)")
+    export.add_argument("--check", type=Path, help="labelled image folder to compare every artifact with Keras")
+    export.add_argument("--out", type=Path, default=Path("runs/export"), help="output folder (default: runs/export)")
+
+    predict = sub.add_parser("predict", help="classify image files with any exported model",
+                             description="Runs MODEL on each image with the preprocessing embedded in it.")
+    predict.add_argument("model", type=Path, help=".tflite (or other supported) model file")
+    predict.add_argument("images", type=Path, nargs="+", help="image files")
+    predict.add_argument("--top-k", type=int, default=3, help="labels to show per image (default: 3)")
+    predict.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
+    predict.add_argument("--json", action="store_true", help="print one JSON object per image")
+
+    info = sub.add_parser("info", help="print a model's embedded contract and labels",
+                          description="Shows what travels inside MODEL: labels, preprocessing, quantization, tensors.")
+    info.add_argument("model", type=Path, help="model file (.tflite, .keras, ...)")
+    info.add_argument("--json", action="store_true", help="print the contract as JSON")
+    return parser
+
+
+@command("demo")
+def _demo(args: argparse.Namespace) -> int:
+    from edgekit.demo import run_demo
+
+    run_demo(args.out, n_per_class=args.n_per_class, image_size=args.image_size, epochs=args.epochs, seed=args.seed)
+    return 0
+
+
+@command("train")
+def _train(args: argparse.Namespace) -> int:
+    from edgekit.data import ImageFolder
+    from edgekit.training import train
+
+    dataset = ImageFolder(args.data, image_size=args.image_size, color_order=args.color_order, resize=args.resize)
+    train_split, val_split, test_split = dataset.split(val=args.val, test=args.test, seed=args.seed)
+    result = train(
+        train_split, val_split, args.arch, test=test_split if len(test_split) else None, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience, weights=args.weights,
+        out_dir=args.out, seed=args.seed,
+    )
+    for split, accuracy in result.metrics["accuracy"].items():
+        print(f"{split:>5} accuracy: {accuracy * 100:.1f}%")
+    print(f"wrote {result.model_path}, metrics.json, history.png, confusion.png to {result.out_dir}")
+    return 0
+
+
+@command("export")
+def _export(args: argparse.Namespace) -> int:
+    from edgekit.data import ImageFolder
+    from edgekit.export import export
+    from edgekit.keras_io import read_keras_contract
+
+    contract = read_keras_contract(args.model)
+
+    def folder(path: Path | None):  # noqa: ANN202
+        if path is None or contract is None:
+            return None
+        geometry = contract.preprocessing
+        return ImageFolder(path, image_size=geometry.input_size, color_order=geometry.color_order, resize=geometry.resize)
+
+    report = export(
+        args.model, _targets(args.target), out_dir=args.out, calibration=folder(args.calibration),
+        check=folder(args.check), calibration_samples=args.calibration_samples,
+    )
+    print(report.table())
+    paths = report.write(args.out)
+    print(f"report: {paths['markdown']}, {paths['json']}, {paths['plot']}")
+    return 0 if all(r.status == "ok" for r in report.results) else 1
+
+
+@command("predict")
+def _predict(args: argparse.Namespace) -> int:
+    from runtimes.errors import InputError
+    from runtimes.model import open_model
+
+    failures = 0
+    with open_model(args.model, num_threads=args.threads) as model:
+        for image in args.images:
+            try:
+                result = model.predict(image, top_k=args.top_k)
+            except InputError as exc:  # one bad file is reported, not fatal
+                failures += 1
+                print(f"{image}: skipped: {exc}", file=sys.stderr)
+                continue
+            if args.json:
+                print(json.dumps({"image": str(image), "label": result.label, "score": result.score,
+                                  "top_k": result.top_k, "latency_ms": result.latency_ms}))
+            else:
+                others = ", ".join(f"{label} {score:.3f}" for label, score in result.top_k[1:])
+                print(f"{image}: {result.label} {result.score:.3f}" + (f"  ({others})" if others else "")
+                      + f"  [{result.latency_ms:.2f} ms]")
+    if failures:
+        print(f"{failures} image(s) skipped", file=sys.stderr)
+    return 1 if failures == len(args.images) else 0
+
+
+@command("info")
+def _info(args: argparse.Namespace) -> int:
+    if args.model.suffix == ".keras":
+        from edgekit.keras_io import read_keras_contract
+
+        contract, tensors = read_keras_contract(args.model), []
+    else:
+        from runtimes.model import open_model
+
+        with open_model(args.model) as model:
+            contract = model.contract
+            tensors = [("input", model.input_spec), ("output", model.output_spec)]
+    if args.json:
+        print(json.dumps(contract.to_dict() if contract else None, indent=2))
+        return 0
+    print(f"model:   {args.model} ({args.model.stat().st_size / 1024:.1f} kB)")
+    for role, spec in tensors:
+        quant = f", quantized scale={spec.quantization.scale:.6g} zero_point={spec.quantization.zero_point}" if spec.quantization else ""
+        print(f"{role + ':':8} {spec.name} {list(spec.shape)} {spec.dtype}{quant}")
+    if contract is None:
+        print("contract: none embedded (pass preprocessing= and labels= when loading)")
+        return 0
+    pre = contract.preprocessing
+    scaling = f"x * {pre.scale:.6g} + {pre.offset:.6g}"
+    if pre.mean is not None:
+        scaling += f", then (x - {list(pre.mean)}) / {list(pre.std or ())}"
+    print(f"name:    {contract.model_name} ({contract.task}), edgekit {contract.edgekit_version or '?'}")
+    print(f"labels:  {', '.join(contract.labels)}")
+    print(f"input:   {pre.height}x{pre.width} {pre.color_order.value}, resize={pre.resize.value}, layout={pre.layout.value}")
+    print(f"scaling: {scaling}")
+    if contract.quantization:
+        print(f"quantization: {', '.join(f'{k}={v}' for k, v in sorted(contract.quantization.items()))}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except EdgekitError as exc:
+        print(f"edgekit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
