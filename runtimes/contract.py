@@ -36,15 +36,15 @@ class Layout(str, Enum):
     NCHW = "nchw"
 
 
-def parse_enum(enum_type: type[Enum], value: Any, what: str) -> Any:
-    """Turn a string (or enum) into `enum_type`, or raise naming the valid values."""
+def parse_enum(enum_type: type[Enum], value: Any, what: str, error: type[Exception] = ContractError) -> Any:
+    """Turn a string (or enum) into `enum_type`, or raise `error` naming the valid values."""
     if isinstance(value, enum_type):
         return value
     try:
         return enum_type(value)
     except ValueError:
         valid = ", ".join(repr(member.value) for member in enum_type)
-        raise ContractError(f"invalid {what} {value!r}; valid values: {valid}") from None
+        raise error(f"invalid {what} {value!r}; valid values: {valid}") from None
 
 
 def _size_pair(value: int | Sequence[int]) -> tuple[int, int]:

@@ -39,7 +39,7 @@ def to_color_order(image: np.ndarray, source: ColorName | ColorOrder, target: Co
             f"expected uint8 pixels, got dtype {image.dtype}; pass 0..255 uint8 images to predict(), "
             "or an already preprocessed float batch to run()"
         )
-    source = parse_enum(ColorOrder, source, "color")
+    source = parse_enum(ColorOrder, source, "color", InputError)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 2:

@@ -1,0 +1,80 @@
+"""Shared fixtures: the shapes data, one trained small CNN, its exported artifacts, tiny models."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgekit
+from runtimes.contract import ModelContract, Preprocessing
+
+IMAGE_SIZE = 64
+TFLITE_TARGETS = ("tflite:fp32", "tflite:fp16", "tflite:dynamic", "tflite:int8", "tflite:uint8")
+
+
+@pytest.fixture(scope="session")
+def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return edgekit.datasets.make_shapes(tmp_path_factory.mktemp("data") / "shapes", n_per_class=400, image_size=IMAGE_SIZE, seed=0)
+
+
+@pytest.fixture(scope="session")
+def shapes_splits(shapes_root: Path):
+    return edgekit.ImageFolder(shapes_root, image_size=IMAGE_SIZE).split(val=0.15, test=0.15, seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained(shapes_splits, tmp_path_factory: pytest.TempPathFactory):
+    """The demo's model: small_cnn trained on the shapes data (about a minute on 2 cores)."""
+    train, val, test = shapes_splits
+    return edgekit.train(train, val, "small_cnn", test=test, epochs=30, patience=6,
+                         out_dir=tmp_path_factory.mktemp("train"), seed=0, verbose=0)
+
+
+@pytest.fixture(scope="session")
+def exported(trained, shapes_splits, tmp_path_factory: pytest.TempPathFactory):
+    """Every TFLite mode of the trained model, checked against Keras on the test split."""
+    train, _, test = shapes_splits
+    return edgekit.export(trained.model_path, TFLITE_TARGETS, out_dir=tmp_path_factory.mktemp("export"),
+                          calibration=train, check=test, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_contract() -> ModelContract:
+    return ModelContract(Preprocessing(input_size=16), labels=("a", "b", "c"), model_name="tiny", edgekit_version=edgekit.__version__)
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """A 16x16x3 -> 3 class functional model; random weights are enough for format tests."""
+    from edgekit._tf import keras
+
+    k = keras()
+    k.utils.set_random_seed(1)
+    inputs = k.Input((16, 16, 3))
+    x = k.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = k.layers.GlobalAveragePooling2D()(x)
+    return k.Model(inputs, k.layers.Dense(3, activation="softmax")(x))
+
+
+@pytest.fixture(scope="session")
+def tiny_calibration():
+    from converters import CalibrationData
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(40, 16, 16, 3), dtype=np.uint8)
+    return CalibrationData(pixels.astype(np.float32) / 255.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_tflite(tiny_model, tiny_contract, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from converters.tflite import MODES, convert_tflite
+
+    path = tmp_path_factory.mktemp("tiny") / "tiny.tflite"
+    convert_tflite(tiny_model, path, MODES["fp32"], contract=tiny_contract)
+    return path

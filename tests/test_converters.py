@@ -1,0 +1,115 @@
+"""TFLite converter: every mode, the contract inside, calibration checks, atomic writes."""
+
+import numpy as np
+import pytest
+
+import edgekit
+from converters import CONVERTERS, CalibrationData, CalibrationError, ConversionConfig, all_targets, parse_target
+from converters.base import ConversionError, UnknownTargetError, atomic_output
+from converters.tflite import MODES, convert_tflite
+from runtimes.tflite_metadata import read_metadata, write_metadata
+
+EXPECTED_INPUT = {"fp32": np.float32, "fp16": np.float32, "dynamic": np.float32, "int8": np.int8, "uint8": np.uint8}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_every_tflite_mode_carries_the_contract_and_runs(mode, tiny_model, tiny_contract, tiny_calibration, tmp_path):
+    path = tmp_path / f"tiny_{mode}.tflite"
+    artifact = convert_tflite(tiny_model, path, MODES[mode], contract=tiny_contract, calibration=tiny_calibration, progress=False)
+    assert artifact.path == path and artifact.size_bytes == path.stat().st_size
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # nothing else left behind
+    with edgekit.load(path) as model:
+        assert model.input_spec.dtype == EXPECTED_INPUT[mode]
+        assert model.contract.labels == tiny_contract.labels
+        assert model.contract.quantization["mode"] == MODES[mode].quantization.value
+        assert model.contract.quantization["io_dtype"] == MODES[mode].io_dtype
+        x = tiny_calibration.samples[:8]
+        reference = np.asarray(tiny_model(x))
+        assert np.abs(model.run(x) - reference).max() < (0.02 if mode in ("fp32", "fp16") else 0.08)
+
+
+def test_int8_needs_calibration_and_writes_nothing_without_it(tiny_model, tiny_contract, tmp_path):
+    with pytest.raises(CalibrationError, match="int8 quantization needs calibration data"):
+        convert_tflite(tiny_model, tmp_path / "m.tflite", MODES["int8"], contract=tiny_contract)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "samples, message",
+    [
+        (np.random.default_rng(0).random((20, 32, 32, 3), dtype=np.float32), r"shape \(32, 32, 3\) but the model's contract produces \(16, 16, 3\)"),
+        (np.full((20, 16, 16, 3), 0.5, np.float32), "calibration samples are constant"),
+        (np.random.default_rng(0).uniform(100, 255, (20, 16, 16, 3)).astype(np.float32), r"every calibration value lies outside the range the contract produces \[0, 1\]"),
+        (np.full((20, 16, 16, 3), np.nan, np.float32), "NaN or infinite"),
+    ],
+    ids=["shape", "constant", "unscaled-pixels", "nan"],
+)
+def test_wrong_calibration_data_is_refused_before_converting(samples, message, tiny_model, tiny_contract, tmp_path):
+    with pytest.raises(CalibrationError, match=message):
+        convert_tflite(tiny_model, tmp_path / "m.tflite", MODES["int8"], contract=tiny_contract,
+                       calibration=CalibrationData(samples), progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_few_calibration_samples_warn(tiny_contract, tiny_calibration):
+    report = tiny_calibration.limit(10).check(tiny_contract.preprocessing)
+    assert report.samples == 10
+    assert report.warnings == ("only 10 calibration samples; 100 or more are recommended for stable int8 ranges",)
+    assert report.in_range_fraction == 1.0
+
+
+def test_failed_conversion_leaves_no_file(tiny_model, tiny_contract, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    class CrashingConverter:
+        def convert(self):
+            raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_keras_model", lambda model: CrashingConverter())
+    target = tmp_path / "m.tflite"
+    with pytest.raises(ConversionError, match="TFLite conversion \\(fp32\\) failed: converter crashed"):
+        convert_tflite(tiny_model, target, MODES["fp32"], contract=tiny_contract)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_output_keeps_the_old_file_when_interrupted(tmp_path):
+    target = tmp_path / "model.tflite"
+    target.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise KeyboardInterrupt
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["model.tflite"]
+
+
+def test_metadata_round_trip_replaces_existing_entry(tiny_tflite):
+    data = tiny_tflite.read_bytes()
+    assert b'"labels": ["a", "b", "c"]' in read_metadata(data)
+    rewritten = write_metadata(data, b"second")
+    assert read_metadata(rewritten) == b"second"
+    assert read_metadata(rewritten, "missing") is None
+    assert read_metadata(rewritten, "min_runtime_version").startswith(b"1.")
+
+
+def test_targets_parse_and_unknown_ones_list_the_valid_ones():
+    entry, mode, config = parse_target("tflite:uint8")
+    assert entry is CONVERTERS.get("tflite") and mode == "uint8" and config.io_dtype == "uint8"
+    assert "tflite:int8" in all_targets()
+    with pytest.raises(UnknownTargetError, match="unknown target 'tflite:int4'; valid targets: tflite:fp32, tflite:fp16"):
+        parse_target("tflite:int4")
+    with pytest.raises(UnknownTargetError, match="unknown target 'tensorrt:fp16'"):
+        parse_target("tensorrt:fp16")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(quantization="int4"), "invalid quantization 'int4'; valid: fp32, fp16, dynamic, int8"),
+        (dict(quantization="fp16", io_dtype="uint8"), "io_dtype 'uint8' needs full-integer quantization"),
+        (dict(io_dtype="int16"), "invalid io_dtype 'int16'"),
+        (dict(calibration_samples=0), "calibration_samples must be >= 1"),
+    ],
+)
+def test_conflicting_conversion_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ConversionConfig(**kwargs)

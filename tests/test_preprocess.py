@@ -1,0 +1,108 @@
+"""The one preprocessing implementation, and the promise that training sees what inference sees."""
+
+import cv2
+import numpy as np
+import pytest
+
+import edgekit
+from runtimes.contract import Preprocessing
+from runtimes.errors import InputError
+from runtimes.preprocess import normalize, prepare_pixels, preprocess, read_image, resize_image
+
+
+def _rgb_image(h=30, w=40):
+    image = np.zeros((h, w, 3), np.uint8)
+    image[..., 0] = 200  # red channel in RGB order
+    image[..., 2] = 10
+    return image
+
+
+def test_colour_orders_from_rgb_and_bgr_inputs():
+    rgb = _rgb_image()
+    bgr = rgb[..., ::-1].copy()
+    to_rgb = Preprocessing((30, 40), "rgb")
+    to_bgr = Preprocessing((30, 40), "bgr")
+    assert prepare_pixels(rgb, to_rgb, "rgb")[0, 0].tolist() == [200, 0, 10]
+    assert prepare_pixels(bgr, to_rgb, "bgr")[0, 0].tolist() == [200, 0, 10]
+    assert prepare_pixels(rgb, to_bgr, "rgb")[0, 0].tolist() == [10, 0, 200]
+    gray = prepare_pixels(rgb, Preprocessing((30, 40), "gray"), "rgb")
+    assert gray.shape == (30, 40, 1)
+    assert gray[0, 0, 0] == cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[0, 0]
+
+
+def test_grayscale_and_rgba_inputs_are_converted():
+    spec = Preprocessing((8, 8), "rgb")
+    gray = np.full((8, 8), 77, np.uint8)
+    assert prepare_pixels(gray, spec)[0, 0].tolist() == [77, 77, 77]
+    assert prepare_pixels(gray[..., None], spec)[0, 0].tolist() == [77, 77, 77]
+    rgba = np.dstack([_rgb_image(8, 8), np.full((8, 8), 5, np.uint8)])
+    assert prepare_pixels(rgba, spec).shape == (8, 8, 3)
+    assert prepare_pixels(rgba, spec)[0, 0].tolist() == [200, 0, 10]
+
+
+@pytest.mark.parametrize(
+    "image, color, message",
+    [
+        (np.zeros((4, 4, 3), np.float32), "rgb", "expected uint8 pixels, got dtype float32"),
+        (np.zeros((4, 4, 2), np.uint8), "rgb", "expected an image of shape"),
+        (np.zeros((4, 4, 3), np.uint8), "gray", "color='gray' was given but the image has 3 channels"),
+        (np.zeros((4, 4, 3), np.uint8), "yuv", "invalid color 'yuv'"),
+        ([[1, 2]], "rgb", "expected a numpy image or a path, got list"),
+    ],
+)
+def test_bad_images_are_named(image, color, message):
+    with pytest.raises(InputError, match=message):
+        prepare_pixels(image, Preprocessing(4), color)
+
+
+def test_resize_modes_keep_the_right_content():
+    wide = np.zeros((20, 40, 3), np.uint8)
+    wide[:, 10:30] = 255  # bright centre block, dark left and right
+    letterbox = resize_image(wide, Preprocessing(20, resize="letterbox", pad_value=7))
+    assert letterbox.shape == (20, 20, 3)
+    assert (letterbox[:5] == 7).all() and (letterbox[-5:] == 7).all()  # padded top and bottom
+    crop = resize_image(wide, Preprocessing(20, resize="center_crop"))
+    assert crop.shape == (20, 20, 3) and crop.min() == 255  # only the bright centre survives
+    stretch = resize_image(wide, Preprocessing(20, resize="stretch"))
+    assert stretch.shape == (20, 20, 3) and stretch[:, 0].max() == 0 and stretch[:, 10].min() == 255
+
+
+def test_normalize_scaling_mean_std_and_layout():
+    pixels = np.full((2, 2, 3), 255, np.uint8)
+    assert normalize(pixels, Preprocessing(2, scale=1 / 127.5, offset=-1)).max() == pytest.approx(1.0)
+    spec = Preprocessing(2, mean=(0.5, 0.5, 0.5), std=(0.25, 0.5, 1.0), layout="nchw")
+    out = normalize(pixels, spec)
+    assert out.shape == (1, 3, 2, 2) and out.dtype == np.float32
+    assert out[0, :, 0, 0].tolist() == pytest.approx([2.0, 1.0, 0.5])
+
+
+def test_unreadable_files(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(InputError, match=f"cannot decode image {bad}"):
+        read_image(bad)
+    with pytest.raises(InputError, match="image file not found"):
+        read_image(tmp_path / "missing.jpg")
+
+
+SPECS = [
+    Preprocessing(40, "rgb", "stretch", scale=1 / 255),
+    Preprocessing((32, 48), "bgr", "letterbox", scale=1 / 127.5, offset=-1.0),
+    Preprocessing(36, "gray", "center_crop", mean=(0.45,), std=(0.25,)),
+    Preprocessing(28, "rgb", "stretch", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), layout="nchw"),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.color_order.value}-{s.resize.value}-{s.layout.value}")
+def test_training_pipeline_and_runtime_give_the_same_tensor(shapes_root, spec):
+    """ImageFolder -> training batches must equal runtimes.preprocess on the same file."""
+    from edgekit.training import _batches
+
+    dataset = edgekit.ImageFolder(shapes_root, image_size=spec.input_size, color_order=spec.color_order, resize=spec.resize)
+    subset = dataset.subset(np.arange(0, len(dataset), 97))
+    train_x, _ = _batches(subset, spec, batch_size=64, train=False, seed=0)[0]
+    for index, source in enumerate(subset.sources):
+        runtime_x = preprocess(source, spec)
+        np.testing.assert_allclose(train_x[index], runtime_x[0], atol=1e-5)
+        rgb = cv2.cvtColor(cv2.imread(source), cv2.COLOR_BGR2RGB)  # an RGB array is the same image
+        np.testing.assert_allclose(preprocess(rgb, spec, "rgb")[0], runtime_x[0], atol=1e-5)

@@ -1,0 +1,118 @@
+"""edgekit.load / runtimes.open: backends by suffix, contract handling, predict and run."""
+
+import cv2
+import numpy as np
+import pytest
+
+import edgekit
+import runtimes
+from runtimes.base import QuantParams, TensorSpec
+from runtimes.errors import ContractError, InputError, ModelLoadError, UnknownNameError
+from runtimes.model import dequantize, quantize
+
+
+@pytest.mark.parametrize(
+    "content, name, message",
+    [
+        (None, "missing.tflite", "model file not found"),
+        (b"", "empty.tflite", "is not a TFLite model"),
+        (b"hello world, not a model at all", "garbage.tflite", "is not a TFLite model"),
+        (b"x", "model.pt", r"unknown model file type '.pt'; supported: .tflite"),
+    ],
+)
+def test_bad_model_files_are_named(tmp_path, content, name, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ModelLoadError, match=message) as info:
+        edgekit.load(path)
+    assert name in str(info.value)
+
+
+def test_truncated_model_is_a_clear_error(tiny_tflite, tmp_path):
+    data = tiny_tflite.read_bytes()
+    truncated = tmp_path / "truncated.tflite"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match=r"cannot load .*truncated.tflite: the TFLite model is corrupt or truncated"):
+        edgekit.load(truncated)
+
+
+def test_unknown_backend_lists_valid_ones(tiny_tflite):
+    with pytest.raises(UnknownNameError, match="unknown backend 'tensorrt'; valid backends: tflite"):
+        edgekit.load(tiny_tflite, backend="tensorrt")
+
+
+def test_embedded_contract_is_read_and_tensors_described(tiny_tflite, tiny_contract):
+    with edgekit.load(tiny_tflite, num_threads=1) as model:
+        assert model.contract.labels == tiny_contract.labels
+        assert model.preprocessing == tiny_contract.preprocessing
+        assert model.contract.quantization == {"mode": "fp32", "io_dtype": "float32"}
+        assert model.input_spec.shape == (1, 16, 16, 3) and model.input_spec.dtype == np.float32
+        assert model.backend == "tflite"
+
+
+def test_predict_accepts_paths_rgb_arrays_bgr_frames_gray_and_rgba(tiny_tflite, tmp_path):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    path = tmp_path / "image.png"
+    cv2.imwrite(str(path), rgb[..., ::-1])
+    with edgekit.load(tiny_tflite) as model:
+        from_rgb = model.predict(rgb)
+        from_bgr = model.predict(np.ascontiguousarray(rgb[..., ::-1]), color="bgr")
+        from_path = model.predict(path)
+        assert from_rgb.label == from_bgr.label == from_path.label
+        assert from_rgb.score == pytest.approx(from_path.score, abs=1e-6)
+        assert from_rgb.top_k[0] == (from_rgb.label, from_rgb.score)
+        assert len(from_rgb.top_k) == 3 and len(model.predict(rgb, top_k=2).top_k) == 2
+        assert from_rgb.latency_ms > 0
+        assert model.predict(rgb[..., 0]).label in "abc"  # grayscale
+        assert model.predict(np.dstack([rgb, rgb[..., :1]])).label == from_rgb.label  # RGBA
+        batch = model.predict([rgb, path])
+        assert [r.label for r in batch] == [from_rgb.label] * 2
+        assert batch[1].score == pytest.approx(from_path.score, abs=1e-6)
+
+
+def test_run_checks_the_batch_shape(tiny_tflite):
+    with edgekit.load(tiny_tflite) as model:
+        scores = model.run(np.zeros((4, 16, 16, 3), np.float32))
+        assert scores.shape == (4, 3) and scores.sum(axis=1) == pytest.approx(np.ones(4), abs=1e-5)
+        with pytest.raises(InputError, match=r"expects a batch of shape \(N, 16, 16, 3\); got \(16, 16, 3\)"):
+            model.run(np.zeros((16, 16, 3), np.float32))
+
+
+def test_model_without_metadata_loads_and_takes_a_contract(tiny_model, tmp_path):
+    import tensorflow as tf
+
+    plain = tmp_path / "plain.tflite"
+    plain.write_bytes(tf.lite.TFLiteConverter.from_keras_model(tiny_model).convert())
+    with edgekit.load(plain) as model:
+        assert model.contract is None and model.labels == ("0", "1", "2")
+        assert model.run(np.zeros((1, 16, 16, 3), np.float32)).shape == (1, 3)
+        with pytest.raises(ContractError, match="carries no preprocessing contract; pass one when loading"):
+            model.predict(np.zeros((16, 16, 3), np.uint8))
+    with edgekit.load(plain, preprocessing=edgekit.Preprocessing(16), labels=["x", "y", "z"]) as model:
+        assert model.predict(np.zeros((30, 30, 3), np.uint8)).label in ("x", "y", "z")
+    with pytest.raises(ContractError, match=r"takes input of shape \(16, 16, 3\) but its preprocessing produces \(32, 32, 3\)"):
+        edgekit.load(plain, preprocessing=edgekit.Preprocessing(32))
+
+
+def test_contradicting_the_embedded_contract_is_an_error(tiny_tflite):
+    with pytest.raises(ContractError, match="embeds preprocessing .* but .* was passed"):
+        edgekit.load(tiny_tflite, preprocessing=edgekit.Preprocessing(16, scale=1 / 127.5, offset=-1))
+    with pytest.raises(ContractError, match=r"embeds labels \['a', 'b', 'c'\] but \['c', 'b', 'a'\]"):
+        edgekit.load(tiny_tflite, labels=["c", "b", "a"])
+    with edgekit.load(tiny_tflite, labels=["a", "b", "c"]) as model:  # agreeing is fine
+        assert model.labels == ("a", "b", "c")
+
+
+def test_quantize_round_trip_and_clipping():
+    spec = TensorSpec("x", (1, 4), np.dtype(np.int8), QuantParams(scale=1 / 255, zero_point=-128))
+    values = np.array([0.0, 0.502, 1.0, 2.0], np.float32)
+    q = quantize(values, spec)
+    assert q.tolist() == [-128, 0, 127, 127]
+    assert dequantize(q, spec)[:3] == pytest.approx([0.0, 128 / 255, 1.0], abs=1e-6)
+
+
+def test_runtimes_open_is_edgekit_load(tiny_tflite):
+    with runtimes.open(tiny_tflite) as model:
+        assert isinstance(model, edgekit.Model)
