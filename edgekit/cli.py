@@ -130,7 +130,7 @@ def _train(args: argparse.Namespace) -> int:
 @command("export")
 def _export(args: argparse.Namespace) -> int:
     from edgekit.data import ImageFolder
-    from edgekit.export import export
+    from edgekit.exporter import export
     from edgekit.keras_io import read_keras_contract
 
     contract = read_keras_contract(args.model)

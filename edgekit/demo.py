@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edgekit.data import ImageFolder
 from edgekit.datasets import make_shapes
-from edgekit.export import ExportReport, export
+from edgekit.exporter import ExportReport, export
 from edgekit.training import train
 from runtimes.model import open_model
 

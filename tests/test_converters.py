@@ -113,3 +113,25 @@ def test_targets_parse_and_unknown_ones_list_the_valid_ones():
 def test_conflicting_conversion_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ConversionConfig(**kwargs)
+
+
+def test_shared_zero_points_are_lossless_and_smaller(tiny_model, tiny_calibration):
+    """write_metadata stores each distinct int64 zero-point vector once; outputs must not change."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(tiny_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = tiny_calibration.representative_dataset()
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    raw = converter.convert()
+    shared = write_metadata(raw, b"{}")
+    assert len(shared) < len(raw)  # the payload is tiny; the saving is the shared zero points
+    outputs = []
+    for data in (raw, shared):
+        interpreter = Interpreter(model_content=data)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tiny_calibration.samples[:1])
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+    np.testing.assert_array_equal(outputs[0], outputs[1])

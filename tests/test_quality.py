@@ -1,0 +1,64 @@
+"""The issue's bars, measured: quantized artifacts stay faithful to the Keras model."""
+
+import numpy as np
+import pytest
+
+import edgekit
+from converters import CalibrationData
+from converters.tflite import MODES, convert_tflite
+from runtimes.contract import ModelContract
+
+
+def test_every_tflite_mode_was_exported_and_checked(exported):
+    assert [r.target for r in exported.results] == ["tflite:fp32", "tflite:fp16", "tflite:dynamic", "tflite:int8", "tflite:uint8"]
+    assert all(r.status == "ok" and r.agreement is not None for r in exported.results)
+    assert exported.check_samples == 180
+
+
+def test_float32_agrees_with_keras(exported):
+    fp32 = exported.result("tflite:fp32")
+    assert fp32.agreement >= 0.99
+    assert fp32.max_abs_error < 1e-4
+    assert fp32.accuracy == pytest.approx(exported.keras_accuracy)
+
+
+@pytest.mark.parametrize("target", ["tflite:int8", "tflite:uint8"])
+def test_int8_accuracy_within_1_5_points_of_keras(exported, target):
+    result = exported.result(target)
+    assert abs(result.accuracy_delta) <= 1.5, result
+    assert result.agreement >= 0.95
+
+
+def test_int8_is_smaller_and_reports_its_ratio(exported):
+    ratio = exported.result("tflite:int8").size_bytes / exported.result("tflite:fp32").size_bytes
+    print(f"small_cnn int8/fp32 size ratio: {ratio:.3f}")  # fixed overhead weighs more in small models
+    assert ratio < 0.35
+
+
+def test_int8_model_predicts_files_through_edgekit_load(exported, shapes_splits):
+    test = shapes_splits[2]
+    with edgekit.load(exported.result("tflite:int8").path) as model:
+        results = model.predict(list(test.sources[:60]))
+    correct = sum(r.label == test.labels[t] for r, t in zip(results, test.targets[:60]))
+    assert correct / 60 >= 0.85
+
+
+@pytest.mark.slow
+def test_mobilenetv2_224_int8_is_at_most_0_3x_float32(shapes_root, tmp_path):
+    """Weights dominate at 224x224: int8 must be <= 0.3x the float32 file."""
+    from edgekit.architectures import ARCHITECTURES
+
+    spec = ARCHITECTURES.get("mobilenetv2")
+    dataset = edgekit.ImageFolder(shapes_root, image_size=224)
+    preprocessing = spec.preprocessing(dataset.geometry)
+    model = spec.build((224, 224, 3), 3, None)
+    contract = ModelContract(preprocessing, dataset.labels, model_name="mobilenetv2")
+    calibration = CalibrationData(dataset.sample(100, seed=1).tensors(preprocessing))
+    fp32 = convert_tflite(model, tmp_path / "fp32.tflite", MODES["fp32"], contract=contract)
+    int8 = convert_tflite(model, tmp_path / "int8.tflite", MODES["int8"], contract=contract, calibration=calibration, progress=False)
+    ratio = int8.size_bytes / fp32.size_bytes
+    print(f"mobilenetv2 224x224 int8/fp32 size ratio: {ratio:.3f} ({int8.size_bytes} / {fp32.size_bytes} bytes)")
+    assert ratio <= 0.3
+    with edgekit.load(int8.path) as loaded:
+        assert loaded.input_spec.shape == (1, 224, 224, 3) and loaded.input_spec.dtype == np.int8
+        assert loaded.contract.preprocessing.offset == -1.0

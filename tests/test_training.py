@@ -1,0 +1,88 @@
+"""edgekit.train: files written, contract inside the .keras, architectures, misuse."""
+
+import json
+
+import numpy as np
+import pytest
+
+import edgekit
+from edgekit.architectures import ARCHITECTURES
+from edgekit.errors import TrainingError, UnknownNameError
+from edgekit.keras_io import load_keras, read_keras_contract
+
+
+def test_training_writes_model_metrics_and_plots(trained):
+    out = trained.out_dir
+    assert sorted(p.name for p in out.iterdir()) == ["confusion.png", "history.png", "metrics.json", "model.keras"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["accuracy"]) == {"train", "val", "test"}
+    assert 0.85 <= metrics["accuracy"]["test"] < 1.0  # learnt, and the shapes are not trivial
+    assert set(metrics["per_class"]) == {"circle", "square", "triangle"}
+    for stats in metrics["per_class"].values():
+        assert 0.0 <= stats["precision"] <= 1.0 and 0.0 <= stats["recall"] <= 1.0 and stats["support"] == 60
+    assert np.sum(metrics["confusion"]) == 180
+    assert len(metrics["history"]["loss"]) == metrics["epochs_run"] and 1 <= metrics["best_epoch"] <= metrics["epochs_run"]
+    for plot in ("history.png", "confusion.png"):
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_keras_file_carries_the_contract(trained):
+    contract = read_keras_contract(trained.model_path)
+    assert contract == trained.contract
+    assert contract.labels == ("circle", "square", "triangle")
+    assert contract.preprocessing.scale == pytest.approx(1 / 255) and contract.preprocessing.input_size == (64, 64)
+    model, again = load_keras(trained.model_path)
+    assert again == contract and model.output_shape == (None, 3)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES.names())
+def test_every_architecture_builds_offline_with_its_scaling(arch):
+    spec = ARCHITECTURES.get(arch)
+    model = spec.build((64, 64, 3), 4, None)
+    scores = np.asarray(model(np.zeros((2, 64, 64, 3), np.float32)))
+    assert scores.shape == (2, 4) and scores.sum(axis=1) == pytest.approx([1.0, 1.0], abs=1e-4)
+    low, high = spec.preprocessing(edgekit.Preprocessing(64)).output_range()
+    assert (low[0], high[0]) == pytest.approx({"small_cnn": (0, 1), "efficientnetb0": (0, 255)}.get(arch, (-1, 1)))
+
+
+@pytest.fixture(scope="module")
+def tiny_splits(shapes_root):
+    dataset = edgekit.ImageFolder(shapes_root, image_size=32)
+    return dataset.subset(np.arange(0, 1200, 10)).split(val=0.25, test=0.0, seed=0)[:2]
+
+
+def test_user_model_and_keras_file_can_be_trained(tiny_splits, tmp_path):
+    from edgekit._tf import keras
+
+    k = keras()
+    train, val = tiny_splits
+    inputs = k.Input((32, 32, 3))
+    outputs = k.layers.Dense(3, activation="softmax")(k.layers.GlobalAveragePooling2D()(k.layers.Conv2D(4, 3)(inputs)))
+    first = edgekit.train(train, val, k.Model(inputs, outputs, name="mine"), epochs=1, out_dir=tmp_path / "a", verbose=0)
+    assert first.contract.model_name == "mine" and first.preprocessing.scale == pytest.approx(1 / 255)
+    again = edgekit.train(train, val, str(first.model_path), epochs=1, out_dir=tmp_path / "b", verbose=0)
+    assert again.contract.preprocessing == first.contract.preprocessing
+
+
+def test_training_misuse_is_named(tiny_splits, tmp_path):
+    from edgekit._tf import keras
+
+    train, val = tiny_splits
+    with pytest.raises(UnknownNameError, match="unknown architecture 'resnet9'; valid architectures: efficientnetb0, mobilenetv2"):
+        edgekit.train(train, val, "resnet9", out_dir=tmp_path)
+    with pytest.raises(TrainingError, match="weights='imagenet' would download at run time"):
+        edgekit.train(train, val, "mobilenetv2", weights="imagenet", out_dir=tmp_path)
+    with pytest.raises(TrainingError, match="weights file not found: nowhere.h5"):
+        edgekit.train(train, val, "mobilenetv2", weights="nowhere.h5", out_dir=tmp_path)
+    with pytest.raises(TrainingError, match="epochs and batch_size must be >= 1"):
+        edgekit.train(train, val, epochs=0, out_dir=tmp_path)
+    k = keras()
+    wrong = k.Sequential([k.Input((32, 32, 3)), k.layers.Flatten(), k.layers.Dense(5, activation="softmax")])
+    with pytest.raises(TrainingError, match="model outputs 5 scores but the dataset has 3 classes"):
+        edgekit.train(train, val, wrong, out_dir=tmp_path)
+    small = k.Sequential([k.Input((16, 16, 3)), k.layers.Flatten(), k.layers.Dense(3, activation="softmax")])
+    with pytest.raises(TrainingError, match=r"model input shape \(16, 16, 3\) does not match the dataset images \(32, 32, 3\)"):
+        edgekit.train(train, val, small, out_dir=tmp_path)
+    gray = edgekit.ImageFolder(train.sources[0].rsplit("/", 2)[0], image_size=32, color_order="gray")
+    with pytest.raises(TrainingError, match="mobilenetv2 takes 3-channel images"):
+        edgekit.train(gray, gray, "mobilenetv2", out_dir=tmp_path)
