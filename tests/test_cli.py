@@ -1,0 +1,90 @@
+"""The edgekit command line, run as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from edgekit.cli import main
+
+
+def _edgekit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgekit.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "export", "predict", "info"])
+def test_every_command_explains_its_options(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert f"usage: edgekit {command}" in text
+    assert text.count("--") >= 2 or command == "info"
+
+
+def test_info_prints_the_embedded_contract(exported, capsys):
+    path = exported.result("tflite:uint8").path
+    assert main(["info", path]) == 0
+    text = capsys.readouterr().out
+    assert "labels:  circle, square, triangle" in text
+    assert "input:   64x64 rgb, resize=stretch, layout=nhwc" in text
+    assert "scaling: x * 0.00392157 + 0" in text
+    assert "quantization: io_dtype=uint8, mode=int8" in text
+    assert "input:   " in text and "uint8, quantized scale=" in text
+    assert main(["info", path, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["labels"] == ["circle", "square", "triangle"]
+
+
+def test_info_on_a_keras_file(trained, capsys):
+    assert main(["info", str(trained.model_path)]) == 0
+    assert "name:    small_cnn (classification)" in capsys.readouterr().out
+
+
+def test_predict_prints_one_line_per_image_and_skips_bad_files(exported, shapes_splits, tmp_path):
+    test = shapes_splits[2]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    result = _edgekit("predict", exported.result("tflite:int8").path, test.sources[0], str(bad), test.sources[1], "--top-k", "2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(test.sources[0] + ": ")
+    assert lines[0].split(": ")[1].split()[0] in ("circle", "square", "triangle")
+    assert f"{bad}: skipped: cannot decode image" in result.stderr and "1 image(s) skipped" in result.stderr
+    as_json = _edgekit("predict", exported.result("tflite:fp32").path, test.sources[0], "--json")
+    record = json.loads(as_json.stdout)
+    assert record["label"] == test.labels[test.targets[0]] or record["score"] < 0.9
+    assert len(record["top_k"]) == 3
+
+
+def test_errors_are_one_clear_line_with_exit_code_2(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "missing.tflite")]) == 2
+    assert "edgekit info: error: model file not found" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "nowhere")]) == 2
+    assert "edgekit train: error: dataset folder not found" in capsys.readouterr().err
+
+
+def test_export_command_with_unknown_target(trained, capsys):
+    assert main(["export", str(trained.model_path), "--target", "tflite:fp32,onnx:int9"]) == 2
+    assert "unknown target 'onnx:int9'; valid targets: tflite:fp32" in capsys.readouterr().err
+
+
+def test_train_and_export_commands_end_to_end(shapes_root, tmp_path):
+    import cv2
+
+    small = tmp_path / "small"
+    for label in ("circle", "square"):
+        (small / label).mkdir(parents=True)
+        for i in range(12):
+            image = cv2.imread(str(shapes_root / label / f"{i:04d}.png"))
+            cv2.imwrite(str(small / label / f"{i}.png"), image)
+    trained = _edgekit("train", str(small), "--image-size", "32", "--epochs", "1", "--val", "0.25", "--test", "0.25", "--out", str(tmp_path / "run"))
+    assert trained.returncode == 0, trained.stderr
+    assert "test accuracy:" in trained.stdout and (tmp_path / "run" / "model.keras").exists()
+    exported = _edgekit("export", str(tmp_path / "run" / "model.keras"), "-t", "tflite:fp32", "-t", "tflite:int8",
+                        "--calibration", str(small), "--check", str(small), "--out", str(tmp_path / "exp"))
+    assert exported.returncode == 0, exported.stderr
+    assert "tflite:int8" in exported.stdout and "top-1 agreement" in exported.stdout
+    assert "only 24 calibration samples" in exported.stderr  # the lint speaks up
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == [
+        "export_report.json", "export_report.md", "export_report.png", "small_cnn_fp32.tflite", "small_cnn_int8.tflite"]
