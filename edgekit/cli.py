@@ -66,13 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resize", choices=["stretch", "letterbox", "center_crop"], default="stretch",
                        help="how images are fitted to the input size (default: stretch)")
     train.add_argument("--epochs", type=int, default=20, help="maximum epochs; early stopping may end sooner")
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--batch-size", type=int, default=32, help="images per training step (default: 32)")
     train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     train.add_argument("--patience", type=int, default=5, help="epochs without val-loss improvement before stopping")
     train.add_argument("--weights", default=None, help="local weights file for the backbone (never downloaded)")
     train.add_argument("--val", type=float, default=0.15, help="validation fraction (default: 0.15)")
     train.add_argument("--test", type=float, default=0.15, help="test fraction (default: 0.15)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="seed for the split and training (default: 0)")
     train.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder (default: runs/train)")
 
     export = sub.add_parser("export", help="convert a .keras model to edge formats and check each",

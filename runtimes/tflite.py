@@ -15,7 +15,7 @@ from runtimes.tflite_metadata import is_tflite, read_metadata
 
 log = logging.getLogger(__name__)
 
-INTERPRETER_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
+INTERPRETER_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite.python.interpreter")
 
 
 def interpreter_class() -> tuple[type, str]:
@@ -82,6 +82,8 @@ class TFLiteRuntime(RuntimeBase):
         self._batch = batch
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if self._interpreter is None:
+            raise InputError(f"{self.path.name} was closed; open it again with edgekit.load")
         if len(inputs) != len(self._inputs):
             raise InputError(f"{self.path.name} takes {len(self._inputs)} input(s), got {len(inputs)}")
         self._ensure_batch(int(inputs[0].shape[0]))

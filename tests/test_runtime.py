@@ -116,3 +116,37 @@ def test_quantize_round_trip_and_clipping():
 def test_runtimes_open_is_edgekit_load(tiny_tflite):
     with runtimes.open(tiny_tflite) as model:
         assert isinstance(model, edgekit.Model)
+
+
+def test_interpreter_falls_back_in_order_and_names_the_extra(monkeypatch, tiny_tflite):
+    import importlib
+
+    from runtimes import tflite
+    from runtimes.errors import MissingDependencyError
+
+    real_import = importlib.import_module
+    missing = {"ai_edge_litert.interpreter", "tflite_runtime.interpreter"}
+
+    def fake_import(name, *args):
+        if name in missing:
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args)
+
+    x = np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32)
+    with edgekit.load(tiny_tflite) as model:
+        expected = model.run(x)
+    monkeypatch.setattr(tflite.importlib, "import_module", fake_import)
+    assert tflite.interpreter_class()[1] == "tensorflow.lite.python.interpreter"
+    with edgekit.load(tiny_tflite) as model:
+        assert model.runtime.interpreter_module == "tensorflow.lite.python.interpreter"
+        np.testing.assert_allclose(model.run(x), expected, atol=1e-6)
+    missing.add("tensorflow.lite.python.interpreter")
+    with pytest.raises(MissingDependencyError, match=r'no TFLite interpreter is installed .* pip install "edgekit\[runtime\]"'):
+        tflite.interpreter_class()
+
+
+def test_a_closed_model_says_so(tiny_tflite):
+    model = edgekit.load(tiny_tflite)
+    model.close()
+    with pytest.raises(InputError, match="tiny.tflite was closed"):
+        model.run(np.zeros((1, 16, 16, 3), np.float32))
