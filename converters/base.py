@@ -23,6 +23,10 @@ class CalibrationError(EdgekitError, ValueError):
     """Calibration data cannot be what the model sees at inference."""
 
 
+class UnknownTargetError(EdgekitError, ValueError):
+    """A target string names no registered format or mode."""
+
+
 class Quantization(str, Enum):
     FLOAT32 = "fp32"
     FLOAT16 = "fp16"
@@ -117,10 +121,6 @@ def parse_target(target: str) -> tuple[ConverterEntry, str, ConversionConfig]:
     entry = CONVERTERS.get(name)
     mode = mode or next(iter(entry.modes))
     return entry, mode, entry.modes[mode]
-
-
-class UnknownTargetError(EdgekitError, ValueError):
-    """A target string names no registered format or mode."""
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -45,6 +45,10 @@ class ExportResult:
 
 @dataclass
 class ExportReport:
+    """Every target's result plus the Keras reference, printable as a table or Markdown."""
+
+    HEADER: ClassVar[list[str]] = ["target", "status", "size", "accuracy", "delta (pts)", "top-1 agreement", "max |error|", "latency"]
+
     model_name: str
     keras_accuracy: float | None
     check_samples: int
@@ -78,8 +82,6 @@ class ExportReport:
                 "-" if r.latency_ms is None else f"{r.latency_ms:.2f} ms",
             ])
         return rows
-
-    HEADER = ["target", "status", "size", "accuracy", "delta (pts)", "top-1 agreement", "max |error|", "latency"]
 
     def table(self) -> str:
         rows = [self.HEADER, *self.rows()]

@@ -112,13 +112,18 @@ def write_metadata(model: bytes, payload: bytes, name: str = CONTRACT_METADATA_N
     import numpy as np
 
     tree = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(payload, dtype=np.uint8)
-    tree.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name, entry.buffer = name, len(tree.buffers) - 1
-    kept = [m for m in (tree.metadata or []) if m.name not in (name, name.encode())]
-    tree.metadata = kept + [entry]
+    data = np.frombuffer(payload, dtype=np.uint8)
+    tree.metadata = tree.metadata or []
+    existing = [m for m in tree.metadata if m.name in (name, name.encode())]
+    if existing:  # rewrite in place: no orphaned buffer left behind
+        tree.buffers[existing[0].buffer].data = data
+    else:
+        buffer = schema.BufferT()
+        buffer.data = data
+        tree.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = name, len(tree.buffers) - 1
+        tree.metadata.append(entry)
     builder = _sharing_builder(flatbuffers, len(model) + len(payload) + 1024)
     builder.Finish(tree.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
     return bytes(builder.Output())
