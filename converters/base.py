@@ -94,16 +94,29 @@ class ConverterEntry:
     suffix: str
     modes: Mapping[str, ConversionConfig]
     convert: ConvertFn = field(repr=False)
+    fallbacks: Mapping[str, str] = field(default_factory=dict)  # mode -> next safer mode
+
+    def fallback_chain(self, mode: str) -> list[str]:
+        """`mode` followed by each safer mode to try when it fails the accuracy gate."""
+        chain = [mode]
+        while chain[-1] in self.fallbacks and self.fallbacks[chain[-1]] not in chain:
+            chain.append(self.fallbacks[chain[-1]])
+        return chain
 
 
 CONVERTERS: Registry[ConverterEntry] = Registry("converter")
 
 
-def register_converter(name: str, suffix: str, modes: Mapping[str, ConversionConfig]) -> Callable[[ConvertFn], ConvertFn]:
+def register_converter(
+    name: str, suffix: str, modes: Mapping[str, ConversionConfig], fallbacks: Mapping[str, str] | None = None
+) -> Callable[[ConvertFn], ConvertFn]:
     """Decorator: register `convert` as the converter for format `name`."""
+    unknown = {m for pair in (fallbacks or {}).items() for m in pair} - set(modes)
+    if unknown:
+        raise ValueError(f"fallbacks of {name!r} name unknown modes {sorted(unknown)}")
 
     def decorator(fn: ConvertFn) -> ConvertFn:
-        CONVERTERS.register(name)(ConverterEntry(name, suffix, dict(modes), fn))
+        CONVERTERS.register(name)(ConverterEntry(name, suffix, dict(modes), fn, dict(fallbacks or {})))
         return fn
 
     return decorator

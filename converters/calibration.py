@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -34,12 +34,21 @@ class CalibrationData:
     dataset); quantizers adapt it to their own API (TFLite representative dataset, ...).
     """
 
-    def __init__(self, samples: np.ndarray | Iterable[np.ndarray], input_name: str = "input") -> None:
+    def __init__(
+        self,
+        samples: np.ndarray | Iterable[np.ndarray],
+        input_name: str = "input",
+        labels: Sequence[str] | None = None,
+    ) -> None:
         array = samples if isinstance(samples, np.ndarray) else np.stack([np.asarray(s) for s in samples])
         if array.ndim < 2 or len(array) == 0:
             raise CalibrationError(f"calibration data must be a non-empty batch (N, ...); got shape {array.shape}")
+        if labels is not None and len(labels) != len(array):
+            raise CalibrationError(f"{len(labels)} calibration labels for {len(array)} samples")
         self.samples = array.astype(np.float32, copy=False)
         self.input_name = input_name
+        self.labels = tuple(labels) if labels is not None else None  # class of each sample, when known
+        self._reports: dict[tuple[Preprocessing, int], CalibrationReport] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -49,7 +58,10 @@ class CalibrationData:
             yield {self.input_name: sample[None]}
 
     def limit(self, count: int) -> "CalibrationData":
-        return CalibrationData(self.samples[:count], self.input_name)
+        if count >= len(self):
+            return self
+        labels = self.labels[:count] if self.labels is not None else None
+        return CalibrationData(self.samples[:count], self.input_name, labels)
 
     def representative_dataset(self, on_sample: Callable[[], None] | None = None) -> Callable[[], Iterator[list[np.ndarray]]]:
         """Adapter for ``tf.lite.TFLiteConverter.representative_dataset``."""
@@ -63,7 +75,21 @@ class CalibrationData:
         return generator
 
     def check(self, preprocessing: Preprocessing, recommended: int = RECOMMENDED_SAMPLES) -> CalibrationReport:
-        """Refuse data that cannot be right; warn about data that is probably wrong."""
+        """Refuse data that cannot be right; warn (once) about data that is probably wrong.
+
+        Errors: wrong shape, NaN, constant values, every value outside the contract's range.
+        Warnings, each with the statistic behind it: too few samples, values outside the
+        range, a range far narrower than the contract's (normalized twice?), pixels with no
+        spatial correlation (random noise?), a single class.
+        """
+        key = (preprocessing, recommended)
+        if key not in self._reports:
+            self._reports[key] = self._check(preprocessing, recommended)
+            for message in self._reports[key].warnings:
+                log.warning("calibration: %s", message)
+        return self._reports[key]
+
+    def _check(self, preprocessing: Preprocessing, recommended: int) -> CalibrationReport:
         expected = preprocessing.input_shape
         if tuple(self.samples.shape[1:]) != expected:
             raise CalibrationError(
@@ -73,8 +99,8 @@ class CalibrationData:
         if not np.isfinite(self.samples).all():
             raise CalibrationError("calibration samples contain NaN or infinite values")
         lo, hi = (np.asarray(v, dtype=np.float32) for v in preprocessing.output_range())
-        channel_axis = 1 if preprocessing.layout.value == "nchw" else -1
-        values = np.moveaxis(self.samples, channel_axis, -1)
+        nchw = preprocessing.layout.value == "nchw"
+        values = np.moveaxis(self.samples, 1, -1) if nchw else self.samples  # N, H, W, C
         tolerance = 1e-3 * np.maximum(1.0, hi - lo)
         in_range = float(((values >= lo - tolerance) & (values <= hi + tolerance)).mean())
         stats = dict(
@@ -86,10 +112,11 @@ class CalibrationData:
                 f"calibration samples are constant (every value {stats['minimum']:.4g}); "
                 "quantization ranges cannot be learned from them: use real images"
             )
+        contract_range = f"[{lo.min():.4g}, {hi.max():.4g}]"
         if in_range == 0.0:
             raise CalibrationError(
-                f"every calibration value lies outside the range the contract produces "
-                f"[{lo.min():.4g}, {hi.max():.4g}] (data min {stats['minimum']:.4g}, max {stats['maximum']:.4g}); "
+                f"every calibration value lies outside the range the contract produces {contract_range} "
+                f"(data min {stats['minimum']:.4g}, max {stats['maximum']:.4g}); "
                 "the data was preprocessed differently from the model's contract"
             )
         warnings = []
@@ -99,9 +126,34 @@ class CalibrationData:
             )
         if in_range < 0.99:
             warnings.append(
-                f"{(1 - in_range) * 100:.1f}% of calibration values lie outside the contract's range "
-                f"[{lo.min():.4g}, {hi.max():.4g}]"
+                f"{(1 - in_range) * 100:.1f}% of calibration values lie outside the contract's range {contract_range}"
             )
-        for message in warnings:
-            log.warning("calibration: %s", message)
+        span = (stats["maximum"] - stats["minimum"]) / float(hi.max() - lo.min())
+        if span < 0.1:
+            warnings.append(
+                f"calibration values span only [{stats['minimum']:.4g}, {stats['maximum']:.4g}], {span * 100:.1f}% of "
+                f"the contract's range {contract_range}: were the images normalized twice?"
+            )
+        correlation = _neighbour_correlation(values)
+        if correlation < 0.3:
+            warnings.append(
+                f"calibration images look like random noise: neighbouring-pixel correlation is {correlation:.2f} "
+                "(real images are typically above 0.5); calibrate on real images"
+            )
+        if self.labels is not None and len(set(self.labels)) == 1 and len(self) > 1:
+            warnings.append(f"all {len(self)} calibration samples are of one class ({self.labels[0]!r}); sample every class")
         return CalibrationReport(len(self), in_range_fraction=in_range, warnings=tuple(warnings), **stats)
+
+
+def _neighbour_correlation(values: np.ndarray, max_samples: int = 32) -> float:
+    """Mean correlation of horizontally adjacent pixels: high for photos, about 0 for noise."""
+    sample = values[:max_samples]
+    if sample.ndim != 4 or sample.shape[2] < 2:
+        return 1.0
+    left, right = sample[:, :, :-1].reshape(len(sample), -1), sample[:, :, 1:].reshape(len(sample), -1)
+    left, right = left - left.mean(axis=1, keepdims=True), right - right.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((left**2).sum(axis=1) * (right**2).sum(axis=1))
+    valid = denominator > 0
+    if not valid.any():
+        return 1.0
+    return float(np.mean((left * right).sum(axis=1)[valid] / denominator[valid]))

@@ -48,7 +48,9 @@ def _progress(total: int) -> Any:
     return step
 
 
-@register_converter("tflite", suffix=".tflite", modes=MODES)
+@register_converter(
+    "tflite", suffix=".tflite", modes=MODES, fallbacks={"int8": "dynamic", "uint8": "dynamic", "dynamic": "fp16"}
+)
 def convert_tflite(
     model: Any,
     output_path: str | Path,

@@ -3,10 +3,13 @@
 Never imports TensorFlow. Backends register themselves by file suffix; `open` picks one.
 """
 
-from runtimes import tflite as _tflite  # noqa: F401  (registers the backend; imports nothing heavy)
+from runtimes import coreml as _coreml  # noqa: F401  (backends register; nothing heavy is imported)
+from runtimes import onnxruntime as _onnxruntime  # noqa: F401
+from runtimes import tflite as _tflite  # noqa: F401
 from runtimes.base import BACKENDS, QuantParams, Runtime, TensorSpec, open_runtime, register_backend
 from runtimes.contract import ColorOrder, Layout, ModelContract, Preprocessing, ResizeMode
 from runtimes.errors import (
+    BackendUnavailableError,
     ContractError,
     EdgekitError,
     InputError,
@@ -20,7 +23,7 @@ from runtimes.preprocess import preprocess, read_image
 open = open_model  # noqa: A001  (runtimes.open(path) reads naturally)
 
 __all__ = [
-    "BACKENDS", "Classification", "ColorOrder", "ContractError", "EdgekitError", "InputError",
+    "BACKENDS", "BackendUnavailableError", "Classification", "ColorOrder", "ContractError", "EdgekitError", "InputError",
     "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
     "QuantParams", "ResizeMode", "Runtime", "TensorSpec", "UnknownNameError", "open", "open_model",
     "open_runtime", "preprocess", "read_image", "register_backend",

@@ -34,6 +34,8 @@ class Runtime(Protocol):
 
     path: Path
     backend_name: str
+    can_run: bool
+    unavailable_reason: str
 
     @property
     def input_specs(self) -> list[TensorSpec]: ...
@@ -57,6 +59,8 @@ class RuntimeBase:
 
     path: Path
     backend_name = "base"
+    can_run = True  # False where the model opens but cannot execute on this machine
+    unavailable_reason = ""
 
     def close(self) -> None:
         """Release backend resources; safe to call twice."""

@@ -28,3 +28,7 @@ class UnknownNameError(EdgekitError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class BackendUnavailableError(EdgekitError):
+    """The model opened, but this machine cannot execute it (e.g. CoreML off macOS)."""

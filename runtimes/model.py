@@ -79,6 +79,11 @@ class Model:
         return self.runtime.backend_name
 
     @property
+    def can_run(self) -> bool:
+        """False where the file opens but this machine cannot execute it (CoreML off macOS)."""
+        return self.runtime.can_run
+
+    @property
     def preprocessing(self) -> Preprocessing | None:
         return self.contract.preprocessing if self.contract else None
 

@@ -66,8 +66,11 @@ def tiny_model():
 def tiny_calibration():
     from converters import CalibrationData
 
-    rng = np.random.default_rng(0)
-    pixels = rng.integers(0, 256, size=(40, 16, 16, 3), dtype=np.uint8)
+    import cv2
+
+    rng = np.random.default_rng(0)  # smooth random images: image-like neighbour correlation
+    coarse = rng.integers(0, 256, size=(40, 4, 4, 3), dtype=np.uint8)
+    pixels = np.stack([cv2.resize(c, (16, 16), interpolation=cv2.INTER_LINEAR) for c in coarse])
     return CalibrationData(pixels.astype(np.float32) / 255.0)
 
 

@@ -1,0 +1,198 @@
+"""Keras -> ONNX in float32, dynamic-range int8 and static int8 (QDQ, per-channel weights).
+
+Keras 3's own ONNX export works for most models but leaves some keras.applications
+constants as graph inputs (EfficientNet's normalization); converting the float32 TFLite
+model with tf2onnx works there. Each float path is tried in order and accepted only when
+the ONNX file has one input and matches Keras on probe inputs; the report says which ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from converters.base import (
+    Artifact,
+    CalibrationError,
+    ConversionConfig,
+    ConversionError,
+    Quantization,
+    atomic_output,
+    describe,
+    register_converter,
+)
+from converters.calibration import CalibrationData
+from runtimes._deps import require
+from runtimes.contract import ModelContract
+from runtimes.onnx_metadata import CONTRACT_METADATA_KEY
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+PROBE_TOLERANCE = 1e-3  # max |score difference| accepted between Keras and a float ONNX export
+
+MODES = {
+    "fp32": ConversionConfig(Quantization.FLOAT32),
+    "dynamic": ConversionConfig(Quantization.DYNAMIC),
+    "int8": ConversionConfig(Quantization.INT8, io_dtype="float32"),
+}
+
+
+@dataclass(frozen=True)
+class FloatPath:
+    """One way of producing a float32 ONNX file from a Keras model."""
+
+    name: str
+    export: Callable[[Any, Path], None]
+
+
+def _keras_export(model: Any, path: Path) -> None:
+    model.export(str(path), format="onnx", verbose=False, opset_version=OPSET)
+
+
+def _via_tflite(model: Any, path: Path) -> None:
+    tf = require("tensorflow", extra="onnx")
+    tf2onnx = require("tf2onnx", extra="onnx")
+    tflite_path = path.with_suffix(".tflite")
+    tflite_path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    tf2onnx.convert.from_tflite(str(tflite_path), opset=OPSET, output_path=str(path))
+
+
+FLOAT_PATHS = (FloatPath("keras-export", _keras_export), FloatPath("tflite-tf2onnx", _via_tflite))
+
+
+def _probe_inputs(contract: ModelContract, calibration: CalibrationData | None) -> np.ndarray:
+    """A few inputs to compare Keras and ONNX on: calibration samples, else values in the contract's range."""
+    if calibration is not None and len(calibration):
+        return calibration.samples[:4]
+    spec = contract.preprocessing
+    low, high = (np.asarray(v, np.float32) for v in spec.output_range())
+    unit = np.random.default_rng(0).random((4, *spec.input_size, spec.channels), dtype=np.float32)
+    probe = low + unit * (high - low)
+    return np.ascontiguousarray(np.moveaxis(probe, -1, 1)) if spec.layout.value == "nchw" else probe
+
+
+def _verify_float(path: Path, model: Any, probe: np.ndarray) -> str | None:
+    """None when the ONNX file is usable and matches Keras on `probe`; else why not."""
+    ort = require("onnxruntime", extra="onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        return f"graph has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); constants were left as inputs"
+    expected = np.asarray(model(probe, training=False))
+    actual = np.concatenate([session.run(None, {inputs[0].name: row[None]})[0] for row in probe])
+    error = float(np.max(np.abs(actual - expected)))
+    return None if error <= PROBE_TOLERANCE else f"scores differ from Keras by {error:.3g}"
+
+
+def _float_onnx(model: Any, workdir: Path, probe: np.ndarray) -> tuple[Path, str, list[str]]:
+    notes: list[str] = []
+    for float_path in FLOAT_PATHS:
+        target = workdir / f"{float_path.name}.onnx"
+        chatter = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                float_path.export(model, target)
+            problem = _verify_float(target, model, probe)
+        except Exception as exc:  # exporters raise many types; try the next path
+            problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if problem is None:
+            notes.append(f"float graph via {float_path.name}")
+            return target, float_path.name, notes
+        notes.append(f"{float_path.name} rejected: {problem}")
+        log.info("ONNX path %s rejected: %s", float_path.name, problem)
+    raise ConversionError("no ONNX export path worked: " + "; ".join(notes))
+
+
+class _Reader:
+    """Adapts CalibrationData to onnxruntime's CalibrationDataReader (get_next / rewind)."""
+
+    def __init__(self, data: CalibrationData, input_name: str) -> None:
+        self.data, self.input_name = data, input_name
+        self.rewind()
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        feed = next(self._iterator, None)
+        return None if feed is None else {self.input_name: feed[self.data.input_name]}
+
+    def rewind(self) -> None:
+        self._iterator = iter(self.data)
+
+
+def _quantize(float_path: Path, output: Path, config: ConversionConfig, calibration: CalibrationData | None) -> None:
+    quantization = require("onnxruntime.quantization", extra="onnx", package="onnxruntime")
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = float_path.with_name("prepared.onnx")
+    quant_pre_process(str(float_path), str(prepared))
+    if config.quantization is Quantization.DYNAMIC:
+        quantization.quantize_dynamic(str(prepared), str(output), weight_type=quantization.QuantType.QInt8, per_channel=True)
+        return
+    ort = require("onnxruntime", extra="onnx")
+    input_name = ort.InferenceSession(str(prepared), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    quantization.quantize_static(
+        str(prepared), str(output), _Reader(calibration, input_name),
+        quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+        activation_type=quantization.QuantType.QInt8, weight_type=quantization.QuantType.QInt8,
+    )
+
+
+@register_converter("onnx", suffix=".onnx", modes=MODES, fallbacks={"int8": "dynamic", "dynamic": "fp32"})
+def convert_onnx(
+    model: Any,
+    output_path: str | Path,
+    config: ConversionConfig,
+    *,
+    contract: ModelContract,
+    calibration: CalibrationData | None = None,
+    progress: bool = True,
+) -> Artifact:
+    """Convert a Keras model to an .onnx file with `contract` in its metadata_props.
+
+    Example:
+        >>> convert_onnx(model, "m.onnx", MODES["int8"], contract=c, calibration=data)
+    """
+    onnx = require("onnx", extra="onnx")
+    output_path = Path(output_path)
+    started = time.perf_counter()
+    notes: list[str] = []
+    if config.quantization is Quantization.INT8:
+        if calibration is None:
+            raise CalibrationError(
+                "int8 quantization needs calibration data: pass calibration= with real samples "
+                "preprocessed by the model's contract"
+            )
+        notes.extend(calibration.check(contract.preprocessing, recommended=config.calibration_samples).warnings)
+        calibration = calibration.limit(config.calibration_samples)
+    with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as tmp:
+        workdir = Path(tmp)
+        float_path, path_name, path_notes = _float_onnx(model, workdir, _probe_inputs(contract, calibration))
+        notes.extend(path_notes)
+        final = float_path
+        if config.quantization is not Quantization.FLOAT32:
+            final = workdir / "quantized.onnx"
+            try:
+                _quantize(float_path, final, config, calibration)
+            except Exception as exc:
+                raise ConversionError(f"ONNX {config.quantization.value} quantization failed: {exc}") from exc
+        proto = onnx.load(str(final))
+        embedded = describe(contract, config, export_path=path_name)
+        del proto.metadata_props[:]
+        proto.metadata_props.add(key=CONTRACT_METADATA_KEY, value=embedded.to_json())
+        proto.producer_name = "edgekit"
+        with atomic_output(output_path) as tmp_out:
+            onnx.save(proto, str(tmp_out))
+    size = output_path.stat().st_size
+    seconds = time.perf_counter() - started
+    log.info("wrote %s (%.1f kB, %.1f s, %s)", output_path, size / 1024, seconds, notes[-1] if notes else "")
+    return Artifact(output_path, f"onnx:{config.quantization.value}", config, embedded, size, seconds, tuple(notes))

@@ -1,0 +1,112 @@
+"""CoreML backend: predicts through coremltools on macOS; elsewhere it opens, describes, refuses to run.
+
+Apple's CoreML runtime exists only on macOS. On Linux the package is still opened (without
+loading it for prediction) so its inputs, outputs, contract and compute units can be read.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from runtimes._deps import require
+from runtimes.base import RuntimeBase, TensorSpec, register_backend
+from runtimes.coreml_metadata import COMPUTE_UNITS, CONTRACT_METADATA_KEY
+from runtimes.errors import BackendUnavailableError, InputError, ModelLoadError
+
+_COLOR_SPACES = {10: "gray", 20: "rgb", 30: "bgr"}  # CoreML ImageFeatureType.ColorSpace
+
+
+def prediction_supported() -> bool:
+    return sys.platform == "darwin"
+
+
+@register_backend("coreml", suffixes=(".mlpackage", ".mlmodel"))
+class CoreMLRuntime(RuntimeBase):
+    """An ML program package. `compute_units` (ALL, CPU_AND_NE, CPU_AND_GPU, CPU_ONLY) defaults to the one exported."""
+
+    backend_name = "coreml"
+
+    def __init__(self, path: Path, compute_units: str | None = None) -> None:
+        self.path = Path(path)
+        if self.path.suffix == ".mlpackage" and not (self.path / "Manifest.json").is_file():
+            raise ModelLoadError(f"{self.path} is not a CoreML package (no Manifest.json): it is incomplete or of another type")
+        ct = require("coremltools", extra="coreml")
+        self.can_run = prediction_supported()
+        self.unavailable_reason = "" if self.can_run else (
+            f"CoreML prediction needs macOS; this machine runs {platform.system()}. The package was opened and "
+            "its contract read, but it cannot execute here: verify it on a Mac"
+        )
+        try:
+            probe = ct.models.MLModel(str(self.path), skip_model_load=True)
+        except Exception as exc:  # coremltools raises many types for bad packages
+            raise ModelLoadError(f"cannot load {self.path}: the CoreML package is corrupt or unreadable ({exc})") from None
+        self._spec = probe.get_spec()
+        self._contract_json = dict(self._spec.description.metadata.userDefined).get(CONTRACT_METADATA_KEY)
+        exported_units = json.loads(self._contract_json).get("quantization", {}).get("compute_units") if self._contract_json else None
+        self.compute_units = compute_units or exported_units or "ALL"
+        if self.compute_units not in COMPUTE_UNITS:
+            raise InputError(f"invalid compute_units {self.compute_units!r}; valid: {', '.join(COMPUTE_UNITS)}")
+        self._model = (
+            ct.models.MLModel(str(self.path), compute_units=getattr(ct.ComputeUnit, self.compute_units))
+            if self.can_run else None
+        )
+
+    @property
+    def input_specs(self) -> list[TensorSpec]:
+        specs = []
+        for feature in self._spec.description.input:
+            image = feature.type.imageType
+            channels = 1 if _COLOR_SPACES.get(image.colorSpace) == "gray" else 3
+            specs.append(TensorSpec(feature.name, (1, int(image.height), int(image.width), channels), np.dtype(np.float32)))
+        return specs
+
+    @property
+    def output_specs(self) -> list[TensorSpec]:
+        name = self._spec.description.predictedProbabilitiesName
+        labels = self._spec.neuralNetworkClassifier.stringClassLabels.vector or self._class_labels()
+        return [TensorSpec(name, (1, len(labels)), np.dtype(np.float32))]
+
+    def _class_labels(self) -> list[str]:
+        if self._contract_json:
+            return list(json.loads(self._contract_json)["labels"])
+        return []
+
+    @property
+    def input_color_space(self) -> str:
+        return _COLOR_SPACES.get(self._spec.description.input[0].type.imageType.colorSpace, "rgb")
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if not self.can_run:
+            raise BackendUnavailableError(f"{self.path.name}: {self.unavailable_reason}")
+        if not self._contract_json:
+            raise InputError(f"{self.path.name} has no edgekit contract, so its image scaling cannot be inverted")
+        contract = json.loads(self._contract_json)
+        quant = contract["quantization"]
+        scale, bias = float(quant["image_scale"]), np.asarray(quant["image_bias"], np.float32)
+        pil = require("PIL.Image", extra="coreml", package="pillow")
+        labels = contract["labels"]
+        rows = []
+        for tensor in inputs[0]:
+            # The ImageType applies p * scale + bias; the contract's float tensor is that value
+            # (divided by a folded std), so invert it to the exact 0..255 pixels.
+            if quant.get("folded_std"):
+                tensor = tensor * np.asarray(contract["preprocessing"]["std"], np.float32)
+            pixels = np.clip(np.rint((tensor - bias) / scale), 0, 255).astype(np.uint8)
+            mode = "L" if pixels.shape[-1] == 1 else "RGB"
+            image = pil.fromarray(pixels[..., 0] if mode == "L" else pixels[..., ::-1] if self.input_color_space == "bgr" else pixels, mode)
+            probabilities = self._model.predict({self._spec.description.input[0].name: image})[self._spec.description.predictedProbabilitiesName]
+            rows.append([probabilities[label] for label in labels])
+        return [np.asarray(rows, np.float32)]
+
+    def embedded_contract(self) -> bytes | None:
+        return self._contract_json.encode() if self._contract_json else None
+
+    def close(self) -> None:
+        self._model = None
+
