@@ -96,6 +96,7 @@ def _verify_float(path: Path, model: Any, probe: np.ndarray) -> str | None:
 
 def _float_onnx(model: Any, workdir: Path, probe: np.ndarray) -> tuple[Path, str, list[str]]:
     notes: list[str] = []
+    model(probe[:1], training=False)  # Keras export refuses models that were never called
     for float_path in FLOAT_PATHS:
         target = workdir / f"{float_path.name}.onnx"
         chatter = io.StringIO()

@@ -59,6 +59,24 @@ def _check_weights(weights: str | None) -> str | None:
     return str(weights)
 
 
+def _fast_batchnorm(model: Any, momentum: float = 0.9) -> Any:
+    """Let BatchNorm statistics settle within a short from-scratch run.
+
+    keras.applications use momentum 0.99-0.999, tuned for ImageNet-length training; on a
+    few hundred steps the moving averages would still be mostly their initial values and
+    inference-mode accuracy would sit at chance.
+    """
+    for layer in model.layers:
+        if isinstance(layer, keras().layers.BatchNormalization):
+            layer.momentum = momentum
+    return model
+
+
+def _from_scratch_ready(model: Any, weights: str | None) -> Any:
+    """Pretrained backbones keep their BatchNorm settings; random ones get fast statistics."""
+    return _fast_batchnorm(model) if weights is None else model
+
+
 def _classifier_head(backbone: Any, num_classes: int, dropout: float = 0.2) -> Any:
     k = keras()
     x = k.layers.Dropout(dropout)(backbone.output)
@@ -91,7 +109,7 @@ def build_mobilenetv2(input_shape: tuple[int, int, int], num_classes: int, weigh
     backbone = keras().applications.MobileNetV2(
         input_shape=input_shape, include_top=False, weights=_check_weights(weights), pooling="avg"
     )
-    return _classifier_head(backbone, num_classes)
+    return _from_scratch_ready(_classifier_head(backbone, num_classes), weights)
 
 
 @register_architecture("mobilenetv3small", scale=1 / 127.5, offset=-1.0, description="keras.applications MobileNetV3Small")
@@ -100,7 +118,7 @@ def build_mobilenetv3small(input_shape: tuple[int, int, int], num_classes: int, 
         input_shape=input_shape, include_top=False, weights=_check_weights(weights),
         pooling="avg", include_preprocessing=False,
     )
-    return _classifier_head(backbone, num_classes)
+    return _from_scratch_ready(_classifier_head(backbone, num_classes), weights)
 
 
 @register_architecture("efficientnetb0", scale=1.0, offset=0.0, description="keras.applications EfficientNetB0 (rescales inside)")
@@ -108,4 +126,4 @@ def build_efficientnetb0(input_shape: tuple[int, int, int], num_classes: int, we
     backbone = keras().applications.EfficientNetB0(
         input_shape=input_shape, include_top=False, weights=_check_weights(weights), pooling="avg"
     )
-    return _classifier_head(backbone, num_classes)
+    return _from_scratch_ready(_classifier_head(backbone, num_classes), weights)

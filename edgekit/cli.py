@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="shapes data -> train -> TFLite fp32 and int8 -> checked table",
+    demo = sub.add_parser("demo", help="shapes data -> train -> TFLite, ONNX, CoreML -> checked table",
                           description="The main job, end to end on the embedded shapes dataset (no download).")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
     demo.add_argument("--n-per-class", type=int, default=400, help="images generated per class (default: 400)")
@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--calibration", type=Path, help="image folder for int8 calibration (needed for int8 modes)")
     export.add_argument("--calibration-samples", type=int, default=100, help="images used to calibrate (default: 100)")
     export.add_argument("--check", type=Path, help="labelled image folder to compare every artifact with Keras")
+    export.add_argument("--max-drop", type=float, default=None,
+                        help="accuracy gate in points: an artifact less accurate than Keras by more fails (needs --check)")
+    export.add_argument("--fallback", action="store_true",
+                        help="when a mode fails, try the next safer one (int8 -> dynamic -> float16)")
     export.add_argument("--out", type=Path, default=Path("runs/export"), help="output folder (default: runs/export)")
 
     predict = sub.add_parser("predict", help="classify image files with any exported model",
@@ -144,11 +148,12 @@ def _export(args: argparse.Namespace) -> int:
     report = export(
         args.model, _targets(args.target), out_dir=args.out, calibration=folder(args.calibration),
         check=folder(args.check), calibration_samples=args.calibration_samples,
+        max_drop=args.max_drop, fallback=args.fallback,
     )
     print(report.table())
     paths = report.write(args.out)
     print(f"report: {paths['markdown']}, {paths['json']}, {paths['plot']}")
-    return 0 if all(r.status == "ok" for r in report.results) else 1
+    return 0 if report.ok else 1
 
 
 @command("predict")

@@ -15,12 +15,16 @@ class DatasetError(EdgekitError, ValueError):
     """A dataset path or array cannot be used; the message says what to fix."""
 
 
+class ExportError(EdgekitError, ValueError):
+    """Export options that cannot work together (e.g. an accuracy gate without check data)."""
+
+
 class TrainingError(EdgekitError, ValueError):
     """Training cannot start with the given model, data or options."""
 
 
 __all__ = [
     "CalibrationError", "ContractError", "ConversionError", "DatasetError", "EdgekitError",
-    "InputError", "MissingDependencyError", "ModelLoadError", "TrainingError", "UnknownNameError",
+    "ExportError", "InputError", "MissingDependencyError", "ModelLoadError", "TrainingError", "UnknownNameError",
     "UnknownTargetError",
 ]

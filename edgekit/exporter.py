@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from converters import CalibrationData, parse_target
+from converters import CalibrationData, ConverterEntry, parse_target
 from edgekit.data import ImageDataset
-from edgekit.errors import ContractError, DatasetError
+from edgekit.errors import ContractError, DatasetError, ExportError
 from edgekit.evaluation import check_artifact
 from edgekit.keras_io import load_keras
 from edgekit.metrics import classification_metrics
@@ -30,7 +31,7 @@ class ExportResult:
     """One target's outcome: where it went, and how it compares with Keras."""
 
     target: str
-    status: str  # "ok", "failed"
+    status: str  # "ok", "unchecked" (no check data), "unverified" (cannot run here), "failed"
     path: str | None = None
     size_bytes: int | None = None
     seconds: float | None = None
@@ -40,6 +41,7 @@ class ExportResult:
     max_abs_error: float | None = None
     latency_ms: float | None = None
     error: str | None = None
+    fallback_for: str | None = None  # the target whose failure led to this one
     notes: list[str] = field(default_factory=list)
 
 
@@ -53,15 +55,26 @@ class ExportReport:
     keras_accuracy: float | None
     check_samples: int
     results: list[ExportResult]
+    max_drop: float | None = None
+    calibration_warnings: list[str] = field(default_factory=list)
 
     def result(self, target: str) -> ExportResult:
-        return next(r for r in self.results if r.target == target)
+        """The last result for `target` (a fallback may follow a failed attempt)."""
+        return [r for r in self.results if r.target == target][-1]
+
+    @property
+    def ok(self) -> bool:
+        """True when no artifact that this report stands for failed (fallbacks count as the fix)."""
+        replaced = {r.fallback_for for r in self.results if r.fallback_for and r.status != "failed"}
+        return all(r.status != "failed" or r.target in replaced or r.fallback_for in replaced for r in self.results)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model_name": self.model_name,
             "keras_accuracy": self.keras_accuracy,
             "check_samples": self.check_samples,
+            "max_drop": self.max_drop,
+            "calibration_warnings": self.calibration_warnings,
             "results": [asdict(r) for r in self.results],
         }
 
@@ -71,9 +84,12 @@ class ExportReport:
 
         rows = [["keras", "reference", "-", pct(self.keras_accuracy), "-", "100.0%", "-", "-"]]
         for r in self.results:
+            status = {"failed": f"FAILED: {r.error}", "unverified": f"unverified: {r.error}"}.get(r.status, r.status)
+            if r.fallback_for:
+                status += f" (fallback for {r.fallback_for})"
             rows.append([
                 r.target,
-                r.status if r.status == "ok" else f"FAILED: {r.error}",
+                status,
                 "-" if r.size_bytes is None else f"{r.size_bytes / 1024:.1f} kB",
                 pct(r.accuracy),
                 "-" if r.accuracy_delta is None else f"{r.accuracy_delta:+.1f}",
@@ -91,7 +107,11 @@ class ExportReport:
         return "\n".join(lines)
 
     def markdown(self) -> str:
-        lines = [f"# Export report: {self.model_name}", "", f"Checked on {self.check_samples} held-out images.", ""]
+        lines = [f"# Export report: {self.model_name}", "", f"Checked on {self.check_samples} held-out images."]
+        if self.max_drop is not None:
+            lines.append(f"Accuracy gate: at most {self.max_drop:g} points below Keras.")
+        lines.extend(f"- calibration warning: {w}" for w in self.calibration_warnings)
+        lines.append("")
         lines.append("| " + " | ".join(self.HEADER) + " |")
         lines.append("|" + "---|" * len(self.HEADER))
         lines.extend("| " + " | ".join(row) + " |" for row in self.rows())
@@ -106,7 +126,8 @@ class ExportReport:
         paths = {"json": out / "export_report.json", "markdown": out / "export_report.md", "plot": out / "export_report.png"}
         paths["json"].write_text(json.dumps(self.to_dict(), indent=2))
         paths["markdown"].write_text(self.markdown())
-        plot_artifacts([asdict(r) for r in self.results if r.status == "ok"], paths["plot"])
+        plot_artifacts([asdict(r) for r in self.results if r.accuracy is not None or r.status == "unverified"],
+                       paths["plot"], reference_accuracy=self.keras_accuracy)
         return paths
 
 
@@ -115,7 +136,9 @@ def _calibration_data(calibration: CalibrationInput | None, contract: ModelContr
         return calibration
     if isinstance(calibration, ImageDataset):
         _check_labels(calibration, contract, "calibration")
-        return CalibrationData(calibration.sample(count).tensors(contract.preprocessing))
+        chosen = calibration.sample(count)
+        labels = [chosen.labels[t] for t in chosen.targets]
+        return CalibrationData(chosen.tensors(contract.preprocessing), labels=labels)
     return CalibrationData(np.asarray(calibration))
 
 
@@ -134,16 +157,20 @@ def export(
     contract: ModelContract | None = None,
     name: str | None = None,
     calibration_samples: int = 100,
+    max_drop: float | None = None,
+    fallback: bool = False,
     progress: bool = True,
 ) -> ExportReport:
     """Convert `model` (a keras.Model or a .keras path) to each target and check each artifact.
 
     Targets are ``format:mode`` strings (``tflite:int8``); an unknown one lists the valid
-    ones. A failing target does not stop the others: its error is in the report.
+    ones. A failing target does not stop the others: its error is in the report. With
+    `max_drop` (points), an artifact less accurate than Keras by more is failed and
+    removed; with `fallback=True` the next safer mode of that format is tried instead.
 
     Example:
-        >>> report = edgekit.export("runs/train/model.keras", ["tflite:fp32", "tflite:int8"],
-        ...                         calibration=train, check=test, out_dir="runs/export")
+        >>> report = edgekit.export("runs/train/model.keras", ["tflite:int8", "onnx:int8", "coreml:fp16"],
+        ...                         calibration=train, check=test, max_drop=1.0, fallback=True)
         >>> print(report.table())
     """
     if isinstance(model, (str, Path)):
@@ -154,36 +181,81 @@ def export(
             "no preprocessing contract: export a .keras file written by edgekit.train, or pass "
             "contract=ModelContract(Preprocessing(...), labels=[...])"
         )
+    if max_drop is not None and check is None:
+        raise ExportError("max_drop needs check= data to measure accuracy against Keras; pass check=test_split")
     parsed = [(target, *parse_target(target)) for target in targets]  # fail fast on unknown targets
-    out = Path(out_dir)
-    name = name or contract.model_name
     calib = _calibration_data(calibration, contract, calibration_samples)
-    reference = None
-    keras_accuracy = None
+    calibration_warnings: list[str] = []
+    if calib is not None and any(config.needs_calibration for *_, config in parsed):
+        calibration_warnings = list(calib.check(contract.preprocessing, recommended=calibration_samples).warnings)
+    reference = keras_accuracy = None
     if check is not None:
         _check_labels(check, contract, "check")
         reference = predict_scores(model, check, contract.preprocessing)
         keras_accuracy = classification_metrics(check.targets, reference, check.labels).accuracy
 
+    job = _Job(model, contract, Path(out_dir), name or contract.model_name, calib, check, reference, max_drop, progress)
     results = []
-    for target, entry, mode, config in parsed:
-        path = out / f"{name}_{mode}{entry.suffix}"
+    for target, entry, mode, _ in parsed:
+        chain = entry.fallback_chain(mode) if fallback else [mode]
+        for attempt in chain:
+            result = job.run(entry, attempt)
+            if attempt != mode:
+                result.fallback_for = target
+                log.warning("%s failed; fell back to %s: %s", target, result.target, result.status)
+            results.append(result)
+            if result.status != "failed":
+                break
+    return ExportReport(job.name, keras_accuracy, len(check) if check is not None else 0, results, max_drop, calibration_warnings)
+
+
+@dataclass
+class _Job:
+    """What every target of one export call shares."""
+
+    model: Any
+    contract: ModelContract
+    out_dir: Path
+    name: str
+    calibration: CalibrationData | None
+    check: ImageDataset | None
+    reference: np.ndarray | None
+    max_drop: float | None
+    progress: bool
+
+    def run(self, entry: ConverterEntry, mode: str) -> ExportResult:
+        target = f"{entry.name}:{mode}"
+        path = self.out_dir / f"{self.name}_{mode}{entry.suffix}"
         log.info("exporting %s -> %s", target, path)
         try:
-            artifact = entry.convert(model, path, config, contract=contract, calibration=calib, progress=progress)
+            artifact = entry.convert(self.model, path, entry.modes[mode], contract=self.contract,
+                                     calibration=self.calibration, progress=self.progress)
         except Exception as exc:  # one failing target must not stop the others
             log.error("%s failed: %s", target, exc)
-            results.append(ExportResult(target, "failed", error=f"{type(exc).__name__}: {exc}"))
-            continue
-        result = ExportResult(
-            target, "ok", str(artifact.path), artifact.size_bytes, round(artifact.seconds, 2), notes=list(artifact.notes)
-        )
-        if check is not None and reference is not None:
-            with open_model(artifact.path) as loaded:
-                verdict = check_artifact(loaded, check, reference)
-            result.accuracy, result.accuracy_delta = verdict.accuracy, verdict.accuracy_delta
-            result.agreement, result.max_abs_error = verdict.agreement, verdict.max_abs_error
-            result.latency_ms = verdict.latency_ms
-        results.append(result)
-    return ExportReport(name, keras_accuracy, len(check) if check is not None else 0, results)
+            return ExportResult(target, "failed", error=f"{type(exc).__name__}: {exc}")
+        result = ExportResult(target, "unchecked", str(artifact.path), artifact.size_bytes, round(artifact.seconds, 2),
+                              notes=list(artifact.notes))
+        if self.check is None or self.reference is None:
+            return result
+        with open_model(artifact.path) as loaded:
+            if not loaded.can_run:
+                result.status, result.error = "unverified", loaded.runtime.unavailable_reason.split(";")[0]
+                return result
+            verdict = check_artifact(loaded, self.check, self.reference)
+        result.accuracy, result.accuracy_delta = verdict.accuracy, verdict.accuracy_delta
+        result.agreement, result.max_abs_error = verdict.agreement, verdict.max_abs_error
+        result.latency_ms = verdict.latency_ms
+        result.status = "ok"
+        if self.max_drop is not None and verdict.accuracy_delta < -self.max_drop:
+            result.status = "failed"
+            result.error = f"accuracy dropped {-verdict.accuracy_delta:.1f} points (max_drop {self.max_drop:g}); artifact removed"
+            _remove(artifact.path)
+        return result
 
+
+def _remove(path: Path) -> None:
+    """Delete a gated-out artifact so it cannot be shipped by mistake."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()

@@ -55,15 +55,22 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
     return Path(path)
 
 
-def plot_artifacts(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
-    """Size vs accuracy and mean latency per exported artifact."""
+def plot_artifacts(rows: Sequence[Mapping[str, Any]], path: str | Path, reference_accuracy: float | None = None) -> Path:
+    """Size vs accuracy and mean latency per exported artifact (unverified ones marked on the size axis)."""
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     names = [row["target"] for row in rows]
+    if reference_accuracy is not None:
+        left.axhline(reference_accuracy * 100, color="grey", linestyle="--", label="keras")
+        left.legend(loc="lower right")
     for row in rows:
+        kb = row["size_bytes"] / 1024
         if row.get("accuracy") is not None:
-            left.scatter(row["size_bytes"] / 1024, row["accuracy"] * 100, s=60)
-            left.annotate(row["target"], (row["size_bytes"] / 1024, row["accuracy"] * 100), textcoords="offset points", xytext=(5, 5))
+            left.scatter(kb, row["accuracy"] * 100, s=60)
+            left.annotate(row["target"], (kb, row["accuracy"] * 100), textcoords="offset points", xytext=(5, 5))
+        else:
+            left.axvline(kb, color="orange", alpha=0.4)
+            left.annotate(f"{row['target']} (unverified)", (kb, 0.02), xycoords=("data", "axes fraction"), rotation=90, fontsize=8)
     left.set_xlabel("file size (kB)")
     left.set_ylabel("accuracy (%)")
     left.set_title("size vs accuracy")

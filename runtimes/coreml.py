@@ -81,6 +81,26 @@ class CoreMLRuntime(RuntimeBase):
     def input_color_space(self) -> str:
         return _COLOR_SPACES.get(self._spec.description.input[0].type.imageType.colorSpace, "rgb")
 
+    def image_scale_and_bias(self) -> tuple[float, list[float]]:
+        """The scale and per-channel bias the ML program applies to its image, read from its ops."""
+        function = self._spec.mlProgram.functions["main"]
+        operations = list(function.block_specializations[function.opset].operations)
+        consts = {
+            op.outputs[0].name: list(op.attributes["val"].immediateValue.tensor.floats.values)
+            for op in operations if op.type == "const"
+        }
+        by_output = {op.outputs[0].name: op for op in operations if op.outputs}
+        name = self._spec.description.input[0].name
+
+        def operand(op_name: str) -> list[float] | None:
+            op = by_output.get(op_name)
+            return consts.get(op.inputs["y"].arguments[0].name) if op is not None else None
+
+        channels = self.input_specs[0].shape[-1]
+        scale = operand(f"{name}__scaled__") or [1.0]
+        bias = operand(f"{name}__biased__") or [0.0] * channels
+        return float(scale[0]), [float(b) for b in bias]
+
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if not self.can_run:
             raise BackendUnavailableError(f"{self.path.name}: {self.unavailable_reason}")

@@ -1,0 +1,86 @@
+"""ONNX: every architecture converts to a working file, quantized modes, the runtime backend."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import edgekit
+from converters.onnx import MODES, convert_onnx
+from edgekit.architectures import ARCHITECTURES
+from runtimes.contract import ModelContract
+from runtimes.errors import ModelLoadError, UnknownNameError
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny_model, tiny_contract, tiny_calibration, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx")
+    return {mode: convert_onnx(tiny_model, out / f"tiny_{mode}.onnx", config, contract=tiny_contract, calibration=tiny_calibration)
+            for mode, config in MODES.items()}
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES.names())
+def test_every_architecture_gives_a_working_onnx_file(arch, tmp_path):
+    """Keras export where it works, the TFLite route where it does not (EfficientNet)."""
+    spec = ARCHITECTURES.get(arch)
+    model = spec.build((64, 64, 3), 3, None)
+    contract = ModelContract(spec.preprocessing(edgekit.Preprocessing(64)), ("a", "b", "c"), model_name=arch)
+    artifact = convert_onnx(model, tmp_path / f"{arch}.onnx", MODES["fp32"], contract=contract)
+    x = np.random.default_rng(1).uniform(*[v[0] for v in contract.preprocessing.output_range()], (8, 64, 64, 3)).astype(np.float32)
+    with edgekit.load(artifact.path) as loaded:
+        error = np.abs(loaded.run(x) - np.asarray(model(x, training=False))).max()
+        used = loaded.contract.quantization["export_path"]
+    assert error < 1e-4
+    assert artifact.notes[-1] == f"float graph via {used}"
+    if arch == "efficientnetb0":
+        assert used == "tflite-tf2onnx"
+        assert artifact.notes[0].startswith("keras-export rejected: graph has 3 inputs")
+    else:
+        assert used == "keras-export"
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_modes_carry_the_contract_and_track_keras(tiny_onnx, tiny_model, tiny_calibration, tiny_contract, mode):
+    with edgekit.load(tiny_onnx[mode].path, num_threads=1) as model:
+        assert model.backend == "onnxruntime" and model.runtime.providers == ["CPUExecutionProvider"]
+        assert model.contract.labels == tiny_contract.labels
+        assert model.contract.quantization["mode"] == MODES[mode].quantization.value
+        x = tiny_calibration.samples[:16]
+        assert np.abs(model.run(x) - np.asarray(tiny_model(x))).max() < (1e-5 if mode == "fp32" else 0.05)
+
+
+def test_quantized_graphs_hold_int8_weights(tiny_onnx):
+    import onnx
+
+    ops = {mode: {node.op_type for node in onnx.load(str(a.path)).graph.node} for mode, a in tiny_onnx.items()}
+    assert "QuantizeLinear" in ops["int8"] and "DequantizeLinear" in ops["int8"]  # QDQ format
+    assert {"ConvInteger", "MatMulInteger"} & ops["dynamic"]
+    assert not {"QuantizeLinear", "ConvInteger"} & ops["fp32"]
+
+
+def test_missing_execution_provider_lists_the_available_ones(tiny_onnx):
+    with pytest.raises(UnknownNameError, match=r"execution provider\(s\) \['TensorrtExecutionProvider'\] are not available.*available: .*CPUExecutionProvider"):
+        edgekit.load(tiny_onnx["fp32"].path, providers=["TensorrtExecutionProvider"])
+
+
+def test_corrupt_onnx_file_is_named(tiny_onnx, tmp_path):
+    data = tiny_onnx["fp32"].path.read_bytes()
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ModelLoadError, match="cannot load .*broken.onnx: the ONNX model is corrupt"):
+        edgekit.load(broken)
+
+
+def test_onnx_contract_is_read_without_tensorflow(tiny_onnx):
+    code = (
+        "import sys, numpy as np, runtimes\n"
+        f"m = runtimes.open({str(tiny_onnx['int8'].path)!r})\n"
+        "assert m.contract.labels == ('a', 'b', 'c')\n"
+        "assert m.predict(np.zeros((9, 9, 3), np.uint8)).label in 'abc'\n"
+        "print(' '.join(k for k in ('tensorflow', 'keras', 'tf2onnx') if k in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
