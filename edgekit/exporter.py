@@ -49,7 +49,8 @@ class ExportResult:
 class ExportReport:
     """Every target's result plus the Keras reference, printable as a table or Markdown."""
 
-    HEADER: ClassVar[list[str]] = ["target", "status", "size", "accuracy", "delta (pts)", "top-1 agreement", "max |error|", "latency"]
+    HEADER: ClassVar[list[str]] = [
+        "target", "status", "size", "accuracy", "delta (pts)", "top-1 agreement", "max |error|", "latency", "export time"]
 
     model_name: str
     keras_accuracy: float | None
@@ -82,7 +83,7 @@ class ExportReport:
         def pct(value: float | None) -> str:
             return "-" if value is None else f"{value * 100:.1f}%"
 
-        rows = [["keras", "reference", "-", pct(self.keras_accuracy), "-", "100.0%", "-", "-"]]
+        rows = [["keras", "reference", "-", pct(self.keras_accuracy), "-", "100.0%", "-", "-", "-"]]
         for r in self.results:
             status = {"failed": f"FAILED: {r.error}", "unverified": f"unverified: {r.error}"}.get(r.status, r.status)
             if r.fallback_for:
@@ -96,6 +97,7 @@ class ExportReport:
                 pct(r.agreement),
                 "-" if r.max_abs_error is None else f"{r.max_abs_error:.4f}",
                 "-" if r.latency_ms is None else f"{r.latency_ms:.2f} ms",
+                "-" if r.seconds is None else f"{r.seconds:.1f} s",
             ])
         return rows
 

@@ -30,7 +30,7 @@ class OnnxRuntime(RuntimeBase):
     backend_name = "onnxruntime"
 
     def __init__(self, path: Path, providers: Sequence[str] | None = None, num_threads: int | None = None) -> None:
-        ort = require("onnxruntime", extra="onnx")
+        ort = require("onnxruntime", extra="runtime-onnx")
         self.path = Path(path)
         available = ort.get_available_providers()
         requested = list(providers or ["CPUExecutionProvider"])

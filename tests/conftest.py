@@ -16,6 +16,7 @@ from runtimes.contract import ModelContract, Preprocessing
 
 IMAGE_SIZE = 64
 TFLITE_TARGETS = ("tflite:fp32", "tflite:fp16", "tflite:dynamic", "tflite:int8", "tflite:uint8")
+ONNX_TARGETS = ("onnx:fp32", "onnx:dynamic", "onnx:int8")
 
 
 @pytest.fixture(scope="session")
@@ -38,9 +39,9 @@ def trained(shapes_splits, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def exported(trained, shapes_splits, tmp_path_factory: pytest.TempPathFactory):
-    """Every TFLite mode of the trained model, checked against Keras on the test split."""
+    """Every TFLite and ONNX mode of the trained model, checked against Keras on the test split."""
     train, _, test = shapes_splits
-    return edgekit.export(trained.model_path, TFLITE_TARGETS, out_dir=tmp_path_factory.mktemp("export"),
+    return edgekit.export(trained.model_path, TFLITE_TARGETS + ONNX_TARGETS, out_dir=tmp_path_factory.mktemp("export"),
                           calibration=train, check=test, progress=False)
 
 

@@ -9,20 +9,22 @@ from converters.tflite import MODES, convert_tflite
 from runtimes.contract import ModelContract
 
 
-def test_every_tflite_mode_was_exported_and_checked(exported):
-    assert [r.target for r in exported.results] == ["tflite:fp32", "tflite:fp16", "tflite:dynamic", "tflite:int8", "tflite:uint8"]
+def test_every_mode_was_exported_and_checked(exported):
+    assert [r.target for r in exported.results] == [
+        "tflite:fp32", "tflite:fp16", "tflite:dynamic", "tflite:int8", "tflite:uint8", "onnx:fp32", "onnx:dynamic", "onnx:int8"]
     assert all(r.status == "ok" and r.agreement is not None for r in exported.results)
     assert exported.check_samples == 180
 
 
-def test_float32_agrees_with_keras(exported):
-    fp32 = exported.result("tflite:fp32")
+@pytest.mark.parametrize("target", ["tflite:fp32", "onnx:fp32"])
+def test_float32_agrees_with_keras(exported, target):
+    fp32 = exported.result(target)
     assert fp32.agreement >= 0.99
     assert fp32.max_abs_error < 1e-4
     assert fp32.accuracy == pytest.approx(exported.keras_accuracy)
 
 
-@pytest.mark.parametrize("target", ["tflite:int8", "tflite:uint8"])
+@pytest.mark.parametrize("target", ["tflite:int8", "tflite:uint8", "onnx:int8", "onnx:dynamic"])
 def test_int8_accuracy_within_1_5_points_of_keras(exported, target):
     result = exported.result(target)
     assert abs(result.accuracy_delta) <= 1.5, result
@@ -62,3 +64,30 @@ def test_mobilenetv2_224_int8_is_at_most_0_3x_float32(shapes_root, tmp_path):
     with edgekit.load(int8.path) as loaded:
         assert loaded.input_spec.shape == (1, 224, 224, 3) and loaded.input_spec.dtype == np.int8
         assert loaded.contract.preprocessing.offset == -1.0
+
+
+@pytest.fixture(scope="module")
+def mobilenetv2_96(shapes_root, tmp_path_factory):
+    """MobileNetV2 at 96x96 trained briefly from scratch on the shapes (about two minutes)."""
+    train, val, test = edgekit.ImageFolder(shapes_root, image_size=96).split(val=0.15, test=0.15, seed=0)
+    out = tmp_path_factory.mktemp("mobilenetv2_96")
+    result = edgekit.train(train, val, "mobilenetv2", test=test, epochs=8, patience=8, out_dir=out, seed=0, verbose=0)
+    return edgekit.export(result.model_path, ["tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"],
+                          out_dir=out / "export", calibration=train, check=test, progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["tflite:fp32", "onnx:fp32"])
+def test_mobilenetv2_96_float32_agrees_with_keras(mobilenetv2_96, target):
+    result = mobilenetv2_96.result(target)
+    print(f"mobilenetv2 96 {target}: agreement {result.agreement:.3f}, max error {result.max_abs_error:.2e}")
+    assert result.agreement >= 0.99
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["tflite:int8", "onnx:int8"])
+def test_mobilenetv2_96_int8_within_2_points(mobilenetv2_96, target):
+    result = mobilenetv2_96.result(target)
+    print(f"mobilenetv2 96 {target}: keras {mobilenetv2_96.keras_accuracy:.3f}, int8 {result.accuracy:.3f}, "
+          f"delta {result.accuracy_delta:+.1f} pts, agreement {result.agreement:.3f}")
+    assert abs(result.accuracy_delta) <= 2.0
