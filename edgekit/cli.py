@@ -219,7 +219,11 @@ def _info(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # our progress at INFO; third-party chatter (coremltools, TF) only when it matters
+        for name in ("edgekit", "converters", "runtimes"):
+            logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger("coremltools").setLevel(logging.ERROR)
     try:
         return COMMANDS[args.command](args)
     except EdgekitError as exc:

@@ -63,11 +63,12 @@ def plot_artifacts(rows: Sequence[Mapping[str, Any]], path: str | Path, referenc
     if reference_accuracy is not None:
         left.axhline(reference_accuracy * 100, color="grey", linestyle="--", label="keras")
         left.legend(loc="lower right")
-    for row in rows:
+    for index, row in enumerate(rows):
         kb = row["size_bytes"] / 1024
         if row.get("accuracy") is not None:
             left.scatter(kb, row["accuracy"] * 100, s=60)
-            left.annotate(row["target"], (kb, row["accuracy"] * 100), textcoords="offset points", xytext=(5, 5))
+            offset = (5, 5 + 11 * (index % 3))  # stagger labels: equal accuracies are common
+            left.annotate(row["target"], (kb, row["accuracy"] * 100), textcoords="offset points", xytext=offset)
         else:
             left.axvline(kb, color="orange", alpha=0.4)
             left.annotate(f"{row['target']} (unverified)", (kb, 0.02), xycoords=("data", "axes fraction"), rotation=90, fontsize=8)
@@ -77,6 +78,9 @@ def plot_artifacts(rows: Sequence[Mapping[str, Any]], path: str | Path, referenc
     left.grid(alpha=0.3)
     latencies = [row.get("latency_ms") or 0.0 for row in rows]
     right.barh(names, latencies)
+    for index, row in enumerate(rows):
+        if row.get("latency_ms") is None:
+            right.text(0, index, "  not run on this machine", va="center", fontsize=8, color="grey")
     right.set_xlabel("mean latency per image (ms)")
     right.set_title("latency")
     right.grid(alpha=0.3, axis="x")

@@ -66,7 +66,7 @@ def test_errors_are_one_clear_line_with_exit_code_2(tmp_path, capsys):
 
 def test_export_command_with_unknown_target(trained, capsys):
     assert main(["export", str(trained.model_path), "--target", "tflite:fp32,onnx:int9"]) == 2
-    assert "unknown target 'onnx:int9'; valid targets: coreml:fp32.*onnx:int8, tflite:fp32" in capsys.readouterr().err
+    assert "unknown target 'onnx:int9'; valid targets: coreml:fp32, " in capsys.readouterr().err
 
 
 def test_train_and_export_commands_end_to_end(shapes_root, tmp_path):

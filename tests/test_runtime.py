@@ -17,7 +17,7 @@ from runtimes.model import dequantize, quantize
         (None, "missing.tflite", "model file not found"),
         (b"", "empty.tflite", "is not a TFLite model"),
         (b"hello world, not a model at all", "garbage.tflite", "is not a TFLite model"),
-        (b"x", "model.pt", r"unknown model file type '.pt'; supported: .tflite"),
+        (b"x", "model.pt", r"unknown model file type '.pt'; supported: .mlmodel, .mlpackage, .onnx, .tflite"),
     ],
 )
 def test_bad_model_files_are_named(tmp_path, content, name, message):
@@ -38,7 +38,7 @@ def test_truncated_model_is_a_clear_error(tiny_tflite, tmp_path):
 
 
 def test_unknown_backend_lists_valid_ones(tiny_tflite):
-    with pytest.raises(UnknownNameError, match="unknown backend 'tensorrt'; valid backends: tflite"):
+    with pytest.raises(UnknownNameError, match="unknown backend 'tensorrt'; valid backends: coreml, onnxruntime, tflite"):
         edgekit.load(tiny_tflite, backend="tensorrt")
 
 
