@@ -35,6 +35,20 @@ def _targets(values: list[str]) -> list[str]:
     return [t.strip() for value in values for t in value.split(",") if t.strip()]
 
 
+def _options(values: list[str]) -> dict[str, dict[str, object]]:
+    """['coreml.compute_units=CPU_AND_NE'] -> {'coreml': {'compute_units': 'CPU_AND_NE'}}."""
+    options: dict[str, dict[str, object]] = {}
+    for value in values:
+        key, sep, raw = value.partition("=")
+        fmt, dot, field_name = key.partition(".")
+        if not (sep and dot and fmt and field_name):
+            from edgekit.errors import ExportError
+
+            raise ExportError(f"invalid --option {value!r}; use FORMAT.KEY=VALUE, e.g. coreml.compute_units=CPU_AND_NE")
+        options.setdefault(fmt, {})[field_name] = int(raw) if raw.isdigit() else raw
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     from converters import all_targets
     from edgekit._version import __version__
@@ -88,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="accuracy gate in points: an artifact less accurate than Keras by more fails (needs --check)")
     export.add_argument("--fallback", action="store_true",
                         help="when a mode fails, try the next safer one (int8 -> dynamic -> float16)")
+    export.add_argument("--option", "-o", action="append", default=[], metavar="FORMAT.KEY=VALUE",
+                        help="format option, repeatable: coreml.compute_units=CPU_AND_NE, "
+                        "coreml.minimum_deployment_target=iOS17, tflite.calibration_samples=200")
     export.add_argument("--out", type=Path, default=Path("runs/export"), help="output folder (default: runs/export)")
 
     predict = sub.add_parser("predict", help="classify image files with any exported model",
@@ -148,7 +165,7 @@ def _export(args: argparse.Namespace) -> int:
     report = export(
         args.model, _targets(args.target), out_dir=args.out, calibration=folder(args.calibration),
         check=folder(args.check), calibration_samples=args.calibration_samples,
-        max_drop=args.max_drop, fallback=args.fallback,
+        max_drop=args.max_drop, fallback=args.fallback, options=_options(args.option),
     )
     print(report.table())
     paths = report.write(args.out)

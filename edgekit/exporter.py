@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from converters import CalibrationData, ConverterEntry, parse_target
+from converters import CONVERTERS, CalibrationData, ConversionConfig, ConverterEntry, parse_target
 from edgekit.data import ImageDataset
 from edgekit.errors import ContractError, DatasetError, ExportError
 from edgekit.evaluation import check_artifact
@@ -161,6 +161,7 @@ def export(
     calibration_samples: int = 100,
     max_drop: float | None = None,
     fallback: bool = False,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool = True,
 ) -> ExportReport:
     """Convert `model` (a keras.Model or a .keras path) to each target and check each artifact.
@@ -169,6 +170,8 @@ def export(
     ones. A failing target does not stop the others: its error is in the report. With
     `max_drop` (points), an artifact less accurate than Keras by more is failed and
     removed; with `fallback=True` the next safer mode of that format is tried instead.
+    `options` sets format-specific config fields for every mode of that format, e.g.
+    ``{"coreml": {"compute_units": "CPU_AND_NE", "minimum_deployment_target": "iOS17"}}``.
 
     Example:
         >>> report = edgekit.export("runs/train/model.keras", ["tflite:int8", "onnx:int8", "coreml:fp16"],
@@ -186,6 +189,9 @@ def export(
     if max_drop is not None and check is None:
         raise ExportError("max_drop needs check= data to measure accuracy against Keras; pass check=test_split")
     parsed = [(target, *parse_target(target)) for target in targets]  # fail fast on unknown targets
+    configure = _configurator(options or {})
+    for _, entry, mode, _ in parsed:  # fail fast on bad options too
+        configure(entry, mode)
     calib = _calibration_data(calibration, contract, calibration_samples)
     calibration_warnings: list[str] = []
     if calib is not None and any(config.needs_calibration for *_, config in parsed):
@@ -196,7 +202,7 @@ def export(
         reference = predict_scores(model, check, contract.preprocessing)
         keras_accuracy = classification_metrics(check.targets, reference, check.labels).accuracy
 
-    job = _Job(model, contract, Path(out_dir), name or contract.model_name, calib, check, reference, max_drop, progress)
+    job = _Job(model, contract, Path(out_dir), name or contract.model_name, calib, check, reference, max_drop, configure, progress)
     results = []
     for target, entry, mode, _ in parsed:
         chain = entry.fallback_chain(mode) if fallback else [mode]
@@ -223,6 +229,7 @@ class _Job:
     check: ImageDataset | None
     reference: np.ndarray | None
     max_drop: float | None
+    configure: Callable[[ConverterEntry, str], ConversionConfig]
     progress: bool
 
     def run(self, entry: ConverterEntry, mode: str) -> ExportResult:
@@ -230,7 +237,7 @@ class _Job:
         path = self.out_dir / f"{self.name}_{mode}{entry.suffix}"
         log.info("exporting %s -> %s", target, path)
         try:
-            artifact = entry.convert(self.model, path, entry.modes[mode], contract=self.contract,
+            artifact = entry.convert(self.model, path, self.configure(entry, mode), contract=self.contract,
                                      calibration=self.calibration, progress=self.progress)
         except Exception as exc:  # one failing target must not stop the others
             log.error("%s failed: %s", target, exc)
@@ -253,6 +260,27 @@ class _Job:
             result.error = f"accuracy dropped {-verdict.accuracy_delta:.1f} points (max_drop {self.max_drop:g}); artifact removed"
             _remove(artifact.path)
         return result
+
+
+def _configurator(options: Mapping[str, Mapping[str, Any]]) -> Callable[[ConverterEntry, str], ConversionConfig]:
+    """Config for (format, mode): the mode's preset with the caller's options for that format applied."""
+    unknown = set(options) - set(CONVERTERS.names())
+    if unknown:
+        raise ExportError(f"options for unknown format(s) {sorted(unknown)}; formats: {', '.join(CONVERTERS.names())}")
+
+    def configure(entry: ConverterEntry, mode: str) -> ConversionConfig:
+        preset = entry.modes[mode]
+        chosen = dict(options.get(entry.name, {}))
+        valid = {f.name for f in fields(preset)} - {"quantization", "io_dtype", "palettize_bits"}
+        bad = set(chosen) - valid
+        if bad:
+            raise ExportError(f"unknown {entry.name} option(s) {sorted(bad)}; valid: {', '.join(sorted(valid))}")
+        try:
+            return replace(preset, **chosen)
+        except ValueError as exc:
+            raise ExportError(f"{entry.name} options: {exc}") from None
+
+    return configure
 
 
 def _remove(path: Path) -> None:

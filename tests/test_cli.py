@@ -88,3 +88,8 @@ def test_train_and_export_commands_end_to_end(shapes_root, tmp_path):
     assert "only 24 calibration samples" in exported.stderr  # the lint speaks up
     assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == [
         "export_report.json", "export_report.md", "export_report.png", "small_cnn_fp32.tflite", "small_cnn_int8.tflite"]
+
+
+def test_export_option_syntax_is_checked(trained, capsys):
+    assert main(["export", str(trained.model_path), "-t", "coreml:fp16", "--option", "coreml"]) == 2
+    assert "invalid --option 'coreml'; use FORMAT.KEY=VALUE" in capsys.readouterr().err

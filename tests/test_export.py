@@ -110,3 +110,20 @@ def test_gate_without_check_data_is_refused(trained, tmp_path):
 
     with pytest.raises(ExportError, match="max_drop needs check= data"):
         edgekit.export(trained.model_path, ["tflite:fp32"], out_dir=tmp_path, max_drop=1.0)
+
+
+def test_format_options_reach_the_converter_and_bad_ones_are_named(trained, tmp_path):
+    from edgekit.errors import ExportError
+
+    report = edgekit.export(trained.model_path, ["coreml:fp16"], out_dir=tmp_path,
+                            options={"coreml": {"compute_units": "CPU_AND_NE", "minimum_deployment_target": "iOS17"}})
+    with edgekit.load(report.result("coreml:fp16").path) as model:
+        assert model.contract.quantization["compute_units"] == "CPU_AND_NE"
+        assert model.contract.quantization["minimum_deployment_target"] == "iOS17"
+        assert model.runtime.compute_units == "CPU_AND_NE"
+    with pytest.raises(ExportError, match=r"unknown coreml option\(s\) \['speed'\]; valid: calibration_samples, compute_units"):
+        edgekit.export(trained.model_path, ["coreml:fp16"], out_dir=tmp_path, options={"coreml": {"speed": 1}})
+    with pytest.raises(ExportError, match="coreml options: invalid compute_units 'GPU'"):
+        edgekit.export(trained.model_path, ["coreml:fp16"], out_dir=tmp_path, options={"coreml": {"compute_units": "GPU"}})
+    with pytest.raises(ExportError, match=r"options for unknown format\(s\) \['tensorrt'\]"):
+        edgekit.export(trained.model_path, ["coreml:fp16"], out_dir=tmp_path, options={"tensorrt": {}})
