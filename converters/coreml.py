@@ -29,6 +29,7 @@ from converters.base import (
 )
 from converters.calibration import CalibrationData
 from runtimes._deps import require
+from runtimes.base import artifact_size
 from runtimes.coreml_metadata import COMPUTE_UNITS, CONTRACT_METADATA_KEY, INPUT_NAME
 from runtimes.contract import ColorOrder, Layout, ModelContract
 
@@ -123,10 +124,6 @@ def _replace_dir(staged: Path, target: Path) -> None:
         os.replace(staged, target)
 
 
-def _size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
 @register_converter(
     "coreml", suffix=".mlpackage", modes=MODES,
     fallbacks={"palettize4": "palettize6", "palettize6": "palettize8", "palettize8": "int8", "int8": "fp16", "fp16": "fp32"},
@@ -185,7 +182,7 @@ def convert_coreml(
         _replace_dir(staged, output_path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    size = _size(output_path)
+    size = artifact_size(output_path)
     seconds = time.perf_counter() - started
     log.info("wrote %s (%.1f kB, %.1f s)", output_path, size / 1024, seconds)
     return Artifact(output_path, f"coreml:{mode}", config, embedded, size, seconds)

@@ -204,17 +204,21 @@ def _info(args: argparse.Namespace) -> int:
     if args.model.suffix == ".keras":
         from edgekit.keras_io import read_keras_contract
 
-        contract, tensors = read_keras_contract(args.model), []
+        contract, tensors, runs = read_keras_contract(args.model), [], "yes (Keras)"
     else:
         from runtimes.model import open_model
 
         with open_model(args.model) as model:
             contract = model.contract
             tensors = [("input", model.input_spec), ("output", model.output_spec)]
+            runs = f"yes ({model.backend})" if model.can_run else f"no: {model.runtime.unavailable_reason}"
     if args.json:
         print(json.dumps(contract.to_dict() if contract else None, indent=2))
         return 0
-    print(f"model:   {args.model} ({args.model.stat().st_size / 1024:.1f} kB)")
+    from runtimes.base import artifact_size
+
+    print(f"model:   {args.model} ({artifact_size(args.model) / 1024:.1f} kB)")
+    print(f"runs here: {runs}")
     for role, spec in tensors:
         quant = f", quantized scale={spec.quantization.scale:.6g} zero_point={spec.quantization.zero_point}" if spec.quantization else ""
         print(f"{role + ':':8} {spec.name} {list(spec.shape)} {spec.dtype}{quant}")

@@ -75,6 +75,14 @@ class RuntimeBase:
         return f"<{type(self).__name__} {self.path.name} on {self.backend_name}>"
 
 
+def artifact_size(path: Path) -> int:
+    """Bytes on disk of a model file or package folder (an .mlpackage is a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
 @dataclass(frozen=True)
 class BackendEntry:
     name: str

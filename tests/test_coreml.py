@@ -45,7 +45,12 @@ def test_compressed_packages_are_smaller(trained, tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "darwin", reason="on macOS CoreML predicts")
-def test_prediction_off_macos_is_a_clear_error(packages):
+def test_prediction_off_macos_is_a_clear_error(packages, capsys):
+    from edgekit.cli import main
+
+    assert main(["info", str(packages["fp16"].path)]) == 0
+    text = capsys.readouterr().out
+    assert "runs here: no: CoreML prediction needs macOS" in text and "coreml_mode=fp16" in text
     with edgekit.load(packages["fp16"].path) as model:
         assert not model.can_run
         with pytest.raises(BackendUnavailableError, match="CoreML prediction needs macOS; this machine runs Linux"):
