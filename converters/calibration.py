@@ -145,6 +145,19 @@ class CalibrationData:
         return CalibrationReport(len(self), in_range_fraction=in_range, warnings=tuple(warnings), **stats)
 
 
+def require_calibration(
+    calibration: CalibrationData | None, preprocessing: Preprocessing, samples: int
+) -> tuple[CalibrationData, tuple[str, ...]]:
+    """What every full-integer quantizer does first: insist on data, check it, take `samples` of it."""
+    if calibration is None:
+        raise CalibrationError(
+            "int8 quantization needs calibration data: pass calibration= with real samples "
+            "preprocessed by the model's contract"
+        )
+    report = calibration.check(preprocessing, recommended=samples)
+    return calibration.limit(samples), report.warnings
+
+
 def _neighbour_correlation(values: np.ndarray, max_samples: int = 32) -> float:
     """Mean correlation of horizontally adjacent pixels: high for photos, about 0 for noise."""
     sample = values[:max_samples]

@@ -22,7 +22,6 @@ import numpy as np
 
 from converters.base import (
     Artifact,
-    CalibrationError,
     ConversionConfig,
     ConversionError,
     Quantization,
@@ -30,7 +29,7 @@ from converters.base import (
     describe,
     register_converter,
 )
-from converters.calibration import CalibrationData
+from converters.calibration import CalibrationData, require_calibration
 from runtimes._deps import require
 from runtimes.contract import ModelContract
 from runtimes.onnx_metadata import CONTRACT_METADATA_KEY
@@ -168,13 +167,8 @@ def convert_onnx(
     started = time.perf_counter()
     notes: list[str] = []
     if config.quantization is Quantization.INT8:
-        if calibration is None:
-            raise CalibrationError(
-                "int8 quantization needs calibration data: pass calibration= with real samples "
-                "preprocessed by the model's contract"
-            )
-        notes.extend(calibration.check(contract.preprocessing, recommended=config.calibration_samples).warnings)
-        calibration = calibration.limit(config.calibration_samples)
+        calibration, lint = require_calibration(calibration, contract.preprocessing, config.calibration_samples)
+        notes.extend(lint)
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as tmp:
         workdir = Path(tmp)
         float_path, path_name, path_notes = _float_onnx(model, workdir, _probe_inputs(contract, calibration))

@@ -12,7 +12,6 @@ from typing import Any
 
 from converters.base import (
     Artifact,
-    CalibrationError,
     ConversionConfig,
     ConversionError,
     Quantization,
@@ -20,7 +19,7 @@ from converters.base import (
     describe,
     register_converter,
 )
-from converters.calibration import CalibrationData
+from converters.calibration import CalibrationData, require_calibration
 from runtimes._deps import require
 from runtimes.contract import ModelContract
 from runtimes.tflite_metadata import write_metadata
@@ -76,14 +75,8 @@ def convert_tflite(
     if quant is Quantization.FLOAT16:
         converter.target_spec.supported_types = [tf.float16]
     if quant is Quantization.INT8:
-        if calibration is None:
-            raise CalibrationError(
-                "int8 quantization needs calibration data: pass calibration= with real samples "
-                "preprocessed by the model's contract"
-            )
-        report = calibration.check(contract.preprocessing, recommended=config.calibration_samples)
-        notes.extend(report.warnings)
-        data = calibration.limit(config.calibration_samples)
+        data, lint = require_calibration(calibration, contract.preprocessing, config.calibration_samples)
+        notes.extend(lint)
         converter.representative_dataset = data.representative_dataset(_progress(len(data)) if progress else None)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         io_type = {"int8": tf.int8, "uint8": tf.uint8}[config.io_dtype]
