@@ -107,13 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "coreml.minimum_deployment_target=iOS17, tflite.calibration_samples=200")
     export.add_argument("--out", type=Path, default=Path("runs/export"), help="output folder (default: runs/export)")
 
-    predict = sub.add_parser("predict", help="classify image files with any exported model",
-                             description="Runs MODEL on each image with the preprocessing embedded in it.")
-    predict.add_argument("model", type=Path, help=".tflite (or other supported) model file")
-    predict.add_argument("images", type=Path, nargs="+", help="image files")
+    predict = sub.add_parser("predict", help="classify images, folders, videos, cameras or streams",
+                             description="Runs MODEL with the preprocessing embedded in it on image files, or on "
+                             "--source (an image, folder, glob, video, webcam index, rtsp:// URL or picamera2).")
+    predict.add_argument("model", type=Path, help=".tflite, .onnx or .mlpackage model file")
+    predict.add_argument("images", type=Path, nargs="*", help="image files (or use --source)")
+    predict.add_argument("--source", "-s", help="frames to classify: path, folder, glob, video, 0 (webcam), rtsp://..., picamera2")
+    predict.add_argument("--every", type=int, default=1, help="classify every Nth frame of --source (default: 1)")
+    predict.add_argument("--max-frames", type=int, default=None, help="stop after this many results")
     predict.add_argument("--top-k", type=int, default=3, help="labels to show per image (default: 3)")
+    predict.add_argument("--threshold", type=float, default=0.0,
+                         help="scores below this are reported as uncertain ('?') (default: 0)")
     predict.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
-    predict.add_argument("--json", action="store_true", help="print one JSON object per image")
+    predict.add_argument("--json", action="store_true", help="print one JSON object per image or frame")
+    predict.add_argument("--show", action="store_true", help="show frames with the overlay in a window (needs a display)")
+    predict.add_argument("--save", type=Path, default=None, help="write the annotated frames to this video (.mp4 or .avi)")
 
     info = sub.add_parser("info", help="print a model's embedded contract and labels",
                           description="Shows what travels inside MODEL: labels, preprocessing, quantization, tensors.")
@@ -173,30 +181,84 @@ def _export(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _result_record(position: object, result, threshold: float, **extra: float) -> dict:  # noqa: ANN001
+    confident = result.score >= threshold
+    return {"source": str(position), "label": result.label if confident else None, "best": result.label,
+            "score": round(result.score, 6), "top_k": [[label, round(score, 6)] for label, score in result.top_k],
+            **{key: round(value, 3) for key, value in extra.items()}}
+
+
+def _result_line(record: dict) -> str:
+    label = record["label"] or f"? ({record['best']})"
+    others = ", ".join(f"{lbl} {score:.3f}" for lbl, score in record["top_k"][1:])
+    timing = "".join(f"  {key}={record[key]:.1f}" for key in ("latency_ms", "age_ms") if key in record)
+    return f"{record['source']}: {label} {record['score']:.3f}" + (f"  ({others})" if others else "") + timing
+
+
 @command("predict")
 def _predict(args: argparse.Namespace) -> int:
-    from runtimes.errors import InputError
     from runtimes.model import open_model
 
-    failures = 0
+    if not args.images and not args.source:
+        from runtimes.errors import InputError
+
+        raise InputError("nothing to classify: give image files or --source SPEC")
     with open_model(args.model, num_threads=args.threads) as model:
-        for image in args.images:
-            try:
-                result = model.predict(image, top_k=args.top_k)
-            except InputError as exc:  # one bad file is reported, not fatal
-                failures += 1
-                print(f"{image}: skipped: {exc}", file=sys.stderr)
-                continue
-            if args.json:
-                print(json.dumps({"image": str(image), "label": result.label, "score": result.score,
-                                  "top_k": result.top_k, "latency_ms": result.latency_ms}))
-            else:
-                others = ", ".join(f"{label} {score:.3f}" for label, score in result.top_k[1:])
-                print(f"{image}: {result.label} {result.score:.3f}" + (f"  ({others})" if others else "")
-                      + f"  [{result.latency_ms:.2f} ms]")
+        if args.source is not None:
+            return _predict_stream(model, args)
+        return _predict_files(model, args)
+
+
+def _predict_files(model, args: argparse.Namespace) -> int:  # noqa: ANN001
+    from runtimes.errors import InputError
+
+    failures = 0
+    for image in args.images:
+        try:
+            result = model.predict(image, top_k=args.top_k)
+        except InputError as exc:  # one bad file is reported, not fatal
+            failures += 1
+            print(f"{image}: skipped: {exc}", file=sys.stderr)
+            continue
+        record = _result_record(image, result, args.threshold, latency_ms=result.latency_ms)
+        print(json.dumps(record) if args.json else _result_line(record), flush=True)
     if failures:
         print(f"{failures} image(s) skipped", file=sys.stderr)
     return 1 if failures == len(args.images) else 0
+
+
+def _predict_stream(model, args: argparse.Namespace) -> int:  # noqa: ANN001
+    from runtimes.draw import draw_overlay
+    from runtimes.video import AnnotatedVideo, Window
+
+    window = Window("edgekit") if args.show else None
+    video = AnnotatedVideo(args.save) if args.save else None
+    stream = model.stream(args.source, every=args.every, max_frames=args.max_frames, top_k=args.top_k)
+    count = 0
+    try:
+        with stream:
+            for item in stream:
+                count += 1
+                record = _result_record(item.frame.position, item.classification, args.threshold,
+                                        latency_ms=item.latency_ms, age_ms=item.age_ms)
+                print(json.dumps(record) if args.json else _result_line(record), flush=True)
+                if window or video:
+                    annotated = draw_overlay(item.frame.image, item.classification, item.fps, args.threshold)
+                    if video:
+                        video.write(annotated, fps_hint=getattr(stream.source, "fps", 0.0))
+                    if window and not window.show(annotated):
+                        break
+    finally:
+        if video:
+            video.close()
+        if window:
+            window.close()
+    stats = stream.source.stats
+    print(f"{count} result(s); source delivered {stats.delivered}, dropped {stats.dropped} stale, skipped {stats.skipped}",
+          file=sys.stderr)
+    if video:
+        print(f"annotated video: {args.save}", file=sys.stderr)
+    return 0 if count else 1
 
 
 @command("info")

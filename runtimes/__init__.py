@@ -19,6 +19,8 @@ from runtimes.errors import (
 )
 from runtimes.model import Classification, Model, open_model
 from runtimes.preprocess import preprocess, read_image
+from runtimes.sources import Frame, FrameReader, LiveSource, Source, SourceError, open_source
+from runtimes.stream import RateMeter, Stream, StreamResult
 
 open = open_model  # noqa: A001  (runtimes.open(path) reads naturally)
 
@@ -26,5 +28,6 @@ __all__ = [
     "BACKENDS", "BackendUnavailableError", "Classification", "ColorOrder", "ContractError", "EdgekitError", "InputError",
     "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
     "QuantParams", "ResizeMode", "Runtime", "TensorSpec", "UnknownNameError", "open", "open_model",
-    "open_runtime", "preprocess", "read_image", "register_backend",
+    "open_runtime", "preprocess", "read_image", "register_backend", "Frame", "FrameReader", "LiveSource",
+    "Source", "SourceError", "open_source", "RateMeter", "Stream", "StreamResult",
 ]

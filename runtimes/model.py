@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -14,6 +14,9 @@ from runtimes.base import Runtime, TensorSpec, open_runtime
 from runtimes.contract import ModelContract, Preprocessing
 from runtimes.errors import ContractError, InputError
 from runtimes.preprocess import ColorName, preprocess
+
+if TYPE_CHECKING:
+    from runtimes.stream import Stream
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +170,20 @@ class Model:
             latency_ms=latency_ms,
             preprocess_ms=preprocess_ms,
         )
+
+    def stream(self, source: Any, every: int = 1, max_frames: int | None = None, top_k: int = 5) -> "Stream":
+        """Classify frames from `source` (anything `open_source` takes, or an open Source).
+
+        Example:
+            >>> with model.stream("clip.mp4", every=2) as results:
+            ...     for r in results:
+            ...         print(r.frame.position, r.classification.label, f"{r.age_ms:.0f} ms old")
+        """
+        from runtimes.sources import Source, open_source
+        from runtimes.stream import Stream
+
+        self.require_preprocessing()  # fail before a camera is opened
+        return Stream(self, source if isinstance(source, Source) else open_source(source), every, max_frames, top_k)
 
     # -- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:

@@ -1,0 +1,82 @@
+"""Streaming inference: one model over a source, with latency, frame age and a rolling FPS meter."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator
+
+from runtimes.sources import Frame, Source
+
+if TYPE_CHECKING:
+    from runtimes.model import Classification, Model
+
+
+class RateMeter:
+    """Frames per second and mean latency over the last `window` frames."""
+
+    def __init__(self, window: int = 30) -> None:
+        self._times: deque[float] = deque(maxlen=window)
+        self._latencies: deque[float] = deque(maxlen=window)
+
+    def tick(self, latency_ms: float, now: float | None = None) -> None:
+        self._times.append(time.monotonic() if now is None else now)
+        self._latencies.append(latency_ms)
+
+    @property
+    def fps(self) -> float:
+        if len(self._times) < 2 or self._times[-1] == self._times[0]:
+            return 0.0
+        return (len(self._times) - 1) / (self._times[-1] - self._times[0])
+
+    @property
+    def latency_ms(self) -> float:
+        return sum(self._latencies) / len(self._latencies) if self._latencies else 0.0
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    frame: Frame
+    classification: "Classification"
+    latency_ms: float  # preprocessing + inference for this frame
+    age_ms: float  # how old the frame was when inference started
+    fps: float  # rolling throughput of the stream
+
+
+class Stream:
+    """Iterate for results; leaving a `with` block (or finishing, or an exception, or Ctrl-C) releases the source."""
+
+    def __init__(self, model: "Model", source: Source, every: int = 1, max_frames: int | None = None, top_k: int = 5) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        if max_frames is not None and max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1 or None, got {max_frames}")
+        self.model, self.source, self.every, self.max_frames, self.top_k = model, source, every, max_frames, top_k
+        self.meter = RateMeter()
+
+    def __iter__(self) -> Iterator[StreamResult]:
+        produced = 0
+        try:
+            for index, frame in enumerate(self.source):
+                if index % self.every:
+                    continue
+                started = time.monotonic()
+                result = self.model.predict(frame.image, color="bgr", top_k=self.top_k)
+                latency_ms = (time.monotonic() - started) * 1000
+                self.meter.tick(latency_ms)
+                yield StreamResult(frame, result, latency_ms, (started - frame.timestamp) * 1000, self.meter.fps)
+                produced += 1
+                if self.max_frames is not None and produced >= self.max_frames:
+                    return
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.source.close()
+
+    def __enter__(self) -> "Stream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

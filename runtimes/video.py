@@ -1,0 +1,66 @@
+"""Output side of a stream: an annotated video file and an optional window."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from runtimes.errors import InputError
+
+_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+
+
+class AnnotatedVideo:
+    """Writes frames to a video; opened on the first frame, whose size and the source's fps it uses."""
+
+    def __init__(self, path: str | Path, fps: float = 0.0) -> None:
+        self.path = Path(path)
+        if self.path.suffix.lower() not in _FOURCC:
+            raise InputError(f"cannot write video {self.path}: use one of {', '.join(_FOURCC)}")
+        self.fps = fps
+        self.frames = 0
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, image: np.ndarray, fps_hint: float = 0.0) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fps = self.fps or fps_hint or 15.0
+            fourcc = cv2.VideoWriter_fourcc(*_FOURCC[self.path.suffix.lower()])
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, fps, (image.shape[1], image.shape[0]))
+            if not self._writer.isOpened():
+                raise InputError(f"OpenCV cannot write {self.path}; try an .avi file")
+        self._writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+class Window:
+    """An OpenCV window; a clear error where there is no display or no GUI support."""
+
+    def __init__(self, title: str) -> None:
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise InputError("--show needs a display (DISPLAY is not set); use --save out.mp4 to write the annotated video")
+        self.title = title
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise InputError(
+                "this OpenCV build has no GUI support (opencv-python-headless); install opencv-python to use --show, "
+                "or use --save out.mp4"
+            ) from None
+
+    def show(self, image: np.ndarray) -> bool:
+        """Show a frame; False once the user pressed q or Esc."""
+        cv2.imshow(self.title, image)
+        return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)
