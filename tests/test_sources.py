@@ -111,7 +111,7 @@ def test_live_source_keeps_only_the_newest_frame():
     assert positions == sorted(positions) and len(set(positions)) == len(positions)  # never backwards
     assert all(b[1] > a[1] for a, b in zip(seen, seen[1:]))
     ages = sorted(age for _, _, age in seen)
-    assert ages[len(ages) // 2] < 2 * interval_ms  # the median frame is fresher than two intervals
+    assert ages[len(ages) * 3 // 4] < 2 * interval_ms  # three in four frames are fresher than two intervals
     assert source.stats.dropped >= 15  # about three frames are replaced for every one consumed
     assert source.stats.delivered + source.stats.dropped <= camera.produced
     assert camera.closed >= 1 and not source._thread.is_alive()
