@@ -181,20 +181,6 @@ def _export(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _result_record(position: object, result, threshold: float, **extra: float) -> dict:  # noqa: ANN001
-    confident = result.score >= threshold
-    return {"source": str(position), "label": result.label if confident else None, "best": result.label,
-            "score": round(result.score, 6), "top_k": [[label, round(score, 6)] for label, score in result.top_k],
-            **{key: round(value, 3) for key, value in extra.items()}}
-
-
-def _result_line(record: dict) -> str:
-    label = record["label"] or f"? ({record['best']})"
-    others = ", ".join(f"{lbl} {score:.3f}" for lbl, score in record["top_k"][1:])
-    timing = "".join(f"  {key}={record[key]:.1f}" for key in ("latency_ms", "age_ms") if key in record)
-    return f"{record['source']}: {label} {record['score']:.3f}" + (f"  ({others})" if others else "") + timing
-
-
 @command("predict")
 def _predict(args: argparse.Namespace) -> int:
     from runtimes.model import open_model
@@ -211,6 +197,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _predict_files(model, args: argparse.Namespace) -> int:  # noqa: ANN001
     from runtimes.errors import InputError
+    from runtimes.runner import result_line, result_record
 
     failures = 0
     for image in args.images:
@@ -220,45 +207,19 @@ def _predict_files(model, args: argparse.Namespace) -> int:  # noqa: ANN001
             failures += 1
             print(f"{image}: skipped: {exc}", file=sys.stderr)
             continue
-        record = _result_record(image, result, args.threshold, latency_ms=result.latency_ms)
-        print(json.dumps(record) if args.json else _result_line(record), flush=True)
+        record = result_record(image, result, args.threshold, latency_ms=result.latency_ms)
+        print(json.dumps(record) if args.json else result_line(record), flush=True)
     if failures:
         print(f"{failures} image(s) skipped", file=sys.stderr)
     return 1 if failures == len(args.images) else 0
 
 
 def _predict_stream(model, args: argparse.Namespace) -> int:  # noqa: ANN001
-    from runtimes.draw import draw_overlay
-    from runtimes.video import AnnotatedVideo, Window
+    from runtimes.runner import StreamOptions, run_stream
 
-    window = Window("edgekit") if args.show else None
-    video = AnnotatedVideo(args.save) if args.save else None
-    stream = model.stream(args.source, every=args.every, max_frames=args.max_frames, top_k=args.top_k)
-    count = 0
-    try:
-        with stream:
-            for item in stream:
-                count += 1
-                record = _result_record(item.frame.position, item.classification, args.threshold,
-                                        latency_ms=item.latency_ms, age_ms=item.age_ms)
-                print(json.dumps(record) if args.json else _result_line(record), flush=True)
-                if window or video:
-                    annotated = draw_overlay(item.frame.image, item.classification, item.fps, args.threshold)
-                    if video:
-                        video.write(annotated, fps_hint=getattr(stream.source, "fps", 0.0))
-                    if window and not window.show(annotated):
-                        break
-    finally:
-        if video:
-            video.close()
-        if window:
-            window.close()
-    stats = stream.source.stats
-    print(f"{count} result(s); source delivered {stats.delivered}, dropped {stats.dropped} stale, skipped {stats.skipped}",
-          file=sys.stderr)
-    if video:
-        print(f"annotated video: {args.save}", file=sys.stderr)
-    return 0 if count else 1
+    options = StreamOptions(every=args.every, max_frames=args.max_frames, top_k=args.top_k, threshold=args.threshold,
+                            json_lines=args.json, show=args.show, save=args.save)
+    return run_stream(model, args.source, options)
 
 
 @command("info")

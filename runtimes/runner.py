@@ -1,0 +1,121 @@
+"""Run a model over a source and report each result: the device-side runner.
+
+`edgekit predict --source` and the Raspberry Pi bundle's `run.py` both use this, so the
+Pi runs exactly what was tested on the host, with numpy, OpenCV and one runtime.
+
+    python -m runtimes.runner model.tflite --source 0 --json --output results.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Sequence
+
+from runtimes.errors import EdgekitError
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    every: int = 1
+    max_frames: int | None = None
+    top_k: int = 3
+    threshold: float = 0.0  # below it a result is reported as uncertain (label None)
+    json_lines: bool = False
+    show: bool = False
+    save: Path | None = None  # annotated video
+
+
+def result_record(position: object, result: Any, threshold: float, **extra: float) -> dict[str, Any]:
+    """One result as a JSON-ready dict; `label` is None when the score is below `threshold`."""
+    confident = result.score >= threshold
+    return {
+        "source": str(position), "label": result.label if confident else None, "best": result.label,
+        "score": round(result.score, 6), "top_k": [[label, round(score, 6)] for label, score in result.top_k],
+        **{key: round(value, 3) for key, value in extra.items()},
+    }
+
+
+def result_line(record: dict[str, Any]) -> str:
+    label = record["label"] or f"? ({record['best']})"
+    others = ", ".join(f"{lbl} {score:.3f}" for lbl, score in record["top_k"][1:])
+    timing = "".join(f"  {key}={record[key]:.1f}" for key in ("latency_ms", "age_ms") if key in record)
+    return f"{record['source']}: {label} {record['score']:.3f}" + (f"  ({others})" if others else "") + timing
+
+
+def run_stream(model: Any, source: Any, options: StreamOptions, out: IO[str] | None = None) -> int:
+    """Classify every frame of `source`, writing one line (or JSON object) per result to `out`."""
+    from runtimes.draw import draw_overlay
+    from runtimes.video import AnnotatedVideo, Window
+
+    out = out or sys.stdout
+    window = Window("edgekit") if options.show else None
+    video = AnnotatedVideo(options.save) if options.save else None
+    stream = model.stream(source, every=options.every, max_frames=options.max_frames, top_k=options.top_k)
+    count = 0
+    try:
+        with stream:
+            for item in stream:
+                count += 1
+                record = result_record(item.frame.position, item.classification, options.threshold,
+                                       latency_ms=item.latency_ms, age_ms=item.age_ms)
+                print(json.dumps(record) if options.json_lines else result_line(record), file=out, flush=True)
+                if window or video:
+                    annotated = draw_overlay(item.frame.image, item.classification, item.fps, options.threshold)
+                    if video:
+                        video.write(annotated, fps_hint=getattr(stream.source, "fps", 0.0))
+                    if window and not window.show(annotated):
+                        break
+    finally:
+        if video:
+            video.close()
+        if window:
+            window.close()
+    stats = stream.source.stats
+    print(f"{count} result(s); source delivered {stats.delivered}, dropped {stats.dropped} stale, skipped {stats.skipped}",
+          file=sys.stderr)
+    if video:
+        print(f"annotated video: {options.save}", file=sys.stderr)
+    return 0 if count else 1
+
+
+def build_parser(default_model: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="runner", description="Classify frames from a source with an edgekit model.")
+    parser.add_argument("--model", default=default_model, required=default_model is None, help="model file (.tflite, .onnx)")
+    parser.add_argument("--source", default="0", help="image, folder, glob, video, webcam index, rtsp:// URL or picamera2")
+    parser.add_argument("--every", type=int, default=1, help="classify every Nth frame")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many results")
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--threshold", type=float, default=0.0, help="scores below this are reported with label null")
+    parser.add_argument("--output", type=Path, default=None, help="append JSON lines here instead of stdout")
+    parser.add_argument("--save", type=Path, default=None, help="write an annotated video")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, default_model: str | None = None) -> int:
+    """Entry point of `python -m runtimes.runner` and of the deploy bundle's run.py (JSON lines out)."""
+    from runtimes.model import open_model
+
+    args = build_parser(default_model).parse_args(argv)
+    options = StreamOptions(every=args.every, max_frames=args.max_frames, top_k=args.top_k,
+                            threshold=args.threshold, json_lines=True, save=args.save)
+    try:
+        with open_model(args.model, num_threads=args.threads) as model:
+            if args.output is None:
+                return run_stream(model, args.source, options)
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            with args.output.open("a") as out:
+                return run_stream(model, args.source, options, out)
+    except EdgekitError as exc:
+        print(f"runner: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
