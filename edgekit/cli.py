@@ -127,7 +127,35 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Shows what travels inside MODEL: labels, preprocessing, quantization, tensors.")
     info.add_argument("model", type=Path, help="model file (.tflite, .keras, ...)")
     info.add_argument("--json", action="store_true", help="print the contract as JSON")
+    deploy = sub.add_parser("deploy", help="package a model to run on a device without TensorFlow",
+                            description="Write a self-contained bundle folder and its .tar.gz.")
+    deploy.add_argument("target", choices=["rpi"], help="device family (rpi: Raspberry Pi OS 64-bit)")
+    deploy.add_argument("model", type=Path, help=".tflite or .onnx model exported by edgekit")
+    deploy.add_argument("--out", type=Path, required=True, help="bundle folder to create (must be new or empty)")
+    deploy.add_argument("--name", default="edgekit-classifier", help="service name (default: edgekit-classifier)")
+    deploy.add_argument("--source", default="picamera2", help="source the service reads (default: picamera2)")
+    deploy.add_argument("--user", default="pi", help="user the service runs as (default: pi)")
+
+    sub.add_parser("doctor", help="what this machine can run, and what to install",
+                   description="Python, CPU, installed runtimes and camera stacks, with install advice.")
     return parser
+
+
+@command("deploy")
+def _deploy(args: argparse.Namespace) -> int:
+    from edgekit.deploy import rpi
+
+    bundle = rpi(args.model, args.out, name=args.name, source=args.source, user=args.user)
+    print(f"bundle: {bundle.folder}/ and {bundle.archive}")
+    print(f"on the Pi: tar xzf {bundle.archive.name} && cd {bundle.folder.name} && ./install.sh && .venv/bin/python run.py")
+    return 0
+
+
+@command("doctor")
+def _doctor(args: argparse.Namespace) -> int:
+    from runtimes.doctor import main as doctor
+
+    return doctor([])
 
 
 @command("demo")

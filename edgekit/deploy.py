@@ -1,0 +1,221 @@
+"""Deploy bundles: a folder (and .tar.gz) that runs a model on a Raspberry Pi without TensorFlow.
+
+The bundle holds the model, a copy of the `runtimes` package, a runner (`run.py`, which is
+`runtimes.runner`), `doctor.py`, pinned requirements with aarch64 wheels, an installer, a
+systemd unit and a README. Its archive holds only relative paths inside one folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import runtimes
+from edgekit.errors import EdgekitError
+from runtimes.base import backend_for
+
+BUNDLE_FORMATS = (".tflite", ".onnx")
+
+# Versions with manylinux aarch64 wheels, checked with `pip download --platform manylinux_2_17_aarch64`:
+# ai-edge-litert 1.4.0 has cp311 and cp312 wheels (none for 3.13 yet); the others cover cp311-cp313.
+PINNED = {
+    "numpy": "numpy==2.2.6",
+    "opencv": "opencv-python-headless==4.12.0.88",
+    "litert": 'ai-edge-litert==1.4.0; python_version < "3.13"',
+    "onnxruntime": "onnxruntime==1.22.1",
+}
+
+
+class DeployError(EdgekitError, ValueError):
+    """A bundle cannot be made (unsupported model, unsafe archive)."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    folder: Path
+    archive: Path
+    model: Path
+
+
+def _requirements(model: Path) -> str:
+    lines = ["# edgekit runtime bundle: numpy, OpenCV and one inference runtime; never TensorFlow.",
+             PINNED["numpy"], PINNED["opencv"]]
+    if model.suffix == ".tflite":
+        lines += [PINNED["litert"],
+                  "# Python 3.13 on aarch64 has no LiteRT wheel yet: use Python 3.11/3.12, or export the model to ONNX.",
+                  "# Older systems without a LiteRT wheel: tflite-runtime==2.14.0 (Python <= 3.11, needs numpy<2)."]
+    else:
+        lines.append(PINNED["onnxruntime"])
+    return "\n".join(lines) + "\n"
+
+
+INSTALL_SH = """#!/usr/bin/env bash
+# Creates .venv beside this script. --system-site-packages keeps the system picamera2 (apt) visible.
+set -euo pipefail
+cd "$(dirname "$0")"
+python3 -m venv --system-site-packages .venv
+.venv/bin/python -m pip install --upgrade pip
+.venv/bin/python -m pip install -r requirements.txt
+.venv/bin/python doctor.py || true
+echo "installed: try  .venv/bin/python run.py --source picamera2  (or --source 0 for a USB camera)"
+"""
+
+RUN_PY = """#!/usr/bin/env python3
+\"\"\"Classify frames with the bundled model; one JSON object per result. --help lists the options.\"\"\"
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from runtimes.runner import main  # noqa: E402
+
+sys.exit(main(default_model=str(HERE / {model!r})))
+"""
+
+DOCTOR_PY = """#!/usr/bin/env python3
+\"\"\"Report what this machine can run and what to install.\"\"\"
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from runtimes.doctor import main  # noqa: E402
+
+sys.exit(main())
+"""
+
+SERVICE = """[Unit]
+Description=edgekit classifier ({name})
+After=network-online.target
+
+[Service]
+Type=simple
+WorkingDirectory={folder}
+ExecStart={folder}/.venv/bin/python {folder}/run.py --source {source} --output {folder}/results.jsonl
+Restart=on-failure
+RestartSec=5
+User={user}
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+README = """# {name}
+
+A runtime-only bundle made by edgekit {version}: `{model}` with its preprocessing, labels and
+quantization embedded, run by `runtimes` (numpy, OpenCV and {runtime}). No TensorFlow.
+
+Labels: {labels}
+
+## Install (Raspberry Pi OS bookworm, 64-bit, Python 3.11)
+
+    sudo apt install -y python3-venv python3-picamera2   # picamera2 only for the Pi camera
+    ./install.sh                                          # venv with --system-site-packages
+    .venv/bin/python doctor.py                            # what is installed, what is missing
+
+## Run
+
+    .venv/bin/python run.py --source picamera2            # Pi camera; 0 for a USB webcam
+    .venv/bin/python run.py --source clip.mp4 --save annotated.mp4
+    .venv/bin/python run.py --source photos/ --top-k 3 --threshold 0.6 --output results.jsonl
+
+Each result is one JSON line: source position, label (null below --threshold), score, top-k,
+latency and frame age.
+
+## Start at boot
+
+    sed -i "s#{folder}#$PWD#g; s#User=pi#User=$USER#" {name}.service
+    sudo cp {name}.service /etc/systemd/system/ && sudo systemctl enable --now {name}
+    journalctl -u {name} -f
+"""
+
+
+def _copy_runtimes(target: Path) -> None:
+    source = Path(runtimes.__file__).resolve().parent
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def _safe_members(archive: tarfile.TarFile, root: str) -> list[tarfile.TarInfo]:
+    """Members of a bundle archive, refusing anything that could land outside `root`/."""
+    members = archive.getmembers()
+    for member in members:
+        name = member.name
+        parts = Path(name).parts
+        if name.startswith(("/", "\\")) or ".." in parts or not parts or parts[0] != root:
+            raise DeployError(f"unsafe path in bundle archive: {name!r} (must stay inside {root}/)")
+        if member.issym() or member.islnk() or member.isdev():
+            raise DeployError(f"bundle archive member {name!r} is a link or device; refusing to extract")
+    return members
+
+
+def extract_bundle(archive: str | Path, dest: str | Path) -> Path:
+    """Extract a bundle archive into `dest`, refusing absolute paths, `..` and links."""
+    archive, dest = Path(archive), Path(dest)
+    with tarfile.open(archive, "r:gz") as tar:
+        first = tar.next()
+        if first is None:
+            raise DeployError(f"bundle archive {archive} is empty")
+        root = Path(first.name).parts[0] if Path(first.name).parts else ""
+        members = _safe_members(tar, root)  # every member must sit under the first one's top folder
+        tar.extractall(dest, members=members, filter="data")
+    return dest / root
+
+
+def rpi(model: str | Path, out_dir: str | Path, *, name: str = "edgekit-classifier", source: str = "picamera2",
+        user: str = "pi") -> Bundle:
+    """Write a Raspberry Pi bundle folder and its .tar.gz.
+
+    Example:
+        >>> bundle = edgekit.deploy.rpi("runs/demo/export/small_cnn_int8.tflite", "dist/shapes")
+        >>> bundle.archive
+        PosixPath('dist/shapes.tar.gz')
+    """
+    model = Path(model)
+    if model.suffix not in BUNDLE_FORMATS:
+        raise DeployError(f"cannot bundle {model.name} for a Raspberry Pi: use one of {', '.join(BUNDLE_FORMATS)} "
+                          "(CoreML runs on Apple devices only)")
+    with runtimes.open(model) as loaded:  # the bundle must carry a model that loads and has its contract
+        contract = loaded.contract
+        backend = backend_for(model).name
+    if contract is None:
+        raise DeployError(f"{model.name} has no embedded contract; export it with edgekit so the Pi knows its preprocessing")
+    folder = Path(out_dir)
+    if folder.exists() and any(folder.iterdir()):
+        raise DeployError(f"{folder} exists and is not empty; choose a new --out folder")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        work = staging / folder.name
+        work.mkdir()
+        shutil.copy2(model, work / model.name)
+        _copy_runtimes(work / "runtimes")
+        files = {
+            "run.py": RUN_PY.format(model=model.name),
+            "doctor.py": DOCTOR_PY,
+            "requirements.txt": _requirements(model),
+            "install.sh": INSTALL_SH,
+            f"{name}.service": SERVICE.format(name=name, folder=f"/home/{user}/{folder.name}", source=source, user=user),
+            "README.md": README.format(name=name, version=contract.edgekit_version or "?", model=model.name,
+                                       runtime=backend, labels=", ".join(contract.labels),
+                                       folder=f"/home/{user}/{folder.name}"),
+        }
+        for filename, text in files.items():
+            path = work / filename
+            path.write_text(text)
+            if filename.endswith((".sh", ".py")):
+                path.chmod(0o755)
+        archive_tmp = staging / "bundle.tar.gz"
+        with tarfile.open(archive_tmp, "w:gz") as tar:
+            tar.add(work, arcname=folder.name)
+        if folder.exists():
+            folder.rmdir()
+        work.replace(folder)
+        archive = folder.with_name(folder.name + ".tar.gz")
+        archive_tmp.replace(archive)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Bundle(folder, archive, folder / model.name)

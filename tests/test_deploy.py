@@ -1,0 +1,130 @@
+"""Raspberry Pi bundles: contents, safe archives, the runner working from the extracted folder."""
+
+import io
+import json
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from edgekit.cli import main
+from edgekit.deploy import DeployError, extract_bundle, rpi
+
+
+@pytest.fixture(scope="module")
+def bundle(exported, tmp_path_factory):
+    return rpi(exported.result("tflite:int8").path, tmp_path_factory.mktemp("dist") / "shapes")
+
+
+def test_bundle_holds_everything_a_pi_needs(bundle):
+    names = sorted(p.name for p in bundle.folder.iterdir())
+    assert names == ["README.md", "doctor.py", "edgekit-classifier.service", "install.sh", "requirements.txt",
+                     "run.py", "runtimes", "small_cnn_int8.tflite"]
+    requirements = (bundle.folder / "requirements.txt").read_text()
+    assert "ai-edge-litert==1.4.0" in requirements and "numpy==2.2.6" in requirements and "tensorflow" not in requirements
+    assert "--system-site-packages" in (bundle.folder / "install.sh").read_text()
+    service = (bundle.folder / "edgekit-classifier.service").read_text()
+    assert "ExecStart=/home/pi/shapes/.venv/bin/python /home/pi/shapes/run.py --source picamera2" in service
+    assert "Labels: circle, square, triangle" in (bundle.folder / "README.md").read_text()
+    assert not list((bundle.folder / "runtimes").rglob("__pycache__"))
+
+
+def test_archive_members_stay_inside_one_folder(bundle, tmp_path):
+    with tarfile.open(bundle.archive) as tar:
+        names = tar.getnames()
+    assert all(n == "shapes" or n.startswith("shapes/") for n in names)
+    assert not any(n.startswith("/") or ".." in n.split("/") for n in names)
+    extracted = extract_bundle(bundle.archive, tmp_path)
+    assert extracted == tmp_path / "shapes" and (extracted / "run.py").is_file()
+
+
+def _evil_archive(path, member_name, kind=tarfile.REGTYPE):
+    with tarfile.open(path, "w:gz") as tar:
+        ok = tarfile.TarInfo("shapes/run.py")
+        ok.size = 2
+        tar.addfile(ok, io.BytesIO(b"#\n"))
+        evil = tarfile.TarInfo(member_name)
+        evil.type = kind
+        if kind == tarfile.SYMTYPE:
+            evil.linkname = "/etc/passwd"
+        else:
+            evil.size = 4
+        tar.addfile(evil, io.BytesIO(b"evil") if kind != tarfile.SYMTYPE else None)
+    return path
+
+
+@pytest.mark.parametrize(
+    "member, kind, message",
+    [
+        ("shapes/../../escape.txt", tarfile.REGTYPE, "unsafe path in bundle archive: 'shapes/../../escape.txt'"),
+        ("/tmp/absolute.txt", tarfile.REGTYPE, "unsafe path in bundle archive: '/tmp/absolute.txt'"),
+        ("shapes/link", tarfile.SYMTYPE, "'shapes/link' is a link or device"),
+    ],
+)
+def test_unsafe_archives_are_refused_and_nothing_is_written(tmp_path, member, kind, message):
+    archive = _evil_archive(tmp_path / "evil.tar.gz", member, kind)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(DeployError, match=message):
+        extract_bundle(archive, dest)
+    assert list(dest.iterdir()) == [] and not (tmp_path.parent / "escape.txt").exists()
+
+
+def test_runner_works_from_the_extracted_bundle_without_tensorflow(bundle, shapes_splits, tmp_path):
+    folder = extract_bundle(bundle.archive, tmp_path)
+    images = tmp_path / "images"
+    images.mkdir()
+    test = shapes_splits[2]
+    for source in test.sources[:6]:
+        (images / source.rsplit("/", 1)[-1]).write_bytes(open(source, "rb").read())
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['run.py', '--source', {str(images)!r}, '--output', {str(tmp_path / 'out.jsonl')!r}]\n"
+        "try:\n"
+        f"    runpy.run_path({str(folder / 'run.py')!r}, run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    import runtimes\n"
+        f"    assert runtimes.__file__.startswith({str(folder)!r}), runtimes.__file__\n"
+        "    assert 'tensorflow' not in sys.modules and 'edgekit' not in sys.modules\n"
+        "    sys.exit(exit.code)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(records) == 6 and all(r["label"] in ("circle", "square", "triangle") for r in records)
+
+
+def test_deploy_refuses_what_a_pi_cannot_run(exported, tmp_path, tiny_model, tiny_contract):
+    import tensorflow as tf
+
+    plain = tmp_path / "plain.tflite"
+    plain.write_bytes(tf.lite.TFLiteConverter.from_keras_model(tiny_model).convert())
+    with pytest.raises(DeployError, match="plain.tflite has no embedded contract"):
+        rpi(plain, tmp_path / "a")
+    with pytest.raises(DeployError, match=r"cannot bundle m.mlpackage for a Raspberry Pi: use one of .tflite, .onnx"):
+        rpi(tmp_path / "m.mlpackage", tmp_path / "b")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(DeployError, match="exists and is not empty"):
+        rpi(exported.result("onnx:int8").path, tmp_path / "full")
+
+
+def test_deploy_and_doctor_commands(exported, tmp_path, capsys):
+    assert main(["deploy", "rpi", exported.result("onnx:int8").path, "--out", str(tmp_path / "onnx-bundle")]) == 0
+    assert "onnxruntime==1.22.1" in (tmp_path / "onnx-bundle" / "requirements.txt").read_text()
+    assert f"bundle: {tmp_path / 'onnx-bundle'}/" in capsys.readouterr().out
+    assert main(["doctor"]) == 0
+    text = capsys.readouterr().out
+    assert "ok  ai_edge_litert" in text and "ready: yes" in text and "cameras:" in text
+
+
+def test_doctor_gives_advice_when_runtimes_are_missing(monkeypatch):
+    from runtimes import doctor
+
+    real = doctor._version
+    monkeypatch.setattr(doctor, "_version", lambda m: None if m in ("ai_edge_litert", "tflite_runtime", "onnxruntime", "cv2") else real(m))
+    report = doctor.diagnose()
+    assert not report.ok
+    assert "cv2 is missing: pip install opencv-python-headless" in report.advice
+    assert "no inference runtime: pip install ai-edge-litert (TFLite) or onnxruntime (ONNX)" in report.advice
