@@ -1,0 +1,81 @@
+"""The Raspberry Pi bundle on emulated arm64 (Debian bookworm, Python 3.11, qemu user mode).
+
+scripts/arm64-sysroot.sh builds the userland once (cached). Each bundle's runner then runs
+under qemu on a folder of images and on a video, and must agree with the same runner on x86:
+identical top-1, scores within 1e-5 for float models and identical for int8.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from edgekit.deploy import extract_bundle, rpi
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = {"tflite:fp32": 1e-5, "tflite:int8": 0.0, "onnx:fp32": 1e-5}
+
+
+@pytest.fixture(scope="session")
+def arm64():
+    """Paths of the emulated userland, or a skip that says why it could not be set up."""
+    if not sys.platform.startswith("linux") or shutil.which("apt-get") is None:
+        pytest.skip("arm64 emulation needs Debian/Ubuntu's apt-get and qemu-user-static (Linux only)")
+    try:
+        done = subprocess.run(["bash", str(ROOT / "scripts" / "arm64-sysroot.sh")], capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        pytest.skip("arm64 emulation set-up took longer than 15 minutes (slow or no package registry?)")
+    if done.returncode != 0:
+        pytest.skip(f"arm64 emulation could not be set up: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+    paths = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    return paths["SYSROOT"], paths["SITE"], paths["QEMU"]
+
+
+@pytest.fixture(scope="module")
+def inputs(shapes_splits, tmp_path_factory):
+    test = shapes_splits[2]
+    root = tmp_path_factory.mktemp("pi-inputs")
+    folder = root / "images"
+    folder.mkdir()
+    for source in test.sources[::9]:
+        shutil.copy(source, folder / Path(source).name)
+    video = root / "clip.avi"  # lossless FFV1: both OpenCV builds decode the very same pixels
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"FFV1"), 10.0, (64, 64))
+    for source in test.sources[:15]:
+        writer.write(cv2.imread(source))
+    writer.release()
+    return {"folder": folder, "video": video}
+
+
+def _run(command, cwd, env):
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_bundle_on_emulated_pi_matches_x86(target, arm64, exported, inputs, tmp_path):
+    sysroot, site, qemu = arm64
+    bundle = rpi(exported.result(target).path, tmp_path / "dist" / "bundle")
+    folder = extract_bundle(bundle.archive, tmp_path / "pi")
+    pi_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": site, "PYTHONNOUSERSITE": "1",
+              "QEMU_CPU": "cortex-a72", "HOME": str(tmp_path)}  # a Pi 4; qemu's default CPU gives wrong int8
+    pi_python = [qemu, "-L", sysroot, f"{sysroot}/usr/bin/python3.11"]
+    tolerance = TARGETS[target]
+    for name, source in inputs.items():
+        args = ["run.py", "--source", str(source), "--top-k", "3"]
+        on_pi = _run([*pi_python, *args], folder, pi_env)
+        on_x86 = _run([sys.executable, *args], folder, {**os.environ, "PYTHONNOUSERSITE": "1"})
+        assert len(on_pi) == len(on_x86) > 0, name
+        for pi, x86 in zip(on_pi, on_x86):
+            assert pi["source"] == x86["source"] and pi["best"] == x86["best"], (name, pi, x86)
+            pi_scores, x86_scores = dict(pi["top_k"]), dict(x86["top_k"])
+            assert pi_scores.keys() == x86_scores.keys()
+            for label, score in x86_scores.items():
+                assert abs(pi_scores[label] - score) <= tolerance + 1e-6, (name, label, pi_scores[label], score)
