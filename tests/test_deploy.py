@@ -128,3 +128,13 @@ def test_doctor_gives_advice_when_runtimes_are_missing(monkeypatch):
     assert not report.ok
     assert "cv2 is missing: pip install opencv-python-headless" in report.advice
     assert "no inference runtime: pip install ai-edge-litert (TFLite) or onnxruntime (ONNX)" in report.advice
+
+
+def test_picamera2_sample_fails_clearly_without_a_pi_camera(exported):
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parent.parent / "samples" / "raspberry_pi" / "picamera2_classifier.py"
+    result = subprocess.run([sys.executable, str(sample), exported.result("tflite:int8").path, "--headless"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: picamera2 is not importable") and "python3-picamera2" in result.stderr
