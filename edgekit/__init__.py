@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from edgekit import datasets
+from edgekit import datasets, deploy
 from edgekit._version import __version__
 from edgekit.data import ArrayDataset, ImageDataset, ImageFolder
 from edgekit.errors import (
@@ -53,5 +53,5 @@ __all__ = [
     "ConversionError", "DatasetError", "EdgekitError", "ImageDataset", "ImageFolder", "InputError",
     "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
     "ResizeMode", "TrainingError", "UnknownNameError", "UnknownTargetError", "__version__",
-    "datasets", "load", *_LAZY,
+    "datasets", "deploy", "load", *_LAZY,
 ]
