@@ -37,6 +37,8 @@ _LAZY = {
     "export": "edgekit.exporter",
     "ExportReport": "edgekit.exporter",
     "evaluate": "edgekit.evaluation",
+    "bench": "edgekit.benchmark",
+    "BenchReport": "edgekit.benchmark",
     "load_keras": "edgekit.keras_io",
     "save_keras": "edgekit.keras_io",
 }

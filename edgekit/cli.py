@@ -136,6 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--source", default="picamera2", help="source the service reads (default: picamera2)")
     deploy.add_argument("--user", default="pi", help="user the service runs as (default: pi)")
 
+    bench = sub.add_parser("bench", help="latency, throughput, memory, size (and accuracy) per model",
+                           description="Measure each MODEL on this machine, each in a fresh process, side by side.")
+    bench.add_argument("models", type=Path, nargs="+", help="model files (.tflite, .onnx, .mlpackage)")
+    bench.add_argument("--runs", type=int, default=100, help="timed runs per model after warm-up (default: 100)")
+    bench.add_argument("--seconds", type=float, default=None, help="time each model for this long instead of --runs")
+    bench.add_argument("--warmup", type=int, default=10, help="untimed runs first (default: 10)")
+    bench.add_argument("--threads", default=None, help="thread counts to sweep, e.g. 1,2,4 (default: the runtime's)")
+    bench.add_argument("--data", type=Path, default=None, help="labelled image folder: adds accuracy per model")
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench.add_argument("--plot", type=Path, default=None, help="write the latency distributions as a PNG")
+
     sub.add_parser("doctor", help="what this machine can run, and what to install",
                    description="Python, CPU, installed runtimes and camera stacks, with install advice.")
     return parser
@@ -149,6 +160,24 @@ def _deploy(args: argparse.Namespace) -> int:
     print(f"bundle: {bundle.folder}/ and {bundle.archive}")
     print(f"on the Pi: tar xzf {bundle.archive.name} && cd {bundle.folder.name} && ./install.sh && .venv/bin/python run.py")
     return 0
+
+
+@command("bench")
+def _bench(args: argparse.Namespace) -> int:
+    from edgekit.benchmark import bench
+
+    try:
+        threads = [int(t) for t in args.threads.split(",")] if args.threads else [None]
+    except ValueError:
+        from edgekit.errors import EdgekitError
+
+        raise EdgekitError(f"invalid --threads {args.threads!r}; use counts like 1,2,4") from None
+    report = bench(args.models, runs=args.runs, seconds=args.seconds, warmup=args.warmup, threads=threads, data=args.data)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.table())
+    if args.plot:
+        report.plot(args.plot)
+        print(f"plot: {args.plot}", file=sys.stderr)
+    return 0 if all(r.status == "ok" or r.status.startswith("cannot run here") for r in report.results) else 1
 
 
 @command("doctor")

@@ -32,7 +32,8 @@ class CoreMLRuntime(RuntimeBase):
 
     backend_name = "coreml"
 
-    def __init__(self, path: Path, compute_units: str | None = None) -> None:
+    def __init__(self, path: Path, compute_units: str | None = None, num_threads: int | None = None) -> None:
+        # num_threads is accepted for a uniform call shape; CoreML schedules its own threads.
         self.path = Path(path)
         if self.path.suffix == ".mlpackage" and not (self.path / "Manifest.json").is_file():
             raise ModelLoadError(f"{self.path} is not a CoreML package (no Manifest.json): it is incomplete or of another type")

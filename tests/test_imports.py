@@ -32,3 +32,15 @@ def test_lazy_attribute_error_is_clear():
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         edgekit.nope  # noqa: B018
+
+
+def test_lazy_public_names_are_not_shadowed_by_submodules():
+    """`edgekit.export` must stay the function even after `edgekit.exporter` etc. are imported."""
+    import importlib
+    import types
+
+    import edgekit
+
+    for name, module in edgekit._LAZY.items():
+        importlib.import_module(module)
+        assert not isinstance(getattr(edgekit, name), types.ModuleType), name

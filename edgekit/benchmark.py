@@ -1,0 +1,127 @@
+"""`edgekit bench`: load time, latency percentiles, throughput, peak memory and size per artifact.
+
+Each (model, threads) pair is measured in a fresh child process, so peak RSS and load time
+belong to that model alone and one model's warm caches do not flatter the next.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from edgekit.errors import EdgekitError
+from runtimes.base import artifact_size
+
+
+@dataclass
+class BenchResult:
+    model: str
+    backend: str | None
+    threads: int | None
+    size_bytes: int
+    status: str  # "ok", or why it could not run here
+    load_ms: float | None = None
+    runs: int = 0
+    mean_ms: float | None = None
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    throughput_fps: float | None = None
+    peak_rss_mb: float | None = None
+    accuracy: float | None = None
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class BenchReport:
+    results: list[BenchResult]
+
+    HEADER = ("model", "threads", "size", "load", "p50", "p90", "p99", "throughput", "peak RSS", "accuracy", "status")
+
+    def rows(self) -> list[list[str]]:
+        def ms(value: float | None) -> str:
+            return "-" if value is None else f"{value:.2f} ms"
+
+        return [[
+            Path(r.model).name, "default" if r.threads is None else str(r.threads), f"{r.size_bytes / 1024:.1f} kB",
+            ms(r.load_ms), ms(r.p50_ms), ms(r.p90_ms), ms(r.p99_ms),
+            "-" if r.throughput_fps is None else f"{r.throughput_fps:.1f}/s",
+            "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f} MB",
+            "-" if r.accuracy is None else f"{r.accuracy * 100:.1f}%", r.status,
+        ] for r in self.results]
+
+    def table(self) -> str:
+        rows = [list(self.HEADER), *self.rows()]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(self.HEADER))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"results": [asdict(r) for r in self.results]}
+
+    def plot(self, path: str | Path) -> Path:
+        """Latency distribution per artifact (box plot), for the ones that ran."""
+        from edgekit.plots import _pyplot
+
+        plt = _pyplot()
+        ran = [r for r in self.results if r.latencies_ms]
+        fig, ax = plt.subplots(figsize=(8, 1.2 + 0.6 * max(1, len(ran))))
+        if ran:
+            ax.boxplot([r.latencies_ms for r in ran], vert=False, showfliers=True)
+            ax.set_yticks(range(1, len(ran) + 1),
+                          [f"{Path(r.model).name} ({'default' if r.threads is None else r.threads} threads)" for r in ran])
+        ax.set_xlabel("latency per inference (ms)")
+        ax.set_title("edgekit bench")
+        ax.grid(alpha=0.3, axis="x")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return Path(path)
+
+
+def _measure(model: str, threads: int | None, runs: int, seconds: float | None, warmup: int, data: str | None) -> BenchResult:
+    payload = json.dumps({"model": model, "threads": threads, "runs": runs, "seconds": seconds, "warmup": warmup, "data": data})
+    done = subprocess.run([sys.executable, "-m", "edgekit._bench_worker", payload], capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        reason = (done.stderr.strip().splitlines() or ["worker failed"])[-1]
+        return BenchResult(model, None, threads, artifact_size(Path(model)), f"failed: {reason}")
+    return BenchResult(**json.loads(lines[-1]))
+
+
+def bench(
+    models: Sequence[str | Path],
+    *,
+    runs: int = 100,
+    seconds: float | None = None,
+    warmup: int = 10,
+    threads: Sequence[int | None] = (None,),
+    data: str | Path | None = None,
+    progress: bool = True,
+) -> BenchReport:
+    """Measure every model (and every thread count) on this machine.
+
+    Example:
+        >>> report = edgekit.bench(["m_fp32.tflite", "m_int8.tflite", "m_int8.onnx"], threads=[1, 2])
+        >>> print(report.table())
+    """
+    if runs < 1 or warmup < 0:
+        raise EdgekitError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
+    missing = [str(m) for m in models if not Path(m).exists()]
+    if missing:
+        raise EdgekitError(f"model file(s) not found: {', '.join(missing)}")
+    jobs = [(str(m), t) for m in models for t in threads]
+    results = []
+    for index, (model, thread_count) in enumerate(jobs, 1):
+        if progress:
+            bar = "#" * (20 * index // len(jobs))
+            print(f"\rbench [{bar:<20}] {index}/{len(jobs)} {Path(model).name}", end="", file=sys.stderr, flush=True)
+        results.append(_measure(model, thread_count, runs, seconds, warmup, str(data) if data else None))
+    if progress:
+        print(file=sys.stderr)
+    return BenchReport(results)
