@@ -13,7 +13,7 @@ import numpy as np
 from runtimes.base import Runtime, TensorSpec, open_runtime
 from runtimes.contract import ModelContract, Preprocessing
 from runtimes.errors import ContractError, InputError
-from runtimes.preprocess import ColorName, preprocess
+from runtimes.preprocess import ColorName, normalize, prepare_pixels, preprocess
 
 if TYPE_CHECKING:
     from runtimes.stream import Stream
@@ -71,6 +71,30 @@ class Model:
         self.output_spec: TensorSpec = runtime.output_specs[0]
         if contract is not None:
             self._check_contract(contract)
+        self._pixel_shift = self._direct_pixel_shift()
+
+    def _direct_pixel_shift(self) -> int | None:
+        """The integer k with quantized input == pixel + k, when the model's input quantization
+        matches the contract's scaling exactly (e.g. x/255 with scale 1/255 and zero point 0 or -128).
+        Then camera pixels go straight in, with no float round trip.
+        """
+        spec, quant = self.preprocessing, self.input_spec.quantization
+        if spec is None or quant is None or spec.mean is not None or not _is_quantized(self.input_spec):
+            return None
+        if spec.layout.value != "nhwc":
+            return None
+        ratio = spec.scale / quant.scale  # q = pixel * ratio + shift
+        shift = spec.offset / quant.scale + quant.zero_point
+        if abs(ratio - 1.0) > 1e-5 or abs(shift - round(shift)) > 1e-3:
+            return None
+        info = np.iinfo(self.input_spec.dtype)
+        shift = int(round(shift))
+        return shift if info.min <= shift and 255 + shift <= info.max else None
+
+    @property
+    def direct_pixel_input(self) -> bool:
+        """True when predict() feeds uint8 pixels straight into the model (no float tensor)."""
+        return self._pixel_shift is not None
 
     # -- description -------------------------------------------------------------------
     @property
@@ -126,6 +150,17 @@ class Model:
         scores = self.runtime.run([feed])[0]
         return dequantize(scores, self.output_spec) if _is_quantized(self.output_spec) else scores.astype(np.float32, copy=False)
 
+    def _infer_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """The fast path: uint8 pixels -> quantized input by an integer shift, no floats."""
+        if self._pixel_shift == 0 and self.input_spec.dtype == np.uint8:
+            feed = pixels
+        elif self._pixel_shift == -128 and self.input_spec.dtype == np.int8:
+            feed = (pixels ^ np.uint8(0x80)).view(np.int8)  # p - 128 without widening
+        else:
+            feed = (pixels.astype(np.int16) + self._pixel_shift).astype(self.input_spec.dtype)
+        scores = self.runtime.run([np.ascontiguousarray(feed)])[0]
+        return dequantize(scores, self.output_spec) if _is_quantized(self.output_spec) else scores.astype(np.float32, copy=False)
+
     def preprocess(self, image: ImageLike, color: ColorName = "rgb") -> np.ndarray:
         """Apply the contract to one image: the exact tensor `predict` feeds the model."""
         return preprocess(image, self.require_preprocessing(), color)
@@ -149,10 +184,14 @@ class Model:
         images = image if isinstance(image, (list, tuple)) else [image]
         if not images:
             return []
+        spec = self.require_preprocessing()
         started = time.perf_counter()
-        batch = np.concatenate([self.preprocess(item, color) for item in images])
+        pixels = [prepare_pixels(item, spec, color) for item in images]
+        batch = pixels[0][None] if len(pixels) == 1 else np.stack(pixels)
+        if self._pixel_shift is None:
+            batch = normalize(batch, spec)
         prepared = time.perf_counter()
-        scores = self.run(batch)
+        scores = self._infer_pixels(batch) if self._pixel_shift is not None else self.run(batch)
         inference_ms = (time.perf_counter() - prepared) * 1000 / len(images)
         preprocess_ms = (prepared - started) * 1000 / len(images)
         results = [self._classify(row, top_k, inference_ms, preprocess_ms) for row in scores]

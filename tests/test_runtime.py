@@ -150,3 +150,15 @@ def test_a_closed_model_says_so(tiny_tflite):
     model.close()
     with pytest.raises(InputError, match="tiny.tflite was closed"):
         model.run(np.zeros((1, 16, 16, 3), np.float32))
+
+
+@pytest.mark.parametrize("target, direct", [("tflite:uint8", True), ("tflite:int8", True), ("tflite:fp32", False), ("onnx:int8", False)])
+def test_pixel_fast_path_gives_the_slow_path_result(exported, shapes_splits, target, direct):
+    """uint8/int8 inputs quantized exactly like the contract take camera pixels with no float round trip."""
+    test = shapes_splits[2]
+    with edgekit.load(exported.result(target).path) as model:
+        assert model.direct_pixel_input is direct
+        frames = [cv2.imread(source) for source in test.sources[:12]]
+        fast = model.predict(frames, color="bgr")
+        slow = model.run(np.concatenate([model.preprocess(frame, "bgr") for frame in frames]))
+        np.testing.assert_array_equal(np.array([[score for _, score in sorted(r.top_k, key=lambda t: model.labels.index(t[0]))] for r in fast]), slow)
