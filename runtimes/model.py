@@ -38,12 +38,22 @@ class Classification:
         return f"{self.label} ({self.score:.3f})"
 
 
-def quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """Float -> the integer type of `spec` using its scale and zero point."""
+def quantize(x: np.ndarray, spec: TensorSpec, out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
+    """Float -> the integer type of `spec` using its scale and zero point.
+
+    With `out` (integer) and `scratch` (float32) buffers of x's shape, nothing is allocated:
+    every pass writes in place.
+    """
     q = spec.quantization
     info = np.iinfo(spec.dtype)
-    values = np.rint(x / np.float32(q.scale)) + q.zero_point
-    return np.clip(values, info.min, info.max).astype(spec.dtype)
+    scratch = np.empty(x.shape, np.float32) if scratch is None else scratch
+    out = np.empty(x.shape, spec.dtype) if out is None else out
+    np.multiply(x, np.float32(1.0 / q.scale), out=scratch)
+    np.rint(scratch, out=scratch)
+    scratch += np.float32(q.zero_point)
+    np.clip(scratch, info.min, info.max, out=scratch)
+    np.copyto(out, scratch, casting="unsafe")
+    return out
 
 
 def dequantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
@@ -72,6 +82,9 @@ class Model:
         if contract is not None:
             self._check_contract(contract)
         self._pixel_shift = self._direct_pixel_shift()
+        self._input_shape = tuple(self.input_spec.shape[1:])
+        self._input_quantized = _is_quantized(self.input_spec)
+        self._output_quantized = _is_quantized(self.output_spec)
 
     def _direct_pixel_shift(self) -> int | None:
         """The integer k with quantized input == pixel + k, when the model's input quantization
@@ -135,20 +148,36 @@ class Model:
 
     # -- inference ---------------------------------------------------------------------
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Preprocessed float batch in, float scores out; int8 models are (de)quantized here."""
-        batch = np.asarray(batch)
+        """Preprocessed float batch in, float scores out; int8 models are (de)quantized here.
+
+        The per-call path is kept short: shapes are checked against a precomputed tuple and
+        int8 inputs are quantized into reused buffers.
+        """
+        if not isinstance(batch, np.ndarray):
+            batch = np.asarray(batch)
+        if batch.shape[1:] != self._input_shape:
+            self._check_batch(batch)
+        if self._input_quantized:
+            feed = quantize(batch, self.input_spec, *self._quantize_buffers(batch.shape))
+        else:
+            feed = batch if batch.dtype == self.input_spec.dtype else batch.astype(self.input_spec.dtype)
+        scores = self.runtime.run([feed])[0]
+        return dequantize(scores, self.output_spec) if self._output_quantized else scores.astype(np.float32, copy=False)
+
+    def _check_batch(self, batch: np.ndarray) -> None:
         expected = tuple(self.input_spec.shape[1:])
         if batch.ndim != len(expected) + 1 or any(e > 0 and e != b for e, b in zip(expected, batch.shape[1:])):
             raise InputError(
                 f"{self.path.name} expects a batch of shape (N, {', '.join(map(str, expected))}); "
                 f"got {batch.shape}. Add the batch axis or preprocess with the model's contract"
             )
-        if _is_quantized(self.input_spec):
-            feed = quantize(batch, self.input_spec)
-        else:
-            feed = batch.astype(self.input_spec.dtype, copy=False)
-        scores = self.runtime.run([feed])[0]
-        return dequantize(scores, self.output_spec) if _is_quantized(self.output_spec) else scores.astype(np.float32, copy=False)
+
+    def _quantize_buffers(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Reused (int, float32) buffers for quantizing batches of `shape`: no per-call allocation."""
+        if getattr(self, "_buffers_shape", None) != shape:
+            self._buffers = (np.empty(shape, self.input_spec.dtype), np.empty(shape, np.float32))
+            self._buffers_shape = shape
+        return self._buffers
 
     def _infer_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """The fast path: uint8 pixels -> quantized input by an integer shift, no floats."""
@@ -159,7 +188,7 @@ class Model:
         else:
             feed = (pixels.astype(np.int16) + self._pixel_shift).astype(self.input_spec.dtype)
         scores = self.runtime.run([np.ascontiguousarray(feed)])[0]
-        return dequantize(scores, self.output_spec) if _is_quantized(self.output_spec) else scores.astype(np.float32, copy=False)
+        return dequantize(scores, self.output_spec) if self._output_quantized else scores.astype(np.float32, copy=False)
 
     def preprocess(self, image: ImageLike, color: ColorName = "rgb") -> np.ndarray:
         """Apply the contract to one image: the exact tensor `predict` feeds the model."""

@@ -59,6 +59,8 @@ class TFLiteRuntime(RuntimeBase):
             raise ModelLoadError(f"cannot load {self.path}: the TFLite model is corrupt or truncated ({exc})") from None
         self._inputs = self._interpreter.get_input_details()
         self._outputs = self._interpreter.get_output_details()
+        self._input_indices = [d["index"] for d in self._inputs]
+        self._output_indices = [d["index"] for d in self._outputs]
         self._batch = int(self._inputs[0]["shape"][0])
         log.debug("opened %s with %s", self.path, self.interpreter_module)
 
@@ -79,6 +81,8 @@ class TFLiteRuntime(RuntimeBase):
         self._interpreter.allocate_tensors()
         self._inputs = self._interpreter.get_input_details()
         self._outputs = self._interpreter.get_output_details()
+        self._input_indices = [d["index"] for d in self._inputs]
+        self._output_indices = [d["index"] for d in self._outputs]
         self._batch = batch
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -86,11 +90,13 @@ class TFLiteRuntime(RuntimeBase):
             raise InputError(f"{self.path.name} was closed; open it again with edgekit.load")
         if len(inputs) != len(self._inputs):
             raise InputError(f"{self.path.name} takes {len(self._inputs)} input(s), got {len(inputs)}")
-        self._ensure_batch(int(inputs[0].shape[0]))
-        for detail, array in zip(self._inputs, inputs):
-            self._interpreter.set_tensor(detail["index"], array)
-        self._interpreter.invoke()
-        return [self._interpreter.get_tensor(d["index"]) for d in self._outputs]
+        if inputs[0].shape[0] != self._batch:
+            self._ensure_batch(int(inputs[0].shape[0]))
+        interpreter = self._interpreter
+        for index, array in zip(self._input_indices, inputs):
+            interpreter.set_tensor(index, array)
+        interpreter.invoke()
+        return [interpreter.get_tensor(index) for index in self._output_indices]
 
     def embedded_contract(self) -> bytes | None:
         return read_metadata(self._model)

@@ -1,0 +1,39 @@
+"""Builds (once) the MobileNetV2-class artifacts the benchmarks time, under runs/bench/."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CACHE = ROOT / "runs" / "bench"
+
+
+def mobilenetv2_artifacts(size: int = 224) -> dict[str, Path]:
+    """mobilenetv2 at size x size (random weights, 3 classes) as TFLite fp32/int8 and ONNX fp32/int8."""
+    paths = {target: CACHE / f"mobilenetv2_{size}_{target.replace(':', '_')}" for target in
+             ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8")}
+    paths = {t: p.with_suffix(".tflite" if t.startswith("tflite") else ".onnx") for t, p in paths.items()}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    import numpy as np
+
+    import edgekit
+    from converters import CONVERTERS, CalibrationData
+    from edgekit.architectures import ARCHITECTURES
+    from runtimes.contract import ModelContract
+
+    spec = ARCHITECTURES.get("mobilenetv2")
+    root = edgekit.datasets.make_shapes(CACHE / "shapes", n_per_class=40, image_size=64, seed=0)
+    data = edgekit.ImageFolder(root, image_size=size)
+    preprocessing = spec.preprocessing(data.geometry)
+    model = spec.build((size, size, 3), len(data.labels), None)
+    contract = ModelContract(preprocessing, data.labels, model_name=f"mobilenetv2_{size}")
+    calibration = CalibrationData(data.sample(100).tensors(preprocessing))
+    for target, path in paths.items():
+        name, mode = target.split(":")
+        entry = CONVERTERS.get(name)
+        entry.convert(model, path, entry.modes[mode], contract=contract, calibration=calibration, progress=False)
+    del np
+    return paths

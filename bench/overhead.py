@@ -1,0 +1,81 @@
+"""Model.run vs the raw runtime on the same MobileNetV2-class file: the wrapper must cost ~nothing.
+
+Interleaves the two sides call by call and prints the median time ratio per backend; the last
+line is the worst ratio. Exits 1 above the 1.05 target.
+
+    .venv/bin/python bench/overhead.py [--runs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from _artifacts import mobilenetv2_artifacts
+
+TARGET = 1.05
+
+
+def interleaved_ratio(wrapped, raw, runs: int) -> tuple[float, float, float]:
+    for _ in range(10):
+        wrapped(), raw()
+    ratios, wrapped_ms, raw_ms = [], [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        wrapped()
+        t1 = time.perf_counter()
+        raw()
+        t2 = time.perf_counter()
+        wrapped_ms.append((t1 - t0) * 1000)
+        raw_ms.append((t2 - t1) * 1000)
+        ratios.append((t1 - t0) / (t2 - t1))
+    return statistics.median(ratios), statistics.median(wrapped_ms), statistics.median(raw_ms)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+    import edgekit
+
+    worst = 0.0
+    for target, path in mobilenetv2_artifacts().items():
+        model = edgekit.load(path, num_threads=1) if target.startswith("tflite") else edgekit.load(path, num_threads=1)
+        batch = model.preprocess(np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8))
+        if target.startswith("tflite"):
+            from ai_edge_litert.interpreter import Interpreter
+
+            interpreter = Interpreter(model_path=str(path), num_threads=1)
+            interpreter.allocate_tensors()
+            inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+            scale, zero = inp["quantization"]
+            feed = batch if not scale else np.clip(np.rint(batch / scale) + zero, -128, 127).astype(inp["dtype"])
+
+            def raw() -> None:
+                interpreter.set_tensor(inp["index"], feed)
+                interpreter.invoke()
+                interpreter.get_tensor(out["index"])
+        else:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            name = session.get_inputs()[0].name
+
+            def raw() -> None:
+                session.run(None, {name: batch})
+
+        ratio, wrapped_ms, raw_ms = interleaved_ratio(lambda: model.run(batch), raw, args.runs)
+        worst = max(worst, ratio)
+        print(f"{target:12} Model.run {wrapped_ms:7.2f} ms  raw {raw_ms:7.2f} ms  median ratio {ratio:.3f}")
+    print(f"worst Model.run / raw runtime ratio: {worst:.3f} (target <= {TARGET})")
+    return 0 if worst <= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
