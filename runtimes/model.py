@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+import cv2
 import numpy as np
 
 from runtimes.base import Runtime, TensorSpec, open_runtime
@@ -81,33 +82,31 @@ class Model:
         self.output_spec: TensorSpec = runtime.output_specs[0]
         if contract is not None:
             self._check_contract(contract)
-        self._pixel_shift = self._direct_pixel_shift()
+        self._pixel_table = self._pixel_lookup()
         self._input_shape = tuple(self.input_spec.shape[1:])
         self._input_quantized = _is_quantized(self.input_spec)
         self._output_quantized = _is_quantized(self.output_spec)
 
-    def _direct_pixel_shift(self) -> int | None:
-        """The integer k with quantized input == pixel + k, when the model's input quantization
-        matches the contract's scaling exactly (e.g. x/255 with scale 1/255 and zero point 0 or -128).
-        Then camera pixels go straight in, with no float round trip.
+    def _pixel_lookup(self) -> np.ndarray | None:
+        """A 256-entry table per channel: uint8 pixel -> the model's quantized input value.
+
+        For int8/uint8 inputs, scaling and quantization are elementwise over 256 possible
+        pixel values, so the table is exact: it is the slow path evaluated once per value.
+        Camera pixels then go straight in through one cv2.LUT pass, with no float tensor.
         """
-        spec, quant = self.preprocessing, self.input_spec.quantization
-        if spec is None or quant is None or spec.mean is not None or not _is_quantized(self.input_spec):
+        spec = self.preprocessing
+        if spec is None or not _is_quantized(self.input_spec) or spec.layout.value != "nhwc":
             return None
-        if spec.layout.value != "nhwc":
+        if self.input_spec.dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
             return None
-        ratio = spec.scale / quant.scale  # q = pixel * ratio + shift
-        shift = spec.offset / quant.scale + quant.zero_point
-        if abs(ratio - 1.0) > 1e-5 or abs(shift - round(shift)) > 1e-3:
-            return None
-        info = np.iinfo(self.input_spec.dtype)
-        shift = int(round(shift))
-        return shift if info.min <= shift and 255 + shift <= info.max else None
+        values = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], spec.channels, axis=2)  # 1 x 256 x C
+        table = quantize(normalize(values, spec), self.input_spec)[0]  # 1 x 256 x C, the model's dtype
+        return np.ascontiguousarray(table.view(np.uint8))
 
     @property
     def direct_pixel_input(self) -> bool:
-        """True when predict() feeds uint8 pixels straight into the model (no float tensor)."""
-        return self._pixel_shift is not None
+        """True when predict() maps uint8 pixels straight to the quantized input (no float tensor)."""
+        return self._pixel_table is not None
 
     # -- description -------------------------------------------------------------------
     @property
@@ -180,14 +179,15 @@ class Model:
         return self._buffers
 
     def _infer_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """The fast path: uint8 pixels -> quantized input by an integer shift, no floats."""
-        if self._pixel_shift == 0 and self.input_spec.dtype == np.uint8:
-            feed = pixels
-        elif self._pixel_shift == -128 and self.input_spec.dtype == np.int8:
-            feed = (pixels ^ np.uint8(0x80)).view(np.int8)  # p - 128 without widening
+        """The fast path: uint8 pixels -> quantized input by table lookup, no floats."""
+        table = self._pixel_table
+        flat = pixels.reshape(-1, pixels.shape[-2], pixels.shape[-1])  # LUT works on 2-D images of C channels
+        if table.shape[-1] == 1:
+            mapped = cv2.LUT(flat[..., 0], table[:, :, 0].reshape(256))[..., None]
         else:
-            feed = (pixels.astype(np.int16) + self._pixel_shift).astype(self.input_spec.dtype)
-        scores = self.runtime.run([np.ascontiguousarray(feed)])[0]
+            mapped = cv2.LUT(flat, table.reshape(1, 256, table.shape[-1]))
+        feed = mapped.reshape(pixels.shape).view(self.input_spec.dtype)
+        scores = self.runtime.run([feed])[0]
         return dequantize(scores, self.output_spec) if self._output_quantized else scores.astype(np.float32, copy=False)
 
     def preprocess(self, image: ImageLike, color: ColorName = "rgb") -> np.ndarray:
@@ -217,10 +217,10 @@ class Model:
         started = time.perf_counter()
         pixels = [prepare_pixels(item, spec, color) for item in images]
         batch = pixels[0][None] if len(pixels) == 1 else np.stack(pixels)
-        if self._pixel_shift is None:
+        if self._pixel_table is None:
             batch = normalize(batch, spec)
         prepared = time.perf_counter()
-        scores = self._infer_pixels(batch) if self._pixel_shift is not None else self.run(batch)
+        scores = self._infer_pixels(batch) if self._pixel_table is not None else self.run(batch)
         inference_ms = (time.perf_counter() - prepared) * 1000 / len(images)
         preprocess_ms = (prepared - started) * 1000 / len(images)
         results = [self._classify(row, top_k, inference_ms, preprocess_ms) for row in scores]

@@ -1,0 +1,43 @@
+"""Model.predict on a 640x480 BGR camera frame vs Model.run on the already-preprocessed tensor.
+
+The frame path (colour, resize, scaling, result) should add little to inference. Interleaves
+the two sides and prints the median time ratio per artifact; the last line is the worst.
+Exits 1 above the 1.10 target.
+
+    .venv/bin/python bench/frame_path.py [--runs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from _artifacts import mobilenetv2_artifacts
+from overhead import interleaved_ratio
+
+TARGET = 1.10
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+    import edgekit
+
+    frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    worst = 0.0
+    for target, path in mobilenetv2_artifacts().items():
+        model = edgekit.load(path, num_threads=1)
+        tensor = model.preprocess(frame, "bgr")
+        ratio, predict_ms, run_ms = interleaved_ratio(lambda: model.predict(frame, color="bgr"), lambda: model.run(tensor), args.runs)
+        worst = max(worst, ratio)
+        print(f"{target:12} predict(frame) {predict_ms:7.2f} ms  run(tensor) {run_ms:7.2f} ms  median ratio {ratio:.3f}"
+              + ("  (direct uint8 pixels)" if model.direct_pixel_input else ""))
+    print(f"worst predict(640x480 frame) / run(tensor) ratio: {worst:.3f} (target <= {TARGET})")
+    return 0 if worst <= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
