@@ -48,32 +48,19 @@ def result_line(record: dict[str, Any]) -> str:
 
 def run_stream(model: Any, source: Any, options: StreamOptions, out: IO[str] | None = None) -> int:
     """Classify every frame of `source`, writing one line (or JSON object) per result to `out`."""
-    from runtimes.draw import draw_overlay
-    from runtimes.video import AnnotatedVideo, Window
+    from runtimes.video import AnnotatedVideo, Window, present
 
     out = out or sys.stdout
     window = Window("edgekit") if options.show else None
     video = AnnotatedVideo(options.save) if options.save else None
     stream = model.stream(source, every=options.every, max_frames=options.max_frames, top_k=options.top_k)
     count = 0
-    try:
-        with stream:
-            for item in stream:
-                count += 1
-                record = result_record(item.frame.position, item.classification, options.threshold,
-                                       latency_ms=item.latency_ms, age_ms=item.age_ms)
-                print(json.dumps(record) if options.json_lines else result_line(record), file=out, flush=True)
-                if window or video:
-                    annotated = draw_overlay(item.frame.image, item.classification, item.fps, options.threshold)
-                    if video:
-                        video.write(annotated, fps_hint=getattr(stream.source, "fps", 0.0))
-                    if window and not window.show(annotated):
-                        break
-    finally:
-        if video:
-            video.close()
-        if window:
-            window.close()
+    with stream:
+        for item in present(stream, threshold=options.threshold, window=window, video=video):
+            count += 1
+            record = result_record(item.frame.position, item.classification, options.threshold,
+                                   latency_ms=item.latency_ms, age_ms=item.age_ms)
+            print(json.dumps(record) if options.json_lines else result_line(record), file=out, flush=True)
     stats = stream.source.stats
     print(f"{count} result(s); source delivered {stats.delivered}, dropped {stats.dropped} stale, skipped {stats.skipped}",
           file=sys.stderr)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import cv2
 import numpy as np
 
 from runtimes.errors import InputError
+
+if TYPE_CHECKING:
+    from runtimes.stream import Stream, StreamResult
 
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
@@ -64,3 +68,30 @@ class Window:
 
     def close(self) -> None:
         cv2.destroyWindow(self.title)
+
+
+def present(stream: "Stream", *, threshold: float = 0.0, window: Window | None = None,
+            video: AnnotatedVideo | None = None) -> Iterator["StreamResult"]:
+    """Yield each result after drawing its overlay into `video` and `window`.
+
+    Ends when the stream does or the user closes the window; always closes both outputs.
+    """
+    from runtimes.draw import draw_overlay
+
+    try:
+        for item in stream:
+            keep_going = True
+            if window or video:
+                annotated = draw_overlay(item.frame.image, item.classification, item.fps, threshold)
+                if video:
+                    video.write(annotated, fps_hint=getattr(stream.source, "fps", 0.0))
+                if window:
+                    keep_going = window.show(annotated)
+            yield item
+            if not keep_going:
+                return
+    finally:
+        if video:
+            video.close()
+        if window:
+            window.close()

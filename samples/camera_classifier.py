@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 
 import runtimes
-from runtimes.draw import draw_overlay
-from runtimes.video import AnnotatedVideo, Window
+from runtimes.video import AnnotatedVideo, Window, present
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,18 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     with runtimes.open(args.model) as model, model.stream(args.source, max_frames=args.max_frames) as stream:
         window = None if args.headless else Window(f"edgekit: {args.model.name}")
         video = AnnotatedVideo(args.save) if args.save else None
-        try:
-            for result in stream:
-                annotated = draw_overlay(result.frame.image, result.classification, result.fps, args.threshold)
-                if video:
-                    video.write(annotated, fps_hint=getattr(stream.source, "fps", 0.0))
-                if window and not window.show(annotated):
-                    break
-        finally:
-            if video:
-                video.close()
-            if window:
-                window.close()
+        for _ in present(stream, threshold=args.threshold, window=window, video=video):
+            pass  # each frame is drawn, saved and shown by present(); add your own logic here
         stats = stream.source.stats
         print(f"{stream.meter.fps:.1f} FPS, {stream.meter.latency_ms:.1f} ms per frame; "
               f"frames delivered {stats.delivered}, dropped {stats.dropped}, skipped {stats.skipped}"

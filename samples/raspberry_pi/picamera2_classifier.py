@@ -14,9 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bundle folder, when copied there
 
 import runtimes  # noqa: E402
-from runtimes.draw import draw_overlay  # noqa: E402
 from runtimes.sources import LiveSource, Picamera2Reader  # noqa: E402
-from runtimes.video import AnnotatedVideo, Window  # noqa: E402
+from runtimes.video import AnnotatedVideo, Window, present  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,18 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     with runtimes.open(args.model, num_threads=4) as model, model.stream(source) as stream:
         window = None if args.headless else Window("edgekit on Raspberry Pi")
         video = AnnotatedVideo(args.save) if args.save else None
-        try:
-            for result in stream:
-                frame = draw_overlay(result.frame.image, result.classification, result.fps, args.threshold)
-                if video:
-                    video.write(frame)
-                if window and not window.show(frame):
-                    break
-        finally:
-            if video:
-                video.close()
-            if window:
-                window.close()
+        for result in present(stream, threshold=args.threshold, window=window, video=video):
+            pass  # result.classification.label, .score, result.age_ms: act on them here
     print(f"{stream.meter.fps:.1f} FPS; dropped {source.stats.dropped} stale frames")
     return 0
 
