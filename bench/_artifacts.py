@@ -36,4 +36,10 @@ def mobilenetv2_artifacts(size: int = 224) -> dict[str, Path]:
         entry = CONVERTERS.get(name)
         entry.convert(model, path, entry.modes[mode], contract=contract, calibration=calibration, progress=False)
     del np
+    (CACHE / f"mobilenetv2_{size}.params").write_text(str(model.count_params()))
     return paths
+
+
+def parameter_count(size: int = 224) -> int:
+    mobilenetv2_artifacts(size)
+    return int((CACHE / f"mobilenetv2_{size}.params").read_text())

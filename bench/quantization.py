@@ -1,0 +1,51 @@
+"""What int8 buys for MobileNetV2 at 96 and 224: file size (vs the 1-byte-per-weight floor),
+latency (TFLite and ONNX) and top-1 agreement with float32 on the shapes images.
+
+Random-weight models (nothing is downloaded), so agreement stands in for accuracy here;
+tests/test_quality.py measures accuracy deltas on trained models. The last line is the worst
+size ratio; exits 1 when a size ratio is above 0.30 or a latency ratio above 0.7.
+
+    .venv/bin/python bench/quantization.py [--runs 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from _artifacts import CACHE, mobilenetv2_artifacts, parameter_count
+from overhead import interleaved_ratio
+
+SIZE_TARGET, LATENCY_TARGET = 0.30, 0.7
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    args = parser.parse_args()
+    import edgekit
+
+    worst_size, worst_latency = 0.0, 0.0
+    for size in (96, 224):
+        paths = mobilenetv2_artifacts(size)
+        images = edgekit.ImageFolder(CACHE / "shapes", image_size=size)
+        floor = parameter_count(size) / paths["tflite:fp32"].stat().st_size
+        for fmt in ("tflite", "onnx"):
+            fp32, int8 = (edgekit.load(paths[f"{fmt}:{mode}"], num_threads=1) for mode in ("fp32", "int8"))
+            size_ratio = paths[f"{fmt}:int8"].stat().st_size / paths[f"{fmt}:fp32"].stat().st_size
+            x = fp32.preprocess(images.pixels[0])
+            latency_ratio, int8_ms, fp32_ms = interleaved_ratio(lambda: int8.run(x), lambda: fp32.run(x), args.runs)
+            batch = images.tensors(fp32.preprocessing)
+            agreement = float(np.mean(np.argmax(int8.run(batch), 1) == np.argmax(fp32.run(batch), 1)))
+            worst_size, worst_latency = max(worst_size, size_ratio), max(worst_latency, latency_ratio)
+            print(f"mobilenetv2 {size:3d} {fmt:6} int8/fp32 size {size_ratio:.3f} (floor {floor:.3f}), "
+                  f"latency {latency_ratio:.2f} ({int8_ms:.2f} vs {fp32_ms:.2f} ms), top-1 agreement {agreement:.3f}")
+    print(f"worst int8/fp32 size ratio {worst_size:.3f} (target <= {SIZE_TARGET}); "
+          f"worst latency ratio {worst_latency:.2f} (target <= {LATENCY_TARGET})")
+    return 0 if worst_size <= SIZE_TARGET and worst_latency <= LATENCY_TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
