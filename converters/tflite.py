@@ -97,4 +97,5 @@ def convert_tflite(
         tmp.write_bytes(flatbuffer)
     seconds = time.perf_counter() - started
     log.info("wrote %s (%.1f kB, %.1f s)", output_path, len(flatbuffer) / 1024, seconds)
-    return Artifact(output_path, f"tflite:{quant.value}", config, embedded, len(flatbuffer), seconds, tuple(notes))
+    mode = "uint8" if config.io_dtype == "uint8" else quant.value  # the MODES key this config came from
+    return Artifact(output_path, f"tflite:{mode}", config, embedded, len(flatbuffer), seconds, tuple(notes))

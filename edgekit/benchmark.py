@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from edgekit.errors import EdgekitError
+from edgekit.tables import text_table
 from runtimes.base import artifact_size
 
 
@@ -55,33 +56,18 @@ class BenchReport:
         ] for r in self.results]
 
     def table(self) -> str:
-        rows = [list(self.HEADER), *self.rows()]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(self.HEADER))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
+        return text_table(self.HEADER, self.rows())
 
     def to_dict(self) -> dict[str, Any]:
         return {"results": [asdict(r) for r in self.results]}
 
     def plot(self, path: str | Path) -> Path:
         """Latency distribution per artifact (box plot), for the ones that ran."""
-        from edgekit.plots import _pyplot
+        from edgekit.plots import plot_latencies
 
-        plt = _pyplot()
         ran = [r for r in self.results if r.latencies_ms]
-        fig, ax = plt.subplots(figsize=(8, 1.2 + 0.6 * max(1, len(ran))))
-        if ran:
-            ax.boxplot([r.latencies_ms for r in ran], vert=False, showfliers=True)
-            ax.set_yticks(range(1, len(ran) + 1),
-                          [f"{Path(r.model).name} ({'default' if r.threads is None else r.threads} threads)" for r in ran])
-        ax.set_xlabel("latency per inference (ms)")
-        ax.set_title("edgekit bench")
-        ax.grid(alpha=0.3, axis="x")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return Path(path)
+        labels = [f"{Path(r.model).name} ({'default' if r.threads is None else r.threads} threads)" for r in ran]
+        return plot_latencies([r.latencies_ms for r in ran], labels, path)
 
 
 def _measure(model: str, threads: int | None, runs: int, seconds: float | None, warmup: int, data: str | None) -> BenchResult:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.data import ImageDataset
+from edgekit.errors import DatasetError
 from edgekit.metrics import ClassificationMetrics, classification_metrics, top1_agreement
 from runtimes.model import Model, open_model
 
@@ -77,8 +78,6 @@ def evaluate(model: str | Path | Model, dataset: ImageDataset) -> Classification
     loaded = open_model(model) if owned else model
     try:
         if tuple(loaded.labels) != tuple(dataset.labels):
-            from edgekit.errors import DatasetError
-
             raise DatasetError(
                 f"the model's labels {list(loaded.labels)} differ from the dataset's {list(dataset.labels)}"
             )

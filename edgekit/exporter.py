@@ -17,6 +17,7 @@ from edgekit.errors import ContractError, DatasetError, ExportError
 from edgekit.evaluation import check_artifact
 from edgekit.keras_io import load_keras
 from edgekit.metrics import classification_metrics
+from edgekit.tables import text_table
 from edgekit.training import predict_scores
 from runtimes.contract import ModelContract
 from runtimes.model import open_model
@@ -102,11 +103,7 @@ class ExportReport:
         return rows
 
     def table(self) -> str:
-        rows = [self.HEADER, *self.rows()]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(self.HEADER))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
+        return text_table(self.HEADER, self.rows())
 
     def markdown(self) -> str:
         lines = [f"# Export report: {self.model_name}", "", f"Checked on {self.check_samples} held-out images."]

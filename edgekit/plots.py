@@ -88,3 +88,19 @@ def plot_artifacts(rows: Sequence[Mapping[str, Any]], path: str | Path, referenc
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def plot_latencies(latencies: Sequence[Sequence[float]], labels: Sequence[str], path: str | Path) -> Path:
+    """One horizontal box plot of per-inference latency per artifact."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.6 * max(1, len(labels))))
+    if labels:
+        ax.boxplot(latencies, vert=False, showfliers=True)
+        ax.set_yticks(range(1, len(labels) + 1), labels)
+    ax.set_xlabel("latency per inference (ms)")
+    ax.set_title("edgekit bench")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
