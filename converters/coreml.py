@@ -8,6 +8,7 @@ into the function as a multiply before the model.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -15,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from converters.base import (
     register_converter,
 )
 from converters.calibration import CalibrationData
+from converters.shared_work import intermediate
 from runtimes._deps import require
 from runtimes.base import artifact_size
 from runtimes.coreml_metadata import COMPUTE_UNITS, CONTRACT_METADATA_KEY, INPUT_NAME
@@ -156,14 +158,21 @@ def convert_coreml(
         bias=bias if spec.channels == 3 else bias[0], color_layout=layouts[spec.color_order],
     )
     precision = ct.precision.FLOAT32 if config.quantization is Quantization.FLOAT32 else ct.precision.FLOAT16
-    try:
-        mlmodel = ct.convert(
+
+    @contextlib.contextmanager
+    def base_program() -> Iterator[Any]:
+        yield ct.convert(
             [_concrete_function(model, contract, fold)], source="tensorflow", inputs=[image],
             classifier_config=ct.ClassifierConfig(list(contract.labels)), convert_to="mlprogram",
             compute_precision=precision, compute_units=getattr(ct.ComputeUnit, config.compute_units),
             minimum_deployment_target=getattr(ct.target, config.minimum_deployment_target),
         )
-        mlmodel = _compress(mlmodel, config)
+
+    # the compressions rebuild the program from the base's spec, so one base serves every mode
+    key = ("coreml-program", str(precision), config.compute_units, config.minimum_deployment_target, contract.to_json())
+    try:
+        with intermediate(model, key, base_program) as base:
+            mlmodel = _compress(base, config)
     except Exception as exc:  # coremltools raises many types from its graph passes
         raise ConversionError(f"CoreML conversion failed: {exc}") from exc
     mode = _mode_name(config)

@@ -16,7 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from converters.base import (
     register_converter,
 )
 from converters.calibration import CalibrationData, require_calibration
+from converters.shared_work import intermediate
 from runtimes._deps import require
 from runtimes.contract import ModelContract
 from runtimes.onnx_metadata import CONTRACT_METADATA_KEY
@@ -59,10 +60,11 @@ def _keras_export(model: Any, path: Path) -> None:
 
 
 def _via_tflite(model: Any, path: Path) -> None:
-    tf = require("tensorflow", extra="onnx")
+    from converters.tflite import float_flatbuffer
+
     tf2onnx = require("tf2onnx", extra="onnx")
     tflite_path = path.with_suffix(".tflite")
-    tflite_path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    tflite_path.write_bytes(float_flatbuffer(model))
     tf2onnx.convert.from_tflite(str(tflite_path), opset=OPSET, output_path=str(path))
 
 
@@ -93,7 +95,14 @@ def _verify_float(path: Path, model: Any, probe: np.ndarray) -> str | None:
     return None if error <= PROBE_TOLERANCE else f"scores differ from Keras by {error:.3g}"
 
 
-def _float_onnx(model: Any, workdir: Path, probe: np.ndarray) -> tuple[Path, str, list[str]]:
+@contextlib.contextmanager
+def _float_onnx(model: Any, probe: np.ndarray) -> Iterator[tuple[Path, str, list[str]]]:
+    """The first float32 ONNX graph that matches Keras: (path, export path name, notes)."""
+    with tempfile.TemporaryDirectory(prefix="edgekit-onnx-float-") as tmp:
+        yield _first_matching_export(model, Path(tmp), probe)
+
+
+def _first_matching_export(model: Any, workdir: Path, probe: np.ndarray) -> tuple[Path, str, list[str]]:
     notes: list[str] = []
     model(probe[:1], training=False)  # Keras export refuses models that were never called
     for float_path in FLOAT_PATHS:
@@ -133,7 +142,7 @@ def _quantize(float_path: Path, output: Path, config: ConversionConfig, calibrat
     quantization = require("onnxruntime.quantization", extra="onnx", package="onnxruntime")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    prepared = float_path.with_name("prepared.onnx")
+    prepared = output.with_name("prepared.onnx")
     quant_pre_process(str(float_path), str(prepared))
     if config.quantization is Quantization.DYNAMIC:
         quantization.quantize_dynamic(str(prepared), str(output), weight_type=quantization.QuantType.QInt8, per_channel=True)
@@ -169,9 +178,12 @@ def convert_onnx(
     if config.quantization is Quantization.INT8:
         calibration, lint = require_calibration(calibration, contract.preprocessing, config.calibration_samples)
         notes.extend(lint)
-    with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as tmp:
+    probe = _probe_inputs(contract, calibration)
+    with (
+        intermediate(model, "onnx-float", lambda: _float_onnx(model, probe)) as (float_path, path_name, path_notes),
+        tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as tmp,
+    ):
         workdir = Path(tmp)
-        float_path, path_name, path_notes = _float_onnx(model, workdir, _probe_inputs(contract, calibration))
         notes.extend(path_notes)
         final = float_path
         if config.quantization is not Quantization.FLOAT32:

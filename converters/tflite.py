@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
+import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from converters.base import (
     Artifact,
@@ -20,6 +22,7 @@ from converters.base import (
     register_converter,
 )
 from converters.calibration import CalibrationData, require_calibration
+from converters.shared_work import intermediate
 from runtimes._deps import require
 from runtimes.contract import ModelContract
 from runtimes.tflite_metadata import write_metadata
@@ -47,6 +50,55 @@ def _progress(total: int) -> Any:
     return step
 
 
+@contextlib.contextmanager
+def _saved_model(model: Any) -> Iterator[Path | None]:
+    """The inference SavedModel TFLiteConverter.from_keras_model would write, kept for reuse.
+
+    Same endpoint as TensorFlow's own Keras 3 path (``__call__`` with training=False); None for
+    models without symbolic inputs (subclassed), which go through from_keras_model instead.
+    """
+    keras = require("keras", extra="tflite", package="tensorflow")
+    tf = require("tensorflow", extra="tflite")
+    inputs = getattr(model, "inputs", None) if isinstance(model, keras.Model) else None
+    if not inputs:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="edgekit-savedmodel-") as tmp:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        specs = [tf.TensorSpec(x.shape, dtype=x.dtype, name=x.name) for x in inputs]
+        signature = specs if len(specs) == 1 else [specs]
+        try:
+            archive.add_endpoint("serve", functools.partial(model.__call__, training=False), signature)
+            with contextlib.redirect_stdout(io.StringIO()):
+                archive.write_out(tmp, verbose=False)
+        except Exception as exc:  # as TensorFlow does: fall back to its frozen-graph path
+            log.info("SavedModel export failed (%s); converting with from_keras_model", exc)
+            yield None
+            return
+        yield Path(tmp)
+
+
+@contextlib.contextmanager
+def _converter(model: Any) -> Iterator[Any]:
+    """A TFLiteConverter for `model`, from a SavedModel shared by every mode of one export."""
+    tf = require("tensorflow", extra="tflite")
+    with intermediate(model, "tflite-saved-model", lambda: _saved_model(model)) as saved:
+        yield tf.lite.TFLiteConverter.from_keras_model(model) if saved is None else tf.lite.TFLiteConverter.from_saved_model(str(saved))
+
+
+def float_flatbuffer(model: Any) -> bytes:
+    """The float32 TFLite flatbuffer of `model` (no metadata), shared within one export."""
+
+    @contextlib.contextmanager
+    def make() -> Iterator[bytes]:
+        with _converter(model) as converter, contextlib.redirect_stdout(io.StringIO()):
+            yield converter.convert()
+
+    with intermediate(model, "tflite-float-flatbuffer", make) as flatbuffer:
+        return flatbuffer
+
+
 @register_converter(
     "tflite", suffix=".tflite", modes=MODES, fallbacks={"int8": "dynamic", "uint8": "dynamic", "dynamic": "fp16"}
 )
@@ -67,7 +119,22 @@ def convert_tflite(
     tf = require("tensorflow", extra="tflite")
     output_path = Path(output_path)
     started = time.perf_counter()
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    with _converter(model) as converter:
+        flatbuffer, notes = _convert(tf, converter, config, contract, calibration, progress)
+    embedded = describe(contract, config)
+    flatbuffer = write_metadata(flatbuffer, embedded.to_json().encode())
+    with atomic_output(output_path) as tmp:
+        tmp.write_bytes(flatbuffer)
+    seconds = time.perf_counter() - started
+    log.info("wrote %s (%.1f kB, %.1f s)", output_path, len(flatbuffer) / 1024, seconds)
+    mode = "uint8" if config.io_dtype == "uint8" else config.quantization.value  # the MODES key this config came from
+    return Artifact(output_path, f"tflite:{mode}", config, embedded, len(flatbuffer), seconds, tuple(notes))
+
+
+def _convert(
+    tf: Any, converter: Any, config: ConversionConfig, contract: ModelContract,
+    calibration: CalibrationData | None, progress: bool,
+) -> tuple[bytes, list[str]]:
     quant = config.quantization
     notes: list[str] = []
     if quant is not Quantization.FLOAT32:
@@ -91,11 +158,4 @@ def convert_tflite(
         raise ConversionError(f"TFLite conversion ({quant.value}) failed: {exc}") from exc
     finally:
         log.debug("converter output: %s", chatter.getvalue())
-    embedded = describe(contract, config)
-    flatbuffer = write_metadata(flatbuffer, embedded.to_json().encode())
-    with atomic_output(output_path) as tmp:
-        tmp.write_bytes(flatbuffer)
-    seconds = time.perf_counter() - started
-    log.info("wrote %s (%.1f kB, %.1f s)", output_path, len(flatbuffer) / 1024, seconds)
-    mode = "uint8" if config.io_dtype == "uint8" else quant.value  # the MODES key this config came from
-    return Artifact(output_path, f"tflite:{mode}", config, embedded, len(flatbuffer), seconds, tuple(notes))
+    return flatbuffer, notes

@@ -12,6 +12,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from converters import CONVERTERS, CalibrationData, ConversionConfig, ConverterEntry, parse_target
+from converters.shared_work import shared_work
 from edgekit.data import ImageDataset
 from edgekit.errors import ContractError, DatasetError, ExportError
 from edgekit.evaluation import check_artifact
@@ -201,16 +202,17 @@ def export(
 
     job = _Job(model, contract, Path(out_dir), name or contract.model_name, calib, check, reference, max_drop, configure, progress)
     results = []
-    for target, entry, mode, _ in parsed:
-        chain = entry.fallback_chain(mode) if fallback else [mode]
-        for attempt in chain:
-            result = job.run(entry, attempt)
-            if attempt != mode:
-                result.fallback_for = target
-                log.warning("%s failed; fell back to %s: %s", target, result.target, result.status)
-            results.append(result)
-            if result.status != "failed":
-                break
+    with shared_work():  # one SavedModel / float graph / base program per format, not per mode
+        for target, entry, mode, _ in parsed:
+            chain = entry.fallback_chain(mode) if fallback else [mode]
+            for attempt in chain:
+                result = job.run(entry, attempt)
+                if attempt != mode:
+                    result.fallback_for = target
+                    log.warning("%s failed; fell back to %s: %s", target, result.target, result.status)
+                results.append(result)
+                if result.status != "failed":
+                    break
     return ExportReport(job.name, keras_accuracy, len(check) if check is not None else 0, results, max_drop, calibration_warnings)
 
 

@@ -66,6 +66,7 @@ def test_failed_conversion_leaves_no_file(tiny_model, tiny_contract, tmp_path, m
             raise RuntimeError("converter crashed")
 
     monkeypatch.setattr(tf.lite.TFLiteConverter, "from_keras_model", lambda model: CrashingConverter())
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_saved_model", lambda path: CrashingConverter())
     target = tmp_path / "m.tflite"
     with pytest.raises(ConversionError, match="TFLite conversion \\(fp32\\) failed: converter crashed"):
         convert_tflite(tiny_model, target, MODES["fp32"], contract=tiny_contract)
