@@ -83,6 +83,7 @@ class Model:
         if contract is not None:
             self._check_contract(contract)
         self._pixel_table = self._pixel_lookup()
+        self._frame_buffers: dict = {}  # reused by predict() on single frames
         self._input_shape = tuple(self.input_spec.shape[1:])
         self._input_quantized = _is_quantized(self.input_spec)
         self._output_quantized = _is_quantized(self.output_spec)
@@ -181,14 +182,28 @@ class Model:
     def _infer_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """The fast path: uint8 pixels -> quantized input by table lookup, no floats."""
         table = self._pixel_table
-        flat = pixels.reshape(-1, pixels.shape[-2], pixels.shape[-1])  # LUT works on 2-D images of C channels
-        if table.shape[-1] == 1:
-            mapped = cv2.LUT(flat[..., 0], table[:, :, 0].reshape(256))[..., None]
+        channels = table.shape[-1]
+        flat = pixels.reshape(-1, pixels.shape[-2], channels)  # LUT works on 2-D images of C channels
+        if channels == 1:
+            flat, table = flat[..., 0], table[:, :, 0].reshape(256)
         else:
-            mapped = cv2.LUT(flat, table.reshape(1, 256, table.shape[-1]))
+            table = table.reshape(1, 256, channels)
+        mapped = cv2.LUT(flat, table, dst=self._buffer(("lut", flat.shape)))
         feed = mapped.reshape(pixels.shape).view(self.input_spec.dtype)
         scores = self.runtime.run([feed])[0]
         return dequantize(scores, self.output_spec) if self._output_quantized else scores.astype(np.float32, copy=False)
+
+    def _float_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        key = ("float", shape)
+        if key not in self._frame_buffers:
+            self._frame_buffers[key] = np.empty(shape, np.float32)
+        return self._frame_buffers[key]
+
+    def _buffer(self, key: tuple) -> np.ndarray:
+        """A reused uint8 array for one per-frame step (key = (step, shape))."""
+        if key not in self._frame_buffers:
+            self._frame_buffers[key] = np.empty(key[1], np.uint8)
+        return self._frame_buffers[key]
 
     def preprocess(self, image: ImageLike, color: ColorName = "rgb") -> np.ndarray:
         """Apply the contract to one image: the exact tensor `predict` feeds the model."""
@@ -215,10 +230,13 @@ class Model:
             return []
         spec = self.require_preprocessing()
         started = time.perf_counter()
-        pixels = [prepare_pixels(item, spec, color) for item in images]
-        batch = pixels[0][None] if len(pixels) == 1 else np.stack(pixels)
+        if len(images) == 1:  # one camera frame: every step writes into reused buffers
+            batch = prepare_pixels(images[0], spec, color, self._frame_buffers)[None]
+        else:
+            batch = np.stack([prepare_pixels(item, spec, color) for item in images])
         if self._pixel_table is None:
-            batch = normalize(batch, spec)
+            out = self._float_buffer(batch.shape) if len(images) == 1 else None
+            batch = normalize(batch, spec, out)
         prepared = time.perf_counter()
         scores = self._infer_pixels(batch) if self._pixel_table is not None else self.run(batch)
         inference_ms = (time.perf_counter() - prepared) * 1000 / len(images)

@@ -16,6 +16,17 @@ from runtimes.contract import ColorOrder, Layout, Preprocessing, ResizeMode, par
 from runtimes.errors import InputError
 
 ColorName = Literal["rgb", "bgr", "gray"]
+Buffers = dict  # (step, shape) -> reused uint8 array; lets a per-frame caller skip allocations
+
+
+def _buffer(buffers: Buffers | None, shape: tuple[int, ...], step: str = "resize") -> np.ndarray | None:
+    """A reused uint8 array of `shape` for `step` from `buffers`, or None (OpenCV then allocates)."""
+    if buffers is None:
+        return None
+    key = (step, shape)
+    if key not in buffers:
+        buffers[key] = np.empty(shape, np.uint8)
+    return buffers[key]
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -62,7 +73,7 @@ def to_color_order(image: np.ndarray, source: ColorName | ColorOrder, target: Co
     return image
 
 
-def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+def _resize(image: np.ndarray, width: int, height: int, buffers: Buffers | None = None) -> np.ndarray:
     """Antialiased and fast: halve with INTER_AREA while at least 2x too big, then bilinear.
 
     Exact 2x area halving is OpenCV's fast path (a 640x480 frame to 224x224 costs ~0.13 ms,
@@ -70,20 +81,22 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     shows on large shrink factors.
     """
     while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
-        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        half = (image.shape[0] // 2, image.shape[1] // 2, *image.shape[2:])
+        image = cv2.resize(image, half[1::-1], dst=_buffer(buffers, half), interpolation=cv2.INTER_AREA)
     if (image.shape[1], image.shape[0]) != (width, height):
-        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+        out = (height, width, *image.shape[2:])
+        image = cv2.resize(image, (width, height), dst=_buffer(buffers, out), interpolation=cv2.INTER_LINEAR)
     return image[:, :, None] if image.ndim == 2 else image
 
 
-def resize_image(image: np.ndarray, spec: Preprocessing) -> np.ndarray:
+def resize_image(image: np.ndarray, spec: Preprocessing, buffers: Buffers | None = None) -> np.ndarray:
     """Resize HxWxC uint8 pixels to the contract's input size with its resize mode."""
     out_h, out_w = spec.input_size
     in_h, in_w = image.shape[:2]
     if (in_h, in_w) == (out_h, out_w):
         return image
     if spec.resize is ResizeMode.STRETCH:
-        return _resize(image, out_w, out_h)
+        return _resize(image, out_w, out_h, buffers)
     if spec.resize is ResizeMode.LETTERBOX:
         ratio = min(out_h / in_h, out_w / in_w)
         new_w, new_h = max(1, round(in_w * ratio)), max(1, round(in_h * ratio))
@@ -98,22 +111,46 @@ def resize_image(image: np.ndarray, spec: Preprocessing) -> np.ndarray:
     return resized[top : top + out_h, left : left + out_w]
 
 
-def prepare_pixels(image: np.ndarray | str | Path, spec: Preprocessing, color: ColorName = "rgb") -> np.ndarray:
+def _swap_after_resize(image: np.ndarray, color: ColorName | ColorOrder, spec: Preprocessing) -> bool:
+    """True when the colour step is a plain RGB<->BGR swap and the image shrinks.
+
+    A channel swap commutes exactly with resizing (both act per channel), so it is done on
+    the smaller image: the same pixels for less work.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or spec.color_order is ColorOrder.GRAY:
+        return False
+    if str(getattr(color, "value", color)) not in ("rgb", "bgr") or str(getattr(color, "value", color)) == spec.color_order.value:
+        return False
+    return image.shape[0] * image.shape[1] > spec.input_size[0] * spec.input_size[1]
+
+
+def prepare_pixels(
+    image: np.ndarray | str | Path, spec: Preprocessing, color: ColorName = "rgb", buffers: Buffers | None = None
+) -> np.ndarray:
     """Geometry and colour: any image -> uint8 HxWxC at the contract's size and colour order.
 
-    A path is decoded with OpenCV (so `color` is ignored: files are read as BGR).
+    A path is decoded with OpenCV (so `color` is ignored: files are read as BGR). With
+    `buffers`, the result may be a reused array, valid until the next call with them.
     """
     if isinstance(image, (str, Path)):
         image, color = read_image(image), "bgr"
     if not isinstance(image, np.ndarray):
         raise InputError(f"expected a numpy image or a path, got {type(image).__name__}")
-    return resize_image(to_color_order(image, color, spec.color_order), spec)
+    if _swap_after_resize(image, color, spec):
+        resized = resize_image(image, spec, buffers)
+        return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=_buffer(buffers, resized.shape, "swap"))
+    return resize_image(to_color_order(image, color, spec.color_order), spec, buffers)
 
 
-def normalize(pixels: np.ndarray, spec: Preprocessing) -> np.ndarray:
-    """Scaling and layout: uint8 pixels (HxWxC or NxHxWxC) -> float32 batch for the model."""
+def normalize(pixels: np.ndarray, spec: Preprocessing, out: np.ndarray | None = None) -> np.ndarray:
+    """Scaling and layout: uint8 pixels (HxWxC or NxHxWxC) -> float32 batch for the model.
+
+    `out` (float32, the batch's NHWC shape) is written instead of a new array: the same
+    float32 operations in place, so the same values.
+    """
     batch = pixels[None] if pixels.ndim == 3 else pixels
-    tensor = batch.astype(np.float32) * np.float32(spec.scale) + np.float32(spec.offset)
+    tensor = np.multiply(batch, np.float32(spec.scale), out=out, dtype=np.float32)
+    tensor += np.float32(spec.offset)
     if spec.mean is not None and spec.std is not None:
         tensor -= np.asarray(spec.mean, dtype=np.float32)
         tensor /= np.asarray(spec.std, dtype=np.float32)

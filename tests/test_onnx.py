@@ -61,6 +61,33 @@ def test_quantized_graphs_hold_int8_weights(tiny_onnx):
     assert not {"QuantizeLinear", "ConvInteger"} & ops["fp32"]
 
 
+@pytest.mark.parametrize("activation_type, onnx_type", [("uint8", 2), ("int8", 3)])  # TensorProto.UINT8 / INT8
+def test_static_int8_activation_type_is_chosen_and_recorded(
+    activation_type, onnx_type, tiny_model, tiny_contract, tiny_calibration, tmp_path
+):
+    import dataclasses
+
+    import onnx
+
+    config = dataclasses.replace(MODES["int8"], activation_type=activation_type)
+    artifact = convert_onnx(tiny_model, tmp_path / "m.onnx", config, contract=tiny_contract, calibration=tiny_calibration)
+    graph = onnx.load(str(artifact.path)).graph
+    zero_points = {i.name: i.data_type for i in graph.initializer}
+    activation_zero_points = {zero_points[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear"}
+    assert activation_zero_points == {onnx_type}
+    with edgekit.load(artifact.path) as model:
+        assert model.contract.quantization["activation_type"] == activation_type
+        x = tiny_calibration.samples[:16]
+        assert np.abs(model.run(x) - np.asarray(tiny_model(x))).max() < 0.05
+
+
+def test_invalid_onnx_activation_type_lists_the_valid_ones():
+    import dataclasses
+
+    with pytest.raises(ValueError, match="invalid activation_type 'int4'; valid: uint8, int8"):
+        dataclasses.replace(MODES["int8"], activation_type="int4")
+
+
 def test_missing_execution_provider_lists_the_available_ones(tiny_onnx):
     with pytest.raises(UnknownNameError, match=r"execution provider\(s\) \['TensorrtExecutionProvider'\] are not available.*available: .*CPUExecutionProvider"):
         edgekit.load(tiny_onnx["fp32"].path, providers=["TensorrtExecutionProvider"])

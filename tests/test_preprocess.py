@@ -7,7 +7,7 @@ import pytest
 import edgekit
 from runtimes.contract import Preprocessing
 from runtimes.errors import InputError
-from runtimes.preprocess import normalize, prepare_pixels, preprocess, read_image, resize_image
+from runtimes.preprocess import normalize, prepare_pixels, preprocess, read_image, resize_image, to_color_order
 
 
 def _rgb_image(h=30, w=40):
@@ -106,3 +106,17 @@ def test_training_pipeline_and_runtime_give_the_same_tensor(shapes_root, spec):
         np.testing.assert_allclose(train_x[index], runtime_x[0], atol=1e-5)
         rgb = cv2.cvtColor(cv2.imread(source), cv2.COLOR_BGR2RGB)  # an RGB array is the same image
         np.testing.assert_allclose(preprocess(rgb, spec, "rgb")[0], runtime_x[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("resize", ["stretch", "letterbox", "center_crop"])
+@pytest.mark.parametrize("order, color", [("rgb", "bgr"), ("rgb", "rgb"), ("bgr", "rgb"), ("gray", "bgr")])
+def test_reused_buffers_and_late_channel_swap_give_the_same_pixels(resize, order, color):
+    """predict()'s per-frame path (buffers, swap after shrinking) equals the plain path, frame after frame."""
+    rng = np.random.default_rng(3)
+    spec = Preprocessing((24, 32), order, resize=resize)
+    buffers: dict = {}
+    for shape in [(480, 640, 3), (90, 120, 3), (12, 16, 3), (480, 640, 3)]:
+        frame = rng.integers(0, 256, shape, dtype=np.uint8)
+        plain = resize_image(to_color_order(frame, color, spec.color_order), spec)
+        np.testing.assert_array_equal(prepare_pixels(frame, spec, color, buffers), plain)
+    assert buffers or resize != "stretch"  # the stretch path did reuse buffers

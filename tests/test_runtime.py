@@ -162,3 +162,8 @@ def test_pixel_fast_path_gives_the_slow_path_result(exported, shapes_splits, tar
         fast = model.predict(frames, color="bgr")
         slow = model.run(np.concatenate([model.preprocess(frame, "bgr") for frame in frames]))
         np.testing.assert_array_equal(np.array([[score for _, score in sorted(r.top_k, key=lambda t: model.labels.index(t[0]))] for r in fast]), slow)
+        big = [cv2.resize(frame, (640, 480)) for frame in frames[:4]]  # single frames: the reused-buffer path
+        for frame in big + big[::-1]:
+            single = model.predict(frame, color="bgr")
+            expected = model.run(model.preprocess(frame, "bgr"))[0]
+            np.testing.assert_array_equal([dict(single.top_k)[label] for label in model.labels], expected)
