@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import tempfile
 import time
@@ -33,7 +34,7 @@ from converters.calibration import CalibrationData, require_calibration
 from converters.shared_work import intermediate
 from runtimes._deps import require
 from runtimes.contract import ModelContract
-from runtimes.onnx_metadata import CONTRACT_METADATA_KEY
+from runtimes.onnx_metadata import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class OnnxConfig(ConversionConfig):
     """
 
     activation_type: str = "uint8"
+    integer_input: bool = True  # static int8: the graph takes the quantized input (see _integer_input)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -178,6 +180,54 @@ def _quantize(float_path: Path, output: Path, config: OnnxConfig, calibration: C
     )
 
 
+LAYOUT_OPS = ("Transpose", "Reshape", "Identity")  # ops that take integer tensors and keep values
+
+
+def _integer_input(proto: Any) -> dict[str, float | int] | None:
+    """Move the input's QuantizeLinear out of the graph: the graph then takes uint8/int8 input.
+
+    The runtime quantizes float batches itself with the stored scale and zero point, and
+    `Model.predict` maps camera pixels straight to the quantized input through a 256-entry
+    table, with no float tensor: the same fast path as int8 TFLite models. Returns the
+    input's {"scale", "zero_point"}, or None (graph unchanged) when its input is not quantized
+    by one per-tensor QuantizeLinear.
+    """
+    from onnx import numpy_helper
+
+    graph = proto.graph
+    initializers = {i.name: i for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        return None
+    name = inputs[0].name
+    value, chain = name, [name]  # layout ops move values without changing them, so quantizing commutes with them
+    while True:
+        consumers = [node for node in graph.node if value in node.input]
+        if len(consumers) != 1 or consumers[0].op_type not in LAYOUT_OPS + ("QuantizeLinear",):
+            return None
+        if consumers[0].op_type == "QuantizeLinear":
+            break
+        value = consumers[0].output[0]
+        chain.append(value)
+    quantize = consumers[0]
+    if len(quantize.input) < 3 or quantize.input[0] != value:
+        return None
+    scale, zero_point = (initializers.get(n) for n in quantize.input[1:3])
+    if scale is None or zero_point is None or numpy_helper.to_array(scale).size != 1:
+        return None
+    quantized = quantize.output[0]
+    if any(output.name == quantized for output in graph.output):
+        return None
+    for node in graph.node:
+        for index, used in enumerate(node.input):
+            if used == quantized:
+                node.input[index] = value
+    graph.node.remove(quantize)
+    for info in [*inputs, *(i for i in graph.value_info if i.name in chain)]:
+        info.type.tensor_type.elem_type = zero_point.data_type
+    return {"scale": float(numpy_helper.to_array(scale)), "zero_point": int(numpy_helper.to_array(zero_point))}
+
+
 @register_converter("onnx", suffix=".onnx", modes=MODES, fallbacks={"int8": "dynamic", "dynamic": "fp32"})
 def convert_onnx(
     model: Any,
@@ -217,10 +267,16 @@ def convert_onnx(
             except Exception as exc:
                 raise ConversionError(f"ONNX {config.quantization.value} quantization failed: {exc}") from exc
         proto = onnx.load(str(final))
-        extra = {"activation_type": config.activation_type} if config.quantization is Quantization.INT8 else {}
+        extra: dict[str, Any] = {}
+        if config.quantization is Quantization.INT8:
+            extra["activation_type"] = config.activation_type
+            if config.integer_input:
+                extra["input_quantization"] = _integer_input(proto)
         embedded = describe(contract, config, export_path=path_name, **extra)
         del proto.metadata_props[:]
         proto.metadata_props.add(key=CONTRACT_METADATA_KEY, value=embedded.to_json())
+        if extra.get("input_quantization"):
+            proto.metadata_props.add(key=INPUT_QUANTIZATION_KEY, value=json.dumps(extra["input_quantization"]))
         proto.producer_name = "edgekit"
         with atomic_output(output_path) as tmp_out:
             onnx.save(proto, str(tmp_out))

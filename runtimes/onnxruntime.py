@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from runtimes._deps import require
-from runtimes.base import RuntimeBase, TensorSpec, register_backend
+from runtimes.base import QuantParams, RuntimeBase, TensorSpec, register_backend
 from runtimes.errors import InputError, ModelLoadError, UnknownNameError
-from runtimes.onnx_metadata import CONTRACT_METADATA_KEY
+from runtimes.onnx_metadata import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
 
 _ONNX_TYPES = {
     "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
@@ -18,9 +19,10 @@ _ONNX_TYPES = {
 }
 
 
-def _spec(node: object) -> TensorSpec:
+def _spec(node: object, quantization: QuantParams | None = None) -> TensorSpec:
     shape = tuple(d if isinstance(d, int) else -1 for d in node.shape)  # symbolic dims -> -1
-    return TensorSpec(node.name, shape, np.dtype(_ONNX_TYPES.get(node.type, np.float32)))
+    dtype = np.dtype(_ONNX_TYPES.get(node.type, np.float32))
+    return TensorSpec(node.name, shape, dtype, quantization if np.issubdtype(dtype, np.integer) else None)
 
 
 @register_backend("onnxruntime", suffixes=(".onnx",))
@@ -49,10 +51,12 @@ class OnnxRuntime(RuntimeBase):
             raise ModelLoadError(f"cannot load {self.path}: the ONNX model is corrupt, truncated or invalid ({exc})") from None
         self.providers = self._session.get_providers()
         self._input_names = [i.name for i in self._session.get_inputs()]
+        stored = self._session.get_modelmeta().custom_metadata_map.get(INPUT_QUANTIZATION_KEY)
+        self._input_quantization = QuantParams(**json.loads(stored)) if stored else None
 
     @property
     def input_specs(self) -> list[TensorSpec]:
-        return [_spec(node) for node in self._session.get_inputs()]
+        return [_spec(node, self._input_quantization) for node in self._session.get_inputs()]
 
     @property
     def output_specs(self) -> list[TensorSpec]:

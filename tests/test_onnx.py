@@ -75,8 +75,23 @@ def test_static_int8_activation_type_is_chosen_and_recorded(
     zero_points = {i.name: i.data_type for i in graph.initializer}
     activation_zero_points = {zero_points[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear"}
     assert activation_zero_points == {onnx_type}
+    assert graph.input[0].type.tensor_type.elem_type == onnx_type  # the input QuantizeLinear moved to the runtime
     with edgekit.load(artifact.path) as model:
         assert model.contract.quantization["activation_type"] == activation_type
+        assert model.input_spec.dtype == np.dtype(activation_type) and model.direct_pixel_input
+        assert model.input_spec.quantization.scale == pytest.approx(model.contract.quantization["input_quantization"]["scale"])
+        x = tiny_calibration.samples[:16]
+        assert np.abs(model.run(x) - np.asarray(tiny_model(x))).max() < 0.05
+
+
+def test_float_input_can_be_kept_for_static_int8(tiny_model, tiny_contract, tiny_calibration, tmp_path):
+    import dataclasses
+
+    config = dataclasses.replace(MODES["int8"], integer_input=False)
+    artifact = convert_onnx(tiny_model, tmp_path / "m.onnx", config, contract=tiny_contract, calibration=tiny_calibration)
+    with edgekit.load(artifact.path) as model:
+        assert model.input_spec.dtype == np.float32 and not model.direct_pixel_input
+        assert "input_quantization" not in model.contract.quantization
         x = tiny_calibration.samples[:16]
         assert np.abs(model.run(x) - np.asarray(tiny_model(x))).max() < 0.05
 

@@ -152,7 +152,7 @@ def test_a_closed_model_says_so(tiny_tflite):
         model.run(np.zeros((1, 16, 16, 3), np.float32))
 
 
-@pytest.mark.parametrize("target, direct", [("tflite:uint8", True), ("tflite:int8", True), ("tflite:fp32", False), ("onnx:int8", False)])
+@pytest.mark.parametrize("target, direct", [("tflite:uint8", True), ("tflite:int8", True), ("tflite:fp32", False), ("onnx:int8", True), ("onnx:fp32", False)])
 def test_pixel_fast_path_gives_the_slow_path_result(exported, shapes_splits, target, direct):
     """uint8/int8 inputs quantized exactly like the contract take camera pixels with no float round trip."""
     test = shapes_splits[2]
