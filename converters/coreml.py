@@ -29,6 +29,7 @@ from converters.base import (
     register_converter,
 )
 from converters.calibration import CalibrationData
+from converters.coreml_lint import neural_engine_lint
 from converters.shared_work import intermediate
 from runtimes._deps import require
 from runtimes.base import artifact_size
@@ -194,4 +195,5 @@ def convert_coreml(
     size = artifact_size(output_path)
     seconds = time.perf_counter() - started
     log.info("wrote %s (%.1f kB, %.1f s)", output_path, size / 1024, seconds)
-    return Artifact(output_path, f"coreml:{mode}", config, embedded, size, seconds)
+    notes = tuple(f"Neural Engine: {finding}" for finding in neural_engine_lint(output_path, config.compute_units))
+    return Artifact(output_path, f"coreml:{mode}", config, embedded, size, seconds, notes)

@@ -21,7 +21,8 @@ from edgekit.metrics import classification_metrics
 from edgekit.tables import text_table
 from edgekit.training import predict_scores
 from runtimes.contract import ModelContract
-from runtimes.model import open_model
+from runtimes.base import BACKENDS, reference_backend_for
+from runtimes.model import Model, open_model
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,13 @@ class ExportReport:
             ])
         return rows
 
+    def note_lines(self) -> list[str]:
+        """One line per note: export paths taken, calibration lint, Neural Engine lint, reference checks."""
+        return [f"{r.target}: {note}" for r in self.results for note in r.notes]
+
     def table(self) -> str:
-        return text_table(self.HEADER, self.rows())
+        notes = self.note_lines()
+        return text_table(self.HEADER, self.rows()) + ("\nnotes:\n" + "\n".join(f"  {n}" for n in notes) if notes else "")
 
     def markdown(self) -> str:
         lines = [f"# Export report: {self.model_name}", "", f"Checked on {self.check_samples} held-out images."]
@@ -115,6 +121,9 @@ class ExportReport:
         lines.append("| " + " | ".join(self.HEADER) + " |")
         lines.append("|" + "---|" * len(self.HEADER))
         lines.extend("| " + " | ".join(row) + " |" for row in self.rows())
+        notes = self.note_lines()
+        if notes:
+            lines.extend(["", "Notes:", ""] + [f"- {n}" for n in notes])
         return "\n".join(lines) + "\n"
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
@@ -216,6 +225,16 @@ def export(
     return ExportReport(job.name, keras_accuracy, len(check) if check is not None else 0, results, max_drop, calibration_warnings)
 
 
+def _open_for_check(path: Path) -> Model:
+    """The artifact on its own runtime, or on its format's reference backend where that cannot run here."""
+    model = open_model(path)
+    reference = None if model.can_run else reference_backend_for(path)
+    if reference is None:
+        return model
+    model.close()
+    return open_model(path, backend=reference.name)
+
+
 @dataclass
 class _Job:
     """What every target of one export call shares."""
@@ -245,14 +264,17 @@ class _Job:
                               notes=list(artifact.notes))
         if self.check is None or self.reference is None:
             return result
-        with open_model(artifact.path) as loaded:
+        with _open_for_check(artifact.path) as loaded:
             if not loaded.can_run:
                 result.status, result.error = "unverified", loaded.runtime.unavailable_reason.split(";")[0]
                 return result
+            if BACKENDS.get(loaded.backend).reference:
+                result.notes.append(f"checked with the {loaded.backend} backend (numpy reference executor): "
+                                    f"its own runtime cannot run here")
             verdict = check_artifact(loaded, self.check, self.reference)
         result.accuracy, result.accuracy_delta = verdict.accuracy, verdict.accuracy_delta
         result.agreement, result.max_abs_error = verdict.agreement, verdict.max_abs_error
-        result.latency_ms = verdict.latency_ms
+        result.latency_ms = None if BACKENDS.get(loaded.backend).reference else verdict.latency_ms  # not a speed path
         result.status = "ok"
         if self.max_drop is not None and verdict.accuracy_delta < -self.max_drop:
             result.status = "failed"

@@ -4,6 +4,7 @@ Never imports TensorFlow. Backends register themselves by file suffix; `open` pi
 """
 
 from runtimes import coreml as _coreml  # noqa: F401  (backends register; nothing heavy is imported)
+from runtimes import coreml_reference as _coreml_reference  # noqa: F401
 from runtimes import onnxruntime as _onnxruntime  # noqa: F401
 from runtimes import tflite as _tflite  # noqa: F401
 from runtimes.base import BACKENDS, QuantParams, Runtime, TensorSpec, open_runtime, register_backend

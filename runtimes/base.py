@@ -88,25 +88,36 @@ class BackendEntry:
     name: str
     suffixes: tuple[str, ...]
     factory: Callable[..., Runtime]
+    reference: bool = False  # a correctness check where the real runtime cannot run, never the default
 
 
 BACKENDS: Registry[BackendEntry] = Registry("backend")
 
 
-def register_backend(name: str, suffixes: Sequence[str]) -> Callable[[type], type]:
-    """Class decorator: make a backend openable by name and by file suffix."""
+def register_backend(name: str, suffixes: Sequence[str], reference: bool = False) -> Callable[[type], type]:
+    """Class decorator: make a backend openable by name and by file suffix.
+
+    A `reference` backend is opened only by name, or by `reference_backend_for` to check an
+    artifact whose own runtime cannot run on this machine.
+    """
 
     def decorator(cls: type) -> type:
-        BACKENDS.register(name)(BackendEntry(name, tuple(s.lower() for s in suffixes), cls))
+        BACKENDS.register(name)(BackendEntry(name, tuple(s.lower() for s in suffixes), cls, reference))
         return cls
 
     return decorator
 
 
+def reference_backend_for(path: Path) -> BackendEntry | None:
+    """The reference backend registered for `path`'s suffix, if any."""
+    suffix = Path(path).suffix.lower()
+    return next((entry for _, entry in BACKENDS.items() if entry.reference and suffix in entry.suffixes), None)
+
+
 def backend_for(path: Path) -> BackendEntry:
     suffix = path.suffix.lower()
     for _, entry in BACKENDS.items():
-        if suffix in entry.suffixes:
+        if suffix in entry.suffixes and not entry.reference:
             return entry
     known = sorted({s for _, entry in BACKENDS.items() for s in entry.suffixes})
     raise ModelLoadError(

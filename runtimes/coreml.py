@@ -10,7 +10,7 @@ import json
 import platform
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class CoreMLRuntime(RuntimeBase):
         if self.path.suffix == ".mlpackage" and not (self.path / "Manifest.json").is_file():
             raise ModelLoadError(f"{self.path} is not a CoreML package (no Manifest.json): it is incomplete or of another type")
         ct = require("coremltools", extra="coreml")
-        self.can_run = prediction_supported()
+        self.can_run = self._can_predict()
         self.unavailable_reason = "" if self.can_run else (
             f"CoreML prediction needs macOS; this machine runs {platform.system()}. The package was opened and "
             "its contract read, but it cannot execute here: verify it on a Mac"
@@ -53,10 +53,16 @@ class CoreMLRuntime(RuntimeBase):
         self.compute_units = compute_units or exported_units or "ALL"
         if self.compute_units not in COMPUTE_UNITS:
             raise InputError(f"invalid compute_units {self.compute_units!r}; valid: {', '.join(COMPUTE_UNITS)}")
-        self._model = (
-            ct.models.MLModel(str(self.path), compute_units=getattr(ct.ComputeUnit, self.compute_units))
-            if self.can_run else None
-        )
+        self._model = self._open_predictor(ct)
+
+    def _can_predict(self) -> bool:
+        return prediction_supported()
+
+    def _open_predictor(self, ct: Any) -> Any:
+        """What run() predicts with: CoreML itself, on macOS."""
+        if not self.can_run:
+            return None
+        return ct.models.MLModel(str(self.path), compute_units=getattr(ct.ComputeUnit, self.compute_units))
 
     @property
     def input_specs(self) -> list[TensorSpec]:
@@ -102,27 +108,35 @@ class CoreMLRuntime(RuntimeBase):
         bias = operand(f"{name}__biased__") or [0.0] * channels
         return float(scale[0]), [float(b) for b in bias]
 
-    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if not self.can_run:
-            raise BackendUnavailableError(f"{self.path.name}: {self.unavailable_reason}")
+    def pixels(self, tensor: np.ndarray) -> np.ndarray:
+        """The exact 0..255 pixels (HxWxC, contract colour order) whose ImageType input gives `tensor`.
+
+        The ImageType applies p * scale + bias; the contract's float tensor is that value
+        (divided by a folded std), so inverting it recovers the pixels.
+        """
         if not self._contract_json:
             raise InputError(f"{self.path.name} has no edgekit contract, so its image scaling cannot be inverted")
         contract = json.loads(self._contract_json)
         quant = contract["quantization"]
         scale, bias = float(quant["image_scale"]), np.asarray(quant["image_bias"], np.float32)
+        if quant.get("folded_std"):
+            tensor = tensor * np.asarray(contract["preprocessing"]["std"], np.float32)
+        return np.clip(np.rint((tensor - bias) / scale), 0, 255).astype(np.uint8)
+
+    def _labels(self) -> list[str]:
+        return list(json.loads(self._contract_json)["labels"])
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if not self.can_run:
+            raise BackendUnavailableError(f"{self.path.name}: {self.unavailable_reason}")
         pil = require("PIL.Image", extra="coreml", package="pillow")
-        labels = contract["labels"]
         rows = []
         for tensor in inputs[0]:
-            # The ImageType applies p * scale + bias; the contract's float tensor is that value
-            # (divided by a folded std), so invert it to the exact 0..255 pixels.
-            if quant.get("folded_std"):
-                tensor = tensor * np.asarray(contract["preprocessing"]["std"], np.float32)
-            pixels = np.clip(np.rint((tensor - bias) / scale), 0, 255).astype(np.uint8)
+            pixels = self.pixels(tensor)
             mode = "L" if pixels.shape[-1] == 1 else "RGB"
             image = pil.fromarray(pixels[..., 0] if mode == "L" else pixels[..., ::-1] if self.input_color_space == "bgr" else pixels, mode)
             probabilities = self._model.predict({self._spec.description.input[0].name: image})[self._spec.description.predictedProbabilitiesName]
-            rows.append([probabilities[label] for label in labels])
+            rows.append([probabilities[label] for label in self._labels()])
         return [np.asarray(rows, np.float32)]
 
     def embedded_contract(self) -> bytes | None:

@@ -1,0 +1,49 @@
+"""CoreML packages run by edgekit's numpy reference executor: a correctness check, not a speed path.
+
+Apple's CoreML predicts only on macOS. This backend evaluates the package's ML program op by
+op (`runtimes.mil_program`), including its ImageType scale/bias and its compressed weights,
+so a converted package can be compared with its Keras model on Linux CI. Open it with
+``edgekit.load("m.mlpackage", backend="reference")``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from runtimes.base import register_backend
+from runtimes.coreml import CoreMLRuntime
+from runtimes.mil_program import MILProgram, load_program
+
+
+@register_backend("reference", suffixes=(".mlpackage",), reference=True)
+class CoreMLReferenceRuntime(CoreMLRuntime):
+    """An ML program evaluated with numpy, float16 ops in float16 (see `runtimes.mil_program`)."""
+
+    backend_name = "reference"
+    is_reference = True
+
+    def _can_predict(self) -> bool:
+        return True
+
+    def _open_predictor(self, ct: Any) -> MILProgram:
+        return load_program(self.path)
+
+    @property
+    def program(self) -> MILProgram:
+        return self._model
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        program: MILProgram = self._model
+        (image_name, (shape, _)), = program.inputs.items()
+        probabilities_name = self._spec.description.predictedProbabilitiesName
+        labels = self._labels()
+        rows = []
+        for tensor in inputs[0]:
+            pixels = self.pixels(tensor).astype(np.float32)  # what the ImageType hands the program: 0..255
+            feed = np.transpose(pixels, (2, 0, 1))[None]  # HxWxC -> 1xCxHxW, the program's image layout
+            outputs = program.run({image_name: feed.reshape(shape)})
+            probabilities = outputs[probabilities_name]
+            rows.append([probabilities[label] for label in labels])
+        return [np.asarray(rows, np.float32)]
