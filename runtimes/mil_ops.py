@@ -177,7 +177,8 @@ mil_op("reduce_sum")(_reduce(np.sum))
 @mil_op("reshape")
 def reshape(x: np.ndarray, shape: Any) -> np.ndarray:
     shape = [int(s) for s in np.atleast_1d(shape)]
-    shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]  # 0 copies the input's dimension
+    if len(shape) == x.ndim:  # 0 inherits the input's dimension when the ranks match
+        shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
     return x.reshape(shape)
 
 
