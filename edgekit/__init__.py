@@ -39,6 +39,9 @@ _LAZY = {
     "evaluate": "edgekit.evaluation",
     "bench": "edgekit.benchmark",
     "BenchReport": "edgekit.benchmark",
+    "prune": "edgekit.pruning",
+    "PruneResult": "edgekit.pruning",
+    "distill": "edgekit.distillation",
     "load_keras": "edgekit.keras_io",
     "save_keras": "edgekit.keras_io",
 }

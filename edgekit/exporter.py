@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import shutil
@@ -37,6 +38,7 @@ class ExportResult:
     status: str  # "ok", "unchecked" (no check data), "unverified" (cannot run here), "failed"
     path: str | None = None
     size_bytes: int | None = None
+    gzip_bytes: int | None = None  # what a download or an OTA update moves: sparse and palettized weights shrink here
     seconds: float | None = None
     accuracy: float | None = None
     accuracy_delta: float | None = None  # points vs Keras
@@ -53,7 +55,7 @@ class ExportReport:
     """Every target's result plus the Keras reference, printable as a table or Markdown."""
 
     HEADER: ClassVar[list[str]] = [
-        "target", "status", "size", "accuracy", "delta (pts)", "top-1 agreement", "max |error|", "latency", "export time"]
+        "target", "status", "size", "gzip", "accuracy", "delta (pts)", "top-1 agreement", "max |error|", "latency", "export time"]
 
     model_name: str
     keras_accuracy: float | None
@@ -86,7 +88,7 @@ class ExportReport:
         def pct(value: float | None) -> str:
             return "-" if value is None else f"{value * 100:.1f}%"
 
-        rows = [["keras", "reference", "-", pct(self.keras_accuracy), "-", "100.0%", "-", "-", "-"]]
+        rows = [["keras", "reference", "-", "-", pct(self.keras_accuracy), "-", "100.0%", "-", "-", "-"]]
         for r in self.results:
             status = {"failed": f"FAILED: {r.error}", "unverified": f"unverified: {r.error}"}.get(r.status, r.status)
             if r.fallback_for:
@@ -95,6 +97,7 @@ class ExportReport:
                 r.target,
                 status,
                 "-" if r.size_bytes is None else f"{r.size_bytes / 1024:.1f} kB",
+                "-" if r.gzip_bytes is None else f"{r.gzip_bytes / 1024:.1f} kB",
                 pct(r.accuracy),
                 "-" if r.accuracy_delta is None else f"{r.accuracy_delta:+.1f}",
                 pct(r.agreement),
@@ -225,6 +228,13 @@ def export(
     return ExportReport(job.name, keras_accuracy, len(check) if check is not None else 0, results, max_drop, calibration_warnings)
 
 
+def gzip_size(path: str | Path) -> int:
+    """Bytes of `path` gzip-compressed (each file of a package folder, summed)."""
+    path = Path(path)
+    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+    return sum(len(gzip.compress(f.read_bytes(), compresslevel=6)) for f in files)
+
+
 def _open_for_check(path: Path) -> Model:
     """The artifact on its own runtime, or on its format's reference backend where that cannot run here."""
     model = open_model(path)
@@ -260,8 +270,8 @@ class _Job:
         except Exception as exc:  # one failing target must not stop the others
             log.error("%s failed: %s", target, exc)
             return ExportResult(target, "failed", error=f"{type(exc).__name__}: {exc}")
-        result = ExportResult(target, "unchecked", str(artifact.path), artifact.size_bytes, round(artifact.seconds, 2),
-                              notes=list(artifact.notes))
+        result = ExportResult(target, "unchecked", str(artifact.path), artifact.size_bytes, gzip_size(artifact.path),
+                              round(artifact.seconds, 2), notes=list(artifact.notes))
         if self.check is None or self.reference is None:
             return result
         with _open_for_check(artifact.path) as loaded:

@@ -7,7 +7,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -51,8 +51,23 @@ def predict_scores(model: Any, dataset: ImageDataset, preprocessing: Preprocessi
     return np.concatenate(chunks).astype(np.float32)
 
 
-def _batches(dataset: ImageDataset, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int) -> Any:
-    """A Keras PyDataset that normalizes each batch with the runtime's own code."""
+def _hard_label_accuracy(num_classes: int) -> Any:
+    """Accuracy on the hard labels when targets are [one-hot | teacher scores] (distillation)."""
+    k = keras()
+
+    def accuracy(y_true: Any, y_pred: Any) -> Any:
+        return k.ops.mean(k.ops.equal(k.ops.argmax(y_true[:, :num_classes], axis=-1), k.ops.argmax(y_pred, axis=-1)))
+
+    return accuracy
+
+
+def _batches(
+    dataset: ImageDataset, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int, soft: np.ndarray | None = None
+) -> Any:
+    """A Keras PyDataset that normalizes each batch with the runtime's own code.
+
+    With `soft` (teacher scores per image), targets are [one-hot labels | teacher scores].
+    """
     k = keras()
     width_axis = 3 if preprocessing.layout.value == "nchw" else 2
 
@@ -71,7 +86,10 @@ def _batches(dataset: ImageDataset, preprocessing: Preprocessing, batch_size: in
             if train:  # mirror half the batch: shapes and most photos keep their class
                 flip = self.rng.random(len(x)) < 0.5
                 x[flip] = np.flip(x[flip], axis=width_axis)
-            return x, dataset.targets[chosen]
+            if soft is None:
+                return x, dataset.targets[chosen]
+            onehot = np.eye(soft.shape[1], dtype=np.float32)[dataset.targets[chosen]]
+            return x, np.concatenate([onehot, soft[chosen]], axis=1)
 
         def on_epoch_end(self) -> None:
             if train:
@@ -134,8 +152,18 @@ def train(
     out_dir: str | Path = "runs/train",
     seed: int = 0,
     verbose: int = 1,
+    callbacks: Sequence[Any] = (),
+    restore_best: bool = True,
+    teacher: Any = None,
+    temperature: float = 4.0,
+    alpha: float = 0.5,
 ) -> TrainResult:
     """Train `arch` (a registered name, a keras.Model or a .keras path) and write its files.
+
+    With `teacher` (a Keras model, a .keras path or any artifact `edgekit.load` runs), the
+    model learns from a blend of the hard labels (weight `alpha`) and the teacher's outputs
+    softened by `temperature`: knowledge distillation. `restore_best=False` keeps the last
+    epoch's weights instead of the best validation loss's (pruning needs the final masks).
 
     Writes ``model.keras`` (best epoch by validation loss, with the contract inside),
     ``metrics.json``, ``history.png`` and ``confusion.png`` to `out_dir`.
@@ -158,24 +186,29 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     contract = ModelContract(preprocessing, train.labels, model_name=model_name, edgekit_version=__version__)
 
-    model.compile(
-        optimizer=k.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    soft_targets = None
+    if teacher is not None:
+        from edgekit.distillation import distillation_loss, teacher_scores
+
+        soft_targets = teacher_scores(teacher, train, preprocessing)
+        loss: Any = distillation_loss(len(train.labels), temperature, alpha)
+        metrics: list[Any] = [_hard_label_accuracy(len(train.labels))]
+    else:
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    model.compile(optimizer=k.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
     checkpoint = out / ".best.weights.h5"
-    callbacks = [
-        k.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True),
-        k.callbacks.EarlyStopping(monitor="val_loss", patience=patience),
-    ]
+    all_callbacks = [k.callbacks.EarlyStopping(monitor="val_loss", patience=patience), *callbacks]
+    if restore_best:
+        all_callbacks.insert(0, k.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True))
+    val_soft = None if soft_targets is None else teacher_scores(teacher, val, preprocessing)
     fit = model.fit(
-        _batches(train, preprocessing, batch_size, train=augment, seed=seed),
-        validation_data=_batches(val, preprocessing, batch_size, train=False, seed=seed),
+        _batches(train, preprocessing, batch_size, train=augment, seed=seed, soft=soft_targets),
+        validation_data=_batches(val, preprocessing, batch_size, train=False, seed=seed, soft=val_soft),
         epochs=epochs,
-        callbacks=callbacks,
+        callbacks=all_callbacks,
         verbose=verbose,
     )
-    if checkpoint.exists():
+    if restore_best and checkpoint.exists():
         model.load_weights(checkpoint)
         checkpoint.unlink()
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}

@@ -41,7 +41,8 @@ class CoreMLRuntime(RuntimeBase):
         self.can_run = self._can_predict()
         self.unavailable_reason = "" if self.can_run else (
             f"CoreML prediction needs macOS; this machine runs {platform.system()}. The package was opened and "
-            "its contract read, but it cannot execute here: verify it on a Mac"
+            "its contract read, but it cannot execute here: verify it on a Mac, or check it numerically with "
+            "edgekit.load(path, backend='reference')"
         )
         try:
             probe = ct.models.MLModel(str(self.path), skip_model_load=True)

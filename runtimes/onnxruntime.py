@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -12,6 +13,20 @@ from runtimes._deps import require
 from runtimes.base import QuantParams, RuntimeBase, TensorSpec, register_backend
 from runtimes.errors import InputError, ModelLoadError, UnknownNameError
 from runtimes.onnx_metadata import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
+
+log = logging.getLogger(__name__)
+
+PROVIDER_NAMES = {
+    "cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider", "coreml": "CoreMLExecutionProvider", "directml": "DmlExecutionProvider",
+}
+PROVIDER_INSTALL = {
+    "CUDAExecutionProvider": "pip install onnxruntime-gpu (with a matching CUDA and cuDNN)",
+    "TensorrtExecutionProvider": "pip install onnxruntime-gpu and the TensorRT libraries",
+    "OpenVINOExecutionProvider": "pip install onnxruntime-openvino",
+    "CoreMLExecutionProvider": "the standard onnxruntime wheel on macOS",
+    "DmlExecutionProvider": "pip install onnxruntime-directml (Windows)",
+}
 
 _ONNX_TYPES = {
     "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
@@ -31,17 +46,25 @@ class OnnxRuntime(RuntimeBase):
 
     backend_name = "onnxruntime"
 
-    def __init__(self, path: Path, providers: Sequence[str] | None = None, num_threads: int | None = None) -> None:
+    def __init__(
+        self, path: Path, providers: Sequence[str] | None = None, num_threads: int | None = None, allow_fallback: bool = False
+    ) -> None:
         ort = require("onnxruntime", extra="runtime-onnx")
         self.path = Path(path)
         available = ort.get_available_providers()
-        requested = list(providers or ["CPUExecutionProvider"])
+        requested = [PROVIDER_NAMES.get(p.lower(), p) for p in (providers or ["cpu"])]
         missing = [p for p in requested if p not in available]
-        if missing:
+        if missing and not allow_fallback:
             raise UnknownNameError(
                 f"execution provider(s) {missing} are not available in this onnxruntime build; "
-                f"available: {', '.join(available)}"
+                f"available: {', '.join(available)}. "
+                + " ".join(f"{p}: {PROVIDER_INSTALL[p]}." for p in missing if p in PROVIDER_INSTALL)
+                + " Pass allow_fallback=True to run on what is available instead"
             )
+        if missing:
+            log.warning("%s: providers %s are not available; falling back to %s", self.path.name, missing,
+                        [p for p in requested if p in available] or ["CPUExecutionProvider"])
+            requested = [p for p in requested if p in available] or ["CPUExecutionProvider"]
         options = ort.SessionOptions()
         if num_threads:
             options.intra_op_num_threads = num_threads

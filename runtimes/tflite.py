@@ -11,6 +11,7 @@ import numpy as np
 
 from runtimes.base import QuantParams, RuntimeBase, TensorSpec, register_backend
 from runtimes.errors import InputError, MissingDependencyError, ModelLoadError
+from runtimes.tflite_delegates import compiled_for_edgetpu, load_delegates, parse_delegate
 from runtimes.tflite_metadata import is_tflite, read_metadata
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,15 @@ def _spec(detail: dict) -> TensorSpec:
 
 @register_backend("tflite", suffixes=(".tflite",))
 class TFLiteRuntime(RuntimeBase):
-    """Runs a .tflite file; `num_threads` sets the CPU threads (None: the interpreter's default)."""
+    """Runs a .tflite file; `num_threads` sets the CPU threads (None: the interpreter's default).
+
+    `delegates` are names ("edgetpu", "gpu", "xnnpack:num_threads=4"), with options, or library
+    paths; a delegate that cannot be loaded is an error naming the library and what to install.
+    """
 
     backend_name = "tflite"
 
-    def __init__(self, path: Path, num_threads: int | None = None) -> None:
+    def __init__(self, path: Path, num_threads: int | None = None, delegates: Sequence[str] = ()) -> None:
         self.path = Path(path)
         self._model = self.path.read_bytes()
         if not is_tflite(self._model):
@@ -52,8 +57,19 @@ class TFLiteRuntime(RuntimeBase):
                 "truncated or of another type"
             )
         interpreter_type, self.interpreter_module = interpreter_class()
+        self.delegates = [parse_delegate(d)[0] for d in delegates]
+        if compiled_for_edgetpu(self._model) and "edgetpu" not in self.delegates:
+            raise ModelLoadError(
+                f"{self.path.name} was compiled for the Edge TPU (it holds edgetpu-custom-op): open it with "
+                "delegates=['edgetpu'] (CLI: --delegate edgetpu) on a machine with a Coral device and libedgetpu.so.1"
+            )
+        loaded, interpreter_options = load_delegates(list(delegates), self.interpreter_module)
+        if "num_threads" in interpreter_options:
+            num_threads = int(interpreter_options["num_threads"])
         try:
-            self._interpreter = interpreter_type(model_content=self._model, num_threads=num_threads)
+            self._interpreter = interpreter_type(
+                model_content=self._model, num_threads=num_threads, **({"experimental_delegates": loaded} if loaded else {})
+            )
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"cannot load {self.path}: the TFLite model is corrupt or truncated ({exc})") from None

@@ -124,3 +124,53 @@ def test_backbone_reduced_precision_packages_track_keras(backbone_report, mode):
     print(f"{backbone_report.model_name} coreml:{mode}: agreement {result.agreement:.3f}, max error {result.max_abs_error:.2e}, "
           f"accuracy delta {result.accuracy_delta:+.1f}")
     assert result.agreement >= 0.8  # chance is 1/3: a wrong op or decompression lands near it
+
+
+def test_neural_engine_lint_in_the_report(small_cnn_report, tmp_path):
+    """float32 programs, dilated convolutions and CPU/GPU-only compute units are flagged; a plain fp16 CNN is not."""
+    from converters.coreml import CoreMLConfig, convert_coreml
+    from converters.coreml_lint import neural_engine_lint
+    from edgekit._tf import keras
+    from runtimes.contract import ModelContract, Preprocessing
+
+    fp32_notes = [n for n in small_cnn_report.result("coreml:fp32").notes if n.startswith("Neural Engine")]
+    assert len(fp32_notes) == 1 and "computes in float32" in fp32_notes[0]
+    assert not [n for n in small_cnn_report.result("coreml:fp16").notes if n.startswith("Neural Engine")]
+    assert "coreml:fp32: Neural Engine: the program computes in float32" in small_cnn_report.table()
+
+    k = keras()
+    inputs = k.Input((16, 16, 3))
+    x = k.layers.Conv2D(4, 3, dilation_rate=2, padding="same")(inputs)
+    model = k.Model(inputs, k.layers.Dense(2, activation="softmax")(k.layers.GlobalAveragePooling2D()(x)))
+    contract = ModelContract(Preprocessing(16), ("a", "b"))
+    artifact = convert_coreml(model, tmp_path / "dilated.mlpackage", CoreMLConfig("fp16", compute_units="CPU_ONLY"), contract=contract)
+    assert artifact.notes == (
+        "Neural Engine: compute_units=CPU_ONLY excludes the Neural Engine",
+        "Neural Engine: 1 x conv with dilation > 1 (dilated convolution): known to run off the Neural Engine",
+    )
+    assert neural_engine_lint(artifact.path) == [artifact.notes[1].removeprefix("Neural Engine: ")]
+
+
+@pytest.mark.parametrize("target, mode, op, tolerance", [
+    ("iOS16", "int8", "constexpr_affine_dequantize", 2e-3), ("iOS18", "int8", "constexpr_blockwise_shift_scale", 2e-3),
+    ("iOS16", "palettize4", "constexpr_lut_to_dense", 1e-2), ("iOS18", "palettize4", "constexpr_lut_to_dense", 1e-2),
+])
+def test_compressed_weights_of_both_opset_generations(target, mode, op, tolerance, tmp_path):
+    """iOS16 and iOS18 packages store compressed weights with different ops; both decompress to Keras' weights."""
+    import dataclasses
+
+    from converters.coreml import convert_coreml
+    from edgekit._tf import keras
+    from runtimes.contract import ModelContract, Preprocessing
+
+    k = keras()
+    k.utils.set_random_seed(0)
+    inputs = k.Input((16, 16, 3))
+    x = k.layers.Conv2D(64, 3, padding="same", activation="relu")(k.layers.Conv2D(32, 3, padding="same", activation="relu")(inputs))
+    model = k.Model(inputs, k.layers.Dense(3, activation="softmax")(k.layers.GlobalAveragePooling2D()(x)))
+    config = dataclasses.replace(MODES[mode], minimum_deployment_target=target)
+    artifact = convert_coreml(model, tmp_path / "m.mlpackage", config, contract=ModelContract(Preprocessing(16, scale=1 / 255), ("a", "b", "c")))
+    x = np.random.default_rng(0).random((8, 16, 16, 3)).astype(np.float32)
+    with edgekit.load(artifact.path, backend="reference") as package:
+        assert package.runtime.program.op_counts.get(op, 0) >= 1
+        assert np.abs(package.run(x) - np.asarray(model(x))).max() < tolerance

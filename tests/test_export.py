@@ -20,8 +20,13 @@ def test_report_is_written_as_table_markdown_json_and_png(exported, tmp_path):
     assert "| tflite:int8 | ok |" in markdown and "top-1 agreement" in markdown
     assert paths["plot"].read_bytes()[:4] == b"\x89PNG"
     table = exported.table()
-    assert table.splitlines()[0].split()[:3] == ["target", "status", "size"]
-    assert len(table.splitlines()) == 2 + 1 + len(exported.results)
+    assert table.splitlines()[0].split()[:4] == ["target", "status", "size", "gzip"]
+    notes = exported.note_lines()
+    assert notes == ["onnx:fp32: float graph via keras-export", "onnx:dynamic: float graph via keras-export",
+                     "onnx:int8: float graph via keras-export"]
+    assert table.splitlines()[2 + 1 + len(exported.results):] == ["notes:", *[f"  {n}" for n in notes]]
+    assert all(0 < r.gzip_bytes < r.size_bytes for r in exported.results)
+    assert "- onnx:int8: float graph via keras-export" in markdown
 
 
 def test_a_failing_target_does_not_stop_the_others(trained, shapes_splits, tmp_path, monkeypatch):

@@ -1,0 +1,184 @@
+"""`edgekit.prune`: magnitude pruning for Keras 3 models, during fine-tuning.
+
+tensorflow-model-optimization prunes only Keras 2 (tf_keras) models. This does the same job
+on Keras 3 APIs: a callback raises each prunable kernel's sparsity along a schedule, zeroing
+its smallest-magnitude weights, and re-applies the masks after every step so that gradient
+updates cannot revive pruned weights. The result's pruned weights are exactly zero.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgekit._tf import keras
+from edgekit.data import ImageDataset
+from edgekit.errors import TrainingError
+from edgekit.keras_io import load_keras, save_keras
+from edgekit.tables import text_table
+from runtimes._registry import Registry
+
+log = logging.getLogger(__name__)
+
+Schedule = Callable[[float, float], float]  # (progress 0..1, target sparsity) -> sparsity now
+SCHEDULES: Registry[Schedule] = Registry("pruning schedule")
+SCHEDULES.register("constant")(lambda progress, target: target)
+# TF-MOT's PolynomialDecay (power 3): prune fast early, when the network adapts easily
+SCHEDULES.register("polynomial")(lambda progress, target: target * (1.0 - (1.0 - min(progress, 1.0)) ** 3))
+
+
+@dataclass(frozen=True)
+class LayerSparsity:
+    name: str
+    kind: str
+    weights: int
+    zeros: int
+
+    @property
+    def sparsity(self) -> float:
+        return self.zeros / self.weights if self.weights else 0.0
+
+
+@dataclass
+class PruneResult:
+    """The pruned model, its file and the sparsity of every pruned kernel."""
+
+    model: Any
+    model_path: Path
+    layers: list[LayerSparsity]
+    metrics: dict[str, Any]
+
+    @property
+    def sparsity(self) -> float:
+        total = sum(layer.weights for layer in self.layers)
+        return sum(layer.zeros for layer in self.layers) / total if total else 0.0
+
+    def table(self) -> str:
+        rows = [[l.name, l.kind, str(l.weights), f"{l.sparsity * 100:.1f}%"] for l in self.layers]
+        rows.append(["total", "", str(sum(l.weights for l in self.layers)), f"{self.sparsity * 100:.1f}%"])
+        return text_table(["layer", "kind", "weights", "sparsity"], rows)
+
+
+def prunable_kernels(model: Any, depthwise: bool = False) -> list[tuple[Any, Any]]:
+    """(layer, kernel variable) for every Conv2D (1x1 included), Dense and, optionally, DepthwiseConv2D."""
+    k = keras()
+    kernels = []
+    for layer in _all_layers(model):
+        if isinstance(layer, k.layers.DepthwiseConv2D):
+            if depthwise:
+                kernels.append((layer, layer.depthwise_kernel))
+        elif isinstance(layer, (k.layers.Conv2D, k.layers.Dense)):
+            kernels.append((layer, layer.kernel))
+    return kernels
+
+
+def _all_layers(model: Any) -> list[Any]:
+    layers = []
+    for layer in model.layers:
+        layers.extend(_all_layers(layer) if hasattr(layer, "layers") and layer.layers else [layer])
+    return layers
+
+
+def magnitude_mask(values: np.ndarray, sparsity: float) -> np.ndarray:
+    """1 where a weight is kept, 0 for the round(sparsity * size) smallest magnitudes."""
+    count = int(round(sparsity * values.size))
+    mask = np.ones(values.size, np.float32)
+    if count > 0:
+        mask[np.argsort(np.abs(values), axis=None, kind="stable")[:count]] = 0.0
+    return mask.reshape(values.shape)
+
+
+def _pruning_callback(kernels: list[tuple[Any, Any]], target: float, schedule: Schedule, total_steps: int, frequency: int) -> Any:
+    k = keras()
+
+    class MagnitudePruning(k.callbacks.Callback):
+        """Raises sparsity every `frequency` steps; masks every step so pruned weights stay zero."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.step = 0
+            self.masks = [np.ones(tuple(var.shape), np.float32) for _, var in kernels]
+
+        def _apply(self) -> None:
+            for (_, var), mask in zip(kernels, self.masks):
+                var.assign(np.asarray(var) * mask)
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.step += 1
+            if self.step % frequency == 0 or self.step >= total_steps:
+                sparsity = schedule(self.step / total_steps, target)
+                self.masks = [magnitude_mask(np.asarray(var), sparsity) for _, var in kernels]
+            self._apply()
+
+    return MagnitudePruning()
+
+
+def prune(
+    model: Any,
+    train: ImageDataset,
+    val: ImageDataset,
+    sparsity: float = 0.8,
+    schedule: str = "polynomial",
+    epochs: int = 4,
+    *,
+    depthwise: bool = False,
+    frequency: int = 10,
+    learning_rate: float = 3e-4,
+    batch_size: int = 32,
+    test: ImageDataset | None = None,
+    out_dir: str | Path = "runs/prune",
+    seed: int = 0,
+    verbose: int = 1,
+) -> PruneResult:
+    """Fine-tune `model` (a keras.Model or .keras path) while pruning it to `sparsity` per kernel.
+
+    Writes ``model.keras`` (with the contract), ``metrics.json`` with the per-layer sparsity
+    report, and the training plots. Export the result like any model; TFLite stores it sparse.
+
+    Example:
+        >>> result = edgekit.prune("runs/train/model.keras", train, val, sparsity=0.8, epochs=4)
+        >>> print(result.table())
+    """
+    from edgekit.training import train as train_model
+
+    if not 0.0 < sparsity < 1.0:
+        raise TrainingError(f"sparsity must be between 0 and 1 (exclusive), got {sparsity}")
+    if schedule not in SCHEDULES:
+        raise TrainingError(f"unknown pruning schedule {schedule!r}; valid: {', '.join(SCHEDULES.names())}")
+    contract = None
+    if isinstance(model, (str, Path)):
+        model, contract = load_keras(model)
+    kernels = prunable_kernels(model, depthwise)
+    if not kernels:
+        raise TrainingError("the model has no Conv2D, Dense or DepthwiseConv2D kernels to prune")
+    steps = epochs * -(-len(train) // batch_size)
+    callback = _pruning_callback(kernels, sparsity, SCHEDULES.get(schedule), steps, frequency)
+    result = train_model(
+        train, val, model, test=test, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=epochs,
+        preprocessing=contract.preprocessing if contract else None, out_dir=out_dir, seed=seed, verbose=verbose,
+        callbacks=[callback], restore_best=False,
+    )
+    callback.masks = [magnitude_mask(np.asarray(var), sparsity) for _, var in kernels]  # exactly the target, once more
+    callback._apply()
+    layers = [LayerSparsity(layer.name, type(layer).__name__, int(np.prod(var.shape)), int(np.sum(np.asarray(var) == 0)))
+              for layer, var in kernels]
+    save_keras(result.model, result.model_path, result.contract)
+    from edgekit.metrics import classification_metrics
+    from edgekit.training import predict_scores
+
+    evaluated = test if test is not None else val
+    accuracy = classification_metrics(evaluated.targets, predict_scores(result.model, evaluated, result.preprocessing),
+                                      evaluated.labels).accuracy
+    metrics = dict(result.metrics, pruning={
+        "target_sparsity": sparsity, "schedule": schedule, "depthwise": depthwise,
+        "accuracy_after_pruning": accuracy, "layers": [dict(asdict(l), sparsity=l.sparsity) for l in layers],
+    })
+    (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    pruned = PruneResult(result.model, result.model_path, layers, metrics)
+    log.info("pruned %d kernels to %.1f%% sparsity; accuracy %.3f", len(layers), pruned.sparsity * 100, accuracy)
+    return pruned
