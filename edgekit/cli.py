@@ -88,6 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test", type=float, default=0.15, help="test fraction (default: 0.15)")
     train.add_argument("--seed", type=int, default=0, help="seed for the split and training (default: 0)")
     train.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder (default: runs/train)")
+    train.add_argument("--teacher", default=None,
+                       help="distill from this model: a .keras file or any artifact edgekit.load runs (.tflite, .onnx)")
+    train.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default: 4)")
+    train.add_argument("--alpha", type=float, default=0.5, help="weight of the hard labels when distilling (default: 0.5)")
+    prune = sub.add_parser("prune", help="fine-tune a .keras model while pruning its weights to a sparsity",
+                           description="Magnitude pruning of Conv2D/Dense (and optionally depthwise) kernels on Keras 3.")
+    prune.add_argument("model", type=Path, help="the .keras model to prune (its contract gives the image size)")
+    prune.add_argument("data", type=Path, help="labelled image folder (one subfolder per class)")
+    prune.add_argument("--sparsity", type=float, default=0.8, help="fraction of each kernel set to zero (default: 0.8)")
+    prune.add_argument("--schedule", choices=["polynomial", "constant"], default="polynomial", help="how sparsity rises")
+    prune.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs (default: 4)")
+    prune.add_argument("--depthwise", action="store_true", help="prune DepthwiseConv2D kernels too")
+    prune.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate (default: 3e-4)")
+    prune.add_argument("--seed", type=int, default=0, help="seed for the split and training (default: 0)")
+    prune.add_argument("--out", type=Path, default=Path("runs/prune"), help="output folder (default: runs/prune)")
 
     export = sub.add_parser("export", help="convert a .keras model to edge formats and check each",
                             description="Convert MODEL to every --target, embed the contract, and compare each "
@@ -119,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--threshold", type=float, default=0.0,
                          help="scores below this are reported as uncertain ('?') (default: 0)")
     predict.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
+    predict.add_argument("--delegate", action="append", default=[],
+                         help="TFLite delegate: edgetpu, gpu, xnnpack[:num_threads=N] or a library path (repeatable)")
+    predict.add_argument("--provider", action="append", default=[],
+                         help="ONNX Runtime execution provider: cuda, tensorrt, openvino, coreml, cpu (repeatable, in order)")
     predict.add_argument("--json", action="store_true", help="print one JSON object per image or frame")
     predict.add_argument("--show", action="store_true", help="show frames with the overlay in a window (needs a display)")
     predict.add_argument("--save", type=Path, default=None, help="write the annotated frames to this video (.mp4 or .avi)")
@@ -205,11 +224,31 @@ def _train(args: argparse.Namespace) -> int:
     result = train(
         train_split, val_split, args.arch, test=test_split if len(test_split) else None, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience, weights=args.weights,
-        out_dir=args.out, seed=args.seed,
+        out_dir=args.out, seed=args.seed, teacher=args.teacher, temperature=args.temperature, alpha=args.alpha,
     )
     for split, accuracy in result.metrics["accuracy"].items():
         print(f"{split:>5} accuracy: {accuracy * 100:.1f}%")
     print(f"wrote {result.model_path}, metrics.json, history.png, confusion.png to {result.out_dir}")
+    return 0
+
+
+@command("prune")
+def _prune(args: argparse.Namespace) -> int:
+    from edgekit.data import ImageFolder
+    from edgekit.errors import TrainingError
+    from edgekit.keras_io import read_keras_contract
+    from edgekit.pruning import prune
+
+    contract = read_keras_contract(args.model)
+    if contract is None:
+        raise TrainingError(f"{args.model} carries no edgekit contract; prune a model trained with edgekit train")
+    spec = contract.preprocessing
+    dataset = ImageFolder(args.data, image_size=spec.input_size, color_order=spec.color_order, resize=spec.resize)
+    train_split, val_split, test_split = dataset.split(val=0.15, test=0.15, seed=args.seed)
+    result = prune(args.model, train_split, val_split, sparsity=args.sparsity, schedule=args.schedule, epochs=args.epochs,
+                   depthwise=args.depthwise, learning_rate=args.lr, test=test_split, out_dir=args.out, seed=args.seed)
+    print(result.table())
+    print(f"accuracy after pruning: {result.metrics['pruning']['accuracy_after_pruning'] * 100:.1f}%; wrote {result.model_path}")
     return 0
 
 
@@ -246,7 +285,9 @@ def _predict(args: argparse.Namespace) -> int:
         from runtimes.errors import InputError
 
         raise InputError("nothing to classify: give image files or --source SPEC")
-    with open_model(args.model, num_threads=args.threads) as model:
+    from runtimes.runner import backend_options
+
+    with open_model(args.model, num_threads=args.threads, **backend_options(args.delegate, args.provider)) as model:
         if args.source is not None:
             return _predict_stream(model, args)
         return _predict_files(model, args)

@@ -80,7 +80,16 @@ def build_parser(default_model: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, default=None, help="append JSON lines here instead of stdout")
     parser.add_argument("--save", type=Path, default=None, help="write an annotated video")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
+    parser.add_argument("--delegate", action="append", default=[],
+                        help="TFLite delegate: edgetpu, gpu, xnnpack[:num_threads=N] or a library path (repeatable)")
+    parser.add_argument("--provider", action="append", default=[],
+                        help="ONNX Runtime execution provider: cuda, tensorrt, openvino, coreml, cpu (repeatable, in order)")
     return parser
+
+
+def backend_options(delegates: Sequence[str], providers: Sequence[str]) -> dict[str, Any]:
+    """open_model options for --delegate / --provider (only those given, so every backend accepts them)."""
+    return {**({"delegates": list(delegates)} if delegates else {}), **({"providers": list(providers)} if providers else {})}
 
 
 def main(argv: Sequence[str] | None = None, default_model: str | None = None) -> int:
@@ -91,7 +100,7 @@ def main(argv: Sequence[str] | None = None, default_model: str | None = None) ->
     options = StreamOptions(every=args.every, max_frames=args.max_frames, top_k=args.top_k,
                             threshold=args.threshold, json_lines=True, save=args.save)
     try:
-        with open_model(args.model, num_threads=args.threads) as model:
+        with open_model(args.model, num_threads=args.threads, **backend_options(args.delegate, args.provider)) as model:
             if args.output is None:
                 return run_stream(model, args.source, options)
             args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ def _edgekit(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edgekit.cli", *args], capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("command", ["demo", "train", "export", "predict", "info"])
+@pytest.mark.parametrize("command", ["demo", "train", "prune", "export", "predict", "info"])
 def test_every_command_explains_its_options(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -94,3 +94,23 @@ def test_train_and_export_commands_end_to_end(shapes_root, tmp_path):
 def test_export_option_syntax_is_checked(trained, capsys):
     assert main(["export", str(trained.model_path), "-t", "coreml:fp16", "--option", "coreml"]) == 2
     assert "invalid --option 'coreml'; use FORMAT.KEY=VALUE" in capsys.readouterr().err
+
+
+def test_predict_with_a_missing_delegate_names_the_library(exported, shapes_splits, capsys):
+    image = shapes_splits[2].sources[0]
+    assert main(["predict", exported.result("tflite:int8").path, image, "--delegate", "edgetpu"]) == 2
+    assert "TFLite delegate 'edgetpu' could not be loaded (libedgetpu.so.1" in capsys.readouterr().err
+    assert main(["predict", exported.result("onnx:fp32").path, image, "--provider", "cuda"]) == 2
+    assert "['CUDAExecutionProvider'] are not available" in capsys.readouterr().err
+
+
+def test_prune_and_distill_commands(trained, shapes_root, tmp_path):
+    pruned = _edgekit("prune", str(trained.model_path), str(shapes_root), "--sparsity", "0.5", "--epochs", "1",
+                      "--out", str(tmp_path / "pruned"))
+    assert pruned.returncode == 0, pruned.stderr
+    assert "total" in pruned.stdout and "50.0%" in pruned.stdout and (tmp_path / "pruned" / "model.keras").is_file()
+    distilled = _edgekit("train", str(shapes_root), "--arch", "small_cnn", "--image-size", "64", "--epochs", "1",
+                         "--teacher", str(tmp_path / "pruned" / "model.keras"), "--out", str(tmp_path / "student"))
+    assert distilled.returncode == 0, distilled.stderr
+    metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 1 and "test" in metrics["accuracy"]
