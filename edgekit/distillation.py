@@ -25,12 +25,13 @@ def teacher_scores(teacher: Any, dataset: ImageDataset, preprocessing: Preproces
     from edgekit.training import predict_scores
 
     k = keras()
+    labels = dataset.labels  # a bare Keras model carries no labels: trust the caller
     if isinstance(teacher, (str, Path)) and str(teacher).endswith(".keras"):
         teacher, contract = load_keras(teacher)
-        preprocessing = contract.preprocessing if contract else preprocessing
+        if contract is not None:
+            preprocessing, labels = contract.preprocessing, contract.labels
     if isinstance(teacher, k.Model):
         scores = predict_scores(teacher, dataset, preprocessing, batch_size)
-        labels = dataset.labels
     else:
         from runtimes.model import open_model
 
