@@ -80,7 +80,7 @@ def plot_artifacts(rows: Sequence[Mapping[str, Any]], path: str | Path, referenc
     right.barh(names, latencies)
     for index, row in enumerate(rows):
         if row.get("latency_ms") is None:
-            right.text(0, index, "  not run on this machine", va="center", fontsize=8, color="grey")
+            right.text(0, index, "  no native latency on this machine", va="center", fontsize=8, color="grey")
     right.set_xlabel("mean latency per image (ms)")
     right.set_title("latency")
     right.grid(alpha=0.3, axis="x")

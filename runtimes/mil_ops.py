@@ -286,8 +286,8 @@ def _taps(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], dila
 def _pair(value: Any, default: int = 1) -> tuple[int, int]:
     if value is None:
         return (default, default)
-    values = [int(v) for v in np.atleast_1d(value)]
-    return (values[0], values[-1]) if len(values) <= 2 else tuple(values)  # type: ignore[return-value]
+    values = [int(v) for v in np.atleast_1d(value)]  # one value for both axes, or (height, width)
+    return (values[0], values[-1])
 
 
 @mil_op("conv")
