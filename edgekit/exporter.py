@@ -278,13 +278,14 @@ class _Job:
             if not loaded.can_run:
                 result.status, result.error = "unverified", loaded.runtime.unavailable_reason.split(";")[0]
                 return result
-            if BACKENDS.get(loaded.backend).reference:
+            by_reference = BACKENDS.get(loaded.backend).reference
+            if by_reference:
                 result.notes.append(f"checked with the {loaded.backend} backend (numpy reference executor): "
                                     f"its own runtime cannot run here")
             verdict = check_artifact(loaded, self.check, self.reference)
         result.accuracy, result.accuracy_delta = verdict.accuracy, verdict.accuracy_delta
         result.agreement, result.max_abs_error = verdict.agreement, verdict.max_abs_error
-        result.latency_ms = None if BACKENDS.get(loaded.backend).reference else verdict.latency_ms  # not a speed path
+        result.latency_ms = None if by_reference else verdict.latency_ms  # the reference is not a speed path
         result.status = "ok"
         if self.max_drop is not None and verdict.accuracy_delta < -self.max_drop:
             result.status = "failed"

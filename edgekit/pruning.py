@@ -102,17 +102,19 @@ def _pruning_callback(kernels: list[tuple[Any, Any]], target: float, schedule: S
         def __init__(self) -> None:
             super().__init__()
             self.step = 0
-            self.masks = [np.ones(tuple(var.shape), np.float32) for _, var in kernels]
+            self.masks = [k.ops.ones(tuple(var.shape), var.dtype) for _, var in kernels]
 
-        def _apply(self) -> None:
+        def set_masks(self, sparsity: float) -> None:
+            self.masks = [k.ops.convert_to_tensor(magnitude_mask(np.asarray(var), sparsity), var.dtype) for _, var in kernels]
+
+        def _apply(self) -> None:  # on the device: no copy of every kernel to numpy per step
             for (_, var), mask in zip(kernels, self.masks):
-                var.assign(np.asarray(var) * mask)
+                var.assign(var * mask)
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             self.step += 1
             if self.step % frequency == 0 or self.step >= total_steps:
-                sparsity = schedule(self.step / total_steps, target)
-                self.masks = [magnitude_mask(np.asarray(var), sparsity) for _, var in kernels]
+                self.set_masks(schedule(self.step / total_steps, target))
             self._apply()
 
     return MagnitudePruning()
@@ -163,7 +165,7 @@ def prune(
         preprocessing=contract.preprocessing if contract else None, out_dir=out_dir, seed=seed, verbose=verbose,
         callbacks=[callback], restore_best=False,
     )
-    callback.masks = [magnitude_mask(np.asarray(var), sparsity) for _, var in kernels]  # exactly the target, once more
+    callback.set_masks(sparsity)  # exactly the target, once more
     callback._apply()
     layers = [LayerSparsity(layer.name, type(layer).__name__, int(np.prod(var.shape)), int(np.sum(np.asarray(var) == 0)))
               for layer, var in kernels]

@@ -14,7 +14,7 @@ import numpy as np
 from runtimes.base import Runtime, TensorSpec, open_runtime
 from runtimes.contract import ModelContract, Preprocessing
 from runtimes.errors import ContractError, InputError
-from runtimes.preprocess import ColorName, normalize, prepare_pixels, preprocess
+from runtimes.preprocess import ColorName, normalize, prepare_pixels, preprocess, reused_buffer
 
 if TYPE_CHECKING:
     from runtimes.stream import Stream
@@ -188,22 +188,10 @@ class Model:
             flat, table = flat[..., 0], table[:, :, 0].reshape(256)
         else:
             table = table.reshape(1, 256, channels)
-        mapped = cv2.LUT(flat, table, dst=self._buffer(("lut", flat.shape)))
+        mapped = cv2.LUT(flat, table, dst=reused_buffer(self._frame_buffers, flat.shape, "lut"))
         feed = mapped.reshape(pixels.shape).view(self.input_spec.dtype)
         scores = self.runtime.run([feed])[0]
         return dequantize(scores, self.output_spec) if self._output_quantized else scores.astype(np.float32, copy=False)
-
-    def _float_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
-        key = ("float", shape)
-        if key not in self._frame_buffers:
-            self._frame_buffers[key] = np.empty(shape, np.float32)
-        return self._frame_buffers[key]
-
-    def _buffer(self, key: tuple) -> np.ndarray:
-        """A reused uint8 array for one per-frame step (key = (step, shape))."""
-        if key not in self._frame_buffers:
-            self._frame_buffers[key] = np.empty(key[1], np.uint8)
-        return self._frame_buffers[key]
 
     def preprocess(self, image: ImageLike, color: ColorName = "rgb") -> np.ndarray:
         """Apply the contract to one image: the exact tensor `predict` feeds the model."""
@@ -235,7 +223,7 @@ class Model:
         else:
             batch = np.stack([prepare_pixels(item, spec, color) for item in images])
         if self._pixel_table is None:
-            out = self._float_buffer(batch.shape) if len(images) == 1 else None
+            out = reused_buffer(self._frame_buffers, batch.shape, "normalize", np.float32) if len(images) == 1 else None
             batch = normalize(batch, spec, out)
         prepared = time.perf_counter()
         scores = self._infer_pixels(batch) if self._pixel_table is not None else self.run(batch)

@@ -16,16 +16,16 @@ from runtimes.contract import ColorOrder, Layout, Preprocessing, ResizeMode, par
 from runtimes.errors import InputError
 
 ColorName = Literal["rgb", "bgr", "gray"]
-Buffers = dict  # (step, shape) -> reused uint8 array; lets a per-frame caller skip allocations
+Buffers = dict  # (step, shape, dtype) -> reused array; lets a per-frame caller skip allocations
 
 
-def _buffer(buffers: Buffers | None, shape: tuple[int, ...], step: str = "resize") -> np.ndarray | None:
-    """A reused uint8 array of `shape` for `step` from `buffers`, or None (OpenCV then allocates)."""
+def reused_buffer(buffers: Buffers | None, shape: tuple[int, ...], step: str = "resize", dtype: type = np.uint8) -> np.ndarray | None:
+    """A reused array of `shape` for `step` from `buffers`, or None without buffers (the callee then allocates)."""
     if buffers is None:
         return None
-    key = (step, shape)
+    key = (step, shape, dtype)
     if key not in buffers:
-        buffers[key] = np.empty(shape, np.uint8)
+        buffers[key] = np.empty(shape, dtype)
     return buffers[key]
 
 
@@ -82,10 +82,10 @@ def _resize(image: np.ndarray, width: int, height: int, buffers: Buffers | None 
     """
     while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
         half = (image.shape[0] // 2, image.shape[1] // 2, *image.shape[2:])
-        image = cv2.resize(image, half[1::-1], dst=_buffer(buffers, half), interpolation=cv2.INTER_AREA)
+        image = cv2.resize(image, half[1::-1], dst=reused_buffer(buffers, half), interpolation=cv2.INTER_AREA)
     if (image.shape[1], image.shape[0]) != (width, height):
         out = (height, width, *image.shape[2:])
-        image = cv2.resize(image, (width, height), dst=_buffer(buffers, out), interpolation=cv2.INTER_LINEAR)
+        image = cv2.resize(image, (width, height), dst=reused_buffer(buffers, out), interpolation=cv2.INTER_LINEAR)
     return image[:, :, None] if image.ndim == 2 else image
 
 
@@ -119,7 +119,8 @@ def _swap_after_resize(image: np.ndarray, color: ColorName | ColorOrder, spec: P
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or spec.color_order is ColorOrder.GRAY:
         return False
-    if str(getattr(color, "value", color)) not in ("rgb", "bgr") or str(getattr(color, "value", color)) == spec.color_order.value:
+    source = str(getattr(color, "value", color))  # a ColorOrder or its name
+    if source not in ("rgb", "bgr") or source == spec.color_order.value:
         return False
     return image.shape[0] * image.shape[1] > spec.input_size[0] * spec.input_size[1]
 
@@ -138,7 +139,7 @@ def prepare_pixels(
         raise InputError(f"expected a numpy image or a path, got {type(image).__name__}")
     if _swap_after_resize(image, color, spec):
         resized = resize_image(image, spec, buffers)
-        return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=_buffer(buffers, resized.shape, "swap"))
+        return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=reused_buffer(buffers, resized.shape, "swap"))
     return resize_image(to_color_order(image, color, spec.color_order), spec, buffers)
 
 

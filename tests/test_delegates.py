@@ -22,14 +22,11 @@ def test_missing_delegate_library_is_named_with_what_to_install(tiny_tflite, nam
 
 
 def test_xnnpack_options_set_its_threads(tiny_tflite):
-    with edgekit.load(tiny_tflite, delegates=["xnnpack:num_threads=2"]) as model:
-        assert model.runtime.delegates == ["xnnpack"] and model.run(model.preprocess(_image())).shape == (1, 3)
-
-
-def _image():
     import numpy as np
 
-    return np.zeros((16, 16, 3), np.uint8)
+    with edgekit.load(tiny_tflite, delegates=["xnnpack:num_threads=2"]) as model:
+        assert model.runtime.delegates == ["xnnpack"]
+        assert model.run(model.preprocess(np.zeros((16, 16, 3), np.uint8))).shape == (1, 3)
 
 
 def test_a_model_compiled_for_the_edge_tpu_names_its_delegate(tiny_tflite, tmp_path):
