@@ -45,6 +45,8 @@ class Runtime(Protocol):
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]: ...
 
+    def run_filled(self, shape: tuple[int, ...], fill: Callable[[np.ndarray], object]) -> list[np.ndarray]: ...
+
     def embedded_contract(self) -> bytes | None: ...
 
     def close(self) -> None: ...
@@ -61,6 +63,19 @@ class RuntimeBase:
     backend_name = "base"
     can_run = True  # False where the model opens but cannot execute on this machine
     unavailable_reason = ""
+
+    def run_filled(self, shape: tuple[int, ...], fill: Callable[[np.ndarray], object]) -> list[np.ndarray]:
+        """Run a one-input model on what `fill(buffer)` writes into `buffer` (of `shape`).
+
+        Lets callers quantize or look up pixels straight into the input memory. This default
+        reuses one buffer per shape; a backend that exposes its own input memory overrides it
+        so that nothing is copied on the way in. `fill` must not keep a reference to `buffer`.
+        """
+        buffer = self.__dict__.get("_filled_buffer")
+        if buffer is None or buffer.shape != tuple(shape):
+            buffer = self.__dict__["_filled_buffer"] = np.empty(shape, self.input_specs[0].dtype)
+        fill(buffer)
+        return self.run([buffer])
 
     def close(self) -> None:
         """Release backend resources; safe to call twice."""

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from runtimes.base import Runtime, TensorSpec, open_runtime
-from runtimes.contract import ModelContract, Preprocessing
+from runtimes.contract import Layout, ModelContract, Preprocessing
 from runtimes.errors import ContractError, InputError
 from runtimes.preprocess import ColorName, normalize, prepare_pixels, preprocess, reused_buffer
 
@@ -39,16 +39,27 @@ class Classification:
         return f"{self.label} ({self.score:.3f})"
 
 
-def quantize(x: np.ndarray, spec: TensorSpec, out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
-    """Float -> the integer type of `spec` using its scale and zero point.
+_CV_DEPTH = {np.dtype(np.int8): cv2.CV_8S, np.dtype(np.uint8): cv2.CV_8U}
 
-    With `out` (integer) and `scratch` (float32) buffers of x's shape, nothing is allocated:
-    every pass writes in place.
+
+def quantize(x: np.ndarray, spec: TensorSpec, out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
+    """Float -> the integer type of `spec`: round(x / scale) + zero_point, saturated.
+
+    8-bit targets take one OpenCV pass (scale, shift, round half to even, saturate); other
+    types take numpy passes. With `out` (integer) and `scratch` (float32) buffers of x's
+    shape, nothing is allocated.
     """
     q = spec.quantization
+    out = np.empty(x.shape, spec.dtype) if out is None else out
+    depth = _CV_DEPTH.get(np.dtype(spec.dtype))
+    if depth is not None and x.dtype == np.float32 and x.size and x.flags.c_contiguous and out.flags.c_contiguous:
+        source, target = x.reshape(-1, x.shape[-1] if x.ndim else 1), out.reshape(-1, x.shape[-1] if x.ndim else 1)
+        written = cv2.addWeighted(source, 1.0 / q.scale, source, 0.0, float(q.zero_point), dst=target, dtype=depth)
+        if not np.may_share_memory(written, target):
+            np.copyto(target, written)
+        return out
     info = np.iinfo(spec.dtype)
     scratch = np.empty(x.shape, np.float32) if scratch is None else scratch
-    out = np.empty(x.shape, spec.dtype) if out is None else out
     np.multiply(x, np.float32(1.0 / q.scale), out=scratch)
     np.rint(scratch, out=scratch)
     scratch += np.float32(q.zero_point)
@@ -82,32 +93,41 @@ class Model:
         self.output_spec: TensorSpec = runtime.output_specs[0]
         if contract is not None:
             self._check_contract(contract)
-        self._pixel_table = self._pixel_lookup()
         self._frame_buffers: dict = {}  # reused by predict() on single frames
         self._input_shape = tuple(self.input_spec.shape[1:])
         self._input_quantized = _is_quantized(self.input_spec)
         self._output_quantized = _is_quantized(self.output_spec)
+        self._pixel_table = self._pixel_lookup()
+        self._pixels_as_is = self._pixel_table is not None and self._pixel_table.dtype == self.input_spec.dtype == np.uint8 \
+            and np.array_equal(self._pixel_table.reshape(256, -1), np.arange(256, dtype=np.uint8)[:, None])
 
     def _pixel_lookup(self) -> np.ndarray | None:
-        """A 256-entry table per channel: uint8 pixel -> the model's quantized input value.
+        """uint8 pixel -> the model's input value, per channel, for every one of the 256 pixel values.
 
-        For int8/uint8 inputs, scaling and quantization are elementwise over 256 possible
-        pixel values, so the table is exact: it is the slow path evaluated once per value.
-        Camera pixels then go straight in through one cv2.LUT pass, with no float tensor.
+        Scaling, normalization and quantization are elementwise, so the table is exact: it is
+        the slow path evaluated once per value. predict() then maps camera pixels with one
+        cv2.LUT pass straight into the model's input memory. One column when all channels map
+        alike (cv2's single-table LUT is faster); None where no table applies (NCHW, float16).
         """
         spec = self.preprocessing
-        if spec is None or not _is_quantized(self.input_spec) or spec.layout.value != "nhwc":
-            return None
-        if self.input_spec.dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
+        if spec is None or spec.layout is not Layout.NHWC:
             return None
         values = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], spec.channels, axis=2)  # 1 x 256 x C
-        table = quantize(normalize(values, spec), self.input_spec)[0]  # 1 x 256 x C, the model's dtype
-        return np.ascontiguousarray(table.view(np.uint8))
+        scaled = normalize(values, spec).reshape(256, spec.channels)  # float32, exactly what each pixel gets
+        if self._input_quantized and self.input_spec.dtype in (np.dtype(np.int8), np.dtype(np.uint8)):
+            table = quantize(scaled, self.input_spec).view(np.uint8)
+        elif not self._input_quantized and self.input_spec.dtype == np.float32:
+            table = scaled
+        else:
+            return None
+        if (table == table[:, :1]).all():
+            return np.ascontiguousarray(table[:, 0])
+        return np.ascontiguousarray(table[None])  # 1 x 256 x C: cv2's per-channel table
 
     @property
     def direct_pixel_input(self) -> bool:
         """True when predict() maps uint8 pixels straight to the quantized input (no float tensor)."""
-        return self._pixel_table is not None
+        return self._pixel_table is not None and self._input_quantized
 
     # -- description -------------------------------------------------------------------
     @property
@@ -157,11 +177,12 @@ class Model:
             batch = np.asarray(batch)
         if batch.shape[1:] != self._input_shape:
             self._check_batch(batch)
-        if self._input_quantized:
-            feed = quantize(batch, self.input_spec, *self._quantize_buffers(batch.shape))
+        if self._input_quantized:  # quantized straight into the backend's input memory
+            scratch = self._scratch(batch.shape)
+            scores = self.runtime.run_filled(batch.shape, lambda buffer: quantize(batch, self.input_spec, buffer, scratch))[0]
         else:
             feed = batch if batch.dtype == self.input_spec.dtype else batch.astype(self.input_spec.dtype)
-        scores = self.runtime.run([feed])[0]
+            scores = self.runtime.run([feed])[0]
         return dequantize(scores, self.output_spec) if self._output_quantized else scores.astype(np.float32, copy=False)
 
     def _check_batch(self, batch: np.ndarray) -> None:
@@ -172,25 +193,30 @@ class Model:
                 f"got {batch.shape}. Add the batch axis or preprocess with the model's contract"
             )
 
-    def _quantize_buffers(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """Reused (int, float32) buffers for quantizing batches of `shape`: no per-call allocation."""
-        if getattr(self, "_buffers_shape", None) != shape:
-            self._buffers = (np.empty(shape, self.input_spec.dtype), np.empty(shape, np.float32))
-            self._buffers_shape = shape
-        return self._buffers
+    def _scratch(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A reused float32 buffer for quantizing batches of `shape`: no per-call allocation."""
+        scratch = self._frame_buffers.get("quantize")
+        if scratch is None or scratch.shape != shape:
+            scratch = self._frame_buffers["quantize"] = np.empty(shape, np.float32)
+        return scratch
 
     def _infer_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """The fast path: uint8 pixels -> quantized input by table lookup, no floats."""
+        """The fast path: uint8 NHWC pixels -> the model's input by one table lookup, no float passes."""
         table = self._pixel_table
-        channels = table.shape[-1]
-        flat = pixels.reshape(-1, pixels.shape[-2], channels)  # LUT works on 2-D images of C channels
-        if channels == 1:
-            flat, table = flat[..., 0], table[:, :, 0].reshape(256)
-        else:
-            table = table.reshape(1, 256, channels)
-        mapped = cv2.LUT(flat, table, dst=reused_buffer(self._frame_buffers, flat.shape, "lut"))
-        feed = mapped.reshape(pixels.shape).view(self.input_spec.dtype)
-        scores = self.runtime.run([feed])[0]
+
+        def look_up(buffer: np.ndarray) -> None:
+            if self._pixels_as_is:
+                np.copyto(buffer, pixels)
+                return
+            source = pixels.reshape(-1, pixels.shape[-2], pixels.shape[-1])  # LUT works on 2-D images of C channels
+            target = (buffer.view(np.uint8) if buffer.dtype == np.int8 else buffer).reshape(source.shape)
+            if source.shape[-1] == 1:
+                source, target = source[..., 0], target[..., 0]
+            mapped = cv2.LUT(source, table, dst=target)
+            if not np.may_share_memory(mapped, target):  # cv2 allocated instead of writing in place
+                np.copyto(target, mapped)
+
+        scores = self.runtime.run_filled(pixels.shape, look_up)[0]
         return dequantize(scores, self.output_spec) if self._output_quantized else scores.astype(np.float32, copy=False)
 
     def preprocess(self, image: ImageLike, color: ColorName = "rgb") -> np.ndarray:
@@ -222,7 +248,7 @@ class Model:
             batch = prepare_pixels(images[0], spec, color, self._frame_buffers)[None]
         else:
             batch = np.stack([prepare_pixels(item, spec, color) for item in images])
-        if self._pixel_table is None:
+        if self._pixel_table is None:  # NCHW or float16 input: scale as floats
             out = reused_buffer(self._frame_buffers, batch.shape, "normalize", np.float32) if len(images) == 1 else None
             batch = normalize(batch, spec, out)
         prepared = time.perf_counter()
@@ -233,14 +259,18 @@ class Model:
         return results if isinstance(image, (list, tuple)) else results[0]
 
     def _classify(self, scores: np.ndarray, top_k: int, latency_ms: float, preprocess_ms: float) -> Classification:
-        order = np.argsort(-scores)[: max(1, top_k)]
+        values, k = scores.tolist(), max(1, top_k)
+        if len(values) <= 256:  # plain Python is several times faster than numpy on a few scores
+            order = sorted(range(len(values)), key=values.__getitem__, reverse=True)[:k]
+        else:
+            order = np.argsort(-scores, kind="stable")[:k].tolist()
         labels = self.labels
-        best = int(order[0])
+        best = order[0]
         return Classification(
             label=labels[best],
             index=best,
-            score=float(scores[best]),
-            top_k=tuple((labels[int(i)], float(scores[int(i)])) for i in order),
+            score=values[best],
+            top_k=tuple((labels[i], values[i]) for i in order),
             latency_ms=latency_ms,
             preprocess_ms=preprocess_ms,
         )

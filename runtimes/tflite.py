@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -111,6 +111,22 @@ class TFLiteRuntime(RuntimeBase):
         interpreter = self._interpreter
         for index, array in zip(self._input_indices, inputs):
             interpreter.set_tensor(index, array)
+        interpreter.invoke()
+        return [interpreter.get_tensor(index) for index in self._output_indices]
+
+    def run_filled(self, shape: tuple[int, ...], fill: Callable[[np.ndarray], object]) -> list[np.ndarray]:
+        """`fill` writes straight into the interpreter's input tensor: no set_tensor copy."""
+        if self._interpreter is None:
+            raise InputError(f"{self.path.name} was closed; open it again with edgekit.load")
+        if len(self._inputs) != 1:
+            raise InputError(f"{self.path.name} takes {len(self._inputs)} inputs; run_filled feeds one")
+        self._ensure_batch(int(shape[0]))
+        interpreter = self._interpreter
+        view = interpreter.tensor(self._input_indices[0])()
+        if view.shape != tuple(shape):
+            raise InputError(f"{self.path.name} expects input of shape {view.shape}, got {tuple(shape)}")
+        fill(view)
+        del view  # the interpreter refuses to invoke while a view of its memory is alive
         interpreter.invoke()
         return [interpreter.get_tensor(index) for index in self._output_indices]
 

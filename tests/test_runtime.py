@@ -113,6 +113,47 @@ def test_quantize_round_trip_and_clipping():
     assert dequantize(q, spec)[:3] == pytest.approx([0.0, 128 / 255, 1.0], abs=1e-6)
 
 
+@pytest.mark.parametrize("dtype, zero_point", [(np.int8, -128), (np.int8, 5), (np.uint8, 0), (np.uint8, 128)])
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 9, 4, 3)])
+def test_quantize_is_round_scale_shift_saturate_for_every_shape(dtype, zero_point, shape):
+    spec = TensorSpec("x", shape, np.dtype(dtype), QuantParams(scale=0.02, zero_point=zero_point))
+    values = np.random.default_rng(0).uniform(-4, 4, shape).astype(np.float32)
+    expected = np.clip(np.rint(values.astype(np.float64) / 0.02) + zero_point, np.iinfo(dtype).min, np.iinfo(dtype).max)
+    out = np.empty(shape, dtype)
+    assert quantize(values, spec, out) is out
+    np.testing.assert_array_equal(out, expected.astype(dtype))
+    np.testing.assert_array_equal(quantize(values[..., ::2], spec), expected[..., ::2].astype(dtype))  # strided input
+
+
+@pytest.mark.parametrize("spec", [
+    edgekit.Preprocessing(16, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), scale=1 / 255),
+    edgekit.Preprocessing(16, color_order="bgr", scale=1 / 127.5, offset=-1),
+    edgekit.Preprocessing(16, layout="nchw"),
+], ids=["per-channel", "bgr-shared", "nchw"])
+def test_float_models_take_pixels_through_an_exact_table(tiny_model, tmp_path, spec):
+    """predict() on float models looks pixels up in a table built by normalize(): the same floats, one pass."""
+    import tensorflow as tf
+
+    k = tiny_model
+    if spec.layout.value == "nchw":  # a model that takes channels first
+        from edgekit._tf import keras
+
+        inputs = keras().Input((3, 16, 16))
+        k = keras().Model(inputs, tiny_model(keras().ops.transpose(inputs, (0, 2, 3, 1))))
+    plain = tmp_path / "plain.tflite"
+    plain.write_bytes(tf.lite.TFLiteConverter.from_keras_model(k).convert())
+    with edgekit.load(plain, preprocessing=spec, labels=["x", "y", "z"]) as model:
+        table = model._pixel_table
+        if spec.layout.value == "nchw":
+            assert table is None  # no table: normalize then transpose
+        else:
+            assert table.dtype == np.float32 and table.shape == ((1, 256, 3) if spec.mean else (256,))
+        frames = np.random.default_rng(1).integers(0, 256, (3, 48, 40, 3), dtype=np.uint8)
+        for frame in [*frames, *frames]:
+            scores = [dict(model.predict(frame, color="bgr").top_k)[label] for label in model.labels]
+            np.testing.assert_array_equal(scores, model.run(model.preprocess(frame, "bgr"))[0])
+
+
 def test_runtimes_open_is_edgekit_load(tiny_tflite):
     with runtimes.open(tiny_tflite) as model:
         assert isinstance(model, edgekit.Model)
