@@ -67,11 +67,17 @@ def test_mobilenetv2_224_int8_is_at_most_0_3x_float32(shapes_root, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def mobilenetv2_96(shapes_root, tmp_path_factory):
-    """MobileNetV2 at 96x96 trained briefly from scratch on the shapes (about two minutes)."""
-    train, val, test = edgekit.ImageFolder(shapes_root, image_size=96).split(val=0.15, test=0.15, seed=0)
+def mobilenetv2_96(tmp_path_factory):
+    """MobileNetV2 at 96x96 trained from scratch to a decided model (about three minutes).
+
+    From scratch it needs 1000 shapes per class: on 400 it memorizes the training images
+    and stays near chance, where int8-vs-float deltas are noise. It takes off after 6-8 epochs.
+    """
     out = tmp_path_factory.mktemp("mobilenetv2_96")
-    result = edgekit.train(train, val, "mobilenetv2", test=test, epochs=8, patience=8, out_dir=out, seed=0, verbose=0)
+    root = edgekit.datasets.make_shapes(out / "shapes", n_per_class=1000, image_size=64, seed=0)
+    train, val, test = edgekit.ImageFolder(root, image_size=96).split(val=0.15, test=0.15, seed=0)
+    result = edgekit.train(train, val, "mobilenetv2", test=test, epochs=10, patience=10, learning_rate=2e-3,
+                           out_dir=out, seed=0, verbose=0)
     return edgekit.export(result.model_path, ["tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"],
                           out_dir=out / "export", calibration=train, check=test, progress=False)
 
@@ -90,4 +96,5 @@ def test_mobilenetv2_96_int8_within_2_points(mobilenetv2_96, target):
     result = mobilenetv2_96.result(target)
     print(f"mobilenetv2 96 {target}: keras {mobilenetv2_96.keras_accuracy:.3f}, int8 {result.accuracy:.3f}, "
           f"delta {result.accuracy_delta:+.1f} pts, agreement {result.agreement:.3f}")
+    assert mobilenetv2_96.keras_accuracy >= 0.85  # the bar means something only on a model that has learned
     assert abs(result.accuracy_delta) <= 2.0
