@@ -123,10 +123,12 @@ class TFLiteRuntime(RuntimeBase):
         self._ensure_batch(int(shape[0]))
         interpreter = self._interpreter
         view = interpreter.tensor(self._input_indices[0])()
-        if view.shape != tuple(shape):
-            raise InputError(f"{self.path.name} expects input of shape {view.shape}, got {tuple(shape)}")
-        fill(view)
-        del view  # the interpreter refuses to invoke while a view of its memory is alive
+        try:
+            if view.shape != tuple(shape):
+                raise InputError(f"{self.path.name} expects input of shape {view.shape}, got {tuple(shape)}")
+            fill(view)
+        finally:
+            del view  # the interpreter refuses to invoke while a view of its memory is alive, even after an error
         interpreter.invoke()
         return [interpreter.get_tensor(index) for index in self._output_indices]
 

@@ -154,6 +154,23 @@ def test_float_models_take_pixels_through_an_exact_table(tiny_model, tmp_path, s
             np.testing.assert_array_equal(scores, model.run(model.preprocess(frame, "bgr"))[0])
 
 
+@pytest.mark.parametrize("target", ["tflite:int8", "onnx:int8", "tflite:fp32"])
+def test_run_filled_writes_the_input_in_place_and_survives_a_failed_fill(exported, target):
+    with edgekit.load(exported.result(target).path) as model:
+        spec = model.input_spec
+        shape = (2, *spec.shape[1:])
+        feed = np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8).view(np.int8) if spec.dtype == np.int8 else \
+            np.random.default_rng(0).integers(0, 256, shape).astype(spec.dtype)
+        expected = model.runtime.run([feed])[0]
+
+        def failing(buffer):
+            raise ValueError("camera frame went away")
+
+        with pytest.raises(ValueError, match="camera frame went away"):
+            model.runtime.run_filled(shape, failing)
+        np.testing.assert_array_equal(model.runtime.run_filled(shape, lambda buffer: np.copyto(buffer, feed))[0], expected)
+
+
 def test_runtimes_open_is_edgekit_load(tiny_tflite):
     with runtimes.open(tiny_tflite) as model:
         assert isinstance(model, edgekit.Model)
