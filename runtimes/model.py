@@ -73,6 +73,18 @@ def dequantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return (x.astype(np.float32) - q.zero_point) * np.float32(q.scale)
 
 
+def _table_shift(table: np.ndarray | None) -> int | None:
+    """k when an 8-bit pixel table is p -> (p + k) mod 256 for every p, else None.
+
+    Common and exact: pixels/255 with an input scale of 1/255 gives k = 0 for uint8 inputs and
+    k = 128 (p - 128 as int8 bits) for int8 inputs; so do 0..255 contracts with scale 1.
+    """
+    if table is None or table.dtype != np.uint8 or table.ndim != 1:
+        return None
+    shift = int(table[0])
+    return shift if np.array_equal(table, (np.arange(256) + shift).astype(np.uint8)) else None
+
+
 def _is_quantized(spec: TensorSpec) -> bool:
     return spec.quantization is not None and np.issubdtype(spec.dtype, np.integer)
 
@@ -98,8 +110,7 @@ class Model:
         self._input_quantized = _is_quantized(self.input_spec)
         self._output_quantized = _is_quantized(self.output_spec)
         self._pixel_table = self._pixel_lookup()
-        self._pixels_as_is = self._pixel_table is not None and self._pixel_table.dtype == self.input_spec.dtype == np.uint8 \
-            and np.array_equal(self._pixel_table.reshape(256, -1), np.arange(256, dtype=np.uint8)[:, None])
+        self._pixel_shift = _table_shift(self._pixel_table)
 
     def _pixel_lookup(self) -> np.ndarray | None:
         """uint8 pixel -> the model's input value, per channel, for every one of the 256 pixel values.
@@ -205,8 +216,12 @@ class Model:
         table = self._pixel_table
 
         def look_up(buffer: np.ndarray) -> None:
-            if self._pixels_as_is:
-                np.copyto(buffer, pixels)
+            if self._pixel_shift is not None:  # the table is an 8-bit add: SIMD arithmetic instead of a gather
+                target = buffer.view(np.uint8)
+                if self._pixel_shift:
+                    np.add(pixels, np.uint8(self._pixel_shift), out=target)  # wraps modulo 256, like the table
+                else:
+                    np.copyto(target, pixels)
                 return
             source = pixels.reshape(-1, pixels.shape[-2], pixels.shape[-1])  # LUT works on 2-D images of C channels
             target = (buffer.view(np.uint8) if buffer.dtype == np.int8 else buffer).reshape(source.shape)

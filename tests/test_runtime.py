@@ -171,6 +171,20 @@ def test_run_filled_writes_the_input_in_place_and_survives_a_failed_fill(exporte
         np.testing.assert_array_equal(model.runtime.run_filled(shape, lambda buffer: np.copyto(buffer, feed))[0], expected)
 
 
+def test_only_exact_8bit_shifts_skip_the_lookup():
+    from runtimes.model import _table_shift
+
+    shifted = (np.arange(256) + 5).astype(np.uint8)
+    assert _table_shift(shifted) == 5 and _table_shift(np.arange(256).astype(np.uint8)) == 0
+    saturated = shifted.copy()
+    saturated[-5:] = 255  # a clipped add is not a shift
+    assert _table_shift(saturated) is None
+    assert _table_shift(np.arange(256, dtype=np.float32)) is None  # float tables stay lookups
+    assert _table_shift(np.tile(shifted, (1, 3, 1)).reshape(1, 256, 3)) is None  # per-channel tables too
+    pixels = np.arange(256, dtype=np.uint8)
+    np.testing.assert_array_equal(np.add(pixels, np.uint8(200), out=np.empty_like(pixels)), (pixels.astype(int) + 200) % 256)
+
+
 def test_runtimes_open_is_edgekit_load(tiny_tflite):
     with runtimes.open(tiny_tflite) as model:
         assert isinstance(model, edgekit.Model)
@@ -210,12 +224,16 @@ def test_a_closed_model_says_so(tiny_tflite):
         model.run(np.zeros((1, 16, 16, 3), np.float32))
 
 
-@pytest.mark.parametrize("target, direct", [("tflite:uint8", True), ("tflite:int8", True), ("tflite:fp32", False), ("onnx:int8", True), ("onnx:fp32", False)])
-def test_pixel_fast_path_gives_the_slow_path_result(exported, shapes_splits, target, direct):
-    """uint8/int8 inputs quantized exactly like the contract take camera pixels with no float round trip."""
+@pytest.mark.parametrize("target, direct, shift", [
+    ("tflite:uint8", True, 0), ("tflite:int8", True, 128), ("tflite:fp32", False, None), ("onnx:int8", True, 0), ("onnx:fp32", False, None)])
+def test_pixel_fast_path_gives_the_slow_path_result(exported, shapes_splits, target, direct, shift):
+    """uint8/int8 inputs quantized exactly like the contract take camera pixels with no float round trip.
+
+    The small CNN's pixels/255 contract quantizes to p (uint8) or p - 128 (int8): an 8-bit add, no lookup.
+    """
     test = shapes_splits[2]
     with edgekit.load(exported.result(target).path) as model:
-        assert model.direct_pixel_input is direct
+        assert model.direct_pixel_input is direct and model._pixel_shift == shift
         frames = [cv2.imread(source) for source in test.sources[:12]]
         fast = model.predict(frames, color="bgr")
         slow = model.run(np.concatenate([model.preprocess(frame, "bgr") for frame in frames]))
