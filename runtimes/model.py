@@ -189,7 +189,8 @@ class Model:
         if batch.shape[1:] != self._input_shape:
             self._check_batch(batch)
         if self._input_quantized:  # quantized straight into the backend's input memory
-            scratch = self._scratch(batch.shape)
+            one_pass = batch.dtype == np.float32 and self.input_spec.dtype in _CV_DEPTH  # quantize() needs no scratch then
+            scratch = None if one_pass else self._scratch(batch.shape)
             scores = self.runtime.run_filled(batch.shape, lambda buffer: quantize(batch, self.input_spec, buffer, scratch))[0]
         else:
             feed = batch if batch.dtype == self.input_spec.dtype else batch.astype(self.input_spec.dtype)
