@@ -34,7 +34,7 @@ def main() -> int:
         ratio, predict_ms, run_ms = interleaved_ratio(lambda: model.predict(frame, color="bgr"), lambda: model.run(tensor), args.runs)
         worst = max(worst, ratio)
         print(f"{target:12} predict(frame) {predict_ms:7.2f} ms  run(tensor) {run_ms:7.2f} ms  median ratio {ratio:.3f}"
-              + ("  (direct uint8 pixels)" if model.direct_pixel_input else ""))
+              + f"  (pixels by {model.pixel_path})")
     print(f"worst predict(640x480 frame) / run(tensor) ratio: {worst:.3f} (target <= {TARGET})")
     return 0 if worst <= TARGET else 1
 

@@ -140,6 +140,14 @@ class Model:
         """True when predict() maps uint8 pixels straight to the quantized input (no float tensor)."""
         return self._pixel_table is not None and self._input_quantized
 
+    @property
+    def pixel_path(self) -> str:
+        """How predict() turns uint8 pixels into this model's input: "add" (an exact 8-bit shift),
+        "lookup" (one table pass) or "normalize" (float passes: NCHW or float16 inputs)."""
+        if self._pixel_shift is not None:
+            return "add"
+        return "normalize" if self._pixel_table is None else "lookup"
+
     # -- description -------------------------------------------------------------------
     @property
     def path(self) -> Path:

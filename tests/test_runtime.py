@@ -134,16 +134,17 @@ def test_float_models_take_pixels_through_an_exact_table(tiny_model, tmp_path, s
     """predict() on float models looks pixels up in a table built by normalize(): the same floats, one pass."""
     import tensorflow as tf
 
-    k = tiny_model
+    network = tiny_model
     if spec.layout.value == "nchw":  # a model that takes channels first
         from edgekit._tf import keras
 
         inputs = keras().Input((3, 16, 16))
-        k = keras().Model(inputs, tiny_model(keras().ops.transpose(inputs, (0, 2, 3, 1))))
+        network = keras().Model(inputs, tiny_model(keras().ops.transpose(inputs, (0, 2, 3, 1))))
     plain = tmp_path / "plain.tflite"
-    plain.write_bytes(tf.lite.TFLiteConverter.from_keras_model(k).convert())
+    plain.write_bytes(tf.lite.TFLiteConverter.from_keras_model(network).convert())
     with edgekit.load(plain, preprocessing=spec, labels=["x", "y", "z"]) as model:
         table = model._pixel_table
+        assert model.pixel_path == ("normalize" if spec.layout.value == "nchw" else "lookup")
         if spec.layout.value == "nchw":
             assert table is None  # no table: normalize then transpose
         else:
@@ -234,6 +235,7 @@ def test_pixel_fast_path_gives_the_slow_path_result(exported, shapes_splits, tar
     test = shapes_splits[2]
     with edgekit.load(exported.result(target).path) as model:
         assert model.direct_pixel_input is direct and model._pixel_shift == shift
+        assert model.pixel_path == ("lookup" if shift is None else "add")
         frames = [cv2.imread(source) for source in test.sources[:12]]
         fast = model.predict(frames, color="bgr")
         slow = model.run(np.concatenate([model.preprocess(frame, "bgr") for frame in frames]))
