@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import traceback
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -102,33 +103,39 @@ class TFLiteRuntime(RuntimeBase):
         self._batch = batch
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if self._interpreter is None:
-            raise InputError(f"{self.path.name} was closed; open it again with edgekit.load")
+        interpreter = self._live_interpreter()
         if len(inputs) != len(self._inputs):
             raise InputError(f"{self.path.name} takes {len(self._inputs)} input(s), got {len(inputs)}")
         if inputs[0].shape[0] != self._batch:
             self._ensure_batch(int(inputs[0].shape[0]))
-        interpreter = self._interpreter
         for index, array in zip(self._input_indices, inputs):
             interpreter.set_tensor(index, array)
         interpreter.invoke()
         return [interpreter.get_tensor(index) for index in self._output_indices]
 
-    def run_filled(self, shape: tuple[int, ...], fill: Callable[[np.ndarray], object]) -> list[np.ndarray]:
-        """`fill` writes straight into the interpreter's input tensor: no set_tensor copy."""
+    def _live_interpreter(self) -> Any:
         if self._interpreter is None:
             raise InputError(f"{self.path.name} was closed; open it again with edgekit.load")
+        return self._interpreter
+
+    def run_filled(self, shape: tuple[int, ...], fill: Callable[[np.ndarray], object]) -> list[np.ndarray]:
+        """`fill` writes straight into the interpreter's input tensor: no set_tensor copy."""
+        interpreter = self._live_interpreter()
         if len(self._inputs) != 1:
             raise InputError(f"{self.path.name} takes {len(self._inputs)} inputs; run_filled feeds one")
         self._ensure_batch(int(shape[0]))
-        interpreter = self._interpreter
         view = interpreter.tensor(self._input_indices[0])()
         try:
             if view.shape != tuple(shape):
                 raise InputError(f"{self.path.name} expects input of shape {view.shape}, got {tuple(shape)}")
             fill(view)
+        except BaseException as error:
+            # invoke() refuses while any view of the interpreter's memory is alive, and a kept
+            # exception keeps fill's frame (and its view) alive: clear those frames' locals
+            traceback.clear_frames(error.__traceback__)
+            raise
         finally:
-            del view  # the interpreter refuses to invoke while a view of its memory is alive, even after an error
+            del view
         interpreter.invoke()
         return [interpreter.get_tensor(index) for index in self._output_indices]
 
