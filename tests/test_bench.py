@@ -24,13 +24,16 @@ def test_bench_measures_each_model_and_thread_count(exported, shapes_root):
 
 
 @pytest.mark.skipif(sys.platform == "darwin", reason="CoreML runs on macOS")
-def test_bench_lists_models_that_cannot_run_here(trained, tmp_path):
+def test_bench_lists_models_that_cannot_run_here(trained, tmp_path, shapes_root):
     from converters.coreml import MODES, convert_coreml
 
     package = convert_coreml(trained.model, tmp_path / "m.mlpackage", MODES["fp16"], contract=trained.contract)
     (result,) = edgekit.bench([package.path], runs=5, progress=False).results
     assert result.status == "cannot run here: CoreML prediction needs macOS" and result.p50_ms is None
-    assert result.size_bytes == package.size_bytes
+    assert result.size_bytes == package.size_bytes and result.accuracy is None
+    (with_data,) = edgekit.bench([package.path], runs=5, data=shapes_root, progress=False).results
+    assert with_data.status == "cannot run here: CoreML prediction needs macOS; accuracy from the reference backend"
+    assert with_data.p50_ms is None and with_data.accuracy == pytest.approx(trained.metrics["accuracy"]["test"], abs=0.05)
 
 
 def test_bench_command_json_plot_and_errors(exported, tmp_path, capsys):
