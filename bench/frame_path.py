@@ -10,6 +10,7 @@ Exits 1 above the 1.10 target.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 
 import numpy as np
@@ -31,10 +32,12 @@ def main() -> int:
     for target, path in mobilenetv2_artifacts().items():
         model = edgekit.load(path, num_threads=1)
         tensor = model.preprocess(frame, "bgr")
-        ratio, predict_ms, run_ms = interleaved_ratio(lambda: model.predict(frame, color="bgr"), lambda: model.run(tensor), args.runs)
+        preprocess_ms: list[float] = []  # what predict() reports for resize, colour and the pixel mapping
+        ratio, predict_ms, run_ms = interleaved_ratio(
+            lambda: preprocess_ms.append(model.predict(frame, color="bgr").preprocess_ms), lambda: model.run(tensor), args.runs)
         worst = max(worst, ratio)
         print(f"{target:12} predict(frame) {predict_ms:7.2f} ms  run(tensor) {run_ms:7.2f} ms  median ratio {ratio:.3f}"
-              + f"  (pixels by {model.pixel_path})")
+              f"  (preprocess {statistics.median(preprocess_ms):.3f} ms, pixels by {model.pixel_path})")
     print(f"worst predict(640x480 frame) / run(tensor) ratio: {worst:.3f} (target <= {TARGET})")
     return 0 if worst <= TARGET else 1
 

@@ -62,12 +62,10 @@ def main(payload: str) -> int:
 
 def _accuracy(model, folder: str) -> float:
     """Top-1 accuracy on a labelled folder, read with the model's own contract."""
-    from edgekit.data import ImageFolder
+    from edgekit.data import folder_for
     from edgekit.evaluation import evaluate
 
-    spec = model.require_preprocessing()
-    dataset = ImageFolder(folder, image_size=spec.input_size, color_order=spec.color_order, resize=spec.resize)
-    return evaluate(model, dataset).accuracy
+    return evaluate(model, folder_for(folder, model.require_preprocessing())).accuracy
 
 
 if __name__ == "__main__":

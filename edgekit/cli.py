@@ -234,7 +234,7 @@ def _train(args: argparse.Namespace) -> int:
 
 @command("prune")
 def _prune(args: argparse.Namespace) -> int:
-    from edgekit.data import ImageFolder
+    from edgekit.data import folder_for
     from edgekit.errors import TrainingError
     from edgekit.keras_io import read_keras_contract
     from edgekit.pruning import prune
@@ -242,8 +242,7 @@ def _prune(args: argparse.Namespace) -> int:
     contract = read_keras_contract(args.model)
     if contract is None:
         raise TrainingError(f"{args.model} carries no edgekit contract; prune a model trained with edgekit train")
-    spec = contract.preprocessing
-    dataset = ImageFolder(args.data, image_size=spec.input_size, color_order=spec.color_order, resize=spec.resize)
+    dataset = folder_for(args.data, contract.preprocessing)
     train_split, val_split, test_split = dataset.split(val=0.15, test=0.15, seed=args.seed)
     result = prune(args.model, train_split, val_split, sparsity=args.sparsity, schedule=args.schedule, epochs=args.epochs,
                    depthwise=args.depthwise, learning_rate=args.lr, test=test_split, out_dir=args.out, seed=args.seed)
@@ -254,17 +253,14 @@ def _prune(args: argparse.Namespace) -> int:
 
 @command("export")
 def _export(args: argparse.Namespace) -> int:
-    from edgekit.data import ImageFolder
+    from edgekit.data import folder_for
     from edgekit.exporter import export
     from edgekit.keras_io import read_keras_contract
 
     contract = read_keras_contract(args.model)
 
     def folder(path: Path | None):  # noqa: ANN202
-        if path is None or contract is None:
-            return None
-        geometry = contract.preprocessing
-        return ImageFolder(path, image_size=geometry.input_size, color_order=geometry.color_order, resize=geometry.resize)
+        return None if path is None or contract is None else folder_for(path, contract.preprocessing)
 
     report = export(
         args.model, _targets(args.target), out_dir=args.out, calibration=folder(args.calibration),

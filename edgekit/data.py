@@ -171,6 +171,12 @@ def ImageFolder(  # noqa: N802  (reads as a class, like torchvision's)
     return dataset
 
 
+def folder_for(path: str | Path, preprocessing: Preprocessing) -> ImageDataset:
+    """A labelled folder read at a contract's geometry (size, colour order, resize mode)."""
+    return ImageFolder(path, image_size=preprocessing.input_size, color_order=preprocessing.color_order,
+                       resize=preprocessing.resize)
+
+
 def ArrayDataset(  # noqa: N802
     x: np.ndarray,
     y: Sequence[int] | np.ndarray,
