@@ -14,7 +14,7 @@ import numpy as np
 from runtimes.base import Runtime, TensorSpec, open_runtime
 from runtimes.contract import Layout, ModelContract, Preprocessing
 from runtimes.errors import ContractError, InputError
-from runtimes.preprocess import ColorName, normalize, prepare_pixels, preprocess, reused_buffer
+from runtimes.preprocess import ColorName, PixelPlan, image_array, normalize, prepare_pixels, preprocess
 
 if TYPE_CHECKING:
     from runtimes.stream import Stream
@@ -40,6 +40,10 @@ class Classification:
 
 
 _CV_DEPTH = {np.dtype(np.int8): cv2.CV_8S, np.dtype(np.uint8): cv2.CV_8U}
+
+
+MAX_PIXEL_PLANS = 4  # frame shapes whose plans (and buffers) a Model keeps
+FEW_SCORES = 256  # up to this many classes, scores are handled as Python floats
 
 
 def quantize(x: np.ndarray, spec: TensorSpec, out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
@@ -105,12 +109,15 @@ class Model:
         self.output_spec: TensorSpec = runtime.output_specs[0]
         if contract is not None:
             self._check_contract(contract)
-        self._frame_buffers: dict = {}  # reused by predict() on single frames
+        self._frame_buffers: dict = {}  # float scratch reused by run() and predict()
+        self._pixel_plans: dict = {}  # (shape, dtype, colour) -> PixelPlan with reused buffers, for single frames
+        self._labels = self.labels
         self._input_shape = tuple(self.input_spec.shape[1:])
         self._input_quantized = _is_quantized(self.input_spec)
         self._output_quantized = _is_quantized(self.output_spec)
         self._pixel_table = self._pixel_lookup()
         self._pixel_shift = _table_shift(self._pixel_table)
+        self._score_table = self._dequantized_codes()
 
     def _pixel_lookup(self) -> np.ndarray | None:
         """uint8 pixel -> the model's input value, per channel, for every one of the 256 pixel values.
@@ -213,35 +220,63 @@ class Model:
                 f"got {batch.shape}. Add the batch axis or preprocess with the model's contract"
             )
 
-    def _scratch(self, shape: tuple[int, ...]) -> np.ndarray:
-        """A reused float32 buffer for quantizing batches of `shape`: no per-call allocation."""
-        scratch = self._frame_buffers.get("quantize")
+    def _scratch(self, shape: tuple[int, ...], step: str = "quantize") -> np.ndarray:
+        """A reused float32 buffer for `step` on batches of `shape`: no per-call allocation."""
+        scratch = self._frame_buffers.get(step)
         if scratch is None or scratch.shape != shape:
-            scratch = self._frame_buffers["quantize"] = np.empty(shape, np.float32)
+            scratch = self._frame_buffers[step] = np.empty(shape, np.float32)
         return scratch
 
-    def _infer_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """The fast path: uint8 NHWC pixels -> the model's input by one table lookup, no float passes."""
-        table = self._pixel_table
+    def _run_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """The fast path: uint8 NHWC pixels -> the model's input by one table lookup, no float passes.
 
-        def look_up(buffer: np.ndarray) -> None:
-            if self._pixel_shift is not None:  # the table is an 8-bit add: SIMD arithmetic instead of a gather
-                target = buffer.view(np.uint8)
-                if self._pixel_shift:
-                    np.add(pixels, np.uint8(self._pixel_shift), out=target)  # wraps modulo 256, like the table
-                else:
-                    np.copyto(target, pixels)
-                return
-            source = pixels.reshape(-1, pixels.shape[-2], pixels.shape[-1])  # LUT works on 2-D images of C channels
-            target = (buffer.view(np.uint8) if buffer.dtype == np.int8 else buffer).reshape(source.shape)
-            if source.shape[-1] == 1:
-                source, target = source[..., 0], target[..., 0]
-            mapped = cv2.LUT(source, table, dst=target)
-            if not np.may_share_memory(mapped, target):  # cv2 allocated instead of writing in place
-                np.copyto(target, mapped)
+        Returns the backend's own output (quantized for int8 models): see _score_rows.
+        """
+        return self.runtime.run_filled(pixels.shape, lambda buffer: self._map_pixels(pixels, buffer))[0]
 
-        scores = self.runtime.run_filled(pixels.shape, look_up)[0]
-        return dequantize(scores, self.output_spec) if self._output_quantized else scores.astype(np.float32, copy=False)
+    def _score_rows(self, raw: np.ndarray) -> list[list[float]]:
+        """The backend's output rows as float scores, exactly run()'s float32 values.
+
+        A classifier has a handful of scores, and after an inference has flushed the caches,
+        numpy's fixed cost per call is more than the work: few 8-bit scores are read from a
+        256-entry table of their dequantized values instead.
+        """
+        if self._score_table is not None and raw.shape[-1] <= FEW_SCORES:
+            table = self._score_table
+            return [[table[code] for code in row] for row in raw.view(np.uint8).tolist()]
+        return (dequantize(raw, self.output_spec) if self._output_quantized else raw).tolist()
+
+    def _dequantized_codes(self) -> list[float] | None:
+        """Every 8-bit output code's dequantized float32 value, indexed by the code's unsigned bits."""
+        if not self._output_quantized or self.output_spec.dtype not in _CV_DEPTH:
+            return None
+        return dequantize(np.arange(256, dtype=np.uint8).view(self.output_spec.dtype), self.output_spec).tolist()
+
+    def _map_pixels(self, pixels: np.ndarray, buffer: np.ndarray) -> None:
+        """Write the model input for `pixels` into `buffer` (the backend's input memory)."""
+        if self._pixel_shift is not None:  # the table is an 8-bit add: SIMD arithmetic instead of a gather
+            target = buffer.view(np.uint8)
+            if self._pixel_shift:
+                np.add(pixels, np.uint8(self._pixel_shift), out=target)  # wraps modulo 256, like the table
+            else:
+                np.copyto(target, pixels)
+            return
+        source = pixels.reshape(-1, pixels.shape[-2], pixels.shape[-1])  # LUT works on 2-D images of C channels
+        target = (buffer.view(np.uint8) if buffer.dtype == np.int8 else buffer).reshape(source.shape)
+        if source.shape[-1] == 1:
+            source, target = source[..., 0], target[..., 0]
+        if cv2.LUT(source, self._pixel_table, dst=target) is not target:  # cv2 allocated instead of writing in place
+            np.copyto(target, cv2.LUT(source, self._pixel_table))
+
+    def _pixel_plan(self, image: np.ndarray, color: ColorName) -> PixelPlan:
+        """The cached plan for frames like `image`: a stream's frames share one shape."""
+        key = (image.shape, image.dtype, color)
+        plan = self._pixel_plans.get(key)
+        if plan is None:
+            if len(self._pixel_plans) >= MAX_PIXEL_PLANS:  # images of many sizes: keep memory bounded
+                self._pixel_plans.clear()
+            plan = self._pixel_plans[key] = PixelPlan(image.shape, image.dtype, color, self.require_preprocessing(), reuse=True)
+        return plan
 
     def preprocess(self, image: ImageLike, color: ColorName = "rgb") -> np.ndarray:
         """Apply the contract to one image: the exact tensor `predict` feeds the model."""
@@ -268,27 +303,27 @@ class Model:
             return []
         spec = self.require_preprocessing()
         started = time.perf_counter()
-        if len(images) == 1:  # one camera frame: every step writes into reused buffers
-            batch = prepare_pixels(images[0], spec, color, self._frame_buffers)[None]
+        if len(images) == 1:  # one camera frame: a cached plan writes every step into reused buffers
+            frame, frame_color = image_array(images[0], color)
+            batch = self._pixel_plan(frame, frame_color)(frame)[None]
         else:
             batch = np.stack([prepare_pixels(item, spec, color) for item in images])
         if self._pixel_table is None:  # NCHW or float16 input: scale as floats
-            out = reused_buffer(self._frame_buffers, batch.shape, "normalize", np.float32) if len(images) == 1 else None
-            batch = normalize(batch, spec, out)
+            batch = normalize(batch, spec, self._scratch(batch.shape, "normalize") if len(images) == 1 else None)
         prepared = time.perf_counter()
-        scores = self._infer_pixels(batch) if self._pixel_table is not None else self.run(batch)
+        rows = self._score_rows(self._run_pixels(batch)) if self._pixel_table is not None else self.run(batch).tolist()
         inference_ms = (time.perf_counter() - prepared) * 1000 / len(images)
         preprocess_ms = (prepared - started) * 1000 / len(images)
-        results = [self._classify(row, top_k, inference_ms, preprocess_ms) for row in scores]
+        results = [self._classify(row, top_k, inference_ms, preprocess_ms) for row in rows]
         return results if isinstance(image, (list, tuple)) else results[0]
 
-    def _classify(self, scores: np.ndarray, top_k: int, latency_ms: float, preprocess_ms: float) -> Classification:
-        values, k = scores.tolist(), max(1, top_k)
-        if len(values) <= 256:  # plain Python is several times faster than numpy on a few scores
+    def _classify(self, values: list[float], top_k: int, latency_ms: float, preprocess_ms: float) -> Classification:
+        k = max(1, top_k)
+        if len(values) <= FEW_SCORES:  # plain Python is several times faster than numpy on a few scores
             order = sorted(range(len(values)), key=values.__getitem__, reverse=True)[:k]
         else:
-            order = np.argsort(-scores, kind="stable")[:k].tolist()
-        labels = self.labels
+            order = np.argsort(-np.asarray(values), kind="stable")[:k].tolist()
+        labels = self._labels
         best = order[0]
         return Classification(
             label=labels[best],

@@ -7,7 +7,7 @@ import pytest
 import edgekit
 from runtimes.contract import Preprocessing
 from runtimes.errors import InputError
-from runtimes.preprocess import normalize, prepare_pixels, preprocess, read_image, resize_image, to_color_order
+from runtimes.preprocess import PixelPlan, normalize, prepare_pixels, preprocess, read_image, resize_image, to_color_order
 
 
 def _rgb_image(h=30, w=40):
@@ -110,13 +110,15 @@ def test_training_pipeline_and_runtime_give_the_same_tensor(shapes_root, spec):
 
 @pytest.mark.parametrize("resize", ["stretch", "letterbox", "center_crop"])
 @pytest.mark.parametrize("order, color", [("rgb", "bgr"), ("rgb", "rgb"), ("bgr", "rgb"), ("gray", "bgr")])
-def test_reused_buffers_and_late_channel_swap_give_the_same_pixels(resize, order, color):
-    """predict()'s per-frame path (buffers, swap after shrinking) equals the plain path, frame after frame."""
+def test_reused_plans_and_late_channel_swap_give_the_same_pixels(resize, order, color):
+    """predict()'s per-frame path (a plan with reused buffers, swap after shrinking) equals the plain path, frame after frame."""
     rng = np.random.default_rng(3)
     spec = Preprocessing((24, 32), order, resize=resize)
-    buffers: dict = {}
-    for shape in [(480, 640, 3), (90, 120, 3), (12, 16, 3), (480, 640, 3)]:
-        frame = rng.integers(0, 256, shape, dtype=np.uint8)
-        plain = resize_image(to_color_order(frame, color, spec.color_order), spec)
-        np.testing.assert_array_equal(prepare_pixels(frame, spec, color, buffers), plain)
-    assert buffers or resize != "stretch"  # the stretch path did reuse buffers
+    for shape in [(480, 640, 3), (90, 120, 3), (12, 16, 3), (48, 64, 4), (40, 30)]:
+        plan = PixelPlan(shape, np.uint8, color if len(shape) == 3 else "gray", spec, reuse=True)
+        for _ in range(3):
+            frame = rng.integers(0, 256, shape, dtype=np.uint8)
+            plain = resize_image(to_color_order(frame, color if len(shape) == 3 else "gray", spec.color_order), spec)
+            pixels = plan(frame)
+            assert pixels.shape == (24, 32, 1 if order == "gray" else 3)
+            np.testing.assert_array_equal(pixels, plain)

@@ -174,6 +174,23 @@ def test_run_filled_writes_the_input_in_place_and_survives_a_failed_fill(exporte
         assert caught.traceback
 
 
+@pytest.mark.parametrize("dtype, zero_point", [(np.int8, -3), (np.uint8, 131)])
+def test_predict_scores_are_run_scores_bit_for_bit(exported, dtype, zero_point):
+    """predict() reads 8-bit scores from a table of dequantized values: exactly dequantize()'s float32."""
+    from dataclasses import replace
+
+    from runtimes.base import QuantParams
+    from runtimes.model import dequantize
+
+    with edgekit.load(exported.result("tflite:int8").path) as model:
+        model.output_spec = replace(model.output_spec, dtype=np.dtype(dtype), quantization=QuantParams(0.0123, zero_point))
+        model._score_table = model._dequantized_codes()
+        raw = np.random.default_rng(0).integers(0, 256, (5, 3)).astype(np.uint8).view(dtype)
+        rows = model._score_rows(raw)
+        assert rows == dequantize(raw, model.output_spec).tolist()
+        assert rows[0][0] != (int(raw[0, 0]) - zero_point) * 0.0123  # float32 values, not float64 products
+
+
 def test_only_exact_8bit_shifts_skip_the_lookup():
     from runtimes.model import _table_shift
 
