@@ -63,6 +63,26 @@ class CalibrationData:
         labels = self.labels[:count] if self.labels is not None else None
         return CalibrationData(self.samples[:count], self.input_name, labels)
 
+    def spanning(self, low: float, high: float) -> "CalibrationData":
+        """These samples with one value moved to `low` and one to `high` where none reaches them.
+
+        For quantizers that read the input's range off the samples (TFLite). Inputs come from
+        8-bit pixels, so the contract's range is the input's true range: a narrower one read
+        off the samples would split pixel levels with its steps and saturate pixels brighter
+        than calibration saw. One value at each end moves only that range.
+        """
+        slack = 1e-6 * max(1.0, high - low)  # float32 samples against the float64 contract
+        reaches_low, reaches_high = self.samples.min() <= low + slack, self.samples.max() >= high - slack
+        if reaches_low and reaches_high:
+            return self
+        samples = self.samples.copy()
+        first = samples[0].reshape(-1)  # a view: the copy is contiguous
+        if not reaches_low:
+            first[0] = low
+        if not reaches_high:
+            first[-1] = high
+        return CalibrationData(samples, self.input_name, self.labels)
+
     def representative_dataset(self, on_sample: Callable[[], None] | None = None) -> Callable[[], Iterator[list[np.ndarray]]]:
         """Adapter for ``tf.lite.TFLiteConverter.representative_dataset``."""
 
@@ -143,6 +163,12 @@ class CalibrationData:
         if self.labels is not None and len(set(self.labels)) == 1 and len(self) > 1:
             warnings.append(f"all {len(self)} calibration samples are of one class ({self.labels[0]!r}); sample every class")
         return CalibrationReport(len(self), in_range_fraction=in_range, warnings=tuple(warnings), **stats)
+
+
+def input_range(preprocessing: Preprocessing) -> tuple[float, float]:
+    """Where every input value lies: pixel 0 to pixel 255 through the contract, over all channels."""
+    low, high = preprocessing.output_range()
+    return float(min(low)), float(max(high))
 
 
 def require_calibration(

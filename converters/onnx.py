@@ -30,7 +30,7 @@ from converters.base import (
     describe,
     register_converter,
 )
-from converters.calibration import CalibrationData, require_calibration
+from converters.calibration import CalibrationData, input_range, require_calibration
 from converters.shared_work import intermediate
 from runtimes._deps import require
 from runtimes.contract import ModelContract
@@ -160,7 +160,8 @@ class _Reader:
         self._iterator = iter(self.data)
 
 
-def _quantize(float_path: Path, output: Path, config: OnnxConfig, calibration: CalibrationData | None) -> None:
+def _quantize(float_path: Path, output: Path, config: OnnxConfig, calibration: CalibrationData | None,
+              value_range: tuple[float, float]) -> None:
     quantization = require("onnxruntime.quantization", extra="onnx", package="onnxruntime")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -171,16 +172,32 @@ def _quantize(float_path: Path, output: Path, config: OnnxConfig, calibration: C
         return
     ort = require("onnxruntime", extra="onnx")
     input_name = ort.InferenceSession(str(prepared), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    onnx = require("onnx", extra="onnx")
+    value_range = {"rmin": np.float32(value_range[0]), "rmax": np.float32(value_range[1])}
+    # the input's range is the contract's (pixel 0 to 255), not what the samples happen to reach; it is
+    # quantized after any layout ops, which keep its values
+    overrides = {name: [dict(value_range)] for name in _layout_chain(onnx.load(str(prepared)).graph, input_name)[0]}
     activation_type = config.activation_type
     quantization.quantize_static(
         str(prepared), str(output), _Reader(calibration, input_name),
         quant_format=quantization.QuantFormat.QDQ, per_channel=True,
         activation_type={"uint8": quantization.QuantType.QUInt8, "int8": quantization.QuantType.QInt8}[activation_type],
-        weight_type=quantization.QuantType.QInt8,
+        weight_type=quantization.QuantType.QInt8, extra_options={"TensorQuantOverrides": overrides},
     )
 
 
 LAYOUT_OPS = ("Transpose", "Reshape", "Identity")  # ops that take integer tensors and keep values
+
+
+def _layout_chain(graph: Any, name: str) -> tuple[list[str], list[Any]]:
+    """The tensors from input `name` through the layout ops after it, and the consumers of the last one."""
+    value, chain = name, [name]
+    while True:
+        consumers = [node for node in graph.node if value in node.input]
+        if len(consumers) != 1 or consumers[0].op_type not in LAYOUT_OPS:
+            return chain, consumers
+        value = consumers[0].output[0]
+        chain.append(value)
 
 
 def _integer_input(proto: Any) -> dict[str, float | int] | None:
@@ -199,17 +216,10 @@ def _integer_input(proto: Any) -> dict[str, float | int] | None:
     inputs = [i for i in graph.input if i.name not in initializers]
     if len(inputs) != 1:
         return None
-    name = inputs[0].name
-    value, chain = name, [name]  # layout ops move values without changing them, so quantizing commutes with them
-    while True:
-        consumers = [node for node in graph.node if value in node.input]
-        if len(consumers) != 1 or consumers[0].op_type not in LAYOUT_OPS + ("QuantizeLinear",):
-            return None
-        if consumers[0].op_type == "QuantizeLinear":
-            break
-        value = consumers[0].output[0]
-        chain.append(value)
-    quantize = consumers[0]
+    chain, consumers = _layout_chain(graph, inputs[0].name)  # layout ops keep values: quantizing commutes with them
+    if len(consumers) != 1 or consumers[0].op_type != "QuantizeLinear":
+        return None
+    value, quantize = chain[-1], consumers[0]
     if len(quantize.input) < 3 or quantize.input[0] != value:
         return None
     scale, zero_point = (initializers.get(n) for n in quantize.input[1:3])
@@ -263,7 +273,7 @@ def convert_onnx(
         if config.quantization is not Quantization.FLOAT32:
             final = workdir / "quantized.onnx"
             try:
-                _quantize(float_path, final, config, calibration)
+                _quantize(float_path, final, config, calibration, input_range(contract.preprocessing))
             except Exception as exc:
                 raise ConversionError(f"ONNX {config.quantization.value} quantization failed: {exc}") from exc
         proto = onnx.load(str(final))

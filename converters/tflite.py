@@ -23,7 +23,7 @@ from converters.base import (
     describe,
     register_converter,
 )
-from converters.calibration import CalibrationData, require_calibration
+from converters.calibration import CalibrationData, input_range, require_calibration
 from converters.shared_work import intermediate
 from runtimes._deps import require
 from runtimes.contract import ModelContract
@@ -177,6 +177,7 @@ def _convert(
     if quant is Quantization.INT8:
         data, lint = require_calibration(calibration, contract.preprocessing, config.calibration_samples)
         notes.extend(lint)
+        data = data.spanning(*input_range(contract.preprocessing))  # the input's range is the contract's, not the samples'
         converter.representative_dataset = data.representative_dataset(_progress(len(data)) if progress else None)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         io_type = {"int8": tf.int8, "uint8": tf.uint8}[config.io_dtype]

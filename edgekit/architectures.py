@@ -104,19 +104,32 @@ def build_small_cnn(input_shape: tuple[int, int, int], num_classes: int, weights
     return model
 
 
-@register_architecture("mobilenetv2", scale=1 / 127.5, offset=-1.0, description="keras.applications MobileNetV2")
+def _pixel_input(input_shape: tuple[int, int, int]) -> tuple[Any, Any]:
+    """The model input (0..255 pixels) and the MobileNets' x/127.5 - 1 as the model's first layer.
+
+    Normalizing inside the model, as Keras's newer backbones do, keeps the contract at plain
+    pixels: an int8 artifact then quantizes its input exactly (scale 1: camera pixels go in
+    by one 8-bit add), where x/127.5 - 1 on 2/255 steps puts every pixel on a rounding tie.
+    """
+    k = keras()
+    inputs = k.Input(input_shape, name="image")
+    return inputs, k.layers.Rescaling(1 / 127.5, offset=-1.0, name="normalize")(inputs)
+
+
+@register_architecture("mobilenetv2", scale=1.0, offset=0.0, description="keras.applications MobileNetV2 (normalizes inside)")
 def build_mobilenetv2(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
+    _, normalized = _pixel_input(input_shape)
     backbone = keras().applications.MobileNetV2(
-        input_shape=input_shape, include_top=False, weights=_check_weights(weights), pooling="avg"
+        input_tensor=normalized, include_top=False, weights=_check_weights(weights), pooling="avg"
     )
     return _from_scratch_ready(_classifier_head(backbone, num_classes), weights)
 
 
-@register_architecture("mobilenetv3small", scale=1 / 127.5, offset=-1.0, description="keras.applications MobileNetV3Small")
+@register_architecture("mobilenetv3small", scale=1.0, offset=0.0, description="keras.applications MobileNetV3Small (normalizes inside)")
 def build_mobilenetv3small(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
     backbone = keras().applications.MobileNetV3Small(
         input_shape=input_shape, include_top=False, weights=_check_weights(weights),
-        pooling="avg", include_preprocessing=False,
+        pooling="avg", include_preprocessing=True,
     )
     return _from_scratch_ready(_classifier_head(backbone, num_classes), weights)
 

@@ -136,3 +136,21 @@ def test_shared_zero_points_are_lossless_and_smaller(tiny_model, tiny_calibratio
         interpreter.invoke()
         outputs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
     np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+@pytest.mark.parametrize("target", ["tflite:int8", "tflite:uint8", "onnx:int8"])
+def test_int8_input_range_is_the_contracts_not_the_samples(target, tiny_model, tiny_contract, tiny_calibration, tmp_path):
+    """Dim calibration images (pixels 40..200) still give an input step of one pixel level: exact, no saturation."""
+    dim = CalibrationData(tiny_calibration.samples * (160 / 255) + 40 / 255)
+    assert dim.spanning(0.0, 1.0).samples.min() == 0.0 and dim.samples.min() > 0.15  # the caller's data is untouched
+    name, mode = target.split(":")
+    entry = CONVERTERS.get(name)
+    path = tmp_path / f"dim_{mode}{entry.suffix}"
+    entry.convert(tiny_model, path, entry.modes[mode], contract=tiny_contract, calibration=dim, progress=False)
+    with edgekit.load(path) as model:
+        quantization = model.input_spec.quantization
+        assert quantization.scale == pytest.approx(1 / 255, rel=1e-6)
+        assert quantization.zero_point == (-128 if model.input_spec.dtype == np.int8 else 0)
+        assert model.pixel_path == "add"
+        bright = np.full((1, 16, 16, 3), 1.0, np.float32)
+        assert model.run(bright).shape == (1, 3)

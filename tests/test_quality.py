@@ -6,6 +6,7 @@ import pytest
 import edgekit
 from converters import CalibrationData
 from converters.tflite import MODES, convert_tflite
+from runtimes.base import QuantParams
 from runtimes.contract import ModelContract
 
 
@@ -63,7 +64,8 @@ def test_mobilenetv2_224_int8_is_at_most_0_3x_float32(shapes_root, tmp_path):
     assert ratio <= 0.3
     with edgekit.load(int8.path) as loaded:
         assert loaded.input_spec.shape == (1, 224, 224, 3) and loaded.input_spec.dtype == np.int8
-        assert loaded.contract.preprocessing.offset == -1.0
+        assert (loaded.contract.preprocessing.scale, loaded.contract.preprocessing.offset) == (1.0, 0.0)  # normalizes inside
+        assert loaded.input_spec.quantization == QuantParams(1.0, -128) and loaded.pixel_path == "add"  # pixels exactly
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ def test_every_architecture_builds_offline_with_its_scaling(arch):
     scores = np.asarray(model(np.zeros((2, 64, 64, 3), np.float32)))
     assert scores.shape == (2, 4) and scores.sum(axis=1) == pytest.approx([1.0, 1.0], abs=1e-4)
     low, high = spec.preprocessing(edgekit.Preprocessing(64)).output_range()
-    assert (low[0], high[0]) == pytest.approx({"small_cnn": (0, 1), "efficientnetb0": (0, 255)}.get(arch, (-1, 1)))
+    assert (low[0], high[0]) == pytest.approx((0, 1) if arch == "small_cnn" else (0, 255))  # the rest normalize inside
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +86,18 @@ def test_training_misuse_is_named(tiny_splits, tmp_path):
     gray = edgekit.ImageFolder(train.sources[0].rsplit("/", 2)[0], image_size=32, color_order="gray")
     with pytest.raises(TrainingError, match="mobilenetv2 takes 3-channel images"):
         edgekit.train(gray, gray, "mobilenetv2", out_dir=tmp_path)
+
+
+def test_mobilenetv2_normalizes_inside_and_loads_a_local_backbone_weights_file(tmp_path):
+    """Contract at plain pixels; the backbone sees x/127.5 - 1 and takes a keras.applications weights file."""
+    from edgekit._tf import keras
+
+    k = keras()
+    plain = k.applications.MobileNetV2(input_shape=(64, 64, 3), include_top=False, weights=None, pooling="avg")
+    plain.save_weights(tmp_path / "backbone.weights.h5")
+    spec = ARCHITECTURES.get("mobilenetv2")
+    assert (spec.scale, spec.offset) == (1.0, 0.0)
+    model = spec.build((64, 64, 3), 3, str(tmp_path / "backbone.weights.h5"))
+    features = k.Model(model.inputs, model.get_layer("scores").input)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(features(pixels), plain(pixels / 127.5 - 1), atol=1e-5)
