@@ -77,11 +77,12 @@ def _from_scratch_ready(model: Any, weights: str | None) -> Any:
     return _fast_batchnorm(model) if weights is None else model
 
 
-def _classifier_head(backbone: Any, num_classes: int, dropout: float = 0.2) -> Any:
+def _classifier_head(backbone: Any, num_classes: int, dropout: float = 0.2, inputs: Any = None) -> Any:
+    """Dropout and a softmax layer on `backbone`; `inputs` when the backbone was built on a tensor."""
     k = keras()
     x = k.layers.Dropout(dropout)(backbone.output)
     outputs = k.layers.Dense(num_classes, activation="softmax", name="scores")(x)
-    return k.Model(backbone.input, outputs, name=backbone.name)
+    return k.Model(backbone.input if inputs is None else inputs, outputs, name=backbone.name)
 
 
 @register_architecture("small_cnn", scale=1 / 255, offset=0.0, min_size=16, description="4-conv CNN", needs_rgb=False)
@@ -118,11 +119,11 @@ def _pixel_input(input_shape: tuple[int, int, int]) -> tuple[Any, Any]:
 
 @register_architecture("mobilenetv2", scale=1.0, offset=0.0, description="keras.applications MobileNetV2 (normalizes inside)")
 def build_mobilenetv2(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
-    _, normalized = _pixel_input(input_shape)
+    inputs, normalized = _pixel_input(input_shape)
     backbone = keras().applications.MobileNetV2(
-        input_tensor=normalized, include_top=False, weights=_check_weights(weights), pooling="avg"
+        input_shape=input_shape, input_tensor=normalized, include_top=False, weights=_check_weights(weights), pooling="avg",
     )
-    return _from_scratch_ready(_classifier_head(backbone, num_classes), weights)
+    return _from_scratch_ready(_classifier_head(backbone, num_classes, inputs=inputs), weights)
 
 
 @register_architecture("mobilenetv3small", scale=1.0, offset=0.0, description="keras.applications MobileNetV3Small (normalizes inside)")

@@ -265,8 +265,9 @@ class Model:
         target = (buffer.view(np.uint8) if buffer.dtype == np.int8 else buffer).reshape(source.shape)
         if source.shape[-1] == 1:
             source, target = source[..., 0], target[..., 0]
-        if cv2.LUT(source, self._pixel_table, dst=target) is not target:  # cv2 allocated instead of writing in place
-            np.copyto(target, cv2.LUT(source, self._pixel_table))
+        mapped = cv2.LUT(source, self._pixel_table, dst=target)
+        if mapped is not target:  # cv2 allocated instead of writing in place
+            np.copyto(target, mapped)
 
     def _pixel_plan(self, image: np.ndarray, color: ColorName) -> PixelPlan:
         """The cached plan for frames like `image`: a stream's frames share one shape."""
