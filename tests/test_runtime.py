@@ -72,6 +72,19 @@ def test_predict_accepts_paths_rgb_arrays_bgr_frames_gray_and_rgba(tiny_tflite, 
         assert batch[1].score == pytest.approx(from_path.score, abs=1e-6)
 
 
+def test_frames_of_many_sizes_keep_few_plans_and_the_slow_path_result(tiny_tflite):
+    """predict() caches one PixelPlan (with its buffers) per frame shape, a bounded number of them."""
+    from runtimes.model import MAX_PIXEL_PLANS
+
+    rng = np.random.default_rng(2)
+    with edgekit.load(tiny_tflite) as model:
+        for size in [(48, 64), (30, 30), (17, 90), (120, 160), (16, 16), (48, 64), (33, 47)] * 2:
+            frame = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+            scores = [dict(model.predict(frame, color="bgr").top_k)[label] for label in model.labels]
+            np.testing.assert_array_equal(scores, model.run(model.preprocess(frame, "bgr"))[0])
+            assert 1 <= len(model._pixel_plans) <= MAX_PIXEL_PLANS
+
+
 def test_run_checks_the_batch_shape(tiny_tflite):
     with edgekit.load(tiny_tflite) as model:
         scores = model.run(np.zeros((4, 16, 16, 3), np.float32))
