@@ -88,16 +88,31 @@ def test_training_misuse_is_named(tiny_splits, tmp_path):
         edgekit.train(gray, gray, "mobilenetv2", out_dir=tmp_path)
 
 
-def test_mobilenetv2_normalizes_inside_and_loads_a_local_backbone_weights_file(tmp_path):
-    """Contract at plain pixels; the backbone sees x/127.5 - 1 and takes a keras.applications weights file."""
+BACKBONES = {"mobilenetv2": ("MobileNetV2", {}), "mobilenetv3small": ("MobileNetV3Small", {"include_preprocessing": False})}
+
+
+@pytest.mark.parametrize("weights_format", ["weights.h5", "legacy-h5"])
+@pytest.mark.parametrize("arch", list(BACKBONES))
+def test_mobilenets_normalize_inside_and_load_a_local_backbone_weights_file(arch, weights_format, tmp_path):
+    """Contract at plain pixels; the backbone sees x/127.5 - 1 and takes a keras.applications weights file
+    (legacy .h5 is the format of the published ImageNet files)."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
     from edgekit._tf import keras
 
     k = keras()
-    plain = k.applications.MobileNetV2(input_shape=(64, 64, 3), include_top=False, weights=None, pooling="avg")
-    plain.save_weights(tmp_path / "backbone.weights.h5")
-    spec = ARCHITECTURES.get("mobilenetv2")
+    name, options = BACKBONES[arch]
+    plain = getattr(k.applications, name)(input_shape=(64, 64, 3), include_top=False, weights=None, pooling="avg", **options)
+    path = tmp_path / ("backbone.weights.h5" if weights_format == "weights.h5" else "backbone_no_top.h5")
+    if weights_format == "weights.h5":
+        plain.save_weights(path)
+    else:
+        with h5py.File(path, "w") as f:
+            legacy_h5_format.save_weights_to_hdf5_group(f, plain)
+    spec = ARCHITECTURES.get(arch)
     assert (spec.scale, spec.offset) == (1.0, 0.0)
-    model = spec.build((64, 64, 3), 3, str(tmp_path / "backbone.weights.h5"))
-    features = k.Model(model.inputs, model.get_layer("scores").input)
+    model = spec.build((64, 64, 3), 3, str(path))
+    features = k.Model(model.input, model.get_layer("scores").input)
     pixels = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)).astype(np.float32)
     np.testing.assert_allclose(features(pixels), plain(pixels / 127.5 - 1), atol=1e-5)
