@@ -174,14 +174,25 @@ def input_range(preprocessing: Preprocessing) -> tuple[float, float]:
 def require_calibration(
     calibration: CalibrationData | None, preprocessing: Preprocessing, samples: int
 ) -> tuple[CalibrationData, tuple[str, ...]]:
-    """What every full-integer quantizer does first: insist on data, check it, take `samples` of it."""
+    """What every full-integer quantizer does first: insist on data, check it, take `samples` of it.
+
+    The notes returned say what the checks found, and where the samples do not reach the
+    contract's range, that the int8 input range comes from the contract instead (each quantizer
+    sets it so: see CalibrationData.spanning).
+    """
     if calibration is None:
         raise CalibrationError(
             "int8 quantization needs calibration data: pass calibration= with real samples "
             "preprocessed by the model's contract"
         )
     report = calibration.check(preprocessing, recommended=samples)
-    return calibration.limit(samples), report.warnings
+    chosen = calibration.limit(samples)
+    low, high = input_range(preprocessing)
+    notes = report.warnings
+    if chosen.spanning(low, high) is not chosen:
+        notes += (f"int8 input range set from the contract, [{low:.4g}, {high:.4g}]; the calibration samples "
+                  f"reach only [{chosen.samples.min():.4g}, {chosen.samples.max():.4g}]",)
+    return chosen, notes
 
 
 def _neighbour_correlation(values: np.ndarray, max_samples: int = 32) -> float:

@@ -10,9 +10,9 @@ from edgekit.pruning import magnitude_mask, prunable_kernels
 
 @pytest.fixture(scope="module")
 def pruned(trained, shapes_splits, tmp_path_factory):
-    """The trained small CNN fine-tuned for 3 epochs while pruned to 80%."""
+    """The trained small CNN fine-tuned for 6 epochs while pruned to 80%."""
     train, val, test = shapes_splits
-    return edgekit.prune(trained.model_path, train, val, sparsity=0.8, schedule="polynomial", epochs=3, test=test,
+    return edgekit.prune(trained.model_path, train, val, sparsity=0.8, schedule="polynomial", epochs=6, test=test,
                          out_dir=tmp_path_factory.mktemp("pruned"), verbose=0)
 
 
@@ -37,7 +37,7 @@ def test_pruned_model_keeps_its_accuracy_and_file(pruned, trained):
     before = trained.metrics["accuracy"]["test"]
     after = pruned.metrics["pruning"]["accuracy_after_pruning"]
     print(f"small_cnn test accuracy dense {before:.3f}, 80% pruned {after:.3f}")
-    assert after >= before - 0.10  # 3 epochs at 80% on a 136k-weight CNN; bench/optimize.py measures MobileNetV2
+    assert after >= before - 0.10  # 6 epochs at 80% on a 136k-weight CNN; bench/optimize.py measures MobileNetV2
     reloaded, contract = edgekit.load_keras(pruned.model_path)
     assert contract.labels == trained.contract.labels
     assert np.sum(np.asarray(prunable_kernels(reloaded)[0][1]) == 0) == pruned.layers[0].zeros
@@ -53,8 +53,8 @@ def test_pruned_model_exports_to_every_format_with_the_same_bars(pruned, exporte
         assert result.status == "ok", (target, result.error)
         if target.endswith(("fp32", "fp16")):
             assert result.agreement >= 0.99
-        else:
-            assert result.accuracy_delta >= -1.5
+        else:  # the dense model's int8 bars (tests/test_quality.py)
+            assert abs(result.accuracy_delta) <= 1.5 and result.agreement >= 0.95, result
     assert any("EXPERIMENTAL_SPARSITY" in note for note in report.result("tflite:fp32").notes)
     dense = exported  # the same small CNN before pruning
     assert report.result("tflite:fp32").size_bytes < 0.45 * dense.result("tflite:fp32").size_bytes  # stored sparse
