@@ -71,8 +71,7 @@ class CalibrationData:
         off the samples would split pixel levels with its steps and saturate pixels brighter
         than calibration saw. One value at each end moves only that range.
         """
-        slack = 1e-6 * max(1.0, high - low)  # float32 samples against the float64 contract
-        reaches_low, reaches_high = self.samples.min() <= low + slack, self.samples.max() >= high - slack
+        reaches_low, reaches_high = self.reaches(low, high)
         if reaches_low and reaches_high:
             return self
         samples = self.samples.copy()
@@ -82,6 +81,11 @@ class CalibrationData:
         if not reaches_high:
             first[-1] = high
         return CalibrationData(samples, self.input_name, self.labels)
+
+    def reaches(self, low: float, high: float) -> tuple[bool, bool]:
+        """Whether some sample value is at (or beyond) `low`, and some at `high`."""
+        slack = 1e-6 * max(1.0, high - low)  # float32 samples against the float64 contract
+        return bool(self.samples.min() <= low + slack), bool(self.samples.max() >= high - slack)
 
     def representative_dataset(self, on_sample: Callable[[], None] | None = None) -> Callable[[], Iterator[list[np.ndarray]]]:
         """Adapter for ``tf.lite.TFLiteConverter.representative_dataset``."""
@@ -189,7 +193,7 @@ def require_calibration(
     chosen = calibration.limit(samples)
     low, high = input_range(preprocessing)
     notes = report.warnings
-    if chosen.spanning(low, high) is not chosen:
+    if not all(chosen.reaches(low, high)):
         notes += (f"int8 input range set from the contract, [{low:.4g}, {high:.4g}]; the calibration samples "
                   f"reach only [{chosen.samples.min():.4g}, {chosen.samples.max():.4g}]",)
     return chosen, notes

@@ -42,6 +42,14 @@ def image_array(image: np.ndarray | str | Path, color: ColorName | ColorOrder) -
     return image, color
 
 
+def _require_pixels(dtype: np.dtype) -> None:
+    if np.dtype(dtype) != np.uint8:
+        raise InputError(
+            f"expected uint8 pixels, got dtype {np.dtype(dtype)}; pass 0..255 uint8 images to predict(), "
+            "or an already preprocessed float batch to run()"
+        )
+
+
 # -- steps: one OpenCV or numpy call each, bound to its output buffer when one is reused ----
 def _buffer(shape: tuple[int, ...], reuse: bool) -> np.ndarray | None:
     return np.empty(shape, np.uint8) if reuse else None
@@ -155,11 +163,7 @@ class PixelPlan:
     """
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype, color: ColorName | ColorOrder, spec: Preprocessing, reuse: bool = False) -> None:
-        if np.dtype(dtype) != np.uint8:
-            raise InputError(
-                f"expected uint8 pixels, got dtype {np.dtype(dtype)}; pass 0..255 uint8 images to predict(), "
-                "or an already preprocessed float batch to run()"
-            )
+        _require_pixels(dtype)
         steps, shape, swap = _color_steps(tuple(shape), color, spec.color_order)
         shrinks = spec.input_size[0] * spec.input_size[1] < shape[0] * shape[1]
         if swap and not shrinks:
@@ -175,8 +179,7 @@ class PixelPlan:
 
 def to_color_order(image: np.ndarray, source: ColorName | ColorOrder, target: ColorOrder) -> np.ndarray:
     """Return `image` as uint8 HxWxC in `target` order; grayscale and 4-channel inputs are converted."""
-    if image.dtype != np.uint8:
-        raise InputError(f"expected uint8 pixels, got dtype {image.dtype}")
+    _require_pixels(image.dtype)
     steps, _, swap = _color_steps(image.shape, source, target)
     image = _run(steps, image)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if swap else image

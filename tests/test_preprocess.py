@@ -122,3 +122,14 @@ def test_reused_plans_and_late_channel_swap_give_the_same_pixels(resize, order, 
             pixels = plan(frame)
             assert pixels.shape == (24, 32, 1 if order == "gray" else 3)
             np.testing.assert_array_equal(pixels, plain)
+
+
+def test_stretch_is_area_halving_then_bilinear_with_the_swap_anywhere():
+    """The plan against OpenCV called by hand: 640x480 BGR -> 2x area halving -> bilinear -> RGB."""
+    frame = np.random.default_rng(5).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    half = cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA)
+    expected = cv2.cvtColor(cv2.resize(half, (224, 224), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
+    plan = PixelPlan(frame.shape, frame.dtype, "bgr", Preprocessing(224), reuse=True)
+    assert len(plan.steps) == 3  # halve, bilinear, then the swap on the smaller image
+    np.testing.assert_array_equal(plan(frame), expected)
+    np.testing.assert_array_equal(prepare_pixels(frame, Preprocessing(224), "bgr"), expected)
