@@ -10,15 +10,27 @@ sys.path.insert(0, str(ROOT))
 CACHE = ROOT / "runs" / "bench"
 
 
+def _recipe() -> str:
+    """What the cached MobileNetV2 files were built from: a changed architecture entry rebuilds them."""
+    from edgekit.architectures import ARCHITECTURES
+
+    spec = ARCHITECTURES.get("mobilenetv2")
+    return f"{spec.description}; scale {spec.scale}; offset {spec.offset}"
+
+
+def _cached(stamp: Path, *paths: Path) -> bool:
+    """True when every path exists and `stamp` records the current recipe."""
+    return stamp.exists() and stamp.read_text() == _recipe() and all(p.exists() for p in paths)
+
+
 def mobilenetv2_artifacts(size: int = 224) -> dict[str, Path]:
     """mobilenetv2 at size x size (random weights, 3 classes) as TFLite fp32/int8 and ONNX fp32/int8."""
     paths = {target: CACHE / f"mobilenetv2_{size}_{target.replace(':', '_')}" for target in
              ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8")}
     paths = {t: p.with_suffix(".tflite" if t.startswith("tflite") else ".onnx") for t, p in paths.items()}
-    if all(p.exists() for p in paths.values()):
+    stamp = CACHE / f"mobilenetv2_{size}.recipe"
+    if _cached(stamp, *paths.values()):
         return paths
-    import numpy as np
-
     import edgekit
     from converters import CONVERTERS, CalibrationData
     from edgekit.architectures import ARCHITECTURES
@@ -35,8 +47,8 @@ def mobilenetv2_artifacts(size: int = 224) -> dict[str, Path]:
         name, mode = target.split(":")
         entry = CONVERTERS.get(name)
         entry.convert(model, path, entry.modes[mode], contract=contract, calibration=calibration, progress=False)
-    del np
     (CACHE / f"mobilenetv2_{size}.params").write_text(str(model.count_params()))
+    stamp.write_text(_recipe())
     return paths
 
 
@@ -55,8 +67,8 @@ def trained_mobilenetv2_report(size: int = 96) -> dict:
     import json
 
     out = CACHE / f"mobilenetv2_{size}_trained"
-    report_path = out / "export" / "export_report.json"
-    if not report_path.exists():
+    report_path, stamp = out / "export" / "export_report.json", out / "recipe"
+    if not _cached(stamp, report_path):
         import edgekit
 
         root = edgekit.datasets.make_shapes(out / "shapes", n_per_class=1000, image_size=64, seed=0)
@@ -66,4 +78,5 @@ def trained_mobilenetv2_report(size: int = 96) -> dict:
         report = edgekit.export(result.model_path, ["tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"],
                                 out_dir=out / "export", calibration=train, check=test, progress=False)
         report.write(out / "export")
+        stamp.write_text(_recipe())
     return json.loads(report_path.read_text())
