@@ -182,7 +182,7 @@ def convert_coreml(
         minimum_deployment_target=config.minimum_deployment_target,
         image_scale=scale, image_bias=bias, folded_std=fold is not None,
     )
-    mlmodel.user_defined_metadata[CONTRACT_METADATA_KEY] = embedded.to_json()
+    mlmodel.user_defined_metadata[CONTRACT_METADATA_KEY] = embedded.to_signed_json()
     mlmodel.short_description = f"{contract.model_name}: {contract.task} over {len(contract.labels)} labels (edgekit)"
     output_path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_path.name}.", dir=output_path.parent))

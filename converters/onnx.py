@@ -284,7 +284,7 @@ def convert_onnx(
                 extra["input_quantization"] = _integer_input(proto)
         embedded = describe(contract, config, export_path=path_name, **extra)
         del proto.metadata_props[:]
-        proto.metadata_props.add(key=CONTRACT_METADATA_KEY, value=embedded.to_json())
+        proto.metadata_props.add(key=CONTRACT_METADATA_KEY, value=embedded.to_signed_json())
         if extra.get("input_quantization"):
             proto.metadata_props.add(key=INPUT_QUANTIZATION_KEY, value=json.dumps(extra["input_quantization"]))
         proto.producer_name = "edgekit"

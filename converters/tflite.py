@@ -131,7 +131,7 @@ def convert_tflite(
         notes.append(f"sparse storage dropped: the default interpreter cannot load it ({problem}); zeros still gzip")
         sparsity = 0.0
     embedded = describe(contract, config, **({"sparse": True} if sparsity >= SPARSE_ENOUGH else {}))
-    flatbuffer = write_metadata(flatbuffer, embedded.to_json().encode())
+    flatbuffer = write_metadata(flatbuffer, embedded.to_signed_json().encode())
     with atomic_output(output_path) as tmp:
         tmp.write_bytes(flatbuffer)
     seconds = time.perf_counter() - started

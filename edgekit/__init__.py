@@ -18,6 +18,7 @@ from edgekit.errors import (
     ConversionError,
     DatasetError,
     EdgekitError,
+    InferenceError,
     InputError,
     MissingDependencyError,
     ModelLoadError,
@@ -55,7 +56,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ArrayDataset", "CalibrationError", "Classification", "ColorOrder", "ContractError",
-    "ConversionError", "DatasetError", "EdgekitError", "ImageDataset", "ImageFolder", "InputError",
+    "ConversionError", "DatasetError", "EdgekitError", "ImageDataset", "ImageFolder", "InferenceError", "InputError",
     "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
     "ResizeMode", "TrainingError", "UnknownNameError", "UnknownTargetError", "__version__",
     "datasets", "deploy", "load", *_LAZY,

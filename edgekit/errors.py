@@ -4,6 +4,7 @@ from converters.base import CalibrationError, ConversionError, UnknownTargetErro
 from runtimes.errors import (
     ContractError,
     EdgekitError,
+    InferenceError,
     InputError,
     MissingDependencyError,
     ModelLoadError,
@@ -25,6 +26,6 @@ class TrainingError(EdgekitError, ValueError):
 
 __all__ = [
     "CalibrationError", "ContractError", "ConversionError", "DatasetError", "EdgekitError",
-    "ExportError", "InputError", "MissingDependencyError", "ModelLoadError", "TrainingError", "UnknownNameError",
+    "ExportError", "InferenceError", "InputError", "MissingDependencyError", "ModelLoadError", "TrainingError", "UnknownNameError",
     "UnknownTargetError",
 ]

@@ -28,7 +28,7 @@ def save_keras(model: Any, path: str | Path, contract: ModelContract) -> Path:
         staged = staging / path.name
         model.save(staged)
         with zipfile.ZipFile(staged, "a") as archive:
-            archive.writestr(CONTRACT_ENTRY, contract.to_json())
+            archive.writestr(CONTRACT_ENTRY, contract.to_signed_json())
         staged.replace(path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -13,6 +13,7 @@ from runtimes.errors import (
     BackendUnavailableError,
     ContractError,
     EdgekitError,
+    InferenceError,
     InputError,
     MissingDependencyError,
     ModelLoadError,
@@ -26,7 +27,7 @@ from runtimes.stream import RateMeter, Stream, StreamResult
 open = open_model  # noqa: A001  (runtimes.open(path) reads naturally)
 
 __all__ = [
-    "BACKENDS", "BackendUnavailableError", "Classification", "ColorOrder", "ContractError", "EdgekitError", "InputError",
+    "BACKENDS", "BackendUnavailableError", "Classification", "ColorOrder", "ContractError", "EdgekitError", "InferenceError", "InputError",
     "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
     "QuantParams", "ResizeMode", "Runtime", "TensorSpec", "UnknownNameError", "open", "open_model",
     "open_runtime", "preprocess", "read_image", "register_backend", "Frame", "FrameReader", "LiveSource",

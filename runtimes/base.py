@@ -141,10 +141,26 @@ def backend_for(path: Path) -> BackendEntry:
     )
 
 
+FOLDER_SUFFIXES = (".mlpackage",)  # model formats that are folders; every other one is a file
+
+
 def open_runtime(path: str | Path, backend: str | None = None, **options: Any) -> Runtime:
     """Open a model file on the backend registered for its suffix (or the one named)."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"model file not found: {path}")
+    folder = path.suffix.lower() in FOLDER_SUFFIXES
+    if path.is_dir() != folder:
+        kind = "a folder" if path.is_dir() else "a file"
+        raise ModelLoadError(f"cannot open {path}: it is {kind}, but a {path.suffix or 'model'} model is "
+                             f"{'a package folder' if folder else 'a single file'}")
     entry = BACKENDS.get(backend) if backend else backend_for(path)
     return entry.factory(path, **options)
+
+
+def read_model_file(path: Path) -> bytes:
+    """A model file's bytes; an unreadable file is a ModelLoadError that says why."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from None

@@ -7,16 +7,24 @@ serialises to JSON so converters can embed it and runtimes can read it back.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from runtimes.errors import ContractError
 
 CONTRACT_SCHEMA_VERSION = 1
 TASKS = ("classification",)
+MAX_CONTRACT_BYTES = 1 << 20  # a contract is a few kB; anything near this is not one
+MAX_CONTRACT_DEPTH = 8  # the deepest real contract nests 4 levels (quantization options)
+MAX_INPUT_SIDE = 16384
+MAX_LABELS = 100_000
+MAX_LABEL_CHARS = 1000
+DIGEST_KEY = "sha256"  # of the canonical JSON without this key: a flipped byte is caught at load
 
 
 class ColorOrder(str, Enum):
@@ -47,15 +55,36 @@ def parse_enum(enum_type: type[Enum], value: Any, what: str, error: type[Excepti
         raise error(f"invalid {what} {value!r}; valid values: {valid}") from None
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _real(value: Any, what: str) -> float:
+    """`value` as a finite float; bools, strings and non-finite numbers are contract errors."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ContractError(f"invalid {what} {value!r}; it must be a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ContractError(f"invalid {what} {value!r}; it must be finite")
+    return number
+
+
+def _reals(values: Any, what: str) -> tuple[float, ...]:
+    if isinstance(values, (str, bytes, dict)) or not isinstance(values, Sequence):
+        raise ContractError(f"invalid {what} {values!r}; give one number per channel")
+    return tuple(_real(v, what) for v in values)
+
+
 def _size_pair(value: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(value, int):
-        pair = (value, value)
-    else:
+    problem = f"invalid input_size {value!r}; give an int or (height, width) of positive ints up to {MAX_INPUT_SIDE}"
+    if _is_int(value):
+        pair = (int(value), int(value))  # type: ignore[arg-type]
+    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and all(_is_int(v) for v in value):
         pair = tuple(int(v) for v in value)
-    if len(pair) != 2 or any(v < 1 for v in pair):
-        raise ContractError(
-            f"invalid input_size {value!r}; give an int or (height, width) of positive ints"
-        )
+    else:
+        raise ContractError(problem)
+    if len(pair) != 2 or any(not 1 <= v <= MAX_INPUT_SIDE for v in pair):
+        raise ContractError(problem)
     return pair  # type: ignore[return-value]
 
 
@@ -93,15 +122,15 @@ class Preprocessing:
                 f"invalid dtype {self.dtype!r}; the contract describes float32 input "
                 "(quantized models are fed by the runtime, which quantizes for you)"
             )
-        if not (math.isfinite(self.scale) and self.scale != 0):
+        set_(self, "scale", _real(self.scale, "scale"))
+        if self.scale == 0:
             raise ContractError(f"invalid scale {self.scale!r}; it must be finite and non-zero")
-        if not math.isfinite(self.offset):
-            raise ContractError(f"invalid offset {self.offset!r}; it must be finite")
+        set_(self, "offset", _real(self.offset, "offset"))
         if (self.mean is None) != (self.std is None):
             raise ContractError("mean and std must be given together (or neither)")
         if self.mean is not None and self.std is not None:
-            mean = tuple(float(v) for v in self.mean)
-            std = tuple(float(v) for v in self.std)
+            mean = _reals(self.mean, "mean")
+            std = _reals(self.std, "std")
             if len(mean) != self.channels or len(std) != self.channels:
                 raise ContractError(
                     f"mean and std need {self.channels} value(s) for color_order "
@@ -111,8 +140,9 @@ class Preprocessing:
                 raise ContractError(f"invalid std {std!r}; every value must be positive")
             set_(self, "mean", mean)
             set_(self, "std", std)
-        if not 0 <= int(self.pad_value) <= 255:
-            raise ContractError(f"invalid pad_value {self.pad_value!r}; it must be in 0..255")
+        if not (_is_int(self.pad_value) and 0 <= self.pad_value <= 255):
+            raise ContractError(f"invalid pad_value {self.pad_value!r}; it must be an integer in 0..255")
+        set_(self, "pad_value", int(self.pad_value))
 
     @property
     def channels(self) -> int:
@@ -158,6 +188,8 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+        if not isinstance(data, dict):
+            raise ContractError(f"preprocessing must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -189,7 +221,25 @@ class ModelContract:
     schema: int = CONTRACT_SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", tuple(str(label) for label in self.labels))
+        if not isinstance(self.preprocessing, Preprocessing):
+            raise ContractError(f"preprocessing must be a Preprocessing, got {type(self.preprocessing).__name__}")
+        labels = self.labels
+        if isinstance(labels, (str, bytes, dict, set, frozenset)) or not isinstance(labels, Iterable):
+            raise ContractError(f"labels must be a list of strings, got {type(labels).__name__} {labels!r:.80}")
+        labels = tuple(labels)
+        bad = [label for label in labels if not isinstance(label, str)]
+        if bad:
+            raise ContractError(f"labels must be strings; got {bad[0]!r} ({type(bad[0]).__name__}): pass labels=[str(x) ...]")
+        if len(labels) > MAX_LABELS or any(len(label) > MAX_LABEL_CHARS for label in labels):
+            raise ContractError(f"labels too many or too long (at most {MAX_LABELS} of {MAX_LABEL_CHARS} characters)")
+        object.__setattr__(self, "labels", labels)
+        for name in ("model_name", "task", "edgekit_version"):
+            if not isinstance(getattr(self, name), str):
+                raise ContractError(f"{name} must be a string, got {getattr(self, name)!r:.80}")
+        if not isinstance(self.quantization, dict):
+            raise ContractError(f"quantization must be a JSON object, got {self.quantization!r:.80}")
+        if not _is_int(self.schema) or self.schema < 0:
+            raise ContractError(f"invalid contract schema {self.schema!r}; it must be a non-negative integer")
         if not self.labels:
             raise ContractError("a contract needs at least one label")
         if len(set(self.labels)) != len(self.labels):
@@ -216,33 +266,77 @@ class ModelContract:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelContract":
-        schema = int(data.get("schema", 0))
+        if not isinstance(data, dict):
+            raise ContractError(f"the contract must be a JSON object, got {type(data).__name__}")
+        schema = data.get("schema", 0)
+        if not _is_int(schema) or schema < 0:
+            raise ContractError(f"invalid contract schema {schema!r}; it must be a non-negative integer")
         if schema > CONTRACT_SCHEMA_VERSION:
             raise ContractError(
                 f"contract schema {schema} is newer than this edgekit understands "
                 f"({CONTRACT_SCHEMA_VERSION}); upgrade edgekit"
             )
+        for key in ("preprocessing", "labels"):
+            if key not in data:
+                raise ContractError(f"embedded contract is missing {key!r}")
+        quantization = data.get("quantization")
         try:
             return cls(
                 preprocessing=Preprocessing.from_dict(data["preprocessing"]),
-                labels=tuple(data["labels"]),
+                labels=data["labels"],
                 model_name=data.get("model_name", "model"),
                 task=data.get("task", "classification"),
                 edgekit_version=data.get("edgekit_version", ""),
-                quantization=dict(data.get("quantization") or {}),
+                quantization={} if quantization is None else quantization,
                 schema=schema,
             )
-        except KeyError as exc:
-            raise ContractError(f"embedded contract is missing {exc.args[0]!r}") from None
         except TypeError as exc:
             raise ContractError(f"embedded contract is malformed: {exc}") from None
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "ModelContract":
+        """Parse and fully validate an embedded contract; anything damaged is a ContractError.
+
+        A contract written with a digest (every artifact since edgekit 0.3) must match it, so a
+        flipped byte that still parses (a label's letter) is caught here, not at predict.
+        """
+        if len(text) > MAX_CONTRACT_BYTES:
+            raise ContractError(f"embedded contract is {len(text)} bytes, over the {MAX_CONTRACT_BYTES} a contract can be")
         try:
             data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ContractError(f"embedded contract is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ContractError("embedded contract is not a contract: its JSON nests too deeply") from None
         if not isinstance(data, dict):
             raise ContractError("embedded contract is not a JSON object")
+        if _depth(data) > MAX_CONTRACT_DEPTH:
+            raise ContractError(f"embedded contract nests deeper than {MAX_CONTRACT_DEPTH} levels; it is not a contract")
+        digest = data.pop(DIGEST_KEY, None)
+        if digest is not None and digest != _digest(data):
+            raise ContractError(
+                "embedded contract is damaged (its SHA-256 does not match its content): the file was corrupted "
+                "in storage or transfer; copy or export it again"
+            )
         return cls.from_dict(data)
+
+    def to_signed_json(self) -> str:
+        """The JSON that artifacts embed: the contract plus a digest of it."""
+        data = self.to_dict()
+        data[DIGEST_KEY] = _digest(data)
+        return json.dumps(data, sort_keys=True)
+
+
+def _digest(data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, iteratively (no recursion on hostile input)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest

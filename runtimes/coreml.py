@@ -6,7 +6,6 @@ loading it for prediction) so its inputs, outputs, contract and compute units ca
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 from pathlib import Path
@@ -16,8 +15,9 @@ import numpy as np
 
 from runtimes._deps import require
 from runtimes.base import RuntimeBase, TensorSpec, register_backend
+from runtimes.contract import ModelContract
 from runtimes.coreml_metadata import COMPUTE_UNITS, CONTRACT_METADATA_KEY
-from runtimes.errors import BackendUnavailableError, InputError, ModelLoadError
+from runtimes.errors import BackendUnavailableError, ContractError, InputError, ModelLoadError
 
 _COLOR_SPACES = {10: "gray", 20: "rgb", 30: "bgr"}  # CoreML ImageFeatureType.ColorSpace
 
@@ -50,7 +50,8 @@ class CoreMLRuntime(RuntimeBase):
             raise ModelLoadError(f"cannot load {self.path}: the CoreML package is corrupt or unreadable ({exc})") from None
         self._spec = probe.get_spec()
         self._contract_json = dict(self._spec.description.metadata.userDefined).get(CONTRACT_METADATA_KEY)
-        exported_units = json.loads(self._contract_json).get("quantization", {}).get("compute_units") if self._contract_json else None
+        self._contract = self._read_contract()
+        exported_units = self._contract.quantization.get("compute_units") if self._contract else None
         self.compute_units = compute_units or exported_units or "ALL"
         if self.compute_units not in COMPUTE_UNITS:
             raise InputError(f"invalid compute_units {self.compute_units!r}; valid: {', '.join(COMPUTE_UNITS)}")
@@ -58,6 +59,44 @@ class CoreMLRuntime(RuntimeBase):
 
     def _can_predict(self) -> bool:
         return prediction_supported()
+
+    def _read_contract(self) -> ModelContract | None:
+        """The embedded contract, validated with what this backend needs from it: the ImageType's
+        scale and bias and labels that match the classifier's, so nothing invalid reaches run()."""
+        if self._contract_json is None:
+            return None
+        contract = ModelContract.from_json(self._contract_json)
+        quant = contract.quantization
+        channels = contract.preprocessing.channels
+        scale, bias = quant.get("image_scale"), quant.get("image_bias")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not np.isfinite(scale) or scale == 0:
+            raise ContractError(f"{self.path.name}: the contract's image_scale {scale!r} is missing or invalid; export the package again")
+        if not (isinstance(bias, list) and len(bias) == channels
+                and all(isinstance(b, (int, float)) and not isinstance(b, bool) and np.isfinite(b) for b in bias)):
+            raise ContractError(f"{self.path.name}: the contract's image_bias {bias!r:.80} is missing or not {channels} finite numbers")
+        if not isinstance(quant.get("folded_std", False), bool):
+            raise ContractError(f"{self.path.name}: the contract's folded_std must be true or false")
+        classes = self.program_labels()
+        if classes and list(contract.labels) != classes:
+            raise ContractError(
+                f"{self.path.name}: the contract's {len(contract.labels)} labels {list(contract.labels)[:5]} differ from the "
+                f"classifier's {len(classes)} {classes[:5]}; the package is damaged or was edited: export it again"
+            )
+        return contract
+
+    def program_labels(self) -> list[str]:
+        """The class labels stored in the ML program's classify op (empty for a non-classifier)."""
+        if not self._spec.HasField("mlProgram") or "main" not in self._spec.mlProgram.functions:
+            return []
+        function = self._spec.mlProgram.functions["main"]
+        operations = list(function.block_specializations[function.opset].operations)
+        consts = {op.outputs[0].name: op for op in operations if op.type == "const" and op.outputs}
+        for op in operations:
+            if op.type == "classify" and "classes" in op.inputs:
+                const = consts.get(op.inputs["classes"].arguments[0].name)
+                if const is not None:
+                    return [str(v) for v in const.attributes["val"].immediateValue.tensor.strings.values]
+        return []
 
     def _open_predictor(self, ct: Any) -> Any:
         """What run() predicts with: CoreML itself, on macOS."""
@@ -81,9 +120,7 @@ class CoreMLRuntime(RuntimeBase):
         return [TensorSpec(name, (1, len(labels)), np.dtype(np.float32))]
 
     def _class_labels(self) -> list[str]:
-        if self._contract_json:
-            return list(json.loads(self._contract_json)["labels"])
-        return []
+        return list(self._contract.labels) if self._contract else self.program_labels()
 
     @property
     def input_color_space(self) -> str:
@@ -115,17 +152,16 @@ class CoreMLRuntime(RuntimeBase):
         The ImageType applies p * scale + bias; the contract's float tensor is that value
         (divided by a folded std), so inverting it recovers the pixels.
         """
-        if not self._contract_json:
+        if self._contract is None:
             raise InputError(f"{self.path.name} has no edgekit contract, so its image scaling cannot be inverted")
-        contract = json.loads(self._contract_json)
-        quant = contract["quantization"]
+        quant = self._contract.quantization
         scale, bias = float(quant["image_scale"]), np.asarray(quant["image_bias"], np.float32)
         if quant.get("folded_std"):
-            tensor = tensor * np.asarray(contract["preprocessing"]["std"], np.float32)
+            tensor = tensor * np.asarray(self._contract.preprocessing.std, np.float32)
         return np.clip(np.rint((tensor - bias) / scale), 0, 255).astype(np.uint8)
 
     def _labels(self) -> list[str]:
-        return list(json.loads(self._contract_json)["labels"])
+        return self._class_labels()
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if not self.can_run:

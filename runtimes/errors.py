@@ -32,3 +32,8 @@ class UnknownNameError(EdgekitError, KeyError):
 
 class BackendUnavailableError(EdgekitError):
     """The model opened, but this machine cannot execute it (e.g. CoreML off macOS)."""
+
+
+class InferenceError(EdgekitError, RuntimeError):
+    """The model ran but failed, or gave no valid result (non-finite scores): the file is damaged,
+    or the input is far outside what the model was trained on."""

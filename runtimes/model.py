@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 
 from runtimes.base import Runtime, TensorSpec, open_runtime
 from runtimes.contract import Layout, ModelContract, Preprocessing
-from runtimes.errors import ContractError, InputError
+from runtimes.errors import ContractError, InferenceError, InputError
 from runtimes.preprocess import ColorName, PixelPlan, image_array, normalize, prepare_pixels, preprocess
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ _CV_DEPTH = {np.dtype(np.int8): cv2.CV_8S, np.dtype(np.uint8): cv2.CV_8U}
 
 
 MAX_PIXEL_PLANS = 4  # frame shapes whose plans (and buffers) a Model keeps
+MAX_PLAN_BYTES = 64 << 20  # frame bytes whose plans a Model keeps; a larger frame gets a plan used once
 FEW_SCORES = 256  # up to this many classes, scores are handled as Python floats
 
 
@@ -111,6 +113,7 @@ class Model:
             self._check_contract(contract)
         self._frame_buffers: dict = {}  # float scratch reused by run() and predict()
         self._pixel_plans: dict = {}  # (shape, dtype, colour) -> PixelPlan with reused buffers, for single frames
+        self._plan_bytes = 0  # frame bytes of the kept plans: their buffers are a fraction of that
         self._labels = self.labels
         self._input_shape = tuple(self.input_spec.shape[1:])
         self._input_quantized = _is_quantized(self.input_spec)
@@ -214,6 +217,8 @@ class Model:
 
     def _check_batch(self, batch: np.ndarray) -> None:
         expected = tuple(self.input_spec.shape[1:])
+        if batch.ndim >= 1 and batch.shape[0] == 0:
+            raise InputError(f"{self.path.name} got an empty batch (shape {batch.shape}); pass at least one image")
         if batch.ndim != len(expected) + 1 or any(e > 0 and e != b for e, b in zip(expected, batch.shape[1:])):
             raise InputError(
                 f"{self.path.name} expects a batch of shape (N, {', '.join(map(str, expected))}); "
@@ -274,9 +279,13 @@ class Model:
         key = (image.shape, image.dtype, color)
         plan = self._pixel_plans.get(key)
         if plan is None:
-            if len(self._pixel_plans) >= MAX_PIXEL_PLANS:  # images of many sizes: keep memory bounded
-                self._pixel_plans.clear()
+            if image.nbytes > MAX_PLAN_BYTES:  # a huge still: its buffers are freed with the call
+                return PixelPlan(image.shape, image.dtype, color, self.require_preprocessing())
+            if len(self._pixel_plans) >= MAX_PIXEL_PLANS or self._plan_bytes + image.nbytes > MAX_PLAN_BYTES:
+                self._pixel_plans.clear()  # images of many sizes: keep memory bounded
+                self._plan_bytes = 0
             plan = self._pixel_plans[key] = PixelPlan(image.shape, image.dtype, color, self.require_preprocessing(), reuse=True)
+            self._plan_bytes += image.nbytes
         return plan
 
     def preprocess(self, image: ImageLike, color: ColorName = "rgb") -> np.ndarray:
@@ -315,8 +324,19 @@ class Model:
         rows = self._score_rows(self._run_pixels(batch)) if self._pixel_table is not None else self.run(batch).tolist()
         inference_ms = (time.perf_counter() - prepared) * 1000 / len(images)
         preprocess_ms = (prepared - started) * 1000 / len(images)
+        if not self._output_quantized:  # 8-bit scores are finite by construction
+            self._require_finite(rows)
         results = [self._classify(row, top_k, inference_ms, preprocess_ms) for row in rows]
         return results if isinstance(image, (list, tuple)) else results[0]
+
+    def _require_finite(self, rows: list[list[float]]) -> None:
+        """NaN or infinite scores are never a result: the weights are damaged or the input is far out of range."""
+        for row in rows:
+            if not all(map(math.isfinite, row)):
+                raise InferenceError(
+                    f"{self.path.name} produced non-finite scores ({', '.join(f'{v:g}' for v in row[:5])}); its weights "
+                    "are probably damaged: check the file's SHA-256 (edgekit info) and copy or export it again"
+                )
 
     def _classify(self, values: list[float], top_k: int, latency_ms: float, preprocess_ms: float) -> Classification:
         k = max(1, top_k)

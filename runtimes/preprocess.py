@@ -39,6 +39,8 @@ def image_array(image: np.ndarray | str | Path, color: ColorName | ColorOrder) -
         return read_image(image), "bgr"
     if not isinstance(image, np.ndarray):
         raise InputError(f"expected a numpy image or a path, got {type(image).__name__}")
+    if image.ndim not in (2, 3) or image.shape[0] == 0 or image.shape[1] == 0 or image.size == 0:
+        raise InputError(f"expected a non-empty image of shape HxW or HxWxC; got {image.shape}")
     return image, color
 
 

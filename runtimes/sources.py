@@ -79,6 +79,17 @@ class Source:
         log.warning("skipped %s: %s", item, reason)
 
 
+def frame_problem(image: Any) -> str | None:
+    """Why `image` is not a usable BGR frame (None when it is): checked before it reaches a model."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        return f"not a uint8 image array ({type(image).__name__}, {getattr(image, 'dtype', '-')})"
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        return f"shape {image.shape} is not HxW, HxWx1, HxWx3 or HxWx4"
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        return f"empty frame of shape {image.shape}"
+    return None
+
+
 class FileSource(Source):
     """Image files in order; an unreadable one is skipped and counted."""
 
@@ -98,24 +109,48 @@ class FileSource(Source):
 
 
 class VideoSource(Source):
-    """Every frame of a video file in order; ends cleanly at EOF."""
+    """Every frame of a video file in order; ends cleanly at EOF.
 
-    def __init__(self, spec: str, path: Path) -> None:
+    A frame the decoder cannot read before the container's frame count is reached is not an
+    end of file: it is skipped and counted, and reading goes on. When `max_bad_run` reads in a
+    row fail (a truncated file, a demuxer that lost sync), the source ends with a SourceError
+    that says how far it got, never quietly.
+    """
+
+    def __init__(self, spec: str, path: Path, max_bad_run: int = 25) -> None:
         super().__init__(spec)
+        self.path, self.max_bad_run = path, max_bad_run
         self.capture = cv2.VideoCapture(str(path))
         if not self.capture.isOpened():
             raise SourceError(f"cannot open video {path}: the file is corrupt or its codec is not supported by OpenCV")
         self.fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.frame_count = int(count) if count and count > 0 else None  # what the container says it holds
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
+        index, bad_run = 0, 0
         while self.capture is not None:
             ok, image = self.capture.read()
-            if not ok:
-                return
-            self.stats.delivered += 1
-            yield Frame(image, time.monotonic(), index)
+            if ok and image is not None and image.size:
+                for missing in range(index - bad_run, index):  # the failed reads before this one were frames
+                    self._skip(f"frame {missing}", "the decoder could not read it")
+                bad_run = 0
+                self.stats.delivered += 1
+                yield Frame(image, time.monotonic(), index)
+                index += 1
+                continue
+            if self.frame_count is None or index >= self.frame_count:
+                return  # the end the container announced (or none announced): a clean end of file
+            bad_run += 1
             index += 1
+            if bad_run >= self.max_bad_run:
+                read = index - bad_run
+                if read >= self.frame_count - max(2, self.frame_count // 50):  # counts estimated from the duration
+                    return
+                raise SourceError(
+                    f"video {self.path} stopped decoding after {read} of {self.frame_count} frames "
+                    f"({self.stats.skipped} unreadable frame(s) skipped before): the file is truncated or damaged"
+                )
 
     def close(self) -> None:
         if self.capture is not None:
@@ -132,8 +167,9 @@ class ArraySource(Source):
 
     def __iter__(self) -> Iterator[Frame]:
         for index, image in enumerate(self.frames):
-            if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
-                self._skip(f"frame {index}", "not a uint8 image array")
+            problem = frame_problem(image)
+            if problem:
+                self._skip(f"frame {index}", problem)
                 continue
             self.stats.delivered += 1
             yield Frame(image, time.monotonic(), index)

@@ -7,6 +7,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
+from runtimes.errors import InferenceError, InputError
 from runtimes.sources import Frame, Source
 
 if TYPE_CHECKING:
@@ -62,7 +63,11 @@ class Stream:
                 if index % self.every:
                     continue
                 started = time.monotonic()
-                result = self.model.predict(frame.image, color="bgr", top_k=self.top_k)
+                try:
+                    result = self.model.predict(frame.image, color="bgr", top_k=self.top_k)
+                except (InputError, InferenceError) as exc:  # one broken frame is counted, not fatal
+                    self.source._skip(f"frame {frame.position}", str(exc))
+                    continue
                 latency_ms = (time.monotonic() - started) * 1000
                 self.meter.tick(latency_ms)
                 yield StreamResult(frame, result, latency_ms, (started - frame.timestamp) * 1000, self.meter.fps)

@@ -10,8 +10,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from runtimes.base import QuantParams, RuntimeBase, TensorSpec, register_backend
-from runtimes.errors import InputError, MissingDependencyError, ModelLoadError
+from runtimes.base import QuantParams, RuntimeBase, TensorSpec, read_model_file, register_backend
+from runtimes.errors import InferenceError, InputError, MissingDependencyError, ModelLoadError
 from runtimes.tflite_delegates import compiled_for_edgetpu, load_delegates, parse_delegate
 from runtimes.tflite_metadata import is_tflite, read_metadata
 
@@ -35,6 +35,8 @@ def interpreter_class() -> tuple[type, str]:
 
 def _spec(detail: dict) -> TensorSpec:
     scale, zero_point = detail.get("quantization", (0.0, 0))
+    if scale and not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"tensor {detail['name']!r} has quantization scale {scale}")
     quant = QuantParams(float(scale), int(zero_point)) if scale else None
     return TensorSpec(detail["name"], tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]), quant)
 
@@ -51,7 +53,7 @@ class TFLiteRuntime(RuntimeBase):
 
     def __init__(self, path: Path, num_threads: int | None = None, delegates: Sequence[str] = ()) -> None:
         self.path = Path(path)
-        self._model = self.path.read_bytes()
+        self._model = read_model_file(self.path)
         if not is_tflite(self._model):
             raise ModelLoadError(
                 f"{self.path} is not a TFLite model (no TFL3 identifier): the file is empty, "
@@ -72,35 +74,55 @@ class TFLiteRuntime(RuntimeBase):
                 model_content=self._model, num_threads=num_threads, **({"experimental_delegates": loaded} if loaded else {})
             )
             self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
+        except Exception as exc:  # the interpreter raises ValueError, RuntimeError and others for bad files
             raise ModelLoadError(f"cannot load {self.path}: the TFLite model is corrupt or truncated ({exc})") from None
-        self._inputs = self._interpreter.get_input_details()
-        self._outputs = self._interpreter.get_output_details()
-        self._input_indices = [d["index"] for d in self._inputs]
-        self._output_indices = [d["index"] for d in self._outputs]
+        self._read_details()
+        if not self._inputs or not self._outputs or any(len(d["shape"]) == 0 for d in self._inputs):
+            raise ModelLoadError(f"cannot load {self.path}: the TFLite model has no usable input or output tensor")
         self._batch = int(self._inputs[0]["shape"][0])
         log.debug("opened %s with %s", self.path, self.interpreter_module)
 
     @property
     def input_specs(self) -> list[TensorSpec]:
-        return [_spec(d) for d in self._inputs]
+        return list(self._input_specs)
 
     @property
     def output_specs(self) -> list[TensorSpec]:
-        return [_spec(d) for d in self._outputs]
+        return list(self._output_specs)
+
+    def _read_details(self) -> None:
+        """Tensor details from the interpreter; a damaged name or shape is a ModelLoadError."""
+        try:
+            self._inputs = self._interpreter.get_input_details()
+            self._outputs = self._interpreter.get_output_details()
+            self._input_specs = [_spec(d) for d in self._inputs]
+            self._output_specs = [_spec(d) for d in self._outputs]
+        except (UnicodeDecodeError, ValueError, TypeError) as exc:
+            raise ModelLoadError(f"cannot load {self.path}: its tensor descriptions are corrupt ({exc})") from None
+        self._input_indices = [d["index"] for d in self._inputs]
+        self._output_indices = [d["index"] for d in self._outputs]
 
     def _ensure_batch(self, batch: int) -> None:
         """Resize the interpreter once per batch size change, not per call."""
         if batch == self._batch:
             return
-        for detail in self._inputs:
-            self._interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
-        self._interpreter.allocate_tensors()
-        self._inputs = self._interpreter.get_input_details()
-        self._outputs = self._interpreter.get_output_details()
-        self._input_indices = [d["index"] for d in self._inputs]
-        self._output_indices = [d["index"] for d in self._outputs]
+        if batch < 1:
+            raise InputError(f"{self.path.name} got an empty batch (0 images); pass at least one")
+        try:
+            for detail in self._inputs:
+                self._interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise InferenceError(f"{self.path.name} cannot run a batch of {batch}: {exc}") from None
+        self._read_details()
         self._batch = batch
+
+    def _invoke(self, interpreter: Any) -> list[np.ndarray]:
+        try:
+            interpreter.invoke()
+        except RuntimeError as exc:
+            raise InferenceError(f"{self.path.name} failed while running: {str(exc).strip()[:300]}") from None
+        return [interpreter.get_tensor(index) for index in self._output_indices]
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         interpreter = self._live_interpreter()
@@ -108,10 +130,12 @@ class TFLiteRuntime(RuntimeBase):
             raise InputError(f"{self.path.name} takes {len(self._inputs)} input(s), got {len(inputs)}")
         if inputs[0].shape[0] != self._batch:
             self._ensure_batch(int(inputs[0].shape[0]))
-        for index, array in zip(self._input_indices, inputs):
-            interpreter.set_tensor(index, array)
-        interpreter.invoke()
-        return [interpreter.get_tensor(index) for index in self._output_indices]
+        try:
+            for index, array in zip(self._input_indices, inputs):
+                interpreter.set_tensor(index, array)
+        except ValueError as exc:  # wrong dtype or shape for the tensor
+            raise InputError(f"{self.path.name} cannot take this input: {exc}") from None
+        return self._invoke(interpreter)
 
     def _live_interpreter(self) -> Any:
         if self._interpreter is None:
@@ -136,11 +160,13 @@ class TFLiteRuntime(RuntimeBase):
             raise
         finally:
             del view
-        interpreter.invoke()
-        return [interpreter.get_tensor(index) for index in self._output_indices]
+        return self._invoke(interpreter)
 
     def embedded_contract(self) -> bytes | None:
-        return read_metadata(self._model)
+        try:
+            return read_metadata(self._model)
+        except ValueError as exc:
+            raise ModelLoadError(f"cannot load {self.path}: its metadata is corrupt ({exc})") from None
 
     def close(self) -> None:
         self._interpreter = None

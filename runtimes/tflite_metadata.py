@@ -25,56 +25,77 @@ def is_tflite(data: bytes) -> bool:
     return len(data) >= 8 and data[4:8] == TFLITE_IDENTIFIER
 
 
+def _read(fmt: str, buf: bytes, at: int) -> int:
+    """One little-endian value at `at`; any offset outside the buffer is a ValueError (a damaged file)."""
+    if at < 0 or at + struct.calcsize(fmt) > len(buf):
+        raise ValueError(f"flatbuffer offset {at} is outside the {len(buf)}-byte model")
+    return struct.unpack_from(fmt, buf, at)[0]
+
+
 class _Table:
-    """Minimal read-only view of one flatbuffer table."""
+    """Minimal read-only view of one flatbuffer table; every offset is bounds-checked."""
 
     def __init__(self, buf: bytes, pos: int) -> None:
         self.buf, self.pos = buf, pos
-        self.vtable = pos - struct.unpack_from("<i", buf, pos)[0]
-        self.vtable_size = struct.unpack_from("<H", buf, self.vtable)[0]
+        self.vtable = pos - _read("<i", buf, pos)
+        self.vtable_size = _read("<H", buf, self.vtable)
 
     def _field(self, index: int) -> int | None:
         voffset = 4 + 2 * index
         if voffset >= self.vtable_size:
             return None
-        offset = struct.unpack_from("<H", self.buf, self.vtable + voffset)[0]
+        offset = _read("<H", self.buf, self.vtable + voffset)
         return self.pos + offset if offset else None
 
     def scalar(self, index: int, fmt: str, default: int = 0) -> int:
         at = self._field(index)
-        return struct.unpack_from(fmt, self.buf, at)[0] if at is not None else default
+        return _read(fmt, self.buf, at) if at is not None else default
 
-    def _vector(self, index: int) -> tuple[int, int] | None:
+    def _vector(self, index: int, item_size: int) -> tuple[int, int] | None:
         at = self._field(index)
         if at is None:
             return None
-        start = at + struct.unpack_from("<I", self.buf, at)[0]
-        return start + 4, struct.unpack_from("<I", self.buf, start)[0]
+        start = at + _read("<I", self.buf, at)
+        length = _read("<I", self.buf, start)
+        if start + 4 + length * item_size > len(self.buf):
+            raise ValueError(f"a flatbuffer vector of {length} items runs past the end of the model")
+        return start + 4, length
 
     def bytes_(self, index: int) -> bytes | None:
-        vector = self._vector(index)
+        vector = self._vector(index, 1)
         return None if vector is None else bytes(self.buf[vector[0] : vector[0] + vector[1]])
 
     def tables(self, index: int) -> list["_Table"]:
-        vector = self._vector(index)
+        vector = self._vector(index, 4)
         if vector is None:
             return []
         start, length = vector
         positions = (start + 4 * i for i in range(length))
-        return [_Table(self.buf, p + struct.unpack_from("<I", self.buf, p)[0]) for p in positions]
+        return [_Table(self.buf, p + _read("<I", self.buf, p)) for p in positions]
 
 
 def read_metadata(model: bytes, name: str = CONTRACT_METADATA_NAME) -> bytes | None:
-    """Return the payload of metadata entry `name`, or None when the model has none."""
-    root = _Table(model, struct.unpack_from("<I", model, 0)[0])
-    buffers = root.tables(_MODEL_BUFFERS)
-    for entry in root.tables(_MODEL_METADATA):
+    """Return the payload of metadata entry `name`, or None when the model has none.
+
+    A damaged model (offsets outside the file, a metadata entry pointing at no buffer) is a
+    ValueError naming what is wrong.
+    """
+    root = _Table(model, _read("<I", model, 0))
+    entries = root.tables(_MODEL_METADATA)
+    for entry in entries:
         if entry.bytes_(_METADATA_NAME) != name.encode():
             continue
-        buffer = buffers[entry.scalar(_METADATA_BUFFER, "<I")]
+        buffers = root.tables(_MODEL_BUFFERS)
+        index = entry.scalar(_METADATA_BUFFER, "<I")
+        if index >= len(buffers):
+            raise ValueError(f"metadata {name!r} points at buffer {index} of {len(buffers)}")
+        buffer = buffers[index]
         offset = buffer.scalar(_BUFFER_OFFSET, "<Q")
         if offset > 1:  # large models keep buffer data after the flatbuffer
-            return bytes(model[offset : offset + buffer.scalar(_BUFFER_SIZE, "<Q")])
+            size = buffer.scalar(_BUFFER_SIZE, "<Q")
+            if offset + size > len(model):
+                raise ValueError(f"metadata {name!r} runs past the end of the model")
+            return bytes(model[offset : offset + size])
         return buffer.bytes_(_BUFFER_DATA) or b""
     return None
 
