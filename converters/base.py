@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -136,17 +135,54 @@ def parse_target(target: str) -> tuple[ConverterEntry, str, ConversionConfig]:
     return entry, mode, entry.modes[mode]
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux: /proc; elsewhere set and restored at once)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def ordinary_permissions(path: str | Path) -> None:
+    """Give `path` (recursively for a folder) the modes a plain open()/mkdir() would under the umask.
+
+    Temporary files and folders are private (0600/0700) and some tools copy those modes into
+    what they save; an artifact must be readable by whoever the caller's umask allows.
+    """
+    path = Path(path)
+    mask = current_umask()
+    items = [path, *path.rglob("*")] if path.is_dir() and not path.is_symlink() else [path]
+    for item in items:
+        if item.is_symlink():
+            continue
+        if item.is_dir():
+            item.chmod(0o777 & ~mask)
+        else:
+            executable = item.stat().st_mode & 0o111
+            item.chmod((0o777 if executable else 0o666) & ~mask)
+
+
 @contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it into place only if the block succeeds.
 
     An interrupted or failed conversion therefore never leaves a file that looks like a model.
+    The file is created as open() would create it (0666 less the umask), not privately.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    while True:
+        tmp = path.parent / f".{path.name}.{os.urandom(4).hex()}.partial"
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp
         os.replace(tmp, path)

@@ -26,12 +26,14 @@ from converters.base import (
     ConversionError,
     Quantization,
     describe,
+    ordinary_permissions,
     register_converter,
 )
 from converters.calibration import CalibrationData
 from converters.coreml_lint import neural_engine_lint
 from converters.shared_work import intermediate
 from runtimes._deps import require
+from runtimes._quiet import quiet_native
 from runtimes.base import artifact_size
 from runtimes.coreml_metadata import COMPUTE_UNITS, CONTRACT_METADATA_KEY, INPUT_NAME
 from runtimes.contract import ColorOrder, Layout, ModelContract
@@ -162,17 +164,19 @@ def convert_coreml(
 
     @contextlib.contextmanager
     def base_program() -> Iterator[Any]:
-        yield ct.convert(
-            [_concrete_function(model, contract, fold)], source="tensorflow", inputs=[image],
-            classifier_config=ct.ClassifierConfig(list(contract.labels)), convert_to="mlprogram",
-            compute_precision=precision, compute_units=getattr(ct.ComputeUnit, config.compute_units),
-            minimum_deployment_target=getattr(ct.target, config.minimum_deployment_target),
-        )
+        with quiet_native("coremltools convert"):  # pass-by-pass progress bars and version warnings
+            program = ct.convert(
+                [_concrete_function(model, contract, fold)], source="tensorflow", inputs=[image],
+                classifier_config=ct.ClassifierConfig(list(contract.labels)), convert_to="mlprogram",
+                compute_precision=precision, compute_units=getattr(ct.ComputeUnit, config.compute_units),
+                minimum_deployment_target=getattr(ct.target, config.minimum_deployment_target),
+            )
+        yield program
 
     # the compressions rebuild the program from the base's spec, so one base serves every mode
     key = ("coreml-program", str(precision), config.compute_units, config.minimum_deployment_target, contract.to_json())
     try:
-        with intermediate(model, key, base_program) as base:
+        with intermediate(model, key, base_program) as base, quiet_native(f"coremltools {config.quantization.value}"):
             mlmodel = _compress(base, config)
     except Exception as exc:  # coremltools raises many types from its graph passes
         raise ConversionError(f"CoreML conversion failed: {exc}") from exc
@@ -188,12 +192,14 @@ def convert_coreml(
     staging = Path(tempfile.mkdtemp(prefix=f".{output_path.name}.", dir=output_path.parent))
     try:
         staged = staging / output_path.name
-        mlmodel.save(str(staged))
+        with quiet_native("coremltools save"):
+            mlmodel.save(str(staged))
+        ordinary_permissions(staged)  # coremltools copies its private temp folder's modes
         _replace_dir(staged, output_path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     size = artifact_size(output_path)
     seconds = time.perf_counter() - started
-    log.info("wrote %s (%.1f kB, %.1f s)", output_path, size / 1024, seconds)
+    log.debug("wrote %s (%.1f kB, %.1f s)", output_path, size / 1024, seconds)
     notes = tuple(f"Neural Engine: {finding}" for finding in neural_engine_lint(output_path, config.compute_units))
     return Artifact(output_path, f"coreml:{mode}", config, embedded, size, seconds, notes)

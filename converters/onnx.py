@@ -9,12 +9,10 @@ the ONNX file has one input and matches Keras on probe inputs; the report says w
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -33,6 +31,7 @@ from converters.base import (
 from converters.calibration import CalibrationData, input_range, require_calibration
 from converters.shared_work import intermediate
 from runtimes._deps import require
+from runtimes._quiet import quiet_native
 from runtimes.contract import ModelContract
 from runtimes.onnx_metadata import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
 
@@ -129,19 +128,17 @@ def _first_matching_export(model: Any, workdir: Path, probe: np.ndarray) -> tupl
     model(probe[:1], training=False)  # Keras export refuses models that were never called
     for float_path in FLOAT_PATHS:
         target = workdir / f"{float_path.name}.onnx"
-        chatter = io.StringIO()
         try:
-            with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with quiet_native(f"ONNX {float_path.name}"):  # tf2onnx logs optimizer tracebacks; keep them in -v
                 float_path.export(model, target)
-            problem = _verify_float(target, model, probe)
+                problem = _verify_float(target, model, probe)
         except Exception as exc:  # exporters raise many types; try the next path
             problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if problem is None:
             notes.append(f"float graph via {float_path.name}")
             return target, float_path.name, notes
         notes.append(f"{float_path.name} rejected: {problem}")
-        log.info("ONNX path %s rejected: %s", float_path.name, problem)
+        log.debug("ONNX path %s rejected: %s", float_path.name, problem)
     raise ConversionError("no ONNX export path worked: " + "; ".join(notes))
 
 
@@ -273,7 +270,8 @@ def convert_onnx(
         if config.quantization is not Quantization.FLOAT32:
             final = workdir / "quantized.onnx"
             try:
-                _quantize(float_path, final, config, calibration, input_range(contract.preprocessing))
+                with quiet_native(f"ONNX Runtime quantization {config.quantization.value}"):
+                    _quantize(float_path, final, config, calibration, input_range(contract.preprocessing))
             except Exception as exc:
                 raise ConversionError(f"ONNX {config.quantization.value} quantization failed: {exc}") from exc
         proto = onnx.load(str(final))
@@ -292,5 +290,5 @@ def convert_onnx(
             onnx.save(proto, str(tmp_out))
     size = output_path.stat().st_size
     seconds = time.perf_counter() - started
-    log.info("wrote %s (%.1f kB, %.1f s, %s)", output_path, size / 1024, seconds, notes[-1] if notes else "")
+    log.debug("wrote %s (%.1f kB, %.1f s, %s)", output_path, size / 1024, seconds, notes[-1] if notes else "")
     return Artifact(output_path, f"onnx:{config.quantization.value}", config, embedded, size, seconds, tuple(notes))

@@ -9,12 +9,20 @@ kept, so a model trained further between two calls is never served stale work.
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import tempfile
 from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterator, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+SCRATCH_PREFIX = "edgekit-scratch-"
 
 
 @dataclass
@@ -28,17 +36,63 @@ _SESSION: ContextVar[_Session | None] = ContextVar("edgekit_shared_work", defaul
 
 @contextmanager
 def shared_work() -> Iterator[None]:
-    """Within this block, converters reuse intermediate results for the same model object."""
+    """Within this block, converters reuse intermediate results for the same model object.
+
+    Every temporary file of the block (edgekit's SavedModels and graphs, and what TensorFlow's
+    autograph, tf2onnx and coremltools write) goes into one scratch folder that is removed at
+    the end; a folder left by a killed process is removed by the next export.
+    """
     if _SESSION.get() is not None:  # nested: the outer session already shares
         yield
         return
     session = _Session()
     token = _SESSION.set(session)
     try:
-        with session.stack:
+        with scratch_folder(), session.stack:
             yield
     finally:
         _SESSION.reset(token)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process, or a platform that cannot tell: leave it
+    return True
+
+
+def remove_stale_scratch(root: Path) -> list[Path]:
+    """Remove scratch folders under `root` whose process is gone (a killed export's leftovers)."""
+    removed = []
+    for folder in root.glob(f"{SCRATCH_PREFIX}*"):
+        pid_text = folder.name[len(SCRATCH_PREFIX):].split("-")[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    if removed:
+        log.debug("removed %d scratch folder(s) left by killed exports", len(removed))
+    return removed
+
+
+@contextmanager
+def scratch_folder() -> Iterator[Path]:
+    """A private temporary folder that is the process's temp dir for the block, then removed.
+
+    `tempfile.tempdir` is restored afterwards, so the caller's own temp files go where they did.
+    """
+    root = Path(tempfile.gettempdir())
+    remove_stale_scratch(root)
+    folder = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=root))
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield folder
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import logging
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -26,6 +24,7 @@ from converters.base import (
 from converters.calibration import CalibrationData, input_range, require_calibration
 from converters.shared_work import intermediate
 from runtimes._deps import require
+from runtimes._quiet import quiet_native
 from runtimes.contract import ModelContract
 from runtimes.tflite_metadata import write_metadata
 
@@ -38,18 +37,6 @@ MODES = {
     "int8": ConversionConfig(Quantization.INT8, io_dtype="int8"),
     "uint8": ConversionConfig(Quantization.INT8, io_dtype="uint8"),
 }
-
-
-def _progress(total: int) -> Any:
-    keras = require("keras", extra="tflite", package="tensorflow")
-    bar = keras.utils.Progbar(total, unit_name="calibration sample")
-    state = {"done": 0}
-
-    def step() -> None:
-        state["done"] += 1
-        bar.update(state["done"])
-
-    return step
 
 
 @contextlib.contextmanager
@@ -72,10 +59,10 @@ def _saved_model(model: Any) -> Iterator[Path | None]:
         signature = specs if len(specs) == 1 else [specs]
         try:
             archive.add_endpoint("serve", functools.partial(model.__call__, training=False), signature)
-            with contextlib.redirect_stdout(io.StringIO()):
+            with quiet_native("SavedModel export"):
                 archive.write_out(tmp, verbose=False)
         except Exception as exc:  # as TensorFlow does: fall back to its frozen-graph path
-            log.info("SavedModel export failed (%s); converting with from_keras_model", exc)
+            log.debug("SavedModel export failed (%s); converting with from_keras_model", exc)
             yield None
             return
         yield Path(tmp)
@@ -94,8 +81,12 @@ def float_flatbuffer(model: Any) -> bytes:
 
     @contextlib.contextmanager
     def make() -> Iterator[bytes]:
-        with _converter(model) as converter, contextlib.redirect_stdout(io.StringIO()):
-            yield converter.convert()
+        # the redirect must end before the yield: a session keeps this context open until the
+        # export ends, and a redirect left open across other redirects restores the wrong stdout
+        with _converter(model) as converter:
+            with quiet_native("TFLite converter"):
+                flatbuffer = converter.convert()
+            yield flatbuffer
 
     with intermediate(model, "tflite-float-flatbuffer", make) as flatbuffer:
         return flatbuffer
@@ -135,7 +126,7 @@ def convert_tflite(
     with atomic_output(output_path) as tmp:
         tmp.write_bytes(flatbuffer)
     seconds = time.perf_counter() - started
-    log.info("wrote %s (%.1f kB, %.1f s)", output_path, len(flatbuffer) / 1024, seconds)
+    log.debug("wrote %s (%.1f kB, %.1f s)", output_path, len(flatbuffer) / 1024, seconds)
     mode = "uint8" if config.io_dtype == "uint8" else config.quantization.value  # the MODES key this config came from
     return Artifact(output_path, f"tflite:{mode}", config, embedded, len(flatbuffer), seconds, tuple(notes))
 
@@ -148,7 +139,8 @@ def _load_problem(flatbuffer: bytes) -> str | None:
     from runtimes.tflite import interpreter_class
 
     try:
-        interpreter_class()[0](model_content=flatbuffer).allocate_tensors()
+        with quiet_native("LiteRT"):
+            interpreter_class()[0](model_content=flatbuffer).allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         return str(exc).splitlines()[0][:160]
     return None
@@ -178,18 +170,14 @@ def _convert(
         data, lint = require_calibration(calibration, contract.preprocessing, config.calibration_samples)
         notes.extend(lint)
         data = data.spanning(*input_range(contract.preprocessing))  # the input's range is the contract's, not the samples'
-        converter.representative_dataset = data.representative_dataset(_progress(len(data)) if progress else None)
+        converter.representative_dataset = data.representative_dataset()  # runs inside convert(), whose output is captured
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         io_type = {"int8": tf.int8, "uint8": tf.uint8}[config.io_dtype]
         converter.inference_input_type = io_type
         converter.inference_output_type = io_type
-    chatter = io.StringIO()  # Keras prints its SavedModel signature; keep it in the debug log
-    try:
-        with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+    try:  # the converter prints `fully_quantize: ...` from C++ and Keras its signature: debug log only
+        with quiet_native(f"TFLite converter {quant.value}"):
             flatbuffer = converter.convert()
     except Exception as exc:  # the converter raises many unrelated types
         raise ConversionError(f"TFLite conversion ({quant.value}) failed: {exc}") from exc
-    finally:
-        log.debug("converter output: %s", chatter.getvalue())
     return flatbuffer, notes

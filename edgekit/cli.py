@@ -334,7 +334,10 @@ def _info(args: argparse.Namespace) -> int:
         return 0
     from runtimes.base import artifact_size
 
+    from runtimes.integrity import sha256_file
+
     print(f"model:   {args.model} ({artifact_size(args.model) / 1024:.1f} kB)")
+    print(f"sha256:  {sha256_file(args.model)}")
     print(f"runs here: {runs}")
     for role, spec in tensors:
         quant = f", quantized scale={spec.quantization.scale:.6g} zero_point={spec.quantization.zero_point}" if spec.quantization else ""
@@ -355,13 +358,37 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+class _UserFormatter(logging.Formatter):
+    """edgekit's own lines as plain text; warnings and errors say so."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return f"{record.levelname.lower()}: {message}" if record.levelno >= logging.WARNING else message
+
+
+def _configure_logging(verbose: bool) -> None:
+    """The CLI owns the process, so it sets up logging (the library never does).
+
+    Default: edgekit's progress and results at INFO, everyone else's warnings hidden (they are
+    in the debug log). -v: everything at DEBUG with logger names, third-party output included.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    if verbose:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.setLevel(logging.DEBUG)
+        return
+    handler.setFormatter(_UserFormatter())
+    root.setLevel(logging.ERROR)  # third-party loggers (tf2onnx, coremltools, absl): errors only
+    for name in ("edgekit", "converters", "runtimes"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    logging.getLogger("edgekit.native").setLevel(logging.WARNING)  # captured C++ output: -v only
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:  # our progress at INFO; third-party chatter (coremltools, TF) only when it matters
-        for name in ("edgekit", "converters", "runtimes"):
-            logging.getLogger(name).setLevel(logging.INFO)
-        logging.getLogger("coremltools").setLevel(logging.ERROR)
+    _configure_logging(args.verbose)
     try:
         return COMMANDS[args.command](args)
     except EdgekitError as exc:
@@ -370,6 +397,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an input edgekit does not yet name: one line, never a traceback
+        log.debug("unexpected error", exc_info=True)
+        subject = _subject(args)
+        print(f"edgekit {args.command}: unexpected error{f' with {subject}' if subject else ''}: "
+              f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. Please report it with the output "
+              f"of the same command run with -v (edgekit -v {args.command} ...)", file=sys.stderr)
+        return 2
+
+
+def _subject(args: argparse.Namespace) -> str:
+    """The file a command was working on, for an unexpected error's one line."""
+    for name in ("model", "data", "models", "images"):
+        value = getattr(args, name, None)
+        if value:
+            return ", ".join(map(str, value[:3])) if isinstance(value, list) else str(value)
+    return ""
 
 
 if __name__ == "__main__":

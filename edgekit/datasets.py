@@ -96,5 +96,5 @@ def make_shapes(
         folder.mkdir(parents=True, exist_ok=True)
         for index in range(n_per_class):
             cv2.imwrite(str(folder / f"{index:04d}.png"), draw_shape(kind, image_size, rng))
-    log.info("wrote %d shape images to %s", n_per_class * len(SHAPE_CLASSES), root)
+    log.debug("wrote %d shape images to %s", n_per_class * len(SHAPE_CLASSES), root)
     return root

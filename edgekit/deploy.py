@@ -7,15 +7,22 @@ systemd unit and a README. Its archive holds only relative paths inside one fold
 
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import runtimes
 from edgekit.errors import EdgekitError
+from converters.base import ordinary_permissions
 from runtimes.base import backend_for
+from runtimes.integrity import MANIFEST_NAME, write_manifest
+
+MAX_BUNDLE_BYTES = 1 << 30  # what extract_bundle writes at most: a bundle is a model and some code
+MAX_EXPANSION = 200  # uncompressed / archive size beyond which an archive is a decompression bomb
 
 BUNDLE_FORMATS = (".tflite", ".onnx")
 
@@ -56,6 +63,10 @@ INSTALL_SH = """#!/usr/bin/env bash
 # Creates .venv beside this script. --system-site-packages keeps the system picamera2 (apt) visible.
 set -euo pipefail
 cd "$(dirname "$0")"
+if ! sha256sum --check --quiet {manifest}; then
+    echo "install.sh: the bundle is damaged (files above FAILED their SHA-256 check): copy it again" >&2
+    exit 1
+fi
 python3 -m venv --system-site-packages .venv
 .venv/bin/python -m pip install --upgrade pip
 .venv/bin/python -m pip install -r requirements.txt
@@ -73,7 +84,7 @@ sys.path.insert(0, str(HERE))
 
 from runtimes.runner import main  # noqa: E402
 
-sys.exit(main(default_model=str(HERE / {model!r})))
+sys.exit(main(default_model=str(HERE / {model!r}), bundle=HERE))  # verifies {manifest} first
 """
 
 DOCTOR_PY = """#!/usr/bin/env python3
@@ -152,17 +163,61 @@ def _safe_members(archive: tarfile.TarFile, root: str) -> list[tarfile.TarInfo]:
     return members
 
 
-def extract_bundle(archive: str | Path, dest: str | Path) -> Path:
-    """Extract a bundle archive into `dest`, refusing absolute paths, `..` and links."""
+def _check_size(archive: Path, members: list[tarfile.TarInfo], max_bytes: int) -> None:
+    total = sum(m.size for m in members if m.isfile())
+    packed = max(archive.stat().st_size, 1)
+    if total > max_bytes or (total > 16 << 20 and total > MAX_EXPANSION * packed):
+        raise DeployError(
+            f"bundle archive {archive} would expand to {total / 2**20:.0f} MiB from {packed / 2**20:.1f} MiB "
+            f"(limit {max_bytes / 2**20:.0f} MiB, {MAX_EXPANSION}x): refusing a decompression bomb; "
+            "pass max_bytes= if the bundle really is that large"
+        )
+
+
+def extract_bundle(archive: str | Path, dest: str | Path, max_bytes: int = MAX_BUNDLE_BYTES) -> Path:
+    """Extract a bundle archive into `dest`, refusing absolute paths, `..`, links and oversized content.
+
+    The archive is read in full and extracted into a fresh staging folder first, then moved
+    into place: a damaged archive leaves nothing behind, and links already at the
+    destination are replaced, never followed.
+    """
     archive, dest = Path(archive), Path(dest)
-    with tarfile.open(archive, "r:gz") as tar:
-        first = tar.next()
-        if first is None:
-            raise DeployError(f"bundle archive {archive} is empty")
-        root = Path(first.name).parts[0] if Path(first.name).parts else ""
-        members = _safe_members(tar, root)  # every member must sit under the first one's top folder
-        tar.extractall(dest, members=members, filter="data")
+    if not archive.is_file():
+        raise DeployError(f"bundle archive not found: {archive}")
+    dest.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".edgekit-extract-", dir=dest))
+    try:
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                first = tar.next()
+                if first is None:
+                    raise DeployError(f"bundle archive {archive} is empty")
+                root = Path(first.name).parts[0] if Path(first.name).parts else ""
+                members = _safe_members(tar, root)  # every member must sit under the first one's top folder
+                _check_size(archive, members, max_bytes)
+                tar.extractall(staging, members=members, filter="data")
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+            raise DeployError(
+                f"cannot extract {archive}: it is not a complete .tar.gz bundle ({type(exc).__name__}: {exc}); "
+                "copy it again or re-run edgekit deploy"
+            ) from None
+        _replace(staging / root, dest / root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return dest / root
+
+
+def _replace(staged: Path, target: Path) -> None:
+    """Move `staged` to `target`; whatever is there (a folder, a file, a link) is swapped out, not followed."""
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(staged, target)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    os.replace(staged, target)
 
 
 def rpi(model: str | Path, out_dir: str | Path, *, name: str = "edgekit-classifier", source: str = "picamera2",
@@ -194,10 +249,10 @@ def rpi(model: str | Path, out_dir: str | Path, *, name: str = "edgekit-classifi
         shutil.copy2(model, work / model.name)
         _copy_runtimes(work / "runtimes")
         files = {
-            "run.py": RUN_PY.format(model=model.name),
+            "run.py": RUN_PY.format(model=model.name, manifest=MANIFEST_NAME),
             "doctor.py": DOCTOR_PY,
             "requirements.txt": _requirements(model),
-            "install.sh": INSTALL_SH,
+            "install.sh": INSTALL_SH.format(manifest=MANIFEST_NAME),
             f"{name}.service": SERVICE.format(name=name, folder=f"/home/{user}/{folder.name}", source=source, user=user),
             "README.md": README.format(name=name, version=contract.edgekit_version or "?", model=model.name,
                                        runtime=backend, labels=", ".join(contract.labels),
@@ -207,10 +262,15 @@ def rpi(model: str | Path, out_dir: str | Path, *, name: str = "edgekit-classifi
             path = work / filename
             path.write_text(text)
             if filename.endswith((".sh", ".py")):
-                path.chmod(0o755)
+                path.chmod(path.stat().st_mode | 0o111)  # executable, under the caller's umask
+        # everything but the files a user edits in place (the service unit, the README)
+        shipped = [p.relative_to(work) for p in work.rglob("*") if p.is_file() and p.suffix not in (".service", ".md")]
+        write_manifest(work, shipped)
+        ordinary_permissions(work)
         archive_tmp = staging / "bundle.tar.gz"
         with tarfile.open(archive_tmp, "w:gz") as tar:
             tar.add(work, arcname=folder.name)
+        ordinary_permissions(archive_tmp)
         if folder.exists():
             folder.rmdir()
         work.replace(folder)

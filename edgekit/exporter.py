@@ -19,10 +19,12 @@ from edgekit.errors import ContractError, DatasetError, ExportError
 from edgekit.evaluation import check_artifact
 from edgekit.keras_io import load_keras
 from edgekit.metrics import classification_metrics
+from edgekit.progress import ProgressBar
 from edgekit.tables import text_table
 from edgekit.training import predict_scores
 from runtimes.contract import ModelContract
 from runtimes.base import BACKENDS, reference_backend_for
+from runtimes.integrity import sha256_file
 from runtimes.model import Model, open_model
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class ExportResult:
     path: str | None = None
     size_bytes: int | None = None
     gzip_bytes: int | None = None  # what a download or an OTA update moves: sparse and palettized weights shrink here
+    sha256: str | None = None  # of the file (of a package's files): what a device checks before it runs it
     seconds: float | None = None
     accuracy: float | None = None
     accuracy_delta: float | None = None  # points vs Keras
@@ -127,6 +130,9 @@ class ExportReport:
         notes = self.note_lines()
         if notes:
             lines.extend(["", "Notes:", ""] + [f"- {n}" for n in notes])
+        sums = [f"- `{r.sha256}`  {Path(r.path).name}" for r in self.results if r.sha256 and r.path]
+        if sums:
+            lines.extend(["", "SHA-256 (check a copy with `sha256sum`, or `edgekit info`):", ""] + sums)
         return "\n".join(lines) + "\n"
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
@@ -214,17 +220,20 @@ def export(
 
     job = _Job(model, contract, Path(out_dir), name or contract.model_name, calib, check, reference, max_drop, configure, progress)
     results = []
+    bar = ProgressBar("export", len(parsed), enabled=progress)
     with shared_work():  # one SavedModel / float graph / base program per format, not per mode
-        for target, entry, mode, _ in parsed:
+        for done, (target, entry, mode, _) in enumerate(parsed):
+            bar.update(done, target)
             chain = entry.fallback_chain(mode) if fallback else [mode]
             for attempt in chain:
-                result = job.run(entry, attempt)
+                result = job.run(entry, attempt, bar)
                 if attempt != mode:
                     result.fallback_for = target
                     log.warning("%s failed; fell back to %s: %s", target, result.target, result.status)
                 results.append(result)
                 if result.status != "failed":
                     break
+    bar.close()
     return ExportReport(job.name, keras_accuracy, len(check) if check is not None else 0, results, max_drop, calibration_warnings)
 
 
@@ -260,18 +269,32 @@ class _Job:
     configure: Callable[[ConverterEntry, str], ConversionConfig]
     progress: bool
 
-    def run(self, entry: ConverterEntry, mode: str) -> ExportResult:
+    def run(self, entry: ConverterEntry, mode: str, bar: ProgressBar | None = None) -> ExportResult:
+        """Convert and check one target; one log line (after the bar is cleared) says how it went."""
+        result = self._convert_and_check(entry, mode)
+        if bar is not None:
+            bar.close()
+        if result.status == "failed":
+            log.warning("%-14s FAILED: %s", result.target, result.error)
+        else:
+            accuracy = "" if result.accuracy is None else (
+                f"  accuracy {result.accuracy * 100:.1f}% ({result.accuracy_delta:+.1f} pts), agreement {result.agreement * 100:.1f}%")
+            log.info("%-14s %s  %.1f kB%s  (%.1f s)", result.target, result.status, (result.size_bytes or 0) / 1024, accuracy,
+                     result.seconds or 0.0)
+        return result
+
+    def _convert_and_check(self, entry: ConverterEntry, mode: str) -> ExportResult:
         target = f"{entry.name}:{mode}"
         path = self.out_dir / f"{self.name}_{mode}{entry.suffix}"
-        log.info("exporting %s -> %s", target, path)
+        log.debug("exporting %s -> %s", target, path)
         try:
             artifact = entry.convert(self.model, path, self.configure(entry, mode), contract=self.contract,
                                      calibration=self.calibration, progress=self.progress)
         except Exception as exc:  # one failing target must not stop the others
-            log.error("%s failed: %s", target, exc)
+            log.debug("%s failed", target, exc_info=True)
             return ExportResult(target, "failed", error=f"{type(exc).__name__}: {exc}")
         result = ExportResult(target, "unchecked", str(artifact.path), artifact.size_bytes, gzip_size(artifact.path),
-                              round(artifact.seconds, 2), notes=list(artifact.notes))
+                              sha256_file(artifact.path), round(artifact.seconds, 2), notes=list(artifact.notes))
         if self.check is None or self.reference is None:
             return result
         with _open_for_check(artifact.path) as loaded:

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from converters.base import ordinary_permissions
 from edgekit._tf import keras
 from edgekit.errors import ModelLoadError
 from runtimes.contract import ModelContract
@@ -29,6 +30,7 @@ def save_keras(model: Any, path: str | Path, contract: ModelContract) -> Path:
         model.save(staged)
         with zipfile.ZipFile(staged, "a") as archive:
             archive.writestr(CONTRACT_ENTRY, contract.to_signed_json())
+        ordinary_permissions(staged)
         staged.replace(path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

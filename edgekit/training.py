@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgekit._tf import keras
+from edgekit.progress import epoch_progress
 from edgekit._version import __version__
 from edgekit.architectures import ARCHITECTURES, Architecture
 from edgekit.data import ImageDataset
@@ -201,12 +202,14 @@ def train(
     if restore_best:
         all_callbacks.insert(0, k.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True))
     val_soft = None if soft_targets is None else teacher_scores(teacher, val, preprocessing)
-    fit = model.fit(
-        _batches(train, preprocessing, batch_size, train=augment, seed=seed, soft=soft_targets),
+    batches = _batches(train, preprocessing, batch_size, train=augment, seed=seed, soft=soft_targets)
+    all_callbacks.append(epoch_progress(k, epochs, len(batches), enabled=bool(verbose)))
+    fit = model.fit(  # Keras' own bars stay off: edgekit's callback shows one line per epoch
+        batches,
         validation_data=_batches(val, preprocessing, batch_size, train=False, seed=seed, soft=val_soft),
         epochs=epochs,
         callbacks=all_callbacks,
-        verbose=verbose,
+        verbose=0,
     )
     if restore_best and checkpoint.exists():
         model.load_weights(checkpoint)

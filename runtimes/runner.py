@@ -92,11 +92,23 @@ def backend_options(delegates: Sequence[str], providers: Sequence[str]) -> dict[
     return {**({"delegates": list(delegates)} if delegates else {}), **({"providers": list(providers)} if providers else {})}
 
 
-def main(argv: Sequence[str] | None = None, default_model: str | None = None) -> int:
-    """Entry point of `python -m runtimes.runner` and of the deploy bundle's run.py (JSON lines out)."""
+def main(argv: Sequence[str] | None = None, default_model: str | None = None, bundle: str | Path | None = None) -> int:
+    """Entry point of `python -m runtimes.runner` and of the deploy bundle's run.py (JSON lines out).
+
+    A bundle's run.py passes its folder: its MANIFEST.sha256 is checked before anything loads,
+    so a damaged model or runtime file is refused with the file named, never run.
+    """
     from runtimes.model import open_model
 
     args = build_parser(default_model).parse_args(argv)
+    if bundle is not None:
+        from runtimes.integrity import verify_manifest
+
+        try:
+            verify_manifest(bundle)
+        except EdgekitError as exc:
+            print(f"runner: error: {exc}", file=sys.stderr)
+            return 2
     options = StreamOptions(every=args.every, max_frames=args.max_frames, top_k=args.top_k,
                             threshold=args.threshold, json_lines=True, save=args.save)
     try:

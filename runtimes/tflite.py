@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from runtimes._quiet import quiet_native
 from runtimes.base import QuantParams, RuntimeBase, TensorSpec, read_model_file, register_backend
 from runtimes.errors import InferenceError, InputError, MissingDependencyError, ModelLoadError
 from runtimes.tflite_delegates import compiled_for_edgetpu, load_delegates, parse_delegate
@@ -70,10 +71,11 @@ class TFLiteRuntime(RuntimeBase):
         if "num_threads" in interpreter_options:
             num_threads = int(interpreter_options["num_threads"])
         try:
-            self._interpreter = interpreter_type(
-                model_content=self._model, num_threads=num_threads, **({"experimental_delegates": loaded} if loaded else {})
-            )
-            self._interpreter.allocate_tensors()
+            with quiet_native("LiteRT"):  # "Created TensorFlow Lite XNNPACK delegate" and kernel notes: debug log
+                self._interpreter = interpreter_type(
+                    model_content=self._model, num_threads=num_threads, **({"experimental_delegates": loaded} if loaded else {})
+                )
+                self._interpreter.allocate_tensors()
         except Exception as exc:  # the interpreter raises ValueError, RuntimeError and others for bad files
             raise ModelLoadError(f"cannot load {self.path}: the TFLite model is corrupt or truncated ({exc})") from None
         self._read_details()

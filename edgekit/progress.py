@@ -1,0 +1,77 @@
+"""edgekit's own progress: one bar per long stage on a terminal, plain log lines elsewhere.
+
+A bar redraws one line in place (`\\r`), so it is drawn only when stderr is a terminal: in a
+log file or CI it would be hundreds of updates. What a log should keep (one line per epoch,
+per exported target) goes through `logging`, which the CLI shows and a library caller
+configures as they like.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+
+def is_terminal(stream: IO[str] | None) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class ProgressBar:
+    """An in-place bar on a terminal; does nothing when the stream is not one (or `enabled` is False)."""
+
+    WIDTH = 24
+
+    def __init__(self, label: str, total: int, stream: IO[str] | None = None, enabled: bool = True) -> None:
+        self.label, self.total = label, max(int(total), 1)
+        self.stream = stream if stream is not None else sys.stderr
+        self.active = enabled and is_terminal(self.stream)
+        self._drawn = False
+
+    def update(self, done: int, suffix: str = "") -> None:
+        if not self.active:
+            return
+        filled = self.WIDTH * min(done, self.total) // self.total
+        self.stream.write(f"\r\033[K{self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{self.total} {suffix}")
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        """Erase the bar: the stage's result line takes its place."""
+        if self._drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._drawn = False
+
+
+def epoch_progress(keras: Any, epochs: int, steps: int, enabled: bool = True) -> Any:
+    """A Keras callback: a bar per epoch on a terminal, and one log line per epoch everywhere.
+
+    It replaces Keras' own `verbose=1` output, whose per-step bars become hundreds of
+    carriage-return updates in a log file.
+    """
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.started = time.perf_counter()
+            self.bar = ProgressBar(f"epoch {epoch + 1}/{epochs}", steps, enabled=enabled)
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            loss = (logs or {}).get("loss")
+            self.bar.update(batch + 1, f"loss {loss:.4f}" if loss is not None else "")
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self.bar.close()
+            metrics = "  ".join(f"{name} {float(value):.4f}" for name, value in (logs or {}).items()
+                                if name in ("loss", "accuracy", "val_loss", "val_accuracy", "hard_label_accuracy",
+                                            "val_hard_label_accuracy"))
+            if enabled:
+                log.info("epoch %d/%d  %s  (%.1f s)", epoch + 1, epochs, metrics, time.perf_counter() - self.started)
+
+    return EpochProgress()
