@@ -143,6 +143,10 @@ class Preprocessing:
         if not (_is_int(self.pad_value) and 0 <= self.pad_value <= 255):
             raise ContractError(f"invalid pad_value {self.pad_value!r}; it must be an integer in 0..255")
         set_(self, "pad_value", int(self.pad_value))
+        low, high = self.output_range()
+        if not all(math.isfinite(v) and abs(v) < 1e30 for v in low + high):
+            raise ContractError(f"scale {self.scale!r}, offset {self.offset!r}, mean and std map pixels outside the float range; "
+                                "the contract is damaged")
 
     @property
     def channels(self) -> int:

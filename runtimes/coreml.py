@@ -92,10 +92,15 @@ class CoreMLRuntime(RuntimeBase):
         operations = list(function.block_specializations[function.opset].operations)
         consts = {op.outputs[0].name: op for op in operations if op.type == "const" and op.outputs}
         for op in operations:
-            if op.type == "classify" and "classes" in op.inputs:
-                const = consts.get(op.inputs["classes"].arguments[0].name)
-                if const is not None:
-                    return [str(v) for v in const.attributes["val"].immediateValue.tensor.strings.values]
+            if op.type != "classify" or "classes" not in op.inputs:
+                continue
+            argument = op.inputs["classes"].arguments[0]
+            if argument.HasField("value"):  # coremltools writes the labels inline, as a list of strings
+                return [str(v) for item in argument.value.immediateValue.list.values
+                        for v in item.immediateValue.tensor.strings.values]
+            const = consts.get(argument.name)
+            if const is not None:
+                return [str(v) for v in const.attributes["val"].immediateValue.tensor.strings.values]
         return []
 
     def _open_predictor(self, ct: Any) -> Any:

@@ -103,3 +103,52 @@ def test_exporting_again_replaces_the_package_whole(tiny_model, tiny_contract, t
     with edgekit.load(target) as model:
         assert model.contract.quantization["coreml_mode"] == "palettize4"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.mlpackage"]
+
+
+def _with_contract(package, target, text):
+    """A copy of `package` whose user metadata holds `text` as edgekit's contract."""
+    import shutil
+
+    from coremltools.proto import Model_pb2
+
+    shutil.copytree(package, target)
+    spec_file = next(target.rglob("model.mlmodel"))
+    spec = Model_pb2.Model()
+    spec.ParseFromString(spec_file.read_bytes())
+    spec.description.metadata.userDefined["edgekit.contract"] = text
+    spec_file.write_bytes(spec.SerializeToString())
+    return target
+
+
+def _contract_dict(packages):
+    import json
+
+    with edgekit.load(packages["fp16"].path) as model:
+        return json.loads(model.runtime.embedded_contract())
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: "{not json", "not valid JSON"),
+        (lambda d: "[1, 2]", "not a JSON object"),
+        (lambda d: {**d, "quantization": {k: v for k, v in d["quantization"].items() if k != "image_scale"}},
+         "image_scale None is missing or invalid"),
+        (lambda d: {**d, "quantization": {**d["quantization"], "image_bias": [0.0]}}, "image_bias .* not 3 finite numbers"),
+        (lambda d: {**d, "labels": ["a", "b", "x"]}, r"labels \['a', 'b', 'x'\] differ from the classifier's 3 \['a', 'b', 'c'\]"),
+        (lambda d: {**d, "labels": ["a", "b"]}, "contract's 2 labels"),
+    ],
+)
+def test_a_bad_coreml_contract_fails_at_load_not_at_predict(packages, tmp_path, mutate, message):
+    import json
+
+    data = _contract_dict(packages)
+    data.pop("sha256", None)
+    changed = mutate(data)
+    text = changed if isinstance(changed, str) else json.dumps(changed)
+    package = _with_contract(packages["fp16"].path, tmp_path / "bad.mlpackage", text)
+    from runtimes.errors import ContractError
+
+    for backend in (None, "reference"):
+        with pytest.raises(ContractError, match=message):
+            edgekit.load(package, backend=backend)

@@ -19,8 +19,8 @@ def bundle(exported, tmp_path_factory):
 
 def test_bundle_holds_everything_a_pi_needs(bundle):
     names = sorted(p.name for p in bundle.folder.iterdir())
-    assert names == ["README.md", "doctor.py", "edgekit-classifier.service", "install.sh", "requirements.txt",
-                     "run.py", "runtimes", "small_cnn_int8.tflite"]
+    assert names == ["MANIFEST.sha256", "README.md", "doctor.py", "edgekit-classifier.service", "install.sh",
+                     "requirements.txt", "run.py", "runtimes", "small_cnn_int8.tflite"]
     requirements = (bundle.folder / "requirements.txt").read_text()
     assert "ai-edge-litert==1.4.0" in requirements and "numpy==2.2.6" in requirements and "tensorflow" not in requirements
     assert "--system-site-packages" in (bundle.folder / "install.sh").read_text()
@@ -138,3 +138,100 @@ def test_picamera2_sample_fails_clearly_without_a_pi_camera(exported):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: picamera2 is not importable") and "python3-picamera2" in result.stderr
+
+
+# -- integrity and hostile archives ----------------------------------------------------
+def test_manifest_lists_every_shipped_file_and_sha256sum_agrees(bundle):
+    import hashlib
+    import shutil
+
+    lines = (bundle.folder / "MANIFEST.sha256").read_text().splitlines()
+    listed = {line.split("  ", 1)[1]: line.split("  ", 1)[0] for line in lines}
+    shipped = {p.relative_to(bundle.folder).as_posix() for p in bundle.folder.rglob("*") if p.is_file()}
+    assert set(listed) == shipped - {"MANIFEST.sha256", "README.md", "edgekit-classifier.service"}
+    model = "small_cnn_int8.tflite"
+    assert listed[model] == hashlib.sha256((bundle.folder / model).read_bytes()).hexdigest()
+    assert "runtimes/model.py" in listed and "run.py" in listed
+    if shutil.which("sha256sum") is None:
+        pytest.skip("sha256sum (coreutils) is not installed")
+    check = subprocess.run(["sha256sum", "--check", "--quiet", "MANIFEST.sha256"], cwd=bundle.folder, capture_output=True)
+    assert check.returncode == 0, check.stdout
+
+
+def test_a_damaged_bundle_is_refused_by_the_runner_and_the_installer(bundle, tmp_path):
+    import shutil
+
+    folder = extract_bundle(bundle.archive, tmp_path)
+    model = folder / "small_cnn_int8.tflite"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one flipped bit, as an SD card gives
+    model.write_bytes(bytes(data))
+    run = subprocess.run([sys.executable, str(folder / "run.py"), "--source", str(tmp_path)], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "failed its integrity check: small_cnn_int8.tflite is damaged (SHA-256 differs)" in run.stderr
+    assert "copy the bundle again" in run.stderr
+    if shutil.which("sha256sum") is None:
+        pytest.skip("sha256sum (coreutils) is not installed")
+    install = subprocess.run(["bash", str(folder / "install.sh")], capture_output=True, text=True, timeout=60)
+    assert install.returncode == 1 and "the bundle is damaged" in install.stderr
+    assert not (folder / ".venv").exists()  # refused before anything was installed
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "bundle archive not found"),
+    (b"", "not a complete .tar.gz bundle"),
+    (b"this is not gzip at all", "not a complete .tar.gz bundle"),
+    ("empty", "is empty"),
+    ("truncated", "not a complete .tar.gz bundle"),
+])
+def test_broken_archives_are_deploy_errors_and_write_nothing(bundle, tmp_path, content, message):
+    archive = tmp_path / "b.tar.gz"
+    if content == "empty":
+        with tarfile.open(archive, "w:gz"):
+            pass
+    elif content == "truncated":
+        data = bundle.archive.read_bytes()
+        archive.write_bytes(data[: len(data) // 2])
+    elif content is not None:
+        archive.write_bytes(content)
+    dest = tmp_path / "dest"
+    with pytest.raises(DeployError, match=message):
+        extract_bundle(archive, dest)
+    assert not dest.exists() or list(dest.iterdir()) == []
+
+
+def test_a_decompression_bomb_is_refused(tmp_path):
+    archive = tmp_path / "bomb.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        member = tarfile.TarInfo("shapes/model.tflite")
+        member.size = 40 << 20
+        tar.addfile(member, io.BytesIO(bytes(member.size)))
+    assert archive.stat().st_size < 1 << 20
+    with pytest.raises(DeployError, match="would expand to 40 MiB .*decompression bomb"):
+        extract_bundle(archive, tmp_path / "dest")
+    with pytest.raises(DeployError, match="limit 1 MiB"):
+        extract_bundle(bundle_archive_of(tmp_path, 2 << 20), tmp_path / "dest", max_bytes=1 << 20)
+    assert not (tmp_path / "dest" / "shapes").exists()
+
+
+def bundle_archive_of(folder, size):
+    archive = folder / "big.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        member = tarfile.TarInfo("shapes/blob")
+        member.size = size
+        tar.addfile(member, io.BytesIO(bytes(size)))
+    return archive
+
+
+def test_a_link_already_at_the_destination_is_replaced_not_followed(bundle, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "shapes").symlink_to(outside, target_is_directory=True)
+    folder = extract_bundle(bundle.archive, dest)
+    assert not folder.is_symlink() and (folder / "run.py").is_file()
+    assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]  # nothing was written through the link
+    assert not any(p.name.startswith(".edgekit-extract-") for p in dest.iterdir())
