@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from edgekit.errors import EdgekitError
+from edgekit.progress import ProgressBar
 from edgekit.tables import text_table
 from runtimes.base import artifact_size
 
@@ -103,11 +104,9 @@ def bench(
         raise EdgekitError(f"model file(s) not found: {', '.join(missing)}")
     jobs = [(str(m), t) for m in models for t in threads]
     results = []
-    for index, (model, thread_count) in enumerate(jobs, 1):
-        if progress:
-            bar = "#" * (20 * index // len(jobs))
-            print(f"\rbench [{bar:<20}] {index}/{len(jobs)} {Path(model).name}", end="", file=sys.stderr, flush=True)
+    bar = ProgressBar("bench", len(jobs), enabled=progress)  # drawn on a terminal only
+    for index, (model, thread_count) in enumerate(jobs):
+        bar.update(index, Path(model).name)
         results.append(_measure(model, thread_count, runs, seconds, warmup, str(data) if data else None))
-    if progress:
-        print(file=sys.stderr)
+    bar.close()
     return BenchReport(results)

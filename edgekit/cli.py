@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from runtimes.errors import EdgekitError
 
@@ -290,14 +291,14 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _predict_files(model, args: argparse.Namespace) -> int:  # noqa: ANN001
-    from runtimes.errors import InputError
+    from runtimes.errors import InferenceError, InputError
     from runtimes.runner import result_line, result_record
 
     failures = 0
     for image in args.images:
         try:
             result = model.predict(image, top_k=args.top_k)
-        except InputError as exc:  # one bad file is reported, not fatal
+        except (InputError, InferenceError) as exc:  # one bad file is reported, not fatal
             failures += 1
             print(f"{image}: skipped: {exc}", file=sys.stderr)
             continue
@@ -366,29 +367,46 @@ class _UserFormatter(logging.Formatter):
         return f"{record.levelname.lower()}: {message}" if record.levelno >= logging.WARNING else message
 
 
-def _configure_logging(verbose: bool) -> None:
-    """The CLI owns the process, so it sets up logging (the library never does).
+OWN_LOGGERS = ("edgekit", "converters", "runtimes", "edgekit.native")
+
+
+@contextlib.contextmanager
+def _logging_for_the_cli(verbose: bool) -> Iterator[None]:
+    """The CLI sets up logging for its command (the library never does) and puts it back after,
+    so `main()` called in-process (tests, a host program) leaves the caller's logging as it was.
 
     Default: edgekit's progress and results at INFO, everyone else's warnings hidden (they are
     in the debug log). -v: everything at DEBUG with logger names, third-party output included.
     """
-    handler = logging.StreamHandler(sys.stderr)
     root = logging.getLogger()
+    saved = (list(root.handlers), root.level, {name: logging.getLogger(name).level for name in OWN_LOGGERS})
+    handler = logging.StreamHandler(sys.stderr)
     root.handlers[:] = [handler]
     if verbose:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.setLevel(logging.DEBUG)
-        return
-    handler.setFormatter(_UserFormatter())
-    root.setLevel(logging.ERROR)  # third-party loggers (tf2onnx, coremltools, absl): errors only
-    for name in ("edgekit", "converters", "runtimes"):
-        logging.getLogger(name).setLevel(logging.INFO)
-    logging.getLogger("edgekit.native").setLevel(logging.WARNING)  # captured C++ output: -v only
+    else:
+        handler.setFormatter(_UserFormatter())
+        root.setLevel(logging.ERROR)  # third-party loggers (tf2onnx, coremltools, absl): errors only
+        for name in ("edgekit", "converters", "runtimes"):
+            logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger("edgekit.native").setLevel(logging.WARNING)  # captured C++ output: -v only
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
+    with _logging_for_the_cli(args.verbose):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return COMMANDS[args.command](args)
     except EdgekitError as exc:

@@ -128,6 +128,10 @@ Labels: {labels}
     ./install.sh                                          # venv with --system-site-packages
     .venv/bin/python doctor.py                            # what is installed, what is missing
 
+`install.sh` and `run.py` first check every shipped file against `MANIFEST.sha256` and refuse a
+damaged copy (SD cards and interrupted transfers flip and cut bytes): `sha256sum -c MANIFEST.sha256`
+shows which file. Copy the bundle again when it fails.
+
 ## Run
 
     .venv/bin/python run.py --source picamera2            # Pi camera; 0 for a USB webcam

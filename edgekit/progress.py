@@ -50,7 +50,7 @@ class ProgressBar:
             self._drawn = False
 
 
-def epoch_progress(keras: Any, epochs: int, steps: int, enabled: bool = True) -> Any:
+def epoch_progress(keras: Any, epochs: int, steps: int, enabled: bool = True, logger: logging.Logger = log) -> Any:
     """A Keras callback: a bar per epoch on a terminal, and one log line per epoch everywhere.
 
     It replaces Keras' own `verbose=1` output, whose per-step bars become hundreds of
@@ -72,6 +72,6 @@ def epoch_progress(keras: Any, epochs: int, steps: int, enabled: bool = True) ->
                                 if name in ("loss", "accuracy", "val_loss", "val_accuracy", "hard_label_accuracy",
                                             "val_hard_label_accuracy"))
             if enabled:
-                log.info("epoch %d/%d  %s  (%.1f s)", epoch + 1, epochs, metrics, time.perf_counter() - self.started)
+                logger.info("epoch %d/%d  %s  (%.1f s)", epoch + 1, epochs, metrics, time.perf_counter() - self.started)
 
     return EpochProgress()

@@ -165,6 +165,8 @@ def train(
     model learns from a blend of the hard labels (weight `alpha`) and the teacher's outputs
     softened by `temperature`: knowledge distillation. `restore_best=False` keeps the last
     epoch's weights instead of the best validation loss's (pruning needs the final masks).
+    `verbose=1` logs one line per epoch (logger ``edgekit.training``; shown by the CLI) and draws a
+    bar per epoch when stderr is a terminal; `verbose=0` is silent. Keras' own bars stay off.
 
     Writes ``model.keras`` (best epoch by validation loss, with the contract inside),
     ``metrics.json``, ``history.png`` and ``confusion.png`` to `out_dir`.
@@ -203,7 +205,7 @@ def train(
         all_callbacks.insert(0, k.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True))
     val_soft = None if soft_targets is None else teacher_scores(teacher, val, preprocessing)
     batches = _batches(train, preprocessing, batch_size, train=augment, seed=seed, soft=soft_targets)
-    all_callbacks.append(epoch_progress(k, epochs, len(batches), enabled=bool(verbose)))
+    all_callbacks.append(epoch_progress(k, epochs, len(batches), enabled=bool(verbose), logger=log))
     fit = model.fit(  # Keras' own bars stay off: edgekit's callback shows one line per epoch
         batches,
         validation_data=_batches(val, preprocessing, batch_size, train=False, seed=seed, soft=val_soft),

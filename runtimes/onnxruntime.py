@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from runtimes._deps import require
+from runtimes._quiet import quiet_native
 from runtimes.base import QuantParams, RuntimeBase, TensorSpec, register_backend
 from runtimes.errors import ContractError, InferenceError, InputError, ModelLoadError, UnknownNameError
 from runtimes.onnx_metadata import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
@@ -87,7 +88,8 @@ class OnnxRuntime(RuntimeBase):
         if num_threads:
             options.intra_op_num_threads = num_threads
         try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=options, providers=requested)
+            with quiet_native("ONNX Runtime"):  # it prints "EP Error" banners for files it cannot load
+                self._session = ort.InferenceSession(str(self.path), sess_options=options, providers=requested)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
             raise ModelLoadError(f"cannot load {self.path}: the ONNX model is corrupt, truncated or invalid ({exc})") from None
         self.providers = self._session.get_providers()

@@ -82,3 +82,19 @@ def tiny_tflite(tiny_model, tiny_contract, tmp_path_factory: pytest.TempPathFact
     path = tmp_path_factory.mktemp("tiny") / "tiny.tflite"
     convert_tflite(tiny_model, path, MODES["fp32"], contract=tiny_contract)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tiny_model, tiny_contract, tiny_calibration, tmp_path_factory):
+    """fp32 and int8 TFLite and ONNX files of the tiny model."""
+    from converters.onnx import MODES as ONNX_MODES, convert_onnx
+    from converters.tflite import MODES as TFLITE_MODES, convert_tflite
+
+    out = tmp_path_factory.mktemp("bad_inputs")
+    files = {}
+    for mode in ("fp32", "int8"):
+        files[f"tflite_{mode}"] = convert_tflite(tiny_model, out / f"tiny_{mode}.tflite", TFLITE_MODES[mode],
+                                                 contract=tiny_contract, calibration=tiny_calibration).path
+        files[f"onnx_{mode}"] = convert_onnx(tiny_model, out / f"tiny_{mode}.onnx", ONNX_MODES[mode],
+                                             contract=tiny_contract, calibration=tiny_calibration).path
+    return files

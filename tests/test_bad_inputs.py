@@ -21,22 +21,6 @@ onnx = pytest.importorskip("onnx")
 
 
 @pytest.fixture(scope="module")
-def tiny_files(tiny_model, tiny_contract, tiny_calibration, tmp_path_factory):
-    """fp32 and int8 TFLite and ONNX files of the tiny model."""
-    from converters.onnx import MODES as ONNX_MODES, convert_onnx
-    from converters.tflite import MODES as TFLITE_MODES, convert_tflite
-
-    out = tmp_path_factory.mktemp("bad_inputs")
-    files = {}
-    for mode in ("fp32", "int8"):
-        files[f"tflite_{mode}"] = convert_tflite(tiny_model, out / f"tiny_{mode}.tflite", TFLITE_MODES[mode],
-                                                 contract=tiny_contract, calibration=tiny_calibration).path
-        files[f"onnx_{mode}"] = convert_onnx(tiny_model, out / f"tiny_{mode}.onnx", ONNX_MODES[mode],
-                                             contract=tiny_contract, calibration=tiny_calibration).path
-    return files
-
-
-@pytest.fixture(scope="module")
 def nan_tflite(tiny_model, tiny_contract, tmp_path_factory):
     """The tiny model with one NaN bias: every score comes out NaN."""
     from converters.tflite import MODES, convert_tflite
@@ -72,18 +56,18 @@ def test_a_directory_with_a_model_suffix_is_named(tmp_path, suffix):
 
 @pytest.mark.parametrize("kind", ["tflite_fp32", "onnx_fp32"])
 @pytest.mark.parametrize("keep", [0, 8, 0.5])
-def test_empty_and_truncated_files_are_model_load_errors(tiny_files, tmp_path, kind, keep):
-    data = tiny_files[kind].read_bytes()
-    cut = tmp_path / tiny_files[kind].name
+def test_empty_and_truncated_files_are_model_load_errors(tiny_artifacts, tmp_path, kind, keep):
+    data = tiny_artifacts[kind].read_bytes()
+    cut = tmp_path / tiny_artifacts[kind].name
     cut.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])
     with pytest.raises(ModelLoadError, match=cut.name):
         runtimes.open(cut)
 
 
-def test_tflite_metadata_offsets_outside_the_file_are_named(tiny_files):
+def test_tflite_metadata_offsets_outside_the_file_are_named(tiny_artifacts):
     from runtimes.tflite_metadata import read_metadata
 
-    data = bytearray(tiny_files["tflite_fp32"].read_bytes())
+    data = bytearray(tiny_artifacts["tflite_fp32"].read_bytes())
     data[0:4] = (len(data) + 100).to_bytes(4, "little")  # the root table offset points past the end
     with pytest.raises(ValueError, match="outside the"):
         read_metadata(bytes(data))
@@ -99,8 +83,8 @@ def test_tflite_metadata_offsets_outside_the_file_are_named(tiny_files):
         (json.dumps([1, 2]), "invalid input quantization"),
     ],
 )
-def test_bad_onnx_input_quantization_is_a_contract_error(tiny_files, tmp_path, stored, message):
-    path = _with_metadata(tiny_files["onnx_int8"], tmp_path / "q.onnx", **{INPUT_QUANTIZATION_KEY: stored})
+def test_bad_onnx_input_quantization_is_a_contract_error(tiny_artifacts, tmp_path, stored, message):
+    path = _with_metadata(tiny_artifacts["onnx_int8"], tmp_path / "q.onnx", **{INPUT_QUANTIZATION_KEY: stored})
     with pytest.raises(ContractError, match=message):
         runtimes.open(path)
 
@@ -109,23 +93,23 @@ def test_bad_onnx_input_quantization_is_a_contract_error(tiny_files, tmp_path, s
     ("{broken", ContractError, "not valid JSON"),
     (json.dumps({"schema": 1}), ContractError, "missing 'preprocessing'"),
 ])
-def test_bad_onnx_contract_is_a_contract_error(tiny_files, tmp_path, contract, error, message):
-    path = _with_metadata(tiny_files["onnx_fp32"], tmp_path / "c.onnx", **{CONTRACT_METADATA_KEY: contract})
+def test_bad_onnx_contract_is_a_contract_error(tiny_artifacts, tmp_path, contract, error, message):
+    path = _with_metadata(tiny_artifacts["onnx_fp32"], tmp_path / "c.onnx", **{CONTRACT_METADATA_KEY: contract})
     with pytest.raises(error, match=message):
         runtimes.open(path)
 
 
-def test_label_count_must_match_the_outputs(tiny_files, tmp_path, tiny_contract):
+def test_label_count_must_match_the_outputs(tiny_artifacts, tmp_path, tiny_contract):
     from dataclasses import replace
 
     wrong = replace(tiny_contract, labels=("a", "b"))
-    path = _with_metadata(tiny_files["onnx_fp32"], tmp_path / "l.onnx", **{CONTRACT_METADATA_KEY: wrong.to_signed_json()})
+    path = _with_metadata(tiny_artifacts["onnx_fp32"], tmp_path / "l.onnx", **{CONTRACT_METADATA_KEY: wrong.to_signed_json()})
     with pytest.raises(ContractError, match="outputs 3 scores but 2 labels were given"):
         runtimes.open(path)
 
 
-def test_a_damaged_contract_is_caught_by_its_digest(tiny_files, tmp_path):
-    data = tiny_files["tflite_fp32"].read_bytes()
+def test_a_damaged_contract_is_caught_by_its_digest(tiny_artifacts, tmp_path):
+    data = tiny_artifacts["tflite_fp32"].read_bytes()
     assert data.count(b'"b"') == 1
     damaged = tmp_path / "damaged.tflite"
     damaged.write_bytes(data.replace(b'"b"', b'"+"'))  # one flipped label byte: still valid JSON
@@ -136,15 +120,15 @@ def test_a_damaged_contract_is_caught_by_its_digest(tiny_files, tmp_path):
 # -- inputs ----------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8"])
 @pytest.mark.parametrize("shape", [(0, 0, 3), (0, 10, 3), (10, 0, 3), (0,), (4, 4, 2, 1)])
-def test_empty_and_malformed_frames_are_input_errors(tiny_files, kind, shape):
-    with runtimes.open(tiny_files[kind]) as model:
+def test_empty_and_malformed_frames_are_input_errors(tiny_artifacts, kind, shape):
+    with runtimes.open(tiny_artifacts[kind]) as model:
         with pytest.raises(InputError, match="expected a non-empty image|expected an image of shape"):
             model.predict(np.zeros(shape, np.uint8), color="bgr")
 
 
 @pytest.mark.parametrize("kind", ["tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8"])
-def test_empty_batch_and_use_after_close_are_input_errors(tiny_files, kind):
-    model = runtimes.open(tiny_files[kind])
+def test_empty_batch_and_use_after_close_are_input_errors(tiny_artifacts, kind):
+    model = runtimes.open(tiny_artifacts[kind])
     with pytest.raises(InputError, match="empty batch"):
         model.run(np.zeros((0, 16, 16, 3), np.float32))
     assert model.run(np.zeros((2, 16, 16, 3), np.float32)).shape == (2, 3)
@@ -166,10 +150,10 @@ def test_nan_scores_are_never_a_result(nan_tflite):
             assert results.source.stats.skipped == 2 and results.source.stats.skipped_items == ["frame 0", "frame 1"]
 
 
-def test_stream_skips_and_counts_empty_and_two_channel_frames(tiny_files):
+def test_stream_skips_and_counts_empty_and_two_channel_frames(tiny_artifacts):
     good = np.full((20, 20, 3), 90, np.uint8)
     frames = [good, np.zeros((0, 0, 3), np.uint8), np.zeros((20, 20, 2), np.uint8), good, np.zeros((5,), np.uint8), good]
-    with runtimes.open(tiny_files["tflite_int8"]) as model, model.stream(frames) as results:
+    with runtimes.open(tiny_artifacts["tflite_int8"]) as model, model.stream(frames) as results:
         positions = [r.frame.position for r in results]
         stats = results.source.stats
     assert positions == [0, 3, 5]
@@ -177,11 +161,11 @@ def test_stream_skips_and_counts_empty_and_two_channel_frames(tiny_files):
     assert stats.skipped_items == ["frame 1", "frame 2", "frame 4"]
 
 
-def test_plan_cache_is_bounded_by_bytes(tiny_files, monkeypatch):
+def test_plan_cache_is_bounded_by_bytes(tiny_artifacts, monkeypatch):
     import runtimes.model as model_module
 
     monkeypatch.setattr(model_module, "MAX_PLAN_BYTES", 1_000_000)
-    with runtimes.open(tiny_files["tflite_int8"]) as model:
+    with runtimes.open(tiny_artifacts["tflite_int8"]) as model:
         small = model.predict(np.full((400, 400, 3), 50, np.uint8))  # 480 kB: kept
         assert model._plan_bytes == 480_000 and len(model._pixel_plans) == 1
         huge = model.predict(np.full((700, 700, 3), 50, np.uint8))  # 1.47 MB: planned once, not kept
@@ -236,10 +220,10 @@ def test_a_clean_video_ends_at_its_frame_count(avi_files):
     assert source.stats.skipped == 0
 
 
-def test_model_file_copied_from_a_folder_source_is_unaffected(tiny_files, tmp_path):
+def test_model_file_copied_from_a_folder_source_is_unaffected(tiny_artifacts, tmp_path):
     """Sanity for the fixtures above: a plain copy still loads and predicts finite scores."""
     copy = tmp_path / "copy.tflite"
-    shutil.copy(tiny_files["tflite_fp32"], copy)
+    shutil.copy(tiny_artifacts["tflite_fp32"], copy)
     with runtimes.open(copy) as model:
         result = model.predict(np.full((16, 16, 3), 30, np.uint8))
     assert result.label in ("a", "b", "c") and math.isfinite(result.score)

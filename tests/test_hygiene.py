@@ -153,7 +153,9 @@ def test_an_unexpected_error_is_one_line_naming_the_file(tiny_tflite, monkeypatc
         raise KeyError("boom")
 
     monkeypatch.setitem(cli.COMMANDS, "info", broken)
+    before = _state()
     assert cli.main(["info", str(tiny_tflite)]) == 2
+    assert _state() == before  # main() in-process puts the caller's logging back
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith(f"edgekit info: unexpected error with {tiny_tflite}: KeyError: 'boom'")
