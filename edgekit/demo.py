@@ -43,7 +43,6 @@ def run_demo(out_dir: str | Path = "runs/demo", n_per_class: int = 400, image_si
     elapsed = time.perf_counter() - started
     print()
     print(report.table())
-    print()
     print(f"int8 model says {sample.parent.name}/{sample.name} is {prediction}")
     print(f"done in {elapsed:.0f} s; report: {paths['markdown']} (+ .json, .png); training plots in {result.out_dir}")
     summary = {"seconds": round(elapsed, 1), "train": result.metrics["accuracy"], **report.to_dict()}

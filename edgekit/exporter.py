@@ -111,8 +111,13 @@ class ExportReport:
         return rows
 
     def note_lines(self) -> list[str]:
-        """One line per note: export paths taken, calibration lint, Neural Engine lint, reference checks."""
-        return [f"{r.target}: {note}" for r in self.results for note in r.notes]
+        """One line per distinct note (export paths taken, calibration lint, Neural Engine lint, reference
+        checks), naming every target it applies to."""
+        targets: dict[str, list[str]] = {}
+        for r in self.results:
+            for note in r.notes:
+                targets.setdefault(note, []).append(r.target)
+        return [f"{', '.join(names)}: {note}" for note, names in targets.items()]
 
     def table(self) -> str:
         notes = self.note_lines()

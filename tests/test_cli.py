@@ -33,6 +33,7 @@ def test_info_prints_the_embedded_contract(exported, capsys):
     assert "scaling: x * 0.00392157 + 0" in text
     assert "quantization: io_dtype=uint8, mode=int8" in text
     assert "input:   " in text and "uint8, quantized scale=" in text
+    assert f"sha256:  {exported.result('tflite:uint8').sha256}" in text  # the same sum the export report gives
     assert main(["info", path, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["labels"] == ["circle", "square", "triangle"]
 

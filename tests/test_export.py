@@ -22,11 +22,17 @@ def test_report_is_written_as_table_markdown_json_and_png(exported, tmp_path):
     table = exported.table()
     assert table.splitlines()[0].split()[:4] == ["target", "status", "size", "gzip"]
     notes = exported.note_lines()
-    assert notes == ["onnx:fp32: float graph via keras-export", "onnx:dynamic: float graph via keras-export",
-                     "onnx:int8: float graph via keras-export"]
+    assert notes == ["onnx:fp32, onnx:dynamic, onnx:int8: float graph via keras-export"]  # one line per distinct note
     assert table.splitlines()[2 + 1 + len(exported.results):] == ["notes:", *[f"  {n}" for n in notes]]
     assert all(0 < r.gzip_bytes < r.size_bytes for r in exported.results)
-    assert "- onnx:int8: float graph via keras-export" in markdown
+    assert "- onnx:fp32, onnx:dynamic, onnx:int8: float graph via keras-export" in markdown
+    sums = {r.target: r.sha256 for r in exported.results}
+    assert all(len(value) == 64 for value in sums.values()) and data["results"][0]["sha256"] == sums[data["results"][0]["target"]]
+    import hashlib
+
+    int8 = exported.result("tflite:int8")
+    assert int8.sha256 == hashlib.sha256(open(int8.path, "rb").read()).hexdigest()
+    assert f"- `{int8.sha256}`  {int8.path.rsplit('/', 1)[-1]}" in markdown
 
 
 def test_a_failing_target_does_not_stop_the_others(trained, shapes_splits, tmp_path, monkeypatch):
