@@ -76,6 +76,7 @@ class Artifact:
     size_bytes: int
     seconds: float
     notes: tuple[str, ...] = ()
+    consumers: tuple[str, ...] = ()  # which well-known readers take the file as is, and why not where not
 
 
 ConvertFn = Callable[..., Artifact]

@@ -26,6 +26,13 @@ from converters.shared_work import intermediate
 from runtimes._deps import require
 from runtimes._quiet import quiet_native
 from runtimes.contract import ModelContract
+from runtimes.standard_metadata import (
+    LABELS_FILE,
+    STANDARD_METADATA_NAME,
+    build_metadata,
+    standard_limits,
+    with_associated_files,
+)
 from runtimes.tflite_metadata import write_metadata
 
 log = logging.getLogger(__name__)
@@ -123,12 +130,35 @@ def convert_tflite(
         sparsity = 0.0
     embedded = describe(contract, config, **({"sparse": True} if sparsity >= SPARSE_ENOUGH else {}))
     flatbuffer = write_metadata(flatbuffer, embedded.to_signed_json().encode())
+    flatbuffer = with_standard_metadata(flatbuffer, embedded)
     with atomic_output(output_path) as tmp:
         tmp.write_bytes(flatbuffer)
     seconds = time.perf_counter() - started
     log.debug("wrote %s (%.1f kB, %.1f s)", output_path, len(flatbuffer) / 1024, seconds)
     mode = "uint8" if config.io_dtype == "uint8" else config.quantization.value  # the MODES key this config came from
-    return Artifact(output_path, f"tflite:{mode}", config, embedded, len(flatbuffer), seconds, tuple(notes))
+    return Artifact(output_path, f"tflite:{mode}", config, embedded, len(flatbuffer), seconds, tuple(notes),
+                    tuple(consumer_notes(embedded, config)))
+
+
+def with_standard_metadata(flatbuffer: bytes, contract: ModelContract) -> bytes:
+    """`flatbuffer` with TFLite Support metadata (normalization, colour space, labels.txt) beside edgekit's contract."""
+    flatbuffer = write_metadata(flatbuffer, build_metadata(contract), name=STANDARD_METADATA_NAME)
+    return with_associated_files(flatbuffer, {LABELS_FILE: ("\n".join(contract.labels) + "\n").encode()})
+
+
+def consumer_notes(contract: ModelContract, config: ConversionConfig) -> list[str]:
+    """Which well-known consumers read this artifact correctly from the file alone, and why not where not."""
+    limits = standard_limits(contract.preprocessing)
+    notes = []
+    if config.io_dtype == "int8":
+        notes.append("MediaPipe Tasks: refuses it (int8 input tensor; export tflite:uint8 or a float mode for MediaPipe)")
+    elif limits:
+        notes.append(f"MediaPipe Tasks: would mis-read it: {'; '.join(limits)}")
+    else:
+        notes.append("MediaPipe Tasks: reads it (standard metadata: normalization, colour space, labels.txt)")
+    if limits:
+        notes.append(f"LiteRT alone (TFLite Support metadata readers): mis-reads {'; '.join(limits)}; edgekit reads its own contract")
+    return notes
 
 
 SPARSE_ENOUGH = 0.5  # kernel zeros from which TFLite's sparse storage pays (pruned models)

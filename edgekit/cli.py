@@ -322,13 +322,13 @@ def _info(args: argparse.Namespace) -> int:
     if args.model.suffix == ".keras":
         from edgekit.keras_io import read_keras_contract
 
-        contract, tensors, runs = read_keras_contract(args.model), [], "yes (Keras)"
+        contract, tensors, runs, sources = read_keras_contract(args.model), [], "yes (Keras)", {}
     else:
         from runtimes.model import open_model
 
         with open_model(args.model) as model:
-            contract = model.contract
-            tensors = [("input", model.input_spec), ("output", model.output_spec)]
+            contract, sources = model.contract, model.contract_sources
+            tensors = [("input", spec) for spec in model.runtime.input_specs] + [("output", spec) for spec in model.runtime.output_specs]
             runs = f"yes ({model.backend})" if model.can_run else f"no: {model.runtime.unavailable_reason}"
     if args.json:
         print(json.dumps(contract.to_dict() if contract else None, indent=2))
@@ -356,6 +356,10 @@ def _info(args: argparse.Namespace) -> int:
     print(f"scaling: {scaling}")
     if contract.quantization:
         print(f"quantization: {', '.join(f'{k}={v}' for k, v in sorted(contract.quantization.items()))}")
+    if sources:
+        print("contract derived (no edgekit contract in the file):")
+        for name, source in sorted(sources.items()):
+            print(f"  {name + ':':14} {source}")
     return 0
 
 

@@ -51,6 +51,7 @@ class ExportResult:
     error: str | None = None
     fallback_for: str | None = None  # the target whose failure led to this one
     notes: list[str] = field(default_factory=list)
+    consumers: list[str] = field(default_factory=list)  # which other readers take the file as is (report only)
 
 
 @dataclass
@@ -135,6 +136,9 @@ class ExportReport:
         notes = self.note_lines()
         if notes:
             lines.extend(["", "Notes:", ""] + [f"- {n}" for n in notes])
+        consumers = [f"- {r.target}: {line}" for r in self.results for line in r.consumers]
+        if consumers:
+            lines.extend(["", "Other consumers (reading the file alone, without edgekit):", ""] + consumers)
         sums = [f"- `{r.sha256}`  {Path(r.path).name}" for r in self.results if r.sha256 and r.path]
         if sums:
             lines.extend(["", "SHA-256 (check a copy with `sha256sum`, or `edgekit info`):", ""] + sums)
@@ -299,7 +303,8 @@ class _Job:
             log.debug("%s failed", target, exc_info=True)
             return ExportResult(target, "failed", error=f"{type(exc).__name__}: {exc}")
         result = ExportResult(target, "unchecked", str(artifact.path), artifact.size_bytes, gzip_size(artifact.path),
-                              sha256_file(artifact.path), round(artifact.seconds, 2), notes=list(artifact.notes))
+                              sha256_file(artifact.path), round(artifact.seconds, 2), notes=list(artifact.notes),
+                              consumers=list(artifact.consumers))
         if self.check is None or self.reference is None:
             return result
         with _open_for_check(artifact.path) as loaded:

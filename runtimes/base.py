@@ -77,6 +77,11 @@ class RuntimeBase:
         fill(buffer)
         return self.run([buffer])
 
+    def standard_contract(self) -> Any:
+        """A contract derived from the format's standard metadata, with where each field came from,
+        for files edgekit did not write: ``(ModelContract, {field: source})``, or None."""
+        return None
+
     def close(self) -> None:
         """Release backend resources; safe to call twice."""
 

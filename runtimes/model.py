@@ -104,9 +104,11 @@ class Model:
         circle
     """
 
-    def __init__(self, runtime: Runtime, contract: ModelContract | None) -> None:
+    def __init__(self, runtime: Runtime, contract: ModelContract | None, contract_sources: dict[str, str] | None = None) -> None:
         self.runtime = runtime
         self.contract = contract
+        # where each contract field came from when it was not edgekit's own (standard metadata, the tensor)
+        self.contract_sources = dict(contract_sources or {})
         self.input_spec: TensorSpec = runtime.input_specs[0]
         self.output_spec: TensorSpec = runtime.output_specs[0]
         if contract is not None:
@@ -400,6 +402,14 @@ def open_model(
     try:
         raw = runtime.embedded_contract()
         contract = ModelContract.from_json(raw) if raw is not None else None
+        sources: dict[str, str] = {}
+        if contract is None and preprocessing is None:  # a third-party file: its standard metadata, if any
+            derived = runtime.standard_contract()
+            if derived is not None:
+                contract, sources = derived
+                if labels is not None:
+                    contract = ModelContract(contract.preprocessing, tuple(labels), model_name=contract.model_name)
+                    sources["labels"] = "given when loading"
         if contract is None:
             if preprocessing is not None:
                 n = runtime.output_specs[0].shape[-1]
@@ -416,7 +426,7 @@ def open_model(
                 raise ContractError(
                     f"{Path(path).name} embeds labels {list(contract.labels)} but {list(labels)} were passed"
                 )
-        return Model(runtime, contract)
+        return Model(runtime, contract, sources)
     except BaseException:
         runtime.close()
         raise

@@ -12,7 +12,7 @@ import numpy as np
 
 from runtimes._quiet import quiet_native
 from runtimes.base import QuantParams, RuntimeBase, TensorSpec, read_model_file, register_backend
-from runtimes.errors import InferenceError, InputError, MissingDependencyError, ModelLoadError
+from runtimes.errors import ContractError, InferenceError, InputError, MissingDependencyError, ModelLoadError
 from runtimes.tflite_delegates import compiled_for_edgetpu, load_delegates, parse_delegate
 from runtimes.tflite_metadata import is_tflite, read_metadata
 
@@ -163,6 +163,22 @@ class TFLiteRuntime(RuntimeBase):
         finally:
             del view
         return self._invoke(interpreter)
+
+    def standard_contract(self) -> Any:
+        """The contract TFLite Support metadata (as MediaPipe reads it) describes, for third-party models."""
+        from runtimes.standard_metadata import STANDARD_METADATA_NAME, associated_files, derive_contract, parse_metadata
+
+        try:
+            buffer = read_metadata(self._model, STANDARD_METADATA_NAME)
+            if buffer is None:
+                return None
+            metadata = parse_metadata(buffer, associated_files(self._model))
+        except ValueError as exc:
+            if isinstance(exc, ContractError):
+                raise
+            raise ModelLoadError(f"cannot load {self.path}: its standard metadata is corrupt ({exc})") from None
+        classes = self._output_specs[0].shape[-1] if self._output_specs else 0
+        return derive_contract(metadata, tuple(self._input_specs[0].shape), classes)
 
     def embedded_contract(self) -> bytes | None:
         try:

@@ -11,6 +11,7 @@ import struct
 from typing import Any
 
 from runtimes._deps import require
+from runtimes.standard_metadata import associated_files, with_associated_files
 
 TFLITE_IDENTIFIER = b"TFL3"
 CONTRACT_METADATA_NAME = "edgekit.contract"
@@ -127,7 +128,11 @@ def _sharing_builder(flatbuffers: Any, size: int) -> Any:
 
 
 def write_metadata(model: bytes, payload: bytes, name: str = CONTRACT_METADATA_NAME) -> bytes:
-    """Return a copy of `model` whose metadata entry `name` holds `payload` (replacing any)."""
+    """Return a copy of `model` whose metadata entry `name` holds `payload` (replacing any).
+
+    Every other metadata entry (standard TFLITE_METADATA included) and the associated files
+    zipped after the flatbuffer are kept.
+    """
     schema = require("ai_edge_litert.schema_py_generated", extra="tflite", package="ai-edge-litert")
     flatbuffers = require("flatbuffers", extra="tflite")
     import numpy as np
@@ -147,4 +152,5 @@ def write_metadata(model: bytes, payload: bytes, name: str = CONTRACT_METADATA_N
         tree.metadata.append(entry)
     builder = _sharing_builder(flatbuffers, len(model) + len(payload) + 1024)
     builder.Finish(tree.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
-    return bytes(builder.Output())
+    # files zipped after the flatbuffer (standard metadata's labels) belong to the model: keep them
+    return with_associated_files(bytes(builder.Output()), associated_files(model))
