@@ -120,9 +120,25 @@ class Model:
         self._input_shape = tuple(self.input_spec.shape[1:])
         self._input_quantized = _is_quantized(self.input_spec)
         self._output_quantized = _is_quantized(self.output_spec)
+        self._classifier_problem = self._why_not_a_classifier()
         self._pixel_table = self._pixel_lookup()
         self._pixel_shift = _table_shift(self._pixel_table)
         self._score_table = self._dequantized_codes()
+
+    @property
+    def output_specs(self) -> list[TensorSpec]:
+        """Every output of the model, in order: `run_all` returns them by these names."""
+        return list(self.runtime.output_specs)
+
+    def _why_not_a_classifier(self) -> str | None:
+        """Why predict() cannot read this model's outputs as a classification (None when it can)."""
+        specs = self.runtime.output_specs
+        if len(specs) == 1 and len(specs[0].shape) == 2:
+            return None
+        outputs = ", ".join(f"{spec.name} {list(spec.shape)}" for spec in specs)
+        return (f"{self.path.name} has {len(specs)} output(s) ({outputs}); predict() reads one (batch, classes) score tensor "
+                "as a classification, so this is another kind of model (detection, landmarks, segmentation?): "
+                "use run_all(batch) for its raw outputs")
 
     def _pixel_lookup(self) -> np.ndarray | None:
         """uint8 pixel -> the model's input value, per channel, for every one of the 256 pixel values.
@@ -192,18 +208,33 @@ class Model:
                 f"{contract.preprocessing.input_shape}; fix input_size/color_order/layout"
             )
         classes = self.output_spec.shape[-1]
-        if classes > 0 and len(contract.labels) != classes:
+        if classes > 0 and len(contract.labels) != classes and len(self.runtime.output_specs) == 1:
             raise ContractError(
                 f"{self.path.name} outputs {classes} scores but {len(contract.labels)} labels were given"
             )
 
     # -- inference ---------------------------------------------------------------------
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Preprocessed float batch in, float scores out; int8 models are (de)quantized here.
+        """Preprocessed float batch in, float scores out (the first output); int8 models are (de)quantized here.
 
         The per-call path is kept short: shapes are checked against a precomputed tuple and
-        int8 inputs are quantized into reused buffers.
+        int8 inputs are quantized into reused buffers. `run_all` returns every output.
         """
+        scores = self._run_raw(batch)[0]
+        return dequantize(scores, self.output_spec) if self._output_quantized else scores.astype(np.float32, copy=False)
+
+    def run_all(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output by name, dequantized to float where the model's outputs are quantized.
+
+        Example:
+            >>> outputs = model.run_all(model.preprocess("face.jpg"))
+            >>> {name: array.shape for name, array in outputs.items()}
+        """
+        raw = self._run_raw(batch)
+        return {spec.name: dequantize(array, spec) if _is_quantized(spec) else array
+                for spec, array in zip(self.runtime.output_specs, raw)}
+
+    def _run_raw(self, batch: np.ndarray) -> list[np.ndarray]:
         if not isinstance(batch, np.ndarray):
             batch = np.asarray(batch)
         if batch.shape[1:] != self._input_shape:
@@ -211,11 +242,9 @@ class Model:
         if self._input_quantized:  # quantized straight into the backend's input memory
             one_pass = batch.dtype == np.float32 and self.input_spec.dtype in _CV_DEPTH  # quantize() needs no scratch then
             scratch = None if one_pass else self._scratch(batch.shape)
-            scores = self.runtime.run_filled(batch.shape, lambda buffer: quantize(batch, self.input_spec, buffer, scratch))[0]
-        else:
-            feed = batch if batch.dtype == self.input_spec.dtype else batch.astype(self.input_spec.dtype)
-            scores = self.runtime.run([feed])[0]
-        return dequantize(scores, self.output_spec) if self._output_quantized else scores.astype(np.float32, copy=False)
+            return self.runtime.run_filled(batch.shape, lambda buffer: quantize(batch, self.input_spec, buffer, scratch))
+        feed = batch if batch.dtype == self.input_spec.dtype else batch.astype(self.input_spec.dtype)
+        return self.runtime.run([feed])
 
     def _check_batch(self, batch: np.ndarray) -> None:
         expected = tuple(self.input_spec.shape[1:])
@@ -314,6 +343,8 @@ class Model:
         if not images:
             return []
         spec = self.require_preprocessing()
+        if self._classifier_problem:
+            raise InputError(self._classifier_problem)
         started = time.perf_counter()
         if len(images) == 1:  # one camera frame: a cached plan writes every step into reused buffers
             frame, frame_color = image_array(images[0], color)

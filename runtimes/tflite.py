@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -77,6 +78,13 @@ class TFLiteRuntime(RuntimeBase):
                 )
                 self._interpreter.allocate_tensors()
         except Exception as exc:  # the interpreter raises ValueError, RuntimeError and others for bad files
+            custom = re.search(r"unresolved custom op: ([^\s.]+)", str(exc))
+            if custom:
+                raise ModelLoadError(
+                    f"cannot run {self.path.name}: the file is a valid TFLite model, but it needs the custom op "
+                    f"{custom.group(1)!r}, which {self.interpreter_module} does not have. Run it where that op is "
+                    "registered (MediaPipe graphs bring their own; Edge TPU models need delegates=['edgetpu'])"
+                ) from None
             raise ModelLoadError(f"cannot load {self.path}: the TFLite model is corrupt or truncated ({exc})") from None
         self._read_details()
         if not self._inputs or not self._outputs or any(len(d["shape"]) == 0 for d in self._inputs):
