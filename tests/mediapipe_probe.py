@@ -1,0 +1,49 @@
+"""Run MediaPipe (0.10.14, in its own cached virtualenv) on edgekit's files: the other side of test_mediapipe.py.
+
+    python mediapipe_probe.py classify JOB.json OUT.json
+        JOB: {"models": [paths], "images": [paths]}; OUT: {model: [[[label, score], ...] per image]}
+    python mediapipe_probe.py write-metadata IN.tflite OUT.tflite MEAN STD LABEL [LABEL ...]
+        MediaPipe's own metadata writer (image classifier), as another tool would use it.
+
+Imports only MediaPipe and the standard library: it runs where edgekit and TensorFlow are not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def classify(job_path: str, out_path: str) -> None:
+    import mediapipe as mp
+    from mediapipe.tasks import python as tasks
+    from mediapipe.tasks.python import vision
+
+    job = json.loads(Path(job_path).read_text())
+    results = {}
+    for model in job["models"]:
+        options = vision.ImageClassifierOptions(base_options=tasks.BaseOptions(model_asset_path=model), max_results=-1)
+        with vision.ImageClassifier.create_from_options(options) as classifier:
+            rows = []
+            for image in job["images"]:
+                categories = classifier.classify(mp.Image.create_from_file(image)).classifications[0].categories
+                rows.append([[c.category_name, c.score] for c in sorted(categories, key=lambda c: c.index)])
+            results[model] = rows
+    Path(out_path).write_text(json.dumps(results))
+
+
+def write_metadata(source: str, target: str, mean: str, std: str, *labels: str) -> None:
+    from mediapipe.tasks.python.metadata.metadata_writers import image_classifier, metadata_writer
+
+    writer = image_classifier.MetadataWriter.create(
+        Path(source).read_bytes(), input_norm_mean=[float(mean)], input_norm_std=[float(std)],
+        labels=metadata_writer.Labels().add(list(labels)),
+    )
+    model, _ = writer.populate()
+    Path(target).write_bytes(model)
+
+
+if __name__ == "__main__":
+    command, *arguments = sys.argv[1:]
+    {"classify": classify, "write-metadata": write_metadata}[command](*arguments)

@@ -1,0 +1,98 @@
+"""MediaPipe Tasks reads edgekit's TFLite files from the file alone, and edgekit reads MediaPipe-written metadata.
+
+mediapipe 0.10.14 (the newest whose metadata writer imports; 1.x lacks `mediapipe.tasks.cc`)
+pins protobuf < 5 and numpy < 2, so it cannot share this environment with TensorFlow: it is
+installed once into its own virtualenv under ~/.cache and driven through tests/mediapipe_probe.py.
+Where it cannot be installed (no package registry), the tests skip with the reason.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgekit
+
+PROBE = Path(__file__).resolve().parent / "mediapipe_probe.py"
+CACHE = Path(os.environ.get("EDGEKIT_CACHE", Path.home() / ".cache")) / "edgekit-mediapipe-0.10.14"
+# mediapipe's own pins, without jax/jaxlib/sounddevice/opencv-contrib that only Model Maker, audio and the
+# legacy solutions use: the vision tasks and the metadata writer need these
+PACKAGES = [["--no-deps", "mediapipe==0.10.14"],
+            ["absl-py", "attrs", "flatbuffers", "numpy<2", "opencv-python-headless", "protobuf>=4.25.3,<5", "matplotlib"]]
+
+
+@pytest.fixture(scope="session")
+def mediapipe_python() -> str:
+    python = CACHE / "venv" / "bin" / "python"
+    ready = CACHE / "ready"
+    if not ready.exists():
+        try:
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(CACHE / "venv")], check=True, capture_output=True,
+                           timeout=120)
+            for packages in PACKAGES:
+                subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True, capture_output=True,
+                               text=True, timeout=600)
+            subprocess.run([str(python), "-c", "from mediapipe.tasks.python import vision"], check=True, capture_output=True,
+                           text=True, timeout=120)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+            detail = getattr(exc, "stderr", "") or str(exc)
+            pytest.skip(f"mediapipe 0.10.14 could not be installed into {CACHE}: {str(detail).strip().splitlines()[-1:]}")
+        ready.write_text("mediapipe==0.10.14\n")
+    return str(python)
+
+
+def _mediapipe(python: str, *arguments: str) -> None:
+    done = subprocess.run([python, str(PROBE), *arguments], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+# max |score difference| allowed against edgekit: float models to float precision (measured 4.9e-7).
+# Integer kernels round differently between TFLite builds (MediaPipe bundles its own): the dynamic-range
+# model measured 1.4e-4, and the uint8 model 14 output steps of 1/256, where LiteRT's own XNNPACK and
+# built-in kernels already differ by 9 steps on the same input; top-1 is identical throughout.
+TOLERANCE = {"fp32": 1e-5, "fp16": 1e-5, "dynamic": 1e-3, "uint8": 16 / 256}
+MODES = tuple(TOLERANCE)
+
+
+def test_mediapipe_image_classifier_gives_edgekits_answers(mediapipe_python, exported, shapes_splits, tmp_path):
+    test = shapes_splits[2]
+    models = {mode: exported.result(f"tflite:{mode}").path for mode in MODES}
+    job, out = tmp_path / "job.json", tmp_path / "out.json"
+    job.write_text(json.dumps({"models": list(models.values()), "images": list(test.sources)}))
+    _mediapipe(mediapipe_python, "classify", str(job), str(out))
+    answers = json.loads(out.read_text())
+    for mode, path in models.items():
+        with edgekit.load(path) as model:
+            ours = [model.predict(source, top_k=3) for source in test.sources]
+        theirs = answers[path]
+        assert len(theirs) == len(test.sources)
+        labels = [max(row, key=lambda pair: pair[1])[0] for row in theirs]
+        assert labels == [r.label for r in ours], mode
+        scores = np.array([[score for _, score in row] for row in theirs])
+        edgekit_scores = np.array([[dict(r.top_k)[label] for label in model.labels] for r in ours])
+        assert [label for label, _ in theirs[0]] == list(model.labels)
+        difference = float(np.abs(scores - edgekit_scores).max())
+        print(f"MediaPipe vs edgekit, tflite:{mode}: top-1 identical on {len(labels)} images, max |score difference| {difference:.2g}")
+        assert difference <= TOLERANCE[mode], mode
+
+
+def test_edgekit_reads_metadata_written_by_mediapipe(mediapipe_python, tiny_model, tmp_path):
+    import tensorflow as tf
+
+    plain = tmp_path / "plain.tflite"
+    plain.write_bytes(tf.lite.TFLiteConverter.from_keras_model(tiny_model).convert())
+    written = tmp_path / "mediapipe_written.tflite"
+    _mediapipe(mediapipe_python, "write-metadata", str(plain), str(written), "127.5", "127.5", "red", "green", "blue")
+    image = np.random.default_rng(2).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    reference = np.asarray(tiny_model((image[None].astype(np.float32) - 127.5) / 127.5))[0]  # by hand
+    with edgekit.load(written) as model:
+        assert model.labels == ("red", "green", "blue")
+        assert model.preprocessing.scale == pytest.approx(1 / 127.5) and model.preprocessing.offset == pytest.approx(-1.0)
+        assert model.contract_sources["labels"].startswith("labels.txt") or "TENSOR_AXIS_LABELS" in model.contract_sources["labels"]
+        result = model.predict(image, top_k=3)
+    assert result.label == ("red", "green", "blue")[int(reference.argmax())]
+    np.testing.assert_allclose([dict(result.top_k)[label] for label in ("red", "green", "blue")], reference, atol=1e-5)
