@@ -41,6 +41,7 @@ OPSET = 17
 PROBE_TOLERANCE = 1e-3  # max |score difference| accepted between Keras and a float ONNX export
 
 ACTIVATION_TYPES = ("uint8", "int8")
+INTEGER_INPUTS = ("pixels", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -53,18 +54,31 @@ class OnnxConfig(ConversionConfig):
     """
 
     activation_type: str = "uint8"
-    integer_input: bool = True  # static int8: the graph takes the quantized input (see _integer_input)
+    # static int8: "pixels" moves the input's QuantizeLinear to the runtime only where the quantized input
+    # is exactly the raw 0..255 pixels (any reader can feed it); "always" also where it is not (the
+    # reader must quantize: the int8_qinput mode); "never" keeps the float input
+    integer_input: str = "pixels"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.activation_type not in ACTIVATION_TYPES:
             raise ValueError(f"invalid activation_type {self.activation_type!r}; valid: {', '.join(ACTIVATION_TYPES)}")
+        if self.integer_input not in INTEGER_INPUTS:
+            raise ValueError(f"invalid integer_input {self.integer_input!r}; valid: {', '.join(INTEGER_INPUTS)}")
+
+    @property
+    def mode(self) -> str:
+        """The MODES key this config stands for."""
+        if self.quantization is Quantization.INT8 and self.integer_input == "always":
+            return "int8_qinput"
+        return self.quantization.value
 
 
 MODES = {
     "fp32": OnnxConfig(Quantization.FLOAT32),
     "dynamic": OnnxConfig(Quantization.DYNAMIC),
-    "int8": OnnxConfig(Quantization.INT8, io_dtype="float32"),
+    "int8": OnnxConfig(Quantization.INT8, io_dtype="float32"),  # portable: float or raw-pixel input
+    "int8_qinput": OnnxConfig(Quantization.INT8, io_dtype="float32", integer_input="always"),  # the reader quantizes
 }
 
 
@@ -235,7 +249,70 @@ def _integer_input(proto: Any) -> dict[str, float | int] | None:
     return {"scale": float(numpy_helper.to_array(scale)), "zero_point": int(numpy_helper.to_array(zero_point))}
 
 
-@register_converter("onnx", suffix=".onnx", modes=MODES, fallbacks={"int8": "dynamic", "dynamic": "fp32"})
+def _choose_input(proto: Any, config: OnnxConfig, contract: ModelContract) -> tuple[Any, dict[str, float | int]] | None:
+    """The graph with its input QuantizeLinear moved to the runtime, when `config` asks for it here."""
+    candidate = type(proto)()
+    candidate.CopyFrom(proto)
+    quantization = _integer_input(candidate)
+    if quantization is None:
+        return None
+    if config.integer_input == "pixels" and not _takes_raw_pixels(quantization, config.activation_type, contract):
+        return None  # a plain reader would have to quantize: keep the float input (int8_qinput moves it anyway)
+    return candidate, quantization
+
+
+def _takes_raw_pixels(quantization: dict[str, float | int], activation_type: str, contract: ModelContract) -> bool:
+    """True when quantizing the contract's tensor gives back every pixel value unchanged (uint8 input = pixels)."""
+    from runtimes.preprocess import normalize
+
+    spec = contract.preprocessing
+    if activation_type != "uint8" or spec.layout.value != "nhwc":
+        return False
+    pixels = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], spec.channels, axis=2)
+    values = normalize(pixels, spec).astype(np.float64)
+    quantized = np.clip(np.rint(values / quantization["scale"]) + quantization["zero_point"], 0, 255)
+    return bool((quantized == pixels).all())
+
+
+def _input_kind(quantization: dict[str, float | int] | None, contract: ModelContract) -> str:
+    if quantization is None:
+        return "float"
+    return "pixels" if quantization.get("zero_point") == 0 and _takes_raw_pixels(quantization, "uint8", contract) else "quantized"
+
+
+INPUT_READERS = {
+    "float": "plain ONNX Runtime (and OpenCV DNN): feed the float tensor the metadata's image.normalization gives",
+    "pixels": "plain ONNX Runtime: feed raw 0..255 pixels as uint8 (metadata input_kind=pixels); OpenCV DNN mis-reads "
+              "uint8-input QDQ graphs: use onnx.integer_input=never for it",
+    "quantized": "edgekit only, or a reader that quantizes: the input is q = round(x / scale) + zero_point "
+                 "(metadata edgekit.input_quantization); OpenCV DNN mis-reads it",
+}
+
+
+def portable_metadata(contract: ModelContract, input_kind: str, quantization: dict[str, float | int] | None) -> dict[str, str]:
+    """metadata_props that say how to feed the model without edgekit: plain keys, plain JSON values."""
+    from runtimes.standard_metadata import normalization
+
+    spec = contract.preprocessing
+    mean, std = normalization(spec)
+    props = {
+        "input_kind": input_kind,  # float | pixels | quantized
+        "image.size": json.dumps([spec.height, spec.width]),  # height, width
+        "image.color_space": {"rgb": "RGB", "bgr": "BGR", "gray": "GRAYSCALE"}[spec.color_order.value],
+        "image.layout": spec.layout.value.upper(),
+        "image.resize": spec.resize.value,
+        "image.normalization.mean": json.dumps(mean),  # on 0..255 pixels: x = (pixel - mean) / std
+        "image.normalization.std": json.dumps(std),
+        "labels": json.dumps(list(contract.labels)),
+    }
+    if quantization is not None:
+        props["input.quantization.scale"] = repr(float(quantization["scale"]))
+        props["input.quantization.zero_point"] = str(int(quantization["zero_point"]))
+    return props
+
+
+@register_converter("onnx", suffix=".onnx", modes=MODES,
+                    fallbacks={"int8_qinput": "int8", "int8": "dynamic", "dynamic": "fp32"})
 def convert_onnx(
     model: Any,
     output_path: str | Path,
@@ -278,17 +355,22 @@ def convert_onnx(
         extra: dict[str, Any] = {}
         if config.quantization is Quantization.INT8:
             extra["activation_type"] = config.activation_type
-            if config.integer_input:
-                extra["input_quantization"] = _integer_input(proto)
-        embedded = describe(contract, config, export_path=path_name, **extra)
+            moved = _choose_input(proto, config, contract) if config.integer_input != "never" else None
+            if moved is not None:
+                proto, extra["input_quantization"] = moved
+        input_kind = _input_kind(extra.get("input_quantization"), contract)
+        embedded = describe(contract, config, export_path=path_name, input_kind=input_kind, **extra)
         del proto.metadata_props[:]
         proto.metadata_props.add(key=CONTRACT_METADATA_KEY, value=embedded.to_signed_json())
         if extra.get("input_quantization"):
             proto.metadata_props.add(key=INPUT_QUANTIZATION_KEY, value=json.dumps(extra["input_quantization"]))
+        for key, value in portable_metadata(contract, input_kind, extra.get("input_quantization")).items():
+            proto.metadata_props.add(key=key, value=value)
         proto.producer_name = "edgekit"
         with atomic_output(output_path) as tmp_out:
             onnx.save(proto, str(tmp_out))
     size = output_path.stat().st_size
     seconds = time.perf_counter() - started
     log.debug("wrote %s (%.1f kB, %.1f s, %s)", output_path, size / 1024, seconds, notes[-1] if notes else "")
-    return Artifact(output_path, f"onnx:{config.quantization.value}", config, embedded, size, seconds, tuple(notes))
+    return Artifact(output_path, f"onnx:{config.mode}", config, embedded, size, seconds, tuple(notes),
+                    (INPUT_READERS[input_kind],))

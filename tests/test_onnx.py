@@ -69,8 +69,9 @@ def test_static_int8_activation_type_is_chosen_and_recorded(
 
     import onnx
 
-    config = dataclasses.replace(MODES["int8"], activation_type=activation_type)
+    config = dataclasses.replace(MODES["int8_qinput"], activation_type=activation_type)  # the input moves for both types
     artifact = convert_onnx(tiny_model, tmp_path / "m.onnx", config, contract=tiny_contract, calibration=tiny_calibration)
+    assert artifact.target == "onnx:int8_qinput"
     graph = onnx.load(str(artifact.path)).graph
     zero_points = {i.name: i.data_type for i in graph.initializer}
     activation_zero_points = {zero_points[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear"}
@@ -87,11 +88,11 @@ def test_static_int8_activation_type_is_chosen_and_recorded(
 def test_float_input_can_be_kept_for_static_int8(tiny_model, tiny_contract, tiny_calibration, tmp_path):
     import dataclasses
 
-    config = dataclasses.replace(MODES["int8"], integer_input=False)
+    config = dataclasses.replace(MODES["int8"], integer_input="never")
     artifact = convert_onnx(tiny_model, tmp_path / "m.onnx", config, contract=tiny_contract, calibration=tiny_calibration)
     with edgekit.load(artifact.path) as model:
         assert model.input_spec.dtype == np.float32 and not model.direct_pixel_input
-        assert "input_quantization" not in model.contract.quantization
+        assert "input_quantization" not in model.contract.quantization and model.contract.quantization["input_kind"] == "float"
         x = tiny_calibration.samples[:16]
         assert np.abs(model.run(x) - np.asarray(tiny_model(x))).max() < 0.05
 
@@ -126,3 +127,23 @@ def test_onnx_contract_is_read_without_tensorflow(tiny_onnx):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_portable_int8_keeps_float_input_where_pixels_would_not_be_exact(tiny_model, tiny_calibration, tmp_path):
+    """A [-1, 1] contract puts pixels on rounding ties: the default int8 keeps the float input, int8_qinput moves it."""
+    contract = ModelContract(edgekit.Preprocessing(16, scale=1 / 127.5, offset=-1.0), ("a", "b", "c"))
+    calibration = type(tiny_calibration)(tiny_calibration.samples * 2 - 1)
+    portable = convert_onnx(tiny_model, tmp_path / "p.onnx", MODES["int8"], contract=contract, calibration=calibration)
+    fast = convert_onnx(tiny_model, tmp_path / "q.onnx", MODES["int8_qinput"], contract=contract, calibration=calibration)
+    with edgekit.load(portable.path) as model:
+        assert model.input_spec.dtype == np.float32 and model.contract.quantization["input_kind"] == "float"
+    with edgekit.load(fast.path) as model:
+        assert model.input_spec.dtype == np.uint8 and model.contract.quantization["input_kind"] == "quantized"
+    assert "plain ONNX Runtime" in portable.consumers[0] and fast.consumers[0].startswith("edgekit only")
+
+
+def test_invalid_integer_input_lists_the_valid_ones():
+    import dataclasses
+
+    with pytest.raises(ValueError, match="invalid integer_input 'false'; valid: pixels, always, never"):
+        dataclasses.replace(MODES["int8"], integer_input="false")

@@ -110,3 +110,43 @@ def test_a_custom_op_is_named_not_called_corrupt(plain_tflite, tmp_path):
     with pytest.raises(ModelLoadError, match="valid TFLite model, but it needs the custom op 'Landmarks2TransformMatrix'") as error:
         edgekit.load(path, preprocessing=Preprocessing(16))
     assert "corrupt" not in str(error.value)
+
+
+def _plain_onnx_reader(path, image_paths):
+    """What a non-edgekit program does with an ONNX file: onnxruntime, OpenCV and the metadata_props, nothing else."""
+    import json
+
+    import cv2
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    height, width = json.loads(meta["image.size"])
+    mean = np.asarray(json.loads(meta["image.normalization.mean"]), np.float32)
+    std = np.asarray(json.loads(meta["image.normalization.std"]), np.float32)
+    labels = json.loads(meta["labels"])
+    assert meta["image.layout"] == "NHWC" and meta["image.resize"] == "stretch"
+    answers = []
+    for image_path in image_paths:
+        image = cv2.imread(str(image_path))
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if meta["image.color_space"] == "RGB" else image
+        pixels = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        if meta["input_kind"] == "pixels":
+            feed = pixels[None].astype(np.uint8)
+        else:
+            assert meta["input_kind"] == "float"
+            feed = ((pixels.astype(np.float32) - mean) / std)[None]
+        scores = session.run(None, {session.get_inputs()[0].name: feed})[0][0]
+        answers.append(labels[int(np.argmax(scores))])
+    return answers, meta["input_kind"]
+
+
+@pytest.mark.parametrize("target, kind", [("onnx:fp32", "float"), ("onnx:dynamic", "float"), ("onnx:int8", "pixels")])
+def test_plain_onnxruntime_fed_from_the_metadata_alone_gives_edgekits_top1(exported, shapes_splits, target, kind):
+    test = shapes_splits[2]
+    path = exported.result(target).path
+    answers, input_kind = _plain_onnx_reader(path, test.sources)
+    with edgekit.load(path) as model:
+        ours = [model.predict(source).label for source in test.sources]
+    assert input_kind == kind
+    assert answers == ours
