@@ -96,3 +96,44 @@ def test_edgekit_reads_metadata_written_by_mediapipe(mediapipe_python, tiny_mode
         result = model.predict(image, top_k=3)
     assert result.label == ("red", "green", "blue")[int(reference.argmax())]
     np.testing.assert_allclose([dict(result.top_k)[label] for label in ("red", "green", "blue")], reference, atol=1e-5)
+
+
+def test_the_models_shipped_with_mediapipe_load_and_give_every_output(mediapipe_python):
+    """MediaPipe's 14 bundled models: detectors, landmarks and segmenters, none of them a classifier."""
+    from runtimes.errors import InputError, ModelLoadError
+
+    site = Path(subprocess.run([mediapipe_python, "-c", "import mediapipe, os; print(os.path.dirname(mediapipe.__file__))"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    models = sorted(site.glob("modules/*/*.tflite"))
+    assert len(models) == 14
+    loaded, custom = 0, []
+    for path in models:
+        try:
+            model = edgekit.load(path, **({} if _has_contract(path) else {"preprocessing": _guess(path)}))
+        except ModelLoadError as error:
+            assert "valid TFLite model, but it needs the custom op" in str(error), str(error)
+            custom.append(path.name)
+            continue
+        with model:
+            outputs = model.run_all(np.zeros(model.input_spec.shape, model.input_spec.dtype))
+            assert len(outputs) == len(model.output_specs) >= 1
+            assert [array.shape for array in outputs.values()] == [tuple(s.shape) for s in model.output_specs]
+            with pytest.raises(InputError, match="use run_all"):
+                model.predict(np.zeros((64, 64, 3), np.uint8))
+        loaded += 1
+    assert loaded == 13 and custom == ["face_landmark_with_attention.tflite"]
+
+
+def _has_contract(path):
+    from runtimes.standard_metadata import STANDARD_METADATA_NAME
+    from runtimes.tflite_metadata import read_metadata
+
+    return read_metadata(path.read_bytes(), STANDARD_METADATA_NAME) is not None
+
+
+def _guess(path):
+    """The preprocessing a user would pass for a model without metadata: its input size, pixels / 255."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    shape = Interpreter(model_content=path.read_bytes()).get_input_details()[0]["shape"]
+    return edgekit.Preprocessing((int(shape[1]), int(shape[2])))
