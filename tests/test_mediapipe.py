@@ -97,6 +97,31 @@ def test_edgekit_reads_metadata_written_by_mediapipe(mediapipe_python, tiny_mode
     assert result.label == ("red", "green", "blue")[int(reference.argmax())]
     np.testing.assert_allclose([dict(result.top_k)[label] for label in ("red", "green", "blue")], reference, atol=1e-5)
 
+    # round trip: edgekit's contract written onto MediaPipe's file keeps its metadata and labels.txt
+    from runtimes.contract import ModelContract
+    from runtimes.standard_metadata import STANDARD_METADATA_NAME, associated_files
+    from runtimes.tflite_metadata import read_metadata, write_metadata
+
+    original = written.read_bytes()
+    contract = ModelContract(edgekit.Preprocessing(16, scale=1 / 127.5, offset=-1.0), ("red", "green", "blue"))
+    both = tmp_path / "both.tflite"
+    both.write_bytes(write_metadata(original, contract.to_signed_json().encode()))
+    data = both.read_bytes()
+    assert associated_files(data) == associated_files(original) and "labels.txt" in associated_files(data)
+    assert read_metadata(data, STANDARD_METADATA_NAME) == read_metadata(original, STANDARD_METADATA_NAME)
+    job, out = tmp_path / "job.json", tmp_path / "out.json"
+    image_file = tmp_path / "image.png"
+    import cv2
+
+    cv2.imwrite(str(image_file), image[:, :, ::-1])
+    job.write_text(json.dumps({"models": [str(both)], "images": [str(image_file)]}))
+    _mediapipe(mediapipe_python, "classify", str(job), str(out))  # MediaPipe still reads the rewritten file
+    (row,) = json.loads(out.read_text())[str(both)]
+    assert [label for label, _ in row] == ["red", "green", "blue"]
+    np.testing.assert_allclose([score for _, score in row], reference, atol=1e-5)
+    with edgekit.load(both) as model:
+        assert model.contract == contract and model.contract_sources == {}  # edgekit's own contract wins
+
 
 def test_the_models_shipped_with_mediapipe_load_and_give_every_output(mediapipe_python):
     """MediaPipe's 14 bundled models: detectors, landmarks and segmenters, none of them a classifier."""

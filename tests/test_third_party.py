@@ -150,3 +150,20 @@ def test_plain_onnxruntime_fed_from_the_metadata_alone_gives_edgekits_top1(expor
         ours = [model.predict(source).label for source in test.sources]
     assert input_kind == kind
     assert answers == ours
+
+
+@pytest.mark.parametrize("spec, io_dtype, expected", [
+    (Preprocessing(16), "float32", "MediaPipe Tasks: reads it"),
+    (Preprocessing(16), "uint8", "MediaPipe Tasks: reads it"),
+    (Preprocessing(16), "int8", "MediaPipe Tasks: refuses it (int8 input tensor"),
+    (Preprocessing(16, color_order="bgr"), "float32", "MediaPipe Tasks: would mis-read it: BGR colour order"),
+    (Preprocessing(16, resize="letterbox"), "float32", "MediaPipe Tasks: would mis-read it: letterbox resize"),
+])
+def test_the_report_says_which_consumers_read_each_tflite_artifact(spec, io_dtype, expected):
+    from converters.base import ConversionConfig, Quantization
+    from converters.tflite import consumer_notes
+
+    config = ConversionConfig(Quantization.INT8 if io_dtype != "float32" else Quantization.FLOAT32, io_dtype=io_dtype)
+    notes = consumer_notes(ModelContract(spec, ("a", "b", "c")), config)
+    assert notes[0].startswith(expected)
+    assert any("LiteRT alone" in note for note in notes) == (spec.color_order.value == "bgr" or spec.resize.value != "stretch")
