@@ -22,24 +22,8 @@ def tiny_onnx(tiny_model, tiny_contract, tiny_calibration, tmp_path_factory):
             for mode, config in MODES.items()}
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES.names())
-def test_every_architecture_gives_a_working_onnx_file(arch, tmp_path):
-    """Keras export where it works, the TFLite route where it does not (EfficientNet)."""
-    spec = ARCHITECTURES.get(arch)
-    model = spec.build((64, 64, 3), 3, None)
-    contract = ModelContract(spec.preprocessing(edgekit.Preprocessing(64)), ("a", "b", "c"), model_name=arch)
-    artifact = convert_onnx(model, tmp_path / f"{arch}.onnx", MODES["fp32"], contract=contract)
-    x = np.random.default_rng(1).uniform(*[v[0] for v in contract.preprocessing.output_range()], (8, 64, 64, 3)).astype(np.float32)
-    with edgekit.load(artifact.path) as loaded:
-        error = np.abs(loaded.run(x) - np.asarray(model(x, training=False))).max()
-        used = loaded.contract.quantization["export_path"]
-    assert error < 1e-4
-    assert artifact.notes[-1] == f"float graph via {used}"
-    if arch == "efficientnetb0":
-        assert used == "tflite-tf2onnx"
-        assert artifact.notes[0].startswith("keras-export rejected: graph has 3 inputs")
-    else:
-        assert used == "keras-export"
+# Every architecture's ONNX export (Keras export, or the TFLite route for EfficientNet) is checked against
+# Keras in tests/test_hygiene.py, which exports each architecture to every format once.
 
 
 @pytest.mark.parametrize("mode", list(MODES))
