@@ -400,6 +400,8 @@ class Model:
         from runtimes.stream import Stream
 
         self.require_preprocessing()  # fail before a camera is opened
+        if self._classifier_problem:  # every frame would fail the same way: say so once
+            raise InputError(self._classifier_problem)
         return Stream(self, source if isinstance(source, Source) else open_source(source), every, max_frames, top_k)
 
     # -- lifecycle ---------------------------------------------------------------------

@@ -93,6 +93,8 @@ def test_run_all_returns_every_output_and_predict_names_them(two_output_model, t
         np.testing.assert_allclose(by_shape[(2, 2, 4)], expected[1], atol=1e-5)
         with pytest.raises(InputError, match=r"has 2 output\(s\) .*, 2, 4\].*use run_all\(batch\)"):
             model.predict(np.zeros((16, 16, 3), np.uint8))
+        with pytest.raises(InputError, match="use run_all"):  # before any frame is read, not once per frame
+            model.stream([np.zeros((16, 16, 3), np.uint8)])
 
 
 def test_a_custom_op_is_named_not_called_corrupt(plain_tflite, tmp_path):
