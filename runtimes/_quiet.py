@@ -36,17 +36,21 @@ def quiet_native(what: str, logger: logging.Logger = native_log) -> Iterator[Non
     """Run the block with fds 1/2 and Python warnings captured into `logger` at DEBUG.
 
     Only around third-party calls: edgekit's own progress, logged inside the block, would be
-    captured too. Nested blocks nest; the descriptors are always restored.
+    captured too (and so would another thread's writes in that moment). Nested blocks nest;
+    the descriptors are always restored. Without a writable temp dir it captures nothing.
     """
     _flush_python_streams()
     try:
+        sink = tempfile.TemporaryFile()
+    except OSError:  # no writable temp dir (a read-only device): run as is rather than fail the call
+        yield
+        return
+    try:
         saved = (os.dup(1), os.dup(2))
     except OSError:  # no descriptors to redirect (an embedded interpreter): run as is
-        with warnings.catch_warnings(record=True):
-            warnings.simplefilter("always")
-            yield
+        sink.close()
+        yield
         return
-    sink = tempfile.TemporaryFile()
     python_text = io.StringIO()  # prints to a sys.stdout/stderr that is not a descriptor (a caller's StringIO)
     try:
         with warnings.catch_warnings(record=True) as caught:

@@ -173,3 +173,17 @@ def test_an_unexpected_error_is_one_line_naming_the_file(tiny_tflite, monkeypatc
     assert len(err) == 1
     assert err[0].startswith(f"edgekit info: unexpected error with {tiny_tflite}: KeyError: 'boom'")
     assert "report it with the output of the same command run with -v" in err[0]
+
+
+def test_quiet_native_runs_the_block_when_no_temp_file_can_be_made(monkeypatch, capfd):
+    from runtimes import _quiet
+
+    def refuse():
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(_quiet.tempfile, "TemporaryFile", refuse)
+    ran = []
+    with _quiet.quiet_native("probe"):
+        ran.append(True)
+        os.write(2, b"visible\n")
+    assert ran == [True] and capfd.readouterr().err == "visible\n"
