@@ -249,16 +249,18 @@ def _integer_input(proto: Any) -> dict[str, float | int] | None:
     return {"scale": float(numpy_helper.to_array(scale)), "zero_point": int(numpy_helper.to_array(zero_point))}
 
 
-def _choose_input(proto: Any, config: OnnxConfig, contract: ModelContract) -> tuple[Any, dict[str, float | int]] | None:
-    """The graph with its input QuantizeLinear moved to the runtime, when `config` asks for it here."""
+def _choose_input(proto: Any, config: OnnxConfig, contract: ModelContract) -> tuple[Any, dict[str, float | int], str] | None:
+    """(graph with its input QuantizeLinear moved to the runtime, the input's quantization, its input_kind),
+    when `config` asks for that here; None keeps the float input."""
     candidate = type(proto)()
     candidate.CopyFrom(proto)
     quantization = _integer_input(candidate)
     if quantization is None:
         return None
-    if config.integer_input == "pixels" and not _takes_raw_pixels(quantization, config.activation_type, contract):
+    kind = "pixels" if _takes_raw_pixels(quantization, config.activation_type, contract) else "quantized"
+    if config.integer_input == "pixels" and kind != "pixels":
         return None  # a plain reader would have to quantize: keep the float input (int8_qinput moves it anyway)
-    return candidate, quantization
+    return candidate, quantization, kind
 
 
 def _takes_raw_pixels(quantization: dict[str, float | int], activation_type: str, contract: ModelContract) -> bool:
@@ -272,12 +274,6 @@ def _takes_raw_pixels(quantization: dict[str, float | int], activation_type: str
     values = normalize(pixels, spec).astype(np.float64)
     quantized = np.clip(np.rint(values / quantization["scale"]) + quantization["zero_point"], 0, 255)
     return bool((quantized == pixels).all())
-
-
-def _input_kind(quantization: dict[str, float | int] | None, contract: ModelContract) -> str:
-    if quantization is None:
-        return "float"
-    return "pixels" if quantization.get("zero_point") == 0 and _takes_raw_pixels(quantization, "uint8", contract) else "quantized"
 
 
 INPUT_READERS = {
@@ -355,10 +351,11 @@ def convert_onnx(
         extra: dict[str, Any] = {}
         if config.quantization is Quantization.INT8:
             extra["activation_type"] = config.activation_type
-            moved = _choose_input(proto, config, contract) if config.integer_input != "never" else None
+        input_kind = "float"
+        if config.quantization is Quantization.INT8 and config.integer_input != "never":
+            moved = _choose_input(proto, config, contract)
             if moved is not None:
-                proto, extra["input_quantization"] = moved
-        input_kind = _input_kind(extra.get("input_quantization"), contract)
+                proto, extra["input_quantization"], input_kind = moved
         embedded = describe(contract, config, export_path=path_name, input_kind=input_kind, **extra)
         del proto.metadata_props[:]
         proto.metadata_props.add(key=CONTRACT_METADATA_KEY, value=embedded.to_signed_json())

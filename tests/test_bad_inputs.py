@@ -220,8 +220,8 @@ def test_a_clean_video_ends_at_its_frame_count(avi_files):
     assert source.stats.skipped == 0
 
 
-def test_model_file_copied_from_a_folder_source_is_unaffected(tiny_artifacts, tmp_path):
-    """Sanity for the fixtures above: a plain copy still loads and predicts finite scores."""
+def test_an_undamaged_copy_still_loads_and_predicts_finite_scores(tiny_artifacts, tmp_path):
+    """The control for the damage cases above: the same bytes, copied intact, load and give a valid result."""
     copy = tmp_path / "copy.tflite"
     shutil.copy(tiny_artifacts["tflite_fp32"], copy)
     with runtimes.open(copy) as model:
