@@ -37,6 +37,7 @@ from runtimes._quiet import quiet_native
 from runtimes.base import artifact_size
 from runtimes.coreml_metadata import COMPUTE_UNITS, CONTRACT_METADATA_KEY, INPUT_NAME
 from runtimes.contract import ColorOrder, Layout, ModelContract
+from runtimes.tasks import task_for
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,8 @@ def convert_coreml(
         with quiet_native("coremltools convert"):  # pass-by-pass progress bars and version warnings
             program = ct.convert(
                 [_concrete_function(model, contract, fold)], source="tensorflow", inputs=[image],
-                classifier_config=ct.ClassifierConfig(list(contract.labels)), convert_to="mlprogram",
+                classifier_config=ct.ClassifierConfig(list(contract.labels)) if task_for(contract.task).scores_per_label else None,
+                convert_to="mlprogram",
                 compute_precision=precision, compute_units=getattr(ct.ComputeUnit, config.compute_units),
                 minimum_deployment_target=getattr(ct.target, config.minimum_deployment_target),
             )

@@ -26,6 +26,7 @@ from converters.shared_work import intermediate
 from runtimes._deps import require
 from runtimes._quiet import quiet_native
 from runtimes.contract import ModelContract
+from runtimes.tasks import task_for
 from runtimes.standard_metadata import (
     LABELS_FILE,
     STANDARD_METADATA_NAME,
@@ -142,8 +143,18 @@ def convert_tflite(
 
 def with_standard_metadata(flatbuffer: bytes, contract: ModelContract) -> bytes:
     """`flatbuffer` with TFLite Support metadata (normalization, colour space, labels.txt) beside edgekit's contract."""
-    flatbuffer = write_metadata(flatbuffer, build_metadata(contract), name=STANDARD_METADATA_NAME)
+    roles = task_for(contract.task).standard_outputs(_output_specs(flatbuffer))
+    flatbuffer = write_metadata(flatbuffer, build_metadata(contract, outputs=roles), name=STANDARD_METADATA_NAME)
     return with_associated_files(flatbuffer, {LABELS_FILE: ("\n".join(contract.labels) + "\n").encode()})
+
+
+def _output_specs(flatbuffer: bytes) -> list[Any]:
+    """The model's outputs as the interpreter reports them (order, shape, type, quantization)."""
+    from runtimes.tflite import _spec, interpreter_class
+
+    with quiet_native("LiteRT"):
+        interpreter = interpreter_class()[0](model_content=flatbuffer)
+    return [_spec(detail) for detail in interpreter.get_output_details()]
 
 
 def consumer_notes(contract: ModelContract, config: ConversionConfig) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 from edgekit import datasets, deploy
 from edgekit._version import __version__
 from edgekit.data import ArrayDataset, ImageDataset, ImageFolder
+from edgekit.detection_data import DetectionDataset, load_detection
 from edgekit.errors import (
     CalibrationError,
     ContractError,
@@ -28,6 +29,7 @@ from edgekit.errors import (
 )
 from runtimes.contract import ColorOrder, Layout, ModelContract, Preprocessing, ResizeMode
 from runtimes.model import Classification, Model
+from runtimes.tasks.detection import Detection, DetectionHead, Detections
 from runtimes.model import open_model as load
 
 # name -> module that defines it; imported when first used (these pull in Keras/TensorFlow).
@@ -56,8 +58,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ArrayDataset", "CalibrationError", "Classification", "ColorOrder", "ContractError",
-    "ConversionError", "DatasetError", "EdgekitError", "ImageDataset", "ImageFolder", "InferenceError", "InputError",
+    "ConversionError", "DatasetError", "Detection", "DetectionDataset", "DetectionHead", "Detections", "EdgekitError", "ImageDataset", "ImageFolder", "InferenceError", "InputError",
     "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
     "ResizeMode", "TrainingError", "UnknownNameError", "UnknownTargetError", "__version__",
-    "datasets", "deploy", "load", *_LAZY,
+    "datasets", "deploy", "load", "load_detection", *_LAZY,
 ]

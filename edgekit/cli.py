@@ -74,16 +74,22 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a classifier on a folder of class subfolders",
                            description="Train on DATA/<class>/<image>; writes model.keras (contract inside), "
                            "metrics.json, history.png and confusion.png.")
-    train.add_argument("data", type=Path, help="folder with one subfolder of images per class")
-    train.add_argument("--arch", default="small_cnn", help="architecture name or a .keras file (default: small_cnn)")
-    train.add_argument("--image-size", type=_size, default=(96, 96), help="input size, 96 or HxW (default: 96)")
+    train.add_argument("data", type=Path, help="folder with one subfolder of images per class; for detection a YOLO, "
+                       "COCO (.json) or Pascal VOC dataset")
+    train.add_argument("--task", choices=["classification", "detection"], default="classification",
+                       help="what the model learns (default: classification)")
+    train.add_argument("--arch", default=None,
+                       help="architecture name or a .keras file (default: small_cnn; small_detector for detection)")
+    train.add_argument("--image-size", type=_size, default=None, help="input size, 96 or HxW (default: 96; 128 for detection)")
     train.add_argument("--color-order", choices=["rgb", "bgr", "gray"], default="rgb", help="channel order the model takes")
-    train.add_argument("--resize", choices=["stretch", "letterbox", "center_crop"], default="stretch",
+    train.add_argument("--resize", choices=["stretch", "letterbox", "center_crop"], default=None,
                        help="how images are fitted to the input size (default: stretch)")
-    train.add_argument("--epochs", type=int, default=20, help="maximum epochs; early stopping may end sooner")
+    train.add_argument("--epochs", type=int, default=None,
+                       help="maximum epochs; early stopping may end sooner (default: 20; 60 for detection)")
     train.add_argument("--batch-size", type=int, default=32, help="images per training step (default: 32)")
-    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    train.add_argument("--patience", type=int, default=5, help="epochs without val-loss improvement before stopping")
+    train.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: 1e-3; 3e-3 for detection)")
+    train.add_argument("--patience", type=int, default=None,
+                       help="epochs without improvement (val loss; val mAP for detection) before stopping (default: 5; 10)")
     train.add_argument("--weights", default=None, help="local weights file for the backbone (never downloaded)")
     train.add_argument("--val", type=float, default=0.15, help="validation fraction (default: 0.15)")
     train.add_argument("--test", type=float, default=0.15, help="test fraction (default: 0.15)")
@@ -132,8 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--every", type=int, default=1, help="classify every Nth frame of --source (default: 1)")
     predict.add_argument("--max-frames", type=int, default=None, help="stop after this many results")
     predict.add_argument("--top-k", type=int, default=3, help="labels to show per image (default: 3)")
-    predict.add_argument("--threshold", type=float, default=0.0,
-                         help="scores below this are reported as uncertain ('?') (default: 0)")
+    predict.add_argument("--threshold", type=float, default=None,
+                         help="classifiers: scores below this are reported as uncertain ('?') (default: 0); "
+                              "detectors: the minimum detection score (default: the model's)")
     predict.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
     predict.add_argument("--delegate", action="append", default=[],
                          help="TFLite delegate: edgetpu, gpu, xnnpack[:num_threads=N] or a library path (repeatable)")
@@ -218,15 +225,24 @@ def _demo(args: argparse.Namespace) -> int:
 @command("train")
 def _train(args: argparse.Namespace) -> int:
     from edgekit.data import ImageFolder
+    from edgekit.detection_data import load_detection
     from edgekit.training import train
 
-    dataset = ImageFolder(args.data, image_size=args.image_size, color_order=args.color_order, resize=args.resize)
+    detection = args.task == "detection"
+    read = load_detection if detection else ImageFolder
+    dataset = read(args.data, image_size=args.image_size or ((128, 128) if detection else (96, 96)), color_order=args.color_order,
+                   resize=args.resize or ("letterbox" if detection else "stretch"))
     train_split, val_split, test_split = dataset.split(val=args.val, test=args.test, seed=args.seed)
     result = train(
-        train_split, val_split, args.arch, test=test_split if len(test_split) else None, epochs=args.epochs,
+        train_split, val_split, args.arch, task=args.task, test=test_split if len(test_split) else None, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience, weights=args.weights,
         out_dir=args.out, seed=args.seed, teacher=args.teacher, temperature=args.temperature, alpha=args.alpha,
     )
+    if detection:
+        for split in result.metrics["map"]:
+            print(f"{split:>5} mAP@[.5:.95]: {result.metrics['map'][split] * 100:.1f}%  mAP@.5: {result.metrics['map50'][split] * 100:.1f}%")
+        print(f"wrote {result.model_path}, metrics.json, history.png, val_boxes.png to {result.out_dir}")
+        return 0
     for split, accuracy in result.metrics["accuracy"].items():
         print(f"{split:>5} accuracy: {accuracy * 100:.1f}%")
     print(f"wrote {result.model_path}, metrics.json, history.png, confusion.png to {result.out_dir}")
@@ -254,14 +270,14 @@ def _prune(args: argparse.Namespace) -> int:
 
 @command("export")
 def _export(args: argparse.Namespace) -> int:
-    from edgekit.data import folder_for
     from edgekit.exporter import export
     from edgekit.keras_io import read_keras_contract
+    from edgekit.tasks import host_task
 
     contract = read_keras_contract(args.model)
 
     def folder(path: Path | None):  # noqa: ANN202
-        return None if path is None or contract is None else folder_for(path, contract.preprocessing)
+        return None if path is None or contract is None else host_task(contract.task).load(path, contract.preprocessing)
 
     report = export(
         args.model, _targets(args.target), out_dir=args.out, calibration=folder(args.calibration),
@@ -297,13 +313,13 @@ def _predict_files(model, args: argparse.Namespace) -> int:  # noqa: ANN001
     failures = 0
     for image in args.images:
         try:
-            result = model.predict(image, top_k=args.top_k)
+            result = model.predict(image, **model.task.cli_options(args.top_k, args.threshold))
         except (InputError, InferenceError) as exc:  # one bad file is reported, not fatal
             failures += 1
             print(f"{image}: skipped: {exc}", file=sys.stderr)
             continue
-        record = result_record(image, result, args.threshold, latency_ms=result.latency_ms)
-        print(json.dumps(record) if args.json else result_line(record), flush=True)
+        record = result_record(image, result, args.threshold, model.task, latency_ms=result.latency_ms)
+        print(json.dumps(record) if args.json else result_line(record, model.task), flush=True)
     if failures:
         print(f"{failures} image(s) skipped", file=sys.stderr)
     return 1 if failures == len(args.images) else 0

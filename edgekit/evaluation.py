@@ -11,7 +11,7 @@ import numpy as np
 
 from edgekit.data import ImageDataset
 from edgekit.errors import DatasetError
-from edgekit.metrics import ClassificationMetrics, classification_metrics, top1_agreement
+from edgekit.metrics import classification_metrics, top1_agreement
 from runtimes.model import Model, open_model
 
 
@@ -67,21 +67,23 @@ def check_artifact(model: Model, dataset: ImageDataset, reference_scores: np.nda
     )
 
 
-def evaluate(model: str | Path | Model, dataset: ImageDataset) -> ClassificationMetrics:
-    """Accuracy, confusion and per-class precision/recall of an artifact on a labelled dataset.
+def evaluate(model: str | Path | Model, dataset: Any) -> Any:
+    """The task's metrics of an artifact on a labelled dataset: accuracy, confusion and per-class
+    precision/recall for a classifier; COCO mAP with per-class AP for a detector.
 
     Example:
         >>> edgekit.evaluate("runs/demo/export/model_int8.tflite", test).accuracy
         0.96
     """
+    from edgekit.tasks import host_task
+
     owned = not isinstance(model, Model)
     loaded = open_model(model) if owned else model
     try:
-        if tuple(loaded.labels) != tuple(dataset.labels):
-            raise DatasetError(
-                f"the model's labels {list(loaded.labels)} differ from the dataset's {list(dataset.labels)}"
-            )
-        return classification_metrics(dataset.targets, artifact_scores(loaded, dataset), dataset.labels)
+        task = host_task(loaded.contract.task if loaded.contract is not None else "classification")
+        if not isinstance(dataset, task.dataset_type):
+            raise DatasetError(f"a {task.name} model is evaluated on a {task.dataset_type.__name__}, got {type(dataset).__name__}")
+        return task.evaluate(loaded, dataset)
     finally:
         if owned:
             loaded.close()

@@ -8,20 +8,19 @@ import logging
 import shutil
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from converters import CONVERTERS, CalibrationData, ConversionConfig, ConverterEntry, parse_target
 from converters.shared_work import shared_work
 from edgekit.data import ImageDataset
-from edgekit.errors import ContractError, DatasetError, ExportError
-from edgekit.evaluation import check_artifact
+from edgekit.detection_data import DetectionDataset
+from edgekit.errors import ContractError, ExportError
 from edgekit.keras_io import load_keras
-from edgekit.metrics import classification_metrics
 from edgekit.progress import ProgressBar
 from edgekit.tables import text_table
-from edgekit.training import predict_scores
+from edgekit.tasks import HostTask, host_task
 from runtimes.contract import ModelContract
 from runtimes.base import BACKENDS, reference_backend_for
 from runtimes.integrity import sha256_file
@@ -29,7 +28,8 @@ from runtimes.model import Model, open_model
 
 log = logging.getLogger(__name__)
 
-CalibrationInput = ImageDataset | CalibrationData | np.ndarray
+CalibrationInput = ImageDataset | DetectionDataset | CalibrationData | np.ndarray
+CheckData = ImageDataset | DetectionDataset
 
 
 @dataclass
@@ -48,6 +48,7 @@ class ExportResult:
     agreement: float | None = None
     max_abs_error: float | None = None
     latency_ms: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # the task's further figures (a detector's mAP@.5, both agreements)
     error: str | None = None
     fallback_for: str | None = None  # the target whose failure led to this one
     notes: list[str] = field(default_factory=list)
@@ -58,15 +59,22 @@ class ExportResult:
 class ExportReport:
     """Every target's result plus the Keras reference, printable as a table or Markdown."""
 
-    HEADER: ClassVar[list[str]] = [
-        "target", "status", "size", "gzip", "accuracy", "delta (pts)", "top-1 agreement", "max |error|", "latency", "export time"]
-
     model_name: str
     keras_accuracy: float | None
     check_samples: int
     results: list[ExportResult]
     max_drop: float | None = None
     calibration_warnings: list[str] = field(default_factory=list)
+    task: str = "classification"  # whose metric `keras_accuracy` and each result's `accuracy` hold (mAP for detection)
+
+    @property
+    def metric(self) -> str:
+        """The headline metric's name: what `accuracy` fields hold and `max_drop` gates."""
+        return host_task(self.task).metric
+
+    @property
+    def header(self) -> list[str]:
+        return ["target", "status", "size", "gzip", *host_task(self.task).header, "latency", "export time"]
 
     def result(self, target: str) -> ExportResult:
         """The last result for `target` (a fallback may follow a failed attempt)."""
@@ -85,14 +93,14 @@ class ExportReport:
             "check_samples": self.check_samples,
             "max_drop": self.max_drop,
             "calibration_warnings": self.calibration_warnings,
+            "task": self.task,
+            "metric": self.metric,
             "results": [asdict(r) for r in self.results],
         }
 
     def rows(self) -> list[list[str]]:
-        def pct(value: float | None) -> str:
-            return "-" if value is None else f"{value * 100:.1f}%"
-
-        rows = [["keras", "reference", "-", "-", pct(self.keras_accuracy), "-", "100.0%", "-", "-", "-"]]
+        task = host_task(self.task)
+        rows = [["keras", "reference", "-", "-", *task.reference_cells(self.keras_accuracy), "-", "-"]]
         for r in self.results:
             status = {"failed": f"FAILED: {r.error}", "unverified": f"unverified: {r.error}"}.get(r.status, r.status)
             if r.fallback_for:
@@ -102,10 +110,7 @@ class ExportReport:
                 status,
                 "-" if r.size_bytes is None else f"{r.size_bytes / 1024:.1f} kB",
                 "-" if r.gzip_bytes is None else f"{r.gzip_bytes / 1024:.1f} kB",
-                pct(r.accuracy),
-                "-" if r.accuracy_delta is None else f"{r.accuracy_delta:+.1f}",
-                pct(r.agreement),
-                "-" if r.max_abs_error is None else f"{r.max_abs_error:.4f}",
+                *task.cells(r),
                 "-" if r.latency_ms is None else f"{r.latency_ms:.2f} ms",
                 "-" if r.seconds is None else f"{r.seconds:.1f} s",
             ])
@@ -122,16 +127,16 @@ class ExportReport:
 
     def table(self) -> str:
         notes = self.note_lines()
-        return text_table(self.HEADER, self.rows()) + ("\nnotes:\n" + "\n".join(f"  {n}" for n in notes) if notes else "")
+        return text_table(self.header, self.rows()) + ("\nnotes:\n" + "\n".join(f"  {n}" for n in notes) if notes else "")
 
     def markdown(self) -> str:
         lines = [f"# Export report: {self.model_name}", "", f"Checked on {self.check_samples} held-out images."]
         if self.max_drop is not None:
-            lines.append(f"Accuracy gate: at most {self.max_drop:g} points below Keras.")
+            lines.append(f"{self.metric[0].upper()}{self.metric[1:]} gate: at most {self.max_drop:g} points below Keras.")
         lines.extend(f"- calibration warning: {w}" for w in self.calibration_warnings)
         lines.append("")
-        lines.append("| " + " | ".join(self.HEADER) + " |")
-        lines.append("|" + "---|" * len(self.HEADER))
+        lines.append("| " + " | ".join(self.header) + " |")
+        lines.append("|" + "---|" * len(self.header))
         lines.extend("| " + " | ".join(row) + " |" for row in self.rows())
         notes = self.note_lines()
         if notes:
@@ -154,24 +159,16 @@ class ExportReport:
         paths["json"].write_text(json.dumps(self.to_dict(), indent=2))
         paths["markdown"].write_text(self.markdown())
         plot_artifacts([asdict(r) for r in self.results if r.accuracy is not None or r.status == "unverified"],
-                       paths["plot"], reference_accuracy=self.keras_accuracy)
+                       paths["plot"], reference_accuracy=self.keras_accuracy, metric=self.metric)
         return paths
 
 
-def _calibration_data(calibration: CalibrationInput | None, contract: ModelContract, count: int) -> CalibrationData | None:
+def _calibration_data(calibration: CalibrationInput | None, contract: ModelContract, count: int, task: HostTask) -> CalibrationData | None:
     if calibration is None or isinstance(calibration, CalibrationData):
         return calibration
-    if isinstance(calibration, ImageDataset):
-        _check_labels(calibration, contract, "calibration")
-        chosen = calibration.sample(count)
-        labels = [chosen.labels[t] for t in chosen.targets]
-        return CalibrationData(chosen.tensors(contract.preprocessing), labels=labels)
+    if isinstance(calibration, (ImageDataset, DetectionDataset)):
+        return task.calibration(calibration, contract, count)
     return CalibrationData(np.asarray(calibration))
-
-
-def _check_labels(dataset: ImageDataset, contract: ModelContract, role: str) -> None:
-    if tuple(dataset.labels) != contract.labels:
-        raise DatasetError(f"the {role} dataset's labels {list(dataset.labels)} differ from the model's {list(contract.labels)}")
 
 
 def export(
@@ -180,7 +177,7 @@ def export(
     *,
     out_dir: str | Path = "runs/export",
     calibration: CalibrationInput | None = None,
-    check: ImageDataset | None = None,
+    check: CheckData | None = None,
     contract: ModelContract | None = None,
     name: str | None = None,
     calibration_samples: int = 100,
@@ -193,7 +190,8 @@ def export(
 
     Targets are ``format:mode`` strings (``tflite:int8``); an unknown one lists the valid
     ones. A failing target does not stop the others: its error is in the report. With
-    `max_drop` (points), an artifact less accurate than Keras by more is failed and
+    `max_drop` (points of the task's metric: accuracy, or mAP@[.5:.95] for a detector), an
+    artifact that falls further below Keras is failed and
     removed; with `fallback=True` the next safer mode of that format is tried instead.
     `options` sets format-specific config fields for every mode of that format, e.g.
     ``{"coreml": {"compute_units": "CPU_AND_NE", "minimum_deployment_target": "iOS17"}}``.
@@ -213,21 +211,22 @@ def export(
         )
     if max_drop is not None and check is None:
         raise ExportError("max_drop needs check= data to measure accuracy against Keras; pass check=test_split")
+    task = host_task(contract.task)
+    model = task.deployable(model, contract)  # a detector's decoding goes into every artifact
     parsed = [(target, *parse_target(target)) for target in targets]  # fail fast on unknown targets
     configure = _configurator(options or {})
     for _, entry, mode, _ in parsed:  # fail fast on bad options too
         configure(entry, mode)
-    calib = _calibration_data(calibration, contract, calibration_samples)
+    calib = _calibration_data(calibration, contract, calibration_samples, task)
     calibration_warnings: list[str] = []
     if calib is not None and any(config.needs_calibration for *_, config in parsed):
         calibration_warnings = list(calib.check(contract.preprocessing, recommended=calibration_samples).warnings)
     reference = keras_accuracy = None
     if check is not None:
-        _check_labels(check, contract, "check")
-        reference = predict_scores(model, check, contract.preprocessing)
-        keras_accuracy = classification_metrics(check.targets, reference, check.labels).accuracy
+        reference = task.reference(model, check, contract)
+        keras_accuracy = task.reference_quality(check, reference, contract)
 
-    job = _Job(model, contract, Path(out_dir), name or contract.model_name, calib, check, reference, max_drop, configure, progress)
+    job = _Job(model, contract, Path(out_dir), name or contract.model_name, calib, check, reference, max_drop, configure, progress, task)
     results = []
     bar = ProgressBar("export", len(parsed), enabled=progress)
     with shared_work():  # one SavedModel / float graph / base program per format, not per mode
@@ -243,7 +242,8 @@ def export(
                 if result.status != "failed":
                     break
     bar.close()
-    return ExportReport(job.name, keras_accuracy, len(check) if check is not None else 0, results, max_drop, calibration_warnings)
+    return ExportReport(job.name, keras_accuracy, len(check) if check is not None else 0, results, max_drop, calibration_warnings,
+                        contract.task)
 
 
 def gzip_size(path: str | Path) -> int:
@@ -272,11 +272,12 @@ class _Job:
     out_dir: Path
     name: str
     calibration: CalibrationData | None
-    check: ImageDataset | None
-    reference: np.ndarray | None
+    check: CheckData | None
+    reference: Any
     max_drop: float | None
     configure: Callable[[ConverterEntry, str], ConversionConfig]
     progress: bool
+    task: HostTask
 
     def run(self, entry: ConverterEntry, mode: str, bar: ProgressBar | None = None) -> ExportResult:
         """Convert and check one target; one log line (after the bar is cleared) says how it went."""
@@ -287,7 +288,8 @@ class _Job:
             log.warning("%-14s FAILED: %s", result.target, result.error)
         else:
             accuracy = "" if result.accuracy is None else (
-                f"  accuracy {result.accuracy * 100:.1f}% ({result.accuracy_delta:+.1f} pts), agreement {result.agreement * 100:.1f}%")
+                f"  {self.task.metric} {result.accuracy * 100:.1f}% ({result.accuracy_delta:+.1f} pts), "
+                f"agreement {result.agreement * 100:.1f}%")
             log.info("%-14s %s  %.1f kB%s  (%.1f s)", result.target, result.status, (result.size_bytes or 0) / 1024, accuracy,
                      result.seconds or 0.0)
         return result
@@ -315,14 +317,16 @@ class _Job:
             if by_reference:
                 result.notes.append(f"checked with the {loaded.backend} backend (numpy reference executor): "
                                     f"its own runtime cannot run here")
-            verdict = check_artifact(loaded, self.check, self.reference)
-        result.accuracy, result.accuracy_delta = verdict.accuracy, verdict.accuracy_delta
-        result.agreement, result.max_abs_error = verdict.agreement, verdict.max_abs_error
+            verdict = self.task.check(loaded, self.check, self.reference)
+        result.accuracy, result.accuracy_delta = verdict.quality, verdict.quality_delta
+        result.agreement, result.max_abs_error = verdict.agreement, verdict.max_error
+        result.details = dict(verdict.details)
         result.latency_ms = None if by_reference else verdict.latency_ms  # the reference is not a speed path
         result.status = "ok"
-        if self.max_drop is not None and verdict.accuracy_delta < -self.max_drop:
+        if self.max_drop is not None and verdict.quality_delta < -self.max_drop:
             result.status = "failed"
-            result.error = f"accuracy dropped {-verdict.accuracy_delta:.1f} points (max_drop {self.max_drop:g}); artifact removed"
+            result.error = (f"{self.task.metric} dropped {-verdict.quality_delta:.1f} points (max_drop {self.max_drop:g}); "
+                            "artifact removed")
             _remove(artifact.path)
         return result
 

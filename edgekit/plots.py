@@ -55,8 +55,9 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
     return Path(path)
 
 
-def plot_artifacts(rows: Sequence[Mapping[str, Any]], path: str | Path, reference_accuracy: float | None = None) -> Path:
-    """Size vs accuracy and mean latency per exported artifact (unverified ones marked on the size axis)."""
+def plot_artifacts(rows: Sequence[Mapping[str, Any]], path: str | Path, reference_accuracy: float | None = None,
+                   metric: str = "accuracy") -> Path:
+    """Size vs `metric` (accuracy, or a detector's mAP) and mean latency per exported artifact (unverified ones marked on the size axis)."""
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     names = [row["target"] for row in rows]
@@ -73,8 +74,8 @@ def plot_artifacts(rows: Sequence[Mapping[str, Any]], path: str | Path, referenc
             left.axvline(kb, color="orange", alpha=0.4)
             left.annotate(f"{row['target']} (unverified)", (kb, 0.02), xycoords=("data", "axes fraction"), rotation=90, fontsize=8)
     left.set_xlabel("file size (kB)")
-    left.set_ylabel("accuracy (%)")
-    left.set_title("size vs accuracy")
+    left.set_ylabel(f"{metric} (%)")
+    left.set_title(f"size vs {metric}")
     left.grid(alpha=0.3)
     latencies = [row.get("latency_ms") or 0.0 for row in rows]
     right.barh(names, latencies)
@@ -103,4 +104,55 @@ def plot_latencies(latencies: Sequence[Sequence[float]], labels: Sequence[str], 
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return Path(path)
+
+
+def plot_detection_history(history: Mapping[str, Sequence[float]], path: str | Path) -> Path:
+    """Training and validation loss, and validation mAP, per epoch."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for key, style in (("loss", "-"), ("val_loss", "--")):
+        if key in history:
+            axes[0].plot(range(1, len(history[key]) + 1), history[key], style, marker="o", label=key)
+    for key, style in (("val_map", "-"), ("val_map50", "--")):
+        if key in history:
+            axes[1].plot(range(1, len(history[key]) + 1), history[key], style, marker="o",
+                         label={"val_map": "val mAP@[.5:.95]", "val_map50": "val mAP@.5"}[key])
+    for ax, title in zip(axes, ("loss", "validation mAP")):
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_detection_samples(dataset: Any, detections: Sequence[Any], path: str | Path, columns: int = 4) -> Path:
+    """Images with ground truth (white, thin) and predictions (coloured, labelled with scores), in a grid."""
+    import cv2
+    import numpy as np
+
+    from runtimes.preprocess import read_image, to_color_order
+    from runtimes.tasks.detection import draw_detections
+
+    tiles = []
+    for i, (boxes, scores, classes) in enumerate(detections):
+        image = to_color_order(read_image(dataset.sources[i]), "bgr", "bgr") if Path(dataset.sources[i]).is_file() else \
+            cv2.cvtColor(dataset.pixels[i], cv2.COLOR_RGB2BGR)
+        mapping = None if Path(dataset.sources[i]).is_file() else dataset.mapping(i)
+        truth = dataset.boxes[i] if mapping is None else mapping.to_input(dataset.boxes[i])
+        shown = boxes if mapping is None else mapping.to_input(boxes)
+        scale = 256 / max(image.shape[:2])
+        image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
+        for box in truth * scale:
+            cv2.rectangle(image, tuple(int(v) for v in box[:2]), tuple(int(v) for v in box[2:]), (255, 255, 255), 1)
+        draw_detections(image, shown * scale, dataset.labels, scores, classes, thickness=2)
+        tile = np.zeros((256, 256, 3), np.uint8)
+        tile[:image.shape[0], :image.shape[1]] = image
+        tiles.append(tile)
+    rows = [np.hstack(tiles[r:r + columns] + [np.zeros_like(tiles[0])] * (columns - len(tiles[r:r + columns])))
+            for r in range(0, len(tiles), columns)] if tiles else [np.zeros((256, 256, 3), np.uint8)]
+    cv2.imwrite(str(path), np.vstack(rows))
     return Path(path)

@@ -70,7 +70,7 @@ def epoch_progress(keras: Any, epochs: int, steps: int, enabled: bool = True, lo
             self.bar.close()
             metrics = "  ".join(f"{name} {float(value):.4f}" for name, value in (logs or {}).items()
                                 if name in ("loss", "accuracy", "val_loss", "val_accuracy", "hard_label_accuracy",
-                                            "val_hard_label_accuracy"))
+                                            "val_hard_label_accuracy", "val_map", "val_map50"))
             if enabled:
                 logger.info("epoch %d/%d  %s  (%.1f s)", epoch + 1, epochs, metrics, time.perf_counter() - self.started)
 

@@ -52,6 +52,17 @@ def predict_scores(model: Any, dataset: ImageDataset, preprocessing: Preprocessi
     return np.concatenate(chunks).astype(np.float32)
 
 
+def _train_detector(train: Any, val: Any, arch: Any, *, teacher: Any, **options: Any) -> TrainResult:
+    from edgekit.detection_data import DetectionDataset
+    from edgekit.detection_training import train_detector
+
+    if not isinstance(train, DetectionDataset) or not isinstance(val, DetectionDataset):
+        raise TrainingError("task='detection' needs DetectionDataset splits: edgekit.load_detection(path).split()")
+    if teacher is not None:
+        raise TrainingError("distillation (teacher=) is for classifiers; train the detector without it")
+    return train_detector(train, val, arch or "small_detector", **options)
+
+
 def _hard_label_accuracy(num_classes: int) -> Any:
     """Accuracy on the hard labels when targets are [one-hot | teacher scores] (distillation)."""
     k = keras()
@@ -138,15 +149,16 @@ def _resolve_model(arch: Any, train: ImageDataset, weights: str | None, preproce
 
 
 def train(
-    train: ImageDataset,
-    val: ImageDataset,
-    arch: Any = "small_cnn",
+    train: Any,
+    val: Any,
+    arch: Any = None,
     *,
+    task: str | None = None,
     test: ImageDataset | None = None,
-    epochs: int = 20,
+    epochs: int | None = None,
     batch_size: int = 32,
-    learning_rate: float = 1e-3,
-    patience: int = 5,
+    learning_rate: float | None = None,
+    patience: int | None = None,
     weights: str | None = None,
     preprocessing: Preprocessing | None = None,
     augment: bool = True,
@@ -171,12 +183,32 @@ def train(
     Writes ``model.keras`` (best epoch by validation loss, with the contract inside),
     ``metrics.json``, ``history.png`` and ``confusion.png`` to `out_dir`.
 
+    `task="detection"` (implied by DetectionDataset splits) trains a detector instead
+    (`arch` "small_detector" by default, or "mobilenetv2_detector"): see
+    `edgekit.detection_training.train_detector`, which takes the detector's options.
+
     Example:
         >>> tr, va, te = edgekit.ImageFolder("shapes", image_size=64).split(seed=0)
         >>> result = edgekit.train(tr, va, arch="small_cnn", test=te, epochs=15)
         >>> result.metrics["accuracy"]["test"]
         0.95
     """
+    from edgekit.detection_data import DetectionDataset
+
+    task = task or ("detection" if isinstance(train, DetectionDataset) else "classification")
+    if task == "detection":  # the one place training forks: each task has its own loop
+        given = {"epochs": epochs, "learning_rate": learning_rate, "patience": patience}  # unset: the detector's own defaults
+        return _train_detector(train, val, arch, test=test, batch_size=batch_size, weights=weights, augment=augment,
+                               out_dir=out_dir, seed=seed, verbose=verbose, callbacks=callbacks, teacher=teacher,
+                               **{key: value for key, value in given.items() if value is not None})
+    if task != "classification":
+        raise TrainingError(f"unknown task {task!r}; valid tasks: classification, detection")
+    if isinstance(train, DetectionDataset):
+        raise TrainingError("task='classification' needs an ImageDataset; these splits hold boxes (a DetectionDataset)")
+    arch = arch or "small_cnn"
+    epochs = 20 if epochs is None else epochs
+    learning_rate = 1e-3 if learning_rate is None else learning_rate
+    patience = 5 if patience is None else patience
     if epochs < 1 or batch_size < 1:
         raise TrainingError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     for name, other in (("val", val), ("test", test)):

@@ -18,7 +18,6 @@ from typing import Any, Iterable, Sequence
 from runtimes.errors import ContractError
 
 CONTRACT_SCHEMA_VERSION = 1
-TASKS = ("classification",)
 MAX_CONTRACT_BYTES = 1 << 20  # a contract is a few kB; anything near this is not one
 MAX_CONTRACT_DEPTH = 8  # the deepest real contract nests 4 levels (quantization options)
 MAX_INPUT_SIDE = 16384
@@ -223,6 +222,7 @@ class ModelContract:
     edgekit_version: str = ""
     quantization: dict[str, Any] = field(default_factory=dict)
     schema: int = CONTRACT_SCHEMA_VERSION
+    head: dict[str, Any] = field(default_factory=dict)  # what the outputs mean, the task's own fields (detection's boxes)
 
     def __post_init__(self) -> None:
         if not isinstance(self.preprocessing, Preprocessing):
@@ -248,8 +248,13 @@ class ModelContract:
             raise ContractError("a contract needs at least one label")
         if len(set(self.labels)) != len(self.labels):
             raise ContractError(f"labels must be unique; got {list(self.labels)}")
+        if not isinstance(self.head, dict):
+            raise ContractError(f"head must be a JSON object, got {self.head!r:.80}")
+        from runtimes.tasks import TASKS  # the task checks its own fields
+
         if self.task not in TASKS:
-            raise ContractError(f"invalid task {self.task!r}; valid tasks: {', '.join(TASKS)}")
+            raise ContractError(f"invalid task {self.task!r}; valid tasks: {', '.join(TASKS.names())}")
+        TASKS.get(self.task).check_head(self.head)
 
     def with_quantization(self, **info: Any) -> "ModelContract":
         return replace(self, quantization=dict(info))
@@ -263,6 +268,7 @@ class ModelContract:
             "labels": list(self.labels),
             "preprocessing": self.preprocessing.to_dict(),
             "quantization": dict(self.quantization),
+            **({"head": dict(self.head)} if self.head else {}),  # classification contracts stay as they were
         }
 
     def to_json(self) -> str:
@@ -293,6 +299,7 @@ class ModelContract:
                 edgekit_version=data.get("edgekit_version", ""),
                 quantization={} if quantization is None else quantization,
                 schema=schema,
+                head=data.get("head") or {},
             )
         except TypeError as exc:
             raise ContractError(f"embedded contract is malformed: {exc}") from None

@@ -5,15 +5,21 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from runtimes.model import Classification
+from typing import Any, Sequence
+
+from runtimes.tasks import task_for
 
 
-def draw_overlay(image: np.ndarray, result: Classification | None, fps: float | None = None, threshold: float = 0.0) -> np.ndarray:
-    """Return a copy of `image` with the top label and score (and FPS) in a readable box."""
+def draw_overlay(image: np.ndarray, result: Any, fps: float | None = None, threshold: float | None = 0.0, task: Any = None,
+                 labels: Sequence[str] = ()) -> np.ndarray:
+    """Return a copy of `image` with the result drawn by its task (a detector's boxes) and its summary
+    line (the top label and score, or the object count) and FPS in a readable box."""
     canvas = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    task = task or task_for("classification")
     lines = []
     if result is not None:
-        lines.append(f"{result.label} {result.score:.2f}" if result.score >= threshold else f"? ({result.label} {result.score:.2f})")
+        task.draw(canvas, result, labels)
+        lines.extend(task.lines(result, threshold or 0.0))
     if fps is not None:
         lines.append(f"{fps:.1f} FPS")
     scale = max(0.4, canvas.shape[0] / 480 * 0.7)

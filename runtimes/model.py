@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,8 @@ from runtimes.base import Runtime, TensorSpec, open_runtime
 from runtimes.contract import Layout, ModelContract, Preprocessing
 from runtimes.errors import ContractError, InferenceError, InputError
 from runtimes.preprocess import ColorName, PixelPlan, image_array, normalize, prepare_pixels, preprocess
+from runtimes.tasks import Task, task_for
+from runtimes.tasks.classification import FEW_SCORES, Classification
 
 if TYPE_CHECKING:
     from runtimes.stream import Stream
@@ -25,27 +26,11 @@ log = logging.getLogger(__name__)
 ImageLike = np.ndarray | str | Path
 
 
-@dataclass(frozen=True)
-class Classification:
-    """One prediction: the best label, its score, the top-k and what it cost."""
-
-    label: str
-    index: int
-    score: float
-    top_k: tuple[tuple[str, float], ...]
-    latency_ms: float  # model inference only
-    preprocess_ms: float
-
-    def __str__(self) -> str:
-        return f"{self.label} ({self.score:.3f})"
-
-
 _CV_DEPTH = {np.dtype(np.int8): cv2.CV_8S, np.dtype(np.uint8): cv2.CV_8U}
 
 
 MAX_PIXEL_PLANS = 4  # frame shapes whose plans (and buffers) a Model keeps
 MAX_PLAN_BYTES = 64 << 20  # frame bytes whose plans a Model keeps; a larger frame gets a plan used once
-FEW_SCORES = 256  # up to this many classes, scores are handled as Python floats
 
 
 def quantize(x: np.ndarray, spec: TensorSpec, out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
@@ -120,7 +105,8 @@ class Model:
         self._input_shape = tuple(self.input_spec.shape[1:])
         self._input_quantized = _is_quantized(self.input_spec)
         self._output_quantized = _is_quantized(self.output_spec)
-        self._classifier_problem = self._why_not_a_classifier()
+        self.task: Task = task_for(contract.task if contract is not None else "classification")
+        self._task_problem = self.task.problem(self)
         self._pixel_table = self._pixel_lookup()
         self._pixel_shift = _table_shift(self._pixel_table)
         self._score_table = self._dequantized_codes()
@@ -129,16 +115,6 @@ class Model:
     def output_specs(self) -> list[TensorSpec]:
         """Every output of the model, in order: `run_all` returns them by these names."""
         return list(self.runtime.output_specs)
-
-    def _why_not_a_classifier(self) -> str | None:
-        """Why predict() cannot read this model's outputs as a classification (None when it can)."""
-        specs = self.runtime.output_specs
-        if len(specs) == 1 and len(specs[0].shape) == 2:
-            return None
-        outputs = ", ".join(f"{spec.name} {list(spec.shape)}" for spec in specs)
-        return (f"{self.path.name} has {len(specs)} output(s) ({outputs}); predict() reads one (batch, classes) score tensor "
-                "as a classification, so this is another kind of model (detection, landmarks, segmentation?): "
-                "use run_all(batch) for its raw outputs")
 
     def _pixel_lookup(self) -> np.ndarray | None:
         """uint8 pixel -> the model's input value, per channel, for every one of the 256 pixel values.
@@ -208,7 +184,7 @@ class Model:
                 f"{contract.preprocessing.input_shape}; fix input_size/color_order/layout"
             )
         classes = self.output_spec.shape[-1]
-        if classes > 0 and len(contract.labels) != classes and len(self.runtime.output_specs) == 1:
+        if contract.task == "classification" and classes > 0 and len(contract.labels) != classes and len(self.runtime.output_specs) == 1:
             raise ContractError(
                 f"{self.path.name} outputs {classes} scores but {len(contract.labels)} labels were given"
             )
@@ -263,12 +239,12 @@ class Model:
             scratch = self._frame_buffers[step] = np.empty(shape, np.float32)
         return scratch
 
-    def _run_pixels(self, pixels: np.ndarray) -> np.ndarray:
+    def _run_pixels(self, pixels: np.ndarray) -> list[np.ndarray]:
         """The fast path: uint8 NHWC pixels -> the model's input by one table lookup, no float passes.
 
-        Returns the backend's own output (quantized for int8 models): see _score_rows.
+        Returns the backend's own outputs (quantized for int8 models): see _score_rows.
         """
-        return self.runtime.run_filled(pixels.shape, lambda buffer: self._map_pixels(pixels, buffer))[0]
+        return self.runtime.run_filled(pixels.shape, lambda buffer: self._map_pixels(pixels, buffer))
 
     def _score_rows(self, raw: np.ndarray) -> list[list[float]]:
         """The backend's output rows as float scores, exactly run()'s float32 values.
@@ -332,64 +308,50 @@ class Model:
             )
         return self.contract.preprocessing
 
-    def predict(
-        self, image: ImageLike | Sequence[ImageLike], color: ColorName = "rgb", top_k: int = 5
-    ) -> Classification | list[Classification]:
-        """Classify an image (path, RGB array by default, or a BGR frame with color="bgr").
+    def predict(self, image: ImageLike | Sequence[ImageLike], color: ColorName = "rgb", top_k: int | None = None,
+                **options: Any) -> Any:
+        """The task's result for an image (path, RGB array by default, or a BGR frame with color="bgr").
 
-        Any size is accepted; grayscale and RGBA are converted. A list gives a list.
+        A classifier returns a `Classification` (`top_k` best labels, 5 by default); a
+        detector returns `Detections` with boxes in the original image's pixels
+        (`score_threshold`, `iou_threshold`, `max_detections` per call, defaults from the
+        contract). Any size is accepted; grayscale and RGBA are converted. A list gives a list.
+
+        Example:
+            >>> model.predict("street.jpg", score_threshold=0.5)[0].box
+            (12.0, 40.5, 96.0, 133.0)
         """
         images = image if isinstance(image, (list, tuple)) else [image]
         if not images:
             return []
         spec = self.require_preprocessing()
-        if self._classifier_problem:
-            raise InputError(self._classifier_problem)
+        if self._task_problem:
+            raise InputError(self._task_problem)
+        if top_k is not None:
+            options["top_k"] = top_k
+        chosen = self.task.options(self, options)
         started = time.perf_counter()
         if len(images) == 1:  # one camera frame: a cached plan writes every step into reused buffers
             frame, frame_color = image_array(images[0], color)
             batch = self._pixel_plan(frame, frame_color)(frame)[None]
+            sizes = [frame.shape[:2]]
         else:
-            batch = np.stack([prepare_pixels(item, spec, color) for item in images])
+            frames = [image_array(item, color) for item in images]
+            batch = np.stack([prepare_pixels(item, spec, item_color) for item, item_color in frames])
+            sizes = [item.shape[:2] for item, _ in frames]
         if self._pixel_table is None:  # NCHW or float16 input: scale as floats
             batch = normalize(batch, spec, self._scratch(batch.shape, "normalize") if len(images) == 1 else None)
         prepared = time.perf_counter()
-        rows = self._score_rows(self._run_pixels(batch)) if self._pixel_table is not None else self.run(batch).tolist()
+        outputs = self._run_pixels(batch) if self._pixel_table is not None else self._run_raw(batch)
         inference_ms = (time.perf_counter() - prepared) * 1000 / len(images)
         preprocess_ms = (prepared - started) * 1000 / len(images)
-        if not self._output_quantized:  # 8-bit scores are finite by construction
-            self._require_finite(rows)
-        results = [self._classify(row, top_k, inference_ms, preprocess_ms) for row in rows]
+        results = self.task.results(self, outputs, sizes, inference_ms, preprocess_ms, chosen)
         return results if isinstance(image, (list, tuple)) else results[0]
 
-    def _require_finite(self, rows: list[list[float]]) -> None:
-        """NaN or infinite scores are never a result: the weights are damaged or the input is far out of range."""
-        for row in rows:
-            if not all(map(math.isfinite, row)):
-                raise InferenceError(
-                    f"{self.path.name} produced non-finite scores ({', '.join(f'{v:g}' for v in row[:5])}); its weights "
-                    "are probably damaged: check the file's SHA-256 (edgekit info) and copy or export it again"
-                )
+    def stream(self, source: Any, every: int = 1, max_frames: int | None = None, top_k: int | None = None, **options: Any) -> "Stream":
+        """The task's result for each frame from `source` (anything `open_source` takes, or an open Source).
 
-    def _classify(self, values: list[float], top_k: int, latency_ms: float, preprocess_ms: float) -> Classification:
-        k = max(1, top_k)
-        if len(values) <= FEW_SCORES:  # plain Python is several times faster than numpy on a few scores
-            order = sorted(range(len(values)), key=values.__getitem__, reverse=True)[:k]
-        else:
-            order = np.argsort(-np.asarray(values), kind="stable")[:k].tolist()
-        labels = self._labels
-        best = order[0]
-        return Classification(
-            label=labels[best],
-            index=best,
-            score=values[best],
-            top_k=tuple((labels[i], values[i]) for i in order),
-            latency_ms=latency_ms,
-            preprocess_ms=preprocess_ms,
-        )
-
-    def stream(self, source: Any, every: int = 1, max_frames: int | None = None, top_k: int = 5) -> "Stream":
-        """Classify frames from `source` (anything `open_source` takes, or an open Source).
+        `top_k` (classifiers) and the detection options are predict()'s, checked before the source opens.
 
         Example:
             >>> with model.stream("clip.mp4", every=2) as results:
@@ -400,9 +362,10 @@ class Model:
         from runtimes.stream import Stream
 
         self.require_preprocessing()  # fail before a camera is opened
-        if self._classifier_problem:  # every frame would fail the same way: say so once
-            raise InputError(self._classifier_problem)
-        return Stream(self, source if isinstance(source, Source) else open_source(source), every, max_frames, top_k)
+        if self._task_problem:  # every frame would fail the same way: say so once
+            raise InputError(self._task_problem)
+        self.task.options(self, {**options, **({"top_k": top_k} if top_k is not None else {})})  # bad options fail here, once
+        return Stream(self, source if isinstance(source, Source) else open_source(source), every, max_frames, top_k, **options)
 
     # -- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:

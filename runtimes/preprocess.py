@@ -221,3 +221,44 @@ def normalize(pixels: np.ndarray, spec: Preprocessing, out: np.ndarray | None = 
 def preprocess(image: np.ndarray | str | Path, spec: Preprocessing, color: ColorName = "rgb") -> np.ndarray:
     """Full contract: any image -> float32 tensor of shape (1, *spec.input_shape)."""
     return normalize(prepare_pixels(image, spec, color), spec)
+
+
+class BoxMapping:
+    """Where the contract's resize puts source pixels: input = source * scale + offset, per axis.
+
+    Boxes are in continuous pixel coordinates (pixel i spans [i, i+1]), in which OpenCV's
+    resize is exactly this affine map; detections go back to the source with `to_source`.
+    """
+
+    __slots__ = ("scale_x", "scale_y", "offset_x", "offset_y")
+
+    def __init__(self, scale_x: float, scale_y: float, offset_x: float, offset_y: float) -> None:
+        self.scale_x, self.scale_y, self.offset_x, self.offset_y = scale_x, scale_y, offset_x, offset_y
+
+    def to_input(self, boxes: np.ndarray) -> np.ndarray:
+        """(N, 4) x0 y0 x1 y1 source boxes -> model-input pixels."""
+        scale = np.array([self.scale_x, self.scale_y] * 2, np.float32)
+        offset = np.array([self.offset_x, self.offset_y] * 2, np.float32)
+        return np.asarray(boxes, np.float32).reshape(-1, 4) * scale + offset
+
+    def to_source(self, boxes: np.ndarray) -> np.ndarray:
+        """(N, 4) x0 y0 x1 y1 model-input boxes -> source pixels (the inverse of `to_input`)."""
+        scale = np.array([self.scale_x, self.scale_y] * 2, np.float32)
+        offset = np.array([self.offset_x, self.offset_y] * 2, np.float32)
+        return (np.asarray(boxes, np.float32).reshape(-1, 4) - offset) / scale
+
+
+def box_mapping(source_size: tuple[int, int], spec: Preprocessing) -> BoxMapping:
+    """The map `_resize_steps` applies to an image of `source_size` (height, width), as numbers."""
+    (out_h, out_w), (in_h, in_w) = spec.input_size, source_size
+    if (in_h, in_w) == (out_h, out_w):
+        return BoxMapping(1.0, 1.0, 0.0, 0.0)
+    if spec.resize is ResizeMode.STRETCH:
+        return BoxMapping(out_w / in_w, out_h / in_h, 0.0, 0.0)
+    if spec.resize is ResizeMode.LETTERBOX:
+        ratio = min(out_h / in_h, out_w / in_w)
+        new_w, new_h = max(1, round(in_w * ratio)), max(1, round(in_h * ratio))
+        return BoxMapping(new_w / in_w, new_h / in_h, float((out_w - new_w) // 2), float((out_h - new_h) // 2))
+    ratio = max(out_h / in_h, out_w / in_w)
+    new_w, new_h = max(out_w, round(in_w * ratio)), max(out_h, round(in_h * ratio))
+    return BoxMapping(new_w / in_w, new_h / in_h, -float((new_w - out_w) // 2), -float((new_h - out_h) // 2))

@@ -23,27 +23,26 @@ class StreamOptions:
     every: int = 1
     max_frames: int | None = None
     top_k: int = 3
-    threshold: float = 0.0  # below it a result is reported as uncertain (label None)
+    threshold: float | None = None  # classifiers: below it a result is uncertain (label None); detectors: minimum score
     json_lines: bool = False
     show: bool = False
     save: Path | None = None  # annotated video
 
 
-def result_record(position: object, result: Any, threshold: float, **extra: float) -> dict[str, Any]:
-    """One result as a JSON-ready dict; `label` is None when the score is below `threshold`."""
-    confident = result.score >= threshold
-    return {
-        "source": str(position), "label": result.label if confident else None, "best": result.label,
-        "score": round(result.score, 6), "top_k": [[label, round(score, 6)] for label, score in result.top_k],
-        **{key: round(value, 3) for key, value in extra.items()},
-    }
+def result_record(position: object, result: Any, threshold: float, task: Any = None, **extra: float) -> dict[str, Any]:
+    """One result as a JSON-ready dict, in its task's terms (a classifier's `label` is None below `threshold`)."""
+    return _task(task).record(position, result, threshold, **extra)
 
 
-def result_line(record: dict[str, Any]) -> str:
-    label = record["label"] or f"? ({record['best']})"
-    others = ", ".join(f"{lbl} {score:.3f}" for lbl, score in record["top_k"][1:])
-    timing = "".join(f"  {key}={record[key]:.1f}" for key in ("latency_ms", "age_ms") if key in record)
-    return f"{record['source']}: {label} {record['score']:.3f}" + (f"  ({others})" if others else "") + timing
+def result_line(record: dict[str, Any], task: Any = None) -> str:
+    """The human-readable line for a record."""
+    return _task(task).line(record)
+
+
+def _task(task: Any) -> Any:
+    from runtimes.tasks import task_for
+
+    return task if task is not None else task_for("classification")
 
 
 def run_stream(model: Any, source: Any, options: StreamOptions, out: IO[str] | None = None) -> int:
@@ -53,14 +52,15 @@ def run_stream(model: Any, source: Any, options: StreamOptions, out: IO[str] | N
     out = out or sys.stdout
     window = Window("edgekit") if options.show else None
     video = AnnotatedVideo(options.save) if options.save else None
-    stream = model.stream(source, every=options.every, max_frames=options.max_frames, top_k=options.top_k)
+    stream = model.stream(source, every=options.every, max_frames=options.max_frames,
+                          **model.task.cli_options(options.top_k, options.threshold))
     count = 0
     with stream:
         for item in present(stream, threshold=options.threshold, window=window, video=video):
             count += 1
-            record = result_record(item.frame.position, item.classification, options.threshold,
+            record = result_record(item.frame.position, item.result, options.threshold, model.task,
                                    latency_ms=item.latency_ms, age_ms=item.age_ms)
-            print(json.dumps(record) if options.json_lines else result_line(record), file=out, flush=True)
+            print(json.dumps(record) if options.json_lines else result_line(record, model.task), file=out, flush=True)
     stats = stream.source.stats
     print(f"{count} result(s); source delivered {stats.delivered}, dropped {stats.dropped} stale, skipped {stats.skipped}",
           file=sys.stderr)
@@ -76,7 +76,9 @@ def build_parser(default_model: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--every", type=int, default=1, help="classify every Nth frame")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many results")
     parser.add_argument("--top-k", type=int, default=3)
-    parser.add_argument("--threshold", type=float, default=0.0, help="scores below this are reported with label null")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="classifiers: scores below this are reported with label null; detectors: the minimum "
+                             "detection score (default: the model's)")
     parser.add_argument("--output", type=Path, default=None, help="append JSON lines here instead of stdout")
     parser.add_argument("--save", type=Path, default=None, help="write an annotated video")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")

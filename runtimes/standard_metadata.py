@@ -57,8 +57,60 @@ def standard_limits(spec: Preprocessing) -> list[str]:
     return problems
 
 
-def build_metadata(contract: ModelContract, author: str = "edgekit", description: str | None = None) -> bytes:
-    """The TFLITE_METADATA flatbuffer for a classifier with one image input and one score output."""
+def _labels_file(schema: Any, kind: int, description: str) -> Any:
+    labels = schema.AssociatedFileT()
+    labels.name = LABELS_FILE
+    labels.description = description
+    labels.type = kind
+    return labels
+
+
+def _tensor(schema: Any, name: str, description: str, content_type: int, properties: Any, files: list[Any] | None = None) -> Any:
+    content = schema.ContentT()
+    content.contentPropertiesType = content_type
+    content.contentProperties = properties
+    tensor = schema.TensorMetadataT()
+    tensor.name, tensor.description, tensor.content = name, description, content
+    if files:
+        tensor.associatedFiles = files
+    return tensor
+
+
+def _scores_metadata(schema: Any, contract: ModelContract) -> Any:
+    """A classifier's score vector: one value per line of labels.txt."""
+    files = [_labels_file(schema, schema.AssociatedFileType.TENSOR_AXIS_LABELS, "one label per line, in the order of the output scores")]
+    return _tensor(schema, "probability", f"scores of the {len(contract.labels)} labels",
+                   schema.ContentProperties.FeatureProperties, schema.FeaturePropertiesT(), files)
+
+
+def _boxes_metadata(schema: Any, contract: ModelContract) -> Any:
+    """A detector's boxes: left, top, right, bottom as fractions of the input (edgekit's xyxy, normalized)."""
+    box = schema.BoundingBoxPropertiesT()
+    box.index = [0, 1, 2, 3]
+    box.type = schema.BoundingBoxType.BOUNDARIES
+    box.coordinateType = schema.CoordinateType.RATIO
+    return _tensor(schema, "location", "boxes (left, top, right, bottom) as fractions of the input size",
+                   schema.ContentProperties.BoundingBoxProperties, box)
+
+
+def _classes_metadata(schema: Any, contract: ModelContract) -> Any:
+    files = [_labels_file(schema, schema.AssociatedFileType.TENSOR_VALUE_LABELS, "one label per line: line i names class i")]
+    return _tensor(schema, "category", "class index of each box", schema.ContentProperties.FeatureProperties,
+                   schema.FeaturePropertiesT(), files)
+
+
+def _detection_scores_metadata(schema: Any, contract: ModelContract) -> Any:
+    return _tensor(schema, "score", "score of each box", schema.ContentProperties.FeatureProperties, schema.FeaturePropertiesT())
+
+
+_OUTPUT_METADATA = {"scores": _scores_metadata, "boxes": _boxes_metadata, "classes": _classes_metadata,
+                    "detection_scores": _detection_scores_metadata}
+
+
+def build_metadata(contract: ModelContract, author: str = "edgekit", description: str | None = None,
+                   outputs: tuple[str, ...] | None = None) -> bytes:
+    """The TFLITE_METADATA flatbuffer: one image input; a classifier's score output, or, with
+    `outputs` naming each output's role in the file's order, a detector's boxes, classes and scores."""
     import flatbuffers
 
     schema = _schema()
@@ -82,22 +134,9 @@ def build_metadata(contract: ModelContract, author: str = "edgekit", description
     stats.min, stats.max = [0.0], [255.0]
     image_tensor.stats = stats
 
-    labels = schema.AssociatedFileT()
-    labels.name = LABELS_FILE
-    labels.description = "one label per line, in the order of the output scores"
-    labels.type = schema.AssociatedFileType.TENSOR_AXIS_LABELS
-    scores_content = schema.ContentT()
-    scores_content.contentPropertiesType = schema.ContentProperties.FeatureProperties
-    scores_content.contentProperties = schema.FeaturePropertiesT()
-    scores = schema.TensorMetadataT()
-    scores.name = "probability"
-    scores.description = f"scores of the {len(contract.labels)} labels"
-    scores.content = scores_content
-    scores.associatedFiles = [labels]
-
     subgraph = schema.SubGraphMetadataT()
     subgraph.inputTensorMetadata = [image_tensor]
-    subgraph.outputTensorMetadata = [scores]
+    subgraph.outputTensorMetadata = [_OUTPUT_METADATA[role](schema, contract) for role in (outputs or ("scores",))]
     model = schema.ModelMetadataT()
     model.name = contract.model_name
     model.description = description or f"{contract.task} over {len(contract.labels)} labels"

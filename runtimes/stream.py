@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from runtimes.errors import InferenceError, InputError
 from runtimes.sources import Frame, Source
@@ -39,21 +39,28 @@ class RateMeter:
 @dataclass(frozen=True)
 class StreamResult:
     frame: Frame
-    classification: "Classification"
+    result: Any  # the task's result: a Classification, or Detections for a detector
     latency_ms: float  # preprocessing + inference for this frame
     age_ms: float  # how old the frame was when inference started
     fps: float  # rolling throughput of the stream
+
+    @property
+    def classification(self) -> "Classification":
+        """The result of a classifier (the name streams have had since the start)."""
+        return self.result
 
 
 class Stream:
     """Iterate for results; leaving a `with` block (or finishing, or an exception, or Ctrl-C) releases the source."""
 
-    def __init__(self, model: "Model", source: Source, every: int = 1, max_frames: int | None = None, top_k: int = 5) -> None:
+    def __init__(self, model: "Model", source: Source, every: int = 1, max_frames: int | None = None, top_k: int | None = None,
+                 **options: Any) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         if max_frames is not None and max_frames < 1:
             raise ValueError(f"max_frames must be >= 1 or None, got {max_frames}")
         self.model, self.source, self.every, self.max_frames, self.top_k = model, source, every, max_frames, top_k
+        self.options = options  # the task's predict() options (a detector's thresholds)
         self.meter = RateMeter()
 
     def __iter__(self) -> Iterator[StreamResult]:
@@ -64,7 +71,7 @@ class Stream:
                     continue
                 started = time.monotonic()
                 try:
-                    result = self.model.predict(frame.image, color="bgr", top_k=self.top_k)
+                    result = self.model.predict(frame.image, color="bgr", top_k=self.top_k, **self.options)
                 except (InputError, InferenceError) as exc:  # one broken frame is counted, not fatal
                     self.source._skip(f"frame {frame.position}", str(exc))
                     continue

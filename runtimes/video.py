@@ -70,7 +70,7 @@ class Window:
         cv2.destroyWindow(self.title)
 
 
-def present(stream: "Stream", *, threshold: float = 0.0, window: Window | None = None,
+def present(stream: "Stream", *, threshold: float | None = 0.0, window: Window | None = None,
             video: AnnotatedVideo | None = None) -> Iterator["StreamResult"]:
     """Yield each result after drawing its overlay into `video` and `window`.
 
@@ -82,7 +82,7 @@ def present(stream: "Stream", *, threshold: float = 0.0, window: Window | None =
         for item in stream:
             keep_going = True
             if window or video:
-                annotated = draw_overlay(item.frame.image, item.classification, item.fps, threshold)
+                annotated = draw_overlay(item.frame.image, item.result, item.fps, threshold, stream.model.task, stream.model.labels)
                 if video:
                     video.write(annotated, fps_hint=getattr(stream.source, "fps", 0.0))
                 if window:

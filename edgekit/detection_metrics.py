@@ -1,0 +1,134 @@
+"""COCO-style detection metrics, computed by pycocotools (the reference implementation), and
+agreement between two detectors' outputs (an artifact and the Keras model it came from)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from runtimes._deps import require
+from runtimes.tasks.detection import box_iou
+
+log = logging.getLogger(__name__)
+
+Boxes = Sequence[np.ndarray]  # per image (n, 4) xyxy pixels
+
+
+@dataclass(frozen=True)
+class DetectionMetrics:
+    map: float  # mAP@[.5:.95], COCO's primary metric
+    map50: float
+    map75: float
+    per_class: dict[str, float]  # AP@[.5:.95] per class (-1 where the class has no ground truth)
+    per_class50: dict[str, float]
+    images: int
+    objects: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def coco_map(truth_boxes: Boxes, truth_classes: Sequence[np.ndarray], pred_boxes: Boxes, pred_scores: Sequence[np.ndarray],
+             pred_classes: Sequence[np.ndarray], labels: Sequence[str]) -> DetectionMetrics:
+    """mAP@[.5:.95], mAP@.5 and mAP@.75 with per-class AP, by pycocotools' COCOeval (bbox, 100 detections).
+
+    Example:
+        >>> m = coco_map([gt], [gt_cls], [boxes], [scores], [classes], ["circle", "square"])
+        >>> round(m.map50, 3)
+    """
+    require("pycocotools", extra="train")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, annotations, results = [], [], []
+    for image_id, (tb, tc, pb, ps, pc) in enumerate(zip(truth_boxes, truth_classes, pred_boxes, pred_scores, pred_classes), 1):
+        images.append({"id": image_id})
+        for box, cls in zip(np.asarray(tb).reshape(-1, 4), np.asarray(tc).reshape(-1)):
+            w, h = float(box[2] - box[0]), float(box[3] - box[1])
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(cls) + 1,
+                                "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h, "iscrowd": 0})
+        for box, score, cls in zip(np.asarray(pb).reshape(-1, 4), np.asarray(ps).reshape(-1), np.asarray(pc).reshape(-1)):
+            results.append({"image_id": image_id, "category_id": int(cls) + 1, "score": float(score),
+                            "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]})
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(labels)]
+    chatter = io.StringIO()
+    with contextlib.redirect_stdout(chatter):  # COCO prints its progress; keep it in the debug log
+        truth = COCO()
+        truth.dataset = {"images": images, "annotations": annotations, "categories": categories}
+        truth.createIndex()
+        if not annotations and not results:
+            return DetectionMetrics(0.0, 0.0, 0.0, {n: -1.0 for n in labels}, {n: -1.0 for n in labels}, len(images), 0)
+        predicted = truth.loadRes(results) if results else None
+        if predicted is None:
+            return DetectionMetrics(0.0, 0.0, 0.0, {n: 0.0 for n in labels}, {n: 0.0 for n in labels}, len(images), len(annotations))
+        evaluation = COCOeval(truth, predicted, "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    log.debug("pycocotools:\n%s", chatter.getvalue())
+    precision = evaluation.eval["precision"]  # [iou, recall, class, area, max_dets]
+
+    def class_ap(cls: int, iou: slice) -> float:
+        values = precision[iou, :, cls, 0, -1]
+        values = values[values > -1]
+        return float(values.mean()) if values.size else -1.0
+
+    stats = evaluation.stats
+    return DetectionMetrics(
+        map=max(0.0, float(stats[0])), map50=max(0.0, float(stats[1])), map75=max(0.0, float(stats[2])),
+        per_class={name: class_ap(i, slice(None)) for i, name in enumerate(labels)},
+        per_class50={name: class_ap(i, slice(0, 1)) for i, name in enumerate(labels)},
+        images=len(images), objects=len(annotations))
+
+
+@dataclass(frozen=True)
+class DetectionAgreement:
+    """How far an artifact's detections are from the reference's on the same images."""
+
+    matched: float  # share of reference detections the artifact has (same class, IoU >= threshold)
+    reverse: float  # share of the artifact's detections the reference has
+    max_box_error_px: float  # largest coordinate difference over matched pairs, input pixels
+    reference_count: int
+    artifact_count: int
+
+    @property
+    def agreement(self) -> float:
+        return min(self.matched, self.reverse)
+
+
+def _matches(a_boxes: np.ndarray, a_classes: np.ndarray, b_boxes: np.ndarray, b_classes: np.ndarray, iou: float) -> list[tuple[int, int]]:
+    """Greedy one-to-one pairs (i in a, j in b) of the same class with IoU >= `iou`, best IoU first."""
+    if not len(a_boxes) or not len(b_boxes):
+        return []
+    ious = box_iou(a_boxes, b_boxes) * (a_classes[:, None] == b_classes[None, :])
+    pairs, used_a, used_b = [], set(), set()
+    for flat in np.argsort(-ious, axis=None, kind="stable"):
+        i, j = divmod(int(flat), ious.shape[1])
+        if ious[i, j] < iou:
+            break
+        if i not in used_a and j not in used_b:
+            pairs.append((i, j))
+            used_a.add(i)
+            used_b.add(j)
+    return pairs
+
+
+def detection_agreement(reference: Sequence[tuple[np.ndarray, np.ndarray]], artifact: Sequence[tuple[np.ndarray, np.ndarray]],
+                        iou: float = 0.9) -> DetectionAgreement:
+    """Per image (boxes, classes) of the reference and the artifact, both after the same thresholds and NMS."""
+    matched = total_ref = total_art = 0
+    worst = 0.0
+    for (rb, rc), (ab, ac) in zip(reference, artifact):
+        pairs = _matches(rb, rc, ab, ac, iou)
+        matched += len(pairs)
+        total_ref += len(rb)
+        total_art += len(ab)
+        for i, j in pairs:
+            worst = max(worst, float(np.max(np.abs(rb[i] - ab[j]))))
+    return DetectionAgreement(matched / total_ref if total_ref else 1.0, matched / total_art if total_art else 1.0,
+                              worst, total_ref, total_art)

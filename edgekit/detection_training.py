@@ -1,0 +1,226 @@
+"""Training a detector: box-preserving augmentation, early stopping on validation mAP, metrics and plots."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from edgekit._tf import keras
+from edgekit._version import __version__
+from edgekit.detection_data import DetectionDataset
+from edgekit.detection_metrics import DetectionMetrics
+from edgekit.detector import DETECTORS, encode_targets, detection_loss
+from edgekit.errors import TrainingError
+from edgekit.keras_io import load_keras, save_keras
+from edgekit.progress import epoch_progress
+from edgekit.tasks.detection import EVAL_SCORE_THRESHOLD, map_of, source_detections
+from edgekit.training import TrainResult
+from runtimes.contract import ModelContract, Preprocessing
+from runtimes.tasks.detection import DetectionHead, decode_maps
+
+log = logging.getLogger("edgekit.training")
+
+def augment(pixels: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.random.Generator,
+            pad_value: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image and its input-pixel boxes: flip, scale and translate, colour jitter; boxes follow the pixels.
+
+    A box pushed mostly out of the frame (under 40% of it left) is dropped, one partly out is clipped.
+    """
+    height, width = pixels.shape[:2]
+    scale = rng.uniform(0.7, 1.3)
+    flip = rng.random() < 0.5
+    tx, ty = rng.uniform(-0.2, 0.2) * width, rng.uniform(-0.2, 0.2) * height
+    sx = -scale if flip else scale
+    cx, cy = width / 2, height / 2
+    matrix = np.array([[sx, 0, cx - sx * cx + tx], [0, scale, cy - scale * cy + ty]], np.float32)
+    out = cv2.warpAffine(pixels, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=(pad_value,) * 3)
+    if out.ndim == 2:
+        out = out[..., None]
+    if len(boxes):
+        xs = boxes[:, [0, 2]] * sx + matrix[0, 2]
+        ys = boxes[:, [1, 3]] * scale + matrix[1, 2]
+        moved = np.stack([xs.min(1), ys.min(1), xs.max(1), ys.max(1)], axis=1)
+        clipped = np.clip(moved, 0, [width, height, width, height])
+        area = lambda b: np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)  # noqa: E731
+        keep = (area(clipped) >= 0.4 * area(moved)) & (clipped[:, 2] - clipped[:, 0] >= 2) & (clipped[:, 3] - clipped[:, 1] >= 2)
+        boxes, classes = clipped[keep].astype(np.float32), classes[keep]
+    jittered = out.astype(np.float32) * rng.uniform(0.7, 1.3) + rng.uniform(-30, 30)
+    jittered *= rng.uniform(0.85, 1.15, size=out.shape[-1]).astype(np.float32)
+    return np.clip(jittered, 0, 255).astype(np.uint8), boxes, classes
+
+
+def _batches(dataset: DetectionDataset, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int) -> Any:
+    k = keras()
+    num_classes = len(dataset.labels)
+    input_boxes = [dataset.input_boxes(i) for i in range(len(dataset))]
+
+    class Batches(k.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(dataset)) if train else np.arange(len(dataset))
+
+        def __len__(self) -> int:
+            return math.ceil(len(dataset) / batch_size)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            chosen = self.order[index * batch_size:(index + 1) * batch_size]
+            images, targets = [], []
+            for i in chosen:
+                pixels, boxes, classes = dataset.pixels[i], input_boxes[i], dataset.classes[i]
+                if train:
+                    pixels, boxes, classes = augment(pixels, boxes, classes, self.rng, preprocessing.pad_value)
+                images.append(pixels)
+                targets.append(encode_targets(boxes, classes, preprocessing.input_size, num_classes))
+            from runtimes.preprocess import normalize
+
+            return normalize(np.stack(images), preprocessing), np.stack(targets)
+
+        def on_epoch_end(self) -> None:
+            if train:
+                self.order = self.rng.permutation(len(dataset))
+
+    return Batches()
+
+
+def predict_maps(model: Any, dataset: DetectionDataset, preprocessing: Preprocessing, batch_size: int = 64) -> np.ndarray:
+    """Keras raw maps for every image, through the contract."""
+    return np.concatenate([
+        np.asarray(model(dataset.tensors(preprocessing, slice(s, s + batch_size)), training=False))
+        for s in range(0, len(dataset), batch_size)]).astype(np.float32)
+
+
+def evaluate_keras(model: Any, dataset: DetectionDataset, preprocessing: Preprocessing, head: DetectionHead) -> DetectionMetrics:
+    maps = predict_maps(model, dataset, preprocessing)
+    return map_of(dataset, source_detections(dataset, *decode_maps(maps, len(dataset.labels), head.max_detections), head,
+                                             EVAL_SCORE_THRESHOLD))
+
+
+def _map_callback(k: Any, val: DetectionDataset, preprocessing: Preprocessing, head: DetectionHead, patience: int) -> Any:
+    """Early stopping on validation mAP@[.5:.95], keeping the best epoch's weights in memory."""
+
+    class ValidationMap(k.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.best, self.best_weights, self.wait = -1.0, None, 0
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            metrics = evaluate_keras(self.model, val, preprocessing, head)
+            if logs is not None:
+                logs["val_map"], logs["val_map50"] = metrics.map, metrics.map50
+            if metrics.map > self.best:
+                self.best, self.best_weights, self.wait = metrics.map, self.model.get_weights(), 0
+            else:
+                self.wait += 1
+                if self.wait >= patience:
+                    self.model.stop_training = True
+
+    return ValidationMap()
+
+
+def _resolve(arch: Any, train: DetectionDataset, weights: str | None) -> tuple[Any, Preprocessing, str]:
+    geometry = train.geometry
+    if isinstance(arch, str) and arch in DETECTORS:
+        spec = DETECTORS.get(arch)
+        height, width = geometry.input_size
+        if min(height, width) < spec.min_size or height % 32 or width % 32:
+            raise TrainingError(f"{arch} needs an image size that is a multiple of 32 and at least {spec.min_size}; "
+                                f"got {geometry.input_size}: load the dataset with image_size=128 (or 160, 192, ...)")
+        if geometry.channels != 3:
+            raise TrainingError(f"{arch} takes 3-channel images; load the dataset with color_order='rgb' or 'bgr'")
+        return spec.build((height, width, 3), len(train.labels), weights), spec.preprocessing(geometry), arch
+    if isinstance(arch, (str, Path)) and str(arch).endswith(".keras"):
+        model, contract = load_keras(arch)
+        if contract is None or contract.task != "detection":
+            raise TrainingError(f"{arch} is not an edgekit detector (its contract's task is not detection)")
+        return model, contract.preprocessing, Path(arch).stem
+    raise TrainingError(f"unknown detector architecture {arch!r}; valid: {', '.join(DETECTORS.names())} or a detector .keras file")
+
+
+def train_detector(
+    train: DetectionDataset,
+    val: DetectionDataset,
+    arch: Any = "small_detector",
+    *,
+    test: DetectionDataset | None = None,
+    epochs: int = 60,
+    batch_size: int = 32,
+    learning_rate: float = 3e-3,
+    patience: int = 10,
+    weights: str | None = None,
+    augment: bool = True,
+    head: DetectionHead | None = None,
+    out_dir: str | Path = "runs/train",
+    seed: int = 0,
+    verbose: int = 1,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """Train a detector (`edgekit.train(..., task="detection")` calls this) and write its files.
+
+    Writes ``model.keras`` (the epoch with the best validation mAP@[.5:.95], contract
+    inside), ``metrics.json`` (mAP, mAP@.5, per-class AP per split, training time),
+    ``history.png`` (loss and validation mAP per epoch) and ``val_boxes.png`` (predicted
+    against ground-truth boxes on validation images).
+    """
+    if epochs < 1 or batch_size < 1:
+        raise TrainingError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    for name, other in (("val", val), ("test", test)):
+        if other is not None and (other.labels != train.labels or other.geometry != train.geometry):
+            raise TrainingError(f"the {name} split has other labels or image geometry than the train split; split one dataset")
+    if train.object_count == 0:
+        raise TrainingError("the training split has no objects: a detector needs annotated boxes to learn from")
+    k = keras()
+    k.utils.set_random_seed(seed)
+    head = head or DetectionHead()
+    model, preprocessing, model_name = _resolve(arch, train, weights)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    contract = ModelContract(preprocessing, train.labels, model_name=model_name, task="detection",
+                             edgekit_version=__version__, head=head.to_dict())
+    batches = _batches(train, preprocessing, batch_size, train=augment, seed=seed)
+    schedule = k.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * len(batches), alpha=0.02)
+    model.compile(optimizer=k.optimizers.Adam(schedule), loss=detection_loss(len(train.labels)))
+    best = _map_callback(k, val, preprocessing, head, patience)
+    started = time.perf_counter()
+    fit = model.fit(batches, validation_data=_batches(val, preprocessing, batch_size, train=False, seed=seed), epochs=epochs,
+                    callbacks=[best, epoch_progress(k, epochs, len(batches), enabled=bool(verbose), logger=log), *callbacks],
+                    verbose=0)
+    seconds = time.perf_counter() - started
+    if best.best_weights is not None:
+        model.set_weights(best.best_weights)
+    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    model_path = save_keras(model, out / "model.keras", contract)
+
+    splits = {"val": val, **({"test": test} if test is not None else {})}
+    results = {name: evaluate_keras(model, ds, preprocessing, head) for name, ds in splits.items()}
+    report = "test" if test is not None else "val"
+    metrics = {
+        "arch": model_name, "task": "detection", "edgekit_version": __version__,
+        "epochs_run": len(history.get("loss", [])),
+        "best_epoch": int(np.argmax(history["val_map"])) + 1 if history.get("val_map") else None,
+        "training_seconds": round(seconds, 1),
+        "map": {name: m.map for name, m in results.items()},
+        "map50": {name: m.map50 for name, m in results.items()},
+        "report_split": report,
+        "per_class_ap": results[report].per_class, "per_class_ap50": results[report].per_class50,
+        "labels": list(train.labels), "contract": contract.to_dict(), "history": history,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    from edgekit.plots import plot_detection_history, plot_detection_samples
+
+    plot_detection_history(history, out / "history.png")
+    shown = val.subset(np.arange(min(8, len(val))))
+    plot_detection_samples(shown, source_detections(shown, *decode_maps(predict_maps(model, shown, preprocessing), len(val.labels),
+                                                                         head.max_detections), head, head.score_threshold),
+                           out / "val_boxes.png")
+    log.info("trained %s in %.0f s: %s", model_name, seconds,
+             ", ".join(f"{n} mAP {m.map:.3f} (mAP@.5 {m.map50:.3f})" for n, m in results.items()))
+    return TrainResult(model, contract, out, model_path, metrics, history)

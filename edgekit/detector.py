@@ -1,0 +1,222 @@
+"""Anchor-free detectors (CenterNet-style centres with FCOS-style box sides) and their training targets.
+
+Why this head: its decoding is a 3x3 max-pool peak test, one top-k and a gather, which
+TFLite, ONNX and CoreML all express in standard ops, so every artifact carries its own
+decoding; and its outputs are a sigmoid heatmap in [0, 1] and box sides in pixels, ranges
+that int8 holds well (no exponentials of quantized values, no anchor offsets to amplify
+rounding). The network's raw output is one map per stride-4 cell: C class heat values
+then 4 box sides (left, top, right, bottom) in input pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from edgekit._tf import keras
+from edgekit.architectures import _check_weights, _fast_batchnorm
+from runtimes._registry import Registry
+from runtimes.contract import Preprocessing
+from runtimes.tasks.detection import DetectionHead
+
+STRIDE = 4
+BOX_UNIT = 16.0  # pixels per unit of the box-side output: softplus(x) * 16 covers 1..300 px with x in a small range
+HEAT_PRIOR = 0.01  # initial heat everywhere: focal-loss training starts stable
+
+
+@dataclass(frozen=True)
+class DetectorArchitecture:
+    name: str
+    build: Callable[[tuple[int, int, int], int, "str | None"], Any]
+    scale: float
+    offset: float
+    min_size: int
+    description: str
+
+    def preprocessing(self, geometry: Preprocessing) -> Preprocessing:
+        return Preprocessing(geometry.input_size, geometry.color_order, geometry.resize, scale=self.scale, offset=self.offset)
+
+
+DETECTORS: Registry[DetectorArchitecture] = Registry("detector architecture")
+
+
+def register_detector(name: str, scale: float, offset: float, min_size: int, description: str) -> Callable:
+    def decorator(build: Callable) -> Callable:
+        DETECTORS.register(name)(DetectorArchitecture(name, build, scale, offset, min_size, description))
+        return build
+
+    return decorator
+
+
+def _conv(x: Any, filters: int, stride: int = 1, kernel: int = 3) -> Any:
+    k = keras()
+    x = k.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False)(x)
+    x = k.layers.BatchNormalization(momentum=0.9)(x)
+    return k.layers.ReLU()(x)
+
+
+def _head(features: Any, num_classes: int, width: int) -> Any:
+    """Heat (sigmoid) and box sides (softplus * BOX_UNIT pixels) from stride-4 features, as one map."""
+    k = keras()
+    x = _conv(features, width)
+    heat = k.layers.Conv2D(num_classes, 1, activation="sigmoid", name="heat",
+                           bias_initializer=k.initializers.Constant(-math.log((1 - HEAT_PRIOR) / HEAT_PRIOR)))(x)
+    sides = k.layers.Conv2D(4, 1, name="sides_raw")(x)
+    sides = k.layers.Activation("softplus")(sides)
+    sides = k.layers.Rescaling(BOX_UNIT, name="sides")(sides)
+    return k.layers.Concatenate(name="maps")([heat, sides])
+
+
+def _top_down(levels: list[Any], width: int) -> Any:
+    """Merge coarse levels into the finest (stride 4) by nearest upsampling and addition (a small FPN)."""
+    k = keras()
+    merged = k.layers.Conv2D(width, 1)(levels[-1])
+    for level in reversed(levels[:-1]):
+        merged = k.layers.Add()([k.layers.Conv2D(width, 1)(level), k.layers.UpSampling2D(2, interpolation="nearest")(merged)])
+    return merged
+
+
+@register_detector("small_detector", scale=1 / 255, offset=0.0, min_size=64,
+                   description="5-level CNN with a small FPN, trains from scratch on a CPU in minutes")
+def build_small_detector(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
+    k = keras()
+    inputs = k.Input(input_shape, name="image")
+    x = _conv(inputs, 16, 2)  # /2
+    c2 = _conv(_conv(x, 32, 2), 32)  # /4
+    c3 = _conv(_conv(c2, 48, 2), 48)  # /8
+    c4 = _conv(_conv(c3, 80, 2), 80)  # /16
+    c5 = _conv(_conv(c4, 112, 2), 112)  # /32: context for the largest objects
+    maps = _head(_top_down([c2, c3, c4, c5], 48), num_classes, 48)
+    model = k.Model(inputs, maps, name="small_detector")
+    if weights := _check_weights(weights):
+        model.load_weights(weights)
+    return model
+
+
+@register_detector("mobilenetv2_detector", scale=1.0, offset=0.0, min_size=96,
+                   description="keras.applications MobileNetV2 backbone (local weights file optional), FPN, same head")
+def build_mobilenetv2_detector(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
+    k = keras()
+    inputs = k.Input(input_shape, name="image")
+    normalized = k.layers.Rescaling(1 / 127.5, offset=-1.0, name="normalize")(inputs)
+    backbone = k.applications.MobileNetV2(input_shape=input_shape, input_tensor=normalized, include_top=False,
+                                          weights=_check_weights(weights), alpha=0.35)
+    names = ["block_2_add", "block_5_add", "block_12_add", "out_relu"]  # strides 4, 8, 16, 32
+    levels = [backbone.get_layer(n).output for n in names]
+    maps = _head(_top_down(levels, 64), num_classes, 64)
+    model = k.Model(inputs, maps, name="mobilenetv2_detector")
+    return _fast_batchnorm(model) if weights is None else model
+
+
+# -- training targets -------------------------------------------------------------------------
+
+def grid_size(input_size: tuple[int, int]) -> tuple[int, int]:
+    return input_size[0] // STRIDE, input_size[1] // STRIDE
+
+
+def encode_targets(boxes: np.ndarray, classes: np.ndarray, input_size: tuple[int, int], num_classes: int) -> np.ndarray:
+    """One image's (n, 4) input-pixel boxes -> (Gh, Gw, C + 5): Gaussian heat, box sides, box-loss weight.
+
+    Each object's heat peaks at its centre cell with a spread that grows with its size
+    (CenterNet); box sides are learned at the cells near the centre (weighted by that heat),
+    the smaller object winning a shared cell, so the peak cell always holds a box.
+    """
+    gh, gw = grid_size(input_size)
+    target = np.zeros((gh, gw, num_classes + 5), np.float32)
+    if len(boxes) == 0:
+        return target
+    ys = (np.arange(gh, dtype=np.float32) + 0.5) * STRIDE
+    xs = (np.arange(gw, dtype=np.float32) + 0.5) * STRIDE
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    claimed = np.full((gh, gw), np.inf, np.float32)
+    for index in np.argsort(-areas):  # large first, so smaller objects overwrite shared cells
+        x0, y0, x1, y1 = boxes[index]
+        w, h = x1 - x0, y1 - y0
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        sigma_x, sigma_y = max(w / 6 / STRIDE, 0.6) * STRIDE, max(h / 6 / STRIDE, 0.6) * STRIDE
+        gauss = np.exp(-((xs[None, :] - cx) ** 2) / (2 * sigma_x**2) - ((ys[:, None] - cy) ** 2) / (2 * sigma_y**2))
+        peak_y, peak_x = min(int(cy // STRIDE), gh - 1), min(int(cx // STRIDE), gw - 1)
+        gauss[peak_y, peak_x] = 1.0
+        channel = int(classes[index])
+        np.maximum(target[..., channel], gauss, out=target[..., channel])
+        inside = (xs[None, :] > x0) & (xs[None, :] < x1) & (ys[:, None] > y0) & (ys[:, None] < y1)
+        weight = np.where(inside & (gauss > 0.3), gauss, 0.0)
+        weight[peak_y, peak_x] = 1.0
+        take = (weight > 0) & (areas[index] <= claimed)
+        claimed[take] = areas[index]
+        gx, gy = np.meshgrid(xs, ys)
+        sides = np.stack([gx - x0, gy - y0, x1 - gx, y1 - gy], axis=-1)
+        target[..., num_classes:num_classes + 4][take] = np.maximum(sides[take], 0.5)
+        target[..., num_classes + 4][take] = weight[take]
+    return target
+
+
+def detection_loss(num_classes: int, box_weight: float = 5.0) -> Callable[[Any, Any], Any]:
+    """Penalty-reduced focal loss on the heat (CenterNet) plus weighted GIoU on the box sides (TTFNet)."""
+    ops = keras().ops
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        heat_t, sides_t, weight = y_true[..., :num_classes], y_true[..., num_classes:num_classes + 4], y_true[..., num_classes + 4]
+        heat = ops.clip(y_pred[..., :num_classes], 1e-4, 1 - 1e-4)
+        sides = y_pred[..., num_classes:num_classes + 4]
+        positive = ops.cast(heat_t >= 1.0, "float32")
+        pos_loss = -ops.log(heat) * ops.square(1 - heat) * positive
+        neg_loss = -ops.log(1 - heat) * ops.square(heat) * ops.power(1 - heat_t, 4) * (1 - positive)
+        objects = ops.maximum(ops.sum(positive), 1.0)
+        focal = (ops.sum(pos_loss) + ops.sum(neg_loss)) / objects
+        # GIoU of boxes given as sides around the same cell centre
+        l_t, t_t, r_t, b_t = (sides_t[..., i] for i in range(4))
+        l_p, t_p, r_p, b_p = (sides[..., i] for i in range(4))
+        area_t, area_p = (l_t + r_t) * (t_t + b_t), (l_p + r_p) * (t_p + b_p)
+        inter = (ops.minimum(l_t, l_p) + ops.minimum(r_t, r_p)) * (ops.minimum(t_t, t_p) + ops.minimum(b_t, b_p))
+        union = area_t + area_p - inter
+        enclose = (ops.maximum(l_t, l_p) + ops.maximum(r_t, r_p)) * (ops.maximum(t_t, t_p) + ops.maximum(b_t, b_p))
+        giou = inter / ops.maximum(union, 1e-6) - (enclose - union) / ops.maximum(enclose, 1e-6)
+        box = ops.sum((1 - giou) * weight) / ops.maximum(ops.sum(weight), 1e-6)
+        return focal + box_weight * box
+
+    return loss
+
+
+# -- the exported graph: decoding inside the model ----------------------------------------------
+
+def with_decoding(model: Any, num_classes: int, head: DetectionHead) -> Any:
+    """`model` (raw maps) plus its decoding as standard ops: boxes, scores and classes outputs.
+
+    Peaks are cells whose best class heat equals its 3x3 max-pooled value (CenterNet's
+    NMS); the top `max_detections` peaks are gathered with their box sides and turned into
+    (x0, y0, x1, y1) boxes normalized to the input size. The same arithmetic as
+    `runtimes.tasks.detection.decode_maps`, which decodes raw maps in NumPy.
+    """
+    k = keras()
+    import tensorflow as tf
+
+    height, width = model.input_shape[1:3]
+    gh, gw = grid_size((height, width))
+    centres = np.stack(np.meshgrid((np.arange(gw) + 0.5) * STRIDE, (np.arange(gh) + 0.5) * STRIDE), axis=-1).reshape(-1, 2)
+    centres = np.concatenate([centres, centres], axis=1).astype(np.float32)  # x y x y per cell
+    signs = np.array([-1, -1, 1, 1], np.float32)
+    norm = np.array([width, height, width, height], np.float32)
+
+    class Decode(k.layers.Layer):
+        def call(self, maps: Any) -> Any:
+            heat, sides = maps[..., :num_classes], maps[..., num_classes:num_classes + 4]
+            pooled = tf.nn.max_pool2d(heat, 3, 1, "SAME")
+            peaks = tf.where(tf.equal(heat, pooled), heat, tf.zeros_like(heat))
+            best = tf.reshape(tf.reduce_max(peaks, axis=-1), [-1, gh * gw])
+            best_class = tf.reshape(tf.argmax(peaks, axis=-1, output_type=tf.int32), [-1, gh * gw])
+            scores, cells = tf.math.top_k(best, k=head.max_detections, sorted=True)
+            classes = tf.gather(best_class, cells, batch_dims=1)
+            chosen = tf.gather(tf.reshape(sides, [-1, gh * gw, 4]), cells, batch_dims=1)
+            boxes = (tf.gather(tf.constant(centres), cells) + chosen * tf.constant(signs)) / tf.constant(norm)
+            boxes = tf.clip_by_value(boxes, 0.0, 1.0)
+            return boxes, scores, classes
+
+    boxes, scores, classes = Decode(name="decode")(model.output)
+    boxes = k.layers.Identity(name="boxes")(boxes)
+    scores = k.layers.Identity(name="scores")(scores)
+    classes = k.layers.Identity(name="classes")(classes)
+    return k.Model(model.input, [boxes, scores, classes], name=model.name)

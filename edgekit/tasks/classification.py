@@ -1,0 +1,70 @@
+"""Classification on the host: scores from Keras, accuracy and top-1 agreement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from converters import CalibrationData
+from edgekit.data import ImageDataset
+from edgekit.errors import DatasetError
+from edgekit.tasks import Verdict, pct
+
+
+def _check_labels(dataset: Any, contract: Any, role: str) -> None:
+    if tuple(dataset.labels) != contract.labels:
+        raise DatasetError(f"the {role} dataset's labels {list(dataset.labels)} differ from the model's {list(contract.labels)}")
+
+
+class ClassificationHost:
+    name = "classification"
+    metric = "accuracy"
+    header = ["accuracy", "delta (pts)", "top-1 agreement", "max |error|"]
+    dataset_type = ImageDataset
+
+    def deployable(self, model: Any, contract: Any) -> Any:
+        return model
+
+    def load(self, path: Any, preprocessing: Any) -> ImageDataset:
+        """A labelled dataset on disk, read at the model's geometry."""
+        from edgekit.data import folder_for
+
+        return folder_for(path, preprocessing)
+
+    def calibration(self, dataset: ImageDataset, contract: Any, count: int) -> CalibrationData:
+        _check_labels(dataset, contract, "calibration")
+        chosen = dataset.sample(count)
+        return CalibrationData(chosen.tensors(contract.preprocessing), labels=[chosen.labels[t] for t in chosen.targets])
+
+    def reference(self, model: Any, dataset: ImageDataset, contract: Any) -> np.ndarray:
+        from edgekit.training import predict_scores
+
+        _check_labels(dataset, contract, "check")
+        return predict_scores(model, dataset, contract.preprocessing)
+
+    def reference_quality(self, dataset: ImageDataset, reference: np.ndarray, contract: Any) -> float:
+        from edgekit.metrics import classification_metrics
+
+        return classification_metrics(dataset.targets, reference, dataset.labels).accuracy
+
+    def check(self, loaded: Any, dataset: ImageDataset, reference: np.ndarray) -> Verdict:
+        from edgekit.evaluation import check_artifact
+
+        verdict = check_artifact(loaded, dataset, reference)
+        return Verdict(verdict.accuracy, verdict.accuracy_delta, verdict.agreement, verdict.max_abs_error, verdict.latency_ms)
+
+    def cells(self, result: Any) -> list[str]:
+        return [pct(result.accuracy), "-" if result.accuracy_delta is None else f"{result.accuracy_delta:+.1f}",
+                pct(result.agreement), "-" if result.max_abs_error is None else f"{result.max_abs_error:.4f}"]
+
+    def reference_cells(self, quality: float | None) -> list[str]:
+        return [pct(quality), "-", "100.0%", "-"]
+
+    def evaluate(self, loaded: Any, dataset: ImageDataset) -> Any:
+        from edgekit.evaluation import artifact_scores
+        from edgekit.metrics import classification_metrics
+
+        if tuple(loaded.labels) != tuple(dataset.labels):
+            raise DatasetError(f"the model's labels {list(loaded.labels)} differ from the dataset's {list(dataset.labels)}")
+        return classification_metrics(dataset.targets, artifact_scores(loaded, dataset), dataset.labels)

@@ -1,0 +1,138 @@
+"""Detection on the host: the decoding appended for export, mAP by pycocotools, agreement with Keras."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from converters import CalibrationData
+from edgekit.detection_data import DetectionDataset
+from edgekit.detection_metrics import DetectionMetrics, coco_map, detection_agreement
+from edgekit.errors import DatasetError
+from edgekit.tasks import Verdict, pct
+from runtimes.tasks.detection import DetectionHead, filter_detections, output_roles
+
+EVAL_SCORE_THRESHOLD = 0.01  # mAP ranks every candidate, as COCO does
+MATCH_IOU = 0.9  # a detection "agrees" when the other side has the same class at this IoU
+
+Found = list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per image: source boxes, scores, classes
+
+
+def source_detections(dataset: DetectionDataset, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
+                      head: DetectionHead, score_threshold: float) -> Found:
+    """Per image: thresholded, NMS-ed detections with boxes mapped from normalized input to source pixels.
+
+    The same steps as `Model.predict` (runtimes.tasks.detection), on a batch of outputs.
+    """
+    height, width = dataset.geometry.input_size
+    scale = np.array([width, height, width, height], np.float32)
+    found = []
+    for i in range(len(dataset)):
+        b, s, c = filter_detections(boxes[i], scores[i], classes[i], score_threshold, head.iou_threshold, head.max_detections)
+        size = dataset.source_sizes[i]
+        source = np.clip(dataset.mapping(i).to_source(b * scale), 0, [size[1], size[0], size[1], size[0]])
+        found.append((source, s, c))
+    return found
+
+
+def map_of(dataset: DetectionDataset, found: Found) -> DetectionMetrics:
+    """COCO mAP of per-image (source boxes, scores, classes) against the dataset's boxes."""
+    return coco_map(dataset.boxes, dataset.classes, [f[0] for f in found], [f[1] for f in found], [f[2] for f in found],
+                    dataset.labels)
+
+
+def artifact_outputs(loaded: Any, dataset: DetectionDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(boxes, scores, classes) of every check image through the artifact's runtime, one image per call (as on a camera)."""
+    specs = loaded.runtime.output_specs
+    roles = output_roles(specs)
+    if roles is None:
+        raise DatasetError(f"{loaded.path.name} does not have a detector's boxes, scores and classes outputs")
+    preprocessing = loaded.require_preprocessing()
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for i in range(len(dataset)):
+        outputs = loaded.run_all(dataset.tensors(preprocessing, slice(i, i + 1)))
+        for part, index in zip(parts, roles):
+            part.append(np.asarray(outputs[specs[index].name]))
+    return tuple(np.concatenate(part) for part in parts)  # type: ignore[return-value]
+
+
+def _head(contract: Any) -> DetectionHead:
+    return DetectionHead.from_dict(contract.head)
+
+
+class DetectionHost:
+    name = "detection"
+    metric = "mAP@[.5:.95]"
+    header = ["mAP@[.5:.95]", "delta (pts)", "mAP@.5", "det. agreement", "max box error"]
+    dataset_type = DetectionDataset
+
+    def deployable(self, model: Any, contract: Any) -> Any:
+        from edgekit.detector import with_decoding
+
+        outputs = getattr(model, "outputs", [])
+        if len(outputs) == 3:  # already decodes (a deployable model passed again)
+            return model
+        return with_decoding(model, len(contract.labels), _head(contract))
+
+    def load(self, path: Any, preprocessing: Any) -> DetectionDataset:
+        """An annotated dataset on disk (YOLO, COCO, VOC), read at the model's geometry."""
+        from edgekit.detection_data import load_detection
+
+        return load_detection(path, image_size=preprocessing.input_size, color_order=preprocessing.color_order,
+                              resize=preprocessing.resize, labels=None)
+
+    def _check(self, dataset: Any, contract: Any, role: str) -> None:
+        if not isinstance(dataset, DetectionDataset):
+            raise DatasetError(f"the {role} data of a detector must be a DetectionDataset (edgekit.load_detection), "
+                               f"got {type(dataset).__name__}")
+        if tuple(dataset.labels) != contract.labels:
+            raise DatasetError(f"the {role} dataset's labels {list(dataset.labels)} differ from the model's {list(contract.labels)}")
+
+    def calibration(self, dataset: DetectionDataset, contract: Any, count: int) -> CalibrationData:
+        self._check(dataset, contract, "calibration")
+        return CalibrationData(dataset.sample(count).tensors(contract.preprocessing))
+
+    def reference(self, model: Any, dataset: DetectionDataset, contract: Any) -> dict[str, Any]:
+        self._check(dataset, contract, "check")
+        head = _head(contract)
+        chunks = [model(dataset.tensors(contract.preprocessing, slice(s, s + 64)), training=False) for s in range(0, len(dataset), 64)]
+        boxes, scores, classes = (np.concatenate([np.asarray(c[i]) for c in chunks]) for i in range(3))
+        return {"metrics": map_of(dataset, source_detections(dataset, boxes, scores, classes, head, EVAL_SCORE_THRESHOLD)),
+                "shown": source_detections(dataset, boxes, scores, classes, head, head.score_threshold), "head": head}
+
+    def reference_quality(self, dataset: DetectionDataset, reference: dict[str, Any], contract: Any) -> float:
+        return reference["metrics"].map
+
+    def check(self, loaded: Any, dataset: DetectionDataset, reference: dict[str, Any]) -> Verdict:
+        head = reference["head"]
+        started = time.perf_counter()
+        outputs = artifact_outputs(loaded, dataset)
+        latency_ms = (time.perf_counter() - started) * 1000 / max(1, len(dataset))
+        metrics = map_of(dataset, source_detections(dataset, *outputs, head, EVAL_SCORE_THRESHOLD))
+        shown = source_detections(dataset, *outputs, head, head.score_threshold)
+        agreement = detection_agreement([(b, c) for b, _, c in reference["shown"]], [(b, c) for b, _, c in shown], MATCH_IOU)
+        keras_metrics: DetectionMetrics = reference["metrics"]
+        return Verdict(metrics.map, (metrics.map - keras_metrics.map) * 100, agreement.agreement, agreement.max_box_error_px,
+                       latency_ms, details={
+                           "map50": metrics.map50, "map50_delta": (metrics.map50 - keras_metrics.map50) * 100,
+                           "keras_map50": keras_metrics.map50, "matched": agreement.matched, "reverse": agreement.reverse,
+                           "detections": agreement.artifact_count, "keras_detections": agreement.reference_count})
+
+    def cells(self, result: Any) -> list[str]:
+        details = result.details or {}
+        return [pct(result.accuracy), "-" if result.accuracy_delta is None else f"{result.accuracy_delta:+.1f}",
+                pct(details.get("map50")), pct(result.agreement),
+                "-" if result.max_abs_error is None else f"{result.max_abs_error:.2f} px"]
+
+    def reference_cells(self, quality: float | None) -> list[str]:
+        return [pct(quality), "-", "-", "100.0%", "-"]
+
+    def evaluate(self, loaded: Any, dataset: DetectionDataset) -> DetectionMetrics:
+        if tuple(loaded.labels) != tuple(dataset.labels):
+            raise DatasetError(f"the model's labels {list(loaded.labels)} differ from the dataset's {list(dataset.labels)}")
+        head = DetectionHead.from_dict(loaded.contract.head)
+        return map_of(dataset, source_detections(dataset, *artifact_outputs(loaded, dataset), head, EVAL_SCORE_THRESHOLD))
+
+

@@ -1,0 +1,76 @@
+"""Tasks as modules: what a model's outputs mean, how they become results, how results are drawn.
+
+One module per task registers a `Task` here; `Model.predict`, streams, the runner and
+the overlay look the contract's task up instead of branching on it. The host side
+(`edgekit.tasks`) adds metrics and the comparison with Keras for the same names.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
+
+import numpy as np
+
+from runtimes._registry import Registry
+
+if TYPE_CHECKING:
+    from runtimes.model import Model
+
+
+class Task(Protocol):
+    """What a task module provides to the device side."""
+
+    name: str
+    scores_per_label: bool  # one output of one score per label (what CoreML's classifier and axis-label metadata describe)
+
+    def standard_outputs(self, specs: Sequence[Any]) -> tuple[str, ...]:
+        """Each output's role in TFLite standard metadata, in the file's order."""
+
+    def check_head(self, head: dict[str, Any]) -> None:
+        """Raise ContractError when the contract's `head` fields are wrong for this task."""
+
+    def problem(self, model: "Model") -> str | None:
+        """Why predict() cannot read this model's outputs as this task's result (None when it can)."""
+
+    def options(self, model: "Model", options: dict[str, Any]) -> Any:
+        """predict()'s keyword options, checked once per call (InputError names the valid ones)."""
+
+    def results(self, model: "Model", outputs: list[np.ndarray], sizes: Sequence[tuple[int, int]], latency_ms: float,
+                preprocess_ms: float, options: Any) -> list[Any]:
+        """The backend's raw outputs for a batch -> one result per image (sizes: each source image's height, width)."""
+
+    def draw(self, image: np.ndarray, result: Any, labels: Sequence[str]) -> None:
+        """Draw `result` onto the BGR `image` in place."""
+
+    def lines(self, result: Any, threshold: float = 0.0) -> list[str]:
+        """The overlay's text for `result`."""
+
+    def summary(self, result: Any) -> dict[str, Any]:
+        """`result` as JSON-ready data."""
+
+    def cli_options(self, top_k: int | None, threshold: float | None) -> dict[str, Any]:
+        """predict() options from the CLI's --top-k and --threshold."""
+
+    def record(self, position: object, result: Any, threshold: float | None, **extra: float) -> dict[str, Any]:
+        """One result as a JSON line's object (the CLI and the runner)."""
+
+    def line(self, record: dict[str, Any]) -> str:
+        """The human-readable line for a record."""
+
+
+TASKS: Registry[Task] = Registry("task")
+
+
+def task_for(name: str) -> Task:
+    return TASKS.get(name)
+
+
+def _register() -> None:
+    from runtimes.tasks.classification import ClassificationTask
+    from runtimes.tasks.detection import DetectionTask
+
+    TASKS.register("classification")(ClassificationTask())
+    TASKS.register("detection")(DetectionTask())
+
+
+_register()

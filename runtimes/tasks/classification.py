@@ -1,0 +1,123 @@
+"""Image classification: one score per label; the result is the best labels with their scores."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from runtimes.errors import ContractError, InferenceError, InputError
+
+if TYPE_CHECKING:
+    from runtimes.model import Model
+
+FEW_SCORES = 256  # up to this many classes, scores are handled as Python floats
+
+
+@dataclass(frozen=True)
+class Classification:
+    """One prediction: the best label, its score, the top-k and what it cost."""
+
+    label: str
+    index: int
+    score: float
+    top_k: tuple[tuple[str, float], ...]
+    latency_ms: float  # model inference only
+    preprocess_ms: float
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.score:.3f})"
+
+
+def require_finite(model: "Model", rows: list[list[float]]) -> None:
+    """NaN or infinite scores are never a result: the weights are damaged or the input is far out of range."""
+    for row in rows:
+        if not all(map(math.isfinite, row)):
+            raise InferenceError(
+                f"{model.path.name} produced non-finite scores ({', '.join(f'{v:g}' for v in row[:5])}); its weights "
+                "are probably damaged: check the file's SHA-256 (edgekit info) and copy or export it again"
+            )
+
+
+def classify(values: list[float], labels: Sequence[str], top_k: int, latency_ms: float, preprocess_ms: float) -> Classification:
+    k = max(1, top_k)
+    if len(values) <= FEW_SCORES:  # plain Python is several times faster than numpy on a few scores
+        order = sorted(range(len(values)), key=values.__getitem__, reverse=True)[:k]
+    else:
+        order = np.argsort(-np.asarray(values), kind="stable")[:k].tolist()
+    best = order[0]
+    return Classification(
+        label=labels[best], index=best, score=values[best], top_k=tuple((labels[i], values[i]) for i in order),
+        latency_ms=latency_ms, preprocess_ms=preprocess_ms,
+    )
+
+
+class ClassificationTask:
+    name = "classification"
+    scores_per_label = True  # the output is one score per label (CoreML's classifier, TFLite's axis labels)
+
+    def standard_outputs(self, specs: Sequence[Any]) -> tuple[str, ...]:
+        """Each output's role in standard metadata, in the file's order."""
+        return ("scores",)
+
+    def check_head(self, head: dict[str, Any]) -> None:
+        if head:
+            raise ContractError(f"a classification contract has no head fields; got {sorted(head)}")
+
+    def problem(self, model: "Model") -> str | None:
+        specs = model.runtime.output_specs
+        if len(specs) == 1 and len(specs[0].shape) == 2:
+            return None
+        outputs = ", ".join(f"{spec.name} {list(spec.shape)}" for spec in specs)
+        return (f"{model.path.name} has {len(specs)} output(s) ({outputs}); predict() reads one (batch, classes) score tensor "
+                "as a classification, so this is another kind of model (detection, landmarks, segmentation?): "
+                "use run_all(batch) for its raw outputs")
+
+    def options(self, model: "Model", options: dict[str, Any]) -> int:
+        unknown = set(options) - {"top_k"}
+        if unknown:
+            raise InputError(f"unknown option(s) {sorted(unknown)} for a classifier; valid: top_k")
+        top_k = options.get("top_k", 5)
+        return 5 if top_k is None else top_k
+
+    def results(self, model: "Model", outputs: list[np.ndarray], sizes: Sequence[tuple[int, int]], latency_ms: float,
+                preprocess_ms: float, options: Any) -> list[Classification]:
+        rows = model._score_rows(outputs[0])
+        if not model._output_quantized:  # 8-bit scores are finite by construction
+            require_finite(model, rows)
+        labels = model._labels
+        return [classify(row, labels, options, latency_ms, preprocess_ms) for row in rows]
+
+    def draw(self, image: np.ndarray, result: Any, labels: Sequence[str]) -> None:
+        """Nothing on the picture itself: the label goes in the overlay's text box."""
+
+    def lines(self, result: Classification, threshold: float = 0.0) -> list[str]:
+        """The overlay's text for `result`."""
+        return [f"{result.label} {result.score:.2f}" if result.score >= threshold else f"? ({result.label} {result.score:.2f})"]
+
+    def cli_options(self, top_k: int | None, threshold: float | None) -> dict[str, Any]:
+        """predict() options from the CLI's --top-k and --threshold (the threshold only marks results uncertain)."""
+        return {"top_k": top_k}
+
+    def record(self, position: object, result: Classification, threshold: float | None, **extra: float) -> dict[str, Any]:
+        """One result as a JSON-ready dict; `label` is None when the score is below `threshold`."""
+        confident = result.score >= (threshold or 0.0)
+        return {
+            "source": str(position), "label": result.label if confident else None, "best": result.label,
+            "score": round(result.score, 6), "top_k": [[label, round(score, 6)] for label, score in result.top_k],
+            **{key: round(value, 3) for key, value in extra.items()},
+        }
+
+    def line(self, record: dict[str, Any]) -> str:
+        label = record["label"] or f"? ({record['best']})"
+        others = ", ".join(f"{lbl} {score:.3f}" for lbl, score in record["top_k"][1:])
+        timing = "".join(f"  {key}={record[key]:.1f}" for key in ("latency_ms", "age_ms") if key in record)
+        return f"{record['source']}: {label} {record['score']:.3f}" + (f"  ({others})" if others else "") + timing
+
+    def summary(self, result: Classification) -> dict[str, Any]:
+        return {"label": result.label, "index": result.index, "score": round(result.score, 6),
+                "top_k": [[label, round(score, 6)] for label, score in result.top_k]}
+
+

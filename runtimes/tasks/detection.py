@@ -1,0 +1,320 @@
+"""Object detection: what a detector's outputs mean, how they become `Detections`, how they are drawn.
+
+The contract's ``head`` says it: box format and coordinates, whether decoding and peak
+suppression ran in the graph, and the default score threshold, IoU threshold and
+maximum detections. This module holds the one NumPy implementation of what does not run
+in the graph (IoU NMS, thresholds, mapping boxes back to the source image), and of the
+whole decoding for raw maps (Keras' training-time evaluation), with the same arithmetic
+as the in-graph version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from runtimes.errors import ContractError, InferenceError, InputError
+
+if TYPE_CHECKING:
+    from runtimes.base import TensorSpec
+    from runtimes.model import Model
+
+STRIDE = 4  # cells of the raw maps, in input pixels
+
+
+@dataclass(frozen=True)
+class DetectionHead:
+    """What a detector's outputs mean; stored in the contract's ``head``."""
+
+    box_format: str = "xyxy"  # x0, y0, x1, y1
+    box_coordinates: str = "normalized"  # fractions of the model input's width and height
+    decoding_in_graph: bool = True  # peaks, top-k and boxes computed by the model itself
+    nms: str = "3x3 peak suppression in graph; class-aware IoU NMS in runtimes (NumPy)"
+    score_threshold: float = 0.3
+    iou_threshold: float = 0.5
+    max_detections: int = 50
+    outputs: tuple[str, ...] = ("boxes", "scores", "classes")  # (1, K, 4) float, (1, K) float, (1, K) int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.score_threshold <= 1 or not 0 < self.iou_threshold <= 1:
+            raise ContractError(f"detection thresholds out of range: score {self.score_threshold}, iou {self.iou_threshold}; "
+                                "both are fractions in [0, 1]")
+        if not isinstance(self.max_detections, int) or not 1 <= self.max_detections <= 10_000:
+            raise ContractError(f"invalid max_detections {self.max_detections!r}; give an integer in 1..10000")
+        if self.box_format != "xyxy" or self.box_coordinates != "normalized":
+            raise ContractError(f"unsupported boxes {self.box_format}/{self.box_coordinates}; edgekit writes xyxy/normalized")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outputs"] = list(self.outputs)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DetectionHead":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ContractError(f"detection head has unknown field(s) {sorted(unknown)}; upgrade edgekit")
+        values = dict(data)
+        if "outputs" in values:
+            values["outputs"] = tuple(values["outputs"])
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ContractError(f"detection head is malformed: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One object: its label, class index, score and box (x0, y0, x1, y1) in the original image's pixels."""
+
+    label: str
+    index: int
+    score: float
+    box: tuple[float, float, float, float]
+
+    def __str__(self) -> str:
+        x0, y0, x1, y1 = self.box
+        return f"{self.label} {self.score:.2f} at ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f})"
+
+
+@dataclass(frozen=True)
+class Detections(Sequence[Detection]):
+    """Every object found in one image, best first, plus what it cost."""
+
+    detections: tuple[Detection, ...]
+    latency_ms: float
+    preprocess_ms: float
+    image_size: tuple[int, int]  # (height, width) of the image the boxes refer to
+
+    def __len__(self) -> int:
+        return len(self.detections)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.detections[index]
+
+    def __iter__(self) -> Iterator[Detection]:
+        return iter(self.detections)
+
+    @property
+    def boxes(self) -> np.ndarray:
+        return np.array([d.box for d in self.detections], np.float32).reshape(-1, 4)
+
+    @property
+    def scores(self) -> np.ndarray:
+        return np.array([d.score for d in self.detections], np.float32)
+
+    @property
+    def classes(self) -> np.ndarray:
+        return np.array([d.index for d in self.detections], np.int64)
+
+    def __str__(self) -> str:
+        return f"{len(self)} object(s)" + ("".join(f"\n  {d}" for d in self.detections) if self.detections else "")
+
+
+# -- NumPy decoding ---------------------------------------------------------------------------
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in (N, 4) `a` with every box in (M, 4) `b` (xyxy)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices kept by class-aware greedy NMS, best score first (ties keep the earlier box)."""
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    suppressed = np.zeros(len(boxes), bool)
+    ious = box_iou(boxes, boxes) if len(boxes) else np.zeros((0, 0))
+    for i in order:
+        if suppressed[i]:
+            continue
+        keep.append(int(i))
+        suppressed |= (ious[i] > iou_threshold) & (classes == classes[i])
+    return np.asarray(keep, np.int64)
+
+
+def filter_detections(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, score_threshold: float,
+                      iou_threshold: float, max_detections: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Threshold, NMS and cap one image's candidates (the part of decoding every format shares)."""
+    scores = np.asarray(scores, np.float32).reshape(-1)
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    classes = np.asarray(classes).reshape(-1).astype(np.int64)
+    above = scores >= score_threshold
+    boxes, scores, classes = boxes[above], scores[above], classes[above]
+    keep = nms(boxes, scores, classes, iou_threshold)[:max_detections]
+    return boxes[keep], scores[keep], classes[keep]
+
+
+def decode_maps(maps: np.ndarray, num_classes: int, max_detections: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw (N, Gh, Gw, C + 4) maps -> normalized boxes (N, K, 4), scores (N, K), classes (N, K).
+
+    The in-graph decoding (`edgekit.detector.with_decoding`) step for step: 3x3 peaks,
+    best class per cell, top-k cells (ties to the lower cell index), boxes from the cell
+    centre and its four sides.
+    """
+    n, gh, gw = maps.shape[:3]
+    heat, sides = maps[..., :num_classes], maps[..., num_classes:num_classes + 4]
+    padded = np.pad(heat, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
+    pooled = np.max(np.stack([padded[:, dy:dy + gh, dx:dx + gw] for dy in range(3) for dx in range(3)]), axis=0)
+    peaks = np.where(heat == pooled, heat, 0.0).reshape(n, gh * gw, num_classes)
+    best, best_class = peaks.max(axis=-1), peaks.argmax(axis=-1)
+    k = min(max_detections, gh * gw)
+    cells = np.argsort(-best, axis=1, kind="stable")[:, :k]
+    scores = np.take_along_axis(best, cells, axis=1)
+    classes = np.take_along_axis(best_class, cells, axis=1)
+    chosen = np.take_along_axis(sides.reshape(n, gh * gw, 4), cells[..., None], axis=1)
+    cy, cx = np.divmod(cells, gw)
+    centres = np.stack([cx, cy, cx, cy], axis=-1).astype(np.float32) * STRIDE + STRIDE / 2
+    boxes = (centres + chosen * np.array([-1, -1, 1, 1], np.float32)) / np.array([gw, gh, gw, gh], np.float32) / STRIDE
+    return np.clip(boxes, 0.0, 1.0).astype(np.float32), scores.astype(np.float32), classes.astype(np.int64)
+
+
+# -- the task ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DetectOptions:
+    score_threshold: float
+    iou_threshold: float
+    max_detections: int
+
+
+def output_roles(specs: Sequence["TensorSpec"]) -> tuple[int, int, int] | None:
+    """Indices of the boxes (N, K, 4), scores (N, K, float) and classes (N, K, integer) outputs, or None.
+
+    Formats name and order outputs their own way; shapes and types say which is which.
+    """
+    boxes = [i for i, s in enumerate(specs) if len(s.shape) == 3 and s.shape[-1] == 4]
+    pairs = [i for i, s in enumerate(specs) if len(s.shape) == 2]
+    classes = [i for i in pairs if np.issubdtype(specs[i].dtype, np.integer) and specs[i].quantization is None]
+    scores = [i for i in pairs if i not in classes]
+    if len(specs) == 3 and len(boxes) == len(classes) == len(scores) == 1:
+        return boxes[0], scores[0], classes[0]
+    return None
+
+
+def _colour(index: int) -> tuple[int, int, int]:
+    """A distinct, bright BGR colour per class."""
+    hue = (index * 47) % 180
+    bgr = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
+    return int(bgr[0]), int(bgr[1]), int(bgr[2])
+
+
+def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[str], scores: np.ndarray | None = None,
+                    classes: np.ndarray | None = None, thickness: int | None = None) -> None:
+    """Boxes with label (and score) tags on the BGR `image`, in place; line and text sizes follow the frame size."""
+    side = min(image.shape[:2])
+    thickness = thickness or max(1, round(side / 240))
+    font = max(0.35, side / 900)
+    for i, box in enumerate(np.asarray(boxes).reshape(-1, 4)):
+        cls = int(classes[i]) if classes is not None else 0
+        colour = _colour(cls)
+        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+        cv2.rectangle(image, (x0, y0), (x1, y1), colour, thickness, cv2.LINE_AA)
+        text = labels[cls] if cls < len(labels) else str(cls)
+        if scores is not None:
+            text += f" {float(scores[i]):.2f}"
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, max(1, thickness // 2))
+        top = y0 - th - base - 2 if y0 - th - base - 2 >= 0 else y0  # inside the box when there is no room above
+        cv2.rectangle(image, (x0, top), (x0 + tw + 4, top + th + base + 2), colour, -1)
+        cv2.putText(image, text, (x0 + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), max(1, thickness // 2),
+                    cv2.LINE_AA)
+
+
+class DetectionTask:
+    name = "detection"
+    scores_per_label = False
+
+    def standard_outputs(self, specs: Sequence["TensorSpec"]) -> tuple[str, ...]:
+        """Each output's role in standard metadata, in the file's order."""
+        roles = output_roles(specs)
+        if roles is None:
+            raise ContractError("a detector needs boxes (N, K, 4), scores (N, K) and integer classes (N, K) outputs")
+        names = dict(zip(roles, ("boxes", "detection_scores", "classes")))
+        return tuple(names[i] for i in range(len(specs)))
+
+    def head(self, model: "Model") -> DetectionHead:
+        return DetectionHead.from_dict(model.contract.head) if model.contract is not None else DetectionHead()
+
+    def check_head(self, head: dict[str, Any]) -> None:
+        DetectionHead.from_dict(head)
+
+    def problem(self, model: "Model") -> str | None:
+        if output_roles(model.runtime.output_specs) is not None:
+            return None
+        outputs = ", ".join(f"{spec.name} {list(spec.shape)} {np.dtype(spec.dtype).name}" for spec in model.runtime.output_specs)
+        return (f"{model.path.name} is a detection model but its outputs ({outputs}) are not boxes (N, K, 4), "
+                "scores (N, K) and integer classes (N, K); export it again with edgekit, or use run_all(batch)")
+
+    def options(self, model: "Model", options: dict[str, Any]) -> DetectOptions:
+        valid = {"score_threshold", "iou_threshold", "max_detections"}
+        unknown = set(options) - valid
+        if unknown:
+            raise InputError(f"unknown option(s) {sorted(unknown)} for a detector; valid: {', '.join(sorted(valid))}")
+        head = self.head(model)
+        chosen = {key: head.to_dict()[key] if options.get(key) is None else options[key] for key in valid}
+        try:
+            DetectionHead(score_threshold=chosen["score_threshold"], iou_threshold=chosen["iou_threshold"],
+                          max_detections=chosen["max_detections"])
+        except ContractError as exc:
+            raise InputError(str(exc)) from None
+        return DetectOptions(float(chosen["score_threshold"]), float(chosen["iou_threshold"]), int(chosen["max_detections"]))
+
+    def results(self, model: "Model", outputs: list[np.ndarray], sizes: Sequence[tuple[int, int]], latency_ms: float,
+                preprocess_ms: float, options: DetectOptions) -> list[Detections]:
+        from runtimes.model import dequantize
+        from runtimes.preprocess import box_mapping
+
+        specs = model.runtime.output_specs
+        roles = output_roles(specs)
+        if roles is None:
+            raise InputError(self.problem(model))
+        boxes, scores, classes = (dequantize(outputs[i], specs[i]) if specs[i].quantization is not None
+                                  and np.issubdtype(specs[i].dtype, np.integer) else outputs[i] for i in roles)
+        if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
+            raise InferenceError(f"{model.path.name} produced non-finite boxes or scores; its weights are probably damaged: "
+                                 "check the file's SHA-256 (edgekit info) and copy or export it again")
+        spec = model.require_preprocessing()
+        height, width = spec.input_size
+        scale = np.array([width, height, width, height], np.float32)
+        labels = model._labels
+        results = []
+        for i, size in enumerate(sizes):
+            b, s, c = filter_detections(boxes[i], scores[i], classes[i], options.score_threshold, options.iou_threshold,
+                                        options.max_detections)
+            source = box_mapping(size, spec).to_source(b * scale)
+            source = np.clip(source, 0, [size[1], size[0], size[1], size[0]])
+            found = tuple(Detection(labels[int(k)] if 0 <= k < len(labels) else str(int(k)), int(k), float(score),
+                                    tuple(float(v) for v in box)) for box, score, k in zip(source, s, c))
+            results.append(Detections(found, latency_ms, preprocess_ms, (int(size[0]), int(size[1]))))
+        return results
+
+    def draw(self, image: np.ndarray, result: Detections, labels: Sequence[str]) -> None:
+        draw_detections(image, result.boxes, labels, result.scores, result.classes)
+
+    def lines(self, result: Detections, threshold: float = 0.0) -> list[str]:
+        return [f"{len(result)} object(s)"]
+
+    def cli_options(self, top_k: int | None, threshold: float | None) -> dict[str, Any]:
+        """predict() options from the CLI: --threshold is the minimum detection score (the model's default when unset)."""
+        return {} if threshold is None else {"score_threshold": threshold}
+
+    def record(self, position: object, result: Detections, threshold: float | None, **extra: float) -> dict[str, Any]:
+        """One image's detections as a JSON-ready dict, boxes in source pixels."""
+        return {"source": str(position), **self.summary(result), **{key: round(value, 3) for key, value in extra.items()}}
+
+    def line(self, record: dict[str, Any]) -> str:
+        found = "; ".join(f"{d['label']} {d['score']:.3f} [{', '.join(f'{v:.1f}' for v in d['box'])}]" for d in record["detections"])
+        timing = "".join(f"  {key}={record[key]:.1f}" for key in ("latency_ms", "age_ms") if key in record)
+        return f"{record['source']}: {len(record['detections'])} object(s)" + (f": {found}" if found else "") + timing
+
+    def summary(self, result: Detections) -> dict[str, Any]:
+        return {"detections": [{"label": d.label, "index": d.index, "score": round(d.score, 6),
+                                "box": [round(v, 3) for v in d.box]} for d in result]}
