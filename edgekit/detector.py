@@ -23,7 +23,7 @@ from runtimes.contract import Preprocessing
 from runtimes.tasks.detection import DetectionHead
 
 STRIDE = 4
-BOX_UNIT = 16.0  # pixels per unit of the box-side output: softplus(x) * 16 covers 1..300 px with x in a small range
+BOX_UNIT = 16.0  # pixels per unit of the box-side output: relu(x) * 16 keeps the raw values small
 HEAT_PRIOR = 0.01  # initial heat everywhere: focal-loss training starts stable
 
 
@@ -59,13 +59,14 @@ def _conv(x: Any, filters: int, stride: int = 1, kernel: int = 3) -> Any:
 
 
 def _head(features: Any, num_classes: int, width: int) -> Any:
-    """Heat (sigmoid) and box sides (softplus * BOX_UNIT pixels) from stride-4 features, as one map."""
+    """Heat (sigmoid) and box sides (relu * BOX_UNIT pixels) from stride-4 features, as one map."""
     k = keras()
     x = _conv(features, width)
     heat = k.layers.Conv2D(num_classes, 1, activation="sigmoid", name="heat",
                            bias_initializer=k.initializers.Constant(-math.log((1 - HEAT_PRIOR) / HEAT_PRIOR)))(x)
-    sides = k.layers.Conv2D(4, 1, name="sides_raw")(x)
-    sides = k.layers.Activation("softplus")(sides)
+    # ReLU, not softplus: TFLite has no softplus kernel, and its int8 exp/log expansion collapses the boxes
+    sides = k.layers.Conv2D(4, 1, name="sides_raw", bias_initializer=k.initializers.Constant(1.0))(x)
+    sides = k.layers.ReLU()(sides)
     sides = k.layers.Rescaling(BOX_UNIT, name="sides")(sides)
     return k.layers.Concatenate(name="maps")([heat, sides])
 

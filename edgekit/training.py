@@ -170,6 +170,7 @@ def train(
     teacher: Any = None,
     temperature: float = 4.0,
     alpha: float = 0.5,
+    head: Any = None,
 ) -> TrainResult:
     """Train `arch` (a registered name, a keras.Model or a .keras path) and write its files.
 
@@ -185,7 +186,8 @@ def train(
 
     `task="detection"` (implied by DetectionDataset splits) trains a detector instead
     (`arch` "small_detector" by default, or "mobilenetv2_detector"): see
-    `edgekit.detection_training.train_detector`, which takes the detector's options.
+    `edgekit.detection_training.train_detector`; `head` (a DetectionHead) sets its default
+    thresholds and maximum detections.
 
     Example:
         >>> tr, va, te = edgekit.ImageFolder("shapes", image_size=64).split(seed=0)
@@ -199,7 +201,7 @@ def train(
     if task == "detection":  # the one place training forks: each task has its own loop
         given = {"epochs": epochs, "learning_rate": learning_rate, "patience": patience}  # unset: the detector's own defaults
         return _train_detector(train, val, arch, test=test, batch_size=batch_size, weights=weights, augment=augment,
-                               out_dir=out_dir, seed=seed, verbose=verbose, callbacks=callbacks, teacher=teacher,
+                               out_dir=out_dir, seed=seed, verbose=verbose, callbacks=callbacks, teacher=teacher, head=head,
                                **{key: value for key, value in given.items() if value is not None})
     if task != "classification":
         raise TrainingError(f"unknown task {task!r}; valid tasks: classification, detection")

@@ -1,0 +1,188 @@
+"""Detection: loaders and their bad-annotation cases, mAP by pycocotools, box mapping, and a tiny
+detector trained once, exported and checked against Keras, with predict returning source-pixel boxes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgekit.datasets import make_shapes_detection
+from edgekit.detection_data import load_detection
+from edgekit.errors import DatasetError
+from runtimes.contract import Preprocessing
+from runtimes.preprocess import box_mapping, prepare_pixels
+from runtimes.tasks.detection import DetectionHead, filter_detections
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scenes")
+    return {fmt: make_shapes_detection(root / fmt, n_images=12, image_size=(96, 160), seed=3, format=fmt)
+            for fmt in ("yolo", "coco", "voc")}
+
+
+def test_every_format_reads_the_same_boxes(scenes):
+    read = {fmt: load_detection(path if fmt != "coco" else path / "annotations.json", image_size=64) for fmt, path in scenes.items()}
+    yolo = read["yolo"]
+    assert len(yolo) == 12 and yolo.object_count > 12 and yolo.labels == ("circle", "square", "triangle")
+    assert yolo.skipped == ()
+    for other in (read["coco"], read["voc"]):
+        assert other.labels == yolo.labels and other.class_counts() == yolo.class_counts()
+        for a, b, ca, cb in zip(yolo.boxes, other.boxes, yolo.classes, other.classes):
+            assert np.array_equal(ca, cb)
+            np.testing.assert_allclose(a, b, atol=0.01)  # YOLO stores 6 decimals of the image side
+    assert tuple(yolo.source_sizes[0]) == (96, 160) and yolo.pixels.shape[1:] == (64, 64, 3)
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_yolo_bad_annotations_are_skipped_and_counted(scenes, tmp_path):
+    root = _copy(scenes["yolo"], tmp_path / "yolo")
+    labels = sorted((root / "labels").glob("*.txt"))
+    labels[0].write_text("0 0.5 0.5 0.2 0.2\n0 1.6 0.5 0.2 0.2\n")  # one good box, one outside the image
+    labels[1].write_text("1 0.5 0.5 0 0.2\n")  # zero width
+    labels[2].write_text("7 0.5 0.5 0.2 0.2\n")  # unknown class id
+    labels[3].write_text("0 0.5 zero 0.2\n")  # malformed line
+    (root / "labels" / "orphan.txt").write_text("0 0.5 0.5 0.1 0.1\n")  # no image for it
+    (root / "images" / labels[4].with_suffix(".png").name).write_bytes(b"not a png")  # unreadable image
+    dataset = load_detection(root, image_size=64)
+    assert dataset.skip_counts() == {"box outside the image": 1, "box of zero or negative size": 1, "unknown class id": 1,
+                                     "malformed line": 1, "image missing": 1, "image unreadable": 1}
+    assert len(dataset) == 11 and len(dataset.boxes[0]) == 1
+    assert "valid: 0..2" in next(s.reason for s in dataset.skipped if s.reason.startswith("unknown class id"))
+
+
+def test_coco_and_voc_bad_annotations_are_skipped_and_counted(scenes, tmp_path):
+    coco = _copy(scenes["coco"], tmp_path / "coco")
+    data = json.loads((coco / "annotations.json").read_text())
+    data["annotations"][0]["category_id"] = 99
+    data["annotations"][1]["image_id"] = 999
+    data["annotations"][2]["bbox"] = "broken"
+    (coco / "images" / data["images"][5]["file_name"]).unlink()
+    (coco / "annotations.json").write_text(json.dumps(data))
+    dataset = load_detection(coco / "annotations.json", image_size=64)
+    assert dataset.skip_counts() == {"unknown class id": 1, "image missing": 2, "malformed line": 1}
+    assert len(dataset) == 11
+
+    voc = _copy(scenes["voc"], tmp_path / "voc")
+    xmls = sorted((voc / "Annotations").glob("*.xml"))
+    xmls[0].write_text("<annotation><filename>")
+    xmls[1].write_text(xmls[1].read_text().replace("<name>circle</name>", "<name>hexagon</name>", 1)
+                       if "circle" in xmls[1].read_text() else xmls[1].read_text().replace("</annotation>",
+                       "<object><name>hexagon</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>"))
+    dataset = load_detection(voc, image_size=64, labels=["circle", "square", "triangle"])
+    assert dataset.skip_counts() == {"malformed file": 1, "unknown class id": 1} and len(dataset) == 11
+
+
+def test_a_dataset_without_any_usable_image_is_a_clear_error(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "data.yaml").write_text("names:\n  - cat\n  - dog\n")
+    (tmp_path / "images" / "a.png").write_bytes(b"broken")
+    with pytest.raises(DatasetError, match="no usable image"):
+        load_detection(tmp_path)
+    with pytest.raises(DatasetError, match="cannot tell the annotation format"):
+        load_detection(tmp_path / "images")
+
+
+def test_coco_map_on_a_hand_computed_case():
+    from edgekit.detection_metrics import coco_map
+
+    truth = [np.array([[10, 10, 50, 50], [60, 60, 90, 90]], np.float32)]
+    found = [np.array([[10, 10, 50, 50], [0, 60, 20, 90]], np.float32)]  # one exact hit, one false positive
+    metrics = coco_map(truth, [np.array([0, 0])], found, [np.array([0.9, 0.8])], [np.array([0, 0])], ["thing"])
+    # precision 1 up to recall 0.5, then nothing: COCO's 101-point AP is 51/101 at every IoU threshold
+    assert metrics.map == pytest.approx(51 / 101, abs=1e-6) and metrics.map50 == pytest.approx(51 / 101, abs=1e-6)
+    assert metrics.per_class["thing"] == pytest.approx(51 / 101, abs=1e-6)
+
+
+def test_nms_keeps_the_best_box_per_class_and_object():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
+    b, s, c = filter_detections(boxes, np.array([0.9, 0.8, 0.7, 0.2]), np.array([0, 0, 1, 0]), 0.3, 0.5, 10)
+    assert s.tolist() == pytest.approx([0.9, 0.7]) and c.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("resize", ["letterbox", "stretch", "center_crop"])
+def test_box_mapping_follows_the_pixels(resize):
+    """A white box drawn on a non-square image lands where the mapping says, and maps back within a pixel."""
+    spec = Preprocessing(128, resize=resize)
+    image = np.zeros((180, 300, 3), np.uint8)
+    box = np.array([[90.0, 40.0, 210.0, 140.0]], np.float32)
+    image[40:140, 90:210] = 255
+    resized = prepare_pixels(image, spec)
+    ys, xs = np.nonzero(resized[..., 0] > 127)
+    seen = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+    mapping = box_mapping(image.shape[:2], spec)
+    np.testing.assert_allclose(mapping.to_input(box)[0], seen, atol=1.0)
+    np.testing.assert_allclose(mapping.to_source(seen)[0], box[0], atol=1.0 / mapping.scale_x + 0.5)
+
+
+# -- a tiny detector, trained once ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory):
+    import edgekit
+
+    root = make_shapes_detection(tmp_path_factory.mktemp("det") / "data", n_images=160, image_size=64, seed=1)
+    dataset = load_detection(root, image_size=64)
+    train, val, test = dataset.split(seed=0)
+    out = tmp_path_factory.mktemp("det-train")
+    result = edgekit.train(train, val, task="detection", epochs=5, test=test, out_dir=out, verbose=0,
+                           head=DetectionHead(score_threshold=0.05))  # a few epochs: low scores, still real boxes
+    return result, train, test, root
+
+
+def test_training_writes_a_detector_with_its_metrics_and_plots(detector):
+    result, _, _, _ = detector
+    assert result.contract.task == "detection" and result.contract.head["score_threshold"] == 0.05
+    metrics = json.loads((result.out_dir / "metrics.json").read_text())
+    assert set(metrics["map"]) == {"val", "test"} and 0 <= metrics["map"]["test"] <= metrics["map50"]["test"] <= 1
+    assert set(metrics["per_class_ap"]) == {"circle", "square", "triangle"} and metrics["training_seconds"] > 0
+    for name in ("history.png", "val_boxes.png", "model.keras"):
+        assert (result.out_dir / name).stat().st_size > 1000
+
+
+def test_float_artifacts_match_keras_and_predict_returns_source_boxes(detector, tmp_path):
+    import edgekit
+
+    result, train, test, root = detector
+    report = edgekit.export(result.model_path, ["tflite:fp32", "onnx:fp32", "tflite:int8"], out_dir=tmp_path, calibration=train,
+                            check=test, progress=False)
+    assert report.task == "detection" and "mAP@.5" in report.table()
+    for target in ("tflite:fp32", "onnx:fp32"):
+        r = report.result(target)
+        assert r.status == "ok", r.error
+        assert r.details["keras_detections"] > 0  # the comparison has something to compare
+        assert r.agreement >= 0.99 and r.max_abs_error <= 1.0 and abs(r.accuracy_delta) < 0.5
+    assert report.result("tflite:int8").status == "ok"
+
+    image_path = sorted((root / "images").glob("*.png"))[0]
+    image = cv2.imread(str(image_path))
+    wide = cv2.copyMakeBorder(image, 0, 0, 32, 32, cv2.BORDER_CONSTANT, value=(0, 0, 0))  # non-square: letterboxed
+    with edgekit.load(report.result("tflite:fp32").path) as model:
+        assert model.task.name == "detection"
+        found = model.predict(wide, color="bgr", score_threshold=0.05)
+        assert isinstance(found, edgekit.Detections) and found.image_size == (64, 128)
+        boxes = found.boxes
+        assert len(boxes) and (boxes[:, [0, 2]] <= 128).all() and (boxes[:, [1, 3]] <= 64).all()
+        with pytest.raises(edgekit.InputError, match="valid: iou_threshold, max_detections, score_threshold"):
+            model.predict(image, top_k=3)
+    # the same answer by hand: the contract's letterbox, Keras' raw maps, NumPy decoding, the mapping undone
+    from runtimes.preprocess import normalize
+    from runtimes.tasks.detection import decode_maps
+
+    spec = result.contract.preprocessing
+    maps = np.asarray(result.model(normalize(prepare_pixels(wide, spec, "bgr"), spec), training=False))
+    b, s, c = (a[0] for a in decode_maps(maps, 3, 50))
+    b, s, c = filter_detections(b, s, c, 0.05, 0.5, 50)
+    expected = box_mapping((64, 128), spec).to_source(b * 64)
+    assert np.array_equal(c, found.classes)
+    np.testing.assert_allclose(found.boxes, np.clip(expected, 0, [128, 64, 128, 64]), atol=1e-3)
