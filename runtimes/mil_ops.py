@@ -386,3 +386,40 @@ def classify(probabilities: np.ndarray, classes: Any) -> tuple[str, dict[str, fl
     scores = np.asarray(probabilities, np.float32).reshape(-1)
     labels = [str(c) for c in np.atleast_1d(classes)]
     return labels[int(np.argmax(scores))], dict(zip(labels, scores.tolist()))
+
+
+# -- selection: what a detector's in-graph decoding uses -------------------------------------
+
+mil_op("equal")(lambda x, y: np.equal(x, y))
+mil_op("select")(lambda cond, a, b: np.where(cond, a, b))
+mil_op("tile")(lambda x, reps: np.tile(x, [int(r) for r in np.atleast_1d(reps)]))
+
+
+@mil_op("reduce_argmax")
+def reduce_argmax(x: np.ndarray, axis: int = -1, keep_dims: bool = False) -> np.ndarray:
+    """Index of the largest value (the first on ties, as MIL and TensorFlow specify)."""
+    return np.argmax(x, axis=int(axis), keepdims=bool(keep_dims)).astype(np.int32)
+
+
+@mil_op("topk")
+def topk(x: np.ndarray, k: int = 1, axis: int = -1, ascending: bool = False, sort: bool = True,
+         return_indices: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest (or smallest) values along `axis` and their indices; equal values keep index order."""
+    axis = int(axis) % x.ndim
+    order = np.argsort(x if ascending else -x, axis=axis, kind="stable")
+    indices = np.take(order, np.arange(int(k)), axis=axis)
+    return np.take_along_axis(x, indices, axis=axis), indices.astype(np.int32)
+
+
+@mil_op("gather")
+def gather(x: np.ndarray, indices: np.ndarray, axis: int = 0, batch_dims: int = 0, validate_indices: bool = False) -> np.ndarray:
+    """x gathered at `indices` along `axis`, the first `batch_dims` axes of both paired up (TensorFlow's gather)."""
+    axis, batch_dims = int(axis) % x.ndim, int(batch_dims)
+    indices = np.asarray(indices).astype(np.int64)
+    if batch_dims == 0:
+        return np.take(x, indices, axis=axis)
+    batch = x.shape[:batch_dims]
+    flat_x = x.reshape(-1, *x.shape[batch_dims:])
+    flat_i = indices.reshape(-1, *indices.shape[batch_dims:])
+    parts = [np.take(xi, ii, axis=axis - batch_dims) for xi, ii in zip(flat_x, flat_i)]
+    return np.stack(parts).reshape(*batch, *parts[0].shape)

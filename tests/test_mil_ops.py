@@ -193,3 +193,19 @@ def test_keras_layer_through_coreml_matches_keras(case, tmp_path):
     np.testing.assert_allclose(ours, expected, atol=1e-4, rtol=1e-4)
     if case == "depthwise_multiplier":  # the converter kept it a grouped conv with 8 outputs from 4 groups
         assert program.op_counts["conv"] == 1
+
+
+def test_detection_decoding_ops_match_numpy_and_tensorflow_semantics():
+    from runtimes.mil_ops import MIL_OPS
+
+    x = np.array([[0.2, 0.9, 0.9, 0.1], [0.5, 0.4, 0.7, 0.7]], np.float32)
+    values, indices = MIL_OPS.get("topk")(x, k=2)
+    assert values.tolist() == [[pytest.approx(0.9), pytest.approx(0.9)], [pytest.approx(0.7), pytest.approx(0.7)]]
+    assert indices.tolist() == [[1, 2], [2, 3]]  # ties: the lower index first, as TensorFlow's top_k
+    assert MIL_OPS.get("reduce_argmax")(x, axis=-1).tolist() == [1, 2]
+    table = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    picked = MIL_OPS.get("gather")(table, np.array([[2, 0], [1, 1]]), axis=1, batch_dims=1)
+    assert picked.shape == (2, 2, 4) and picked[0, 0].tolist() == table[0, 2].tolist() and picked[1, 1].tolist() == table[1, 1].tolist()
+    assert MIL_OPS.get("gather")(table, np.array([1]), axis=2).shape == (2, 3, 1)
+    assert MIL_OPS.get("select")(MIL_OPS.get("equal")(x, 0.9), x, 0.0).tolist()[0] == [0, pytest.approx(0.9), pytest.approx(0.9), 0]
+    assert MIL_OPS.get("tile")(np.ones((1, 2)), [2, 3]).shape == (2, 6)
