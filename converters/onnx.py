@@ -186,7 +186,11 @@ def _quantize(float_path: Path, output: Path, config: OnnxConfig, calibration: C
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = output.with_name("prepared.onnx")
-    quant_pre_process(str(float_path), str(prepared))
+    try:
+        quant_pre_process(str(float_path), str(prepared))
+    except Exception as exc:  # noqa: BLE001  symbolic shape inference asserts on some graphs (TopK, Gather in decoders)
+        log.debug("ONNX quantization pre-processing: symbolic shape inference failed (%r); using ONNX's own", exc)
+        quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
     if config.quantization is Quantization.DYNAMIC:
         quantization.quantize_dynamic(str(prepared), str(output), weight_type=quantization.QuantType.QInt8, per_channel=True)
         return
@@ -355,7 +359,7 @@ def convert_onnx(
                 with quiet_native(f"ONNX Runtime quantization {config.quantization.value}"):
                     _quantize(float_path, final, config, calibration, input_range(contract.preprocessing))
             except Exception as exc:
-                raise ConversionError(f"ONNX {config.quantization.value} quantization failed: {exc}") from exc
+                raise ConversionError(f"ONNX {config.quantization.value} quantization failed: {exc!r}") from exc
         proto = onnx.load(str(final))
         extra: dict[str, Any] = {}
         if config.quantization is Quantization.INT8:

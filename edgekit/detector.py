@@ -203,8 +203,7 @@ def with_decoding(model: Any, num_classes: int, head: DetectionHead) -> Any:
     norm = np.array([width, height, width, height], np.float32)
 
     class Decode(k.layers.Layer):
-        def call(self, maps: Any) -> Any:
-            heat, sides = maps[..., :num_classes], maps[..., num_classes:num_classes + 4]
+        def call(self, heat: Any, sides: Any) -> Any:
             pooled = tf.nn.max_pool2d(heat, 3, 1, "SAME")
             peaks = tf.where(tf.equal(heat, pooled), heat, tf.zeros_like(heat))
             best = tf.reshape(tf.reduce_max(peaks, axis=-1), [-1, gh * gw])
@@ -216,8 +215,22 @@ def with_decoding(model: Any, num_classes: int, head: DetectionHead) -> Any:
             boxes = tf.clip_by_value(boxes, 0.0, 1.0)
             return boxes, scores, classes
 
-    boxes, scores, classes = Decode(name="decode")(model.output)
+    boxes, scores, classes = Decode(name="decode")(*_heat_and_sides(model, num_classes))
     boxes = k.layers.Identity(name="boxes")(boxes)
     scores = k.layers.Identity(name="scores")(scores)
     classes = k.layers.Identity(name="classes")(classes)
     return k.Model(model.input, [boxes, scores, classes], name=model.name)
+
+
+def _heat_and_sides(model: Any, num_classes: int) -> tuple[Any, Any]:
+    """The head's two maps as separate tensors: concatenated, int8 would give both one scale.
+
+    Training concatenates them into one output (one loss over one target array); the
+    exported graph decodes from the layers themselves, so the heat keeps a [0, 1] scale and
+    the box sides a pixel scale. Models without the named layers are split by slicing.
+    """
+    names = {layer.name for layer in model.layers}
+    if {"heat", "sides"} <= names:
+        return model.get_layer("heat").output, model.get_layer("sides").output
+    maps = model.output
+    return maps[..., :num_classes], maps[..., num_classes:num_classes + 4]
