@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -43,6 +44,7 @@ class ConversionConfig:
     quantization: Quantization = Quantization.FLOAT32
     io_dtype: str = "float32"
     calibration_samples: int = 100
+    mixed_precision: bool = True  # int8: keep the ops the task names sensitive (a detector's decoding) in float
 
     def __post_init__(self) -> None:
         try:
@@ -190,6 +192,19 @@ def atomic_output(path: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def in_float_scopes(name: str, scopes: tuple[str, ...]) -> bool:
+    """Whether graph node or tensor `name` comes from a layer in `scopes` (Keras adds _1, _2 ... to layer names)."""
+    return any(re.search(rf"(^|/){re.escape(scope)}(_\w+)?/", name) for scope in scopes)
+
+
+MIXED_PRECISION = "mixed precision:"
+
+
+def mixed_precision_note(kept: int, scopes: tuple[str, ...]) -> str:
+    return (f"{MIXED_PRECISION} {kept} op(s) of {', '.join(scopes)} kept in float32, the rest int8 (the task measured "
+            "these layers to lose accuracy in int8; options mixed_precision=False gives full integer)")
 
 
 def describe(contract: ModelContract, config: ConversionConfig, **extra: Any) -> ModelContract:

@@ -113,6 +113,24 @@ def _compress(mlmodel: Any, config: CoreMLConfig) -> Any:
     return mlmodel
 
 
+def _output_names(model: Any, contract: ModelContract) -> list[str]:
+    """The Keras model's output names (boxes, scores, classes), for tasks whose outputs are arrays; none for classifiers."""
+    if task_for(contract.task).scores_per_label:
+        return []
+    return list(getattr(model, "output_names", None) or [])
+
+
+def _named_outputs(ct: Any, mlmodel: Any, names: list[str]) -> Any:
+    """`mlmodel` with its outputs renamed from TensorFlow's Identity, Identity_1, ... to `names`, in order."""
+    spec = mlmodel.get_spec()
+    current = [feature.name for feature in spec.description.output]
+    if not names or len(names) != len(current) or current == names:
+        return mlmodel
+    for old, new in zip(current, names):
+        ct.utils.rename_feature(spec, old, new)
+    return ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir)
+
+
 def _mode_name(config: CoreMLConfig) -> str:
     if config.palettize_bits is not None:
         return f"palettize{config.palettize_bits}"
@@ -179,7 +197,7 @@ def convert_coreml(
     key = ("coreml-program", str(precision), config.compute_units, config.minimum_deployment_target, contract.to_json())
     try:
         with intermediate(model, key, base_program) as base, quiet_native(f"coremltools {config.quantization.value}"):
-            mlmodel = _compress(base, config)
+            mlmodel = _named_outputs(ct, _compress(base, config), _output_names(model, contract))
     except Exception as exc:  # coremltools raises many types from its graph passes
         raise ConversionError(f"CoreML conversion failed: {exc}") from exc
     mode = _mode_name(config)

@@ -26,10 +26,13 @@ from converters.base import (
     Quantization,
     atomic_output,
     describe,
+    in_float_scopes,
+    mixed_precision_note,
     register_converter,
 )
 from converters.calibration import CalibrationData, input_range, require_calibration
 from converters.shared_work import intermediate
+from runtimes.tasks import task_for
 from runtimes._deps import require
 from runtimes._quiet import quiet_native
 from runtimes.contract import ModelContract
@@ -181,7 +184,8 @@ class _Reader:
 
 
 def _quantize(float_path: Path, output: Path, config: OnnxConfig, calibration: CalibrationData | None,
-              value_range: tuple[float, float]) -> None:
+              value_range: tuple[float, float], float_scopes: tuple[str, ...] = ()) -> int:
+    """Quantize `float_path` into `output`; nodes under `float_scopes` stay float. Returns how many did."""
     quantization = require("onnxruntime.quantization", extra="onnx", package="onnxruntime")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -193,21 +197,25 @@ def _quantize(float_path: Path, output: Path, config: OnnxConfig, calibration: C
         quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
     if config.quantization is Quantization.DYNAMIC:
         quantization.quantize_dynamic(str(prepared), str(output), weight_type=quantization.QuantType.QInt8, per_channel=True)
-        return
+        return 0
     ort = require("onnxruntime", extra="onnx")
     input_name = ort.InferenceSession(str(prepared), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     onnx = require("onnx", extra="onnx")
     value_range = {"rmin": np.float32(value_range[0]), "rmax": np.float32(value_range[1])}
     # the input's range is the contract's (pixel 0 to 255), not what the samples happen to reach; it is
     # quantized after any layout ops, which keep its values
-    overrides = {name: [dict(value_range)] for name in _layout_chain(onnx.load(str(prepared)).graph, input_name)[0]}
+    graph = onnx.load(str(prepared)).graph
+    overrides = {name: [dict(value_range)] for name in _layout_chain(graph, input_name)[0]}
+    excluded = [node.name for node in graph.node if in_float_scopes(node.name, float_scopes)]
     activation_type = config.activation_type
     quantization.quantize_static(
         str(prepared), str(output), _Reader(calibration, input_name),
         quant_format=quantization.QuantFormat.QDQ, per_channel=True,
         activation_type={"uint8": quantization.QuantType.QUInt8, "int8": quantization.QuantType.QInt8}[activation_type],
         weight_type=quantization.QuantType.QInt8, extra_options={"TensorQuantOverrides": overrides},
+        nodes_to_exclude=excluded,
     )
+    return len(excluded)
 
 
 LAYOUT_OPS = ("Transpose", "Reshape", "Identity")  # ops that take integer tensors and keep values
@@ -338,7 +346,7 @@ def convert_onnx(
     """
     onnx = require("onnx", extra="onnx")
     if not isinstance(config, OnnxConfig):
-        config = OnnxConfig(config.quantization, config.io_dtype, config.calibration_samples)
+        config = OnnxConfig(config.quantization, config.io_dtype, config.calibration_samples, config.mixed_precision)
     output_path = Path(output_path)
     started = time.perf_counter()
     notes: list[str] = []
@@ -353,17 +361,22 @@ def convert_onnx(
         workdir = Path(tmp)
         notes.extend(path_notes)
         final = float_path
+        scopes = task_for(contract.task).float_scopes if config.quantization is Quantization.INT8 and config.mixed_precision else ()
+        kept = 0
         if config.quantization is not Quantization.FLOAT32:
             final = workdir / "quantized.onnx"
             try:
                 with quiet_native(f"ONNX Runtime quantization {config.quantization.value}"):
-                    _quantize(float_path, final, config, calibration, input_range(contract.preprocessing))
+                    kept = _quantize(float_path, final, config, calibration, input_range(contract.preprocessing), scopes)
             except Exception as exc:
                 raise ConversionError(f"ONNX {config.quantization.value} quantization failed: {exc!r}") from exc
         proto = onnx.load(str(final))
         extra: dict[str, Any] = {}
         if config.quantization is Quantization.INT8:
             extra["activation_type"] = config.activation_type
+        if kept:
+            extra["float_scopes"] = list(scopes)
+            notes.append(mixed_precision_note(kept, scopes))
         input_kind = "float"
         if config.quantization is Quantization.INT8 and config.integer_input != "never":
             moved = _choose_input(proto, config, contract)

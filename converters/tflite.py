@@ -18,7 +18,10 @@ from converters.base import (
     ConversionError,
     Quantization,
     atomic_output,
+    MIXED_PRECISION,
     describe,
+    in_float_scopes,
+    mixed_precision_note,
     register_converter,
 )
 from converters.calibration import CalibrationData, input_range, require_calibration
@@ -129,7 +132,10 @@ def convert_tflite(
             flatbuffer, notes = _convert(tf, converter, config, contract, calibration, progress, 0.0)
         notes.append(f"sparse storage dropped: the default interpreter cannot load it ({problem}); zeros still gzip")
         sparsity = 0.0
-    embedded = describe(contract, config, **({"sparse": True} if sparsity >= SPARSE_ENOUGH else {}))
+    extra: dict[str, Any] = {"sparse": True} if sparsity >= SPARSE_ENOUGH else {}
+    if any(note.startswith(MIXED_PRECISION) for note in notes):
+        extra["float_scopes"] = list(task_for(contract.task).float_scopes)  # what stayed float, for readers of the contract
+    embedded = describe(contract, config, **extra)
     flatbuffer = write_metadata(flatbuffer, embedded.to_signed_json().encode())
     flatbuffer = with_standard_metadata(flatbuffer, embedded)
     with atomic_output(output_path) as tmp:
@@ -216,9 +222,43 @@ def _convert(
         io_type = {"int8": tf.int8, "uint8": tf.uint8}[config.io_dtype]
         converter.inference_input_type = io_type
         converter.inference_output_type = io_type
+    scopes = task_for(contract.task).float_scopes if quant is Quantization.INT8 and config.mixed_precision else ()
+    if scopes:
+        try:
+            with quiet_native(f"TFLite converter {quant.value} (mixed precision)"):
+                flatbuffer, kept = _mixed_int8(tf, converter, config, scopes)
+            notes.append(mixed_precision_note(kept, scopes))
+            return flatbuffer, notes
+        except Exception as exc:  # a private converter path: full integer is the documented fallback
+            log.debug("mixed-precision int8 failed (%r); converting to full integer", exc)
+            notes.append(f"mixed precision failed ({type(exc).__name__}); full integer instead")
+            converter._experimental_calibrate_only = False
     try:  # the converter prints `fully_quantize: ...` from C++ and Keras its signature: debug log only
         with quiet_native(f"TFLite converter {quant.value}"):
             flatbuffer = converter.convert()
     except Exception as exc:  # the converter raises many unrelated types
         raise ConversionError(f"TFLite conversion ({quant.value}) failed: {exc}") from exc
     return flatbuffer, notes
+
+
+def _mixed_int8(tf: Any, converter: Any, config: ConversionConfig, scopes: tuple[str, ...]) -> tuple[bytes, int]:
+    """Integer everywhere except the ops named under `scopes` (a detector's decoding), and their count.
+
+    What TFLite's QuantizationDebugger does for selective quantization, without its layer-by-layer
+    debug run: calibrate only, then quantize with those ops denylisted. The input keeps the
+    requested integer type; outputs computed in float stay float32.
+    """
+    from tensorflow.lite.python import convert as lite_convert
+
+    converter._experimental_calibrate_only = True
+    calibrated = converter.convert()
+    interpreter = tf.lite.Interpreter(model_content=calibrated)
+    outputs = {detail["name"] for detail in interpreter.get_output_details()}  # the scope's results, kept float too
+    denied = sorted(detail["name"] for detail in interpreter.get_tensor_details()
+                    if in_float_scopes(detail["name"], scopes) or detail["name"] in outputs)
+    if not any(in_float_scopes(name, scopes) for name in denied):
+        raise ConversionError(f"no op under {scopes} in the graph")
+    io_type = {"int8": tf.int8, "uint8": tf.uint8}[config.io_dtype]
+    flatbuffer = lite_convert.mlir_quantize(calibrated, fully_quantize=False, input_data_type=io_type,
+                                           output_data_type=tf.float32, denylisted_nodes=denied)
+    return flatbuffer, len(denied)

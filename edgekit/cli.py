@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from runtimes.errors import EdgekitError
+from runtimes.tasks import TASKS
 
 log = logging.getLogger("edgekit")
 
@@ -64,11 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="shapes data -> train -> TFLite, ONNX, CoreML -> checked table",
-                          description="The main job, end to end on the embedded shapes dataset (no download).")
-    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
-    demo.add_argument("--n-per-class", type=int, default=400, help="images generated per class (default: 400)")
-    demo.add_argument("--image-size", type=int, default=64, help="image side in pixels (default: 64)")
-    demo.add_argument("--epochs", type=int, default=30, help="maximum training epochs (default: 30)")
+                          description="The main job, end to end on the embedded shapes datasets (no download).")
+    demo.add_argument("task", nargs="?", choices=TASKS.names(), default="classification",
+                      help="classification (default): shapes images; detection: shapes scenes with boxes")
+    demo.add_argument("--out", type=Path, help="output folder (default: runs/demo, runs/demo-detection)")
+    demo.add_argument("--n-per-class", type=int, help="classification: images generated per class (default: 400)")
+    demo.add_argument("--images", type=int, help="detection: scenes generated (default: 1200)")
+    demo.add_argument("--image-size", type=int, help="image side in pixels (default: 64; detection 128)")
+    demo.add_argument("--epochs", type=int, help="maximum training epochs (default: 30; detection 16)")
     demo.add_argument("--seed", type=int, default=0, help="seed for data, split and training (default: 0)")
 
     train = sub.add_parser("train", help="train a classifier on a folder of class subfolders",
@@ -76,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "metrics.json, history.png and confusion.png.")
     train.add_argument("data", type=Path, help="folder with one subfolder of images per class; for detection a YOLO, "
                        "COCO (.json) or Pascal VOC dataset")
-    train.add_argument("--task", choices=["classification", "detection"], default="classification",
+    train.add_argument("--task", choices=TASKS.names(), default="classification",
                        help="what the model learns (default: classification)")
     train.add_argument("--arch", default=None,
                        help="architecture name or a .keras file (default: small_cnn; small_detector for detection)")
@@ -216,9 +220,11 @@ def _doctor(args: argparse.Namespace) -> int:
 
 @command("demo")
 def _demo(args: argparse.Namespace) -> int:
-    from edgekit.demo import run_demo
+    from edgekit.demo import DEMOS
 
-    run_demo(args.out, n_per_class=args.n_per_class, image_size=args.image_size, epochs=args.epochs, seed=args.seed)
+    given = {"out_dir": args.out, "n_per_class": args.n_per_class, "n_images": args.images, "image_size": args.image_size,
+             "epochs": args.epochs}
+    DEMOS.get(args.task)(seed=args.seed, **{key: value for key, value in given.items() if value is not None})
     return 0
 
 
@@ -370,6 +376,11 @@ def _info(args: argparse.Namespace) -> int:
     print(f"labels:  {', '.join(contract.labels)}")
     print(f"input:   {pre.height}x{pre.width} {pre.color_order.value}, resize={pre.resize.value}, layout={pre.layout.value}")
     print(f"scaling: {scaling}")
+    from runtimes.tasks import task_for
+
+    for line in task_for(contract.task).describe(contract.head):
+        name, text = line.split(": ", 1)
+        print(f"{name + ':':8} {text}")
     if contract.quantization:
         print(f"quantization: {', '.join(f'{k}={v}' for k, v in sorted(contract.quantization.items()))}")
     if sources:

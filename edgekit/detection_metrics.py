@@ -92,7 +92,7 @@ class DetectionAgreement:
 
     matched: float  # share of reference detections the artifact has (same class, IoU >= threshold)
     reverse: float  # share of the artifact's detections the reference has
-    max_box_error_px: float  # largest coordinate difference over matched pairs, input pixels
+    max_box_error_px: float | None  # largest coordinate difference over matched pairs, source pixels; None: no pair
     reference_count: int
     artifact_count: int
 
@@ -122,13 +122,13 @@ def detection_agreement(reference: Sequence[tuple[np.ndarray, np.ndarray]], arti
                         iou: float = 0.9) -> DetectionAgreement:
     """Per image (boxes, classes) of the reference and the artifact, both after the same thresholds and NMS."""
     matched = total_ref = total_art = 0
-    worst = 0.0
+    worst: float | None = None
     for (rb, rc), (ab, ac) in zip(reference, artifact):
         pairs = _matches(rb, rc, ab, ac, iou)
         matched += len(pairs)
         total_ref += len(rb)
         total_art += len(ab)
         for i, j in pairs:
-            worst = max(worst, float(np.max(np.abs(rb[i] - ab[j]))))
+            worst = max(worst or 0.0, float(np.max(np.abs(rb[i] - ab[j]))))
     return DetectionAgreement(matched / total_ref if total_ref else 1.0, matched / total_art if total_art else 1.0,
                               worst, total_ref, total_art)

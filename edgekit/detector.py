@@ -2,9 +2,11 @@
 
 Why this head: its decoding is a 3x3 max-pool peak test, one top-k and a gather, which
 TFLite, ONNX and CoreML all express in standard ops, so every artifact carries its own
-decoding; and its outputs are a sigmoid heatmap in [0, 1] and box sides in pixels, ranges
-that int8 holds well (no exponentials of quantized values, no anchor offsets to amplify
-rounding). The network's raw output is one map per stride-4 cell: C class heat values
+decoding; and its outputs are a sigmoid heatmap in [0, 1] and box sides in pixels (no
+exponentials of quantized values, no anchor offsets to amplify rounding). In int8 the heat
+holds; the box sides do not (TFLite lost 8 mAP@[.5:.95] points), so int8 export keeps the
+one 1x1 box-side conv and the decoding in float: mixed precision, measured by
+bench/detection_quality.py. The network's raw output is one map per stride-4 cell: C class heat values
 then 4 box sides (left, top, right, bottom) in input pixels.
 """
 
@@ -20,7 +22,7 @@ from edgekit._tf import keras
 from edgekit.architectures import _check_weights, _fast_batchnorm
 from runtimes._registry import Registry
 from runtimes.contract import Preprocessing
-from runtimes.tasks.detection import DetectionHead
+from runtimes.tasks.detection import BOX_SCOPES, DECODE_SCOPE, DetectionHead
 
 STRIDE = 4
 BOX_UNIT = 16.0  # pixels per unit of the box-side output: relu(x) * 16 keeps the raw values small
@@ -65,9 +67,10 @@ def _head(features: Any, num_classes: int, width: int) -> Any:
     heat = k.layers.Conv2D(num_classes, 1, activation="sigmoid", name="heat",
                            bias_initializer=k.initializers.Constant(-math.log((1 - HEAT_PRIOR) / HEAT_PRIOR)))(x)
     # ReLU, not softplus: TFLite has no softplus kernel, and its int8 exp/log expansion collapses the boxes
-    sides = k.layers.Conv2D(4, 1, name="sides_raw", bias_initializer=k.initializers.Constant(1.0))(x)
-    sides = k.layers.ReLU()(sides)
-    sides = k.layers.Rescaling(BOX_UNIT, name="sides")(sides)
+    raw_name, sides_name = BOX_SCOPES  # int8 export keeps these in float (mixed precision): names matter
+    sides = k.layers.Conv2D(4, 1, name=raw_name, bias_initializer=k.initializers.Constant(1.0))(x)
+    sides = k.layers.ReLU(name=f"{raw_name}_relu")(sides)
+    sides = k.layers.Rescaling(BOX_UNIT, name=sides_name)(sides)
     return k.layers.Concatenate(name="maps")([heat, sides])
 
 
@@ -215,7 +218,7 @@ def with_decoding(model: Any, num_classes: int, head: DetectionHead) -> Any:
             boxes = tf.clip_by_value(boxes, 0.0, 1.0)
             return boxes, scores, classes
 
-    boxes, scores, classes = Decode(name="decode")(*_heat_and_sides(model, num_classes))
+    boxes, scores, classes = Decode(name=DECODE_SCOPE)(*_heat_and_sides(model, num_classes))
     boxes = k.layers.Identity(name="boxes")(boxes)
     scores = k.layers.Identity(name="scores")(scores)
     classes = k.layers.Identity(name="classes")(classes)
@@ -230,7 +233,7 @@ def _heat_and_sides(model: Any, num_classes: int) -> tuple[Any, Any]:
     the box sides a pixel scale. Models without the named layers are split by slicing.
     """
     names = {layer.name for layer in model.layers}
-    if {"heat", "sides"} <= names:
-        return model.get_layer("heat").output, model.get_layer("sides").output
+    if {"heat", BOX_SCOPES[1]} <= names:
+        return model.get_layer("heat").output, model.get_layer(BOX_SCOPES[1]).output
     maps = model.output
     return maps[..., :num_classes], maps[..., num_classes:num_classes + 4]

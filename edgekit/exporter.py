@@ -309,15 +309,21 @@ class _Job:
                               consumers=list(artifact.consumers))
         if self.check is None or self.reference is None:
             return result
-        with _open_for_check(artifact.path) as loaded:
-            if not loaded.can_run:
-                result.status, result.error = "unverified", loaded.runtime.unavailable_reason.split(";")[0]
-                return result
-            by_reference = BACKENDS.get(loaded.backend).reference
-            if by_reference:
-                result.notes.append(f"checked with the {loaded.backend} backend (numpy reference executor): "
-                                    f"its own runtime cannot run here")
-            verdict = self.task.check(loaded, self.check, self.reference)
+        try:
+            with _open_for_check(artifact.path) as loaded:
+                if not loaded.can_run:
+                    result.status, result.error = "unverified", loaded.runtime.unavailable_reason.split(";")[0]
+                    return result
+                by_reference = BACKENDS.get(loaded.backend).reference
+                if by_reference:
+                    result.notes.append(f"checked with the {loaded.backend} backend (numpy reference executor): "
+                                        f"its own runtime cannot run here")
+                verdict = self.task.check(loaded, self.check, self.reference)
+        except Exception as exc:  # an artifact that cannot be checked must not be shipped, nor stop the others
+            log.debug("%s: check failed", target, exc_info=True)
+            _remove(artifact.path)
+            result.status, result.error = "failed", f"the check against Keras failed ({type(exc).__name__}: {exc}); artifact removed"
+            return result
         result.accuracy, result.accuracy_delta = verdict.quality, verdict.quality_delta
         result.agreement, result.max_abs_error = verdict.agreement, verdict.max_error
         result.details = dict(verdict.details)

@@ -20,6 +20,7 @@ from runtimes.coreml_metadata import COMPUTE_UNITS, CONTRACT_METADATA_KEY
 from runtimes.errors import BackendUnavailableError, ContractError, InputError, ModelLoadError
 
 _COLOR_SPACES = {10: "gray", 20: "rgb", 30: "bgr"}  # CoreML ImageFeatureType.ColorSpace
+_ARRAY_TYPES = {65552: np.float16, 65568: np.float32, 65600: np.float64, 131104: np.int32}  # ArrayFeatureType.ArrayDataType
 
 
 def prediction_supported() -> bool:
@@ -119,10 +120,19 @@ class CoreMLRuntime(RuntimeBase):
         return specs
 
     @property
+    def is_classifier(self) -> bool:
+        """A classifier package outputs a label -> probability dictionary; others output arrays."""
+        return bool(self._spec.description.predictedProbabilitiesName)
+
+    @property
     def output_specs(self) -> list[TensorSpec]:
-        name = self._spec.description.predictedProbabilitiesName
-        labels = self._spec.neuralNetworkClassifier.stringClassLabels.vector or self._class_labels()
-        return [TensorSpec(name, (1, len(labels)), np.dtype(np.float32))]
+        if self.is_classifier:
+            name = self._spec.description.predictedProbabilitiesName
+            labels = self._spec.neuralNetworkClassifier.stringClassLabels.vector or self._class_labels()
+            return [TensorSpec(name, (1, len(labels)), np.dtype(np.float32))]
+        return [TensorSpec(feature.name, tuple(int(d) for d in feature.type.multiArrayType.shape),
+                           np.dtype(_ARRAY_TYPES.get(feature.type.multiArrayType.dataType, np.float32)))
+                for feature in self._spec.description.output]
 
     def _class_labels(self) -> list[str]:
         return list(self._contract.labels) if self._contract else self.program_labels()
@@ -171,15 +181,19 @@ class CoreMLRuntime(RuntimeBase):
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if not self.can_run:
             raise BackendUnavailableError(f"{self.path.name}: {self.unavailable_reason}")
+        predictions = [self._predict_one(self.pixels(tensor)) for tensor in inputs[0]]
+        if self.is_classifier:
+            name, labels = self._spec.description.predictedProbabilitiesName, self._labels()
+            return [np.asarray([[p[name][label] for label in labels] for p in predictions], np.float32)]
+        return [np.concatenate([np.asarray(p[spec.name]).reshape(spec.shape) for p in predictions]).astype(spec.dtype)
+                for spec in self.output_specs]
+
+    def _predict_one(self, pixels: np.ndarray) -> dict[str, Any]:
+        """The package's outputs for one image's 0..255 pixels (HxWxC, contract colour order)."""
         pil = require("PIL.Image", extra="coreml", package="pillow")
-        rows = []
-        for tensor in inputs[0]:
-            pixels = self.pixels(tensor)
-            mode = "L" if pixels.shape[-1] == 1 else "RGB"
-            image = pil.fromarray(pixels[..., 0] if mode == "L" else pixels[..., ::-1] if self.input_color_space == "bgr" else pixels, mode)
-            probabilities = self._model.predict({self._spec.description.input[0].name: image})[self._spec.description.predictedProbabilitiesName]
-            rows.append([probabilities[label] for label in self._labels()])
-        return [np.asarray(rows, np.float32)]
+        mode = "L" if pixels.shape[-1] == 1 else "RGB"
+        image = pil.fromarray(pixels[..., 0] if mode == "L" else pixels[..., ::-1] if self.input_color_space == "bgr" else pixels, mode)
+        return self._model.predict({self._spec.description.input[0].name: image})
 
     def embedded_contract(self) -> bytes | None:
         return self._contract_json.encode() if self._contract_json else None

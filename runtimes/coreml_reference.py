@@ -8,7 +8,7 @@ so a converted package can be compared with its Keras model on Linux CI. Open it
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,16 +34,8 @@ class CoreMLReferenceRuntime(CoreMLRuntime):
     def program(self) -> MILProgram:
         return self._model
 
-    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def _predict_one(self, pixels: np.ndarray) -> dict[str, Any]:
         program: MILProgram = self._model
         (image_name, (shape, _)), = program.inputs.items()
-        probabilities_name = self._spec.description.predictedProbabilitiesName
-        labels = self._labels()
-        rows = []
-        for tensor in inputs[0]:
-            pixels = self.pixels(tensor).astype(np.float32)  # what the ImageType hands the program: 0..255
-            feed = np.transpose(pixels, (2, 0, 1))[None]  # HxWxC -> 1xCxHxW, the program's image layout
-            outputs = program.run({image_name: feed.reshape(shape)})
-            probabilities = outputs[probabilities_name]
-            rows.append([probabilities[label] for label in labels])
-        return [np.asarray(rows, np.float32)]
+        feed = np.transpose(pixels.astype(np.float32), (2, 0, 1))[None]  # HxWxC 0..255 -> 1xCxHxW, the program's image layout
+        return program.run({image_name: feed.reshape(shape)})

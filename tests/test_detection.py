@@ -154,15 +154,29 @@ def test_float_artifacts_match_keras_and_predict_returns_source_boxes(detector, 
     import edgekit
 
     result, train, test, root = detector
-    report = edgekit.export(result.model_path, ["tflite:fp32", "onnx:fp32", "tflite:int8"], out_dir=tmp_path, calibration=train,
-                            check=test, progress=False)
+    report = edgekit.export(result.model_path, ["tflite:fp32", "onnx:fp32", "coreml:fp32", "tflite:int8", "onnx:int8"],
+                            out_dir=tmp_path, calibration=train, check=test, progress=False)
     assert report.task == "detection" and "mAP@.5" in report.table()
-    for target in ("tflite:fp32", "onnx:fp32"):
+    for target in ("tflite:fp32", "onnx:fp32", "coreml:fp32"):  # CoreML through the reference executor
         r = report.result(target)
         assert r.status == "ok", r.error
         assert r.details["keras_detections"] > 0  # the comparison has something to compare
         assert r.agreement >= 0.99 and r.max_abs_error <= 1.0 and abs(r.accuracy_delta) < 0.5
-    assert report.result("tflite:int8").status == "ok"
+    for target in ("tflite:int8", "onnx:int8"):  # mixed precision: box sides and decoding in float, the rest int8
+        r = report.result(target)
+        assert r.status == "ok", r.error
+        assert any(note.startswith("mixed precision:") and "sides_raw, sides, decode" in note for note in r.notes)
+        with edgekit.load(r.path) as model:
+            assert model.contract.quantization["float_scopes"] == ["sides_raw", "sides", "decode"]
+            boxes_spec = next(spec for spec in model.runtime.output_specs if len(spec.shape) == 3)
+            assert boxes_spec.dtype == np.float32 and boxes_spec.quantization is None
+    with edgekit.load(report.result("tflite:int8").path) as model:
+        assert model.runtime.input_specs[0].dtype == np.int8
+    full = edgekit.export(result.model_path, ["tflite:int8"], out_dir=tmp_path / "full", calibration=train,
+                          options={"tflite": {"mixed_precision": False}}, progress=False).result("tflite:int8")
+    assert not any(note.startswith("mixed precision:") for note in full.notes)
+    with edgekit.load(full.path) as model:
+        assert all(np.issubdtype(spec.dtype, np.integer) for spec in model.runtime.output_specs)  # full integer
 
     image_path = sorted((root / "images").glob("*.png"))[0]
     image = cv2.imread(str(image_path))
@@ -186,3 +200,54 @@ def test_float_artifacts_match_keras_and_predict_returns_source_boxes(detector, 
     expected = box_mapping((64, 128), spec).to_source(b * 64)
     assert np.array_equal(c, found.classes)
     np.testing.assert_allclose(found.boxes, np.clip(expected, 0, [128, 64, 128, 64]), atol=1e-3)
+
+
+def test_mobilenetv2_detector_loads_a_local_backbone_file_and_trains_at_160(tmp_path):
+    """The backbone takes a keras.applications weights file (legacy .h5, the published format) and sees x/127.5 - 1;
+    the detector trains at 160 px and its TFLite export matches Keras."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    import edgekit
+    from edgekit._tf import keras
+    from edgekit.detector import DETECTORS
+
+    k = keras()
+    plain = k.applications.MobileNetV2(input_shape=(160, 160, 3), include_top=False, weights=None, alpha=0.35)
+    path = tmp_path / "mobilenet_v2_0.35_160_no_top.h5"
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, plain)
+    model = DETECTORS.get("mobilenetv2_detector").build((160, 160, 3), 3, str(path))
+    features = k.Model(model.input, model.get_layer("out_relu").output)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 160, 160, 3)).astype(np.float32)
+    np.testing.assert_allclose(features(pixels), plain(pixels / 127.5 - 1), atol=1e-4)
+
+    root = make_shapes_detection(tmp_path / "data", n_images=40, image_size=160, seed=5)
+    train, val, test = load_detection(root, image_size=160).split(seed=0)
+    result = edgekit.train(train, val, "mobilenetv2_detector", task="detection", epochs=1, weights=str(path), test=test,
+                           out_dir=tmp_path / "train", verbose=0, head=DetectionHead(score_threshold=0.0, max_detections=10))
+    assert result.contract.model_name == "mobilenetv2_detector" and result.contract.preprocessing.input_size == (160, 160)
+    report = edgekit.export(result.model_path, ["tflite:fp32"], out_dir=tmp_path / "export", check=test, progress=False)
+    r = report.result("tflite:fp32")
+    assert r.status == "ok" and r.details["keras_detections"] >= 10 * len(test) // 2
+    # one epoch: near-equal heat everywhere, so rounding flips some top-k ties; matched boxes must still be exact
+    assert r.agreement >= 0.85 and r.max_abs_error <= 1.0 and abs(r.accuracy_delta) < 1.0
+    with pytest.raises(edgekit.TrainingError, match="needs an image size that is a multiple of 32 and at least 96"):
+        small = load_detection(root, image_size=64)
+        edgekit.train(small, small, "mobilenetv2_detector", task="detection", out_dir=tmp_path)
+
+
+def test_an_artifact_whose_check_raises_is_failed_and_removed(detector, tmp_path, monkeypatch):
+    """One target's broken check must not stop the export nor leave an unchecked file to ship."""
+    import edgekit
+    from edgekit.tasks.detection import DetectionHost
+
+    def broken(self, loaded, dataset, reference):
+        raise edgekit.InferenceError("outputs are not boxes")
+
+    monkeypatch.setattr(DetectionHost, "check", broken)
+    result, train, test, _ = detector
+    report = edgekit.export(result.model_path, ["tflite:fp32"], out_dir=tmp_path, check=test.sample(4), progress=False)
+    failed = report.result("tflite:fp32")
+    assert failed.status == "failed" and "check against Keras failed (InferenceError: outputs are not boxes)" in failed.error
+    assert not list(tmp_path.glob("*.tflite"))

@@ -22,12 +22,16 @@ class Task(Protocol):
 
     name: str
     scores_per_label: bool  # one output of one score per label (what CoreML's classifier and axis-label metadata describe)
+    float_scopes: tuple[str, ...]  # graph scopes (layer names) that int8 export keeps in float: measured to lose accuracy
 
     def standard_outputs(self, specs: Sequence[Any]) -> tuple[str, ...]:
         """Each output's role in TFLite standard metadata, in the file's order."""
 
     def check_head(self, head: dict[str, Any]) -> None:
         """Raise ContractError when the contract's `head` fields are wrong for this task."""
+
+    def describe(self, head: dict[str, Any]) -> list[str]:
+        """What the outputs mean, as `edgekit info` lines ("name: text")."""
 
     def problem(self, model: "Model") -> str | None:
         """Why predict() cannot read this model's outputs as this task's result (None when it can)."""

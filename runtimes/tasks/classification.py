@@ -56,6 +56,7 @@ def classify(values: list[float], labels: Sequence[str], top_k: int, latency_ms:
 
 class ClassificationTask:
     name = "classification"
+    float_scopes: tuple[str, ...] = ()
     scores_per_label = True  # the output is one score per label (CoreML's classifier, TFLite's axis labels)
 
     def standard_outputs(self, specs: Sequence[Any]) -> tuple[str, ...]:
@@ -65,6 +66,9 @@ class ClassificationTask:
     def check_head(self, head: dict[str, Any]) -> None:
         if head:
             raise ContractError(f"a classification contract has no head fields; got {sorted(head)}")
+
+    def describe(self, head: dict[str, Any]) -> list[str]:
+        return ["outputs: one score per label"]
 
     def problem(self, model: "Model") -> str | None:
         specs = model.runtime.output_specs

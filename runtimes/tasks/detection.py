@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from runtimes.model import Model
 
 STRIDE = 4  # cells of the raw maps, in input pixels
+DECODE_SCOPE = "decode"  # the exported graph's decoding layer
+BOX_SCOPES = ("sides_raw", "sides")  # the head's box-side layers: 1x1 conv and its pixel scale
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,9 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[str],
 class DetectionTask:
     name = "detection"
     scores_per_label = False
+    # int8 box sides cost 8 mAP@[.5:.95] points in TFLite, kept in float about 0 (bench/detection_quality.py);
+    # one 1x1 conv and the decoding: a tiny share of the compute
+    float_scopes = (*BOX_SCOPES, DECODE_SCOPE)
 
     def standard_outputs(self, specs: Sequence["TensorSpec"]) -> tuple[str, ...]:
         """Each output's role in standard metadata, in the file's order."""
@@ -245,6 +250,12 @@ class DetectionTask:
 
     def check_head(self, head: dict[str, Any]) -> None:
         DetectionHead.from_dict(head)
+
+    def describe(self, head: dict[str, Any]) -> list[str]:
+        h = DetectionHead.from_dict(head)
+        return [f"outputs: {', '.join(h.outputs)}; boxes {h.box_format}, {h.box_coordinates} to the input size",
+                f"decoding: {'in the graph' if h.decoding_in_graph else 'in runtimes (NumPy)'}; NMS: {h.nms}",
+                f"defaults: score >= {h.score_threshold:g}, IoU {h.iou_threshold:g}, at most {h.max_detections} detections"]
 
     def problem(self, model: "Model") -> str | None:
         if output_roles(model.runtime.output_specs) is not None:

@@ -1,0 +1,81 @@
+"""The default small detector on shapes-detection: training time and test mAP, then every export
+target checked against Keras on the test split (mAP and its delta, detection agreement, box error).
+
+Trains once per recipe under runs/bench/detection/ (``--retrain`` trains again). Exits 1 on a
+miss: test mAP@.5 below 0.90 or mAP@[.5:.95] below 0.60, training over 5 minutes, an int8
+artifact more than 1.5 mAP@.5 points from Keras, or a float artifact with detection agreement
+below 0.99 or a box error above 1 pixel.
+
+    .venv/bin/python bench/detection_quality.py [--images 2000] [--epochs 30] [--size 128] [--retrain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+from _artifacts import CACHE
+
+MAP50_TARGET, MAP_TARGET, SECONDS_TARGET, INT8_TARGET = 0.90, 0.60, 300.0, 1.5
+AGREEMENT_TARGET, BOX_ERROR_TARGET = 0.99, 1.0
+FLOAT_TARGETS = ("tflite:fp32", "tflite:fp16", "onnx:fp32", "coreml:fp32", "coreml:fp16")
+INT8_TARGETS = ("tflite:int8", "tflite:uint8", "onnx:int8")
+OTHER_TARGETS = ("tflite:dynamic", "onnx:dynamic", "coreml:int8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--retrain", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # edgekit's per-epoch lines
+    import edgekit
+    from edgekit.detection_data import load_detection
+
+    recipe = f"small_detector, {args.images} images at {args.size} px, {args.epochs} epochs, seed 0"
+    work = CACHE / "detection"
+    root = edgekit.datasets.make_shapes_detection(work / f"data_{args.images}_{args.size}", n_images=args.images,
+                                                  image_size=args.size, seed=0)
+    dataset = load_detection(root, image_size=args.size)
+    train, val, test = dataset.split(seed=0)
+    metrics_path, stamp = work / "train" / "metrics.json", work / "train" / "recipe.txt"
+    if args.retrain or not (stamp.exists() and stamp.read_text() == recipe and metrics_path.exists()):
+        edgekit.train(train, val, task="detection", epochs=args.epochs, test=test, out_dir=work / "train", verbose=1)
+        stamp.write_text(recipe)
+    metrics = json.loads(metrics_path.read_text())
+    seconds, test_map, test_map50 = metrics["training_seconds"], metrics["map"]["test"], metrics["map50"]["test"]
+    print(f"{recipe}: trained in {seconds:.0f} s ({metrics['epochs_run']} epochs, best {metrics['best_epoch']}) "
+          f"on {len(train)} images; test mAP@[.5:.95] {test_map:.3f}, mAP@.5 {test_map50:.3f} ({len(test)} images)")
+    print("per-class AP:", ", ".join(f"{label} {ap:.3f}" for label, ap in metrics["per_class_ap"].items()))
+
+    started = time.perf_counter()
+    report = edgekit.export(work / "train" / "model.keras", FLOAT_TARGETS + INT8_TARGETS + OTHER_TARGETS, out_dir=work / "export",
+                            calibration=train, check=test, progress=False)
+    report.write(work / "export")
+    print(report.table())
+    print(f"exported and checked {len(report.results)} targets in {time.perf_counter() - started:.0f} s")
+
+    misses = []
+    if test_map50 < MAP50_TARGET or test_map < MAP_TARGET:
+        misses.append(f"test mAP@.5 {test_map50:.3f} / mAP {test_map:.3f} (targets {MAP50_TARGET} / {MAP_TARGET})")
+    if seconds > SECONDS_TARGET:
+        misses.append(f"training took {seconds:.0f} s (target {SECONDS_TARGET:.0f})")
+    for result in report.results:
+        if result.status != "ok":
+            misses.append(f"{result.target}: {result.status} {result.error or ''}".strip())
+        elif result.target in INT8_TARGETS and abs(result.details["map50_delta"]) > INT8_TARGET:
+            misses.append(f"{result.target}: mAP@.5 {result.details['map50_delta']:+.1f} points (target within {INT8_TARGET})")
+        elif result.target in FLOAT_TARGETS and (result.agreement < AGREEMENT_TARGET or (result.max_abs_error or 0) > BOX_ERROR_TARGET):
+            misses.append(f"{result.target}: agreement {result.agreement:.3f}, box error {result.max_abs_error} px "
+                          f"(targets >= {AGREEMENT_TARGET}, <= {BOX_ERROR_TARGET} px)")
+    print("misses: " + "; ".join(misses) if misses else "every target met")
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
