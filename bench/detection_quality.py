@@ -2,9 +2,10 @@
 target checked against Keras on the test split (mAP and its delta, detection agreement, box error).
 
 Trains once per recipe under runs/bench/detection/ (``--retrain`` trains again). Exits 1 on a
-miss: test mAP@.5 below 0.90 or mAP@[.5:.95] below 0.60, training over 5 minutes, an int8
+miss: test mAP@.5 below 0.90 or mAP@[.5:.95] below 0.60, training over 5 minutes, a quantized
 artifact more than 1.5 mAP@.5 points from Keras, or a float artifact with detection agreement
-below 0.99 or a box error above 1 pixel.
+below 0.99 or a box error above 1 pixel. Half-precision and weight-only targets are held to the
+int8 rule (their box error is printed: float16 heat can move a peak to the next cell).
 
     .venv/bin/python bench/detection_quality.py [--images 2000] [--epochs 30] [--size 128] [--retrain]
 """
@@ -21,9 +22,9 @@ from _artifacts import CACHE
 
 MAP50_TARGET, MAP_TARGET, SECONDS_TARGET, INT8_TARGET = 0.90, 0.60, 300.0, 1.5
 AGREEMENT_TARGET, BOX_ERROR_TARGET = 0.99, 1.0
-FLOAT_TARGETS = ("tflite:fp32", "tflite:fp16", "onnx:fp32", "coreml:fp32", "coreml:fp16")
-INT8_TARGETS = ("tflite:int8", "tflite:uint8", "onnx:int8")
-OTHER_TARGETS = ("tflite:dynamic", "onnx:dynamic", "coreml:int8")
+FLOAT_TARGETS = ("tflite:fp32", "tflite:fp16", "onnx:fp32", "coreml:fp32")  # computed in float32 (tflite:fp16 stores halves)
+INT8_TARGETS = ("tflite:int8", "tflite:uint8", "onnx:int8")  # mixed precision: box sides and decoding in float
+OTHER_TARGETS = ("coreml:fp16", "tflite:dynamic", "onnx:dynamic", "coreml:int8")  # half-precision compute, weight-only int8
 
 
 def main() -> int:
@@ -59,6 +60,12 @@ def main() -> int:
     report.write(work / "export")
     print(report.table())
     print(f"exported and checked {len(report.results)} targets in {time.perf_counter() - started:.0f} s")
+    full = edgekit.export(work / "train" / "model.keras", ["tflite:int8", "onnx:int8"], out_dir=work / "export-full-int8",
+                          calibration=train, check=test, progress=False,
+                          options={"tflite": {"mixed_precision": False}, "onnx": {"mixed_precision": False}})
+    for result in full.results:  # what mixed precision saves: the same targets with every layer in int8
+        print(f"full integer {result.target}: mAP@[.5:.95] {result.accuracy_delta:+.1f} points, mAP@.5 "
+              f"{result.details['map50_delta']:+.1f} points, agreement {result.agreement:.3f}, box error {result.max_abs_error:.2f} px")
 
     misses = []
     if test_map50 < MAP50_TARGET or test_map < MAP_TARGET:
@@ -68,7 +75,7 @@ def main() -> int:
     for result in report.results:
         if result.status != "ok":
             misses.append(f"{result.target}: {result.status} {result.error or ''}".strip())
-        elif result.target in INT8_TARGETS and abs(result.details["map50_delta"]) > INT8_TARGET:
+        elif result.target not in FLOAT_TARGETS and abs(result.details["map50_delta"]) > INT8_TARGET:
             misses.append(f"{result.target}: mAP@.5 {result.details['map50_delta']:+.1f} points (target within {INT8_TARGET})")
         elif result.target in FLOAT_TARGETS and (result.agreement < AGREEMENT_TARGET or (result.max_abs_error or 0) > BOX_ERROR_TARGET):
             misses.append(f"{result.target}: agreement {result.agreement:.3f}, box error {result.max_abs_error} px "

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, help="maximum training epochs (default: 30; detection 16)")
     demo.add_argument("--seed", type=int, default=0, help="seed for data, split and training (default: 0)")
 
-    train = sub.add_parser("train", help="train a classifier on a folder of class subfolders",
+    train = sub.add_parser("train", help="train a classifier (class subfolders) or a detector (YOLO, COCO, VOC)",
                            description="Train on DATA/<class>/<image>; writes model.keras (contract inside), "
                            "metrics.json, history.png and confusion.png.")
     train.add_argument("data", type=Path, help="folder with one subfolder of images per class; for detection a YOLO, "
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "coreml.minimum_deployment_target=iOS17, tflite.calibration_samples=200")
     export.add_argument("--out", type=Path, default=Path("runs/export"), help="output folder (default: runs/export)")
 
-    predict = sub.add_parser("predict", help="classify images, folders, videos, cameras or streams",
+    predict = sub.add_parser("predict", help="classify or detect in images, folders, videos, cameras or streams",
                              description="Runs MODEL with the preprocessing embedded in it on image files, or on "
                              "--source (an image, folder, glob, video, webcam index, rtsp:// URL or picamera2).")
     predict.add_argument("model", type=Path, help=".tflite, .onnx or .mlpackage model file")

@@ -251,3 +251,25 @@ def test_an_artifact_whose_check_raises_is_failed_and_removed(detector, tmp_path
     failed = report.result("tflite:fp32")
     assert failed.status == "failed" and "check against Keras failed (InferenceError: outputs are not boxes)" in failed.error
     assert not list(tmp_path.glob("*.tflite"))
+
+
+def test_the_cli_trains_exports_describes_and_predicts_a_detector(tmp_path, capsys):
+    from edgekit.cli import main
+
+    root = make_shapes_detection(tmp_path / "data", n_images=30, image_size=64, seed=7)
+    assert main(["train", str(root), "--task", "detection", "--image-size", "64", "--epochs", "1",
+                 "--out", str(tmp_path / "train")]) == 0
+    assert main(["export", str(tmp_path / "train" / "model.keras"), "-t", "tflite:fp32", "--check", str(root),
+                 "--out", str(tmp_path / "export")]) == 0
+    assert "mAP@[.5:.95]" in capsys.readouterr().out
+    model = tmp_path / "export" / "small_detector_fp32.tflite"
+    assert main(["info", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "name:    small_detector (detection)" in out
+    assert "outputs: boxes, scores, classes; boxes xyxy, normalized to the input size" in out
+    assert "defaults: score >= 0.3, IoU 0.5, at most 50 detections" in out
+    image = sorted((root / "images").glob("*.png"))[0]
+    assert main(["predict", str(model), str(image), "--json", "--threshold", "0"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    boxes = np.array([d["box"] for d in record["detections"]])
+    assert record["source"] == str(image) and 0 < len(boxes) <= 50 and (boxes >= 0).all() and (boxes <= 64).all()
