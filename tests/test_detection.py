@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from xml.etree import ElementTree
 
 import cv2
 import numpy as np
@@ -273,3 +274,53 @@ def test_the_cli_trains_exports_describes_and_predicts_a_detector(tmp_path, caps
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     boxes = np.array([d["box"] for d in record["detections"]])
     assert record["source"] == str(image) and 0 < len(boxes) <= 50 and (boxes >= 0).all() and (boxes <= 64).all()
+
+
+def test_coco_skips_every_bad_annotation_case(scenes, tmp_path):
+    coco = _copy(scenes["coco"], tmp_path / "coco")
+    data = json.loads((coco / "annotations.json").read_text())
+    by_image = {}
+    for ann in data["annotations"]:
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    first = data["annotations"][0]
+    data["annotations"] += [
+        {**first, "id": 9001, "bbox": [150, 10, 30, 30]},  # runs past the 160-pixel-wide image
+        {**first, "id": 9002, "bbox": [10, 10, 0, 20]},  # zero width
+        {**first, "id": 9003, "bbox": [10, 10, -5, 20]},  # negative width
+        {**first, "id": 9004, "category_id": 42},  # unknown class id
+        {**first, "id": 9005, "bbox": [1, 2, "x", 4]},  # malformed record
+    ]
+    data["images"].append({"id": 777})  # malformed image entry: no file_name
+    (coco / "images" / data["images"][5]["file_name"]).unlink()  # image missing
+    (coco / "images" / data["images"][6]["file_name"]).write_bytes(b"GIF89a broken")  # image unreadable
+    (coco / "annotations.json").write_text(json.dumps(data))
+    dataset = load_detection(coco / "annotations.json", image_size=64)
+    counts = dataset.skip_counts()
+    assert counts == {"box outside the image": 1, "box of zero or negative size": 2, "unknown class id": 1,
+                      "malformed line": 1, "malformed file": 1, "image missing": 1, "image unreadable": 1}
+    assert len(dataset) == 10 and dataset.object_count == sum(len(v) for k, v in by_image.items() if k not in
+                                                               (data["images"][5]["id"], data["images"][6]["id"]))
+    (coco / "annotations.json").write_text("{not json")
+    with pytest.raises(DatasetError, match="is not a COCO instances file"):
+        load_detection(coco / "annotations.json", image_size=64)
+
+
+def test_voc_skips_every_bad_annotation_case(scenes, tmp_path):
+    voc = _copy(scenes["voc"], tmp_path / "voc")
+    xmls = sorted((voc / "Annotations").glob("*.xml"))
+
+    def add_object(xml, name, box):
+        coords = "".join(f"<{k}>{v}</{k}>" for k, v in zip(("xmin", "ymin", "xmax", "ymax"), box))
+        xml.write_text(xml.read_text().replace("</annotation>", f"<object><name>{name}</name><bndbox>{coords}</bndbox></object></annotation>"))
+
+    add_object(xmls[0], "circle", (150, 10, 190, 40))  # past the right edge
+    add_object(xmls[0], "circle", (20, 10, 20, 40))  # zero width
+    add_object(xmls[1], "hexagon", (1, 1, 9, 9))  # unknown class
+    add_object(xmls[1], "square", (1, "one", 9, 9))  # malformed line
+    xmls[2].write_text("<annotation><filename>")  # malformed file
+    (voc / "JPEGImages" / ElementTree.parse(xmls[3]).getroot().findtext("filename")).unlink()  # image missing
+    (voc / "JPEGImages" / ElementTree.parse(xmls[4]).getroot().findtext("filename")).write_bytes(b"\xff\xd8 broken")
+    dataset = load_detection(voc, image_size=64, labels=["circle", "square", "triangle"])
+    assert dataset.skip_counts() == {"box outside the image": 1, "box of zero or negative size": 1, "unknown class id": 1,
+                                     "malformed line": 1, "malformed file": 1, "image missing": 1, "image unreadable": 1}
+    assert len(dataset) == 9
