@@ -38,7 +38,7 @@ def _targets(values: list[str]) -> list[str]:
 
 
 def _options(values: list[str]) -> dict[str, dict[str, object]]:
-    """['coreml.compute_units=CPU_AND_NE'] -> {'coreml': {'compute_units': 'CPU_AND_NE'}}."""
+    """['coreml.compute_units=CPU_AND_NE', 'tflite.mixed_precision=false'] -> {'coreml': {...}, 'tflite': {...: False}}."""
     options: dict[str, dict[str, object]] = {}
     for value in values:
         key, sep, raw = value.partition("=")
@@ -47,7 +47,8 @@ def _options(values: list[str]) -> dict[str, dict[str, object]]:
             from edgekit.errors import ExportError
 
             raise ExportError(f"invalid --option {value!r}; use FORMAT.KEY=VALUE, e.g. coreml.compute_units=CPU_AND_NE")
-        options.setdefault(fmt, {})[field_name] = int(raw) if raw.isdigit() else raw
+        flags = {"true": True, "false": False}
+        options.setdefault(fmt, {})[field_name] = int(raw) if raw.isdigit() else flags.get(raw.lower(), raw)
     return options
 
 
@@ -130,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="when a mode fails, try the next safer one (int8 -> dynamic -> float16)")
     export.add_argument("--option", "-o", action="append", default=[], metavar="FORMAT.KEY=VALUE",
                         help="format option, repeatable: coreml.compute_units=CPU_AND_NE, "
-                        "coreml.minimum_deployment_target=iOS17, tflite.calibration_samples=200")
+                        "coreml.minimum_deployment_target=iOS17, tflite.calibration_samples=200, tflite.mixed_precision=false")
     export.add_argument("--out", type=Path, default=Path("runs/export"), help="output folder (default: runs/export)")
 
     predict = sub.add_parser("predict", help="classify or detect in images, folders, videos, cameras or streams",

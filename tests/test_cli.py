@@ -115,3 +115,12 @@ def test_prune_and_distill_commands(trained, shapes_root, tmp_path):
     assert distilled.returncode == 0, distilled.stderr
     metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
     assert metrics["epochs_run"] == 1 and "test" in metrics["accuracy"]
+
+
+def test_export_options_parse_numbers_and_flags():
+    from edgekit.cli import _options
+
+    assert _options(["tflite.mixed_precision=false", "onnx.mixed_precision=True", "tflite.calibration_samples=50",
+                     "coreml.compute_units=CPU_AND_NE"]) == {
+        "tflite": {"mixed_precision": False, "calibration_samples": 50}, "onnx": {"mixed_precision": True},
+        "coreml": {"compute_units": "CPU_AND_NE"}}
