@@ -61,7 +61,7 @@ def run_demo(out_dir: str | Path = "runs/demo", n_per_class: int = 400, image_si
 
 
 @DEMOS.register("detection")
-def run_detection_demo(out_dir: str | Path = "runs/demo-detection", n_images: int = 1200, image_size: int = 128, epochs: int = 16,
+def run_detection_demo(out_dir: str | Path = "runs/demo-detection", n_images: int = 2000, image_size: int = 128, epochs: int = 24,
                        seed: int = 0, **_: Any) -> ExportReport:
     """Shapes scenes -> small_detector -> every format checked on mAP and boxes; writes the same files as `run_demo`
     plus ``predicted.png`` (one test image with the int8 model's boxes)."""

@@ -164,7 +164,7 @@ def test_the_detection_demo_prints_its_table_and_none_of_the_noise(tmp_path):
         hits = [line for line in lines if re.search(pattern, line)]
         assert not hits, (pattern, hits)
     assert lines[0] == "1/4 generating the shapes-detection dataset (60 scenes at 64 px)"
-    assert sum(line.startswith("epoch ") for line in lines) == 2 and len(lines) - 2 + 16 < 60
+    assert sum(line.startswith("epoch ") for line in lines) == 2 and len(lines) - 2 + 24 < 60
     assert any(line.startswith("tflite:int8    ok") for line in lines)
     assert any(line.startswith("coreml:fp16    ok") for line in lines)  # checked by the reference executor
     assert any(line.startswith("int8 model on ") for line in lines)
