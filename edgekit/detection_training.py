@@ -98,14 +98,24 @@ def predict_maps(model: Any, dataset: DetectionDataset, preprocessing: Preproces
         for s in range(0, len(dataset), batch_size)]).astype(np.float32)
 
 
-def evaluate_keras(model: Any, dataset: DetectionDataset, preprocessing: Preprocessing, head: DetectionHead) -> DetectionMetrics:
-    maps = predict_maps(model, dataset, preprocessing)
+def evaluate_keras(model: Any, dataset: DetectionDataset, preprocessing: Preprocessing, head: DetectionHead,
+                   maps: np.ndarray | None = None) -> DetectionMetrics:
+    maps = predict_maps(model, dataset, preprocessing) if maps is None else maps
     return map_of(dataset, source_detections(dataset, *decode_maps(maps, len(dataset.labels), head.max_detections), head,
                                              EVAL_SCORE_THRESHOLD))
 
 
-def _map_callback(k: Any, val: DetectionDataset, preprocessing: Preprocessing, head: DetectionHead, patience: int) -> Any:
-    """Early stopping on validation mAP@[.5:.95], keeping the best epoch's weights in memory."""
+def _map_callback(k: Any, val: DetectionDataset, preprocessing: Preprocessing, head: DetectionHead, patience: int,
+                  loss: Any) -> Any:
+    """Early stopping on validation mAP@[.5:.95], keeping the best epoch's weights in memory.
+
+    One forward pass over the validation images per epoch gives both the mAP and the
+    validation loss (against targets encoded once), instead of a second pass for Keras'
+    own validation.
+    """
+    num_classes = len(val.labels)
+    targets = np.stack([encode_targets(val.input_boxes(i), val.classes[i], preprocessing.input_size, num_classes)
+                        for i in range(len(val))])
 
     class ValidationMap(k.callbacks.Callback):
         def __init__(self) -> None:
@@ -113,8 +123,11 @@ def _map_callback(k: Any, val: DetectionDataset, preprocessing: Preprocessing, h
             self.best, self.best_weights, self.wait = -1.0, None, 0
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            metrics = evaluate_keras(self.model, val, preprocessing, head)
+            maps = predict_maps(self.model, val, preprocessing)
+            metrics = evaluate_keras(self.model, val, preprocessing, head, maps)
             if logs is not None:
+                batches = range(0, len(val), 32)  # the training batch size's mean, as Keras' val_loss would be
+                logs["val_loss"] = float(np.mean([float(loss(targets[s:s + 32], maps[s:s + 32])) for s in batches]))
                 logs["val_map"], logs["val_map50"] = metrics.map, metrics.map50
             if metrics.map > self.best:
                 self.best, self.best_weights, self.wait = metrics.map, self.model.get_weights(), 0
@@ -187,12 +200,12 @@ def train_detector(
                              edgekit_version=__version__, head=head.to_dict())
     batches = _batches(train, preprocessing, batch_size, train=augment, seed=seed)
     schedule = k.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * len(batches), alpha=0.02)
-    model.compile(optimizer=k.optimizers.Adam(schedule), loss=detection_loss(len(train.labels)))
-    best = _map_callback(k, val, preprocessing, head, patience)
+    loss = detection_loss(len(train.labels))
+    model.compile(optimizer=k.optimizers.Adam(schedule), loss=loss)
+    best = _map_callback(k, val, preprocessing, head, patience, loss)
     started = time.perf_counter()
-    fit = model.fit(batches, validation_data=_batches(val, preprocessing, batch_size, train=False, seed=seed), epochs=epochs,
-                    callbacks=[best, epoch_progress(k, epochs, len(batches), enabled=bool(verbose), logger=log), *callbacks],
-                    verbose=0)
+    fit = model.fit(batches, epochs=epochs, verbose=0,
+                    callbacks=[best, epoch_progress(k, epochs, len(batches), enabled=bool(verbose), logger=log), *callbacks])
     seconds = time.perf_counter() - started
     if best.best_weights is not None:
         model.set_weights(best.best_weights)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -324,3 +325,25 @@ def test_voc_skips_every_bad_annotation_case(scenes, tmp_path):
     assert dataset.skip_counts() == {"box outside the image": 1, "box of zero or negative size": 1, "unknown class id": 1,
                                      "malformed line": 1, "malformed file": 1, "image missing": 1, "image unreadable": 1}
     assert len(dataset) == 9
+
+
+def test_max_drop_and_fallback_act_on_map_points(detector, tmp_path, monkeypatch):
+    """An int8 detector that loses 3 mAP points fails a 2-point gate, is removed, and the next safer mode replaces it."""
+    import edgekit
+    from edgekit.tasks.detection import DetectionHost
+
+    real_check = DetectionHost.check
+
+    def int8_loses_3_points(self, loaded, dataset, reference):
+        verdict = real_check(self, loaded, dataset, reference)
+        return replace(verdict, quality_delta=-3.0) if loaded.path.name.endswith("_int8.onnx") else verdict
+
+    monkeypatch.setattr(DetectionHost, "check", int8_loses_3_points)
+    result, train, test, _ = detector
+    report = edgekit.export(result.model_path, ["onnx:int8"], out_dir=tmp_path, calibration=train, check=test,
+                            max_drop=2.0, fallback=True, progress=False)
+    failed, replacement = report.results
+    assert failed.status == "failed" and "mAP@[.5:.95] dropped 3.0 points (max_drop 2)" in failed.error
+    assert not (tmp_path / Path(failed.path or "none").name).exists()
+    assert replacement.target == "onnx:dynamic" and replacement.fallback_for == "onnx:int8" and replacement.status == "ok"
+    assert report.ok
