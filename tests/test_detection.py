@@ -148,6 +148,9 @@ def test_training_writes_a_detector_with_its_metrics_and_plots(detector):
     metrics = json.loads((result.out_dir / "metrics.json").read_text())
     assert set(metrics["map"]) == {"val", "test"} and 0 <= metrics["map"]["test"] <= metrics["map50"]["test"] <= 1
     assert set(metrics["per_class_ap"]) == {"circle", "square", "triangle"} and metrics["training_seconds"] > 0
+    history = metrics["history"]
+    assert len(history["loss"]) == len(history["val_loss"]) == len(history["val_map"]) == metrics["epochs_run"] == 5
+    assert all(v > 0 for v in history["val_loss"])
     for name in ("history.png", "val_boxes.png", "model.keras"):
         assert (result.out_dir / name).stat().st_size > 1000
 
