@@ -35,7 +35,7 @@ from converters.shared_work import intermediate
 from runtimes._deps import require
 from runtimes._quiet import quiet_native
 from runtimes.base import artifact_size
-from runtimes.coreml_metadata import COMPUTE_UNITS, CONTRACT_METADATA_KEY, INPUT_NAME
+from runtimes.metadata.coreml import COMPUTE_UNITS, CONTRACT_METADATA_KEY, INPUT_NAME
 from runtimes.contract import ColorOrder, Layout, ModelContract
 from runtimes.tasks import task_for
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.mil_program import MILProgram, Step, load_program
+from runtimes.reference.mil_program import MILProgram, Step, load_program
 
 OFF_NEURAL_ENGINE = {
     "lstm": "recurrent layers", "gru": "recurrent layers", "rnn": "recurrent layers",

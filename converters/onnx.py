@@ -36,7 +36,7 @@ from runtimes.tasks import task_for
 from runtimes._deps import require
 from runtimes._quiet import quiet_native
 from runtimes.contract import ModelContract
-from runtimes.onnx_metadata import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
+from runtimes.metadata.onnx import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ INPUT_READERS = {
 
 def portable_metadata(contract: ModelContract, input_kind: str, quantization: dict[str, float | int] | None) -> dict[str, str]:
     """metadata_props that say how to feed the model without edgekit: plain keys, plain JSON values."""
-    from runtimes.standard_metadata import normalization
+    from runtimes.metadata.standard import normalization
 
     spec = contract.preprocessing
     mean, std = normalization(spec)

@@ -30,14 +30,14 @@ from runtimes._deps import require
 from runtimes._quiet import quiet_native
 from runtimes.contract import ModelContract
 from runtimes.tasks import task_for
-from runtimes.standard_metadata import (
+from runtimes.metadata.standard import (
     LABELS_FILE,
     STANDARD_METADATA_NAME,
     build_metadata,
     standard_limits,
     with_associated_files,
 )
-from runtimes.tflite_metadata import write_metadata
+from runtimes.metadata.tflite import write_metadata
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def with_standard_metadata(flatbuffer: bytes, contract: ModelContract) -> bytes:
 
 def _output_specs(flatbuffer: bytes) -> list[Any]:
     """The model's outputs as the interpreter reports them (order, shape, type, quantization)."""
-    from runtimes.tflite import _spec, interpreter_class
+    from runtimes.backends.tflite import _spec, interpreter_class
 
     with quiet_native("LiteRT"):
         interpreter = interpreter_class()[0](model_content=flatbuffer)
@@ -183,7 +183,7 @@ SPARSE_ENOUGH = 0.5  # kernel zeros from which TFLite's sparse storage pays (pru
 
 def _load_problem(flatbuffer: bytes) -> str | None:
     """Why the default interpreter (XNNPACK included) cannot load `flatbuffer`, or None."""
-    from runtimes.tflite import interpreter_class
+    from runtimes.backends.tflite import interpreter_class
 
     try:
         with quiet_native("LiteRT"):

@@ -3,10 +3,10 @@
 Never imports TensorFlow. Backends register themselves by file suffix; `open` picks one.
 """
 
-from runtimes import coreml as _coreml  # noqa: F401  (backends register; nothing heavy is imported)
-from runtimes import coreml_reference as _coreml_reference  # noqa: F401
-from runtimes import onnxruntime as _onnxruntime  # noqa: F401
-from runtimes import tflite as _tflite  # noqa: F401
+from runtimes.backends import coreml as _coreml  # noqa: F401  (backends register; nothing heavy is imported)
+from runtimes.backends import onnxruntime as _onnxruntime  # noqa: F401
+from runtimes.backends import tflite as _tflite  # noqa: F401
+from runtimes.reference import coreml as _coreml_reference  # noqa: F401
 from runtimes.base import BACKENDS, QuantParams, Runtime, TensorSpec, open_runtime, register_backend
 from runtimes.contract import ColorOrder, Layout, ModelContract, Preprocessing, ResizeMode
 from runtimes.errors import (

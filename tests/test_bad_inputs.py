@@ -14,7 +14,7 @@ import pytest
 
 import runtimes
 from runtimes.errors import ContractError, InferenceError, InputError, ModelLoadError
-from runtimes.onnx_metadata import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
+from runtimes.metadata.onnx import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
 from runtimes.sources import SourceError, open_source
 
 onnx = pytest.importorskip("onnx")
@@ -65,7 +65,7 @@ def test_empty_and_truncated_files_are_model_load_errors(tiny_artifacts, tmp_pat
 
 
 def test_tflite_metadata_offsets_outside_the_file_are_named(tiny_artifacts):
-    from runtimes.tflite_metadata import read_metadata
+    from runtimes.metadata.tflite import read_metadata
 
     data = bytearray(tiny_artifacts["tflite_fp32"].read_bytes())
     data[0:4] = (len(data) + 100).to_bytes(4, "little")  # the root table offset points past the end

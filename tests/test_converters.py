@@ -7,7 +7,7 @@ import edgekit
 from converters import CONVERTERS, CalibrationData, CalibrationError, ConversionConfig, all_targets, parse_target
 from converters.base import ConversionError, UnknownTargetError, atomic_output
 from converters.tflite import MODES, convert_tflite
-from runtimes.tflite_metadata import read_metadata, write_metadata
+from runtimes.metadata.tflite import read_metadata, write_metadata
 
 EXPECTED_INPUT = {"fp32": np.float32, "fp16": np.float32, "dynamic": np.float32, "int8": np.int8, "uint8": np.uint8}
 

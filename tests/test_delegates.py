@@ -4,7 +4,7 @@ import pytest
 
 import edgekit
 from runtimes.errors import BackendUnavailableError, InputError, ModelLoadError, UnknownNameError
-from runtimes.tflite_delegates import parse_delegate
+from runtimes.backends.tflite_delegates import parse_delegate
 
 
 def test_delegate_specs_parse_names_options_and_paths():

@@ -99,8 +99,8 @@ def test_edgekit_reads_metadata_written_by_mediapipe(mediapipe_python, tiny_mode
 
     # round trip: edgekit's contract written onto MediaPipe's file keeps its metadata and labels.txt
     from runtimes.contract import ModelContract
-    from runtimes.standard_metadata import STANDARD_METADATA_NAME, associated_files
-    from runtimes.tflite_metadata import read_metadata, write_metadata
+    from runtimes.metadata.standard import STANDARD_METADATA_NAME, associated_files
+    from runtimes.metadata.tflite import read_metadata, write_metadata
 
     original = written.read_bytes()
     contract = ModelContract(edgekit.Preprocessing(16, scale=1 / 127.5, offset=-1.0), ("red", "green", "blue"))
@@ -150,8 +150,8 @@ def test_the_models_shipped_with_mediapipe_load_and_give_every_output(mediapipe_
 
 
 def _has_contract(path):
-    from runtimes.standard_metadata import STANDARD_METADATA_NAME
-    from runtimes.tflite_metadata import read_metadata
+    from runtimes.metadata.standard import STANDARD_METADATA_NAME
+    from runtimes.metadata.tflite import read_metadata
 
     return read_metadata(path.read_bytes(), STANDARD_METADATA_NAME) is not None
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from runtimes import mil_ops
-from runtimes.mil_program import MILProgram, Step, UnsupportedOpError, _Ref
+from runtimes.reference import mil_ops as mil_ops
+from runtimes.reference.mil_program import MILProgram, Step, UnsupportedOpError, _Ref
 
 pytest.importorskip("coremltools")
 
@@ -171,7 +171,7 @@ def _run_with_executor(model, tmp_path):
     import coremltools as ct
     import tensorflow as tf
 
-    from runtimes.mil_program import load_program
+    from runtimes.reference.mil_program import load_program
 
     function = tf.function(lambda x: model(x, training=False)).get_concrete_function(tf.TensorSpec([1, 9, 9, 4], tf.float32))
     mlmodel = ct.convert([function], source="tensorflow", convert_to="mlprogram", compute_precision=ct.precision.FLOAT32,
@@ -196,7 +196,7 @@ def test_keras_layer_through_coreml_matches_keras(case, tmp_path):
 
 
 def test_detection_decoding_ops_match_numpy_and_tensorflow_semantics():
-    from runtimes.mil_ops import MIL_OPS
+    from runtimes.reference.mil_ops import MIL_OPS
 
     x = np.array([[0.2, 0.9, 0.9, 0.1], [0.5, 0.4, 0.7, 0.7]], np.float32)
     values, indices = MIL_OPS.get("topk")(x, k=2)

@@ -224,7 +224,7 @@ def test_runtimes_open_is_edgekit_load(tiny_tflite):
 def test_interpreter_falls_back_in_order_and_names_the_extra(monkeypatch, tiny_tflite):
     import importlib
 
-    from runtimes import tflite
+    from runtimes.backends import tflite as tflite
     from runtimes.errors import MissingDependencyError
 
     real_import = importlib.import_module

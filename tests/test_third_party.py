@@ -12,8 +12,8 @@ import edgekit
 from converters.tflite import with_standard_metadata
 from runtimes.contract import ModelContract, Preprocessing
 from runtimes.errors import InputError, ModelLoadError
-from runtimes.standard_metadata import STANDARD_METADATA_NAME, associated_files
-from runtimes.tflite_metadata import read_metadata, write_metadata
+from runtimes.metadata.standard import STANDARD_METADATA_NAME, associated_files
+from runtimes.metadata.tflite import read_metadata, write_metadata
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_writing_the_contract_keeps_standard_metadata_and_associated_files(plain
 
 
 def test_every_tflite_artifact_carries_standard_metadata(tiny_artifacts):
-    from runtimes.standard_metadata import parse_metadata
+    from runtimes.metadata.standard import parse_metadata
 
     for kind in ("tflite_fp32", "tflite_int8"):
         data = tiny_artifacts[kind].read_bytes()

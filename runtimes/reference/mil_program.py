@@ -18,7 +18,7 @@ import numpy as np
 
 from runtimes._deps import require
 from runtimes.errors import InputError, ModelLoadError
-from runtimes.mil_ops import MIL_OPS
+from runtimes.reference.mil_ops import MIL_OPS
 
 
 class UnsupportedOpError(ModelLoadError):

@@ -14,7 +14,7 @@ from runtimes._deps import require
 from runtimes._quiet import quiet_native
 from runtimes.base import QuantParams, RuntimeBase, TensorSpec, register_backend
 from runtimes.errors import ContractError, InferenceError, InputError, ModelLoadError, UnknownNameError
-from runtimes.onnx_metadata import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
+from runtimes.metadata.onnx import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
 
 log = logging.getLogger(__name__)
 

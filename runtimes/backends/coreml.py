@@ -16,7 +16,7 @@ import numpy as np
 from runtimes._deps import require
 from runtimes.base import RuntimeBase, TensorSpec, register_backend
 from runtimes.contract import ModelContract
-from runtimes.coreml_metadata import COMPUTE_UNITS, CONTRACT_METADATA_KEY
+from runtimes.metadata.coreml import COMPUTE_UNITS, CONTRACT_METADATA_KEY
 from runtimes.errors import BackendUnavailableError, ContractError, InputError, ModelLoadError
 
 _COLOR_SPACES = {10: "gray", 20: "rgb", 30: "bgr"}  # CoreML ImageFeatureType.ColorSpace

@@ -1,7 +1,7 @@
 """CoreML packages run by edgekit's numpy reference executor: a correctness check, not a speed path.
 
 Apple's CoreML predicts only on macOS. This backend evaluates the package's ML program op by
-op (`runtimes.mil_program`), including its ImageType scale/bias and its compressed weights,
+op (`runtimes.reference.mil_program`), including its ImageType scale/bias and its compressed weights,
 so a converted package can be compared with its Keras model on Linux CI. Open it with
 ``edgekit.load("m.mlpackage", backend="reference")``.
 """
@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 
 from runtimes.base import register_backend
-from runtimes.coreml import CoreMLRuntime
-from runtimes.mil_program import MILProgram, load_program
+from runtimes.backends.coreml import CoreMLRuntime
+from runtimes.reference.mil_program import MILProgram, load_program
 
 
 @register_backend("reference", suffixes=(".mlpackage",), reference=True)
 class CoreMLReferenceRuntime(CoreMLRuntime):
-    """An ML program evaluated with numpy, float16 ops in float16 (see `runtimes.mil_program`)."""
+    """An ML program evaluated with numpy, float16 ops in float16 (see `runtimes.reference.mil_program`)."""
 
     backend_name = "reference"
     is_reference = True

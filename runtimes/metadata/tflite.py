@@ -11,7 +11,7 @@ import struct
 from typing import Any
 
 from runtimes._deps import require
-from runtimes.standard_metadata import associated_files, with_associated_files
+from runtimes.metadata.standard import associated_files, with_associated_files
 
 TFLITE_IDENTIFIER = b"TFL3"
 CONTRACT_METADATA_NAME = "edgekit.contract"

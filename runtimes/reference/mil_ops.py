@@ -1,6 +1,6 @@
 """CoreML ML program (MIL) operations in numpy, each as Apple's MIL op reference defines it.
 
-The reference executor (`runtimes.mil_program`) evaluates a package's ops in order with
+The reference executor (`runtimes.reference.mil_program`) evaluates a package's ops in order with
 these functions, so a CoreML artifact can be checked numerically where CoreML cannot run.
 Tensors are NCHW as in MIL. Each function takes the op's inputs by their MIL names.
 Adding an op means adding one function here, registered under its MIL name.

@@ -14,8 +14,8 @@ import numpy as np
 from runtimes._quiet import quiet_native
 from runtimes.base import QuantParams, RuntimeBase, TensorSpec, read_model_file, register_backend
 from runtimes.errors import ContractError, InferenceError, InputError, MissingDependencyError, ModelLoadError
-from runtimes.tflite_delegates import compiled_for_edgetpu, load_delegates, parse_delegate
-from runtimes.tflite_metadata import is_tflite, read_metadata
+from runtimes.backends.tflite_delegates import compiled_for_edgetpu, load_delegates, parse_delegate
+from runtimes.metadata.tflite import is_tflite, read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class TFLiteRuntime(RuntimeBase):
 
     def standard_contract(self) -> Any:
         """The contract TFLite Support metadata (as MediaPipe reads it) describes, for third-party models."""
-        from runtimes.standard_metadata import STANDARD_METADATA_NAME, associated_files, derive_contract, parse_metadata
+        from runtimes.metadata.standard import STANDARD_METADATA_NAME, associated_files, derive_contract, parse_metadata
 
         try:
             buffer = read_metadata(self._model, STANDARD_METADATA_NAME)

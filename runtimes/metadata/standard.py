@@ -28,7 +28,7 @@ def _schema() -> Any:
     from runtimes._deps import require
 
     require("flatbuffers", extra="runtime", package="flatbuffers")
-    from runtimes import tflite_metadata_schema_py_generated as schema
+    from runtimes.metadata import tflite_schema_py_generated as schema
 
     return schema
 
