@@ -40,24 +40,37 @@ def run_demo(out_dir: str | Path = "runs/demo", n_per_class: int = 400, image_si
     result = train(train_split, val_split, "small_cnn", test=test_split, epochs=epochs, patience=6,
                    learning_rate=1e-3, out_dir=out / "train", seed=seed)
 
-    log.info("3/4 exporting %s and checking each against Keras on the test split", ", ".join(DEMO_TARGETS))
-    report = export(result.model_path, DEMO_TARGETS, out_dir=out / "export", calibration=train_split, check=test_split)
-    paths = report.write(out / "export")
+    report = _export_checked(result.model_path, train_split, test_split, out)
 
     log.info("4/4 predicting one test image through edgekit.load")
     sample = Path(test_split.sources[0])
     with open_model(report.result("tflite:int8").path) as model:
         prediction = model.predict(sample)
 
+    _finish(out, started, report, result, f"int8 model says {sample.parent.name}/{sample.name} is {prediction}",
+            result.metrics["accuracy"], "Training curves: `train/history.png`, confusion: `train/confusion.png`.")
+    return report
+
+
+def _export_checked(model_path: Path, train_split: Any, test_split: Any, out: Path) -> ExportReport:
+    """Stage 3 of every demo: the demo targets, each checked against Keras on the test split; the report written."""
+    log.info("3/4 exporting %s and checking each against Keras on the test split", ", ".join(DEMO_TARGETS))
+    report = export(model_path, DEMO_TARGETS, out_dir=out / "export", calibration=train_split, check=test_split)
+    report.write(out / "export")
+    return report
+
+
+def _finish(out: Path, started: float, report: ExportReport, result: Any, prediction: str, trained: Any, files: str) -> None:
+    """The table, the sample prediction and where everything went; demo_report.{json,md}."""
     elapsed = time.perf_counter() - started
     print()
     print(report.table())
-    print(f"int8 model says {sample.parent.name}/{sample.name} is {prediction}")
-    print(f"done in {elapsed:.0f} s; report: {paths['markdown']} (+ .json, .png); training plots in {result.out_dir}")
-    summary = {"seconds": round(elapsed, 1), "train": result.metrics["accuracy"], **report.to_dict()}
+    print(prediction)
+    print(f"done in {elapsed:.0f} s; report: {out / 'export' / 'export_report.md'} (+ .json, .png); "
+          f"training plots in {result.out_dir}")
+    summary = {"seconds": round(elapsed, 1), "train": trained, **report.to_dict()}
     (out / "demo_report.json").write_text(json.dumps(summary, indent=2))
-    (out / "demo_report.md").write_text(report.markdown() + f"\nTraining curves: `train/history.png`, confusion: `train/confusion.png`.\n")
-    return report
+    (out / "demo_report.md").write_text(report.markdown() + f"\n{files}\n")
 
 
 @DEMOS.register("detection")
@@ -78,9 +91,7 @@ def run_detection_demo(out_dir: str | Path = "runs/demo-detection", n_images: in
     result = train(train_split, val_split, "small_detector", task="detection", test=test_split, epochs=epochs, out_dir=out / "train",
                    seed=seed)
 
-    log.info("3/4 exporting %s and checking each against Keras on the test split", ", ".join(DEMO_TARGETS))
-    report = export(result.model_path, DEMO_TARGETS, out_dir=out / "export", calibration=train_split, check=test_split)
-    paths = report.write(out / "export")
+    report = _export_checked(result.model_path, train_split, test_split, out)
 
     log.info("4/4 detecting objects in one test image through edgekit.load")
     sample = Path(test_split.sources[0])
@@ -93,15 +104,8 @@ def run_detection_demo(out_dir: str | Path = "runs/demo-detection", n_images: in
         model.task.draw(image, found, model.labels)
         cv2.imwrite(str(picture), image)
 
-    elapsed = time.perf_counter() - started
-    print()
-    print(report.table())
     truth = ", ".join(test_split.labels[int(c)] for c in test_split.classes[0]) or "nothing"
-    print(f"int8 model on {sample.name} (ground truth: {truth}; drawn in {picture}): {found}")
-    print(f"done in {elapsed:.0f} s; report: {paths['markdown']} (+ .json, .png); training plots in {result.out_dir}")
-    summary = {"seconds": round(elapsed, 1), "train": {"map": result.metrics["map"], "map50": result.metrics["map50"]},
-               **report.to_dict()}
-    (out / "demo_report.json").write_text(json.dumps(summary, indent=2))
-    (out / "demo_report.md").write_text(report.markdown() + "\nTraining curves: `train/history.png`, predicted boxes: "
-                                        "`train/val_boxes.png`, `predicted.png`.\n")
+    _finish(out, started, report, result, f"int8 model on {sample.name} (ground truth: {truth}; drawn in {picture}): {found}",
+            {"map": result.metrics["map"], "map50": result.metrics["map50"]},
+            "Training curves: `train/history.png`, predicted boxes: `train/val_boxes.png`, `predicted.png`.")
     return report

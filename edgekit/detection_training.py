@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,8 +20,9 @@ from edgekit.errors import TrainingError
 from edgekit.keras_io import load_keras, save_keras
 from edgekit.progress import epoch_progress
 from edgekit.tasks.detection import EVAL_SCORE_THRESHOLD, map_of, source_detections
-from edgekit.training import TrainResult
+from edgekit.training import TrainResult, seeded_batches
 from runtimes.contract import ModelContract, Preprocessing
+from runtimes.preprocess import normalize
 from runtimes.tasks.detection import DetectionHead, decode_maps
 
 log = logging.getLogger("edgekit.training")
@@ -58,37 +58,21 @@ def augment(pixels: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.
 
 
 def _batches(dataset: DetectionDataset, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int) -> Any:
-    k = keras()
+    """Normalized images and their encoded targets; training batches are augmented (boxes follow the pixels)."""
     num_classes = len(dataset.labels)
     input_boxes = [dataset.input_boxes(i) for i in range(len(dataset))]
 
-    class Batches(k.utils.PyDataset):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(dataset)) if train else np.arange(len(dataset))
-
-        def __len__(self) -> int:
-            return math.ceil(len(dataset) / batch_size)
-
-        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-            chosen = self.order[index * batch_size:(index + 1) * batch_size]
-            images, targets = [], []
-            for i in chosen:
-                pixels, boxes, classes = dataset.pixels[i], input_boxes[i], dataset.classes[i]
-                if train:
-                    pixels, boxes, classes = augment(pixels, boxes, classes, self.rng, preprocessing.pad_value)
-                images.append(pixels)
-                targets.append(encode_targets(boxes, classes, preprocessing.input_size, num_classes))
-            from runtimes.preprocess import normalize
-
-            return normalize(np.stack(images), preprocessing), np.stack(targets)
-
-        def on_epoch_end(self) -> None:
+    def make_batch(chosen: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        images, targets = [], []
+        for i in chosen:
+            pixels, boxes, classes = dataset.pixels[i], input_boxes[i], dataset.classes[i]
             if train:
-                self.order = self.rng.permutation(len(dataset))
+                pixels, boxes, classes = augment(pixels, boxes, classes, rng, preprocessing.pad_value)
+            images.append(pixels)
+            targets.append(encode_targets(boxes, classes, preprocessing.input_size, num_classes))
+        return normalize(np.stack(images), preprocessing), np.stack(targets)
 
-    return Batches()
+    return seeded_batches(len(dataset), batch_size, train, seed, make_batch)
 
 
 def predict_maps(model: Any, dataset: DetectionDataset, preprocessing: Preprocessing, batch_size: int = 64) -> np.ndarray:

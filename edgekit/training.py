@@ -7,7 +7,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -80,32 +80,46 @@ def _batches(
 
     With `soft` (teacher scores per image), targets are [one-hot labels | teacher scores].
     """
-    k = keras()
     width_axis = 3 if preprocessing.layout.value == "nchw" else 2
+
+    def make_batch(indices: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        chosen = np.sort(indices)
+        x = dataset.tensors(preprocessing, chosen)
+        if train:  # mirror half the batch: shapes and most photos keep their class
+            flip = rng.random(len(x)) < 0.5
+            x[flip] = np.flip(x[flip], axis=width_axis)
+        if soft is None:
+            return x, dataset.targets[chosen]
+        onehot = np.eye(soft.shape[1], dtype=np.float32)[dataset.targets[chosen]]
+        return x, np.concatenate([onehot, soft[chosen]], axis=1)
+
+    return seeded_batches(len(dataset), batch_size, train, seed, make_batch)
+
+
+def seeded_batches(count: int, batch_size: int, shuffle: bool, seed: int,
+                   make_batch: Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]) -> Any:
+    """A Keras PyDataset over `count` items: a seeded order, reshuffled each epoch when `shuffle`.
+
+    `make_batch(indices, rng)` builds one batch; the same generator drives the order and any
+    augmentation, so a seed gives the same training run (classification and detection share it).
+    """
+    k = keras()
 
     class Batches(k.utils.PyDataset):
         def __init__(self) -> None:
             super().__init__()
             self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(dataset)) if train else np.arange(len(dataset))
+            self.order = self.rng.permutation(count) if shuffle else np.arange(count)
 
         def __len__(self) -> int:
-            return math.ceil(len(dataset) / batch_size)
+            return math.ceil(count / batch_size)
 
         def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-            chosen = np.sort(self.order[index * batch_size : (index + 1) * batch_size])
-            x = dataset.tensors(preprocessing, chosen)
-            if train:  # mirror half the batch: shapes and most photos keep their class
-                flip = self.rng.random(len(x)) < 0.5
-                x[flip] = np.flip(x[flip], axis=width_axis)
-            if soft is None:
-                return x, dataset.targets[chosen]
-            onehot = np.eye(soft.shape[1], dtype=np.float32)[dataset.targets[chosen]]
-            return x, np.concatenate([onehot, soft[chosen]], axis=1)
+            return make_batch(self.order[index * batch_size:(index + 1) * batch_size], self.rng)
 
         def on_epoch_end(self) -> None:
-            if train:
-                self.order = self.rng.permutation(len(dataset))
+            if shuffle:
+                self.order = self.rng.permutation(count)
 
     return Batches()
 
