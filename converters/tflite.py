@@ -242,7 +242,7 @@ def _convert(
 
 
 def _mixed_int8(tf: Any, converter: Any, config: ConversionConfig, scopes: tuple[str, ...]) -> tuple[bytes, int]:
-    """Integer everywhere except the ops named under `scopes` (a detector's decoding), and their count.
+    """Integer everywhere except the ops under `scopes` (a detector's box sides and decoding), and how many.
 
     What TFLite's QuantizationDebugger does for selective quantization, without its layer-by-layer
     debug run: calibrate only, then quantize with those ops denylisted. The input keeps the

@@ -350,3 +350,19 @@ def test_max_drop_and_fallback_act_on_map_points(detector, tmp_path, monkeypatch
     assert not (tmp_path / Path(failed.path or "none").name).exists()
     assert replacement.target == "onnx:dynamic" and replacement.fallback_for == "onnx:int8" and replacement.status == "ok"
     assert report.ok
+
+
+def test_tflite_int8_falls_back_to_full_integer_when_mixed_precision_fails(detector, tmp_path, monkeypatch):
+    import edgekit
+    from converters import tflite
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("mlir_quantize changed")
+
+    monkeypatch.setattr(tflite, "_mixed_int8", broken)
+    result, train, _, _ = detector
+    r = edgekit.export(result.model_path, ["tflite:int8"], out_dir=tmp_path, calibration=train, progress=False).result("tflite:int8")
+    assert r.status == "unchecked" and "mixed precision failed (RuntimeError); full integer instead" in r.notes
+    with edgekit.load(r.path) as model:
+        assert "float_scopes" not in model.contract.quantization
+        assert all(np.issubdtype(spec.dtype, np.integer) for spec in model.runtime.output_specs)
