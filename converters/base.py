@@ -44,7 +44,7 @@ class ConversionConfig:
     quantization: Quantization = Quantization.FLOAT32
     io_dtype: str = "float32"
     calibration_samples: int = 100
-    mixed_precision: bool = True  # int8: keep the ops the task names sensitive (a detector's decoding) in float
+    mixed_precision: bool = True  # int8: keep the layers the task names sensitive (a detector's box sides and decoding) in float
 
     def __post_init__(self) -> None:
         try:
