@@ -27,9 +27,9 @@ def main(payload: str) -> int:
     if not model.can_run:
         result.status = f"cannot run here: {model.runtime.unavailable_reason.split(';')[0]}"
         reference = reference_backend_for(path)
-        if args["data"] and reference is not None:  # no latency, but the accuracy can still be known
-            result.accuracy = _accuracy(open_model(path, backend=reference.name), args["data"])
-            result.status += f"; accuracy from the {reference.name} backend"
+        if args["data"] and reference is not None:  # no latency, but the quality can still be known
+            result.metric, result.quality = _quality(open_model(path, backend=reference.name), args["data"])
+            result.status += f"; {result.metric} from the {reference.name} backend"
         print(json.dumps(asdict(result)))
         return 0
     spec = model.require_preprocessing()
@@ -38,12 +38,12 @@ def main(payload: str) -> int:
     if spec.layout.value == "nchw":
         sample = np.ascontiguousarray(np.moveaxis(sample, -1, 1))
     for _ in range(args["warmup"]):
-        model.run(sample)
+        model.run_all(sample)
     latencies = []
     deadline = time.perf_counter() + args["seconds"] if args["seconds"] else None
     while (len(latencies) < args["runs"]) if deadline is None else (time.perf_counter() < deadline):
         tick = time.perf_counter()
-        model.run(sample)
+        model.run_all(sample)
         latencies.append((time.perf_counter() - tick) * 1000)
     values = np.asarray(latencies)
     result.runs = len(values)
@@ -52,7 +52,7 @@ def main(payload: str) -> int:
     result.throughput_fps = float(1000.0 / values.mean())
     result.latencies_ms = [round(v, 4) for v in latencies]
     if args["data"]:
-        result.accuracy = _accuracy(model, args["data"])
+        result.metric, result.quality = _quality(model, args["data"])
     result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports kB
     if sys.platform == "darwin":
         result.peak_rss_mb /= 1024  # macOS reports bytes
@@ -60,12 +60,12 @@ def main(payload: str) -> int:
     return 0
 
 
-def _accuracy(model, folder: str) -> float:
-    """Top-1 accuracy on a labelled folder, read with the model's own contract."""
-    from edgekit.data import folder_for
-    from edgekit.evaluation import evaluate
+def _quality(model, path: str) -> tuple[str, float]:
+    """The task's headline metric on labelled data (a class folder; YOLO, COCO or VOC), read with the model's contract."""
+    from edgekit.tasks import host_task
 
-    return evaluate(model, folder_for(folder, model.require_preprocessing())).accuracy
+    host = host_task(model.contract.task)
+    return host.metric, host.headline(host.evaluate(model, host.load(path, model.require_preprocessing())))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""`edgekit bench`: load time, latency percentiles, throughput, peak memory and size per artifact.
+"""`edgekit bench`: load time, latency percentiles, throughput, peak memory and size per artifact, and with
+labelled data the task's headline metric (a classifier's accuracy, a detector's mAP).
 
 Each (model, threads) pair is measured in a fresh child process, so peak RSS and load time
 belong to that model alone and one model's warm caches do not flatter the next.
@@ -34,15 +35,21 @@ class BenchResult:
     p99_ms: float | None = None
     throughput_fps: float | None = None
     peak_rss_mb: float | None = None
-    accuracy: float | None = None
+    metric: str | None = None  # the task's headline metric, with --data: "accuracy" or "mAP@[.5:.95]"
+    quality: float | None = None  # its value, as a fraction
     latencies_ms: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def accuracy(self) -> float | None:
+        """A classifier's top-1 accuracy on the --data folder (None for other tasks)."""
+        return self.quality if self.metric == "accuracy" else None
 
 
 @dataclass
 class BenchReport:
     results: list[BenchResult]
 
-    HEADER = ("model", "threads", "size", "load", "p50", "p90", "p99", "throughput", "peak RSS", "accuracy", "status")
+    HEADER = ("model", "threads", "size", "load", "p50", "p90", "p99", "throughput", "peak RSS", "quality", "status")
 
     def rows(self) -> list[list[str]]:
         def ms(value: float | None) -> str:
@@ -53,7 +60,7 @@ class BenchReport:
             ms(r.load_ms), ms(r.p50_ms), ms(r.p90_ms), ms(r.p99_ms),
             "-" if r.throughput_fps is None else f"{r.throughput_fps:.1f}/s",
             "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f} MB",
-            "-" if r.accuracy is None else f"{r.accuracy * 100:.1f}%", r.status,
+            "-" if r.quality is None else f"{r.metric} {r.quality * 100:.1f}%", r.status,
         ] for r in self.results]
 
     def table(self) -> str:

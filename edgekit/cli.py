@@ -12,6 +12,7 @@ from typing import Callable, Iterator, Sequence
 
 from runtimes.errors import EdgekitError
 from runtimes.tasks import TASKS
+from runtimes.runner import add_tracking_arguments
 
 log = logging.getLogger("edgekit")
 
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="TFLite delegate: edgetpu, gpu, xnnpack[:num_threads=N] or a library path (repeatable)")
     predict.add_argument("--provider", action="append", default=[],
                          help="ONNX Runtime execution provider: cuda, tensorrt, openvino, coreml, cpu (repeatable, in order)")
+    add_tracking_arguments(predict)
     predict.add_argument("--json", action="store_true", help="print one JSON object per image or frame")
     predict.add_argument("--show", action="store_true", help="show frames with the overlay in a window (needs a display)")
     predict.add_argument("--save", type=Path, default=None, help="write the annotated frames to this video (.mp4 or .avi)")
@@ -336,7 +338,7 @@ def _predict_stream(model, args: argparse.Namespace) -> int:  # noqa: ANN001
     from runtimes.runner import StreamOptions, run_stream
 
     options = StreamOptions(every=args.every, max_frames=args.max_frames, top_k=args.top_k, threshold=args.threshold,
-                            json_lines=args.json, show=args.show, save=args.save)
+                            json_lines=args.json, show=args.show, save=args.save, track=args.track, count_line=args.count_line)
     return run_stream(model, args.source, options)
 
 

@@ -20,6 +20,7 @@ from runtimes.tasks.classification import FEW_SCORES, Classification
 
 if TYPE_CHECKING:
     from runtimes.stream import Stream
+    from runtimes.tracking import Tracker, TrackerOptions
 
 log = logging.getLogger(__name__)
 
@@ -348,10 +349,15 @@ class Model:
         results = self.task.results(self, outputs, sizes, inference_ms, preprocess_ms, chosen)
         return results if isinstance(image, (list, tuple)) else results[0]
 
-    def stream(self, source: Any, every: int = 1, max_frames: int | None = None, top_k: int | None = None, **options: Any) -> "Stream":
+    def stream(self, source: Any, every: int = 1, max_frames: int | None = None, top_k: int | None = None,
+               track: "bool | TrackerOptions | Tracker" = False, count_line: "Sequence[float] | str | None" = None,
+               **options: Any) -> "Stream":
         """The task's result for each frame from `source` (anything `open_source` takes, or an open Source).
 
         `top_k` (classifiers) and the detection options are predict()'s, checked before the source opens.
+        Detectors: `track` gives each object a `track_id` kept across frames (True, or TrackerOptions, or
+        a Tracker to continue); `count_line` (x0, y0, x1, y1 in source pixels) counts tracked objects
+        crossing it, in each result's `counts` (it turns tracking on).
 
         Example:
             >>> with model.stream("clip.mp4", every=2) as results:
@@ -365,7 +371,23 @@ class Model:
         if self._task_problem:  # every frame would fail the same way: say so once
             raise InputError(self._task_problem)
         self.task.options(self, {**options, **({"top_k": top_k} if top_k is not None else {})})  # bad options fail here, once
-        return Stream(self, source if isinstance(source, Source) else open_source(source), every, max_frames, top_k, **options)
+        tracker, counter = self._tracking(track, count_line)
+        return Stream(self, source if isinstance(source, Source) else open_source(source), every, max_frames, top_k,
+                      tracker=tracker, counter=counter, **options)
+
+    def _tracking(self, track: Any, count_line: Any) -> tuple[Any, Any]:
+        """The stream's Tracker and LineCounter (None, None when not asked for); checked before a camera opens."""
+        from runtimes.tracking import LineCounter, Tracker, TrackerOptions
+
+        if not track and count_line is None:
+            return None, None
+        if not self.task.trackable:
+            raise InputError(f"tracking and counting need a detector; {self.path.name} is a {self.task.name} model")
+        if isinstance(track, Tracker):
+            tracker = track
+        else:
+            tracker = Tracker(track if isinstance(track, TrackerOptions) else None)
+        return tracker, LineCounter(count_line) if count_line is not None else None
 
     # -- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:

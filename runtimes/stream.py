@@ -12,6 +12,7 @@ from runtimes.sources import Frame, Source
 
 if TYPE_CHECKING:
     from runtimes.model import Classification, Model
+    from runtimes.tracking import LineCounter, LineCounts, Tracker
 
 
 class RateMeter:
@@ -43,6 +44,7 @@ class StreamResult:
     latency_ms: float  # preprocessing + inference for this frame
     age_ms: float  # how old the frame was when inference started
     fps: float  # rolling throughput of the stream
+    counts: "LineCounts | None" = None  # objects that crossed the counting line so far (count_line streams)
 
     @property
     def classification(self) -> "Classification":
@@ -54,14 +56,21 @@ class Stream:
     """Iterate for results; leaving a `with` block (or finishing, or an exception, or Ctrl-C) releases the source."""
 
     def __init__(self, model: "Model", source: Source, every: int = 1, max_frames: int | None = None, top_k: int | None = None,
-                 **options: Any) -> None:
+                 tracker: "Tracker | None" = None, counter: "LineCounter | None" = None, **options: Any) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         if max_frames is not None and max_frames < 1:
             raise ValueError(f"max_frames must be >= 1 or None, got {max_frames}")
         self.model, self.source, self.every, self.max_frames, self.top_k = model, source, every, max_frames, top_k
         self.options = options  # the task's predict() options (a detector's thresholds)
+        self.tracker, self.counter = tracker, counter
         self.meter = RateMeter()
+        self._predict_options = dict(options)
+        self._score_threshold = 0.0
+        if tracker is not None:  # tracks also continue on weaker detections (ByteTrack's second pass): ask for them
+            self._score_threshold = model.task.options(model, options).score_threshold
+            low = min(tracker.options.low_score, self._score_threshold)
+            self._predict_options["score_threshold"] = low
 
     def __iter__(self) -> Iterator[StreamResult]:
         produced = 0
@@ -71,13 +80,17 @@ class Stream:
                     continue
                 started = time.monotonic()
                 try:
-                    result = self.model.predict(frame.image, color="bgr", top_k=self.top_k, **self.options)
+                    result = self.model.predict(frame.image, color="bgr", top_k=self.top_k, **self._predict_options)
                 except (InputError, InferenceError) as exc:  # one broken frame is counted, not fatal
                     self.source._skip(f"frame {frame.position}", str(exc))
                     continue
+                counts = None
+                if self.tracker is not None:
+                    result = self.tracker.update(result, self._score_threshold)
+                    counts = self.counter.update(result) if self.counter is not None else None
                 latency_ms = (time.monotonic() - started) * 1000
                 self.meter.tick(latency_ms)
-                yield StreamResult(frame, result, latency_ms, (started - frame.timestamp) * 1000, self.meter.fps)
+                yield StreamResult(frame, result, latency_ms, (started - frame.timestamp) * 1000, self.meter.fps, counts)
                 produced += 1
                 if self.max_frames is not None and produced >= self.max_frames:
                     return

@@ -83,6 +83,8 @@ def present(stream: "Stream", *, threshold: float | None = 0.0, window: Window |
             keep_going = True
             if window or video:
                 annotated = draw_overlay(item.frame.image, item.result, item.fps, threshold, stream.model.task, stream.model.labels)
+                if stream.counter is not None:
+                    stream.counter.draw(annotated)
                 if video:
                     video.write(annotated, fps_hint=getattr(stream.source, "fps", 0.0))
                 if window:

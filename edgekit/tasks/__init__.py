@@ -56,6 +56,9 @@ class HostTask(Protocol):
     def evaluate(self, loaded: Any, dataset: Any) -> Any:
         """The task's metrics of an artifact on a labelled dataset."""
 
+    def headline(self, metrics: Any) -> float:
+        """The `metric` value of what `evaluate` returned, as a fraction."""
+
 
 HOST_TASKS: Registry[HostTask] = Registry("task")
 

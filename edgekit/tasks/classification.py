@@ -61,6 +61,9 @@ class ClassificationHost:
     def reference_cells(self, quality: float | None) -> list[str]:
         return [pct(quality), "-", "100.0%", "-"]
 
+    def headline(self, metrics: Any) -> float:
+        return float(metrics.accuracy)
+
     def evaluate(self, loaded: Any, dataset: ImageDataset) -> Any:
         from edgekit.evaluation import artifact_scores
         from edgekit.metrics import classification_metrics

@@ -129,6 +129,9 @@ class DetectionHost:
     def reference_cells(self, quality: float | None) -> list[str]:
         return [pct(quality), "-", "-", "100.0%", "-"]
 
+    def headline(self, metrics: Any) -> float:
+        return float(metrics.map)
+
     def evaluate(self, loaded: Any, dataset: DetectionDataset) -> DetectionMetrics:
         if tuple(loaded.labels) != tuple(dataset.labels):
             raise DatasetError(f"the model's labels {list(loaded.labels)} differ from the dataset's {list(dataset.labels)}")

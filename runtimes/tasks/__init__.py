@@ -22,6 +22,7 @@ class Task(Protocol):
 
     name: str
     scores_per_label: bool  # one output of one score per label (what CoreML's classifier and axis-label metadata describe)
+    trackable: bool  # results have boxes that `runtimes.tracking` can follow across frames
     float_scopes: tuple[str, ...]  # graph scopes (layer names) that int8 export keeps in float: measured to lose accuracy
 
     def standard_outputs(self, specs: Sequence[Any]) -> tuple[str, ...]:

@@ -71,16 +71,21 @@ class DetectionHead:
 
 @dataclass(frozen=True)
 class Detection:
-    """One object: its label, class index, score and box (x0, y0, x1, y1) in the original image's pixels."""
+    """One object: its label, class index, score and box (x0, y0, x1, y1) in the original image's pixels.
+
+    `track_id` is the object's id across a stream's frames when it is tracked (`stream(track=True)`).
+    """
 
     label: str
     index: int
     score: float
     box: tuple[float, float, float, float]
+    track_id: int | None = None
 
     def __str__(self) -> str:
         x0, y0, x1, y1 = self.box
-        return f"{self.label} {self.score:.2f} at ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f})"
+        tag = f"#{self.track_id} " if self.track_id is not None else ""
+        return f"{tag}{self.label} {self.score:.2f} at ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f})"
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,10 @@ class Detections(Sequence[Detection]):
     @property
     def classes(self) -> np.ndarray:
         return np.array([d.index for d in self.detections], np.int64)
+
+    @property
+    def track_ids(self) -> list[int | None]:
+        return [d.track_id for d in self.detections]
 
     def __str__(self) -> str:
         return f"{len(self)} object(s)" + ("".join(f"\n  {d}" for d in self.detections) if self.detections else "")
@@ -210,8 +219,10 @@ def _colour(index: int) -> tuple[int, int, int]:
 
 
 def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[str], scores: np.ndarray | None = None,
-                    classes: np.ndarray | None = None, thickness: int | None = None) -> None:
-    """Boxes with label (and score) tags on the BGR `image`, in place; line and text sizes follow the frame size."""
+                    classes: np.ndarray | None = None, thickness: int | None = None,
+                    track_ids: Sequence[int | None] | None = None) -> None:
+    """Boxes with label (and score, and track id) tags on the BGR `image`, in place; line and text sizes follow the
+    frame size."""
     side = min(image.shape[:2])
     thickness = thickness or max(1, round(side / 240))
     font = max(0.35, side / 900)
@@ -221,6 +232,8 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[str],
         x0, y0, x1, y1 = (int(round(float(v))) for v in box)
         cv2.rectangle(image, (x0, y0), (x1, y1), colour, thickness, cv2.LINE_AA)
         text = labels[cls] if cls < len(labels) else str(cls)
+        if track_ids is not None and track_ids[i] is not None:
+            text = f"#{track_ids[i]} {text}"
         if scores is not None:
             text += f" {float(scores[i]):.2f}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, max(1, thickness // 2))
@@ -232,6 +245,7 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[str],
 
 class DetectionTask:
     name = "detection"
+    trackable = True  # results have boxes a tracker can follow across frames
     scores_per_label = False
     # int8 box sides cost 8 mAP@[.5:.95] points in TFLite, kept in float about 0 (bench/detection_quality.py);
     # one 1x1 conv and the decoding: a tiny share of the compute
@@ -308,7 +322,7 @@ class DetectionTask:
         return results
 
     def draw(self, image: np.ndarray, result: Detections, labels: Sequence[str]) -> None:
-        draw_detections(image, result.boxes, labels, result.scores, result.classes)
+        draw_detections(image, result.boxes, labels, result.scores, result.classes, track_ids=result.track_ids)
 
     def lines(self, result: Detections, threshold: float = 0.0) -> list[str]:
         return [f"{len(result)} object(s)"]
@@ -322,10 +336,17 @@ class DetectionTask:
         return {"source": str(position), **self.summary(result), **{key: round(value, 3) for key, value in extra.items()}}
 
     def line(self, record: dict[str, Any]) -> str:
-        found = "; ".join(f"{d['label']} {d['score']:.3f} [{', '.join(f'{v:.1f}' for v in d['box'])}]" for d in record["detections"])
+        def one(d: dict[str, Any]) -> str:
+            tag = f"#{d['id']} " if d.get("id") is not None else ""
+            return f"{tag}{d['label']} {d['score']:.3f} [{', '.join(f'{v:.1f}' for v in d['box'])}]"
+
+        found = "; ".join(one(d) for d in record["detections"])
+        counted = f"  {record['count']['total']} crossed (in {record['count']['in']}, out {record['count']['out']})" \
+            if "count" in record else ""
         timing = "".join(f"  {key}={record[key]:.1f}" for key in ("latency_ms", "age_ms") if key in record)
-        return f"{record['source']}: {len(record['detections'])} object(s)" + (f": {found}" if found else "") + timing
+        return f"{record['source']}: {len(record['detections'])} object(s)" + (f": {found}" if found else "") + counted + timing
 
     def summary(self, result: Detections) -> dict[str, Any]:
         return {"detections": [{"label": d.label, "index": d.index, "score": round(d.score, 6),
-                                "box": [round(v, 3) for v in d.box]} for d in result]}
+                                "box": [round(v, 3) for v in d.box], **({"id": d.track_id} if d.track_id is not None else {})}
+                               for d in result]}
