@@ -11,6 +11,12 @@ detection a chance at the low-score ones, so an object that dims for a frame kee
 A track gets its id once it has been seen `min_hits` times in a row (a one-frame false
 positive never gets one) and is dropped after `max_age` frames without a match; ids count
 up from 1 in order of confirmation and are never reused.
+
+Association ignores the class by default, as Ultralytics' BYTETracker does: a small model's
+class for one object can flicker between frames, and the object must keep its id. A track's
+label is the one most of its detections had (ties: the latest). Two detections of one object
+under different classes (class-aware NMS keeps both) would otherwise start a second track:
+a detection that overlaps an already matched one by `duplicate_iou` is dropped as a duplicate.
 """
 
 from __future__ import annotations
@@ -42,13 +48,15 @@ class TrackerOptions:
     min_hits: int = 2  # frames seen in a row before a track gets an id
     max_age: int = 15  # frames a track survives without a match (occlusion, a missed detection)
     low_score: float = 0.1  # second-pass detections: at least this score, for tracks the confident pass left unmatched
-    class_aware: bool = True  # a track keeps its class: a circle never continues a square's track
+    class_aware: bool = False  # True: a track keeps its class (a circle never continues a square's track)
+    duplicate_iou: float = 0.7  # a detection overlapping an already matched one this much is the same object
     smoothing: float = 0.5  # weight of the newest box delta in the velocity estimate
 
     def __post_init__(self) -> None:
-        if not 0 < self.iou_threshold < 1 or self.min_hits < 1 or self.max_age < 0 or not 0 < self.smoothing <= 1:
+        if (not 0 < self.iou_threshold < 1 or self.min_hits < 1 or self.max_age < 0 or not 0 < self.smoothing <= 1
+                or not 0 < self.duplicate_iou <= 1):
             raise InputError(f"invalid tracker options {self}: iou_threshold in (0, 1), min_hits >= 1, max_age >= 0, "
-                             "smoothing in (0, 1]")
+                             "smoothing and duplicate_iou in (0, 1]")
 
 
 @dataclass
@@ -59,6 +67,14 @@ class _Track:
     hits: int = 1
     missed: int = 0
     id: int | None = None  # set once confirmed
+    votes: dict[int, int] = field(default_factory=dict)  # class index -> matched detections of it
+
+    def vote(self, index: int) -> int:
+        """Count one more detection of class `index`; the track's class is the most frequent (ties: the latest)."""
+        self.votes[index] = self.votes.get(index, 0) + 1
+        if self.votes[index] >= self.votes.get(self.index, 0):
+            self.index = index
+        return self.index
 
     def predicted(self) -> np.ndarray:
         return self.box + self.velocity * (self.missed + 1)
@@ -78,6 +94,12 @@ class Tracker:
         self.options = options or TrackerOptions()
         self._tracks: list[_Track] = []
         self._next_id = 1
+        self._names: dict[int, str] = {}  # class index -> label, as detections have named them
+
+    @property
+    def confirmed(self) -> int:
+        """Ids given out so far: every object that has been tracked in this stream."""
+        return self._next_id - 1
 
     @property
     def active(self) -> int:
@@ -105,18 +127,32 @@ class Tracker:
             taken = {t for t, _ in pairs}
             free = [t for i, t in enumerate(free) if i not in taken]
         for det_index, track in matched.items():
-            self._continue(track, boxes[det_index])
+            self._continue(track, boxes[det_index], found[det_index].index)
         for track in free:
             track.missed += 1
+        taken = [boxes[i] for i in matched]
         for det_index in confident:
-            if det_index not in matched:
-                self._tracks.append(_Track(boxes[det_index].copy(), found[det_index].index))
-                matched[det_index] = self._tracks[-1]
-                self._confirm(self._tracks[-1])
+            if det_index in matched:
+                continue
+            if taken and _iou(boxes[det_index][None], np.stack(taken)).max() >= o.duplicate_iou:
+                continue  # the same object again under another class: not a new track
+            track = _Track(boxes[det_index].copy(), found[det_index].index)
+            track.vote(track.index)
+            self._tracks.append(track)
+            matched[det_index] = track
+            taken.append(boxes[det_index])
+            self._confirm(track)
         self._tracks = [t for t in self._tracks if t.missed <= o.max_age]
-        kept = [replace(d, track_id=matched[i].id) for i, d in enumerate(found) if i in matched]
+        self._names.update((d.index, d.label) for d in found)
+        kept = [self._tracked(d, matched[i]) for i, d in enumerate(found) if i in matched]
         kept.sort(key=lambda d: -d.score)
         return replace(detections, detections=tuple(kept))
+
+    def _tracked(self, detection: "Detection", track: _Track) -> "Detection":
+        """`detection` with its track's id and, for a confirmed track, the track's voted class."""
+        if track.id is None or track.index == detection.index or track.index not in self._names:
+            return replace(detection, track_id=track.id)
+        return replace(detection, track_id=track.id, index=track.index, label=self._names[track.index])
 
     def _match(self, tracks: Sequence[_Track], candidates: Sequence[int], boxes: np.ndarray,
                found: Sequence["Detection"]) -> list[tuple[int, int]]:
@@ -143,13 +179,14 @@ class Tracker:
             pairs.append((t, candidates[c]))
         return pairs
 
-    def _continue(self, track: _Track, box: np.ndarray) -> None:
+    def _continue(self, track: _Track, box: np.ndarray, index: int) -> None:
         step = (box - track.box) / (track.missed + 1)
         a = self.options.smoothing
         track.velocity = step if track.hits == 1 else a * step + (1 - a) * track.velocity
         track.box = box.copy()
         track.missed = 0
         track.hits += 1
+        track.vote(index)
         self._confirm(track)
 
     def _confirm(self, track: _Track) -> None:

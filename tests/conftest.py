@@ -98,3 +98,42 @@ def tiny_artifacts(tiny_model, tiny_contract, tiny_calibration, tmp_path_factory
         files[f"onnx_{mode}"] = convert_onnx(tiny_model, out / f"tiny_{mode}.onnx", ONNX_MODES[mode],
                                              contract=tiny_contract, calibration=tiny_calibration).path
     return files
+
+
+# -- one detector for the live, tracking, deploy and MediaPipe tests ---------------------------
+
+DETECTOR_TARGETS = ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8")
+
+
+@pytest.fixture(scope="session")
+def trained_detector(tmp_path_factory: pytest.TempPathFactory):
+    """small_detector at 64 px trained on 800 shapes scenes for 24 epochs (about a minute on 2 cores).
+
+    Weak by the bench's standard (test mAP@.5 about 0.2), but its boxes are steady enough to
+    track: objects of a fifth of the input side are found on nearly every frame of the tracking clip.
+    """
+    from edgekit.datasets import make_shapes_detection
+    from edgekit.detection_data import load_detection
+
+    root = make_shapes_detection(tmp_path_factory.mktemp("detector-data") / "scenes", n_images=800, image_size=64, seed=1)
+    train, val, test = load_detection(root, image_size=64).split(seed=0)
+    result = edgekit.train(train, val, task="detection", epochs=24, test=test, out_dir=tmp_path_factory.mktemp("detector"),
+                           seed=0, verbose=0)
+    return result, train, test
+
+
+@pytest.fixture(scope="session")
+def detector_exported(trained_detector, tmp_path_factory: pytest.TempPathFactory):
+    """The detector in every format the Pi bundle takes, checked against Keras on its test split."""
+    result, train, test = trained_detector
+    return edgekit.export(result.model_path, DETECTOR_TARGETS, out_dir=tmp_path_factory.mktemp("detector-export"),
+                          calibration=train, check=test, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tracking_clip(tmp_path_factory: pytest.TempPathFactory):
+    """48 lossless 128x128 frames: a circle and a square cross the centre line in opposite directions, a
+    triangle stops short of it (edgekit.datasets.make_tracking_video)."""
+    from edgekit.datasets import make_tracking_video
+
+    return make_tracking_video(tmp_path_factory.mktemp("tracking") / "clip.avi", size=(128, 128))

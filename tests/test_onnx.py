@@ -45,6 +45,22 @@ def test_quantized_graphs_hold_int8_weights(tiny_onnx):
     assert not {"QuantizeLinear", "ConvInteger"} & ops["fp32"]
 
 
+@pytest.mark.parametrize("mode, bits", [("int8", 7), ("dynamic", 7), ("int8_qinput", 7)])
+def test_uint8_activations_get_7_bit_weights_that_cannot_saturate_x86_kernels(tiny_onnx, mode, bits):
+    """VPMADDUBSW (x86 without VNNI) saturates uint8 x int8 pair sums over 2^15 - 1: 7-bit weights never reach it."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(tiny_onnx[mode].path)).graph
+    weights = [numpy_helper.to_array(i) for i in graph.initializer if i.data_type == onnx.TensorProto.INT8 and i.dims
+               and len(i.dims) > 1]
+    assert weights and all(np.abs(w.astype(int)).max() <= 64 for w in weights)  # symmetric 7 bits: -64..64
+    assert max(int(np.abs(w).max()) for w in weights) >= 60  # the 7-bit range is used, not just capped
+    assert 2 * 255 * max(int(np.abs(w).max()) for w in weights) < 2 ** 15
+    assert tiny_onnx[mode].contract.quantization["weight_bits"] == bits
+    assert any("7 bits (reduce_range)" in note for note in tiny_onnx[mode].notes)
+
+
 @pytest.mark.parametrize("activation_type, onnx_type", [("uint8", 2), ("int8", 3)])  # TensorProto.UINT8 / INT8
 def test_static_int8_activation_type_is_chosen_and_recorded(
     activation_type, onnx_type, tiny_model, tiny_contract, tiny_calibration, tmp_path

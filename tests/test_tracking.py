@@ -55,13 +55,33 @@ def test_a_weak_detection_continues_a_track_but_never_starts_one():
     assert [(d.track_id, d.box[0]) for d in dim] == [(1, 50.0)]  # the stray weak one is dropped, not a new track
 
 
-def test_classes_keep_their_tracks():
+def test_a_flickering_class_keeps_its_id_and_the_voted_label():
     tracker = Tracker()
+    for _ in range(3):
+        tracker.update(_frame([("circle", 0, 0.9, _box(50, 50))]))
+    flicker = tracker.update(_frame([("square", 1, 0.9, _box(52, 50))]))
+    assert [(d.track_id, d.label, d.index) for d in flicker] == [(1, "circle", 0)]  # 3 circle votes to 1 square
+    for _ in range(3):
+        flipped = tracker.update(_frame([("square", 1, 0.9, _box(54, 50))]))
+    assert [(d.track_id, d.label) for d in flipped] == [(1, "square")]  # the majority moved: 4 square, 3 circle
+
+
+def test_class_aware_tracks_keep_their_class():
+    tracker = Tracker(TrackerOptions(class_aware=True))
     for _ in range(3):
         tracker.update(_frame([("circle", 0, 0.9, _box(50, 50))]))
     swapped = tracker.update(_frame([("square", 1, 0.9, _box(50, 50))]))
     assert swapped.track_ids == [None]  # same place, other class: a new (unconfirmed) track
-    assert Tracker(TrackerOptions(class_aware=False)).update(_frame([])).detections == ()
+
+
+def test_one_object_found_under_two_classes_is_one_track():
+    """Class-aware NMS keeps a circle and a square box on the same object: only the better one is tracked."""
+    tracker = Tracker()
+    for f in range(4):
+        result = tracker.update(_frame([("circle", 0, 0.8, _box(50 + 3 * f, 50)), ("square", 1, 0.6, _box(51 + 3 * f, 50)),
+                                        ("square", 1, 0.7, _box(150, 150))]))
+    assert sorted(d.label for d in result) == ["circle", "square"] and sorted(result.track_ids) == [1, 2]
+    assert tracker.active == 2
 
 
 def test_line_counter_counts_each_crossing_track_once_with_its_direction():
@@ -88,3 +108,46 @@ def test_a_bad_counting_line_is_a_clear_error(text):
 def test_invalid_tracker_options_are_refused():
     with pytest.raises(InputError, match="iou_threshold in"):
         TrackerOptions(iou_threshold=1.5)
+    with pytest.raises(InputError, match="smoothing and duplicate_iou in"):
+        TrackerOptions(duplicate_iou=0.0)
+
+
+# -- end to end: a trained detector on a generated video with known paths ------------------------
+
+def _ids_per_object(results, clip, settle: int = 3) -> tuple[list[set], list[int]]:
+    """For each true object: the track ids of the detections that overlap its box (IoU >= 0.3) after the first
+    `settle` frames, and on how many frames it was found."""
+    from runtimes.tasks.detection import box_iou
+
+    ids: list[set] = [set() for _ in clip.classes]
+    found = [0] * len(clip.classes)
+    for frame, result in enumerate(results):
+        if frame < settle or not len(result):
+            continue
+        ious = box_iou(clip.boxes[frame], result.boxes)
+        for obj in range(len(clip.classes)):
+            best = int(np.argmax(ious[obj]))
+            if ious[obj, best] >= 0.3:
+                ids[obj].add(result[best].track_id)
+                found[obj] += 1
+    return ids, found
+
+
+@pytest.mark.parametrize("target", ["tflite:fp32", "onnx:int8"])
+def test_ids_stay_stable_and_the_count_is_exact_on_a_generated_video(detector_exported, tracking_clip, target):
+    import edgekit
+
+    clip = tracking_clip
+    with edgekit.load(detector_exported.result(target).path) as model:
+        with model.stream(str(clip.path), track=True, count_line=clip.count_line) as stream:
+            items = list(stream)
+    results = [item.result for item in items]
+    assert len(results) == len(clip.boxes) == 48
+    ids, found = _ids_per_object(results, clip)
+    print(target, "ids per object", ids, "found on", found, "of", len(results) - 3, "frames;", items[-1].counts)
+    assert all(n >= 0.8 * (len(results) - 3) for n in found)  # each object found on most frames
+    assert all(len(s) == 1 and None not in s for s in ids)  # one id per object, never lost
+    assert len(set.union(*ids)) == 3  # and no two objects share one
+    assert items[-1].counts.to_dict()["in"] == clip.expected_counts["in"] == 1
+    assert items[-1].counts.to_dict()["out"] == clip.expected_counts["out"] == 1
+    assert stream.tracker.confirmed == 3  # no spurious object ever got an id
