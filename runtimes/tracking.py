@@ -6,7 +6,9 @@ velocity is a smoothed per-frame box delta instead of a Kalman filter's state, a
 detections are matched greedily by IoU against the predicted boxes (best pair first)
 instead of by the Hungarian algorithm, which gives the same pairs whenever objects do not
 compete for one box. Like ByteTrack, a second pass gives tracks that found no confident
-detection a chance at the low-score ones, so an object that dims for a frame keeps its id.
+detection a chance at the low-score ones, so an object that dims for a frame keeps its id;
+a low-score detection must overlap more (`low_iou`), and confirmed tracks choose before
+tentative ones, so a new track never takes a detection from an established one.
 
 A track gets its id once it has been seen `min_hits` times in a row (a one-frame false
 positive never gets one) and is dropped after `max_age` frames without a match; ids count
@@ -48,14 +50,15 @@ class TrackerOptions:
     min_hits: int = 2  # frames seen in a row before a track gets an id
     max_age: int = 15  # frames a track survives without a match (occlusion, a missed detection)
     low_score: float = 0.1  # second-pass detections: at least this score, for tracks the confident pass left unmatched
+    low_iou: float = 0.5  # ... and they continue a track only with this much overlap (ByteTrack's second association)
     class_aware: bool = False  # True: a track keeps its class (a circle never continues a square's track)
-    duplicate_iou: float = 0.7  # a detection overlapping an already matched one this much is the same object
+    duplicate_iou: float = 0.5  # a detection overlapping an already matched one this much is the same object (NMS's IoU)
     smoothing: float = 0.5  # weight of the newest box delta in the velocity estimate
 
     def __post_init__(self) -> None:
-        if (not 0 < self.iou_threshold < 1 or self.min_hits < 1 or self.max_age < 0 or not 0 < self.smoothing <= 1
+        if (not 0 < self.iou_threshold < 1 or not 0 < self.low_iou < 1 or self.min_hits < 1 or self.max_age < 0 or not 0 < self.smoothing <= 1
                 or not 0 < self.duplicate_iou <= 1):
-            raise InputError(f"invalid tracker options {self}: iou_threshold in (0, 1), min_hits >= 1, max_age >= 0, "
+            raise InputError(f"invalid tracker options {self}: iou_threshold and low_iou in (0, 1), min_hits >= 1, max_age >= 0, "
                              "smoothing and duplicate_iou in (0, 1]")
 
 
@@ -119,13 +122,22 @@ class Tracker:
         confident = [i for i in range(len(found)) if scores[i] >= score_threshold]
         weak = [i for i in range(len(found)) if o.low_score <= scores[i] < score_threshold]
         matched: dict[int, _Track] = {}  # detection index -> its track
-        free = list(self._tracks)
-        for candidates in (confident, weak):
-            pairs = self._match(free, candidates, boxes, found)
-            for track_index, det_index in pairs:
-                matched[det_index] = free[track_index]
-            taken = {t for t, _ in pairs}
-            free = [t for i, t in enumerate(free) if i not in taken]
+        confirmed = [t for t in self._tracks if t.id is not None]
+        tentative = [t for t in self._tracks if t.id is None]
+        unmatched: list[_Track] = []
+        # confirmed tracks first (confident, then weak detections), then tentative ones on what is left
+        for tracks, passes in ((confirmed, ((confident, o.iou_threshold), (weak, o.low_iou))),
+                               (tentative, ((confident, o.iou_threshold),))):
+            free = list(tracks)
+            for candidates, threshold in passes:
+                candidates = [c for c in candidates if c not in matched]
+                pairs = self._match(free, candidates, boxes, found, threshold)
+                for track_index, det_index in pairs:
+                    matched[det_index] = free[track_index]
+                taken = {t for t, _ in pairs}
+                free = [t for i, t in enumerate(free) if i not in taken]
+            unmatched.extend(free)
+        free = unmatched
         for det_index, track in matched.items():
             self._continue(track, boxes[det_index], found[det_index].index)
         for track in free:
@@ -155,7 +167,7 @@ class Tracker:
         return replace(detection, track_id=track.id, index=track.index, label=self._names[track.index])
 
     def _match(self, tracks: Sequence[_Track], candidates: Sequence[int], boxes: np.ndarray,
-               found: Sequence["Detection"]) -> list[tuple[int, int]]:
+               found: Sequence["Detection"], threshold: float) -> list[tuple[int, int]]:
         """Greedy IoU pairs (track index, detection index), best overlap first."""
         if not tracks or not candidates:
             return []
@@ -170,7 +182,7 @@ class Tracker:
         order = np.argsort(-ious, axis=None, kind="stable")
         for flat in order:
             t, c = divmod(int(flat), len(candidates))
-            if ious[t, c] < self.options.iou_threshold:
+            if ious[t, c] < threshold:
                 break
             if t in used_tracks or c in used_dets:
                 continue

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from edgekit.cli import main
@@ -83,3 +84,72 @@ def test_quickstart_sample_trains_exports_and_predicts(tmp_path, monkeypatch, ca
     assert len(frames) == 20 and frames[0].startswith("frame 0: ")
     assert (tmp_path / "small_cnn_int8.tflite").exists() and (tmp_path / "clip.avi").exists()
     assert len(open(SAMPLES / "quickstart.py").read().splitlines()) < 40
+
+
+# -- detectors: the same commands, with boxes, tracks and a counting line ------------------------
+
+def _line(clip) -> str:
+    return ",".join(f"{v:g}" for v in clip.count_line)
+
+
+def test_predict_source_for_a_detector_writes_boxes_tracks_counts_and_video(detector_exported, tracking_clip, tmp_path, capsys):
+    clip = tracking_clip
+    out = tmp_path / "tracked.avi"
+    code = main(["predict", detector_exported.result("tflite:int8").path, "--source", str(clip.path), "--json",
+                 "--save", str(out), "--track", "--count-line", _line(clip)])
+    assert code == 0
+    captured = capsys.readouterr()
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["source"] for r in records] == [str(i) for i in range(48)]  # one JSON line per frame
+    boxes = np.array([d["box"] for r in records for d in r["detections"]])
+    assert len(boxes) >= 3 * 40 and (boxes >= 0).all() and (boxes <= 128).all()  # source pixels of the 128x128 clip
+    assert {d["id"] for r in records[10:] for d in r["detections"] if "id" in d} == {1, 2, 3}
+    assert records[-1]["count"] == {"in": 1, "out": 1, "total": 2, "by_label": records[-1]["count"]["by_label"]}
+    assert "crossed: 2 (in 1, out 1) over the line 64,0,64,128" in captured.err
+    video = cv2.VideoCapture(str(out))
+    frames = []
+    while True:
+        ok, frame = video.read()
+        if not ok:
+            break
+        frames.append(frame)
+    video.release()
+    assert len(frames) == 48 and frames[0].shape == (128, 128, 3)
+    source = cv2.VideoCapture(str(clip.path))
+    _, original = source.read()
+    source.release()
+    x0, y0, x1, y1 = (int(round(v)) for v in records[0]["detections"][0]["box"])
+    edge = np.abs(frames[0][min(y1, 127), x0:x1].astype(int) - original[min(y1, 127), x0:x1]).mean()
+    assert edge > 30  # the box outline is drawn where predict put the box
+
+
+def test_detect_camera_sample_runs_headless_with_tracking(detector_exported, tracking_clip, tmp_path):
+    clip = tracking_clip
+    out = tmp_path / "detect.mp4"
+    result = subprocess.run(
+        [sys.executable, str(SAMPLES / "detect_camera.py"), detector_exported.result("onnx:fp32").path, "--source",
+         str(clip.path), "--headless", "--save", str(out), "--track", "--count-line", _line(clip)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "3 tracked object(s); crossed: 2 (in 1, out 1); frames delivered 48, dropped 0, skipped 0; wrote 48 frames to" \
+        in result.stdout
+    video = cv2.VideoCapture(str(out))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 48
+    video.release()
+
+
+@pytest.mark.parametrize("height, width", [(48, 64), (1080, 1920)])
+def test_detection_overlay_is_readable_on_any_frame_size(height, width):
+    from runtimes.tasks.detection import draw_detections
+
+    image = np.zeros((height, width, 3), np.uint8)
+    box = np.array([[0.1 * width, 0.02 * height, 0.5 * width, 0.6 * height]])  # the label tag must fit above or inside
+    draw_detections(image, box, ["circle"], np.array([0.87]), np.array([0]), track_ids=[7])
+    column = image[:, int(box[0, 0]) + 2]
+    tag_rows = np.flatnonzero(column.any(axis=1))
+    assert len(tag_rows) and tag_rows.min() >= 0 and tag_rows.max() < height
+    tag_height = np.flatnonzero(image[:int(0.6 * height), int(box[0, 0]) + 2].any(axis=1)).size
+    assert 0.015 * height <= tag_height <= 0.4 * height  # text grows with the frame: 1080p gets a tag over 16 px
+    interior = image[int(0.3 * height):int(0.55 * height), int(0.2 * width):int(0.45 * width)]
+    assert not interior.any()  # an outline and a tag: the object itself stays visible

@@ -106,7 +106,7 @@ def test_a_bad_counting_line_is_a_clear_error(text):
 
 
 def test_invalid_tracker_options_are_refused():
-    with pytest.raises(InputError, match="iou_threshold in"):
+    with pytest.raises(InputError, match="iou_threshold and low_iou in"):
         TrackerOptions(iou_threshold=1.5)
     with pytest.raises(InputError, match="smoothing and duplicate_iou in"):
         TrackerOptions(duplicate_iou=0.0)
