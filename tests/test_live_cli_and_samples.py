@@ -146,10 +146,9 @@ def test_detection_overlay_is_readable_on_any_frame_size(height, width):
     image = np.zeros((height, width, 3), np.uint8)
     box = np.array([[0.1 * width, 0.02 * height, 0.5 * width, 0.6 * height]])  # the label tag must fit above or inside
     draw_detections(image, box, ["circle"], np.array([0.87]), np.array([0]), track_ids=[7])
-    column = image[:, int(box[0, 0]) + 2]
-    tag_rows = np.flatnonzero(column.any(axis=1))
-    assert len(tag_rows) and tag_rows.min() >= 0 and tag_rows.max() < height
-    tag_height = np.flatnonzero(image[:int(0.6 * height), int(box[0, 0]) + 2].any(axis=1)).size
+    column = int(box[0, 0] + 0.02 * width + 3)  # inside the tag, clear of the box's left edge
+    tag_rows = np.flatnonzero(image[:int(0.6 * height) - 8, column].any(axis=1))  # above the box's bottom edge
+    tag_height = tag_rows.size
     assert 0.015 * height <= tag_height <= 0.4 * height  # text grows with the frame: 1080p gets a tag over 16 px
     interior = image[int(0.3 * height):int(0.55 * height), int(0.2 * width):int(0.45 * width)]
     assert not interior.any()  # an outline and a tag: the object itself stays visible
