@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("target", choices=["rpi"], help="device family (rpi: Raspberry Pi OS 64-bit)")
     deploy.add_argument("model", type=Path, help=".tflite or .onnx model exported by edgekit")
     deploy.add_argument("--out", type=Path, required=True, help="bundle folder to create (must be new or empty)")
-    deploy.add_argument("--name", default="edgekit-classifier", help="service name (default: edgekit-classifier)")
+    deploy.add_argument("--name", default=None, help="service name (default: edgekit-classifier or edgekit-detector)")
     deploy.add_argument("--source", default="picamera2", help="source the service reads (default: picamera2)")
     deploy.add_argument("--user", default="pi", help="user the service runs as (default: pi)")
 

@@ -75,7 +75,7 @@ echo "installed: try  .venv/bin/python run.py --source picamera2  (or --source 0
 """
 
 RUN_PY = """#!/usr/bin/env python3
-\"\"\"Classify frames with the bundled model; one JSON object per result. --help lists the options.\"\"\"
+\"\"\"Run the bundled {role} on frames; one JSON object per result. --help lists the options.\"\"\"
 import sys
 from pathlib import Path
 
@@ -99,8 +99,11 @@ from runtimes.doctor import main  # noqa: E402
 sys.exit(main())
 """
 
+TRACKING_RUN = """    .venv/bin/python run.py --source 0 --track --count-line 320,0,320,480   # ids across frames, a counting line
+"""
+
 SERVICE = """[Unit]
-Description=edgekit classifier ({name})
+Description=edgekit {role} ({name})
 After=network-online.target
 
 [Service]
@@ -136,10 +139,9 @@ shows which file. Copy the bundle again when it fails.
 
     .venv/bin/python run.py --source picamera2            # Pi camera; 0 for a USB webcam
     .venv/bin/python run.py --source clip.mp4 --save annotated.mp4
-    .venv/bin/python run.py --source photos/ --top-k 3 --threshold 0.6 --output results.jsonl
-
-Each result is one JSON line: source position, label (null below --threshold), score, top-k,
-latency and frame age.
+    .venv/bin/python run.py --source photos/ --threshold 0.6 --output results.jsonl
+{task_runs}
+Each result is one JSON line: {record_help}.
 
 ## Start at boot
 
@@ -224,9 +226,11 @@ def _replace(staged: Path, target: Path) -> None:
     os.replace(staged, target)
 
 
-def rpi(model: str | Path, out_dir: str | Path, *, name: str = "edgekit-classifier", source: str = "picamera2",
+def rpi(model: str | Path, out_dir: str | Path, *, name: str | None = None, source: str = "picamera2",
         user: str = "pi") -> Bundle:
-    """Write a Raspberry Pi bundle folder and its .tar.gz.
+    """Write a Raspberry Pi bundle folder and its .tar.gz, for any task's model (classifier, detector).
+
+    `name` names the systemd service; by default `edgekit-<role>` (edgekit-classifier, edgekit-detector).
 
     Example:
         >>> bundle = edgekit.deploy.rpi("runs/demo/export/small_cnn_int8.tflite", "dist/shapes")
@@ -240,8 +244,13 @@ def rpi(model: str | Path, out_dir: str | Path, *, name: str = "edgekit-classifi
     with runtimes.open(model) as loaded:  # the bundle must carry a model that loads and has its contract
         contract = loaded.contract
         backend = backend_for(model).name
+        task = loaded.task
+        problem = task.problem(loaded)
     if contract is None:
         raise DeployError(f"{model.name} has no embedded contract; export it with edgekit so the Pi knows its preprocessing")
+    if problem:
+        raise DeployError(f"cannot bundle {model.name}: {problem}")
+    name = name or f"edgekit-{task.role}"
     folder = Path(out_dir)
     if folder.exists() and any(folder.iterdir()):
         raise DeployError(f"{folder} exists and is not empty; choose a new --out folder")
@@ -253,14 +262,16 @@ def rpi(model: str | Path, out_dir: str | Path, *, name: str = "edgekit-classifi
         shutil.copy2(model, work / model.name)
         _copy_runtimes(work / "runtimes")
         files = {
-            "run.py": RUN_PY.format(model=model.name, manifest=MANIFEST_NAME),
+            "run.py": RUN_PY.format(model=model.name, manifest=MANIFEST_NAME, role=task.role),
             "doctor.py": DOCTOR_PY,
             "requirements.txt": _requirements(model),
             "install.sh": INSTALL_SH.format(manifest=MANIFEST_NAME),
-            f"{name}.service": SERVICE.format(name=name, folder=f"/home/{user}/{folder.name}", source=source, user=user),
+            f"{name}.service": SERVICE.format(name=name, folder=f"/home/{user}/{folder.name}", source=source, user=user,
+                                              role=task.role),
             "README.md": README.format(name=name, version=contract.edgekit_version or "?", model=model.name,
                                        runtime=backend, labels=", ".join(contract.labels),
-                                       folder=f"/home/{user}/{folder.name}"),
+                                       folder=f"/home/{user}/{folder.name}", record_help=task.record_help,
+                                       task_runs=TRACKING_RUN if task.trackable else ""),
         }
         for filename, text in files.items():
             path = work / filename

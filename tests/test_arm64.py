@@ -2,7 +2,9 @@
 
 scripts/arm64-sysroot.sh builds the userland once (cached). Each bundle's runner then runs
 under qemu on a folder of images and on a video, and must agree with the same runner on x86:
-identical top-1, scores within 1e-5 for float models and identical for int8.
+classifiers give identical top-1, scores within 1e-5 for float models and identical for int8;
+detectors give the same detections, boxes within 1e-3 pixels for float models and identical
+for int8.
 """
 
 import json
@@ -19,6 +21,7 @@ from edgekit.deploy import extract_bundle, rpi
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"tflite:fp32": 1e-5, "tflite:int8": 0.0, "onnx:fp32": 1e-5}
+DETECTOR_TARGETS = {"tflite:fp32": 1e-3, "tflite:int8": 0.0, "onnx:fp32": 1e-3}  # box tolerance in source pixels
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +55,17 @@ def inputs(shapes_splits, tmp_path_factory):
     return {"folder": folder, "video": video}
 
 
+@pytest.fixture(scope="module")
+def detector_inputs(trained_detector, tracking_clip, tmp_path_factory):
+    """Eight test scenes in a folder, and the tracking clip (lossless FFV1)."""
+    test = trained_detector[2]
+    folder = tmp_path_factory.mktemp("pi-detector-inputs") / "images"
+    folder.mkdir()
+    for source in test.sources[::6][:8]:
+        shutil.copy(source, folder / Path(source).name)
+    return {"folder": folder, "video": tracking_clip.path}
+
+
 def _run(command, cwd, env):
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -79,3 +93,38 @@ def test_bundle_on_emulated_pi_matches_x86(target, arm64, exported, inputs, tmp_
             assert pi_scores.keys() == x86_scores.keys()
             for label, score in x86_scores.items():
                 assert abs(pi_scores[label] - score) <= tolerance + 1e-6, (name, label, pi_scores[label], score)
+
+
+def _both(bundle_archive, arm64, tmp_path, args):
+    """The runner's JSON lines on the emulated Pi and on x86, from the same extracted bundle."""
+    sysroot, site, qemu = arm64
+    folder = extract_bundle(bundle_archive, tmp_path / "pi")
+    pi_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": site, "PYTHONNOUSERSITE": "1",
+              "QEMU_CPU": "cortex-a72", "HOME": str(tmp_path)}
+    on_pi = _run([qemu, "-L", sysroot, f"{sysroot}/usr/bin/python3.11", "run.py", *args], folder, pi_env)
+    on_x86 = _run([sys.executable, "run.py", *args], folder, {**os.environ, "PYTHONNOUSERSITE": "1"})
+    return on_pi, on_x86
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", list(DETECTOR_TARGETS))
+def test_detector_bundle_on_emulated_pi_matches_x86(target, arm64, detector_exported, detector_inputs, tmp_path):
+    bundle = rpi(detector_exported.result(target).path, tmp_path / "dist" / "bundle")
+    assert "detections (label, class index, score, box" in (bundle.folder / "README.md").read_text()
+    assert (bundle.folder / "edgekit-detector.service").is_file()
+    tolerance = DETECTOR_TARGETS[target]
+    found, worst = 0, 0.0
+    for name, source in detector_inputs.items():
+        extra = ["--max-frames", "16", "--track"] if name == "video" else []
+        on_pi, on_x86 = _both(bundle.archive, arm64, tmp_path / name, ["--source", str(source), *extra])
+        assert len(on_pi) == len(on_x86) > 0, name
+        for pi, x86 in zip(on_pi, on_x86):
+            assert pi["source"] == x86["source"], name
+            assert [(d["label"], d.get("id")) for d in pi["detections"]] == [(d["label"], d.get("id")) for d in x86["detections"]]
+            for a, b in zip(pi["detections"], x86["detections"]):
+                worst = max(worst, *(abs(u - v) for u, v in zip(a["box"], b["box"])))
+                assert abs(a["score"] - b["score"]) <= (1e-5 if tolerance else 0.0), (name, a, b)
+            found += len(x86["detections"])
+    print(f"{target}: {found} detections, largest box difference {worst:.4f} px (JSON boxes carry 3 decimals)")
+    assert worst <= tolerance + 1e-9  # float: within 1e-3 px (the JSON's resolution); int8: identical
+    assert found >= 16  # the comparison compared boxes, not empty lists

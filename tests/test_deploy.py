@@ -235,3 +235,20 @@ def test_a_link_already_at_the_destination_is_replaced_not_followed(bundle, tmp_
     assert not folder.is_symlink() and (folder / "run.py").is_file()
     assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]  # nothing was written through the link
     assert not any(p.name.startswith(".edgekit-extract-") for p in dest.iterdir())
+
+
+def test_a_detector_bundle_is_named_and_documented_for_detection(detector_exported, tracking_clip, tmp_path, capsys):
+    assert main(["deploy", "rpi", str(detector_exported.result("onnx:fp32").path), "--out", str(tmp_path / "det")]) == 0
+    folder = tmp_path / "det"
+    service = (folder / "edgekit-detector.service").read_text()
+    assert "Description=edgekit detector (edgekit-detector)" in service
+    readme = (folder / "README.md").read_text()
+    assert "--track --count-line" in readme and "box x0,y0,x1,y1 in the source's pixels" in readme
+    assert "onnxruntime==" in (folder / "requirements.txt").read_text()
+    line = ",".join(f"{v:g}" for v in tracking_clip.count_line)
+    result = subprocess.run([sys.executable, "run.py", "--source", str(tracking_clip.path), "--track", "--count-line", line],
+                            capture_output=True, text=True, timeout=120, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(text) for text in result.stdout.splitlines()]
+    assert len(records) == 48 and records[-1]["count"]["total"] == 2
+    assert "crossed: 2 (in 1, out 1)" in result.stderr

@@ -21,6 +21,8 @@ class Task(Protocol):
     """What a task module provides to the device side."""
 
     name: str
+    role: str  # what a model of this task is called: "classifier", "detector"
+    record_help: str  # what one JSON line of the runner holds, for a bundle's README
     scores_per_label: bool  # one output of one score per label (what CoreML's classifier and axis-label metadata describe)
     trackable: bool  # results have boxes that `runtimes.tracking` can follow across frames
     float_scopes: tuple[str, ...]  # graph scopes (layer names) that int8 export keeps in float: measured to lose accuracy

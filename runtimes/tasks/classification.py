@@ -56,6 +56,8 @@ def classify(values: list[float], labels: Sequence[str], top_k: int, latency_ms:
 
 class ClassificationTask:
     name = "classification"
+    role = "classifier"  # what a model of this task is called (bundle names, service descriptions)
+    record_help = "source position, label (null below --threshold), score, top-k, latency and frame age"
     trackable = False  # one label per image: nothing for a tracker to follow
     float_scopes: tuple[str, ...] = ()
     scores_per_label = True  # the output is one score per label (CoreML's classifier, TFLite's axis labels)

@@ -245,6 +245,10 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[str],
 
 class DetectionTask:
     name = "detection"
+    role = "detector"
+    record_help = ("source position and its detections (label, class index, score, box x0,y0,x1,y1 in the source's "
+                   "pixels, and the track id with --track), latency and frame age; with --count-line the objects "
+                   "that crossed the line so far")
     trackable = True  # results have boxes a tracker can follow across frames
     scores_per_label = False
     # int8 box sides cost 8 mAP@[.5:.95] points in TFLite, kept in float about 0 (bench/detection_quality.py);
