@@ -149,7 +149,7 @@ def convert_tflite(
 
 def with_standard_metadata(flatbuffer: bytes, contract: ModelContract) -> bytes:
     """`flatbuffer` with TFLite Support metadata (normalization, colour space, labels.txt) beside edgekit's contract."""
-    roles = task_for(contract.task).standard_outputs(_output_specs(flatbuffer))
+    roles = task_for(contract.task).standard_outputs(_output_specs(flatbuffer), contract.head)
     flatbuffer = write_metadata(flatbuffer, build_metadata(contract, outputs=roles), name=STANDARD_METADATA_NAME)
     return with_associated_files(flatbuffer, {LABELS_FILE: ("\n".join(contract.labels) + "\n").encode()})
 

@@ -188,7 +188,7 @@ def test_float_artifacts_match_keras_and_predict_returns_source_boxes(detector, 
     wide = cv2.copyMakeBorder(image, 0, 0, 32, 32, cv2.BORDER_CONSTANT, value=(0, 0, 0))  # non-square: letterboxed
     with edgekit.load(report.result("tflite:fp32").path) as model:
         assert model.task.name == "detection"
-        found = model.predict(wide, color="bgr", score_threshold=0.05)
+        found = model.predict(wide, color="bgr", score_threshold=0.01)  # five epochs: the letterboxed copy scores low
         assert isinstance(found, edgekit.Detections) and found.image_size == (64, 128)
         boxes = found.boxes
         assert len(boxes) and (boxes[:, [0, 2]] <= 128).all() and (boxes[:, [1, 3]] <= 64).all()
@@ -201,7 +201,7 @@ def test_float_artifacts_match_keras_and_predict_returns_source_boxes(detector, 
     spec = result.contract.preprocessing
     maps = np.asarray(result.model(normalize(prepare_pixels(wide, spec, "bgr"), spec), training=False))
     b, s, c = (a[0] for a in decode_maps(maps, 3, 50))
-    b, s, c = filter_detections(b, s, c, 0.05, 0.5, 50)
+    b, s, c = filter_detections(b, s, c, 0.01, 0.5, 50)
     expected = box_mapping((64, 128), spec).to_source(b * 64)
     assert np.array_equal(c, found.classes)
     np.testing.assert_allclose(found.boxes, np.clip(expected, 0, [128, 64, 128, 64]), atol=1e-3)

@@ -12,7 +12,7 @@ from edgekit.detection_data import DetectionDataset
 from edgekit.detection_metrics import DetectionMetrics, coco_map, detection_agreement
 from edgekit.errors import DatasetError
 from edgekit.tasks import Verdict, pct
-from runtimes.tasks.detection import DetectionHead, filter_detections, output_roles
+from runtimes.tasks.detection import DetectionHead, decoded_outputs, filter_detections, output_roles
 
 EVAL_SCORE_THRESHOLD = 0.01  # mAP ranks every candidate, as COCO does
 MATCH_IOU = 0.9  # a detection "agrees" when the other side has the same class at this IoU
@@ -44,17 +44,18 @@ def map_of(dataset: DetectionDataset, found: Found) -> DetectionMetrics:
 
 
 def artifact_outputs(loaded: Any, dataset: DetectionDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(boxes, scores, classes) of every check image through the artifact's runtime, one image per call (as on a camera)."""
+    """(boxes, scores, classes) of every check image through the artifact's runtime, one image per call (as on a camera),
+    in edgekit's layout whatever the file's (boxes x0 y0 x1 y1; a postprocess model's padding scored -1)."""
     specs = loaded.runtime.output_specs
-    roles = output_roles(specs)
-    if roles is None:
-        raise DatasetError(f"{loaded.path.name} does not have a detector's boxes, scores and classes outputs")
+    head = DetectionHead.from_dict(loaded.contract.head)
+    if output_roles(specs, head.layout) is None:
+        raise DatasetError(f"{loaded.path.name} does not have a detector's outputs ({', '.join(head.outputs)})")
     preprocessing = loaded.require_preprocessing()
     parts: list[list[np.ndarray]] = [[], [], []]
     for i in range(len(dataset)):
         outputs = loaded.run_all(dataset.tensors(preprocessing, slice(i, i + 1)))
-        for part, index in zip(parts, roles):
-            part.append(np.asarray(outputs[specs[index].name]))
+        for part, array in zip(parts, decoded_outputs([outputs[spec.name] for spec in specs], specs, head)):
+            part.append(array)
     return tuple(np.concatenate(part) for part in parts)  # type: ignore[return-value]
 
 

@@ -27,8 +27,8 @@ class Task(Protocol):
     trackable: bool  # results have boxes that `runtimes.tracking` can follow across frames
     float_scopes: tuple[str, ...]  # graph scopes (layer names) that int8 export keeps in float: measured to lose accuracy
 
-    def standard_outputs(self, specs: Sequence[Any]) -> tuple[str, ...]:
-        """Each output's role in TFLite standard metadata, in the file's order."""
+    def standard_outputs(self, specs: Sequence[Any], head: dict[str, Any] | None = None) -> tuple[str, ...]:
+        """Each output's role in TFLite standard metadata, in the file's order (`head`: the contract's)."""
 
     def check_head(self, head: dict[str, Any]) -> None:
         """Raise ContractError when the contract's `head` fields are wrong for this task."""

@@ -62,7 +62,7 @@ class ClassificationTask:
     float_scopes: tuple[str, ...] = ()
     scores_per_label = True  # the output is one score per label (CoreML's classifier, TFLite's axis labels)
 
-    def standard_outputs(self, specs: Sequence[Any]) -> tuple[str, ...]:
+    def standard_outputs(self, specs: Sequence[Any], head: dict[str, Any] | None = None) -> tuple[str, ...]:
         """Each output's role in standard metadata, in the file's order."""
         return ("scores",)
 

@@ -10,7 +10,7 @@ as the in-graph version.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import cv2
@@ -27,6 +27,15 @@ DECODE_SCOPE = "decode"  # the exported graph's decoding layer
 BOX_SCOPES = ("sides_raw", "sides")  # the head's box-side layers: 1x1 conv and its pixel scale
 
 
+# How a detector's outputs are laid out (the contract's head.layout):
+#   "edgekit": boxes (N, K, 4) x0 y0 x1 y1, scores (N, K), integer classes (N, K); class-aware NMS runs in runtimes
+#   "postprocess": TFLite_Detection_PostProcess's outputs, in its order: boxes (N, K, 4) as y0 x0 y1 x1, float
+#     classes (N, K), scores (N, K) and the number of detections (N,), with NMS in the graph. What MediaPipe
+#     Tasks' ObjectDetector, the TFLite Task Library and Frigate read.
+LAYOUTS = {"edgekit": ("xyxy", ("boxes", "scores", "classes")),
+           "postprocess": ("yxyx", ("boxes", "classes", "scores", "count"))}
+
+
 @dataclass(frozen=True)
 class DetectionHead:
     """What a detector's outputs mean; stored in the contract's ``head``."""
@@ -39,6 +48,7 @@ class DetectionHead:
     iou_threshold: float = 0.5
     max_detections: int = 50
     outputs: tuple[str, ...] = ("boxes", "scores", "classes")  # (1, K, 4) float, (1, K) float, (1, K) int
+    layout: str = "edgekit"  # see LAYOUTS
 
     def __post_init__(self) -> None:
         if not 0 <= self.score_threshold <= 1 or not 0 < self.iou_threshold <= 1:
@@ -46,8 +56,19 @@ class DetectionHead:
                                 "both are fractions in [0, 1]")
         if not isinstance(self.max_detections, int) or not 1 <= self.max_detections <= 10_000:
             raise ContractError(f"invalid max_detections {self.max_detections!r}; give an integer in 1..10000")
-        if self.box_format != "xyxy" or self.box_coordinates != "normalized":
-            raise ContractError(f"unsupported boxes {self.box_format}/{self.box_coordinates}; edgekit writes xyxy/normalized")
+        if self.layout not in LAYOUTS:
+            raise ContractError(f"unknown detection output layout {self.layout!r}; valid: {', '.join(LAYOUTS)}")
+        box_format, outputs = LAYOUTS[self.layout]
+        if self.box_format != box_format or self.box_coordinates != "normalized" or tuple(self.outputs) != outputs:
+            raise ContractError(f"unsupported boxes {self.box_format}/{self.box_coordinates} with outputs {list(self.outputs)} "
+                                f"for the {self.layout} layout; edgekit writes {box_format}/normalized with {list(outputs)}")
+
+    @classmethod
+    def postprocess(cls, head: "DetectionHead") -> "DetectionHead":
+        """`head` for the same model exported with TFLite_Detection_PostProcess-style outputs (NMS in the graph)."""
+        box_format, outputs = LAYOUTS["postprocess"]
+        return replace(head, layout="postprocess", box_format=box_format, outputs=outputs,
+                       nms="3x3 peak suppression and class-aware IoU NMS in graph (padded; count valid)")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -197,18 +218,51 @@ class DetectOptions:
     max_detections: int
 
 
-def output_roles(specs: Sequence["TensorSpec"]) -> tuple[int, int, int] | None:
-    """Indices of the boxes (N, K, 4), scores (N, K, float) and classes (N, K, integer) outputs, or None.
+def output_roles(specs: Sequence["TensorSpec"], layout: str = "edgekit") -> dict[str, int] | None:
+    """Role ("boxes", "scores", "classes", and "count" in the postprocess layout) -> output index, or None.
 
-    Formats name and order outputs their own way; shapes and types say which is which.
+    Formats name and order outputs their own way; shapes and types say which is which. In the
+    postprocess layout classes and scores are both float (N, K): TFLite_Detection_PostProcess's
+    order (classes before scores), which edgekit keeps in the file, tells them apart.
     """
     boxes = [i for i, s in enumerate(specs) if len(s.shape) == 3 and s.shape[-1] == 4]
-    pairs = [i for i, s in enumerate(specs) if len(s.shape) == 2]
+    pairs = [i for i, s in enumerate(specs) if len(s.shape) == 2 and s.shape[-1] != 1]
+    if layout == "postprocess":
+        counts = [i for i, s in enumerate(specs) if len(s.shape) == 1 or (len(s.shape) == 2 and s.shape[-1] == 1)]
+        if len(specs) == 4 and len(boxes) == len(counts) == 1 and len(pairs) == 2:
+            return {"boxes": boxes[0], "classes": pairs[0], "scores": pairs[1], "count": counts[0]}
+        return None
     classes = [i for i in pairs if np.issubdtype(specs[i].dtype, np.integer) and specs[i].quantization is None]
     scores = [i for i in pairs if i not in classes]
     if len(specs) == 3 and len(boxes) == len(classes) == len(scores) == 1:
-        return boxes[0], scores[0], classes[0]
+        return {"boxes": boxes[0], "scores": scores[0], "classes": classes[0]}
     return None
+
+
+def decoded_outputs(outputs: Sequence[np.ndarray], specs: Sequence["TensorSpec"], head: DetectionHead
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A batch's raw outputs in any layout -> boxes (N, K, 4) x0 y0 x1 y1 normalized, float scores (N, K), integer
+    classes (N, K). Padding past a postprocess model's count gets score -1, below every threshold."""
+    from runtimes.model import dequantize
+
+    roles = output_roles(specs, head.layout)
+    if roles is None:
+        raise InferenceError(f"outputs are not a {head.layout}-layout detector's "
+                             f"({', '.join(f'{list(s.shape)} {np.dtype(s.dtype).name}' for s in specs)})")
+
+    def read(role: str) -> np.ndarray:
+        i, array = roles[role], np.asarray(outputs[roles[role]])
+        quantized = specs[i].quantization is not None and np.issubdtype(array.dtype, np.integer)  # raw (not run_all's)
+        return dequantize(array, specs[i]) if quantized else array
+
+    boxes, scores, classes = read("boxes").astype(np.float32), read("scores").astype(np.float32), read("classes")
+    if head.box_format == "yxyx":
+        boxes = boxes[..., [1, 0, 3, 2]]
+    if "count" in roles:
+        count = read("count").reshape(len(boxes), -1)[:, 0]
+        scores = np.where(np.arange(scores.shape[1])[None, :] < count[:, None], scores, np.float32(-1.0))
+        classes = np.rint(classes)
+    return boxes, scores, classes.astype(np.int64)
 
 
 def _colour(index: int) -> tuple[int, int, int]:
@@ -255,12 +309,15 @@ class DetectionTask:
     # one 1x1 conv and the decoding: a tiny share of the compute
     float_scopes = (*BOX_SCOPES, DECODE_SCOPE)
 
-    def standard_outputs(self, specs: Sequence["TensorSpec"]) -> tuple[str, ...]:
+    def standard_outputs(self, specs: Sequence["TensorSpec"], head: dict[str, Any] | None = None) -> tuple[str, ...]:
         """Each output's role in standard metadata, in the file's order."""
-        roles = output_roles(specs)
+        parsed = DetectionHead.from_dict(head or {})
+        roles = output_roles(specs, parsed.layout)
         if roles is None:
-            raise ContractError("a detector needs boxes (N, K, 4), scores (N, K) and integer classes (N, K) outputs")
-        names = dict(zip(roles, ("boxes", "detection_scores", "classes")))
+            raise ContractError(f"a detector in the {parsed.layout} layout needs outputs {', '.join(parsed.outputs)}; "
+                                f"got {[list(s.shape) for s in specs]}")
+        names = {index: {"scores": "detection_scores", "boxes": "boxes_yxyx" if parsed.box_format == "yxyx" else "boxes"}
+                 .get(role, role) for role, index in roles.items()}
         return tuple(names[i] for i in range(len(specs)))
 
     def head(self, model: "Model") -> DetectionHead:
@@ -276,11 +333,14 @@ class DetectionTask:
                 f"defaults: score >= {h.score_threshold:g}, IoU {h.iou_threshold:g}, at most {h.max_detections} detections"]
 
     def problem(self, model: "Model") -> str | None:
-        if output_roles(model.runtime.output_specs) is not None:
+        head = self.head(model)
+        if output_roles(model.runtime.output_specs, head.layout) is not None:
             return None
         outputs = ", ".join(f"{spec.name} {list(spec.shape)} {np.dtype(spec.dtype).name}" for spec in model.runtime.output_specs)
-        return (f"{model.path.name} is a detection model but its outputs ({outputs}) are not boxes (N, K, 4), "
-                "scores (N, K) and integer classes (N, K); export it again with edgekit, or use run_all(batch)")
+        expected = ("boxes (N, K, 4), scores (N, K) and integer classes (N, K)" if head.layout == "edgekit" else
+                    "boxes (N, K, 4), classes (N, K), scores (N, K) and a count (N,)")
+        return (f"{model.path.name} is a detection model but its outputs ({outputs}) are not {expected}; "
+                "export it again with edgekit, or use run_all(batch)")
 
     def options(self, model: "Model", options: dict[str, Any]) -> DetectOptions:
         valid = {"score_threshold", "iou_threshold", "max_detections"}
@@ -298,15 +358,11 @@ class DetectionTask:
 
     def results(self, model: "Model", outputs: list[np.ndarray], sizes: Sequence[tuple[int, int]], latency_ms: float,
                 preprocess_ms: float, options: DetectOptions) -> list[Detections]:
-        from runtimes.model import dequantize
         from runtimes.preprocess import box_mapping
 
-        specs = model.runtime.output_specs
-        roles = output_roles(specs)
-        if roles is None:
+        if self.problem(model):
             raise InputError(self.problem(model))
-        boxes, scores, classes = (dequantize(outputs[i], specs[i]) if specs[i].quantization is not None
-                                  and np.issubdtype(specs[i].dtype, np.integer) else outputs[i] for i in roles)
+        boxes, scores, classes = decoded_outputs(outputs, model.runtime.output_specs, self.head(model))
         if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
             raise InferenceError(f"{model.path.name} produced non-finite boxes or scores; its weights are probably damaged: "
                                  "check the file's SHA-256 (edgekit info) and copy or export it again")
