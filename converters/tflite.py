@@ -7,6 +7,7 @@ import functools
 import logging
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,16 +38,44 @@ from runtimes.metadata.standard import (
     standard_limits,
     with_associated_files,
 )
-from runtimes.metadata.tflite import write_metadata
+from runtimes.metadata.tflite import outputs_in_signature_order, write_metadata
 
 log = logging.getLogger(__name__)
 
+DETECTION_OUTPUTS = ("edgekit", "postprocess")
+
+
+@dataclass(frozen=True)
+class TFLiteConfig(ConversionConfig):
+    """TFLite options. `detection_outputs` is a detector's output layout (runtimes.tasks.detection.LAYOUTS):
+    "edgekit" (boxes, scores, integer classes; NMS in runtimes) or "postprocess" (TFLite_Detection_PostProcess's
+    boxes, classes, scores and count with NMS in the graph: what MediaPipe Tasks' ObjectDetector reads).
+    Classifiers ignore it."""
+
+    detection_outputs: str = "edgekit"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.detection_outputs not in DETECTION_OUTPUTS:
+            raise ValueError(f"invalid detection_outputs {self.detection_outputs!r}; valid: {', '.join(DETECTION_OUTPUTS)}")
+
+    @property
+    def mode(self) -> str:
+        """The MODES key this config stands for."""
+        if self.detection_outputs == "postprocess" and self.quantization is Quantization.FLOAT32:
+            return "mediapipe"
+        return "uint8" if self.io_dtype == "uint8" else self.quantization.value
+
+
 MODES = {
-    "fp32": ConversionConfig(Quantization.FLOAT32),
-    "fp16": ConversionConfig(Quantization.FLOAT16),
-    "dynamic": ConversionConfig(Quantization.DYNAMIC),
-    "int8": ConversionConfig(Quantization.INT8, io_dtype="int8"),
-    "uint8": ConversionConfig(Quantization.INT8, io_dtype="uint8"),
+    "fp32": TFLiteConfig(Quantization.FLOAT32),
+    "fp16": TFLiteConfig(Quantization.FLOAT16),
+    "dynamic": TFLiteConfig(Quantization.DYNAMIC),
+    "int8": TFLiteConfig(Quantization.INT8, io_dtype="int8"),
+    "uint8": TFLiteConfig(Quantization.INT8, io_dtype="uint8"),
+    # float32 in the form MediaPipe Tasks runs: a classifier's fp32 file as is; a detector with
+    # TFLite_Detection_PostProcess's outputs (its ObjectDetector takes no other layout)
+    "mediapipe": TFLiteConfig(Quantization.FLOAT32, detection_outputs="postprocess"),
 }
 
 
@@ -122,6 +151,9 @@ def convert_tflite(
     """
     tf = require("tensorflow", extra="tflite")
     output_path = Path(output_path)
+    if not isinstance(config, TFLiteConfig):
+        config = TFLiteConfig(config.quantization, config.io_dtype, config.calibration_samples, config.mixed_precision)
+    _check_layout(config, contract)
     started = time.perf_counter()
     sparsity = kernel_sparsity(model)
     with _converter(model) as converter:
@@ -133,18 +165,31 @@ def convert_tflite(
         notes.append(f"sparse storage dropped: the default interpreter cannot load it ({problem}); zeros still gzip")
         sparsity = 0.0
     extra: dict[str, Any] = {"sparse": True} if sparsity >= SPARSE_ENOUGH else {}
+    if contract.head.get("layout") == "postprocess":
+        notes.append(f"TFLite_Detection_PostProcess outputs: NMS and the score threshold {contract.head['score_threshold']:g} "
+                     "in the graph; mAP is measured at that threshold, against Keras at the same")
     if any(note.startswith(MIXED_PRECISION) for note in notes):
         extra["float_scopes"] = list(task_for(contract.task).float_scopes)  # what stayed float, for readers of the contract
     embedded = describe(contract, config, **extra)
+    flatbuffer = outputs_in_signature_order(flatbuffer)  # a detector's outputs in its Keras (and the layout's) order
     flatbuffer = write_metadata(flatbuffer, embedded.to_signed_json().encode())
     flatbuffer = with_standard_metadata(flatbuffer, embedded)
     with atomic_output(output_path) as tmp:
         tmp.write_bytes(flatbuffer)
     seconds = time.perf_counter() - started
     log.debug("wrote %s (%.1f kB, %.1f s)", output_path, len(flatbuffer) / 1024, seconds)
-    mode = "uint8" if config.io_dtype == "uint8" else config.quantization.value  # the MODES key this config came from
-    return Artifact(output_path, f"tflite:{mode}", config, embedded, len(flatbuffer), seconds, tuple(notes),
+    return Artifact(output_path, f"tflite:{config.mode}", config, embedded, len(flatbuffer), seconds, tuple(notes),
                     tuple(consumer_notes(embedded, config)))
+
+
+def _check_layout(config: TFLiteConfig, contract: ModelContract) -> None:
+    """A detector's graph must already have the outputs the config asks for (edgekit.export builds them)."""
+    if contract.task != "detection":
+        return
+    layout = contract.head.get("layout", "edgekit")
+    if layout != config.detection_outputs:
+        raise ConversionError(f"detection_outputs={config.detection_outputs!r} but the model and its contract have the "
+                              f"{layout!r} output layout; export with edgekit.export, which builds each layout's graph")
 
 
 def with_standard_metadata(flatbuffer: bytes, contract: ModelContract) -> bytes:
@@ -169,6 +214,11 @@ def consumer_notes(contract: ModelContract, config: ConversionConfig) -> list[st
     notes = []
     if config.io_dtype == "int8":
         notes.append("MediaPipe Tasks: refuses it (int8 input tensor; export tflite:uint8 or a float mode for MediaPipe)")
+    elif contract.head.get("layout") == "edgekit":  # a detector: MediaPipe's ObjectDetector takes one layout only
+        notes.append("MediaPipe Tasks: its ObjectDetector needs TFLite_Detection_PostProcess outputs: export tflite:mediapipe")
+    elif contract.head.get("layout") == "postprocess":
+        notes.append("MediaPipe Tasks: ObjectDetector reads it (boxes, classes, scores, count; labels.txt)"
+                     + (f"; it would mis-read {'; '.join(limits)} on non-square images" if limits else ""))
     elif limits:
         notes.append(f"MediaPipe Tasks: would mis-read it: {'; '.join(limits)}")
     else:

@@ -237,3 +237,39 @@ def _heat_and_sides(model: Any, num_classes: int) -> tuple[Any, Any]:
         return model.get_layer("heat").output, model.get_layer(BOX_SCOPES[1]).output
     maps = model.output
     return maps[..., :num_classes], maps[..., num_classes:num_classes + 4]
+
+
+def with_postprocess(model: Any, head: DetectionHead) -> Any:
+    """A decoding model (`with_decoding`'s boxes, scores, classes) with TFLite_Detection_PostProcess's outputs.
+
+    Adds class-aware IoU NMS to the graph (TFLite's NON_MAX_SUPPRESSION_V5 builtin, boxes of
+    each class shifted apart so one NMS keeps classes separate) and returns, in that op's
+    order: boxes (1, K, 4) as top, left, bottom, right; float classes (1, K); scores (1, K);
+    and the number of valid detections (1,). Boxes scoring under the contract's threshold are
+    dropped in the graph: MediaPipe's ObjectDetector applies no threshold of its own by default
+    (measured: it returns every box the model gives), so this is what its users see out of the
+    box, and what edgekit's predict gives by default. Greedy NMS never lets a weaker box
+    suppress a stronger one, so what survives is exactly what NumPy NMS at that threshold keeps.
+    """
+    k = keras()
+    import tensorflow as tf
+
+    # NMS keeps scores strictly above its threshold; runtimes keep those equal to theirs
+    floor = float(np.nextafter(np.float32(head.score_threshold), np.float32(0)))
+    limit = head.max_detections
+
+    class Postprocess(k.layers.Layer):
+        def call(self, boxes: Any, scores: Any, classes: Any) -> Any:
+            boxes, scores, classes = boxes[0], scores[0], classes[0]
+            shifted = boxes + 2.0 * tf.cast(classes, tf.float32)[:, None]  # normalized boxes: classes never overlap
+            selected, kept_scores, valid = tf.raw_ops.NonMaxSuppressionV5(
+                boxes=shifted, scores=scores, max_output_size=limit, iou_threshold=head.iou_threshold,
+                score_threshold=floor, soft_nms_sigma=0.0, pad_to_max_output_size=True)
+            chosen = tf.gather(boxes, selected)
+            yxyx = tf.stack([chosen[:, 1], chosen[:, 0], chosen[:, 3], chosen[:, 2]], axis=-1)
+            kept_classes = tf.cast(tf.gather(classes, selected), tf.float32)
+            return yxyx[None], kept_classes[None], kept_scores[None], tf.cast(valid, tf.float32)[None]
+
+    outputs = Postprocess(name="postprocess")(*model.outputs)
+    names = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")  # TF Object Detection API's
+    return k.Model(model.input, [k.layers.Identity(name=name)(out) for name, out in zip(names, outputs)], name=model.name)

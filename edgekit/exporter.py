@@ -299,8 +299,10 @@ class _Job:
         path = self.out_dir / f"{self.name}_{mode}{entry.suffix}"
         log.debug("exporting %s -> %s", target, path)
         try:
-            artifact = entry.convert(self.model, path, self.configure(entry, mode), contract=self.contract,
-                                     calibration=self.calibration, progress=self.progress)
+            config = self.configure(entry, mode)
+            model, contract = self.task.for_config(self.model, self.contract, config)
+            artifact = entry.convert(model, path, config, contract=contract, calibration=self.calibration,
+                                     progress=self.progress)
         except Exception as exc:  # one failing target must not stop the others
             log.debug("%s failed", target, exc_info=True)
             return ExportResult(target, "failed", error=f"{type(exc).__name__}: {exc}")

@@ -2,6 +2,9 @@
 
     python mediapipe_probe.py classify JOB.json OUT.json
         JOB: {"models": [paths], "images": [paths]}; OUT: {model: [[[label, score], ...] per image]}
+    python mediapipe_probe.py detect JOB.json OUT.json
+        JOB: {"models": [paths], "images": [paths]}; OUT: {model: [[[label, index, score, x, y, w, h], ...] per image]}
+        MediaPipe's ObjectDetector with its defaults (score threshold from the model's metadata, every result)
     python mediapipe_probe.py write-metadata IN.tflite OUT.tflite MEAN STD LABEL [LABEL ...]
         MediaPipe's own metadata writer (image classifier), as another tool would use it.
 
@@ -33,6 +36,26 @@ def classify(job_path: str, out_path: str) -> None:
     Path(out_path).write_text(json.dumps(results))
 
 
+def detect(job_path: str, out_path: str) -> None:
+    import mediapipe as mp
+    from mediapipe.tasks import python as tasks
+    from mediapipe.tasks.python import vision
+
+    job = json.loads(Path(job_path).read_text())
+    results = {}
+    for model in job["models"]:
+        options = vision.ObjectDetectorOptions(base_options=tasks.BaseOptions(model_asset_path=model), max_results=-1)
+        with vision.ObjectDetector.create_from_options(options) as detector:
+            rows = []
+            for image in job["images"]:
+                found = detector.detect(mp.Image.create_from_file(image)).detections
+                rows.append([[d.categories[0].category_name, d.categories[0].index, d.categories[0].score,
+                              d.bounding_box.origin_x, d.bounding_box.origin_y, d.bounding_box.width, d.bounding_box.height]
+                             for d in found])
+            results[model] = rows
+    Path(out_path).write_text(json.dumps(results))
+
+
 def write_metadata(source: str, target: str, mean: str, std: str, *labels: str) -> None:
     from mediapipe.tasks.python.metadata.metadata_writers import image_classifier, metadata_writer
 
@@ -46,4 +69,4 @@ def write_metadata(source: str, target: str, mean: str, std: str, *labels: str) 
 
 if __name__ == "__main__":
     command, *arguments = sys.argv[1:]
-    {"classify": classify, "write-metadata": write_metadata}[command](*arguments)
+    {"classify": classify, "detect": detect, "write-metadata": write_metadata}[command](*arguments)

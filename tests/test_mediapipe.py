@@ -162,3 +162,57 @@ def _guess(path):
 
     shape = Interpreter(model_content=path.read_bytes()).get_input_details()[0]["shape"]
     return edgekit.Preprocessing((int(shape[1]), int(shape[2])))
+
+
+UPSCALE = 10  # MediaPipe reports boxes in whole pixels: on a 10x copy, rounding moves an edge by 0.05 input pixels
+
+
+def test_mediapipe_object_detector_gives_edgekits_detections(mediapipe_python, trained_detector, tmp_path):
+    """tflite:mediapipe through MediaPipe Tasks' ObjectDetector, from the file alone, on the detector's test split.
+
+    MediaPipe gets each scene enlarged 10x (nearest neighbour: its bilinear resize back to 64x64
+    samples between equal pixels, so it sees the very same input); edgekit predicts the original.
+    """
+    import cv2
+
+    from runtimes.tasks.detection import box_iou
+
+    result, _, test = trained_detector
+    report = edgekit.export(result.model_path, ["tflite:mediapipe"], out_dir=tmp_path, check=test, progress=False)
+    exported = report.result("tflite:mediapipe")
+    assert exported.status == "ok", exported.error
+    assert exported.agreement == 1.0 and abs(exported.accuracy_delta) < 0.05  # NMS in the graph: Keras' mAP
+    assert any("ObjectDetector reads it" in note for note in exported.consumers)
+    images = []
+    for i, source in enumerate(test.sources):
+        big = cv2.resize(cv2.imread(source), None, fx=UPSCALE, fy=UPSCALE, interpolation=cv2.INTER_NEAREST)
+        images.append(str(tmp_path / f"{i:03d}.png"))
+        cv2.imwrite(images[-1], big)
+    job, out = tmp_path / "job.json", tmp_path / "out.json"
+    job.write_text(json.dumps({"models": [exported.path], "images": images}))
+    _mediapipe(mediapipe_python, "detect", str(job), str(out))
+    theirs = json.loads(out.read_text())[exported.path]
+    compared, worst_iou, worst_score = 0, 1.0, 0.0
+    with edgekit.load(exported.path) as model:
+        for source, found in zip(test.sources, theirs):
+            ours = model.predict(source)  # the contract's default threshold, as MediaPipe's from the metadata
+            assert len(found) == len(ours), (source, found, ours)
+            if not len(ours):
+                continue
+            boxes = np.array([[x, y, x + w, y + h] for *_, x, y, w, h in found], np.float32)
+            scaled = ours.boxes * UPSCALE
+            # MediaPipe's BoundingBox is integers: origin and size each truncated (a box shrinks by up to 2 px)
+            whole = np.floor(scaled[:, :2])
+            truncated = np.concatenate([whole, whole + np.floor(scaled[:, 2:] - scaled[:, :2])], axis=1)
+            ious = box_iou(truncated, boxes)
+            for i, detection in enumerate(ours):
+                j = int(np.argmax(ious[i]))
+                label, _, score = found[j][:3]  # MediaPipe names the class from labels.txt (its index stays None)
+                assert label == detection.label
+                assert np.abs(scaled[i] - boxes[j]).max() <= 2.0
+                worst_iou, worst_score = min(worst_iou, float(ious[i, j])), max(worst_score, abs(score - detection.score))
+                compared += 1
+    print(f"MediaPipe ObjectDetector vs edgekit: {compared} detections, IoU >= {worst_iou:.4f} (integer boxes), "
+          f"scores within {worst_score:.2e}")
+    assert compared >= 50
+    assert worst_iou >= 0.99 and worst_score <= 1e-4

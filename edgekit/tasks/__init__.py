@@ -35,6 +35,9 @@ class HostTask(Protocol):
     def deployable(self, model: Any, contract: Any) -> Any:
         """The Keras model that converters convert (a detector gets its decoding appended)."""
 
+    def for_config(self, model: Any, contract: Any, config: Any) -> tuple[Any, Any]:
+        """The deployable model and contract one target converts (a detector's output layout differs per config)."""
+
     def load(self, path: Any, preprocessing: Any) -> Any:
         """The task's labelled dataset at `path`, read at the contract's geometry (CLI --check, --data)."""
 

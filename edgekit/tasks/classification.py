@@ -26,6 +26,9 @@ class ClassificationHost:
     def deployable(self, model: Any, contract: Any) -> Any:
         return model
 
+    def for_config(self, model: Any, contract: Any, config: Any) -> tuple[Any, Any]:
+        return model, contract  # one graph for every target
+
     def load(self, path: Any, preprocessing: Any) -> ImageDataset:
         """A labelled dataset on disk, read at the model's geometry."""
         from edgekit.data import folder_for

@@ -83,28 +83,59 @@ def _scores_metadata(schema: Any, contract: ModelContract) -> Any:
                    schema.ContentProperties.FeatureProperties, schema.FeaturePropertiesT(), files)
 
 
-def _boxes_metadata(schema: Any, contract: ModelContract) -> Any:
-    """A detector's boxes: left, top, right, bottom as fractions of the input (edgekit's xyxy, normalized)."""
+def _per_box(schema: Any, tensor: Any) -> Any:
+    """Mark a detector's output as one value (or box) per detection along dimension 2, as MediaPipe's writer does."""
+    value_range = schema.ValueRangeT()
+    value_range.min = value_range.max = 2
+    tensor.content.range = value_range
+    return tensor
+
+
+def _boxes_metadata(schema: Any, contract: ModelContract, index: tuple[int, ...] = (0, 1, 2, 3),
+                    order: str = "left, top, right, bottom") -> Any:
+    """A detector's boxes as fractions of the input; `index` gives where left, top, right and bottom sit."""
     box = schema.BoundingBoxPropertiesT()
-    box.index = [0, 1, 2, 3]
+    box.index = list(index)
     box.type = schema.BoundingBoxType.BOUNDARIES
     box.coordinateType = schema.CoordinateType.RATIO
-    return _tensor(schema, "location", "boxes (left, top, right, bottom) as fractions of the input size",
-                   schema.ContentProperties.BoundingBoxProperties, box)
+    return _per_box(schema, _tensor(schema, "location", f"boxes ({order}) as fractions of the input size",
+                                    schema.ContentProperties.BoundingBoxProperties, box))
+
+
+def _boxes_yxyx_metadata(schema: Any, contract: ModelContract) -> Any:
+    """TFLite_Detection_PostProcess's boxes: top, left, bottom, right."""
+    return _boxes_metadata(schema, contract, (1, 0, 3, 2), "top, left, bottom, right")
 
 
 def _classes_metadata(schema: Any, contract: ModelContract) -> Any:
     files = [_labels_file(schema, schema.AssociatedFileType.TENSOR_VALUE_LABELS, "one label per line: line i names class i")]
-    return _tensor(schema, "category", "class index of each box", schema.ContentProperties.FeatureProperties,
-                   schema.FeaturePropertiesT(), files)
+    return _per_box(schema, _tensor(schema, "category", "class index of each box", schema.ContentProperties.FeatureProperties,
+                                    schema.FeaturePropertiesT(), files))
 
 
 def _detection_scores_metadata(schema: Any, contract: ModelContract) -> Any:
-    return _tensor(schema, "score", "score of each box", schema.ContentProperties.FeatureProperties, schema.FeaturePropertiesT())
+    """Each box's score, with the contract's default score threshold (MediaPipe's default when none is given)."""
+    tensor = _tensor(schema, "score", "score of each box", schema.ContentProperties.FeatureProperties, schema.FeaturePropertiesT())
+    threshold = contract.head.get("score_threshold")
+    if threshold is not None:
+        options = schema.ScoreThresholdingOptionsT()
+        options.globalScoreThreshold = float(threshold)
+        unit = schema.ProcessUnitT()
+        unit.optionsType = schema.ProcessUnitOptions.ScoreThresholdingOptions
+        unit.options = options
+        tensor.processUnits = [unit]
+    return _per_box(schema, tensor)
 
 
-_OUTPUT_METADATA = {"scores": _scores_metadata, "boxes": _boxes_metadata, "classes": _classes_metadata,
-                    "detection_scores": _detection_scores_metadata}
+def _count_metadata(schema: Any, contract: ModelContract) -> Any:
+    tensor = schema.TensorMetadataT()
+    tensor.name, tensor.description = "number of detections", "how many of the boxes are detections (the rest is padding)"
+    return tensor
+
+
+_OUTPUT_METADATA = {"scores": _scores_metadata, "boxes": _boxes_metadata, "boxes_yxyx": _boxes_yxyx_metadata,
+                    "classes": _classes_metadata, "detection_scores": _detection_scores_metadata, "count": _count_metadata}
+DETECTION_GROUP = "detection_result"  # MediaPipe's name for the boxes, classes and scores tensor group
 
 
 def build_metadata(contract: ModelContract, author: str = "edgekit", description: str | None = None,
@@ -137,6 +168,11 @@ def build_metadata(contract: ModelContract, author: str = "edgekit", description
     subgraph = schema.SubGraphMetadataT()
     subgraph.inputTensorMetadata = [image_tensor]
     subgraph.outputTensorMetadata = [_OUTPUT_METADATA[role](schema, contract) for role in (outputs or ("scores",))]
+    if outputs and "count" in outputs:  # TFLite_Detection_PostProcess's layout: its box, class and score tensors, grouped
+        group = schema.TensorGroupT()
+        group.name = DETECTION_GROUP
+        group.tensorNames = [tensor.name for tensor in subgraph.outputTensorMetadata if tensor.name != "number of detections"]
+        subgraph.outputTensorGroups = [group]
     model = schema.ModelMetadataT()
     model.name = contract.model_name
     model.description = description or f"{contract.task} over {len(contract.labels)} labels"
