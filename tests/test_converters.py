@@ -9,7 +9,8 @@ from converters.base import ConversionError, UnknownTargetError, atomic_output
 from converters.tflite import MODES, convert_tflite
 from runtimes.metadata.tflite import read_metadata, write_metadata
 
-EXPECTED_INPUT = {"fp32": np.float32, "fp16": np.float32, "dynamic": np.float32, "int8": np.int8, "uint8": np.uint8}
+EXPECTED_INPUT = {"fp32": np.float32, "fp16": np.float32, "dynamic": np.float32, "int8": np.int8, "uint8": np.uint8,
+                  "mediapipe": np.float32}  # a classifier's mediapipe file is its fp32 one
 
 
 @pytest.mark.parametrize("mode", list(MODES))

@@ -22,7 +22,9 @@ def test_report_is_written_as_table_markdown_json_and_png(exported, tmp_path):
     table = exported.table()
     assert table.splitlines()[0].split()[:4] == ["target", "status", "size", "gzip"]
     notes = exported.note_lines()
-    assert notes == ["onnx:fp32, onnx:dynamic, onnx:int8: float graph via keras-export"]  # one line per distinct note
+    assert notes == ["onnx:fp32, onnx:dynamic, onnx:int8: float graph via keras-export",  # one line per distinct note
+                     "onnx:dynamic, onnx:int8: weights in 7 bits (reduce_range): uint8 x int8 products cannot saturate "
+                     "on x86 CPUs without VNNI"]
     assert table.splitlines()[2 + 1 + len(exported.results):] == ["notes:", *[f"  {n}" for n in notes]]
     assert all(0 < r.gzip_bytes < r.size_bytes for r in exported.results)
     assert "- onnx:fp32, onnx:dynamic, onnx:int8: float graph via keras-export" in markdown

@@ -1,0 +1,103 @@
+"""Detectors on the frame path: the default small detector and the MobileNetV2 detector, trained on
+shapes-detection, exported to TFLite and ONNX (fp32, int8) and checked against Keras on the test split.
+
+Per artifact it prints the mAP delta against Keras, the median time of `predict` on a 640x480 BGR
+frame (preprocessing, inference, decoding, NMS, boxes mapped back to the frame) against `run_all`
+on the prepared tensor (interleaved call by call), and the int8/fp32 latency and size ratios.
+Exits 1 on a miss: predict/run above 1.10, TFLite int8/fp32 latency above 0.7, MobileNetV2 int8
+size above 0.3x fp32, or a quantized artifact more than 1.5 mAP@.5 points from Keras.
+
+Trains each detector once per recipe under runs/bench/ (the small one is bench/detection_quality.py's
+model: 2000 scenes at 128 px, 30 epochs; the MobileNetV2 detector: 1200 scenes at 160 px, 16 epochs).
+
+    .venv/bin/python bench/detection.py [--runs 200] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from _artifacts import CACHE
+from overhead import interleaved_ratio
+
+FRAME_TARGET, LATENCY_TARGET, SIZE_TARGET, MAP50_TARGET = 1.10, 0.7, 0.3, 1.5
+TARGETS = ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8")
+# (architecture, scenes, image size, epochs, cache folder): the small detector shares detection_quality.py's model
+RECIPES = {"small_detector": ("small_detector", 2000, 128, 30, "detection"),
+           "mobilenetv2_detector": ("mobilenetv2_detector", 1200, 160, 16, "detection-mobilenetv2")}
+
+
+def trained(name: str) -> tuple[Path, object, object]:
+    """(model.keras, train split, test split) of `name`, trained once per recipe."""
+    import edgekit
+    from edgekit.detection_data import load_detection
+
+    arch, images, size, epochs, folder = RECIPES[name]
+    recipe = f"{arch}, {images} images at {size} px, {epochs} epochs, seed 0"
+    work = CACHE / folder
+    root = edgekit.datasets.make_shapes_detection(work / f"data_{images}_{size}", n_images=images, image_size=size, seed=0)
+    train, val, test = load_detection(root, image_size=size).split(seed=0)
+    model, stamp = work / "train" / "model.keras", work / "train" / "recipe.txt"
+    if not (stamp.exists() and stamp.read_text() == recipe and model.exists()):
+        edgekit.train(train, val, arch, task="detection", epochs=epochs, test=test, out_dir=work / "train", verbose=1)
+        stamp.write_text(recipe)
+    metrics = json.loads((work / "train" / "metrics.json").read_text())
+    print(f"{recipe}: test mAP@[.5:.95] {metrics['map']['test']:.3f}, mAP@.5 {metrics['map50']['test']:.3f} "
+          f"(trained in {metrics['training_seconds']:.0f} s)")
+    return model, train, test
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # edgekit's per-epoch and per-target lines
+    import edgekit
+
+    frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    misses: list[str] = []
+    for name in RECIPES:
+        model_path, train, test = trained(name)
+        report = edgekit.export(model_path, TARGETS, out_dir=CACHE / RECIPES[name][4] / "export-bench", calibration=train,
+                                check=test, progress=False)
+        print(report.table())
+        run_ms: dict[str, float] = {}
+        for result in report.results:
+            if result.status != "ok":
+                misses.append(f"{name} {result.target}: {result.status} {result.error or ''}".strip())
+                continue
+            with edgekit.load(result.path, num_threads=args.threads) as model:
+                tensor = model.preprocess(frame, "bgr")
+                found = model.predict(frame, color="bgr")  # warm the frame's plan; boxes in 640x480 pixels
+                ratio, predict_ms, run_ms[result.target] = interleaved_ratio(
+                    lambda: model.predict(frame, color="bgr"), lambda: model.run_all(tensor), args.runs)
+            print(f"{name:21} {result.target:12} predict(640x480) {predict_ms:7.2f} ms  run_all(tensor) "
+                  f"{run_ms[result.target]:7.2f} ms  ratio {ratio:.3f}  ({len(found)} boxes on noise)  mAP@[.5:.95] "
+                  f"{result.accuracy_delta:+.1f} pts, mAP@.5 {result.details['map50_delta']:+.1f} pts")
+            if ratio > FRAME_TARGET:
+                misses.append(f"{name} {result.target}: predict/run {ratio:.3f} (target <= {FRAME_TARGET})")
+            if result.target.endswith("int8") and abs(result.details["map50_delta"]) > MAP50_TARGET:
+                misses.append(f"{name} {result.target}: mAP@.5 {result.details['map50_delta']:+.1f} points "
+                              f"(target within {MAP50_TARGET})")
+        if {"tflite:fp32", "tflite:int8"} <= run_ms.keys():
+            latency = run_ms["tflite:int8"] / run_ms["tflite:fp32"]
+            size = report.result("tflite:int8").size_bytes / report.result("tflite:fp32").size_bytes
+            print(f"{name}: TFLite int8/fp32 latency {latency:.3f} (target <= {LATENCY_TARGET}), size {size:.3f}"
+                  + (f" (target <= {SIZE_TARGET})" if name == "mobilenetv2_detector" else ""))
+            if latency > LATENCY_TARGET:
+                misses.append(f"{name}: TFLite int8/fp32 latency {latency:.3f} (target <= {LATENCY_TARGET})")
+            if name == "mobilenetv2_detector" and size > SIZE_TARGET:
+                misses.append(f"{name}: int8/fp32 size {size:.3f} (target <= {SIZE_TARGET})")
+    print("misses: " + "; ".join(misses) if misses else "every target met")
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
