@@ -47,3 +47,21 @@ def test_bench_command_json_plot_and_errors(exported, tmp_path, capsys):
     assert "model file(s) not found" in capsys.readouterr().err
     assert main(["bench", exported.result("tflite:fp32").path, "--seconds", "0.3", "--warmup", "0"]) == 0
     assert "small_cnn_fp32.tflite" in capsys.readouterr().out
+
+
+def test_bench_measures_a_detector_and_its_map_on_annotated_data(detector_exported, tmp_path):
+    from edgekit.datasets import make_shapes_detection
+    from edgekit.detection_data import load_detection
+    from edgekit.tasks import host_task
+
+    root = make_shapes_detection(tmp_path / "scenes", n_images=24, image_size=64, seed=11)  # YOLO folders
+    models = [detector_exported.result("tflite:int8").path, detector_exported.result("onnx:fp32").path]
+    report = edgekit.bench(models, runs=10, warmup=1, data=root, progress=False)
+    host = host_task("detection")
+    for path, result in zip(models, report.results):
+        assert result.status == "ok" and result.runs == 10 and result.p50_ms > 0
+        assert result.metric == "mAP@[.5:.95]" and result.accuracy is None  # a detector's headline is mAP
+        with edgekit.load(path) as model:  # the same number as evaluating in this process
+            expected = host.evaluate(model, load_detection(root, image_size=64))
+        assert result.quality == pytest.approx(expected.map, abs=1e-9) and 0 < result.quality <= 1
+    assert "mAP@[.5:.95]" in report.table()
