@@ -57,8 +57,8 @@ class OnnxConfig(ConversionConfig):
 
     `reduce_range` stores U8S8 weights in 7 bits. x86 CPUs without VNNI (AVX2, and AVX-512 before
     Cascade Lake) multiply uint8 by int8 with VPMADDUBSW, whose int16 pair sums saturate when
-    two products near 255 x 127 meet: measured, a pruned small CNN (larger surviving weights)
-    lost 5 accuracy points on such a host and none on a VNNI one. With 7-bit weights a pair
+    two products near 255 x 127 meet. A pruned small CNN (larger surviving weights) lost 5
+    accuracy points in ONNX int8 on one CI host and none on a VNNI one. With 7-bit weights a pair
     stays under 2^15 everywhere, so one file gives the same answers on every x86 machine, as
     ONNX Runtime's quantization guide advises.
     """
