@@ -106,6 +106,7 @@ class Model:
         self._input_shape = tuple(self.input_spec.shape[1:])
         self._input_quantized = _is_quantized(self.input_spec)
         self._output_quantized = _is_quantized(self.output_spec)
+        self._task_cache: dict[str, Any] = {}  # what the task parsed once from this model (a detector's head, its output roles)
         self.task: Task = task_for(contract.task if contract is not None else "classification")
         self._task_problem = self.task.problem(self)
         self._pixel_table = self._pixel_lookup()

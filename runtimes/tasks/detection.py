@@ -239,13 +239,14 @@ def output_roles(specs: Sequence["TensorSpec"], layout: str = "edgekit") -> dict
     return None
 
 
-def decoded_outputs(outputs: Sequence[np.ndarray], specs: Sequence["TensorSpec"], head: DetectionHead
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decoded_outputs(outputs: Sequence[np.ndarray], specs: Sequence["TensorSpec"], head: DetectionHead,
+                    roles: dict[str, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A batch's raw outputs in any layout -> boxes (N, K, 4) x0 y0 x1 y1 normalized, float scores (N, K), integer
-    classes (N, K). Padding past a postprocess model's count gets score -1, below every threshold."""
+    classes (N, K). Padding past a postprocess model's count gets score -1, below every threshold.
+    `roles` (output_roles of `specs`) saves working them out again on every frame."""
     from runtimes.model import dequantize
 
-    roles = output_roles(specs, head.layout)
+    roles = roles or output_roles(specs, head.layout)
     if roles is None:
         raise InferenceError(f"outputs are not a {head.layout}-layout detector's "
                              f"({', '.join(f'{list(s.shape)} {np.dtype(s.dtype).name}' for s in specs)})")
@@ -321,7 +322,11 @@ class DetectionTask:
         return tuple(names[i] for i in range(len(specs)))
 
     def head(self, model: "Model") -> DetectionHead:
-        return DetectionHead.from_dict(model.contract.head) if model.contract is not None else DetectionHead()
+        """The model's parsed head, parsed once per model: predict() on a camera asks for it every frame."""
+        cache = model._task_cache
+        if "head" not in cache:
+            cache["head"] = DetectionHead.from_dict(model.contract.head) if model.contract is not None else DetectionHead()
+        return cache["head"]
 
     def check_head(self, head: dict[str, Any]) -> None:
         DetectionHead.from_dict(head)
@@ -348,7 +353,11 @@ class DetectionTask:
         if unknown:
             raise InputError(f"unknown option(s) {sorted(unknown)} for a detector; valid: {', '.join(sorted(valid))}")
         head = self.head(model)
-        chosen = {key: head.to_dict()[key] if options.get(key) is None else options[key] for key in valid}
+        if all(value is None for value in options.values()):  # the usual frame: the contract's defaults
+            if "defaults" not in model._task_cache:
+                model._task_cache["defaults"] = DetectOptions(head.score_threshold, head.iou_threshold, head.max_detections)
+            return model._task_cache["defaults"]
+        chosen = {key: getattr(head, key) if options.get(key) is None else options[key] for key in valid}
         try:
             DetectionHead(score_threshold=chosen["score_threshold"], iou_threshold=chosen["iou_threshold"],
                           max_detections=chosen["max_detections"])
@@ -360,9 +369,12 @@ class DetectionTask:
                 preprocess_ms: float, options: DetectOptions) -> list[Detections]:
         from runtimes.preprocess import box_mapping
 
-        if self.problem(model):
-            raise InputError(self.problem(model))
-        boxes, scores, classes = decoded_outputs(outputs, model.runtime.output_specs, self.head(model))
+        if model._task_problem:  # predict() and stream() raise it first; run here directly, say it too
+            raise InputError(model._task_problem)
+        cache = model._task_cache
+        if "roles" not in cache:
+            cache["roles"] = output_roles(model.runtime.output_specs, self.head(model).layout)
+        boxes, scores, classes = decoded_outputs(outputs, model.runtime.output_specs, self.head(model), cache["roles"])
         if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
             raise InferenceError(f"{model.path.name} produced non-finite boxes or scores; its weights are probably damaged: "
                                  "check the file's SHA-256 (edgekit info) and copy or export it again")
