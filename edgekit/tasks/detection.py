@@ -69,6 +69,11 @@ class DetectionHost:
     header = ["mAP@[.5:.95]", "delta (pts)", "mAP@.5", "det. agreement", "max box error"]
     dataset_type = DetectionDataset
 
+    def __init__(self) -> None:
+        import weakref
+
+        self._postprocessed: Any = weakref.WeakKeyDictionary()  # model -> its postprocess graph, while the model lives
+
     def deployable(self, model: Any, contract: Any) -> Any:
         from edgekit.detector import with_decoding
 
@@ -91,11 +96,6 @@ class DetectionHost:
         if graph is None:
             graph = self._postprocessed[model] = with_postprocess(model, head)
         return graph, replace(contract, head=head.to_dict())
-
-    def __init__(self) -> None:
-        import weakref
-
-        self._postprocessed: Any = weakref.WeakKeyDictionary()  # model -> its postprocess graph, while the model lives
 
     def load(self, path: Any, preprocessing: Any) -> DetectionDataset:
         """An annotated dataset on disk (YOLO, COCO, VOC), read at the model's geometry."""
