@@ -38,7 +38,7 @@ from runtimes.metadata.standard import (
     standard_limits,
     with_associated_files,
 )
-from runtimes.metadata.tflite import outputs_in_signature_order, write_metadata
+from runtimes.metadata.tflite import write_metadata
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +171,8 @@ def convert_tflite(
     if any(note.startswith(MIXED_PRECISION) for note in notes):
         extra["float_scopes"] = list(task_for(contract.task).float_scopes)  # what stayed float, for readers of the contract
     embedded = describe(contract, config, **extra)
-    flatbuffer = outputs_in_signature_order(flatbuffer)  # a detector's outputs in its Keras (and the layout's) order
-    flatbuffer = write_metadata(flatbuffer, embedded.to_signed_json().encode())
+    # a detector's outputs in its Keras (and the layout's) order, in the same rewrite as the contract
+    flatbuffer = write_metadata(flatbuffer, embedded.to_signed_json().encode(), signature_order=True)
     flatbuffer = with_standard_metadata(flatbuffer, embedded)
     with atomic_output(output_path) as tmp:
         tmp.write_bytes(flatbuffer)

@@ -72,12 +72,11 @@ class _Track:
     id: int | None = None  # set once confirmed
     votes: dict[int, int] = field(default_factory=dict)  # class index -> matched detections of it
 
-    def vote(self, index: int) -> int:
+    def vote(self, index: int) -> None:
         """Count one more detection of class `index`; the track's class is the most frequent (ties: the latest)."""
         self.votes[index] = self.votes.get(index, 0) + 1
         if self.votes[index] >= self.votes.get(self.index, 0):
             self.index = index
-        return self.index
 
     def predicted(self) -> np.ndarray:
         return self.box + self.velocity * (self.missed + 1)

@@ -114,7 +114,8 @@ def _classes_metadata(schema: Any, contract: ModelContract) -> Any:
 
 
 def _detection_scores_metadata(schema: Any, contract: ModelContract) -> Any:
-    """Each box's score, with the contract's default score threshold (MediaPipe's default when none is given)."""
+    """Each box's score, with the contract's default threshold as ScoreThresholdingOptions for readers that use it
+    (MediaPipe 0.10.14's ObjectDetector did not: the postprocess layout applies it in the graph)."""
     tensor = _tensor(schema, "score", "score of each box", schema.ContentProperties.FeatureProperties, schema.FeaturePropertiesT())
     threshold = contract.head.get("score_threshold")
     if threshold is not None:

@@ -127,17 +127,20 @@ def _sharing_builder(flatbuffers: Any, size: int) -> Any:
     return SharingBuilder(size)
 
 
-def write_metadata(model: bytes, payload: bytes, name: str = CONTRACT_METADATA_NAME) -> bytes:
+def write_metadata(model: bytes, payload: bytes, name: str = CONTRACT_METADATA_NAME, signature_order: bool = False) -> bytes:
     """Return a copy of `model` whose metadata entry `name` holds `payload` (replacing any).
 
     Every other metadata entry (standard TFLITE_METADATA included) and the associated files
-    zipped after the flatbuffer are kept.
+    zipped after the flatbuffer are kept. With `signature_order` (edgekit's own conversions)
+    the outputs are also put in the signature's order, in the same rewrite.
     """
     schema = require("ai_edge_litert.schema_py_generated", extra="tflite", package="ai-edge-litert")
     flatbuffers = require("flatbuffers", extra="tflite")
     import numpy as np
 
     tree = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    if signature_order:
+        _signature_order(tree)
     data = np.frombuffer(payload, dtype=np.uint8)
     tree.metadata = tree.metadata or []
     existing = [m for m in tree.metadata if m.name in (name, name.encode())]
@@ -156,32 +159,22 @@ def write_metadata(model: bytes, payload: bytes, name: str = CONTRACT_METADATA_N
     return with_associated_files(bytes(builder.Output()), associated_files(model))
 
 
-def outputs_in_signature_order(model: bytes) -> bytes:
-    """`model` with its subgraph's outputs in the order of its signature (output_0, output_1, ...).
+def _signature_order(tree: Any) -> None:
+    """Put the subgraph's outputs in the order of its signature (output_0, output_1, ...), in place.
 
     The TFLite converter lists a multi-output model's outputs in whatever order its graph
     ends up in (a detector's scores before its boxes); its signature keeps the Keras order.
     Readers that go by position (MediaPipe's detection layout, TFLite_Detection_PostProcess
-    consumers) need the Keras order, so edgekit writes the file in it. Unchanged when the
-    order already matches or the signature does not name outputs output_N.
+    consumers) need the Keras order. Unchanged when the signature does not name outputs output_N.
     """
     import re
 
-    schema = require("ai_edge_litert.schema_py_generated", extra="tflite", package="ai-edge-litert")
-    flatbuffers = require("flatbuffers", extra="tflite")
-
-    tree = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
     signatures = tree.signatureDefs or []
     if len(signatures) != 1 or not tree.subgraphs:
-        return model
+        return
     names = [(m.name.decode() if isinstance(m.name, bytes) else m.name, m.tensorIndex) for m in signatures[0].outputs or []]
     numbered = [(int(match.group(1)), index) for name, index in names if (match := re.fullmatch(r"output_(\d+)", name))]
     subgraph = tree.subgraphs[signatures[0].subgraphIndex]
     order = [index for _, index in sorted(numbered)]
-    current = [int(i) for i in subgraph.outputs]
-    if len(numbered) != len(names) or sorted(order) != sorted(current) or order == current:
-        return model
-    subgraph.outputs = order
-    builder = _sharing_builder(flatbuffers, len(model) + 1024)
-    builder.Finish(tree.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
-    return with_associated_files(bytes(builder.Output()), associated_files(model))
+    if len(numbered) == len(names) and sorted(order) == sorted(int(i) for i in subgraph.outputs):
+        subgraph.outputs = order
