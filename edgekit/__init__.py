@@ -27,7 +27,7 @@ from edgekit.errors import (
     UnknownNameError,
     UnknownTargetError,
 )
-from runtimes.contract import ColorOrder, Layout, ModelContract, Preprocessing, ResizeMode
+from runtimes.contract import ColorOrder, Interpolation, Layout, ModelContract, Preprocessing, ResizeMode
 from runtimes.model import Classification, Model
 from runtimes.tasks.detection import Detection, DetectionHead, Detections
 from runtimes.model import open_model as load
@@ -59,7 +59,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ArrayDataset", "CalibrationError", "Classification", "ColorOrder", "ContractError",
     "ConversionError", "DatasetError", "Detection", "DetectionDataset", "DetectionHead", "Detections", "EdgekitError", "ImageDataset", "ImageFolder", "InferenceError", "InputError",
-    "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
+    "Interpolation", "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
     "ResizeMode", "TrainingError", "UnknownNameError", "UnknownTargetError", "__version__",
     "datasets", "deploy", "load", "load_detection", *_LAZY,
 ]

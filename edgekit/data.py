@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from edgekit.errors import DatasetError
-from runtimes.contract import ColorOrder, Preprocessing, ResizeMode
+from runtimes.contract import ColorOrder, Interpolation, Preprocessing, ResizeMode
 from runtimes.errors import InputError
 from runtimes.preprocess import ColorName, normalize, prepare_pixels
 
@@ -64,13 +64,7 @@ class ImageDataset:
         return normalize(self.pixels[indices], preprocessing)
 
     def _check_compatible(self, preprocessing: Preprocessing) -> None:
-        mine, theirs = self.geometry, preprocessing
-        if (mine.input_size, mine.color_order, mine.resize) != (theirs.input_size, theirs.color_order, theirs.resize):
-            raise DatasetError(
-                f"dataset images are {mine.input_size} {mine.color_order.value} ({mine.resize.value}) but the "
-                f"preprocessing wants {theirs.input_size} {theirs.color_order.value} ({theirs.resize.value}); "
-                "load the dataset with the model's image_size, color_order and resize"
-            )
+        check_geometry(self.geometry, preprocessing)
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> "ImageDataset":
         indices = np.asarray(indices, dtype=np.int64)
@@ -106,8 +100,19 @@ class ImageDataset:
         return self.subset(np.sort(chosen))
 
 
-def _geometry(image_size: int | Sequence[int], color_order: str | ColorOrder, resize: str | ResizeMode) -> Preprocessing:
-    return Preprocessing(input_size=image_size, color_order=color_order, resize=resize)
+def check_geometry(dataset: Preprocessing, preprocessing: Preprocessing) -> None:
+    """Raise unless a dataset's pixels were made as `preprocessing` makes them (size, colours, resize)."""
+    if dataset.geometry() != preprocessing.geometry():
+        raise DatasetError(
+            f"dataset images are {dataset.describe_geometry()} but the preprocessing wants "
+            f"{preprocessing.describe_geometry()}; load the dataset with the model's image_size, color_order, resize "
+            "and interpolation"
+        )
+
+
+def _geometry(image_size: int | Sequence[int], color_order: str | ColorOrder, resize: str | ResizeMode,
+              interpolation: str | Interpolation = Interpolation.AREA) -> Preprocessing:
+    return Preprocessing(input_size=image_size, color_order=color_order, resize=resize, interpolation=interpolation)
 
 
 def ImageFolder(  # noqa: N802  (reads as a class, like torchvision's)
@@ -115,10 +120,13 @@ def ImageFolder(  # noqa: N802  (reads as a class, like torchvision's)
     image_size: int | Sequence[int] = 96,
     color_order: str | ColorOrder = "rgb",
     resize: str | ResizeMode = "stretch",
+    interpolation: str | Interpolation = "area",
 ) -> ImageDataset:
     """Load ``path/<class>/<image>`` files; labels are the folder names in sorted order.
 
-    Unreadable images are skipped, counted (``dataset.skipped``) and logged.
+    Unreadable images are skipped, counted (``dataset.skipped``) and logged. `interpolation`
+    ("area": antialiased, or "linear": one bilinear pass) is how larger images are shrunk,
+    here and, through the contract, on the device.
 
     Example:
         >>> ds = ImageFolder("shapes", image_size=64)
@@ -129,7 +137,7 @@ def ImageFolder(  # noqa: N802  (reads as a class, like torchvision's)
         raise DatasetError(f"dataset folder not found: {root}")
     if not root.is_dir():
         raise DatasetError(f"dataset path is not a folder: {root}; expected one subfolder per class")
-    geometry = _geometry(image_size, color_order, resize)
+    geometry = _geometry(image_size, color_order, resize, interpolation)
     class_files = {
         d.name: sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
         for d in sorted(root.iterdir())
@@ -174,7 +182,7 @@ def ImageFolder(  # noqa: N802  (reads as a class, like torchvision's)
 def folder_for(path: str | Path, preprocessing: Preprocessing) -> ImageDataset:
     """A labelled folder read at a contract's geometry (size, colour order, resize mode)."""
     return ImageFolder(path, image_size=preprocessing.input_size, color_order=preprocessing.color_order,
-                       resize=preprocessing.resize)
+                       resize=preprocessing.resize, interpolation=preprocessing.interpolation)
 
 
 def ArrayDataset(  # noqa: N802
@@ -185,6 +193,7 @@ def ArrayDataset(  # noqa: N802
     color: ColorName = "rgb",
     color_order: str | ColorOrder = "rgb",
     resize: str | ResizeMode = "stretch",
+    interpolation: str | Interpolation = "area",
 ) -> ImageDataset:
     """Images from arrays: `x` is (N, H, W) or (N, H, W, C) uint8 pixels in colour order `color`.
 
@@ -208,7 +217,7 @@ def ArrayDataset(  # noqa: N802
         raise DatasetError(f"classification needs at least two labels, got {list(labels)}")
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= len(labels):
         raise DatasetError(f"y must hold integer class indices in [0, {len(labels) - 1}] (one per label)")
-    geometry = _geometry(image_size or x.shape[1:3], color_order, resize)
+    geometry = _geometry(image_size or x.shape[1:3], color_order, resize, interpolation)
     try:
         pixels = np.stack([prepare_pixels(image, geometry, color) for image in x])
     except InputError as exc:

@@ -13,7 +13,7 @@ then 4 box sides (left, top, right, bottom) in input pixels.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -39,7 +39,8 @@ class DetectorArchitecture:
     description: str
 
     def preprocessing(self, geometry: Preprocessing) -> Preprocessing:
-        return Preprocessing(geometry.input_size, geometry.color_order, geometry.resize, scale=self.scale, offset=self.offset)
+        """The dataset's geometry (size, colours, resize, interpolation) plus this architecture's input scaling."""
+        return replace(geometry, scale=self.scale, offset=self.offset, mean=None, std=None)
 
 
 DETECTORS: Registry[DetectorArchitecture] = Registry("detector architecture")
@@ -102,12 +103,14 @@ def build_small_detector(input_shape: tuple[int, int, int], num_classes: int, we
 
 @register_detector("mobilenetv2_detector", scale=1.0, offset=0.0, min_size=96,
                    description="keras.applications MobileNetV2 backbone (local weights file optional), FPN, same head")
-def build_mobilenetv2_detector(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
+def build_mobilenetv2_detector(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None,
+                               alpha: float = 0.35) -> Any:
+    """`alpha` is keras.applications' width multiplier (0.35 trains on a CPU; 1.0 is the standard network)."""
     k = keras()
     inputs = k.Input(input_shape, name="image")
     normalized = k.layers.Rescaling(1 / 127.5, offset=-1.0, name="normalize")(inputs)
     backbone = k.applications.MobileNetV2(input_shape=input_shape, input_tensor=normalized, include_top=False,
-                                          weights=_check_weights(weights), alpha=0.35)
+                                          weights=_check_weights(weights), alpha=alpha)
     names = ["block_2_add", "block_5_add", "block_12_add", "out_relu"]  # strides 4, 8, 16, 32
     levels = [backbone.get_layer(n).output for n in names]
     maps = _head(_top_down(levels, 64), num_classes, 64)

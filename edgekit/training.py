@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -149,9 +149,7 @@ def _resolve_model(arch: Any, train: ImageDataset, weights: str | None, preproce
             "a keras.Model, or the path of a .keras file"
         )
     if preprocessing is None:
-        preprocessing = Preprocessing(
-            geometry.input_size, geometry.color_order, geometry.resize, **DEFAULT_USER_MODEL_SCALING
-        )
+        preprocessing = replace(geometry, mean=None, std=None, **DEFAULT_USER_MODEL_SCALING)
         log.warning("no preprocessing given for a user model: training it on pixels * 1/255")
     expected = tuple(model.input_shape[1:])
     if expected != tuple(preprocessing.input_shape):

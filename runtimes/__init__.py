@@ -8,7 +8,7 @@ from runtimes.backends import onnxruntime as _onnxruntime  # noqa: F401
 from runtimes.backends import tflite as _tflite  # noqa: F401
 from runtimes.reference import coreml as _coreml_reference  # noqa: F401
 from runtimes.base import BACKENDS, QuantParams, Runtime, TensorSpec, open_runtime, register_backend
-from runtimes.contract import ColorOrder, Layout, ModelContract, Preprocessing, ResizeMode
+from runtimes.contract import ColorOrder, Interpolation, Layout, ModelContract, Preprocessing, ResizeMode
 from runtimes.errors import (
     BackendUnavailableError,
     ContractError,
@@ -28,7 +28,7 @@ open = open_model  # noqa: A001  (runtimes.open(path) reads naturally)
 
 __all__ = [
     "BACKENDS", "BackendUnavailableError", "Classification", "ColorOrder", "ContractError", "EdgekitError", "InferenceError", "InputError",
-    "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
+    "Interpolation", "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
     "QuantParams", "ResizeMode", "Runtime", "TensorSpec", "UnknownNameError", "open", "open_model",
     "open_runtime", "preprocess", "read_image", "register_backend", "Frame", "FrameReader", "LiveSource",
     "Source", "SourceError", "open_source", "RateMeter", "Stream", "StreamResult",

@@ -38,6 +38,13 @@ class ResizeMode(str, Enum):
     CENTER_CROP = "center_crop"
 
 
+class Interpolation(str, Enum):
+    """How a shrinking resize reads the source: what training saw, so what the device must do."""
+
+    AREA = "area"  # antialiased: exact 2x area halvings, then bilinear (every source pixel counts)
+    LINEAR = "linear"  # one bilinear pass, as Ultralytics, TensorFlow and MediaPipe resize: fastest, aliases past 2x
+
+
 class Layout(str, Enum):
     NHWC = "nhwc"
     NCHW = "nchw"
@@ -109,6 +116,7 @@ class Preprocessing:
     layout: Layout = Layout.NHWC
     dtype: str = "float32"
     pad_value: int = 0
+    interpolation: Interpolation = Interpolation.AREA  # absent from contracts written before it: they all used area
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -116,6 +124,7 @@ class Preprocessing:
         set_(self, "color_order", parse_enum(ColorOrder, self.color_order, "color_order"))
         set_(self, "resize", parse_enum(ResizeMode, self.resize, "resize mode"))
         set_(self, "layout", parse_enum(Layout, self.layout, "layout"))
+        set_(self, "interpolation", parse_enum(Interpolation, self.interpolation, "interpolation"))
         if self.dtype != "float32":
             raise ContractError(
                 f"invalid dtype {self.dtype!r}; the contract describes float32 input "
@@ -180,10 +189,19 @@ class Preprocessing:
     def with_size(self, input_size: int | Sequence[int]) -> "Preprocessing":
         return replace(self, input_size=_size_pair(input_size))
 
+    def geometry(self) -> tuple[Any, ...]:
+        """What decides the pixels before scaling: a dataset and a contract must agree on it."""
+        return self.input_size, self.color_order, self.resize, self.interpolation
+
+    def describe_geometry(self) -> str:
+        return f"{self.input_size} {self.color_order.value} ({self.resize.value}, {self.interpolation.value})"
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("color_order", "resize", "layout"):
+        for key in ("color_order", "resize", "layout", "interpolation"):
             data[key] = data[key].value
+        if self.interpolation is Interpolation.AREA:  # the default: earlier contracts (and readers) stay as they were
+            del data["interpolation"]
         data["input_size"] = list(self.input_size)
         for key in ("mean", "std"):
             data[key] = list(data[key]) if data[key] is not None else None

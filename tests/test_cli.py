@@ -29,7 +29,7 @@ def test_info_prints_the_embedded_contract(exported, capsys):
     text = capsys.readouterr().out
     assert "labels:  circle, square, triangle" in text
     assert "runs here: yes (tflite)" in text
-    assert "input:   64x64 rgb, resize=stretch, layout=nhwc" in text
+    assert "input:   64x64 rgb, resize=stretch (area), layout=nhwc" in text
     assert "scaling: x * 0.00392157 + 0" in text
     assert "quantization: io_dtype=uint8, mode=int8" in text
     assert "input:   " in text and "uint8, quantized scale=" in text

@@ -112,6 +112,50 @@ def test_nms_keeps_the_best_box_per_class_and_object():
     assert s.tolist() == pytest.approx([0.9, 0.7]) and c.tolist() == [0, 1]
 
 
+def _greedy_nms(boxes, scores, classes, iou_threshold):
+    """The textbook loop, one pair at a time, in float64."""
+    def iou(a, b):
+        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+        return w * h / union
+
+    keep = []
+    for i in sorted(range(len(boxes)), key=lambda i: -scores[i]):
+        if all(classes[i] != classes[k] or iou(boxes[i], boxes[k]) <= iou_threshold for k in keep):
+            keep.append(i)
+    return keep
+
+
+def test_nms_matches_the_textbook_greedy_loop_on_random_boxes():
+    rng = np.random.default_rng(4)
+    kept = 0
+    for _ in range(200):
+        n = int(rng.integers(0, 30))
+        corners = rng.random((n, 2, 2)) * 100
+        boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1) + 1], axis=1).astype(np.float32)
+        scores, classes = rng.permutation(n).astype(np.float32) / max(n, 1), rng.integers(0, 3, n)
+        b, s, c = filter_detections(boxes, scores, classes, 0.2, 0.45, 10)
+        expected = [i for i in _greedy_nms(boxes.astype(np.float64), scores, classes, 0.45) if scores[i] >= 0.2][:10]
+        np.testing.assert_array_equal(b, boxes[expected])
+        assert s.tolist() == scores[expected].tolist() and c.tolist() == classes[expected].tolist()
+        kept += len(expected)
+    assert kept > 500  # the cases had boxes to keep and to suppress
+
+
+def test_detection_datasets_shrink_with_one_bilinear_pass_and_refuse_another_geometry(scenes):
+    from runtimes.contract import Interpolation
+
+    dataset = load_detection(scenes["yolo"], image_size=64)
+    assert dataset.geometry.interpolation is Interpolation.LINEAR  # detectors' default; classifiers keep area
+    source = cv2.imread(str(dataset.sources[0]))  # 160x96 -> 64x38 inside the letterbox
+    np.testing.assert_array_equal(dataset.pixels[0][13:51], cv2.resize(source, (64, 38), interpolation=cv2.INTER_LINEAR)[..., ::-1])
+    area = load_detection(scenes["yolo"], image_size=64, interpolation="area")
+    with pytest.raises(DatasetError, match=r"dataset images are \(64, 64\) rgb \(letterbox, area\) but the preprocessing "
+                                           r"wants \(64, 64\) rgb \(letterbox, linear\).*interpolation"):
+        area.tensors(dataset.geometry)
+
+
 @pytest.mark.parametrize("resize", ["letterbox", "stretch", "center_crop"])
 def test_box_mapping_follows_the_pixels(resize):
     """A white box drawn on a non-square image lands where the mapping says, and maps back within a pixel."""

@@ -133,3 +133,34 @@ def test_stretch_is_area_halving_then_bilinear_with_the_swap_anywhere():
     assert len(plan.steps) == 3  # halve, bilinear, then the swap on the smaller image
     np.testing.assert_array_equal(plan(frame), expected)
     np.testing.assert_array_equal(prepare_pixels(frame, Preprocessing(224), "bgr"), expected)
+
+
+@pytest.mark.parametrize("resize", ["stretch", "letterbox", "center_crop"])
+def test_linear_interpolation_is_one_bilinear_pass(resize):
+    """interpolation="linear": one cv2 INTER_LINEAR resize from the frame, whatever the shrink factor; "area" halves first."""
+    frame = np.random.default_rng(6).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    linear, area = Preprocessing(128, resize=resize, interpolation="linear"), Preprocessing(128, resize=resize)
+    plan = PixelPlan(frame.shape, frame.dtype, "rgb", linear, reuse=True)
+    new_w, new_h = {"stretch": (128, 128), "letterbox": (128, 96), "center_crop": (171, 128)}[resize]
+    expected = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    pixels = plan(frame)
+    if resize == "letterbox":
+        assert (pixels[:16] == 0).all() and (pixels[112:] == 0).all()  # padding rows
+        pixels = pixels[16:112]
+    elif resize == "center_crop":
+        expected = expected[:, 21:149]
+    np.testing.assert_array_equal(pixels, expected)
+    np.testing.assert_array_equal(prepare_pixels(frame, linear), plan(frame))
+    assert not np.array_equal(prepare_pixels(frame, area), plan(frame))  # noise aliases differently: the choice matters
+
+
+def test_interpolation_travels_in_the_contract_and_area_stays_unwritten():
+    from runtimes.contract import Interpolation, ModelContract
+
+    linear = ModelContract(Preprocessing(64, interpolation="linear"), ("a", "b"))
+    assert ModelContract.from_json(linear.to_json()).preprocessing.interpolation is Interpolation.LINEAR
+    area = Preprocessing(64)
+    assert area.interpolation is Interpolation.AREA and "interpolation" not in area.to_dict()  # as earlier contracts read
+    assert Preprocessing.from_dict(area.to_dict()) == area
+    with pytest.raises(edgekit.ContractError, match="invalid interpolation 'cubic'; valid values: 'area', 'linear'"):
+        Preprocessing(64, interpolation="cubic")

@@ -102,7 +102,7 @@ class DetectionHost:
         from edgekit.detection_data import load_detection
 
         return load_detection(path, image_size=preprocessing.input_size, color_order=preprocessing.color_order,
-                              resize=preprocessing.resize, labels=None)
+                              resize=preprocessing.resize, labels=None, interpolation=preprocessing.interpolation)
 
     def _check(self, dataset: Any, contract: Any, role: str) -> None:
         if not isinstance(dataset, DetectionDataset):

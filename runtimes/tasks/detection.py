@@ -11,7 +11,7 @@ as the in-graph version.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -150,38 +150,50 @@ class Detections(Sequence[Detection]):
 # -- NumPy decoding ---------------------------------------------------------------------------
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in (N, 4) `a` with every box in (M, 4) `b` (xyxy)."""
+    """IoU of every box in (N, 4) `a` with every box in (M, 4) `b` (xyxy).
+
+    Plain ufuncs only: np.clip and np.prod cost several times more per call on a few boxes.
+    """
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    wh = np.maximum(rb - lt, 0)
+    inter = wh[..., 0] * wh[..., 1]
+    side_a, side_b = np.maximum(a[:, 2:] - a[:, :2], 0), np.maximum(b[:, 2:] - b[:, :2], 0)
+    area_a, area_b = side_a[:, 0] * side_a[:, 1], side_b[:, 0] * side_b[:, 1]
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Indices kept by class-aware greedy NMS, best score first (ties keep the earlier box)."""
     order = np.argsort(-scores, kind="stable")
+    if len(order) < 2:
+        return order.astype(np.int64)
+    # who suppresses whom, worked out at once; the greedy pass then costs one row per kept box
+    suppresses = (box_iou(boxes, boxes) > iou_threshold) & (classes[:, None] == classes[None, :])
     keep: list[int] = []
     suppressed = np.zeros(len(boxes), bool)
-    ious = box_iou(boxes, boxes) if len(boxes) else np.zeros((0, 0))
-    for i in order:
+    for i in order.tolist():
         if suppressed[i]:
             continue
-        keep.append(int(i))
-        suppressed |= (ious[i] > iou_threshold) & (classes == classes[i])
+        keep.append(i)
+        suppressed |= suppresses[i]
     return np.asarray(keep, np.int64)
 
 
 def filter_detections(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, score_threshold: float,
                       iou_threshold: float, max_detections: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Threshold, NMS and cap one image's candidates (the part of decoding every format shares)."""
+    """Threshold, NMS and cap one image's candidates (the part of decoding every format shares).
+
+    Candidates come best first from every layout, and most frames have a few objects: the
+    threshold goes first, and a single survivor skips NMS (it has nothing to suppress).
+    """
     scores = np.asarray(scores, np.float32).reshape(-1)
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    classes = np.asarray(classes).reshape(-1).astype(np.int64)
-    above = scores >= score_threshold
-    boxes, scores, classes = boxes[above], scores[above], classes[above]
-    keep = nms(boxes, scores, classes, iou_threshold)[:max_detections]
+    classes = np.asarray(classes, np.int64).reshape(-1)
+    above = np.flatnonzero(scores >= score_threshold)
+    if len(above) > 1:
+        above = above[nms(boxes[above], scores[above], classes[above], iou_threshold)]
+    keep = above[:max_detections]
     return boxes[keep], scores[keep], classes[keep]
 
 
@@ -239,31 +251,48 @@ def output_roles(specs: Sequence["TensorSpec"], layout: str = "edgekit") -> dict
     return None
 
 
+class OutputReader:
+    """A detector's outputs in any layout -> boxes (N, K, 4) x0 y0 x1 y1 normalized, float scores (N, K), integer
+    classes (N, K). Padding past a postprocess model's count gets score -1, below every threshold.
+
+    Built once per model (roles, which outputs are quantized, the box order): predict() reads
+    a camera's every frame through it.
+    """
+
+    def __init__(self, specs: Sequence["TensorSpec"], head: DetectionHead, roles: dict[str, int] | None = None) -> None:
+        roles = roles or output_roles(specs, head.layout)
+        if roles is None:
+            raise InferenceError(f"outputs are not a {head.layout}-layout detector's "
+                                 f"({', '.join(f'{list(s.shape)} {np.dtype(s.dtype).name}' for s in specs)})")
+        self.roles = roles
+        self.specs = {role: specs[i] if specs[i].quantization is not None else None for role, i in roles.items()}
+        self.yxyx = head.box_format == "yxyx"
+        from runtimes.model import dequantize
+
+        self._dequantize = dequantize
+
+    def read(self, outputs: Sequence[np.ndarray], role: str) -> np.ndarray:
+        """One output as float (or integer classes): raw quantized outputs are dequantized, run_all's are not."""
+        array, spec = np.asarray(outputs[self.roles[role]]), self.specs[role]
+        return self._dequantize(array, spec) if spec is not None and array.dtype.kind in "iu" else array
+
+    def __call__(self, outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        boxes = np.asarray(self.read(outputs, "boxes"), np.float32)
+        scores = np.asarray(self.read(outputs, "scores"), np.float32)
+        classes = self.read(outputs, "classes")
+        if self.yxyx:
+            boxes = boxes[..., [1, 0, 3, 2]]
+        if "count" in self.roles:
+            count = self.read(outputs, "count").reshape(len(boxes), -1)[:, 0]
+            scores = np.where(np.arange(scores.shape[1])[None, :] < count[:, None], scores, np.float32(-1.0))
+            classes = np.rint(classes)
+        return boxes, scores, np.asarray(classes, np.int64)
+
+
 def decoded_outputs(outputs: Sequence[np.ndarray], specs: Sequence["TensorSpec"], head: DetectionHead,
                     roles: dict[str, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A batch's raw outputs in any layout -> boxes (N, K, 4) x0 y0 x1 y1 normalized, float scores (N, K), integer
-    classes (N, K). Padding past a postprocess model's count gets score -1, below every threshold.
-    `roles` (output_roles of `specs`) saves working them out again on every frame."""
-    from runtimes.model import dequantize
-
-    roles = roles or output_roles(specs, head.layout)
-    if roles is None:
-        raise InferenceError(f"outputs are not a {head.layout}-layout detector's "
-                             f"({', '.join(f'{list(s.shape)} {np.dtype(s.dtype).name}' for s in specs)})")
-
-    def read(role: str) -> np.ndarray:
-        i, array = roles[role], np.asarray(outputs[roles[role]])
-        quantized = specs[i].quantization is not None and np.issubdtype(array.dtype, np.integer)  # raw (not run_all's)
-        return dequantize(array, specs[i]) if quantized else array
-
-    boxes, scores, classes = read("boxes").astype(np.float32), read("scores").astype(np.float32), read("classes")
-    if head.box_format == "yxyx":
-        boxes = boxes[..., [1, 0, 3, 2]]
-    if "count" in roles:
-        count = read("count").reshape(len(boxes), -1)[:, 0]
-        scores = np.where(np.arange(scores.shape[1])[None, :] < count[:, None], scores, np.float32(-1.0))
-        classes = np.rint(classes)
-    return boxes, scores, classes.astype(np.int64)
+    """A batch's raw outputs in any layout, read once (see `OutputReader`, which a model keeps)."""
+    return OutputReader(specs, head, roles)(outputs)
 
 
 def _colour(index: int) -> tuple[int, int, int]:
@@ -367,31 +396,52 @@ class DetectionTask:
 
     def results(self, model: "Model", outputs: list[np.ndarray], sizes: Sequence[tuple[int, int]], latency_ms: float,
                 preprocess_ms: float, options: DetectOptions) -> list[Detections]:
-        from runtimes.preprocess import box_mapping
-
         if model._task_problem:  # predict() and stream() raise it first; run here directly, say it too
             raise InputError(model._task_problem)
         cache = model._task_cache
-        if "roles" not in cache:
-            cache["roles"] = output_roles(model.runtime.output_specs, self.head(model).layout)
-        boxes, scores, classes = decoded_outputs(outputs, model.runtime.output_specs, self.head(model), cache["roles"])
+        reader = cache.get("reader")
+        if reader is None:
+            reader = cache["reader"] = OutputReader(model.runtime.output_specs, self.head(model))
+        boxes, scores, classes = reader(outputs)
         if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
             raise InferenceError(f"{model.path.name} produced non-finite boxes or scores; its weights are probably damaged: "
                                  "check the file's SHA-256 (edgekit info) and copy or export it again")
-        spec = model.require_preprocessing()
-        height, width = spec.input_size
-        scale = np.array([width, height, width, height], np.float32)
         labels = model._labels
         results = []
         for i, size in enumerate(sizes):
             b, s, c = filter_detections(boxes[i], scores[i], classes[i], options.score_threshold, options.iou_threshold,
                                         options.max_detections)
-            source = box_mapping(size, spec).to_source(b * scale)
-            source = np.clip(source, 0, [size[1], size[0], size[1], size[0]])
-            found = tuple(Detection(labels[int(k)] if 0 <= k < len(labels) else str(int(k)), int(k), float(score),
-                                    tuple(float(v) for v in box)) for box, score, k in zip(source, s, c))
+            found: tuple[Detection, ...] = ()
+            if len(s):
+                to_source = self._to_source(model, (int(size[0]), int(size[1])))
+                found = tuple(Detection(labels[k] if 0 <= k < len(labels) else str(k), k, score, tuple(box))
+                              for box, score, k in zip(to_source(b).tolist(), s.tolist(), c.tolist()))
             results.append(Detections(found, latency_ms, preprocess_ms, (int(size[0]), int(size[1]))))
         return results
+
+    @staticmethod
+    def _to_source(model: "Model", size: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray]:
+        """Normalized input boxes -> the source image's pixels, clipped to it; one function per frame size, kept."""
+        plans = model._task_cache.setdefault("to_source", {})
+        plan = plans.get(size)
+        if plan is None:
+            from runtimes.preprocess import box_mapping
+
+            spec = model.require_preprocessing()
+            height, width = spec.input_size
+            mapping = box_mapping(size, spec)
+            pixels = np.array([width, height, width, height], np.float32)
+            offset = np.array([mapping.offset_x, mapping.offset_y] * 2, np.float32)
+            scale = np.array([mapping.scale_x, mapping.scale_y] * 2, np.float32)
+            limit = np.array([size[1], size[0], size[1], size[0]], np.float32)
+
+            def plan(boxes: np.ndarray) -> np.ndarray:  # BoxMapping.to_source's float32 steps, then the clip
+                return np.minimum(np.maximum((boxes * pixels - offset) / scale, 0), limit)
+
+            if len(plans) >= 8:  # frames of many sizes: keep memory bounded
+                plans.clear()
+            plans[size] = plan
+        return plan
 
     def draw(self, image: np.ndarray, result: Detections, labels: Sequence[str]) -> None:
         draw_detections(image, result.boxes, labels, result.scores, result.classes, track_ids=result.track_ids)
