@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
@@ -30,8 +30,41 @@ class SkippedFile:
     reason: str
 
 
+class SplitMixin:
+    """Stratified splits and samples for a dataset with `targets`, `labels` and `subset` (in memory or streamed)."""
+
+    targets: np.ndarray
+    labels: tuple[str, ...]
+
+    def split(self, val: float = 0.15, test: float = 0.15, seed: int = 0) -> tuple[Any, Any, Any]:
+        """Stratified (train, val, test) split: every class keeps its share in every part."""
+        if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+            raise DatasetError(f"invalid split fractions val={val}, test={test}; each in [0, 1) and val + test < 1")
+        rng = np.random.default_rng(seed)
+        parts: tuple[list[int], list[int], list[int]] = ([], [], [])
+        for cls in range(len(self.labels)):
+            members = rng.permutation(np.flatnonzero(self.targets == cls))
+            n_test = int(round(test * len(members)))
+            n_val = int(round(val * len(members)))
+            if len(members) - n_test - n_val < 1:
+                raise DatasetError(
+                    f"class {self.labels[cls]!r} has only {len(members)} image(s): too few to split "
+                    f"with val={val}, test={test}; add images or lower the fractions"
+                )
+            parts[2].extend(members[:n_test])
+            parts[1].extend(members[n_test : n_test + n_val])
+            parts[0].extend(members[n_test + n_val :])
+        return tuple(self.subset(np.sort(p)) for p in parts)  # type: ignore[return-value]
+
+    def sample(self, count: int, seed: int = 0) -> Any:
+        """Up to `count` images drawn without replacement (e.g. for calibration)."""
+        rng = np.random.default_rng(seed)
+        chosen = rng.permutation(len(self))[: min(count, len(self))]
+        return self.subset(np.sort(chosen))
+
+
 @dataclass
-class ImageDataset:
+class ImageDataset(SplitMixin):
     """Labelled uint8 images at one size and colour order (the contract's geometry)."""
 
     pixels: np.ndarray  # (N, H, W, C) uint8, in geometry.color_order
@@ -73,33 +106,6 @@ class ImageDataset:
             tuple(self.sources[i] for i in indices), self.skipped,
         )
 
-    def split(self, val: float = 0.15, test: float = 0.15, seed: int = 0) -> tuple["ImageDataset", "ImageDataset", "ImageDataset"]:
-        """Stratified (train, val, test) split: every class keeps its share in every part."""
-        if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
-            raise DatasetError(f"invalid split fractions val={val}, test={test}; each in [0, 1) and val + test < 1")
-        rng = np.random.default_rng(seed)
-        parts: tuple[list[int], list[int], list[int]] = ([], [], [])
-        for cls in range(len(self.labels)):
-            members = rng.permutation(np.flatnonzero(self.targets == cls))
-            n_test = int(round(test * len(members)))
-            n_val = int(round(val * len(members)))
-            if len(members) - n_test - n_val < 1:
-                raise DatasetError(
-                    f"class {self.labels[cls]!r} has only {len(members)} image(s): too few to split "
-                    f"with val={val}, test={test}; add images or lower the fractions"
-                )
-            parts[2].extend(members[:n_test])
-            parts[1].extend(members[n_test : n_test + n_val])
-            parts[0].extend(members[n_test + n_val :])
-        return tuple(self.subset(np.sort(p)) for p in parts)  # type: ignore[return-value]
-
-    def sample(self, count: int, seed: int = 0) -> "ImageDataset":
-        """Up to `count` images drawn without replacement (e.g. for calibration)."""
-        rng = np.random.default_rng(seed)
-        chosen = rng.permutation(len(self))[: min(count, len(self))]
-        return self.subset(np.sort(chosen))
-
-
 def check_geometry(dataset: Preprocessing, preprocessing: Preprocessing) -> None:
     """Raise unless a dataset's pixels were made as `preprocessing` makes them (size, colours, resize)."""
     if dataset.geometry() != preprocessing.geometry():
@@ -121,12 +127,20 @@ def ImageFolder(  # noqa: N802  (reads as a class, like torchvision's)
     color_order: str | ColorOrder = "rgb",
     resize: str | ResizeMode = "stretch",
     interpolation: str | Interpolation = "area",
-) -> ImageDataset:
+    stream: bool | Literal["auto"] = "auto",
+    cache_dir: str | Path | None = None,
+) -> Any:
     """Load ``path/<class>/<image>`` files; labels are the folder names in sorted order.
 
     Unreadable images are skipped, counted (``dataset.skipped``) and logged. `interpolation`
     ("area": antialiased, or "linear": one bilinear pass) is how larger images are shrunk,
     here and, through the contract, on the device.
+
+    `stream=False` decodes every image into memory now (an `ImageDataset`); `stream=True`
+    lists the files and decodes them per epoch in a tf.data pipeline (a
+    `StreamingImageDataset`: for data larger than memory); "auto" streams when the decoded
+    pixels would pass 2 GiB, and says so. `cache_dir` keeps a streamed split's decoded pixels
+    on disk after its first epoch.
 
     Example:
         >>> ds = ImageFolder("shapes", image_size=64)
@@ -158,6 +172,12 @@ def ImageFolder(  # noqa: N802  (reads as a class, like torchvision's)
             f"found only one class ({only!r}) in {root}; classification needs at least two class subfolders"
         )
     labels = tuple(class_files)
+    if _streams(stream, sum(len(files) for files in class_files.values()), geometry, root):
+        from edgekit.streaming import StreamingImageDataset
+
+        files = tuple(str(file) for label in labels for file in class_files[label])
+        targets = np.concatenate([np.full(len(class_files[label]), i, np.int64) for i, label in enumerate(labels)])
+        return StreamingImageDataset(files, targets, labels, geometry, cache_dir=Path(cache_dir) if cache_dir else None)
     pixels, targets, sources, skipped = [], [], [], []
     for index, label in enumerate(labels):
         for file in class_files[label]:
@@ -177,6 +197,23 @@ def ImageFolder(  # noqa: N802  (reads as a class, like torchvision's)
     if unreadable:
         raise DatasetError(f"class folder(s) {unreadable} in {root} hold no readable image; fix or remove them")
     return dataset
+
+
+def _streams(stream: bool | str, count: int, geometry: Preprocessing, root: Path) -> bool:
+    """Whether ImageFolder streams: as asked, or ("auto") when the decoded pixels would pass STREAM_ABOVE_BYTES."""
+    from edgekit.streaming import STREAM_ABOVE_BYTES
+
+    if stream not in (True, False, "auto"):
+        raise DatasetError(f"invalid stream={stream!r}; valid: True, False or 'auto'")
+    if stream != "auto":
+        return bool(stream)
+    height, width = geometry.input_size
+    decoded = count * height * width * geometry.channels
+    if decoded > STREAM_ABOVE_BYTES:
+        log.info("streaming %d images from %s: decoded they would take %.1f GiB (over %.0f GiB); pass stream=False "
+                 "to hold them in memory", count, root, decoded / 2**30, STREAM_ABOVE_BYTES / 2**30)
+        return True
+    return False
 
 
 def folder_for(path: str | Path, preprocessing: Preprocessing) -> ImageDataset:

@@ -15,6 +15,7 @@ import numpy as np
 from converters import CONVERTERS, CalibrationData, ConversionConfig, ConverterEntry, parse_target
 from converters.shared_work import shared_work
 from edgekit.data import ImageDataset
+from edgekit.streaming import StreamingImageDataset, in_memory
 from edgekit.detection_data import DetectionDataset
 from edgekit.errors import ContractError, ExportError
 from edgekit.keras_io import load_keras
@@ -166,8 +167,8 @@ class ExportReport:
 def _calibration_data(calibration: CalibrationInput | None, contract: ModelContract, count: int, task: HostTask) -> CalibrationData | None:
     if calibration is None or isinstance(calibration, CalibrationData):
         return calibration
-    if isinstance(calibration, (ImageDataset, DetectionDataset)):
-        return task.calibration(calibration, contract, count)
+    if isinstance(calibration, (ImageDataset, StreamingImageDataset, DetectionDataset)):
+        return task.calibration(calibration, contract, count)  # a streamed dataset decodes just the sample
     return CalibrationData(np.asarray(calibration))
 
 
@@ -222,6 +223,7 @@ def export(
     if calib is not None and any(config.needs_calibration for *_, config in parsed):
         calibration_warnings = list(calib.check(contract.preprocessing, recommended=calibration_samples).warnings)
     reference = keras_accuracy = None
+    check = in_memory(check)  # a streamed split is decoded once: every artifact is checked on the same images
     if check is not None:
         reference = task.reference(model, check, contract)
         keras_accuracy = task.reference_quality(check, reference, contract)

@@ -20,6 +20,8 @@ from edgekit.errors import TrainingError, UnknownNameError
 from edgekit.keras_io import load_keras, save_keras
 from edgekit.metrics import classification_metrics
 from edgekit.plots import plot_confusion, plot_history
+from edgekit.streaming import is_streaming
+from runtimes._quiet import warnings_to_debug_log
 from runtimes.contract import ModelContract, Preprocessing
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,17 @@ def predict_scores(model: Any, dataset: ImageDataset, preprocessing: Preprocessi
     return np.concatenate(chunks).astype(np.float32)
 
 
+def scored_targets(model: Any, dataset: Any, preprocessing: Preprocessing, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(targets, Keras scores) of every readable image: a streamed split is read through its pipeline, once."""
+    if not is_streaming(dataset):
+        return dataset.targets, predict_scores(model, dataset, preprocessing, batch_size)
+    targets, chunks = [], []
+    for x, y in dataset.pipeline(preprocessing, batch_size):
+        chunks.append(np.asarray(model(x, training=False)))
+        targets.append(y.numpy())
+    return np.concatenate(targets), np.concatenate(chunks).astype(np.float32)
+
+
 def _train_detector(train: Any, val: Any, arch: Any, *, teacher: Any, **options: Any) -> TrainResult:
     from edgekit.detection_data import DetectionDataset
     from edgekit.detection_training import train_detector
@@ -79,7 +92,10 @@ def _batches(
     """A Keras PyDataset that normalizes each batch with the runtime's own code.
 
     With `soft` (teacher scores per image), targets are [one-hot labels | teacher scores].
+    A streamed dataset gives its tf.data pipeline instead (decoded per epoch, same pixels).
     """
+    if is_streaming(dataset):  # train() refuses distillation on streamed data first
+        return dataset.pipeline(preprocessing, batch_size, shuffle=train, seed=seed, flip=train)
     width_axis = 3 if preprocessing.layout.value == "nchw" else 2
 
     def make_batch(indices: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -236,6 +252,9 @@ def train(
     contract = ModelContract(preprocessing, train.labels, model_name=model_name, edgekit_version=__version__)
 
     soft_targets = None
+    if teacher is not None and is_streaming(train):
+        raise TrainingError("distillation reads the teacher's scores for every training image: load the dataset "
+                            "into memory (ImageFolder(..., stream=False)) to distill")
     if teacher is not None:
         from edgekit.distillation import distillation_loss, teacher_scores
 
@@ -251,14 +270,17 @@ def train(
         all_callbacks.insert(0, k.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True))
     val_soft = None if soft_targets is None else teacher_scores(teacher, val, preprocessing)
     batches = _batches(train, preprocessing, batch_size, train=augment, seed=seed, soft=soft_targets)
-    all_callbacks.append(epoch_progress(k, epochs, len(batches), enabled=bool(verbose), logger=log))
-    fit = model.fit(  # Keras' own bars stay off: edgekit's callback shows one line per epoch
-        batches,
-        validation_data=_batches(val, preprocessing, batch_size, train=False, seed=seed, soft=val_soft),
-        epochs=epochs,
-        callbacks=all_callbacks,
-        verbose=0,
-    )
+    steps = math.ceil(len(train) / batch_size)
+    all_callbacks.append(epoch_progress(k, epochs, steps, enabled=bool(verbose), logger=log))
+    with warnings_to_debug_log("Keras fit"):  # a streamed split's unknown length ("ran out of data") and the like
+        fit = model.fit(  # Keras' own bars stay off: edgekit's callback shows one line per epoch
+            batches,
+            validation_data=_batches(val, preprocessing, batch_size, train=False, seed=seed, soft=val_soft),
+            epochs=epochs,
+            callbacks=all_callbacks,
+            verbose=0,
+            shuffle=False,  # the batches shuffle themselves, seeded
+        )
     if restore_best and checkpoint.exists():
         model.load_weights(checkpoint)
         checkpoint.unlink()
@@ -266,7 +288,7 @@ def train(
     model_path = save_keras(model, out / "model.keras", contract)
 
     splits = {"train": train, "val": val, **({"test": test} if test is not None else {})}
-    results = {name: classification_metrics(ds.targets, predict_scores(model, ds, preprocessing), ds.labels) for name, ds in splits.items()}
+    results = {name: classification_metrics(*scored_targets(model, ds, preprocessing), ds.labels) for name, ds in splits.items()}
     report_split = "test" if test is not None else "val"
     best_epoch = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else len(history.get("loss", []))
     metrics = {

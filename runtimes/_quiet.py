@@ -76,3 +76,14 @@ def quiet_native(what: str, logger: logging.Logger = native_log) -> Iterator[Non
         for fd in saved:
             os.close(fd)
         sink.close()
+
+
+@contextmanager
+def warnings_to_debug_log(what: str, logger: logging.Logger = native_log) -> Iterator[None]:
+    """Python warnings raised in the block go to `logger` at DEBUG (file descriptors untouched, so edgekit's own
+    progress still shows); the caller's warning filters are restored after."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        logger.debug("[%s] %s: %s", what, warning.category.__name__, warning.message)

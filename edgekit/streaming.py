@@ -1,0 +1,211 @@
+"""Image folders read lazily, for datasets larger than memory: tf.data decodes and resizes per epoch.
+
+`ImageFolder(path, stream=True)` (or `stream="auto"`, which streams when the decoded pixels
+would pass `STREAM_ABOVE_BYTES`) lists the files and labels only. Training then reads them
+through a tf.data pipeline: file indices (shuffled per epoch, before decoding, so no pixel
+buffer grows with the dataset), decoded, colour-converted and resized in parallel
+(`num_parallel_calls=AUTOTUNE`) by the runtime's own `prepare_pixels`, optionally cached on
+disk as decoded pixels, batched, scaled by the runtime's own `normalize`, flipped and
+prefetched. The pixels are the device's, bit for bit: the same functions make them.
+
+Work that needs random access to few images (calibration samples, the export check on a
+test split, evaluation) decodes them into an in-memory `ImageDataset` with `load()`.
+Corrupt files are skipped and counted wherever they are met (`dataset.skipped`, shared by
+a dataset and its splits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from edgekit.data import ImageDataset, SkippedFile, SplitMixin, check_geometry
+from edgekit.errors import DatasetError
+from runtimes.contract import Preprocessing
+from runtimes.errors import InputError
+from runtimes.preprocess import normalize, prepare_pixels
+
+log = logging.getLogger(__name__)
+
+STREAM_ABOVE_BYTES = 2 << 30  # stream="auto": decoded pixels past 2 GiB are read from disk per epoch
+CACHE_SHUFFLE_BUFFER = 1024  # images: with a cache the order is fixed on disk, so a bounded buffer shuffles it
+
+
+class SkipLog:
+    """Files that could not be decoded, recorded once each (threads of the pipeline add to it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reasons: dict[str, str] = {}
+
+    def add(self, path: str, reason: str) -> None:
+        with self._lock:
+            if path in self._reasons:
+                return
+            self._reasons[path] = reason
+        log.warning("skipped unreadable image %s: %s", path, reason)
+
+    def __contains__(self, path: str) -> bool:
+        return path in self._reasons
+
+    def files(self) -> tuple[SkippedFile, ...]:
+        with self._lock:
+            return tuple(SkippedFile(path, reason) for path, reason in self._reasons.items())
+
+
+@dataclass
+class StreamingImageDataset(SplitMixin):
+    """Labelled image files, decoded when read (see the module docstring). Splits like `ImageDataset`."""
+
+    files: tuple[str, ...]
+    targets: np.ndarray
+    labels: tuple[str, ...]
+    geometry: Preprocessing
+    skip_log: SkipLog = field(default_factory=SkipLog)
+    cache_dir: Path | None = None  # where decoded pixels are cached (one file set per split and geometry)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return self.files
+
+    @property
+    def skipped(self) -> tuple[SkippedFile, ...]:
+        return self.skip_log.files()
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.geometry.input_size
+
+    def class_counts(self) -> dict[str, int]:
+        """Images per class, less the files found unreadable so far."""
+        readable = np.array([path not in self.skip_log for path in self.files], bool)
+        counts = np.bincount(self.targets[readable], minlength=len(self.labels))
+        return {label: int(n) for label, n in zip(self.labels, counts)}
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> "StreamingImageDataset":
+        indices = np.asarray(indices, dtype=np.int64)
+        return StreamingImageDataset(tuple(self.files[i] for i in indices), self.targets[indices], self.labels,
+                                     self.geometry, self.skip_log, self.cache_dir)
+
+    def read(self, index: int) -> np.ndarray | None:
+        """Image `index` at the contract's geometry, or None (recorded in `skipped`) when it cannot be decoded."""
+        path = self.files[index]
+        try:
+            return prepare_pixels(path, self.geometry)
+        except InputError as exc:
+            self.skip_log.add(path, str(exc))
+            return None
+
+    def load(self, workers: int = 4) -> ImageDataset:
+        """Decode every image into memory (threads: OpenCV releases the GIL), skipping unreadable ones."""
+        with ThreadPoolExecutor(workers) as pool:
+            images = list(pool.map(self.read, range(len(self))))
+        kept = [i for i, image in enumerate(images) if image is not None]
+        if not kept:
+            raise DatasetError(f"none of the {len(self)} images could be read ({len(self.skipped)} skipped)")
+        pixels = np.stack([images[i] for i in kept])
+        return ImageDataset(pixels, self.targets[kept], self.labels, self.geometry, tuple(self.files[i] for i in kept),
+                            self.skipped)
+
+    def sample(self, count: int, seed: int = 0) -> ImageDataset:  # type: ignore[override]
+        """Up to `count` images drawn without replacement, decoded (calibration data)."""
+        return super().sample(count, seed).load()
+
+    def tensors(self, preprocessing: Preprocessing, indices: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Float model inputs for the readable images among `indices`, decoded now."""
+        chosen = np.arange(len(self))[indices]
+        return self.subset(chosen).load().tensors(preprocessing)
+
+    def cache_key(self) -> str:
+        """Names this split's cached pixels: its files, labels and geometry (another split or size, another cache)."""
+        digest = hashlib.sha256()
+        for path, target in zip(self.files, self.targets.tolist()):
+            digest.update(f"{path}\0{target}\n".encode())
+        digest.update(repr(self.geometry.geometry()).encode())
+        return digest.hexdigest()[:20]
+
+    def pipeline(self, preprocessing: Preprocessing, batch_size: int, shuffle: bool = False, seed: int = 0,
+                 flip: bool = False, parallel_calls: int | None = None) -> Any:
+        """A tf.data.Dataset of (float batch, targets): decoded in parallel, cached if `cache_dir`, prefetched.
+
+        `parallel_calls` is the decoders' parallelism (None: tf.data.AUTOTUNE).
+        """
+        import tensorflow as tf
+
+        check_geometry(self.geometry, preprocessing)
+        height, width = self.geometry.input_size
+        channels = self.geometry.channels
+        count = len(self)
+
+        def decode(index: Any) -> tuple[np.ndarray, bool]:
+            pixels = self.read(int(index))
+            return (np.zeros((height, width, channels), np.uint8), False) if pixels is None else (pixels, True)
+
+        def decoded(index: Any, target: Any) -> tuple[Any, Any, Any]:
+            pixels, ok = tf.numpy_function(decode, [index], [tf.uint8, tf.bool], stateful=False)
+            pixels.set_shape((height, width, channels))
+            return pixels, target, ok
+
+        cached = self.cache_dir is not None
+        data = tf.data.Dataset.from_tensor_slices((np.arange(count, dtype=np.int64), self.targets.astype(np.int64)))
+        if shuffle and not cached:  # indices, not pixels: the order costs 8 bytes an image
+            data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        calls = tf.data.AUTOTUNE if parallel_calls is None else parallel_calls
+        data = data.map(decoded, num_parallel_calls=calls, deterministic=True)
+        data = data.filter(_readable).map(_without_flag)
+        if cached:
+            folder = Path(self.cache_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            data = data.cache(str(folder / f"pixels-{self.cache_key()}"))
+            if shuffle:
+                data = data.shuffle(min(count, CACHE_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
+        data = data.batch(batch_size)
+
+        def scaled(pixels: np.ndarray) -> np.ndarray:
+            return normalize(pixels, preprocessing)  # the device's scaling, as for in-memory batches
+
+        width_axis = 3 if preprocessing.layout.value == "nchw" else 2
+        shape = (None, *preprocessing.input_shape)
+
+        def to_model(pixels: Any, targets: Any) -> tuple[Any, Any]:
+            x = tf.numpy_function(scaled, [pixels], tf.float32, stateful=False)
+            x.set_shape(shape)
+            return x, targets
+
+        data = data.map(to_model, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if flip:  # mirror about half of each batch, as the in-memory batches do
+            flips = tf.data.Dataset.random(seed=seed)
+            def mirror(batch: tuple[Any, Any], draw: Any) -> tuple[Any, Any]:
+                x, y = batch
+                chosen = tf.random.stateless_uniform([tf.shape(x)[0]], seed=tf.stack([draw, draw // 2])) < 0.5
+                return tf.where(tf.reshape(chosen, [-1, 1, 1, 1]), tf.reverse(x, axis=[width_axis]), x), y
+
+            data = tf.data.Dataset.zip((data, tf.data.Dataset.random(seed=seed))).map(mirror, num_parallel_calls=tf.data.AUTOTUNE)
+        return data.prefetch(tf.data.AUTOTUNE)
+
+
+def _readable(pixels: Any, target: Any, ok: Any) -> Any:
+    return ok
+
+
+def _without_flag(pixels: Any, target: Any, ok: Any) -> tuple[Any, Any]:
+    return pixels, target
+
+
+def is_streaming(dataset: Any) -> bool:
+    return isinstance(dataset, StreamingImageDataset)
+
+
+def in_memory(dataset: Any) -> Any:
+    """`dataset` decoded into memory when it streams (for random access: checks, evaluation), else itself."""
+    return dataset.load() if is_streaming(dataset) else dataset

@@ -1,0 +1,133 @@
+"""Datasets larger than memory: image folders streamed through tf.data give the device's pixels, skip and
+count corrupt files, cache decoded pixels, and train and export like in-memory datasets."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+import edgekit
+from edgekit.architectures import ARCHITECTURES
+from edgekit.errors import DatasetError, TrainingError
+from edgekit.streaming import StreamingImageDataset
+from runtimes.preprocess import preprocess
+
+SPEC = ARCHITECTURES.get("small_cnn").preprocessing(edgekit.Preprocessing(48))
+
+
+@pytest.fixture(scope="module")
+def folder_with_corrupt_files(shapes_root, tmp_path_factory):
+    """120 shapes images per class at 64 px, and two files that are not images."""
+    root = tmp_path_factory.mktemp("streamed") / "shapes"
+    for label in ("circle", "square", "triangle"):
+        (root / label).mkdir(parents=True)
+        for source in sorted((shapes_root / label).iterdir())[:120]:
+            shutil.copy(source, root / label / source.name)
+    (root / "circle" / "broken.png").write_bytes(b"\x89PNG but not really")
+    (root / "square" / "empty.jpg").write_bytes(b"")
+    return root
+
+
+def _batches(dataset, spec, **options):
+    xs, ys = [], []
+    for x, y in dataset.pipeline(spec, 32, **options):
+        xs.append(x.numpy())
+        ys.append(y.numpy())
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_streamed_pixels_are_the_devices_bit_for_bit(folder_with_corrupt_files):
+    """The pipeline's float batches equal runtimes.preprocess on each file, and the in-memory dataset's tensors."""
+    streamed = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream=True)
+    assert isinstance(streamed, StreamingImageDataset) and len(streamed) == 362
+    x, y = _batches(streamed, SPEC)
+    readable = [i for i, path in enumerate(streamed.files) if not path.endswith(("broken.png", "empty.jpg"))]
+    assert x.shape == (360, 48, 48, 3) and x.dtype == np.float32
+    np.testing.assert_array_equal(y, streamed.targets[readable])
+    for row, index in zip(range(0, 360, 37), readable[::37]):
+        np.testing.assert_array_equal(x[row], preprocess(streamed.files[index], SPEC)[0])
+    in_memory = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream=False)
+    np.testing.assert_array_equal(x, in_memory.tensors(SPEC))
+    assert sorted(s.path for s in streamed.skipped) == sorted(s.path for s in in_memory.skipped)
+
+
+def test_corrupt_files_are_skipped_and_counted_across_splits(folder_with_corrupt_files):
+    streamed = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream=True)
+    assert streamed.class_counts() == {"circle": 121, "square": 121, "triangle": 120}  # nothing read yet
+    train, val, test = streamed.split(val=0.2, test=0.2, seed=0)
+    assert (len(train), len(val), len(test)) == (218, 72, 72)
+    for split in (train, val, test):
+        _batches(split, SPEC)
+    skipped = sorted(s.path.rsplit("/", 2)[-2] + "/" + s.path.rsplit("/", 1)[-1] for s in streamed.skipped)
+    assert skipped == ["circle/broken.png", "square/empty.jpg"]  # met in whichever split, recorded once for all
+    assert all("corrupt or not an image" in s.reason or "cannot decode" in s.reason for s in streamed.skipped)
+    assert streamed.class_counts() == {"circle": 120, "square": 120, "triangle": 120}
+    assert sum(len(split.load()) for split in (train, val, test)) == 360
+    calibration = train.sample(50, seed=1)
+    assert isinstance(calibration, edgekit.ImageDataset) and len(calibration) <= 50 and calibration.pixels.shape[1:] == (48, 48, 3)
+
+
+def test_auto_streams_past_the_memory_threshold_and_says_so(folder_with_corrupt_files, monkeypatch, caplog):
+    import edgekit.streaming
+
+    assert isinstance(edgekit.ImageFolder(folder_with_corrupt_files, image_size=48), edgekit.ImageDataset)  # 2.5 MB
+    monkeypatch.setattr(edgekit.streaming, "STREAM_ABOVE_BYTES", 1 << 20)
+    with caplog.at_level(logging.INFO, logger="edgekit.data"):
+        streamed = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48)
+    assert isinstance(streamed, StreamingImageDataset)
+    assert "streaming 362 images" in caplog.text and "stream=False" in caplog.text
+    assert isinstance(edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream=False), edgekit.ImageDataset)
+    with pytest.raises(DatasetError, match=r"invalid stream='yes'; valid: True, False or 'auto'"):
+        edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream="yes")
+
+
+def test_the_cache_holds_decoded_pixels_so_epoch_two_decodes_nothing(folder_with_corrupt_files, tmp_path, monkeypatch):
+    streamed = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream=True, cache_dir=tmp_path / "cache")
+    reads = []
+    original = StreamingImageDataset.read
+    monkeypatch.setattr(StreamingImageDataset, "read", lambda self, index: reads.append(index) or original(self, index))
+    pipeline = streamed.pipeline(SPEC, 32, shuffle=True, seed=3)
+    first = [(x.numpy(), y.numpy()) for x, y in pipeline]
+    assert len(reads) == 362 and any(tmp_path.joinpath("cache").iterdir())
+    second = [(x.numpy(), y.numpy()) for x, y in pipeline]
+    assert len(reads) == 362  # the second epoch read the cache, not the files
+    x1, y1 = np.concatenate([x for x, _ in first]), np.concatenate([y for _, y in first])
+    x2, y2 = np.concatenate([x for x, _ in second]), np.concatenate([y for _, y in second])
+    assert len(x2) == 360 and not np.array_equal(y1, y2)  # reshuffled each epoch
+    order1, order2 = np.lexsort(x1.reshape(360, -1).T[:64]), np.lexsort(x2.reshape(360, -1).T[:64])
+    np.testing.assert_array_equal(x1[order1], x2[order2])  # the same images
+    np.testing.assert_array_equal(y1[order1], y2[order2])
+
+
+@pytest.fixture(scope="module")
+def dark_and_light(tmp_path_factory):
+    """Noise images, dark (0..110) or light (145..255): a small CNN separates them in a few epochs. One file is corrupt."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("dark-light")
+    rng = np.random.default_rng(0)
+    for label, low in (("dark", 0), ("light", 145)):
+        (root / label).mkdir()
+        for i in range(60):
+            cv2.imwrite(str(root / label / f"{i:03d}.png"), rng.integers(low, low + 111, (40, 40, 3), dtype=np.uint8))
+    (root / "light" / "zz_truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    return root
+
+
+def test_training_and_export_take_streamed_splits(dark_and_light, tmp_path):
+    """small_cnn trains on streamed splits (shuffled, flipped), and export calibrates and checks on streamed splits."""
+    train, val, test = edgekit.ImageFolder(dark_and_light, image_size=32, stream=True).split(val=0.2, test=0.2, seed=0)
+    result = edgekit.train(train, val, "small_cnn", test=test, epochs=6, learning_rate=3e-3, out_dir=tmp_path / "train",
+                           verbose=0)
+    assert len(result.history["val_loss"]) == result.metrics["epochs_run"] >= 3
+    assert result.metrics["accuracy"]["test"] >= 0.95, result.metrics["accuracy"]
+    assert [s.path.rsplit("/", 1)[-1] for s in train.skipped] == ["zz_truncated.png"]
+    report = edgekit.export(result.model_path, ["tflite:int8"], calibration=train, check=test, out_dir=tmp_path / "export",
+                            progress=False)
+    assert report.check_samples == len(test.load())  # the readable ones
+    assert report.result("tflite:int8").status == "ok" and report.result("tflite:int8").accuracy >= 0.95
+    with pytest.raises(TrainingError, match="distill.*stream=False"):
+        edgekit.train(train, val, "small_cnn", epochs=1, teacher=result.model_path, out_dir=tmp_path / "student", verbose=0)
