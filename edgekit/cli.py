@@ -93,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--interpolation", choices=["area", "linear"], default=None,
                        help="how larger images are shrunk, in training and on the device: area (antialiased) or linear "
                             "(one bilinear pass, faster on camera frames) (default: area; linear for detection)")
+    train.add_argument("--devices", type=int, default=None,
+                       help="train on N local devices with tf.distribute's MirroredStrategy (GPUs, else N logical CPU "
+                            "devices); with a TF_CONFIG naming several workers, MultiWorkerMirroredStrategy. Batch size is "
+                            "global; only the chief writes files")
+    train.add_argument("--stream", choices=["auto", "yes", "no"], default="auto",
+                       help="read images per epoch through tf.data instead of into memory (auto: when they would pass "
+                            "2 GiB decoded); classifiers")
+    train.add_argument("--cache", default=None, help="folder for a streamed dataset's decoded pixels (epoch 2 on reads them)")
     train.add_argument("--epochs", type=int, default=None,
                        help="maximum epochs; early stopping may end sooner (default: 20; 60 for detection)")
     train.add_argument("--batch-size", type=int, default=32, help="images per training step (default: 32)")
@@ -236,12 +244,17 @@ def _demo(args: argparse.Namespace) -> int:
 
 @command("train")
 def _train(args: argparse.Namespace) -> int:
+    from functools import partial
+
     from edgekit.data import ImageFolder
     from edgekit.detection_data import load_detection
+    from edgekit.distribution import strategy_for
     from edgekit.training import train
 
     detection = args.task == "detection"
-    read = load_detection if detection else ImageFolder
+    strategy = strategy_for(args.devices)  # before any other TensorFlow work: it may split the CPU into devices
+    read = load_detection if detection else partial(ImageFolder, stream={"yes": True, "no": False}.get(args.stream, "auto"),
+                                                     cache_dir=args.cache)
     dataset = read(args.data, image_size=args.image_size or ((128, 128) if detection else (96, 96)), color_order=args.color_order,
                    resize=args.resize or ("letterbox" if detection else "stretch"),
                    interpolation=args.interpolation or ("linear" if detection else "area"))
@@ -250,6 +263,7 @@ def _train(args: argparse.Namespace) -> int:
         train_split, val_split, args.arch, task=args.task, test=test_split if len(test_split) else None, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience, weights=args.weights,
         out_dir=args.out, seed=args.seed, teacher=args.teacher, temperature=args.temperature, alpha=args.alpha,
+        **({"strategy": strategy} if strategy is not None else {}),
     )
     if detection:
         for split in result.metrics["map"]:

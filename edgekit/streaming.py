@@ -22,7 +22,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -140,58 +140,79 @@ class StreamingImageDataset(SplitMixin):
 
         `parallel_calls` is the decoders' parallelism (None: tf.data.AUTOTUNE).
         """
-        import tensorflow as tf
+        cache = None
+        if self.cache_dir is not None:
+            Path(self.cache_dir).mkdir(parents=True, exist_ok=True)
+            cache = Path(self.cache_dir) / f"pixels-{self.cache_key()}"
+        return tf_batches(self.read, self.targets, self.geometry, preprocessing, batch_size, shuffle, seed, flip,
+                          parallel_calls, cache)
 
-        check_geometry(self.geometry, preprocessing)
-        height, width = self.geometry.input_size
-        channels = self.geometry.channels
-        count = len(self)
 
-        def decode(index: Any) -> tuple[np.ndarray, bool]:
-            pixels = self.read(int(index))
-            return (np.zeros((height, width, channels), np.uint8), False) if pixels is None else (pixels, True)
+def memory_pipeline(dataset: ImageDataset, preprocessing: Preprocessing, batch_size: int, shuffle: bool = False,
+                    seed: int = 0, flip: bool = False) -> Any:
+    """The same tf.data pipeline over an in-memory dataset's pixels (what tf.distribute strategies take)."""
+    return tf_batches(lambda index: dataset.pixels[index], dataset.targets, dataset.geometry, preprocessing, batch_size,
+                      shuffle, seed, flip)
 
-        def decoded(index: Any, target: Any) -> tuple[Any, Any, Any]:
-            pixels, ok = tf.numpy_function(decode, [index], [tf.uint8, tf.bool], stateful=False)
-            pixels.set_shape((height, width, channels))
-            return pixels, target, ok
 
-        cached = self.cache_dir is not None
-        data = tf.data.Dataset.from_tensor_slices((np.arange(count, dtype=np.int64), self.targets.astype(np.int64)))
-        if shuffle and not cached:  # indices, not pixels: the order costs 8 bytes an image
-            data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-        calls = tf.data.AUTOTUNE if parallel_calls is None else parallel_calls
-        data = data.map(decoded, num_parallel_calls=calls, deterministic=True)
-        data = data.filter(_readable).map(_without_flag)
-        if cached:
-            folder = Path(self.cache_dir)
-            folder.mkdir(parents=True, exist_ok=True)
-            data = data.cache(str(folder / f"pixels-{self.cache_key()}"))
-            if shuffle:
-                data = data.shuffle(min(count, CACHE_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
-        data = data.batch(batch_size)
+def tf_batches(read: Callable[[int], np.ndarray | None], targets: np.ndarray, geometry: Preprocessing,
+               preprocessing: Preprocessing, batch_size: int, shuffle: bool, seed: int, flip: bool,
+               parallel_calls: int | None = None, cache: Path | None = None) -> Any:
+    """(float batch, targets) from `read(index)` (uint8 pixels at `geometry`, or None to skip the image).
 
-        def scaled(pixels: np.ndarray) -> np.ndarray:
-            return normalize(pixels, preprocessing)  # the device's scaling, as for in-memory batches
+    Indices are shuffled before reading (without a cache: the order costs 8 bytes an image);
+    with a cache the read pixels are stored on disk after the first epoch and a bounded
+    buffer shuffles them. Scaling is the runtime's `normalize`; flips mirror about half of
+    each batch, seeded.
+    """
+    import tensorflow as tf
 
-        width_axis = 3 if preprocessing.layout.value == "nchw" else 2
-        shape = (None, *preprocessing.input_shape)
+    check_geometry(geometry, preprocessing)
+    height, width = geometry.input_size
+    channels = geometry.channels
+    count = len(targets)
 
-        def to_model(pixels: Any, targets: Any) -> tuple[Any, Any]:
-            x = tf.numpy_function(scaled, [pixels], tf.float32, stateful=False)
-            x.set_shape(shape)
-            return x, targets
+    def decode(index: Any) -> tuple[np.ndarray, bool]:
+        pixels = read(int(index))
+        return (np.zeros((height, width, channels), np.uint8), False) if pixels is None else (pixels, True)
 
-        data = data.map(to_model, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        if flip:  # mirror about half of each batch, as the in-memory batches do
-            flips = tf.data.Dataset.random(seed=seed)
-            def mirror(batch: tuple[Any, Any], draw: Any) -> tuple[Any, Any]:
-                x, y = batch
-                chosen = tf.random.stateless_uniform([tf.shape(x)[0]], seed=tf.stack([draw, draw // 2])) < 0.5
-                return tf.where(tf.reshape(chosen, [-1, 1, 1, 1]), tf.reverse(x, axis=[width_axis]), x), y
+    def decoded(index: Any, target: Any) -> tuple[Any, Any, Any]:
+        pixels, ok = tf.numpy_function(decode, [index], [tf.uint8, tf.bool], stateful=False)
+        pixels.set_shape((height, width, channels))
+        return pixels, target, ok
 
-            data = tf.data.Dataset.zip((data, tf.data.Dataset.random(seed=seed))).map(mirror, num_parallel_calls=tf.data.AUTOTUNE)
-        return data.prefetch(tf.data.AUTOTUNE)
+    data = tf.data.Dataset.from_tensor_slices((np.arange(count, dtype=np.int64), np.asarray(targets, np.int64)))
+    if shuffle and cache is None:
+        data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    calls = tf.data.AUTOTUNE if parallel_calls is None else parallel_calls
+    data = data.map(decoded, num_parallel_calls=calls, deterministic=True)
+    data = data.filter(_readable).map(_without_flag)
+    if cache is not None:
+        data = data.cache(str(cache))
+        if shuffle:
+            data = data.shuffle(min(count, CACHE_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
+    data = data.batch(batch_size)
+
+    def scaled(pixels: np.ndarray) -> np.ndarray:
+        return normalize(pixels, preprocessing)  # the device's scaling, as for in-memory batches
+
+    width_axis = 3 if preprocessing.layout.value == "nchw" else 2
+    shape = (None, *preprocessing.input_shape)
+
+    def to_model(pixels: Any, batch_targets: Any) -> tuple[Any, Any]:
+        x = tf.numpy_function(scaled, [pixels], tf.float32, stateful=False)
+        x.set_shape(shape)
+        return x, batch_targets
+
+    data = data.map(to_model, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if flip:
+        def mirror(batch: tuple[Any, Any], draw: Any) -> tuple[Any, Any]:
+            x, y = batch
+            chosen = tf.random.stateless_uniform([tf.shape(x)[0]], seed=tf.stack([draw, draw // 2])) < 0.5
+            return tf.where(tf.reshape(chosen, [-1, 1, 1, 1]), tf.reverse(x, axis=[width_axis]), x), y
+
+        data = tf.data.Dataset.zip((data, tf.data.Dataset.random(seed=seed))).map(mirror, num_parallel_calls=tf.data.AUTOTUNE)
+    return data.prefetch(tf.data.AUTOTUNE)
 
 
 def _readable(pixels: Any, target: Any, ok: Any) -> Any:

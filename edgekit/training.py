@@ -20,7 +20,8 @@ from edgekit.errors import TrainingError, UnknownNameError
 from edgekit.keras_io import load_keras, save_keras
 from edgekit.metrics import classification_metrics
 from edgekit.plots import plot_confusion, plot_history
-from edgekit.streaming import is_streaming
+from edgekit.distribution import is_chief, output_folder, scope
+from edgekit.streaming import is_streaming, memory_pipeline
 from runtimes._quiet import warnings_to_debug_log
 from runtimes.contract import ModelContract, Preprocessing
 
@@ -87,7 +88,8 @@ def _hard_label_accuracy(num_classes: int) -> Any:
 
 
 def _batches(
-    dataset: ImageDataset, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int, soft: np.ndarray | None = None
+    dataset: ImageDataset, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int, soft: np.ndarray | None = None,
+    distributed: bool = False,
 ) -> Any:
     """A Keras PyDataset that normalizes each batch with the runtime's own code.
 
@@ -96,6 +98,8 @@ def _batches(
     """
     if is_streaming(dataset):  # train() refuses distillation on streamed data first
         return dataset.pipeline(preprocessing, batch_size, shuffle=train, seed=seed, flip=train)
+    if distributed:  # tf.distribute takes tf.data (measured: a PyDataset under MirroredStrategy stayed at chance)
+        return memory_pipeline(dataset, preprocessing, batch_size, shuffle=train, seed=seed, flip=train)
     width_axis = 3 if preprocessing.layout.value == "nchw" else 2
 
     def make_batch(indices: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -199,6 +203,7 @@ def train(
     temperature: float = 4.0,
     alpha: float = 0.5,
     head: Any = None,
+    strategy: Any = None,
 ) -> TrainResult:
     """Train `arch` (a registered name, a keras.Model or a .keras path) and write its files.
 
@@ -211,6 +216,11 @@ def train(
 
     Writes ``model.keras`` (best epoch by validation loss, with the contract inside),
     ``metrics.json``, ``history.png`` and ``confusion.png`` to `out_dir`.
+
+    `strategy` (a tf.distribute strategy, e.g. `edgekit.distribution.strategy_for(2)`) trains on
+    several devices or machines: the model, optimizer and metrics are built in its scope,
+    `batch_size` is the global batch, and only the chief writes files (the same files as on one
+    device).
 
     `task="detection"` (implied by DetectionDataset splits) trains a detector instead
     (`arch` "small_detector" by default, or "mobilenetv2_detector"): see
@@ -226,6 +236,8 @@ def train(
     from edgekit.detection_data import DetectionDataset
 
     task = task or ("detection" if isinstance(train, DetectionDataset) else "classification")
+    if task == "detection" and strategy is not None:
+        raise TrainingError("distributed training (strategy=, --devices) is for classifiers so far; train the detector on one device")
     if task == "detection":  # the one place training forks: each task has its own loop
         given = {"epochs": epochs, "learning_rate": learning_rate, "patience": patience}  # unset: the detector's own defaults
         return _train_detector(train, val, arch, test=test, batch_size=batch_size, weights=weights, augment=augment,
@@ -246,15 +258,25 @@ def train(
             raise TrainingError(f"the {name} split has other labels or image geometry than the train split; split one dataset")
     k = keras()
     k.utils.set_random_seed(seed)
-    model, preprocessing, model_name = _resolve_model(arch, train, weights, preprocessing)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    contract = ModelContract(preprocessing, train.labels, model_name=model_name, edgekit_version=__version__)
+    with scope(strategy):  # variables (model, optimizer, metrics) are made where the strategy places them
+        model, preprocessing, model_name = _resolve_model(arch, train, weights, preprocessing)
+    with output_folder(Path(out_dir), is_chief(strategy)) as out:
+        return _fit_classifier(model, preprocessing, model_name, train, val, test, out, epochs, batch_size, learning_rate,
+                               patience, augment, seed, verbose, callbacks, restore_best, teacher, temperature, alpha, strategy)
 
+
+def _fit_classifier(model: Any, preprocessing: Preprocessing, model_name: str, train: Any, val: Any, test: Any, out: Path,
+                    epochs: int, batch_size: int, learning_rate: float, patience: int, augment: bool, seed: int,
+                    verbose: int, callbacks: Sequence[Any], restore_best: bool, teacher: Any, temperature: float,
+                    alpha: float, strategy: Any) -> TrainResult:
+    k = keras()
+    contract = ModelContract(preprocessing, train.labels, model_name=model_name, edgekit_version=__version__)
     soft_targets = None
     if teacher is not None and is_streaming(train):
         raise TrainingError("distillation reads the teacher's scores for every training image: load the dataset "
                             "into memory (ImageFolder(..., stream=False)) to distill")
+    if teacher is not None and strategy is not None:
+        raise TrainingError("distillation runs on one device so far; drop strategy= (or --devices) to distill")
     if teacher is not None:
         from edgekit.distillation import distillation_loss, teacher_scores
 
@@ -263,19 +285,22 @@ def train(
         metrics: list[Any] = [_hard_label_accuracy(len(train.labels))]
     else:
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
-    model.compile(optimizer=k.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    with scope(strategy):
+        model.compile(optimizer=k.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
     checkpoint = out / ".best.weights.h5"
     all_callbacks = [k.callbacks.EarlyStopping(monitor="val_loss", patience=patience), *callbacks]
     if restore_best:
         all_callbacks.insert(0, k.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True))
     val_soft = None if soft_targets is None else teacher_scores(teacher, val, preprocessing)
-    batches = _batches(train, preprocessing, batch_size, train=augment, seed=seed, soft=soft_targets)
+    distributed = strategy is not None
+    batches = _batches(train, preprocessing, batch_size, train=augment, seed=seed, soft=soft_targets, distributed=distributed)
     steps = math.ceil(len(train) / batch_size)
     all_callbacks.append(epoch_progress(k, epochs, steps, enabled=bool(verbose), logger=log))
     with warnings_to_debug_log("Keras fit"):  # a streamed split's unknown length ("ran out of data") and the like
         fit = model.fit(  # Keras' own bars stay off: edgekit's callback shows one line per epoch
             batches,
-            validation_data=_batches(val, preprocessing, batch_size, train=False, seed=seed, soft=val_soft),
+            validation_data=_batches(val, preprocessing, batch_size, train=False, seed=seed, soft=val_soft,
+                                     distributed=distributed),
             epochs=epochs,
             callbacks=all_callbacks,
             verbose=0,

@@ -131,3 +131,30 @@ def test_training_and_export_take_streamed_splits(dark_and_light, tmp_path):
     assert report.result("tflite:int8").status == "ok" and report.result("tflite:int8").accuracy >= 0.95
     with pytest.raises(TrainingError, match="distill.*stream=False"):
         edgekit.train(train, val, "small_cnn", epochs=1, teacher=result.model_path, out_dir=tmp_path / "student", verbose=0)
+
+
+def _edgekit(*args, env=None, timeout=600):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "edgekit.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("stream", ["no", "yes"])
+def test_mirrored_training_on_two_logical_cpus_learns_and_writes_the_usual_files(dark_and_light, tmp_path, stream):
+    """--devices 2 on a machine without GPUs: MirroredStrategy over two logical CPU devices (its own process: devices
+    are fixed when TensorFlow starts), the same accuracy band as one device, the same files."""
+    out = tmp_path / "mirrored"
+    done = _edgekit("train", dark_and_light, "--image-size", 32, "--epochs", 6, "--lr", 3e-3, "--val", 0.2, "--test", 0.2,
+                    "--devices", 2, "--stream", stream, "--out", out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "MirroredStrategy" in done.stderr and "2 logical CPU devices" in done.stderr
+    test_accuracy = float(next(line for line in done.stdout.splitlines() if "test accuracy" in line).split()[-1].rstrip("%"))
+    assert test_accuracy >= 95.0, done.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["confusion.png", "history.png", "metrics.json", "model.keras"]
+    with edgekit.load(edgekit.export(out / "model.keras", ["tflite:fp32"], out_dir=tmp_path / "export",
+                                     progress=False).result("tflite:fp32").path) as model:
+        assert model.predict(np.full((40, 40, 3), 230, np.uint8)).label == "light"
+        assert model.predict(np.full((40, 40, 3), 20, np.uint8)).label == "dark"

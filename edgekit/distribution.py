@@ -1,0 +1,102 @@
+"""Training past one device: tf.distribute strategies, chosen from `--devices N` and TF_CONFIG.
+
+Nothing here schedules or moves data itself: TensorFlow's MirroredStrategy (several local
+devices) and MultiWorkerMirroredStrategy (several machines, described by the standard
+TF_CONFIG environment variable) do. edgekit builds and compiles the model inside the
+strategy's scope, feeds it global batches, and lets only the chief write files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from edgekit.errors import TrainingError
+
+log = logging.getLogger(__name__)
+
+
+def cluster_workers() -> int:
+    """Workers (chief included) that TF_CONFIG names; 0 without TF_CONFIG."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 0
+    try:
+        cluster = json.loads(raw).get("cluster", {})
+    except (json.JSONDecodeError, AttributeError):
+        raise TrainingError(f"TF_CONFIG is not valid JSON: {raw[:200]!r}; see the README's multi-worker example") from None
+    return sum(len(cluster.get(role, [])) for role in ("chief", "worker"))
+
+
+def strategy_for(devices: int | None) -> Any:
+    """The tf.distribute strategy for `devices` local devices, across TF_CONFIG's workers when it names several.
+
+    GPUs are used when there are enough; without them the CPU is split into `devices`
+    logical devices (the same code path, for testing on any machine). Must run before
+    TensorFlow has initialized its devices (the CLI calls it first). None: one device.
+    """
+    workers = cluster_workers()
+    if (devices is None or devices <= 1) and workers <= 1:
+        return None
+    if devices is not None and devices < 1:
+        raise TrainingError(f"--devices must be >= 1, got {devices}")
+    from edgekit._tf import keras
+
+    keras()
+    import tensorflow as tf
+
+    count = devices or 1
+    gpus = tf.config.list_physical_devices("GPU")
+    names = None
+    if len(gpus) >= count:
+        names = [f"/gpu:{i}" for i in range(count)]
+    elif count > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+        except RuntimeError:
+            raise TrainingError(f"cannot split the CPU into {count} devices: TensorFlow already started; call "
+                                "strategy_for before any other TensorFlow work (edgekit train --devices does)") from None
+        names = [f"/cpu:{i}" for i in range(count)]
+        log.info("no %d GPUs here (%d found): training on %d logical CPU devices", count, len(gpus), count)
+    if workers > 1:
+        log.info("training on %d workers (TF_CONFIG) with MultiWorkerMirroredStrategy", workers)
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    log.info("training on %d devices with MirroredStrategy: %s", count, ", ".join(names or []))
+    return tf.distribute.MirroredStrategy(names)
+
+
+def is_chief(strategy: Any) -> bool:
+    """Whether this process writes files: always without a strategy or TF_CONFIG, else the chief (worker 0 when none)."""
+    if strategy is None:
+        return True
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                             and "chief" not in resolver.cluster_spec().as_dict())
+
+
+@contextlib.contextmanager
+def output_folder(out_dir: Path, chief: bool) -> Iterator[Path]:
+    """`out_dir` for the chief; a temporary folder, removed after, for the other workers (they save too: saving
+    may take part in collective ops, but their files must not race the chief's)."""
+    if chief:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        yield out_dir
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="edgekit-worker-"))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def scope(strategy: Any) -> Any:
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
