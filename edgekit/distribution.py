@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+
 from edgekit.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -100,3 +102,82 @@ def output_folder(out_dir: Path, chief: bool) -> Iterator[Path]:
 
 def scope(strategy: Any) -> Any:
     return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def is_multi_worker(strategy: Any) -> bool:
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def fit_multi_worker(model: Any, strategy: Any, train_data: Any, val_data: Any, epochs: int, batch_size: int,
+                     callbacks: list[Any]) -> dict[str, list[float]]:
+    """Keras' fit, for MultiWorkerMirroredStrategy: one `strategy.run` step per global batch.
+
+    Keras 3's own fit fails under this strategy before its first step (it all-reduces a
+    nested data batch to build itself: keras-team/keras#20585, open). This loop does the
+    same work with the compiled model's optimizer: per-example sparse cross-entropy averaged
+    over the global batch, gradients all-reduced by the strategy, accuracy and validation
+    loss summed across workers, and the given Keras callbacks (early stopping, checkpoint,
+    progress) driven at the usual points. Returns the history as fit does.
+    """
+    import tensorflow as tf
+
+    from edgekit._tf import keras
+
+    k = keras()
+    with strategy.scope():
+        per_example = k.losses.SparseCategoricalCrossentropy(reduction=None)
+    optimizer = model.optimizer
+    model.stop_training = False
+
+    def sums(x: Any, y: Any, training: bool) -> tuple[Any, Any, Any]:
+        scores = model(x, training=training)
+        losses = per_example(y, scores)
+        correct = tf.cast(tf.equal(tf.argmax(scores, axis=-1), tf.cast(y, tf.int64)), tf.float32)
+        return losses, tf.reduce_sum(correct), tf.cast(tf.shape(y)[0], tf.float32)
+
+    def train_replica(x: Any, y: Any) -> tuple[Any, Any, Any]:
+        with tf.GradientTape() as tape:
+            losses, correct, count = sums(x, y, True)
+            loss = tf.nn.compute_average_loss(losses, global_batch_size=batch_size)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return tf.reduce_sum(losses), correct, count
+
+    def val_replica(x: Any, y: Any) -> tuple[Any, Any, Any]:
+        losses, correct, count = sums(x, y, False)
+        return tf.reduce_sum(losses), correct, count
+
+    def summed(replica: Any) -> Any:
+        @tf.function
+        def step(batch: Any) -> Any:
+            parts = strategy.run(replica, args=batch)
+            return [strategy.reduce(tf.distribute.ReduceOp.SUM, part, axis=None) for part in parts]
+
+        return step
+
+    train_step, val_step = summed(train_replica), summed(val_replica)
+    train_batches = strategy.experimental_distribute_dataset(train_data)
+    val_batches = strategy.experimental_distribute_dataset(val_data)
+    history: dict[str, list[float]] = {"accuracy": [], "loss": [], "val_accuracy": [], "val_loss": []}
+    callback_list = k.callbacks.CallbackList(callbacks, model=model)
+    callback_list.on_train_begin()
+    for epoch in range(epochs):
+        callback_list.on_epoch_begin(epoch)
+        totals = np.zeros(3)
+        for index, batch in enumerate(train_batches):
+            totals += [float(v) for v in train_step(batch)]
+            callback_list.on_train_batch_end(index, {"loss": totals[0] / max(totals[2], 1)})
+        validation = np.zeros(3)
+        for batch in val_batches:
+            validation += [float(v) for v in val_step(batch)]
+        logs = {"accuracy": totals[1] / max(totals[2], 1), "loss": totals[0] / max(totals[2], 1),
+                "val_accuracy": validation[1] / max(validation[2], 1), "val_loss": validation[0] / max(validation[2], 1)}
+        for key, value in logs.items():
+            history[key].append(float(value))
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end()
+    return history

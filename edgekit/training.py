@@ -20,7 +20,7 @@ from edgekit.errors import TrainingError, UnknownNameError
 from edgekit.keras_io import load_keras, save_keras
 from edgekit.metrics import classification_metrics
 from edgekit.plots import plot_confusion, plot_history
-from edgekit.distribution import is_chief, output_folder, scope
+from edgekit.distribution import fit_multi_worker, is_chief, is_multi_worker, output_folder, scope
 from edgekit.streaming import is_streaming, memory_pipeline
 from runtimes._quiet import warnings_to_debug_log
 from runtimes.contract import ModelContract, Preprocessing
@@ -296,20 +296,19 @@ def _fit_classifier(model: Any, preprocessing: Preprocessing, model_name: str, t
     batches = _batches(train, preprocessing, batch_size, train=augment, seed=seed, soft=soft_targets, distributed=distributed)
     steps = math.ceil(len(train) / batch_size)
     all_callbacks.append(epoch_progress(k, epochs, steps, enabled=bool(verbose), logger=log))
-    with warnings_to_debug_log("Keras fit"):  # a streamed split's unknown length ("ran out of data") and the like
-        fit = model.fit(  # Keras' own bars stay off: edgekit's callback shows one line per epoch
-            batches,
-            validation_data=_batches(val, preprocessing, batch_size, train=False, seed=seed, soft=val_soft,
-                                     distributed=distributed),
-            epochs=epochs,
-            callbacks=all_callbacks,
-            verbose=0,
-            shuffle=False,  # the batches shuffle themselves, seeded
-        )
+    val_batches = _batches(val, preprocessing, batch_size, train=False, seed=seed, soft=val_soft, distributed=distributed)
+    if distributed and is_multi_worker(strategy):
+        history = fit_multi_worker(model, strategy, batches, val_batches, epochs, batch_size, all_callbacks)
+    else:
+        with warnings_to_debug_log("Keras fit"):  # a streamed split's unknown length ("ran out of data") and the like
+            fit = model.fit(  # Keras' own bars stay off: edgekit's callback shows one line per epoch
+                batches, validation_data=val_batches, epochs=epochs, callbacks=all_callbacks, verbose=0,
+                shuffle=False,  # the batches shuffle themselves, seeded
+            )
+        history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     if restore_best and checkpoint.exists():
         model.load_weights(checkpoint)
         checkpoint.unlink()
-    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     model_path = save_keras(model, out / "model.keras", contract)
 
     splits = {"train": train, "val": val, **({"test": test} if test is not None else {})}

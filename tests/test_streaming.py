@@ -158,3 +158,52 @@ def test_mirrored_training_on_two_logical_cpus_learns_and_writes_the_usual_files
                                      progress=False).result("tflite:fp32").path) as model:
         assert model.predict(np.full((40, 40, 3), 230, np.uint8)).label == "light"
         assert model.predict(np.full((40, 40, 3), 20, np.uint8)).label == "dark"
+
+
+def _free_ports(count):
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_two_workers_on_localhost_train_together_and_only_the_chief_writes(dark_and_light, tmp_path):
+    """MultiWorkerMirroredStrategy from TF_CONFIG: two `edgekit train` processes on free localhost ports, killed if
+    they outlive the timeout; both run the same synchronous epochs, and only worker 0 writes the model and its files."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    ports = _free_ports(2)
+    out = tmp_path / "multi"
+    workers = []
+    try:
+        for index in range(2):
+            config = {"cluster": {"worker": [f"localhost:{port}" for port in ports]}, "task": {"type": "worker", "index": index}}
+            workers.append(subprocess.Popen(
+                [sys.executable, "-m", "edgekit.cli", "train", str(dark_and_light), "--image-size", "32", "--epochs", "6",
+                 "--lr", "3e-3", "--val", "0.2", "--test", "0.2", "--out", str(out)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TF_CONFIG": json.dumps(config)}))
+        logs = [worker.communicate(timeout=600) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+    for worker, (stdout, stderr) in zip(workers, logs):
+        assert worker.returncode == 0, stderr[-3000:]
+        assert "training on 2 workers (TF_CONFIG) with MultiWorkerMirroredStrategy" in stderr
+    epochs = [[line.split("(")[0] for line in stderr.splitlines() if line.startswith("epoch ")] for _, stderr in logs]
+    assert epochs[0] and epochs[0] == epochs[1]  # one synchronous run: the same losses on both workers
+    chief_accuracy = float(next(line for line in logs[0][0].splitlines() if "test accuracy" in line).split()[-1].rstrip("%"))
+    assert chief_accuracy >= 95.0, logs[0][0]
+    assert sorted(p.name for p in out.iterdir()) == ["confusion.png", "history.png", "metrics.json", "model.keras"]
+    assert str(out) in logs[0][0] and str(out) not in logs[1][0]  # worker 1 wrote to a scratch folder, since removed
+    scratch = next(line for line in logs[1][0].splitlines() if line.startswith("wrote ")).rsplit(" to ", 1)[1]
+    assert not os.path.exists(scratch)
