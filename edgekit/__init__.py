@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from edgekit import datasets, deploy
+from edgekit import datasets, deploy, distribution
 from edgekit._version import __version__
 from edgekit.data import ArrayDataset, ImageDataset, ImageFolder
 from edgekit.detection_data import DetectionDataset, load_detection
@@ -61,5 +61,5 @@ __all__ = [
     "ConversionError", "DatasetError", "Detection", "DetectionDataset", "DetectionHead", "Detections", "EdgekitError", "ImageDataset", "ImageFolder", "InferenceError", "InputError",
     "Interpolation", "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
     "ResizeMode", "TrainingError", "UnknownNameError", "UnknownTargetError", "__version__",
-    "datasets", "deploy", "load", "load_detection", *_LAZY,
+    "datasets", "deploy", "distribution", "load", "load_detection", *_LAZY,
 ]

@@ -118,10 +118,13 @@ def _pixel_input(input_shape: tuple[int, int, int]) -> tuple[Any, Any]:
 
 
 @register_architecture("mobilenetv2", scale=1.0, offset=0.0, description="keras.applications MobileNetV2 (normalizes inside)")
-def build_mobilenetv2(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
+def build_mobilenetv2(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None,
+                      alpha: float = 1.0) -> Any:
+    """`alpha` is keras.applications' width multiplier (its weights files exist for 0.35 to 1.4)."""
     inputs, normalized = _pixel_input(input_shape)
     backbone = keras().applications.MobileNetV2(
         input_shape=input_shape, input_tensor=normalized, include_top=False, weights=_check_weights(weights), pooling="avg",
+        alpha=alpha,
     )
     return _from_scratch_ready(_classifier_head(backbone, num_classes, inputs=inputs), weights)
 

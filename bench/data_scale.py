@@ -1,0 +1,160 @@
+"""Datasets larger than memory: in-memory vs streamed image folders at 224x224.
+
+For 2,000 and 20,000 generated shapes images (written once under runs/bench/data_scale/) it
+prints, each measured in a fresh process: peak RSS and the time to the first training batch,
+in memory (every image decoded first) and streamed (tf.data); then, on 2,000 images, the
+streamed decode rate with 1 and 2 parallel calls, and the second epoch of small_cnn training
+in memory, streamed without a cache and streamed from the cache of decoded pixels.
+
+Exits 1 on a miss: streamed peak RSS growing more than 1.3x from 2k to 20k images, 2 parallel
+decoders under 1.6x the rate of one, or the cached epoch over 1.2x the in-memory epoch.
+
+    .venv/bin/python bench/data_scale.py [--sizes 2000,20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+from _artifacts import CACHE
+
+RSS_TARGET, DECODE_TARGET, CACHE_TARGET = 1.3, 1.6, 1.2
+SIZE = 224
+WORK = CACHE / "data_scale"
+
+
+def images(count: int):
+    """`count` shapes images at 224x224, written once."""
+    import edgekit
+
+    root = WORK / f"shapes_{count}"
+    done = root / ".complete"
+    if not done.exists():
+        shutil.rmtree(root, ignore_errors=True)
+        edgekit.datasets.make_shapes(root, n_per_class=count // 3, image_size=SIZE, seed=0)
+        done.write_text("ok")
+    return root
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def first_batch(count: int, stream: bool) -> dict:
+    """Seconds from nothing to the first normalized training batch, and the process's peak RSS."""
+    import edgekit
+    from edgekit.architectures import ARCHITECTURES
+    from edgekit.training import _batches
+
+    root = images(count)
+    started = time.perf_counter()
+    dataset = edgekit.ImageFolder(root, image_size=SIZE, stream=stream)
+    spec = ARCHITECTURES.get("small_cnn").preprocessing(dataset.geometry)
+    batches = _batches(dataset, spec, 32, train=True, seed=0)
+    x, _ = batches[0] if not stream else next(iter(batches))
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "peak_mb": _peak_mb(), "batch": list(x.shape)}
+
+
+def decode_rate(count: int, calls: int) -> dict:
+    """Images per second through the streamed pipeline with `calls` parallel decoders (one full pass)."""
+    import edgekit
+    from edgekit.architectures import ARCHITECTURES
+
+    dataset = edgekit.ImageFolder(images(count), image_size=SIZE, stream=True)
+    spec = ARCHITECTURES.get("small_cnn").preprocessing(dataset.geometry)
+    batches = iter(dataset.pipeline(spec, 32, parallel_calls=calls))
+    next(batches)  # the pipeline is built and running: time the steady state
+    started = time.perf_counter()
+    seen = sum(int(x.shape[0]) for x, _ in batches)
+    return {"images_per_s": seen / (time.perf_counter() - started), "images": seen}
+
+
+def epoch_seconds(count: int, mode: str) -> dict:
+    """small_cnn's second training epoch: in memory, streamed, or streamed from the cache filled by epoch 1."""
+    import edgekit
+    from edgekit._tf import keras
+
+    k = keras()
+    cache = WORK / "pixel-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    dataset = edgekit.ImageFolder(images(count), image_size=SIZE, stream=mode != "memory",
+                                  cache_dir=cache if mode == "cached" else None)
+    train, val, _ = dataset.split(val=0.1, test=0.1, seed=0)
+    times: list[float] = []
+
+    class Timer(k.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            times.append(time.perf_counter() - self.started)
+
+    edgekit.train(train, val, "small_cnn", epochs=2, patience=5, out_dir=WORK / f"train-{mode}", verbose=0,
+                  callbacks=[Timer()])
+    shutil.rmtree(cache, ignore_errors=True)
+    return {"epoch1": times[0], "epoch2": times[1]}
+
+
+def measure(what: str, *args: object) -> dict:
+    """Run one measurement in a fresh process (peak RSS is per process)."""
+    done = subprocess.run([sys.executable, __file__, "--measure", what, *map(str, args)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{what} {args} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="2000,20000")
+    parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        what, *rest = args.measure
+        function = {"first_batch": first_batch, "decode_rate": decode_rate, "epoch_seconds": epoch_seconds}[what]
+        values = [int(v) if v.isdigit() else {"True": True, "False": False}.get(v, v) for v in rest]
+        print(json.dumps(function(*values)))
+        return 0
+    sizes = [int(s) for s in args.sizes.split(",")]
+    for count in sizes:
+        images(count)
+    misses: list[str] = []
+    streamed_rss = {}
+    for count in sizes:
+        for stream in (False, True):
+            result = measure("first_batch", count, stream)
+            label = "streamed " if stream else "in memory"
+            print(f"{count:6d} images at {SIZE}x{SIZE}  {label}: first batch after {result['seconds']:6.1f} s, "
+                  f"peak RSS {result['peak_mb']:7.0f} MB")
+            if stream:
+                streamed_rss[count] = result["peak_mb"]
+    if len(sizes) > 1:
+        growth = streamed_rss[sizes[-1]] / streamed_rss[sizes[0]]
+        print(f"streamed peak RSS {sizes[-1]} / {sizes[0]} images: {growth:.2f}x (target <= {RSS_TARGET})")
+        if growth > RSS_TARGET:
+            misses.append(f"streamed RSS grows {growth:.2f}x")
+    rates = {calls: measure("decode_rate", sizes[0], calls)["images_per_s"] for calls in (1, 2)}
+    speedup = rates[2] / rates[1]
+    print(f"decode and resize, {sizes[0]} images: 1 call {rates[1]:.0f}/s, 2 calls {rates[2]:.0f}/s: {speedup:.2f}x "
+          f"(target >= {DECODE_TARGET})")
+    if speedup < DECODE_TARGET:
+        misses.append(f"parallel decode {speedup:.2f}x")
+    epochs = {mode: measure("epoch_seconds", sizes[0], mode) for mode in ("memory", "streamed", "cached")}
+    for mode, result in epochs.items():
+        print(f"small_cnn epoch on {sizes[0]} images, {mode:8}: first {result['epoch1']:6.1f} s, second {result['epoch2']:6.1f} s")
+    ratio = epochs["cached"]["epoch2"] / epochs["memory"]["epoch2"]
+    print(f"cached / in-memory second epoch: {ratio:.2f} (target <= {CACHE_TARGET})")
+    if ratio > CACHE_TARGET:
+        misses.append(f"cached epoch {ratio:.2f}x in-memory")
+    print("misses: " + "; ".join(misses) if misses else "every target met")
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
