@@ -3,7 +3,8 @@
 scripts/arm64-sysroot.sh builds the userland once (cached). Each bundle's runner then runs
 under qemu on a folder of images and on a video, and must agree with the same runner on x86:
 classifiers give identical top-1, scores within 1e-5 for float models and identical for int8;
-detectors give the same detections, boxes within 1e-3 pixels for float models and identical
+detectors give the same detections and ids, boxes within 1e-3 pixels (the JSON's resolution; int8
+detectors compute their boxes in float32 too), scores within 1e-5 for float models and identical
 for int8.
 """
 
@@ -21,7 +22,10 @@ from edgekit.deploy import extract_bundle, rpi
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"tflite:fp32": 1e-5, "tflite:int8": 0.0, "onnx:fp32": 1e-5}
-DETECTOR_TARGETS = {"tflite:fp32": 1e-3, "tflite:int8": 0.0, "onnx:fp32": 1e-3}  # box tolerance in source pixels
+# (box tolerance in source pixels, score tolerance). The int8 detector's scores come from its int8 heat: identical. Its
+# boxes do not: mixed precision keeps the box sides and decoding in float32 (runtimes.tasks.detection.float_scopes),
+# where x86 and ARM kernels may round one ulp apart, which can move the JSON's third decimal (seen: 0.001 px).
+DETECTOR_TARGETS = {"tflite:fp32": (1e-3, 1e-5), "tflite:int8": (1e-3, 0.0), "onnx:fp32": (1e-3, 1e-5)}
 
 
 @pytest.fixture(scope="session")
@@ -112,7 +116,7 @@ def test_detector_bundle_on_emulated_pi_matches_x86(target, arm64, detector_expo
     bundle = rpi(detector_exported.result(target).path, tmp_path / "dist" / "bundle")
     assert "detections (label, class index, score, box" in (bundle.folder / "README.md").read_text()
     assert (bundle.folder / "edgekit-detector.service").is_file()
-    tolerance = DETECTOR_TARGETS[target]
+    tolerance, score_tolerance = DETECTOR_TARGETS[target]
     found, worst = 0, 0.0
     for name, source in detector_inputs.items():
         extra = ["--max-frames", "16", "--track"] if name == "video" else []
@@ -123,8 +127,8 @@ def test_detector_bundle_on_emulated_pi_matches_x86(target, arm64, detector_expo
             assert [(d["label"], d.get("id")) for d in pi["detections"]] == [(d["label"], d.get("id")) for d in x86["detections"]]
             for a, b in zip(pi["detections"], x86["detections"]):
                 worst = max(worst, *(abs(u - v) for u, v in zip(a["box"], b["box"])))
-                assert abs(a["score"] - b["score"]) <= (1e-5 if tolerance else 0.0), (name, a, b)
+                assert abs(a["score"] - b["score"]) <= score_tolerance, (name, a, b)
             found += len(x86["detections"])
     print(f"{target}: {found} detections, largest box difference {worst:.4f} px (JSON boxes carry 3 decimals)")
-    assert worst <= tolerance + 1e-9  # float: within 1e-3 px (the JSON's resolution); int8: identical
+    assert worst <= tolerance + 1e-9  # within 1e-3 px: the JSON's resolution
     assert found >= 16  # the comparison compared boxes, not empty lists
