@@ -16,7 +16,7 @@ the floor the format sets (constants and scales alone, over the float file's con
 `--widths` the same int8/fp32 size ratio is printed for the backbone at width multipliers 0.35 to
 1.0 (untrained: sizes do not depend on the weights' values).
 
-    .venv/bin/python bench/detection.py [--runs 200] [--threads 1] [--widths]
+    .venv/bin/python bench/detection.py [--runs 200] [--threads 1] [--widths] [--detectors small_detector]
 """
 
 from __future__ import annotations
@@ -124,13 +124,18 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--widths", action="store_true", help="also print int8/fp32 size per backbone width")
+    parser.add_argument("--detectors", default=",".join(RECIPES), help=f"comma-separated, of {', '.join(RECIPES)}")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # edgekit's per-epoch and per-target lines
     import edgekit
 
     frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     misses: list[str] = []
-    for name in RECIPES:
+    chosen = args.detectors.split(",")
+    unknown = set(chosen) - set(RECIPES)
+    if unknown:
+        parser.error(f"unknown detector(s) {sorted(unknown)}; valid: {', '.join(RECIPES)}")
+    for name in chosen:
         model_path, train, test = trained(name)
         report = edgekit.export(model_path, TARGETS, out_dir=CACHE / RECIPES[name][4] / "export-bench", calibration=train,
                                 check=test, progress=False)
