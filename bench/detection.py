@@ -59,6 +59,14 @@ def trained(name: str) -> tuple[Path, object, object]:
     return model, train, test
 
 
+def model_interpolation(model_path: Path) -> str:
+    """The trained model's resize interpolation (the contract's), as predict applies it to the frame."""
+    from edgekit.keras_io import read_keras_contract
+
+    contract = read_keras_contract(model_path)
+    return f"{contract.preprocessing.interpolation.value} resize" if contract is not None else "resize"
+
+
 def size_breakdown(path: Path) -> dict[str, int]:
     """Bytes of a .tflite file by what they hold (constants by type, per-channel scales, names, the rest)."""
     from ai_edge_litert import schema_py_generated as schema
@@ -150,8 +158,10 @@ def main() -> int:
                 found = model.predict(frame, color="bgr")  # warm the frame's plan; boxes in 640x480 pixels
                 ratio, predict_ms, run_ms[result.target] = interleaved_ratio(
                     lambda: model.predict(frame, color="bgr"), lambda: model.run_all(tensor), args.runs)
+                preprocess_ms = sorted(model.predict(frame, color="bgr").preprocess_ms for _ in range(21))[10]
             print(f"{name:21} {result.target:12} predict(640x480) {predict_ms:7.2f} ms  run_all(tensor) "
-                  f"{run_ms[result.target]:7.2f} ms  ratio {ratio:.3f}  ({len(found)} boxes on noise)  mAP@[.5:.95] "
+                  f"{run_ms[result.target]:7.2f} ms  ratio {ratio:.3f}  (preprocess {preprocess_ms:.3f} ms, "
+                  f"{model_interpolation(model_path)}; {len(found)} boxes on noise)  mAP@[.5:.95] "
                   f"{result.accuracy_delta:+.1f} pts, mAP@.5 {result.details['map50_delta']:+.1f} pts")
             if ratio > FRAME_TARGET:
                 misses.append(f"{name} {result.target}: predict/run {ratio:.3f} (target <= {FRAME_TARGET})")

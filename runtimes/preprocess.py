@@ -119,8 +119,8 @@ def _stretch_steps(shape: tuple[int, ...], width: int, height: int, reuse: bool,
     Exact 2x area halving is OpenCV's fast path (several times faster than one general
     INTER_AREA resize from 640x480) and removes the aliasing plain bilinear shows on large
     shrink factors. Linear: one bilinear pass, which reads about 4 source pixels per output
-    pixel instead of every one (a 640x480 frame to 128x96: 53 vs 195 us here): the detectors'
-    default, where the camera frame's cost sits beside a sub-millisecond model.
+    pixel instead of every one (a 640x480 frame to 128x96 took about a quarter of the time in a
+    measurement here): the detectors' default, where the frame's cost sits beside a fast model.
     """
     (in_h, in_w), channels = shape[:2], shape[2]
     steps = []
