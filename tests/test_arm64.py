@@ -2,7 +2,9 @@
 
 scripts/arm64-sysroot.sh builds the userland once (cached). Each bundle's runner then runs
 under qemu on a folder of images and on a video, and must agree with the same runner on x86:
-classifiers give identical top-1, scores within 1e-5 for float models and identical for int8;
+classifiers give identical top-1, scores within 1e-5 for float models and within one output step for int8
+(XNNPACK requantizes a per-tensor int8 fully connected layer in fixed point on ARM and in float on x86, so a
+value on a half step can land one step apart; per-channel convolutions use float requantization on both);
 detectors give the same detections and ids, boxes within 1e-3 pixels (the JSON's resolution; int8
 detectors compute their boxes in float32 too), scores within 1e-5 for float models and identical
 for int8.
@@ -19,9 +21,10 @@ import cv2
 import pytest
 
 from edgekit.deploy import extract_bundle, rpi
+from runtimes import open_model
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = {"tflite:fp32": 1e-5, "tflite:int8": 0.0, "onnx:fp32": 1e-5}
+TARGETS = {"tflite:fp32": 1e-5, "tflite:int8": "one step", "onnx:fp32": 1e-5}
 # (box tolerance in source pixels, score tolerance). The int8 detector's scores come from its int8 heat: identical. Its
 # boxes do not: mixed precision keeps the box sides and decoding in float32 (runtimes.tasks.detection.float_scopes),
 # where x86 and ARM kernels may round one ulp apart, which can move the JSON's third decimal (seen: 0.001 px).
@@ -86,6 +89,10 @@ def test_bundle_on_emulated_pi_matches_x86(target, arm64, exported, inputs, tmp_
               "QEMU_CPU": "cortex-a72", "HOME": str(tmp_path)}  # a Pi 4; qemu's default CPU gives wrong int8
     pi_python = [qemu, "-L", sysroot, f"{sysroot}/usr/bin/python3.11"]
     tolerance = TARGETS[target]
+    if tolerance == "one step":  # the output's quantization step, e.g. 1/256 for a uint8 softmax
+        with open_model(exported.result(target).path) as model:
+            tolerance = model.output_specs[0].quantization.scale
+        assert 0 < tolerance <= 1 / 128, tolerance
     for name, source in inputs.items():
         args = ["run.py", "--source", str(source), "--top-k", "3"]
         on_pi = _run([*pi_python, *args], folder, pi_env)
