@@ -12,7 +12,7 @@ from typing import Any
 from edgekit import datasets, deploy, distribution
 from edgekit._version import __version__
 from edgekit.data import ArrayDataset, ImageDataset, ImageFolder
-from edgekit.detection_data import DetectionDataset, load_detection
+from edgekit.detection_data import DetectionData, DetectionDataset, load_detection
 from edgekit.errors import (
     CalibrationError,
     ContractError,
@@ -58,7 +58,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ArrayDataset", "CalibrationError", "Classification", "ColorOrder", "ContractError",
-    "ConversionError", "DatasetError", "Detection", "DetectionDataset", "DetectionHead", "Detections", "EdgekitError", "ImageDataset", "ImageFolder", "InferenceError", "InputError",
+    "ConversionError", "DatasetError", "Detection", "DetectionData", "DetectionDataset", "DetectionHead", "Detections", "EdgekitError", "ImageDataset", "ImageFolder", "InferenceError", "InputError",
     "Interpolation", "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
     "ResizeMode", "TrainingError", "UnknownNameError", "UnknownTargetError", "__version__",
     "datasets", "deploy", "distribution", "load", "load_detection", *_LAZY,

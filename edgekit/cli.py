@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "global; only the chief writes files")
     train.add_argument("--stream", choices=["auto", "yes", "no"], default="auto",
                        help="read images per epoch through tf.data instead of into memory (auto: when they would pass "
-                            "2 GiB decoded); classifiers")
+                            "2 GiB decoded); image folders and detection datasets")
     train.add_argument("--cache", default=None, help="folder for a streamed dataset's decoded pixels (epoch 2 on reads them)")
     train.add_argument("--epochs", type=int, default=None,
                        help="maximum epochs; early stopping may end sooner (default: 20; 60 for detection)")
@@ -253,8 +253,8 @@ def _train(args: argparse.Namespace) -> int:
 
     detection = args.task == "detection"
     strategy = strategy_for(args.devices)  # before any other TensorFlow work: it may split the CPU into devices
-    read = load_detection if detection else partial(ImageFolder, stream={"yes": True, "no": False}.get(args.stream, "auto"),
-                                                     cache_dir=args.cache)
+    read = partial(load_detection if detection else ImageFolder, stream={"yes": True, "no": False}.get(args.stream, "auto"),
+                   cache_dir=args.cache)
     dataset = read(args.data, image_size=args.image_size or ((128, 128) if detection else (96, 96)), color_order=args.color_order,
                    resize=args.resize or ("letterbox" if detection else "stretch"),
                    interpolation=args.interpolation or ("linear" if detection else "area"))

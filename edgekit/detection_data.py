@@ -15,12 +15,12 @@ import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import cv2
 import numpy as np
 
-from edgekit.data import IMAGE_SUFFIXES, SkippedFile, _geometry, check_geometry
+from edgekit.data import IMAGE_SUFFIXES, SkippedFile, _geometry, _streams, check_geometry
 from edgekit.errors import DatasetError
 from runtimes.contract import ColorOrder, Interpolation, Preprocessing, ResizeMode
 from runtimes.errors import InputError
@@ -41,27 +41,28 @@ MALFORMED_LINE = "malformed line"
 MALFORMED_FILE = "malformed file"
 
 
-@dataclass
-class DetectionDataset:
-    """Images at the contract's geometry with their boxes in source pixels."""
+class DetectionData:
+    """What every detection dataset has, in memory or streamed: boxes, classes, splits and samples.
 
-    pixels: np.ndarray  # (N, H, W, C) uint8, in geometry.color_order, resized with geometry.resize
-    boxes: list[np.ndarray]  # per image (n, 4) float32 x0 y0 x1 y1 in source pixels
-    classes: list[np.ndarray]  # per image (n,) int64 class indices
-    source_sizes: np.ndarray  # (N, 2) source (height, width)
+    Subclasses hold `boxes`, `classes`, `source_sizes`, `labels`, `geometry`, `sources` and
+    `skipped`, and implement `__len__` and `subset`.
+    """
+
+    boxes: list[np.ndarray]
+    classes: list[np.ndarray]
+    source_sizes: np.ndarray
     labels: tuple[str, ...]
     geometry: Preprocessing
-    sources: tuple[str, ...] = ()
-    skipped: tuple[SkippedFile, ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        if not (len(self.pixels) == len(self.boxes) == len(self.classes) == len(self.source_sizes)):
-            raise DatasetError("pixels, boxes, classes and source_sizes need one entry per image")
-        if not self.sources:
-            self.sources = tuple(f"array[{i}]" for i in range(len(self.pixels)))
 
     def __len__(self) -> int:
-        return len(self.pixels)
+        raise NotImplementedError
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> Any:
+        raise NotImplementedError
+
+    @property
+    def skipped(self) -> tuple[SkippedFile, ...]:
+        raise NotImplementedError
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -87,18 +88,7 @@ class DetectionDataset:
         """Image `index`'s boxes in model-input pixels (where the resize put them)."""
         return self.mapping(index).to_input(self.boxes[index])
 
-    def tensors(self, preprocessing: Preprocessing, indices: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """Float model inputs, through the runtime's `normalize`."""
-        check_geometry(self.geometry, preprocessing)
-        return normalize(self.pixels[indices], preprocessing)
-
-    def subset(self, indices: Sequence[int] | np.ndarray) -> "DetectionDataset":
-        indices = np.asarray(indices, dtype=np.int64)
-        return DetectionDataset(
-            self.pixels[indices], [self.boxes[i] for i in indices], [self.classes[i] for i in indices],
-            self.source_sizes[indices], self.labels, self.geometry, tuple(self.sources[i] for i in indices), self.skipped)
-
-    def split(self, val: float = 0.15, test: float = 0.15, seed: int = 0) -> tuple["DetectionDataset", "DetectionDataset", "DetectionDataset"]:
+    def split(self, val: float = 0.15, test: float = 0.15, seed: int = 0) -> tuple[Any, Any, Any]:
         """(train, val, test), stratified by each image's most frequent class (empty images are a group too)."""
         if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
             raise DatasetError(f"invalid split fractions val={val}, test={test}; each in [0, 1) and val + test < 1")
@@ -124,9 +114,48 @@ class DetectionDataset:
         return tuple(self.subset(np.sort(p)) for p in parts)  # type: ignore[return-value]
 
     def sample(self, count: int, seed: int = 0) -> "DetectionDataset":
-        """Up to `count` images drawn without replacement (calibration, quick checks)."""
+        """Up to `count` images drawn without replacement (calibration, quick checks), in memory."""
         chosen = np.random.default_rng(seed).permutation(len(self))[: min(count, len(self))]
-        return self.subset(np.sort(chosen))
+        return _decoded(self.subset(np.sort(chosen)))
+
+
+@dataclass
+class DetectionDataset(DetectionData):
+    """Images at the contract's geometry, decoded into memory, with their boxes in source pixels."""
+
+    pixels: np.ndarray  # (N, H, W, C) uint8, in geometry.color_order, resized with geometry.resize
+    boxes: list[np.ndarray]  # per image (n, 4) float32 x0 y0 x1 y1 in source pixels
+    classes: list[np.ndarray]  # per image (n,) int64 class indices
+    source_sizes: np.ndarray  # (N, 2) source (height, width)
+    labels: tuple[str, ...]
+    geometry: Preprocessing
+    sources: tuple[str, ...] = ()
+    skipped: tuple[SkippedFile, ...] = field(default=())  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if not (len(self.pixels) == len(self.boxes) == len(self.classes) == len(self.source_sizes)):
+            raise DatasetError("pixels, boxes, classes and source_sizes need one entry per image")
+        if not self.sources:
+            self.sources = tuple(f"array[{i}]" for i in range(len(self.pixels)))
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def tensors(self, preprocessing: Preprocessing, indices: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Float model inputs, through the runtime's `normalize`."""
+        check_geometry(self.geometry, preprocessing)
+        return normalize(self.pixels[indices], preprocessing)
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> "DetectionDataset":
+        indices = np.asarray(indices, dtype=np.int64)
+        return DetectionDataset(
+            self.pixels[indices], [self.boxes[i] for i in indices], [self.classes[i] for i in indices],
+            self.source_sizes[indices], self.labels, self.geometry, tuple(self.sources[i] for i in indices), self.skipped)
+
+
+def _decoded(dataset: DetectionData) -> DetectionDataset:
+    """`dataset` with its pixels decoded (a streamed one is read now, unreadable images skipped and counted)."""
+    return dataset if isinstance(dataset, DetectionDataset) else dataset.load()  # type: ignore[attr-defined]
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -158,26 +187,36 @@ class _Reader:
         self.skip(where, UNKNOWN_CLASS, f"{value} (valid: 0..{len(self.labels) - 1})")
         return False
 
-    def build(self, records: Iterable[_Record]) -> DetectionDataset:
+    def build(self, records: Iterable[_Record], stream: bool | str = False, cache_dir: Path | None = None) -> DetectionData:
+        """The dataset of `records`: decoded now, or (`stream`) listed with their sizes read from the file headers."""
+        records = list(records)
+        stream = _streams(stream, len(records), self.geometry, self.root)
         pixels, boxes, classes, sizes, sources = [], [], [], [], []
         for record in records:
             if not record.image.is_file():
                 self.skip(str(record.image), MISSING_IMAGE)
                 continue
-            try:
-                image, color = image_array(record.image, "bgr")
-                prepared = prepare_pixels(image, self.geometry, color)
-            except InputError as exc:
-                self.skip(str(record.image), UNREADABLE_IMAGE, str(exc))
-                continue
-            height, width = image.shape[:2]
+            if stream:
+                size = _image_size(record.image)
+                if size is None:
+                    self.skip(str(record.image), UNREADABLE_IMAGE, "the file is corrupt or not an image")
+                    continue
+                height, width = size
+            else:
+                try:
+                    image, color = image_array(record.image, "bgr")
+                    prepared = prepare_pixels(image, self.geometry, color)
+                except InputError as exc:
+                    self.skip(str(record.image), UNREADABLE_IMAGE, str(exc))
+                    continue
+                height, width = image.shape[:2]
+                pixels.append(prepared)
             kept_boxes, kept_classes = [], []
             for box, cls, where in zip(record.boxes, record.classes, record.where):
                 checked = self._checked_box(box, width, height, where)
                 if checked is not None:
                     kept_boxes.append(checked)
                     kept_classes.append(cls)
-            pixels.append(prepared)
             boxes.append(np.asarray(kept_boxes, np.float32).reshape(-1, 4))
             classes.append(np.asarray(kept_classes, np.int64))
             sizes.append((height, width))
@@ -186,10 +225,16 @@ class _Reader:
             counts = Counter(s.reason.split(":")[0] for s in self.skipped)
             log.warning("skipped %d record(s) in %s: %s (first: %s: %s)", len(self.skipped), self.root,
                         ", ".join(f"{n} {reason}" for reason, n in counts.items()), self.skipped[0].path, self.skipped[0].reason)
-        if not pixels:
+        if not sources:
             raise DatasetError(f"no usable image in {self.root} ({len(self.skipped)} record(s) skipped"
                                + (f", first: {self.skipped[0].path}: {self.skipped[0].reason}" if self.skipped else "") + ")")
-        return DetectionDataset(np.stack(pixels), boxes, classes, np.asarray(sizes, np.int64), self.labels, self.geometry,
+        source_sizes = np.asarray(sizes, np.int64).reshape(-1, 2)
+        if stream:
+            from edgekit.detection_streaming import StreamingDetectionDataset
+
+            return StreamingDetectionDataset(tuple(sources), boxes, classes, source_sizes, self.labels, self.geometry,
+                                             tuple(self.skipped), cache_dir=cache_dir)
+        return DetectionDataset(np.stack(pixels), boxes, classes, source_sizes, self.labels, self.geometry,
                                 tuple(sources), tuple(self.skipped))
 
     def _checked_box(self, box: list[float], width: int, height: int, where: str) -> list[float] | None:
@@ -265,7 +310,8 @@ def _names_without_yaml(text: str) -> list[str] | dict[int, str] | None:
     return None
 
 
-def read_yolo(root: Path, geometry: Preprocessing, labels: Sequence[str] | None = None) -> DetectionDataset:
+def read_yolo(root: Path, geometry: Preprocessing, labels: Sequence[str] | None = None, stream: bool | str = False,
+              cache_dir: Path | None = None) -> DetectionData:
     """`root/images/**` with `root/labels/**` .txt files of `class cx cy w h` (normalized) lines."""
     names = list(labels) if labels is not None else _yolo_names(root)
     if names is None:
@@ -307,16 +353,30 @@ def read_yolo(root: Path, geometry: Preprocessing, labels: Sequence[str] | None 
         for orphan in sorted(labels_dir.rglob("*.txt")):
             if orphan.relative_to(labels_dir).with_suffix("") not in stems:
                 reader.skip(str(orphan), MISSING_IMAGE, "a label file without its image")
-    return reader.build(records)
+    return reader.build(records, stream, cache_dir)
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) of an image file, or None when it cannot be decoded."""
-    image = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_UNCHANGED) if path.stat().st_size else None
-    return None if image is None else image.shape[:2]
+    """(height, width) of an image file from its header (no decoding), or None when it is not a readable image.
+
+    OpenCV decodes without EXIF rotation (IMREAD_UNCHANGED), and so does this: the sizes agree.
+    A file whose header reads but whose pixels do not is found when it is decoded, and skipped then.
+    """
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:  # Pillow comes with the train extra (matplotlib); without it, decode
+        image = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_UNCHANGED) if path.stat().st_size else None
+        return None if image is None else image.shape[:2]
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+    return (height, width) if width > 0 and height > 0 else None
 
 
-def read_coco(annotations: Path, geometry: Preprocessing, images_dir: Path | None = None) -> DetectionDataset:
+def read_coco(annotations: Path, geometry: Preprocessing, images_dir: Path | None = None, stream: bool | str = False,
+              cache_dir: Path | None = None) -> DetectionData:
     """A COCO instances JSON: images, annotations (bbox x y w h in pixels) and categories."""
     try:
         data = json.loads(annotations.read_text())
@@ -356,10 +416,11 @@ def read_coco(annotations: Path, geometry: Preprocessing, images_dir: Path | Non
         record.boxes.append([x, y, x + w, y + h])
         record.classes.append(index_of[category])
         record.where.append(where)
-    return reader.build(records.values())
+    return reader.build(records.values(), stream, cache_dir)
 
 
-def read_voc(root: Path, geometry: Preprocessing, labels: Sequence[str] | None = None) -> DetectionDataset:
+def read_voc(root: Path, geometry: Preprocessing, labels: Sequence[str] | None = None, stream: bool | str = False,
+             cache_dir: Path | None = None) -> DetectionData:
     """Pascal VOC: `root/Annotations/*.xml` naming images in `root/JPEGImages/`."""
     xml_files = sorted((root / "Annotations").glob("*.xml"))
     if not xml_files:
@@ -397,7 +458,7 @@ def read_voc(root: Path, geometry: Preprocessing, labels: Sequence[str] | None =
             record.classes.append(index_of[name])
             record.where.append(where)
         records.append(record)
-    return reader.build(records)
+    return reader.build(records, stream, cache_dir)
 
 
 def load_detection(
@@ -408,7 +469,9 @@ def load_detection(
     labels: Sequence[str] | None = None,
     images_dir: str | Path | None = None,
     interpolation: str | Interpolation = "linear",
-) -> DetectionDataset:
+    stream: bool | str = False,
+    cache_dir: str | Path | None = None,
+) -> DetectionData:
     """Read a detection dataset, telling the format from its layout: YOLO, COCO or Pascal VOC.
 
     `path` is a YOLO root (images/ + labels/ + data.yaml or classes.txt), a COCO
@@ -417,6 +480,11 @@ def load_detection(
     are shrunk with one bilinear pass by default ("linear", as Ultralytics, TensorFlow's
     detection API and MediaPipe do): the contract carries it, and a camera frame then costs
     a quarter of the antialiased "area" path beside a sub-millisecond detector.
+
+    `stream=False` decodes every image now (a `DetectionDataset`); `stream=True` reads the
+    annotations and the image headers only (a `StreamingDetectionDataset`, decoded per epoch
+    by tf.data, pixels optionally cached in `cache_dir`); "auto" streams when the decoded
+    pixels would pass 2 GiB, and says so.
 
     Example:
         >>> ds = edgekit.load_detection("data/shapes_det", image_size=128)
@@ -427,15 +495,16 @@ def load_detection(
     geometry = _geometry(image_size, color_order, resize, interpolation)
     if not root.exists():
         raise DatasetError(f"detection dataset not found: {root}")
+    lazy = {"stream": stream, "cache_dir": Path(cache_dir) if cache_dir else None}
     if root.is_file() and root.suffix == ".json":
-        return read_coco(root, geometry, Path(images_dir) if images_dir else None)
+        return read_coco(root, geometry, Path(images_dir) if images_dir else None, **lazy)
     if (root / "Annotations").is_dir():
-        return read_voc(root, geometry, labels)
+        return read_voc(root, geometry, labels, **lazy)
     if (root / "images").is_dir() and (root / "labels").is_dir() or any((root / n).is_file() for n in ("data.yaml", "classes.txt")):
-        return read_yolo(root, geometry, labels)
+        return read_yolo(root, geometry, labels, **lazy)
     jsons = sorted(root.glob("*.json")) if root.is_dir() else []
     if len(jsons) == 1:
-        return read_coco(jsons[0], geometry, Path(images_dir) if images_dir else None)
+        return read_coco(jsons[0], geometry, Path(images_dir) if images_dir else None, **lazy)
     raise DatasetError(
         f"cannot tell the annotation format of {root}: expected YOLO (images/ + labels/ + data.yaml), "
         "a COCO instances .json, or Pascal VOC (Annotations/ + JPEGImages/)")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -13,14 +15,16 @@ import numpy as np
 
 from edgekit._tf import keras
 from edgekit._version import __version__
-from edgekit.detection_data import DetectionDataset
+from edgekit.detection_data import DetectionData, DetectionDataset
 from edgekit.detection_metrics import DetectionMetrics
 from edgekit.detector import DETECTORS, encode_targets, detection_loss
 from edgekit.errors import TrainingError
 from edgekit.keras_io import load_keras, save_keras
 from edgekit.progress import epoch_progress
+from edgekit.streaming import in_memory, is_streaming
 from edgekit.tasks.detection import EVAL_SCORE_THRESHOLD, map_of, source_detections
 from edgekit.training import TrainResult, seeded_batches
+from runtimes._quiet import warnings_to_debug_log
 from runtimes.contract import ModelContract, Preprocessing
 from runtimes.preprocess import normalize
 from runtimes.tasks.detection import DetectionHead, decode_maps
@@ -57,9 +61,15 @@ def augment(pixels: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.
     return np.clip(jittered, 0, 255).astype(np.uint8), boxes, classes
 
 
-def _batches(dataset: DetectionDataset, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int) -> Any:
-    """Normalized images and their encoded targets; training batches are augmented (boxes follow the pixels)."""
+def _batches(dataset: DetectionData, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int) -> tuple[Any, int]:
+    """(batches, batches per epoch): normalized images and their encoded targets; training batches are augmented
+    (boxes follow the pixels). A streamed dataset is read through tf.data (edgekit.detection_streaming)."""
     num_classes = len(dataset.labels)
+    if is_streaming(dataset):
+        batches = dataset.pipeline(
+            preprocessing, batch_size, lambda boxes, classes: encode_targets(boxes, classes, preprocessing.input_size, num_classes),
+            partial(augment, pad_value=preprocessing.pad_value) if train else None, shuffle=train, seed=seed)
+        return batches, math.ceil(len(dataset) / batch_size)
     input_boxes = [dataset.input_boxes(i) for i in range(len(dataset))]
 
     def make_batch(chosen: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +82,8 @@ def _batches(dataset: DetectionDataset, preprocessing: Preprocessing, batch_size
             targets.append(encode_targets(boxes, classes, preprocessing.input_size, num_classes))
         return normalize(np.stack(images), preprocessing), np.stack(targets)
 
-    return seeded_batches(len(dataset), batch_size, train, seed, make_batch)
+    batches = seeded_batches(len(dataset), batch_size, train, seed, make_batch)
+    return batches, len(batches)
 
 
 def predict_maps(model: Any, dataset: DetectionDataset, preprocessing: Preprocessing, batch_size: int = 64) -> np.ndarray:
@@ -123,7 +134,7 @@ def _map_callback(k: Any, val: DetectionDataset, preprocessing: Preprocessing, h
     return ValidationMap()
 
 
-def _resolve(arch: Any, train: DetectionDataset, weights: str | None) -> tuple[Any, Preprocessing, str]:
+def _resolve(arch: Any, train: DetectionData, weights: str | None) -> tuple[Any, Preprocessing, str]:
     geometry = train.geometry
     if isinstance(arch, str) and arch in DETECTORS:
         spec = DETECTORS.get(arch)
@@ -143,11 +154,11 @@ def _resolve(arch: Any, train: DetectionDataset, weights: str | None) -> tuple[A
 
 
 def train_detector(
-    train: DetectionDataset,
-    val: DetectionDataset,
+    train: DetectionData,
+    val: DetectionData,
     arch: Any = "small_detector",
     *,
-    test: DetectionDataset | None = None,
+    test: DetectionData | None = None,
     epochs: int = 60,
     batch_size: int = 32,
     learning_rate: float = 3e-3,
@@ -165,7 +176,8 @@ def train_detector(
     Writes ``model.keras`` (the epoch with the best validation mAP@[.5:.95], contract
     inside), ``metrics.json`` (mAP, mAP@.5, per-class AP per split, training time),
     ``history.png`` (loss and validation mAP per epoch) and ``val_boxes.png`` (predicted
-    against ground-truth boxes on validation images).
+    against ground-truth boxes on validation images). Streamed splits (load_detection(...,
+    stream=True)) train through tf.data; their validation and test images are decoded once.
     """
     if epochs < 1 or batch_size < 1:
         raise TrainingError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
@@ -182,14 +194,16 @@ def train_detector(
     out.mkdir(parents=True, exist_ok=True)
     contract = ModelContract(preprocessing, train.labels, model_name=model_name, task="detection",
                              edgekit_version=__version__, head=head.to_dict())
-    batches = _batches(train, preprocessing, batch_size, train=augment, seed=seed)
-    schedule = k.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * len(batches), alpha=0.02)
+    batches, steps = _batches(train, preprocessing, batch_size, train=augment, seed=seed)
+    val, test = in_memory(val), in_memory(test) if test is not None else None  # mAP reads every image each epoch
+    schedule = k.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps, alpha=0.02)
     loss = detection_loss(len(train.labels))
     model.compile(optimizer=k.optimizers.Adam(schedule), loss=loss)
     best = _map_callback(k, val, preprocessing, head, patience, loss)
     started = time.perf_counter()
-    fit = model.fit(batches, epochs=epochs, verbose=0,
-                    callbacks=[best, epoch_progress(k, epochs, len(batches), enabled=bool(verbose), logger=log), *callbacks])
+    with warnings_to_debug_log("Keras fit"):  # a streamed split's unknown length ("ran out of data") and the like
+        fit = model.fit(batches, epochs=epochs, verbose=0,
+                        callbacks=[best, epoch_progress(k, epochs, steps, enabled=bool(verbose), logger=log), *callbacks])
     seconds = time.perf_counter() - started
     if best.best_weights is not None:
         model.set_weights(best.best_weights)

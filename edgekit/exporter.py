@@ -16,7 +16,7 @@ from converters import CONVERTERS, CalibrationData, ConversionConfig, ConverterE
 from converters.shared_work import shared_work
 from edgekit.data import ImageDataset
 from edgekit.streaming import StreamingImageDataset, in_memory
-from edgekit.detection_data import DetectionDataset
+from edgekit.detection_data import DetectionData
 from edgekit.errors import ContractError, ExportError
 from edgekit.keras_io import load_keras
 from edgekit.progress import ProgressBar
@@ -29,8 +29,8 @@ from runtimes.model import Model, open_model
 
 log = logging.getLogger(__name__)
 
-CalibrationInput = ImageDataset | DetectionDataset | CalibrationData | np.ndarray
-CheckData = ImageDataset | DetectionDataset
+CalibrationInput = ImageDataset | StreamingImageDataset | DetectionData | CalibrationData | np.ndarray
+CheckData = ImageDataset | StreamingImageDataset | DetectionData
 
 
 @dataclass
@@ -167,7 +167,7 @@ class ExportReport:
 def _calibration_data(calibration: CalibrationInput | None, contract: ModelContract, count: int, task: HostTask) -> CalibrationData | None:
     if calibration is None or isinstance(calibration, CalibrationData):
         return calibration
-    if isinstance(calibration, (ImageDataset, StreamingImageDataset, DetectionDataset)):
+    if isinstance(calibration, (ImageDataset, StreamingImageDataset, DetectionData)):
         return task.calibration(calibration, contract, count)  # a streamed dataset decodes just the sample
     return CalibrationData(np.asarray(calibration))
 

@@ -160,28 +160,50 @@ def tf_batches(read: Callable[[int], np.ndarray | None], targets: np.ndarray, ge
                parallel_calls: int | None = None, cache: Path | None = None) -> Any:
     """(float batch, targets) from `read(index)` (uint8 pixels at `geometry`, or None to skip the image).
 
-    Indices are shuffled before reading (without a cache: the order costs 8 bytes an image);
-    with a cache the read pixels are stored on disk after the first epoch and a bounded
-    buffer shuffles them. Scaling is the runtime's `normalize`; flips mirror about half of
-    each batch, seeded.
+    Scaling is the runtime's `normalize`; flips mirror about half of each batch, seeded.
     """
     import tensorflow as tf
 
     check_geometry(geometry, preprocessing)
+    labels = tf.constant(np.asarray(targets, np.int64))
+    data = decoded_images(read, len(targets), geometry, shuffle, seed, parallel_calls, cache)
+    data = data.map(lambda pixels, index: (pixels, tf.gather(labels, index))).batch(batch_size)
+    data = data.map(scaling(preprocessing), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if flip:
+        width_axis = 3 if preprocessing.layout.value == "nchw" else 2
+
+        def mirror(batch: tuple[Any, Any], draw: Any) -> tuple[Any, Any]:
+            x, y = batch
+            chosen = tf.random.stateless_uniform([tf.shape(x)[0]], seed=tf.stack([draw, draw // 2])) < 0.5
+            return tf.where(tf.reshape(chosen, [-1, 1, 1, 1]), tf.reverse(x, axis=[width_axis]), x), y
+
+        data = tf.data.Dataset.zip((data, tf.data.Dataset.random(seed=seed))).map(mirror, num_parallel_calls=tf.data.AUTOTUNE)
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
+def decoded_images(read: Callable[[int], np.ndarray | None], count: int, geometry: Preprocessing, shuffle: bool,
+                   seed: int, parallel_calls: int | None = None, cache: Path | None = None) -> Any:
+    """A tf.data.Dataset of (uint8 pixels at `geometry`, index) for the readable images among `count`.
+
+    Indices are shuffled before reading (without a cache: the order costs 8 bytes an image);
+    `read` runs on `parallel_calls` threads (None: AUTOTUNE). With a cache the read pixels are
+    stored on disk after the first epoch and a bounded buffer shuffles them.
+    """
+    import tensorflow as tf
+
     height, width = geometry.input_size
     channels = geometry.channels
-    count = len(targets)
 
     def decode(index: Any) -> tuple[np.ndarray, bool]:
         pixels = read(int(index))
         return (np.zeros((height, width, channels), np.uint8), False) if pixels is None else (pixels, True)
 
-    def decoded(index: Any, target: Any) -> tuple[Any, Any, Any]:
+    def decoded(index: Any) -> tuple[Any, Any, Any]:
         pixels, ok = tf.numpy_function(decode, [index], [tf.uint8, tf.bool], stateful=False)
         pixels.set_shape((height, width, channels))
-        return pixels, target, ok
+        return pixels, index, ok
 
-    data = tf.data.Dataset.from_tensor_slices((np.arange(count, dtype=np.int64), np.asarray(targets, np.int64)))
+    data = tf.data.Dataset.range(count)
     if shuffle and cache is None:
         data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     calls = tf.data.AUTOTUNE if parallel_calls is None else parallel_calls
@@ -191,28 +213,24 @@ def tf_batches(read: Callable[[int], np.ndarray | None], targets: np.ndarray, ge
         data = data.cache(str(cache))
         if shuffle:
             data = data.shuffle(min(count, CACHE_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
-    data = data.batch(batch_size)
+    return data
+
+
+def scaling(preprocessing: Preprocessing) -> Callable[[Any, Any], tuple[Any, Any]]:
+    """(uint8 batch, targets) -> (float batch, targets) by the runtime's own `normalize` (the device's scaling)."""
+    import tensorflow as tf
+
+    shape = (None, *preprocessing.input_shape)
 
     def scaled(pixels: np.ndarray) -> np.ndarray:
-        return normalize(pixels, preprocessing)  # the device's scaling, as for in-memory batches
-
-    width_axis = 3 if preprocessing.layout.value == "nchw" else 2
-    shape = (None, *preprocessing.input_shape)
+        return normalize(pixels, preprocessing)
 
     def to_model(pixels: Any, batch_targets: Any) -> tuple[Any, Any]:
         x = tf.numpy_function(scaled, [pixels], tf.float32, stateful=False)
         x.set_shape(shape)
         return x, batch_targets
 
-    data = data.map(to_model, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if flip:
-        def mirror(batch: tuple[Any, Any], draw: Any) -> tuple[Any, Any]:
-            x, y = batch
-            chosen = tf.random.stateless_uniform([tf.shape(x)[0]], seed=tf.stack([draw, draw // 2])) < 0.5
-            return tf.where(tf.reshape(chosen, [-1, 1, 1, 1]), tf.reverse(x, axis=[width_axis]), x), y
-
-        data = tf.data.Dataset.zip((data, tf.data.Dataset.random(seed=seed))).map(mirror, num_parallel_calls=tf.data.AUTOTUNE)
-    return data.prefetch(tf.data.AUTOTUNE)
+    return to_model
 
 
 def _readable(pixels: Any, target: Any, ok: Any) -> Any:
@@ -224,7 +242,10 @@ def _without_flag(pixels: Any, target: Any, ok: Any) -> tuple[Any, Any]:
 
 
 def is_streaming(dataset: Any) -> bool:
-    return isinstance(dataset, StreamingImageDataset)
+    """Whether `dataset` reads its images per epoch (an image folder or a detection dataset with stream=True)."""
+    from edgekit.detection_streaming import StreamingDetectionDataset
+
+    return isinstance(dataset, (StreamingImageDataset, StreamingDetectionDataset))
 
 
 def in_memory(dataset: Any) -> Any:

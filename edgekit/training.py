@@ -67,10 +67,10 @@ def scored_targets(model: Any, dataset: Any, preprocessing: Preprocessing, batch
 
 
 def _train_detector(train: Any, val: Any, arch: Any, *, teacher: Any, **options: Any) -> TrainResult:
-    from edgekit.detection_data import DetectionDataset
+    from edgekit.detection_data import DetectionData
     from edgekit.detection_training import train_detector
 
-    if not isinstance(train, DetectionDataset) or not isinstance(val, DetectionDataset):
+    if not isinstance(train, DetectionData) or not isinstance(val, DetectionData):
         raise TrainingError("task='detection' needs DetectionDataset splits: edgekit.load_detection(path).split()")
     if teacher is not None:
         raise TrainingError("distillation (teacher=) is for classifiers; train the detector without it")
@@ -233,9 +233,9 @@ def train(
         >>> result.metrics["accuracy"]["test"]
         0.95
     """
-    from edgekit.detection_data import DetectionDataset
+    from edgekit.detection_data import DetectionData
 
-    task = task or ("detection" if isinstance(train, DetectionDataset) else "classification")
+    task = task or ("detection" if isinstance(train, DetectionData) else "classification")
     if task == "detection" and strategy is not None:
         raise TrainingError("distributed training (strategy=, --devices) is for classifiers so far; train the detector on one device")
     if task == "detection":  # the one place training forks: each task has its own loop
@@ -245,7 +245,7 @@ def train(
                                **{key: value for key, value in given.items() if value is not None})
     if task != "classification":
         raise TrainingError(f"unknown task {task!r}; valid tasks: classification, detection")
-    if isinstance(train, DetectionDataset):
+    if isinstance(train, DetectionData):
         raise TrainingError("task='classification' needs an ImageDataset; these splits hold boxes (a DetectionDataset)")
     arch = arch or "small_cnn"
     epochs = 20 if epochs is None else epochs

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from converters import CalibrationData
-from edgekit.detection_data import DetectionDataset
+from edgekit.detection_data import DetectionData, DetectionDataset
 from edgekit.detection_metrics import DetectionMetrics, coco_map, detection_agreement
 from edgekit.errors import DatasetError
 from edgekit.tasks import Verdict, pct
@@ -105,7 +105,7 @@ class DetectionHost:
                               resize=preprocessing.resize, labels=None, interpolation=preprocessing.interpolation)
 
     def _check(self, dataset: Any, contract: Any, role: str) -> None:
-        if not isinstance(dataset, DetectionDataset):
+        if not isinstance(dataset, DetectionData):
             raise DatasetError(f"the {role} data of a detector must be a DetectionDataset (edgekit.load_detection), "
                                f"got {type(dataset).__name__}")
         if tuple(dataset.labels) != contract.labels:
