@@ -5,6 +5,7 @@ Heavy packages (TensorFlow, coremltools, onnx) are imported only inside convert 
 
 from converters import coreml as _coreml  # noqa: F401  (converters register themselves)
 from converters import onnx as _onnx  # noqa: F401
+from converters import savedmodel as _savedmodel  # noqa: F401
 from converters import tflite as _tflite  # noqa: F401
 from converters.base import (
     CONVERTERS,

@@ -97,6 +97,14 @@ class ConverterEntry:
     modes: Mapping[str, ConversionConfig]
     convert: ConvertFn = field(repr=False)
     fallbacks: Mapping[str, str] = field(default_factory=dict)  # mode -> next safer mode
+    layout: Callable[[Path, str, str, ConversionConfig], Path] | None = field(default=None, repr=False)
+
+    def artifact_path(self, out_dir: Path, name: str, mode: str, config: ConversionConfig) -> Path:
+        """Where an export writes this format: `<out>/<name>_<mode><suffix>`, or the format's own layout
+        (a SavedModel's `<out>/<name>/<version>/`, as TensorFlow Serving reads it)."""
+        if self.layout is not None:
+            return self.layout(Path(out_dir), name, mode, config)
+        return Path(out_dir) / f"{name}_{mode}{self.suffix}"
 
     def fallback_chain(self, mode: str) -> list[str]:
         """`mode` followed by each safer mode to try when it fails the accuracy gate."""
@@ -110,15 +118,16 @@ CONVERTERS: Registry[ConverterEntry] = Registry("converter")
 
 
 def register_converter(
-    name: str, suffix: str, modes: Mapping[str, ConversionConfig], fallbacks: Mapping[str, str] | None = None
+    name: str, suffix: str, modes: Mapping[str, ConversionConfig], fallbacks: Mapping[str, str] | None = None,
+    layout: Callable[[Path, str, str, ConversionConfig], Path] | None = None,
 ) -> Callable[[ConvertFn], ConvertFn]:
-    """Decorator: register `convert` as the converter for format `name`."""
+    """Decorator: register `convert` as the converter for format `name` (`layout`: see ConverterEntry.artifact_path)."""
     unknown = {m for pair in (fallbacks or {}).items() for m in pair} - set(modes)
     if unknown:
         raise ValueError(f"fallbacks of {name!r} name unknown modes {sorted(unknown)}")
 
     def decorator(fn: ConvertFn) -> ConvertFn:
-        CONVERTERS.register(name)(ConverterEntry(name, suffix, dict(modes), fn, dict(fallbacks or {})))
+        CONVERTERS.register(name)(ConverterEntry(name, suffix, dict(modes), fn, dict(fallbacks or {}), layout))
         return fn
 
     return decorator

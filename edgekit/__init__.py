@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 from edgekit import datasets, deploy, distribution
+from edgekit import savedmodel_backend as _savedmodel_backend  # noqa: F401  (edgekit.load opens SavedModel folders)
 from edgekit._version import __version__
 from edgekit.data import ArrayDataset, ImageDataset, ImageFolder
 from edgekit.detection_data import DetectionData, DetectionDataset, load_detection

@@ -16,6 +16,7 @@ from converters import CONVERTERS, CalibrationData, ConversionConfig, ConverterE
 from converters.shared_work import shared_work
 from edgekit.data import ImageDataset
 from edgekit.streaming import StreamingImageDataset, in_memory
+from edgekit import savedmodel_backend as _savedmodel_backend  # noqa: F401  (checks open SavedModels)
 from edgekit.detection_data import DetectionData
 from edgekit.errors import ContractError, ExportError
 from edgekit.keras_io import load_keras
@@ -298,10 +299,10 @@ class _Job:
 
     def _convert_and_check(self, entry: ConverterEntry, mode: str) -> ExportResult:
         target = f"{entry.name}:{mode}"
-        path = self.out_dir / f"{self.name}_{mode}{entry.suffix}"
+        config = self.configure(entry, mode)  # checked for every target before the first conversion
+        path = entry.artifact_path(self.out_dir, self.name, mode, config)
         log.debug("exporting %s -> %s", target, path)
         try:
-            config = self.configure(entry, mode)
             model, contract = self.task.for_config(self.model, self.contract, config)
             artifact = entry.convert(model, path, config, contract=contract, calibration=self.calibration,
                                      progress=self.progress)

@@ -109,20 +109,27 @@ class BackendEntry:
     suffixes: tuple[str, ...]
     factory: Callable[..., Runtime]
     reference: bool = False  # a correctness check where the real runtime cannot run, never the default
+    markers: tuple[str, ...] = ()  # files that make a folder without a suffix this backend's (a SavedModel's saved_model.pb)
+
+    def recognizes(self, path: Path) -> bool:
+        if path.is_dir() and any((path / marker).is_file() for marker in self.markers):
+            return True
+        return path.suffix.lower() in self.suffixes
 
 
 BACKENDS: Registry[BackendEntry] = Registry("backend")
 
 
-def register_backend(name: str, suffixes: Sequence[str], reference: bool = False) -> Callable[[type], type]:
-    """Class decorator: make a backend openable by name and by file suffix.
+def register_backend(name: str, suffixes: Sequence[str], reference: bool = False,
+                     markers: Sequence[str] = ()) -> Callable[[type], type]:
+    """Class decorator: make a backend openable by name and by file suffix (or, for a folder, by a marker file in it).
 
     A `reference` backend is opened only by name, or by `reference_backend_for` to check an
     artifact whose own runtime cannot run on this machine.
     """
 
     def decorator(cls: type) -> type:
-        BACKENDS.register(name)(BackendEntry(name, tuple(s.lower() for s in suffixes), cls, reference))
+        BACKENDS.register(name)(BackendEntry(name, tuple(s.lower() for s in suffixes), cls, reference, tuple(markers)))
         return cls
 
     return decorator
@@ -137,12 +144,13 @@ def reference_backend_for(path: Path) -> BackendEntry | None:
 def backend_for(path: Path) -> BackendEntry:
     suffix = path.suffix.lower()
     for _, entry in BACKENDS.items():
-        if suffix in entry.suffixes and not entry.reference:
+        if entry.recognizes(path) and not entry.reference:
             return entry
     known = sorted({s for _, entry in BACKENDS.items() for s in entry.suffixes})
+    folders = sorted({m for _, entry in BACKENDS.items() for m in entry.markers})
     raise ModelLoadError(
         f"cannot open {path}: unknown model file type {suffix or '(no suffix)'!r}; "
-        f"supported: {', '.join(known)}"
+        f"supported: {', '.join(known)}" + (f", or a folder holding {', '.join(folders)}" if folders else "")
     )
 
 
@@ -154,7 +162,8 @@ def open_runtime(path: str | Path, backend: str | None = None, **options: Any) -
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"model file not found: {path}")
-    folder = path.suffix.lower() in FOLDER_SUFFIXES
+    folder = path.suffix.lower() in FOLDER_SUFFIXES or any(
+        path.is_dir() and any((path / marker).is_file() for marker in entry.markers) for _, entry in BACKENDS.items())
     if path.is_dir() != folder:
         kind = "a folder" if path.is_dir() else "a file"
         raise ModelLoadError(f"cannot open {path}: it is {kind}, but a {path.suffix or 'model'} model is "

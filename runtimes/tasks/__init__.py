@@ -33,6 +33,14 @@ class Task(Protocol):
     def check_head(self, head: dict[str, Any]) -> None:
         """Raise ContractError when the contract's `head` fields are wrong for this task."""
 
+    def serving_outputs(self, tf: Any, outputs: list[Any], labels: Sequence[str], head: dict[str, Any],
+                        to_source: Any) -> dict[str, Any]:
+        """A SavedModel serving signature's named outputs from the model's `outputs`, as TensorFlow ops.
+
+        `tf` is passed in by the converter (runtimes never imports TensorFlow); `to_source` maps
+        (N, K, 4) boxes normalized to the model input to the request image's pixels, clipped to it.
+        """
+
     def describe(self, head: dict[str, Any]) -> list[str]:
         """What the outputs mean, as `edgekit info` lines ("name: text")."""
 

@@ -66,6 +66,13 @@ class ClassificationTask:
         """Each output's role in standard metadata, in the file's order."""
         return ("scores",)
 
+    def serving_outputs(self, tf: Any, outputs: list[Any], labels: Sequence[str], head: dict[str, Any],
+                        to_source: Any) -> dict[str, Any]:
+        """`scores` (N, labels), the best one's `label_id` (N,) and `label` (N,) string."""
+        scores = outputs[0]
+        best = tf.argmax(scores, axis=-1, output_type=tf.int32)
+        return {"scores": scores, "label_id": best, "label": tf.gather(tf.constant(list(labels)), best)}
+
     def check_head(self, head: dict[str, Any]) -> None:
         if head:
             raise ContractError(f"a classification contract has no head fields; got {sorted(head)}")

@@ -360,6 +360,33 @@ class DetectionTask:
     def check_head(self, head: dict[str, Any]) -> None:
         DetectionHead.from_dict(head)
 
+    def serving_outputs(self, tf: Any, outputs: list[Any], labels: Sequence[str], head: dict[str, Any],
+                        to_source: Any) -> dict[str, Any]:
+        """Final detections per image, as predict() gives them: `boxes` (N, K, 4) x0 y0 x1 y1 in the request
+        image's pixels, `scores` (N, K), `classes` (N, K) int, `labels` (N, K) string, `count` (N,); rows past
+        `count` are zeros. The contract's score threshold, then class-aware IoU NMS (boxes of each class
+        shifted apart, as the TFLite postprocess layout does), K = max_detections."""
+        chosen = DetectionHead.from_dict(head)
+        boxes, scores, classes = outputs[:3]
+        limit = chosen.max_detections
+        floor = float(np.nextafter(np.float32(chosen.score_threshold), np.float32(0)))  # NMS keeps scores above it
+
+        def one(args: Any) -> tuple[Any, Any, Any, Any]:
+            b, s, c = args
+            shifted = b + 2.0 * tf.cast(c, tf.float32)[:, None]  # normalized boxes: classes never overlap
+            selected, kept, valid = tf.raw_ops.NonMaxSuppressionV5(
+                boxes=shifted, scores=s, max_output_size=limit, iou_threshold=chosen.iou_threshold, score_threshold=floor,
+                soft_nms_sigma=0.0, pad_to_max_output_size=True)
+            mask = tf.range(limit) < valid
+            return (tf.where(mask[:, None], tf.gather(b, selected), 0.0), tf.where(mask, tf.gather(s, selected), 0.0),
+                    tf.where(mask, tf.gather(tf.cast(c, tf.int32), selected), 0), valid)
+
+        b, s, c, count = tf.map_fn(one, (boxes, scores, classes), fn_output_signature=(
+            tf.TensorSpec([limit, 4], tf.float32), tf.TensorSpec([limit], tf.float32), tf.TensorSpec([limit], tf.int32),
+            tf.TensorSpec([], tf.int32)))
+        b = tf.where(tf.range(limit)[None, :, None] < count[:, None, None], to_source(b), 0.0)
+        return {"boxes": b, "scores": s, "classes": c, "labels": tf.gather(tf.constant(list(labels)), c), "count": count}
+
     def describe(self, head: dict[str, Any]) -> list[str]:
         h = DetectionHead.from_dict(head)
         return [f"outputs: {', '.join(h.outputs)}; boxes {h.box_format}, {h.box_coordinates} to the input size",

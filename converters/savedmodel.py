@@ -1,0 +1,225 @@
+"""Keras -> a TensorFlow SavedModel as TensorFlow Serving loads it: `<out>/<name>/<version>/`.
+
+Two signatures over the same weights:
+- ``serving_default``: uint8 RGB images of any size (``images``, N x H x W x 3), preprocessing in the
+  graph (colour order, the contract's resize, scaling), outputs named by the task (a classifier's
+  ``scores``, ``label_id``, ``label``; a detector's ``boxes`` in the request image's pixels, ``scores``,
+  ``classes``, ``labels``, ``count``). A client needs no contract.
+- ``edgekit``: uint8 pixels already at the contract's geometry, scaled in the graph, and the model's
+  own outputs: what edgekit's runtimes feed every artifact, so the export checks it like the others.
+
+The contract travels in the SavedModel's assets (``assets/edgekit_contract.json``, tracked, so
+``tf.saved_model.load`` lists it) and in the ``edgekit_contract`` constant signature-less function.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from converters.base import (
+    Artifact, ConversionConfig, ConversionError, Quantization, ordinary_permissions, register_converter,
+)
+from runtimes._deps import require
+from runtimes._quiet import quiet_native
+from runtimes.base import artifact_size
+from runtimes.contract import Layout, ModelContract, ResizeMode
+from runtimes.metadata.savedmodel import CONTRACT_ASSET, EDGEKIT_SIGNATURE, IMAGES_INPUT, SERVING_SIGNATURE
+from runtimes.tasks import task_for
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass(frozen=True)
+class SavedModelConfig(ConversionConfig):
+    """`version`: the numbered folder TensorFlow Serving loads (it serves the highest)."""
+
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.version, int) or self.version < 1:
+            raise ValueError(f"invalid version {self.version!r}; TensorFlow Serving's versions are integers >= 1")
+
+
+MODES = {"fp32": SavedModelConfig(Quantization.FLOAT32)}
+
+
+def savedmodel_path(out_dir: Path, name: str, mode: str, config: ConversionConfig) -> Path:
+    """TensorFlow Serving's layout: a model base folder named for the model, one numbered folder per version."""
+    return Path(out_dir) / name / str(getattr(config, "version", 1))
+
+
+def embedded_contract(contract: ModelContract, config: ConversionConfig, outputs: list[str]) -> ModelContract:
+    """The contract as the `edgekit` signature takes it: uint8 pixels at the geometry, scaling in the graph."""
+    from dataclasses import replace
+
+    pre = contract.preprocessing
+    inside = replace(pre, scale=1.0, offset=0.0, mean=None, std=None, layout=Layout.NHWC)
+    return replace(contract, preprocessing=inside).with_quantization(mode=config.quantization.value, io_dtype="uint8", scaling_in_graph={
+        "scale": pre.scale, "offset": pre.offset, "mean": list(pre.mean) if pre.mean else None,
+        "std": list(pre.std) if pre.std else None, "layout": pre.layout.value},
+        serving={"signature": SERVING_SIGNATURE, "input": IMAGES_INPUT, "color_order": "rgb"}, outputs=outputs)
+
+
+def scaled(tf: Any, pixels: Any, contract: ModelContract) -> Any:
+    """uint8 pixels at the geometry -> the model's float input: the runtime's `normalize`, as TensorFlow ops."""
+    pre = contract.preprocessing
+    x = tf.cast(pixels, tf.float32) * pre.scale + pre.offset
+    if pre.mean is not None and pre.std is not None:
+        x = (x - tf.constant(pre.mean, tf.float32)) / tf.constant(pre.std, tf.float32)
+    return tf.transpose(x, [0, 3, 1, 2]) if pre.layout is Layout.NCHW else x
+
+
+def to_geometry(tf: Any, images: Any, contract: ModelContract) -> tuple[Any, Any]:
+    """RGB uint8 images of any one size -> uint8 pixels at the contract's geometry, and the box mapping
+    (scale_x, scale_y, offset_x, offset_y: input = source * scale + offset) as `box_mapping` computes it.
+
+    The same size passes untouched. Shrinking uses TensorFlow's bilinear resize, antialiased for
+    the contract's "area" (OpenCV's pixels may differ by a level or two of 255 there).
+    """
+    pre = contract.preprocessing
+    out_h, out_w = pre.input_size
+    if pre.channels == 1:
+        images = tf.cast(tf.round(tf.tensordot(tf.cast(images, tf.float32), tf.constant([0.299, 0.587, 0.114]), 1)),
+                         tf.uint8)[..., None]
+    elif pre.color_order.value == "bgr":
+        images = tf.reverse(images, axis=[-1])
+    shape = tf.shape(images)
+    in_h, in_w = tf.cast(shape[1], tf.float64), tf.cast(shape[2], tf.float64)
+    antialias = pre.interpolation.value == "area"
+
+    def resized(height: Any, width: Any) -> Any:
+        x = tf.image.resize(images, tf.stack([height, width]), method="bilinear", antialias=antialias)
+        return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+
+    if pre.resize is ResizeMode.STRETCH:
+        out = resized(out_h, out_w)
+        mapping = tf.stack([out_w / in_w, out_h / in_h, tf.zeros_like(in_w), tf.zeros_like(in_w)])
+    else:
+        pick = tf.minimum if pre.resize is ResizeMode.LETTERBOX else tf.maximum
+        ratio = pick(out_h / in_h, out_w / in_w)
+        one = tf.constant(1.0, tf.float64)
+        new_w = tf.maximum(one, tf.round(in_w * ratio))
+        new_h = tf.maximum(one, tf.round(in_h * ratio))
+        if pre.resize is ResizeMode.CENTER_CROP:
+            new_w, new_h = tf.maximum(tf.constant(out_w, tf.float64), new_w), tf.maximum(tf.constant(out_h, tf.float64), new_h)
+        image = resized(tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32))
+        if pre.resize is ResizeMode.LETTERBOX:
+            top, left = (out_h - tf.cast(new_h, tf.int32)) // 2, (out_w - tf.cast(new_w, tf.int32)) // 2
+            out = tf.pad(image - pre.pad_value, [[0, 0], [top, out_h - tf.cast(new_h, tf.int32) - top],
+                                                 [left, out_w - tf.cast(new_w, tf.int32) - left], [0, 0]]) + pre.pad_value
+            mapping = tf.stack([new_w / in_w, new_h / in_h, tf.cast(left, tf.float64), tf.cast(top, tf.float64)])
+        else:
+            top, left = (tf.cast(new_h, tf.int32) - out_h) // 2, (tf.cast(new_w, tf.int32) - out_w) // 2
+            out = image[:, top:top + out_h, left:left + out_w, :]
+            mapping = tf.stack([new_w / in_w, new_h / in_h, -tf.cast(left, tf.float64), -tf.cast(top, tf.float64)])
+    same = tf.logical_and(tf.equal(shape[1], out_h), tf.equal(shape[2], out_w))
+    out = tf.cond(same, lambda: tf.ensure_shape(images, [None, None, None, pre.channels]), lambda: out)
+    mapping = tf.where(same, tf.constant([1.0, 1.0, 0.0, 0.0], tf.float64), mapping)
+    out.set_shape([None, out_h, out_w, pre.channels])
+    return out, tf.cast(mapping, tf.float32)
+
+
+def output_names(model: Any) -> list[str]:
+    """The model's outputs' names, in its order: the `edgekit` signature's keys, recorded in the contract."""
+    return [str(name) for name in (getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])]
+
+
+def build_module(tf: Any, model: Any, contract: ModelContract, contract_file: Path) -> Any:
+    """A tf.Module with both signatures and the contract as a tracked asset."""
+    pre = contract.preprocessing
+    out_h, out_w = pre.input_size
+    task = task_for(contract.task)
+    names = output_names(model)
+
+    def run(pixels: Any) -> list[Any]:
+        outputs = model(scaled(tf, pixels, contract), training=False)
+        return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+    class Serving(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.contract = tf.saved_model.Asset(str(contract_file))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=IMAGES_INPUT)])
+        def serve(self, images: Any) -> dict[str, Any]:
+            pixels, mapping = to_geometry(tf, images, contract)
+            shape = tf.cast(tf.shape(images), tf.float32)
+            limit = tf.stack([shape[2], shape[1], shape[2], shape[1]])
+            size = tf.constant([out_w, out_h, out_w, out_h], tf.float32)
+            scale, offset = tf.stack([mapping[0], mapping[1]] * 2), tf.stack([mapping[2], mapping[3]] * 2)
+
+            def to_source(boxes: Any) -> Any:  # BoxMapping.to_source, then the clip predict() applies
+                return tf.minimum(tf.maximum((boxes * size - offset) / scale, 0.0), limit)
+
+            return task.serving_outputs(tf, run(pixels), contract.labels, contract.head, to_source)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, out_h, out_w, pre.channels], tf.uint8, name="pixels")])
+        def edgekit(self, pixels: Any) -> dict[str, Any]:
+            return dict(zip(names, run(pixels)))
+
+    return Serving()
+
+
+@register_converter("savedmodel", suffix="", modes=MODES, layout=savedmodel_path)
+def convert_savedmodel(
+    model: Any,
+    output_path: str | Path,
+    config: ConversionConfig,
+    *,
+    contract: ModelContract,
+    calibration: Any = None,
+    progress: bool = True,
+) -> Artifact:
+    """Write `model` as a versioned SavedModel folder with raw-image and edgekit signatures (module docstring).
+
+    Example:
+        >>> convert_savedmodel(model, "runs/serving/shapes/1", MODES["fp32"], contract=c)
+    """
+    tf = require("tensorflow", extra="train")
+    output_path = Path(output_path)
+    if not isinstance(config, SavedModelConfig):
+        config = SavedModelConfig(config.quantization)
+    started = time.perf_counter()
+    embedded = embedded_contract(contract, config, output_names(model))
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_path.name}.", dir=output_path.parent))
+    try:
+        contract_file = staging / CONTRACT_ASSET
+        contract_file.write_text(embedded.to_signed_json())
+        module = build_module(tf, model, contract, contract_file)
+        staged = staging / "savedmodel"
+        with quiet_native("tf.saved_model.save"):
+            tf.saved_model.save(module, str(staged), signatures={
+                SERVING_SIGNATURE: module.serve.get_concrete_function(),
+                EDGEKIT_SIGNATURE: module.edgekit.get_concrete_function()})
+        if not (staged / "assets" / CONTRACT_ASSET).is_file():
+            raise ConversionError("the SavedModel was written without its contract asset")
+        ordinary_permissions(staged)
+        if output_path.exists():
+            trash = output_path.with_name(f".{output_path.name}.old-{os.getpid()}")
+            os.replace(output_path, trash)
+            os.replace(staged, output_path)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(staged, output_path)
+    except ConversionError:
+        raise
+    except Exception as exc:
+        raise ConversionError(f"SavedModel export failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    seconds = time.perf_counter() - started
+    log.debug("wrote %s (%.1f s)", output_path, seconds)
+    notes = (f"TensorFlow Serving layout: --model_name={output_path.parent.name} --model_base_path={output_path.parent}",)
+    return Artifact(output_path, f"savedmodel:{config.quantization.value}", config, embedded, artifact_size(output_path),
+                    seconds, notes, ("TensorFlow Serving: serving_default takes uint8 RGB images of any size",))
