@@ -192,9 +192,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.add_argument("--plot", type=Path, default=None, help="write the latency distributions as a PNG")
 
+    serve = sub.add_parser("serve", help="serve a model over TF Serving's REST API, with a live view in the browser",
+                           description="POST /v1/models/<name>:predict as TensorFlow Serving takes it; with --source, "
+                           "the annotated stream at / and results at /results. Device side: no TensorFlow.")
+    from runtimes.serving.cli import add_arguments
+
+    add_arguments(serve)
+
     sub.add_parser("doctor", help="what this machine can run, and what to install",
                    description="Python, CPU, installed runtimes and camera stacks, with install advice.")
     return parser
+
+
+@command("serve")
+def _serve(args: argparse.Namespace) -> int:
+    from runtimes.serving.cli import run
+
+    return run(args)
 
 
 @command("deploy")

@@ -33,6 +33,16 @@ class Task(Protocol):
     def check_head(self, head: dict[str, Any]) -> None:
         """Raise ContractError when the contract's `head` fields are wrong for this task."""
 
+    def serving_prediction(self, result: Any, labels: Sequence[str], head: dict[str, Any]) -> dict[str, Any]:
+        """One result as the SavedModel serving signature's named outputs for one image (JSON-ready): what
+        `edgekit serve` answers, so a TF Serving client reads both alike. predict() needs `serving_options`."""
+
+    def serving_options(self, labels: Sequence[str]) -> dict[str, Any]:
+        """predict() options that give `serving_prediction` everything it reports (a classifier's every score)."""
+
+    def serving_spec(self, labels: Sequence[str], head: dict[str, Any]) -> dict[str, tuple[str, list[int]]]:
+        """The serving signature's outputs: name -> (TensorFlow dtype name, shape with -1 for the batch)."""
+
     def serving_outputs(self, tf: Any, outputs: list[Any], labels: Sequence[str], head: dict[str, Any],
                         to_source: Any) -> dict[str, Any]:
         """A SavedModel serving signature's named outputs from the model's `outputs`, as TensorFlow ops.

@@ -73,6 +73,16 @@ class ClassificationTask:
         best = tf.argmax(scores, axis=-1, output_type=tf.int32)
         return {"scores": scores, "label_id": best, "label": tf.gather(tf.constant(list(labels)), best)}
 
+    def serving_prediction(self, result: Classification, labels: Sequence[str], head: dict[str, Any]) -> dict[str, Any]:
+        scores = dict(result.top_k)
+        return {"scores": [float(scores.get(label, 0.0)) for label in labels], "label_id": result.index, "label": result.label}
+
+    def serving_options(self, labels: Sequence[str]) -> dict[str, Any]:
+        return {"top_k": len(labels)}
+
+    def serving_spec(self, labels: Sequence[str], head: dict[str, Any]) -> dict[str, tuple[str, list[int]]]:
+        return {"scores": ("DT_FLOAT", [-1, len(labels)]), "label_id": ("DT_INT32", [-1]), "label": ("DT_STRING", [-1])}
+
     def check_head(self, head: dict[str, Any]) -> None:
         if head:
             raise ContractError(f"a classification contract has no head fields; got {sorted(head)}")

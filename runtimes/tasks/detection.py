@@ -360,6 +360,24 @@ class DetectionTask:
     def check_head(self, head: dict[str, Any]) -> None:
         DetectionHead.from_dict(head)
 
+    def serving_prediction(self, result: Detections, labels: Sequence[str], head: dict[str, Any]) -> dict[str, Any]:
+        """Padded to max_detections with zeros past `count`, as the SavedModel's signature is."""
+        size = max(DetectionHead.from_dict(head).max_detections, len(result))
+        pad = size - len(result)
+        return {"boxes": [[round(v, 3) for v in d.box] for d in result] + [[0.0] * 4] * pad,
+                "scores": [round(d.score, 6) for d in result] + [0.0] * pad,
+                "classes": [d.index for d in result] + [0] * pad,
+                "labels": [d.label for d in result] + [labels[0] if labels else ""] * pad,
+                "count": len(result)}
+
+    def serving_options(self, labels: Sequence[str]) -> dict[str, Any]:
+        return {}
+
+    def serving_spec(self, labels: Sequence[str], head: dict[str, Any]) -> dict[str, tuple[str, list[int]]]:
+        k = DetectionHead.from_dict(head).max_detections
+        return {"boxes": ("DT_FLOAT", [-1, k, 4]), "scores": ("DT_FLOAT", [-1, k]), "classes": ("DT_INT32", [-1, k]),
+                "labels": ("DT_STRING", [-1, k]), "count": ("DT_INT32", [-1])}
+
     def serving_outputs(self, tf: Any, outputs: list[Any], labels: Sequence[str], head: dict[str, Any],
                         to_source: Any) -> dict[str, Any]:
         """Final detections per image, as predict() gives them: `boxes` (N, K, 4) x0 y0 x1 y1 in the request
