@@ -115,7 +115,7 @@ def _image(value: Any, index: int, limits: Limits) -> np.ndarray:
         if pixels.ndim != 3 or pixels.shape[2] not in (1, 3) or 0 in pixels.shape:
             raise RequestError(400, f"{where}: shape {list(pixels.shape)}; an image is H x W x 3 (RGB) or H x W x 1")
         if pixels.shape[0] * pixels.shape[1] > limits.max_image_pixels:
-            raise RequestError(413, f"{where}: {pixels.shape[1]}x{pixels.shape[0]} is over {limits.max_image_pixels} pixels")
+            raise RequestError(413, f"{where}: {pixels.shape[1]}x{pixels.shape[0]} is over the {limits.max_image_pixels} pixel limit")
         if not np.isfinite(pixels).all() or pixels.min() < 0 or pixels.max() > 255:
             raise RequestError(400, f"{where}: pixel values must be numbers in 0..255")
         image = np.rint(pixels).astype(np.uint8)
@@ -134,7 +134,7 @@ def _decoded(data: bytes, where: str, limits: Limits) -> np.ndarray:
     if image is None:
         raise RequestError(400, f"{where}: not an image OpenCV can decode (JPEG, PNG, BMP, WebP, TIFF)")
     if image.shape[0] * image.shape[1] > limits.max_image_pixels:
-        raise RequestError(413, f"{where}: {image.shape[1]}x{image.shape[0]} is over {limits.max_image_pixels} pixels")
+        raise RequestError(413, f"{where}: {image.shape[1]}x{image.shape[0]} is over the {limits.max_image_pixels} pixel limit")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
