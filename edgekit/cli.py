@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--name", default=None, help="service name (default: edgekit-classifier or edgekit-detector)")
     deploy.add_argument("--source", default="picamera2", help="source the service reads (default: picamera2)")
     deploy.add_argument("--user", default="pi", help="user the service runs as (default: pi)")
+    deploy.add_argument("--serve", action="store_true",
+                        help="add edgekit serve (REST API, live view) and a systemd unit for it, with a token made on install")
+    deploy.add_argument("--port", type=int, default=8500, help="port of the --serve unit (default: 8500)")
 
     bench = sub.add_parser("bench", help="latency, throughput, memory, size (and accuracy) per model",
                            description="Measure each MODEL on this machine, each in a fresh process, side by side.")
@@ -215,7 +218,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _deploy(args: argparse.Namespace) -> int:
     from edgekit.deploy import rpi
 
-    bundle = rpi(args.model, args.out, name=args.name, source=args.source, user=args.user)
+    bundle = rpi(args.model, args.out, name=args.name, source=args.source, user=args.user, serve=args.serve, port=args.port)
     print(f"bundle: {bundle.folder}/ and {bundle.archive}")
     print(f"on the Pi: tar xzf {bundle.archive.name} && cd {bundle.folder.name} && ./install.sh && .venv/bin/python run.py")
     return 0

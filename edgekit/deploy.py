@@ -33,6 +33,7 @@ PINNED = {
     "opencv": "opencv-python-headless==4.12.0.88",
     "litert": 'ai-edge-litert==1.4.0; python_version < "3.13"',
     "onnxruntime": "onnxruntime==1.22.1",
+    "serve": ["starlette==1.10.0", "uvicorn==0.55.0"],  # pure Python (py3-none-any): any Pi; the versions tested
 }
 
 
@@ -47,9 +48,11 @@ class Bundle:
     model: Path
 
 
-def _requirements(model: Path) -> str:
+def _requirements(model: Path, serve: bool = False) -> str:
     lines = ["# edgekit runtime bundle: numpy, OpenCV and one inference runtime; never TensorFlow.",
              PINNED["numpy"], PINNED["opencv"]]
+    if serve:
+        lines += ["# edgekit serve: the REST API and the live view", *PINNED["serve"]]
     if model.suffix == ".tflite":
         lines += [PINNED["litert"],
                   "# Python 3.13 on aarch64 has no LiteRT wheel yet: use Python 3.11/3.12, or export the model to ONNX.",
@@ -71,7 +74,7 @@ python3 -m venv --system-site-packages .venv
 .venv/bin/python -m pip install --upgrade pip
 .venv/bin/python -m pip install -r requirements.txt
 .venv/bin/python doctor.py || true
-echo "installed: try  .venv/bin/python run.py --source picamera2  (or --source 0 for a USB camera)"
+{serve_token}echo "installed: try  .venv/bin/python run.py --source picamera2  (or --source 0 for a USB camera)"
 """
 
 RUN_PY = """#!/usr/bin/env python3
@@ -97,6 +100,57 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runtimes.doctor import main  # noqa: E402
 
 sys.exit(main())
+"""
+
+SERVE_TOKEN = """if [ ! -f serve.env ]; then  # the serve unit's token: made here, so no secret travels in the bundle
+    (umask 077; echo "EDGEKIT_SERVE_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')" > serve.env)
+fi
+echo "edgekit serve token (for the browser: http://<pi>:{port}/?token=...): $(cut -d= -f2 serve.env)"
+"""
+
+SERVE_PY = """#!/usr/bin/env python3
+\"\"\"Serve the bundled {role}: TF Serving's REST API and a live view. --help lists the options.\"\"\"
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from runtimes.serving.cli import main  # noqa: E402
+
+sys.exit(main(default_model=str(HERE / {model!r}), bundle=HERE))  # verifies {manifest} first
+"""
+
+SERVE_SERVICE = """[Unit]
+Description=edgekit serve: {role} REST API and live view ({name})
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+WorkingDirectory={folder}
+EnvironmentFile={folder}/serve.env
+ExecStart={folder}/.venv/bin/python {folder}/serve.py --source {source} --host 0.0.0.0 --port {port}
+Restart=on-failure
+RestartSec=5
+TimeoutStopSec=15
+User={user}
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+SERVE_README = """
+## Serve (REST API and live view)
+
+    .venv/bin/python serve.py --source picamera2 --host 0.0.0.0 --port {port}   # token: EDGEKIT_SERVE_TOKEN or --token
+
+Open `http://<pi>:{port}/?token=<token>` in a browser for the annotated stream; other programs
+POST `http://<pi>:{port}/v1/models/{model_name}:predict` as they would to TensorFlow Serving, with
+`Authorization: Bearer <token>`. `install.sh` made the token in `serve.env` (readable by you only).
+
+    sed -i "s#{folder}#$PWD#g; s#User=pi#User=$USER#" {name}-serve.service
+    sudo cp {name}-serve.service /etc/systemd/system/ && sudo systemctl enable --now {name}-serve
 """
 
 TRACKING_RUN = """    .venv/bin/python run.py --source 0 --track --count-line 320,0,320,480   # ids across frames, a counting line
@@ -227,10 +281,12 @@ def _replace(staged: Path, target: Path) -> None:
 
 
 def rpi(model: str | Path, out_dir: str | Path, *, name: str | None = None, source: str = "picamera2",
-        user: str = "pi") -> Bundle:
+        user: str = "pi", serve: bool = False, port: int = 8500) -> Bundle:
     """Write a Raspberry Pi bundle folder and its .tar.gz, for any task's model (classifier, detector).
 
     `name` names the systemd service; by default `edgekit-<role>` (edgekit-classifier, edgekit-detector).
+    `serve` adds `edgekit serve` (serve.py, Starlette and uvicorn in the requirements) and a
+    `<name>-serve.service` unit listening on all interfaces at `port`, with a token install.sh makes.
 
     Example:
         >>> bundle = edgekit.deploy.rpi("runs/demo/export/small_cnn_int8.tflite", "dist/shapes")
@@ -264,15 +320,21 @@ def rpi(model: str | Path, out_dir: str | Path, *, name: str | None = None, sour
         files = {
             "run.py": RUN_PY.format(model=model.name, manifest=MANIFEST_NAME, role=task.role),
             "doctor.py": DOCTOR_PY,
-            "requirements.txt": _requirements(model),
-            "install.sh": INSTALL_SH.format(manifest=MANIFEST_NAME),
+            "requirements.txt": _requirements(model, serve),
+            "install.sh": INSTALL_SH.format(manifest=MANIFEST_NAME, serve_token=SERVE_TOKEN.format(port=port) if serve else ""),
             f"{name}.service": SERVICE.format(name=name, folder=f"/home/{user}/{folder.name}", source=source, user=user,
                                               role=task.role),
             "README.md": README.format(name=name, version=contract.edgekit_version or "?", model=model.name,
                                        runtime=backend, labels=", ".join(contract.labels),
                                        folder=f"/home/{user}/{folder.name}", record_help=task.record_help,
-                                       task_runs=TRACKING_RUN if task.trackable else ""),
+                                       task_runs=TRACKING_RUN if task.trackable else "")
+            + (SERVE_README.format(port=port, model_name=contract.model_name, folder=f"/home/{user}/{folder.name}", name=name)
+               if serve else ""),
         }
+        if serve:
+            files["serve.py"] = SERVE_PY.format(model=model.name, manifest=MANIFEST_NAME, role=task.role)
+            files[f"{name}-serve.service"] = SERVE_SERVICE.format(name=name, folder=f"/home/{user}/{folder.name}", source=source,
+                                                                  user=user, role=task.role, port=port)
         for filename, text in files.items():
             path = work / filename
             path.write_text(text)

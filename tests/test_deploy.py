@@ -252,3 +252,70 @@ def test_a_detector_bundle_is_named_and_documented_for_detection(detector_export
     records = [json.loads(text) for text in result.stdout.splitlines()]
     assert len(records) == 48 and records[-1]["count"]["total"] == 2
     assert "crossed: 2 (in 1, out 1)" in result.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_serve_bundle_serves_from_the_extracted_folder_and_stops_on_sigterm(exported, shapes_splits, tmp_path):
+    """deploy rpi --serve: serve.py, its systemd unit and token; the REST API answers, without TensorFlow, until SIGTERM."""
+    import base64
+    import signal
+    import time
+    import urllib.error
+    import urllib.request
+
+    bundle = rpi(exported.result("tflite:int8").path, tmp_path / "dist" / "shapes", serve=True, port=8600)
+    unit = (bundle.folder / "edgekit-classifier-serve.service").read_text()
+    assert "ExecStart=/home/pi/shapes/.venv/bin/python /home/pi/shapes/serve.py --source picamera2 --host 0.0.0.0 --port 8600" in unit
+    assert "EnvironmentFile=/home/pi/shapes/serve.env" in unit
+    requirements = (bundle.folder / "requirements.txt").read_text()
+    assert "starlette==" in requirements and "uvicorn==" in requirements and "tensorflow" not in requirements
+    assert "secrets.token_urlsafe" in (bundle.folder / "install.sh").read_text() and "umask 077" in (bundle.folder / "install.sh").read_text()
+    assert "/v1/models/small_cnn:predict" in (bundle.folder / "README.md").read_text()
+    folder = extract_bundle(bundle.archive, tmp_path / "pi")
+    port = _free_port()
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['serve.py', '--port', '{port}']\n"
+        "try:\n"
+        f"    runpy.run_path({str(folder / 'serve.py')!r}, run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    assert 'tensorflow' not in sys.modules and 'edgekit' not in sys.modules\n"
+        "    sys.exit(exit.code)\n"
+    )
+    import os
+
+    server = subprocess.Popen([sys.executable, "-c", probe], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, "EDGEKIT_SERVE_TOKEN": "pi-token"})
+    try:
+        url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
+        authorized = {"Authorization": "Bearer pi-token", "Content-Type": "application/json"}
+        while True:
+            try:
+                urllib.request.urlopen(urllib.request.Request(url + "/healthz", headers=authorized), timeout=5)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read() if server.poll() is not None else "timeout"
+                time.sleep(0.3)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "/healthz", timeout=5)
+        assert refused.value.code == 401
+        image = base64.b64encode(open(shapes_splits[2].sources[0], "rb").read()).decode()
+        body = json.dumps({"instances": [{"b64": image}]}).encode()
+        answer = json.load(urllib.request.urlopen(urllib.request.Request(url + "/v1/models/small_cnn:predict", body, authorized),
+                                                  timeout=30))
+        assert answer["predictions"][0]["label"] in ("circle", "square", "triangle")
+        assert len(answer["predictions"][0]["scores"]) == 3
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+        assert server.returncode == 0, stderr[-2000:]
+        assert "Traceback" not in stderr
+    finally:
+        if server.poll() is None:
+            server.kill()

@@ -116,7 +116,7 @@ def test_a_detectors_serving_signature_gives_predicts_detections(trained_detecto
                 found = model.predict(request)
                 assert count == len(found), source
                 for i, detection in enumerate(found):
-                    assert int(got["classes"][0, i]) == detection.class_id
+                    assert int(got["classes"][0, i]) == detection.index
                     assert got["labels"][0, i].numpy().decode() == detection.label
                     assert abs(float(got["scores"][0, i]) - detection.score) < 1e-4
                     if request is image:  # the same pixels: the same boxes

@@ -228,3 +228,13 @@ def test_concurrent_requests_all_get_their_own_answers(client, tiny_artifacts, i
     for thread in threads:
         thread.join()
     assert all(answers[i] == expected[i % len(images)] for i in range(24))
+
+
+def test_the_serve_command_names_a_missing_model_and_the_module_entry_point_exists(tmp_path, capsys):
+    from edgekit.cli import main
+    from runtimes.serving.cli import main as serve_main
+
+    assert main(["serve", str(tmp_path / "missing.tflite")]) == 2
+    assert "model file not found" in capsys.readouterr().err
+    assert serve_main([str(tmp_path / "missing.tflite")]) == 2
+    assert "serve: error: model file not found" in capsys.readouterr().err

@@ -33,7 +33,7 @@ class ServeConfig:
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{name} - edgekit</title>
-<style>body{{font-family:sans-serif;background:#111;color:#eee;margin:1em}} img{{max-width:100%;border:1px solid #444}}
+<style>body{{font-family:sans-serif;background:#111;color:#eee;margin:1em}} img{{width:min(100%,960px);border:1px solid #444}}
 #result{{font-family:monospace;white-space:pre-wrap}}</style></head>
 <body><h1>{name}</h1><p>{task}: <span id="stats">waiting for frames</span></p>
 <img id="live" src="stream.mjpg{query}" alt="live view">

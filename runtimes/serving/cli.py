@@ -11,8 +11,9 @@ from runtimes.serving.rest import Limits
 TOKEN_VARIABLE = "EDGEKIT_SERVE_TOKEN"  # a token in the environment stays out of `ps` (systemd: EnvironmentFile)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=Path, help="model file or SavedModel folder edgekit exported (.tflite, .onnx, ...)")
+def add_arguments(parser: argparse.ArgumentParser, default_model: str | None = None) -> None:
+    parser.add_argument("model", type=Path, nargs="?" if default_model else None, default=default_model,
+                        help="model file edgekit exported (.tflite, .onnx; a SavedModel folder on a host with TensorFlow)")
     parser.add_argument("--source", "-s", default=None,
                         help="live view source: video, webcam index (0), rtsp:// URL or picamera2 (default: none)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
@@ -33,3 +34,25 @@ def run(args: argparse.Namespace) -> int:
     serve(args.model, args.source, args.host, args.port, name=args.name, token=args.token or os.environ.get(TOKEN_VARIABLE),
           limits=limits, num_threads=args.threads)
     return 0
+
+
+def main(argv: list[str] | None = None, default_model: str | None = None, bundle: str | Path | None = None) -> int:
+    """`python -m runtimes.serving` and a bundle's serve.py (which passes its folder: MANIFEST.sha256 is checked first)."""
+    import logging
+    import sys
+
+    from runtimes.errors import EdgekitError
+
+    parser = argparse.ArgumentParser(prog="serve", description="edgekit serve: TF Serving's REST API and a live view")
+    add_arguments(parser, default_model)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if bundle is not None:
+            from runtimes.integrity import verify_manifest
+
+            verify_manifest(bundle)
+        return run(args)
+    except EdgekitError as exc:
+        print(f"serve: error: {exc}", file=sys.stderr)
+        return 2

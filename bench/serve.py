@@ -1,0 +1,193 @@
+"""edgekit serve on localhost: what the HTTP path costs over Model.predict, and whether viewers slow the camera loop.
+
+On the MobileNetV2 224x224 int8 TFLite file (bench/_artifacts.py) it prints:
+- Model.predict in-process on a decoded 224x224 JPEG (decode included) vs POST :predict of the same
+  JPEG as {"b64": ...} from one client: p50/p99 each, and the HTTP path's added p50 (target < 2 ms);
+- requests per second and p50/p99 for 1, 4 and 8 concurrent clients (bounded: --requests each, --seconds);
+- the live loop's frames per second on a looping 640x480 video, alone and while 8 viewers read the
+  MJPEG stream (target: >= 0.9 of the rate alone).
+Clients run in another process (their Python does not share the server's interpreter lock).
+Exits 1 on a miss.
+
+    .venv/bin/python bench/serve.py [--requests 200] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _artifacts import CACHE, mobilenetv2_artifacts
+
+ADDED_P50_TARGET_MS, LOOP_TARGET = 2.0, 0.9
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def clients(url: str, count: int, requests: int, seconds: float, jpeg: str) -> dict:
+    """`count` threads POSTing the JPEG (each up to `requests`, all within `seconds`): latencies and throughput."""
+    import threading
+
+    import httpx
+
+    body = json.dumps({"instances": [{"b64": jpeg}]})
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def run() -> None:
+        with httpx.Client(timeout=30) as client:
+            for _ in range(requests):
+                if time.monotonic() > deadline:
+                    return
+                started = time.perf_counter()
+                answer = client.post(url, content=body, headers={"Content-Type": "application/json"})
+                elapsed = (time.perf_counter() - started) * 1000
+                with lock:
+                    if answer.status_code == 200:
+                        latencies.append(elapsed)
+                    else:
+                        errors[0] += 1
+
+    with httpx.Client() as warm:
+        for _ in range(5):
+            warm.post(url, content=body, headers={"Content-Type": "application/json"})
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    return {"requests": len(latencies), "errors": errors[0], "rps": len(latencies) / wall,
+            "p50": _percentile(latencies, 50), "p99": _percentile(latencies, 99)}
+
+
+def viewers(url: str, count: int, seconds: float) -> dict:
+    """`count` MJPEG readers for `seconds`: the frames each received."""
+    import threading
+
+    import httpx
+
+    received = [0] * count
+    deadline = time.monotonic() + seconds
+
+    def read(i: int) -> None:
+        with httpx.Client(timeout=30) as client, client.stream("GET", url) as stream:
+            for chunk in stream.iter_bytes():
+                received[i] += chunk.count(b"--frame")
+                if time.monotonic() > deadline:
+                    return
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"frames": received}
+
+
+def _in_child(what: str, *args: object) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", what, *map(str, args)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _loop_rate(feed, seconds: float) -> float:
+    start_number, started = feed.latest().number, time.monotonic()
+    time.sleep(seconds)
+    return (feed.latest().number - start_number) / (time.monotonic() - started)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200, help="requests per client at most")
+    parser.add_argument("--seconds", type=float, default=20.0, help="time limit of each client run")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        what, *rest = args.child
+        if what == "clients":
+            url, count, requests, seconds, jpeg_file = rest
+            print(json.dumps(clients(url, int(count), int(requests), float(seconds), Path(jpeg_file).read_text())))
+        else:
+            url, count, seconds = rest
+            print(json.dumps(viewers(url, int(count), float(seconds))))
+        return 0
+
+    import cv2
+
+    from runtimes import open_model
+    from runtimes.serving import start
+
+    path = mobilenetv2_artifacts()["tflite:int8"]
+    rng = np.random.default_rng(0)
+    image = cv2.resize(rng.integers(0, 256, (28, 28, 3), dtype=np.uint8), (224, 224), interpolation=cv2.INTER_CUBIC)
+    jpeg_bytes = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    jpeg_file = CACHE / "serve_request.b64"
+    jpeg_file.write_text(base64.b64encode(jpeg_bytes).decode())
+    misses: list[str] = []
+
+    with open_model(path, num_threads=1) as model:
+        for _ in range(10):
+            model.predict(cv2.imdecode(np.frombuffer(jpeg_bytes, np.uint8), cv2.IMREAD_COLOR), color="bgr")
+        local = []
+        for _ in range(args.requests):
+            started = time.perf_counter()
+            model.predict(cv2.imdecode(np.frombuffer(jpeg_bytes, np.uint8), cv2.IMREAD_COLOR), color="bgr", top_k=3)
+            local.append((time.perf_counter() - started) * 1000)
+    print(f"Model.predict in-process, 224x224 JPEG decoded each time: p50 {_percentile(local, 50):.2f} ms, "
+          f"p99 {_percentile(local, 99):.2f} ms")
+
+    with start(path, port=0, num_threads=1) as server:
+        url = f"{server.url}/v1/models/mobilenetv2_224:predict"
+        single = None
+        for count in (1, 4, 8):
+            result = _in_child("clients", url, count, args.requests, args.seconds, jpeg_file)
+            single = single or result
+            print(f"{count} client(s): {result['requests']} requests, {result['rps']:.1f}/s, p50 {result['p50']:.2f} ms, "
+                  f"p99 {result['p99']:.2f} ms, errors {result['errors']}")
+            if result["errors"]:
+                misses.append(f"{result['errors']} failed requests with {count} clients")
+    added = single["p50"] - _percentile(local, 50)
+    print(f"HTTP path adds {added:.2f} ms at p50 (target < {ADDED_P50_TARGET_MS} ms)")
+    if added >= ADDED_P50_TARGET_MS:
+        misses.append(f"HTTP path adds {added:.2f} ms at p50")
+
+    from edgekit.datasets import make_tracking_video
+
+    clip = make_tracking_video(CACHE / "serve_clip.avi", frames=120, size=(480, 640))
+    with start(path, source=str(clip.path), port=0, num_threads=1) as server:
+        time.sleep(3)  # warm up: the loop runs, the video is in the page cache
+        alone = _loop_rate(server.feed, 10)
+        import threading
+
+        watched: dict = {}
+        thread = threading.Thread(target=lambda: watched.update(_in_child("viewers", f"{server.url}/stream.mjpg", 8, 14)))
+        thread.start()
+        time.sleep(3)
+        busy = _loop_rate(server.feed, 10)
+        thread.join()
+    ratio = busy / alone
+    print(f"live loop alone {alone:.1f} frames/s; with 8 MJPEG viewers {busy:.1f} frames/s: {ratio:.2f} "
+          f"(target >= {LOOP_TARGET}); frames each viewer got in 14 s: {watched.get('frames')}")
+    if ratio < LOOP_TARGET:
+        misses.append(f"live loop keeps {ratio:.2f} of its rate with 8 viewers")
+    print("misses: " + "; ".join(misses) if misses else "every target met")
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
