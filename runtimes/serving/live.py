@@ -94,6 +94,8 @@ class LiveFeed:
                     self._publish(result)
                 self.error = None
             except Exception as exc:  # the loop must outlive a bad source; the next open may work
+                if self._stop.is_set():  # stop() closed the source under the read: not a failure
+                    break
                 self._failed(f"the stream from {self.source_spec} failed: {type(exc).__name__}: {exc}")
                 continue
             finally:
