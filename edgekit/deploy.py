@@ -33,7 +33,8 @@ PINNED = {
     "opencv": "opencv-python-headless==4.12.0.88",
     "litert": 'ai-edge-litert==1.4.0; python_version < "3.13"',
     "onnxruntime": "onnxruntime==1.22.1",
-    "serve": ["starlette==1.10.0", "uvicorn==0.55.0"],  # pure Python (py3-none-any): any Pi; the versions tested
+    # the versions tested; Starlette and uvicorn are pure Python, httptools and uvloop have cp311 aarch64 wheels
+    "serve": ["starlette==1.10.0", "uvicorn==0.55.0", "httptools==0.9.0", "uvloop==0.23.0"],
 }
 
 

@@ -1,8 +1,10 @@
 """The web app of `edgekit serve`: TF Serving's REST API, a live page, server-sent results, a health check.
 
-Starlette on uvicorn: small, pure Python (a Pi installs it in seconds), asynchronous, so a viewer
-that reads slowly waits on its own socket and holds neither the camera loop (a thread of its own,
-see live.py) nor the other clients. Predictions run one at a time on a worker thread.
+Starlette on uvicorn: small (a Pi installs it in seconds: pure Python, plus httptools' C parser and
+uvloop, aarch64 wheels both, which uvicorn picks up when present),
+asynchronous, so a viewer that reads slowly waits on its own socket and holds neither the camera
+loop (a thread of its own, see live.py) nor the other clients. Predictions run one at a time on a
+worker thread.
 """
 
 from __future__ import annotations
