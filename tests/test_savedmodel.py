@@ -140,3 +140,27 @@ def _iou(a, b) -> float:
     inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+@pytest.mark.parametrize("resize", ["stretch", "letterbox", "center_crop"])
+def test_the_graphs_resize_maps_like_the_runtime_and_lands_near_its_pixels(resize):
+    """converters.savedmodel.to_geometry: the box mapping is box_mapping's; the pixels within a level or two of OpenCV's."""
+    from converters.savedmodel import to_geometry
+    from runtimes.contract import Preprocessing
+    from runtimes.preprocess import box_mapping, prepare_pixels
+
+    spec = Preprocessing(input_size=(48, 64), resize=resize, interpolation="linear", pad_value=114)
+    contract = ModelContract(spec, ("a", "b"))
+    rng = np.random.default_rng(0)
+    for height, width in ((48, 64), (90, 160), (200, 120), (37, 41)):
+        image = cv2.resize(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8), (width, height), interpolation=cv2.INTER_CUBIC)
+        pixels, mapping = to_geometry(tf, tf.constant(image[None]), contract)
+        expected = box_mapping((height, width), spec)
+        np.testing.assert_allclose(mapping.numpy(), [expected.scale_x, expected.scale_y, expected.offset_x, expected.offset_y],
+                                   rtol=1e-6, atol=1e-6)
+        reference = prepare_pixels(image, spec, "rgb")
+        difference = np.abs(pixels.numpy()[0].astype(int) - reference.astype(int))
+        assert pixels.shape == (1, 48, 64, 3)
+        if (height, width) == (48, 64):
+            assert difference.max() == 0  # the model's size passes untouched
+        assert np.median(difference) <= 1 and difference.mean() < 2.5, (height, width, difference.mean())
