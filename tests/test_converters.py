@@ -97,7 +97,7 @@ def test_targets_parse_and_unknown_ones_list_the_valid_ones():
     entry, mode, config = parse_target("tflite:uint8")
     assert entry is CONVERTERS.get("tflite") and mode == "uint8" and config.io_dtype == "uint8"
     assert "tflite:int8" in all_targets()
-    with pytest.raises(UnknownTargetError, match="unknown target 'tflite:int4'; valid targets: .*onnx:int8, onnx:int8_qinput, tflite:fp32, tflite:fp16"):
+    with pytest.raises(UnknownTargetError, match="unknown target 'tflite:int4'; valid targets: .*onnx:int8, onnx:int8_qinput, savedmodel:fp32, tflite:fp32, tflite:fp16"):
         parse_target("tflite:int4")
     with pytest.raises(UnknownTargetError, match="unknown target 'tensorrt:fp16'"):
         parse_target("tensorrt:fp16")
