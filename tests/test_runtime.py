@@ -38,7 +38,7 @@ def test_truncated_model_is_a_clear_error(tiny_tflite, tmp_path):
 
 
 def test_unknown_backend_lists_valid_ones(tiny_tflite):
-    with pytest.raises(UnknownNameError, match="unknown backend 'tensorrt'; valid backends: coreml, onnxruntime, reference, tflite"):
+    with pytest.raises(UnknownNameError, match="unknown backend 'tensorrt'; valid backends: coreml, onnxruntime, reference, tensorflow, tflite"):
         edgekit.load(tiny_tflite, backend="tensorrt")
 
 
