@@ -179,6 +179,19 @@ def ordinary_permissions(path: str | Path) -> None:
             item.chmod((0o777 if executable else 0o666) & ~mask)
 
 
+def replace_folder(staged: Path, target: Path) -> None:
+    """Move a finished package folder into place; an old one is swapped out, never half-overwritten."""
+    import shutil
+
+    if target.exists():
+        trash = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, trash)
+        os.replace(staged, target)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(staged, target)
+
+
 @contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it into place only if the block succeeds.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -27,6 +26,7 @@ from converters.base import (
     Quantization,
     describe,
     ordinary_permissions,
+    replace_folder,
     register_converter,
 )
 from converters.calibration import CalibrationData
@@ -137,17 +137,6 @@ def _mode_name(config: CoreMLConfig) -> str:
     return "int8" if config.quantization is Quantization.DYNAMIC else config.quantization.value
 
 
-def _replace_dir(staged: Path, target: Path) -> None:
-    """Move a finished package into place; an old package is swapped out, never half-overwritten."""
-    if target.exists():
-        trash = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, trash)
-        os.replace(staged, target)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(staged, target)
-
-
 @register_converter(
     "coreml", suffix=".mlpackage", modes=MODES,
     fallbacks={"palettize4": "palettize6", "palettize6": "palettize8", "palettize8": "int8", "int8": "fp16", "fp16": "fp32"},
@@ -215,7 +204,7 @@ def convert_coreml(
         with quiet_native("coremltools save"):
             mlmodel.save(str(staged))
         ordinary_permissions(staged)  # coremltools copies its private temp folder's modes
-        _replace_dir(staged, output_path)
+        replace_folder(staged, output_path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     size = artifact_size(output_path)

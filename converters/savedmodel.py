@@ -15,7 +15,6 @@ The contract travels in the SavedModel's assets (``assets/edgekit_contract.json`
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from converters.base import (
-    Artifact, ConversionConfig, ConversionError, Quantization, ordinary_permissions, register_converter,
+    Artifact, ConversionConfig, ConversionError, Quantization, ordinary_permissions, register_converter, replace_folder,
 )
 from runtimes._deps import require
 from runtimes._quiet import quiet_native
@@ -205,13 +204,7 @@ def convert_savedmodel(
         if not (staged / "assets" / CONTRACT_ASSET).is_file():
             raise ConversionError("the SavedModel was written without its contract asset")
         ordinary_permissions(staged)
-        if output_path.exists():
-            trash = output_path.with_name(f".{output_path.name}.old-{os.getpid()}")
-            os.replace(output_path, trash)
-            os.replace(staged, output_path)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staged, output_path)
+        replace_folder(staged, output_path)
     except ConversionError:
         raise
     except Exception as exc:

@@ -16,7 +16,6 @@ whose pixels do not are skipped and counted when they are met, once, across spli
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -25,8 +24,7 @@ import numpy as np
 
 from edgekit.data import SkippedFile, check_geometry
 from edgekit.detection_data import UNREADABLE_IMAGE, DetectionData, DetectionDataset
-from edgekit.errors import DatasetError
-from edgekit.streaming import SkipLog, decoded_images, scaling
+from edgekit.streaming import SkipLog, decoded_images, read_all, scaling
 from runtimes.contract import Preprocessing
 from runtimes.errors import InputError
 from runtimes.preprocess import image_array, prepare_pixels
@@ -81,12 +79,8 @@ class StreamingDetectionDataset(DetectionData):
 
     def load(self, workers: int = 4) -> DetectionDataset:
         """Decode every image into memory (threads: OpenCV releases the GIL), skipping unreadable ones."""
-        with ThreadPoolExecutor(workers) as pool:
-            images = list(pool.map(self.read, range(len(self))))
-        kept = [i for i, image in enumerate(images) if image is not None]
-        if not kept:
-            raise DatasetError(f"none of the {len(self)} images could be read ({len(self.skipped)} skipped)")
-        return DetectionDataset(np.stack([images[i] for i in kept]), [self.boxes[i] for i in kept],
+        pixels, kept = read_all(self, workers)
+        return DetectionDataset(pixels, [self.boxes[i] for i in kept],
                                 [self.classes[i] for i in kept], self.source_sizes[kept], self.labels, self.geometry,
                                 tuple(self.files[i] for i in kept), self.skipped)
 

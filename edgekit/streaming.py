@@ -108,12 +108,7 @@ class StreamingImageDataset(SplitMixin):
 
     def load(self, workers: int = 4) -> ImageDataset:
         """Decode every image into memory (threads: OpenCV releases the GIL), skipping unreadable ones."""
-        with ThreadPoolExecutor(workers) as pool:
-            images = list(pool.map(self.read, range(len(self))))
-        kept = [i for i, image in enumerate(images) if image is not None]
-        if not kept:
-            raise DatasetError(f"none of the {len(self)} images could be read ({len(self.skipped)} skipped)")
-        pixels = np.stack([images[i] for i in kept])
+        pixels, kept = read_all(self, workers)
         return ImageDataset(pixels, self.targets[kept], self.labels, self.geometry, tuple(self.files[i] for i in kept),
                             self.skipped)
 
@@ -146,6 +141,16 @@ class StreamingImageDataset(SplitMixin):
             cache = Path(self.cache_dir) / f"pixels-{self.cache_key()}"
         return tf_batches(self.read, self.targets, self.geometry, preprocessing, batch_size, shuffle, seed, flip,
                           parallel_calls, cache)
+
+
+def read_all(dataset: Any, workers: int = 4) -> tuple[np.ndarray, list[int]]:
+    """(stacked pixels, their indices) of every image `dataset.read` can decode, on `workers` threads."""
+    with ThreadPoolExecutor(workers) as pool:
+        images = list(pool.map(dataset.read, range(len(dataset))))
+    kept = [i for i, image in enumerate(images) if image is not None]
+    if not kept:
+        raise DatasetError(f"none of the {len(dataset)} images could be read ({len(dataset.skipped)} skipped)")
+    return np.stack([images[i] for i in kept]), kept
 
 
 def memory_pipeline(dataset: ImageDataset, preprocessing: Preprocessing, batch_size: int, shuffle: bool = False,
