@@ -8,8 +8,8 @@ Two signatures over the same weights:
 - ``edgekit``: uint8 pixels already at the contract's geometry, scaled in the graph, and the model's
   own outputs: what edgekit's runtimes feed every artifact, so the export checks it like the others.
 
-The contract travels in the SavedModel's assets (``assets/edgekit_contract.json``, tracked, so
-``tf.saved_model.load`` lists it) and in the ``edgekit_contract`` constant signature-less function.
+The contract travels in the SavedModel's assets (``assets/edgekit_contract.json``, a tracked asset,
+so ``tf.saved_model.load(path).contract.asset_path`` names it).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from runtimes.metadata.savedmodel import CONTRACT_ASSET, EDGEKIT_SIGNATURE, IMAG
 from runtimes.tasks import task_for
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
