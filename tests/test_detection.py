@@ -262,10 +262,16 @@ def test_mobilenetv2_detector_loads_a_local_backbone_file_and_trains_at_160(tmp_
     from edgekit.detector import DETECTORS
 
     k = keras()
-    plain = k.applications.MobileNetV2(input_shape=(160, 160, 3), include_top=False, weights=None, alpha=0.35)
-    path = tmp_path / "mobilenet_v2_0.35_160_no_top.h5"
+    plain = k.applications.MobileNetV2(input_shape=(160, 160, 3), include_top=False, weights=None, alpha=1.0)
+    path = tmp_path / "mobilenet_v2_1.0_160_no_top.h5"
     with h5py.File(path, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, plain)
+    narrow = tmp_path / "mobilenet_v2_0.35_160_no_top.h5"
+    with h5py.File(narrow, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, k.applications.MobileNetV2((160, 160, 3), include_top=False,
+                                                                                  weights=None, alpha=0.35))
+    with pytest.raises(edgekit.TrainingError, match=r"does not fit a MobileNetV2 backbone of width 1.0 .*no-top file"):
+        DETECTORS.get("mobilenetv2_detector").build((160, 160, 3), 3, str(narrow))
     model = DETECTORS.get("mobilenetv2_detector").build((160, 160, 3), 3, str(path))
     features = k.Model(model.input, model.get_layer("out_relu").output)
     pixels = np.random.default_rng(0).integers(0, 256, (2, 160, 160, 3)).astype(np.float32)
