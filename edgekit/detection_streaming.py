@@ -24,7 +24,7 @@ import numpy as np
 
 from edgekit.data import SkippedFile, check_geometry
 from edgekit.detection_data import UNREADABLE_IMAGE, DetectionData, DetectionDataset
-from edgekit.streaming import SkipLog, decoded_images, read_all, scaling
+from edgekit.streaming import SkipLog, decoded_images, fit_ready, read_all, scaling
 from runtimes.contract import Preprocessing
 from runtimes.errors import InputError
 from runtimes.preprocess import image_array, prepare_pixels
@@ -135,4 +135,4 @@ def detection_batches(dataset: StreamingDetectionDataset, preprocessing: Preproc
     data = tf.data.Dataset.zip(data, draws).map(lambda pixels_index, draw: to_example(*pixels_index, draw),
                                                 num_parallel_calls=calls, deterministic=True)
     data = data.batch(batch_size).map(scaling(preprocessing), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return data.prefetch(tf.data.AUTOTUNE)
+    return fit_ready(data)

@@ -21,7 +21,7 @@ from edgekit.keras_io import load_keras, save_keras
 from edgekit.metrics import classification_metrics
 from edgekit.plots import plot_confusion, plot_history
 from edgekit.distribution import fit_multi_worker, is_chief, is_multi_worker, output_folder, scope
-from edgekit.streaming import is_streaming, memory_pipeline
+from edgekit.streaming import fit_ready, is_streaming, memory_pipeline
 from runtimes._quiet import warnings_to_debug_log
 from runtimes.contract import ModelContract, Preprocessing
 
@@ -91,7 +91,7 @@ def _batches(
     dataset: ImageDataset, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int, soft: np.ndarray | None = None,
     distributed: bool = False,
 ) -> Any:
-    """A Keras PyDataset that normalizes each batch with the runtime's own code.
+    """A tf.data.Dataset of batches normalized by the runtime's own code (see `seeded_batches`).
 
     With `soft` (teacher scores per image), targets are [one-hot labels | teacher scores].
     A streamed dataset gives its tf.data pipeline instead (decoded per epoch, same pixels).
@@ -118,30 +118,30 @@ def _batches(
 
 def seeded_batches(count: int, batch_size: int, shuffle: bool, seed: int,
                    make_batch: Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]) -> Any:
-    """A Keras PyDataset over `count` items: a seeded order, reshuffled each epoch when `shuffle`.
+    """A tf.data.Dataset of `count` items' batches in a seeded order, reshuffled each epoch when `shuffle`.
 
-    `make_batch(indices, rng)` builds one batch; the same generator drives the order and any
-    augmentation, so a seed gives the same training run (classification and detection share it).
+    `make_batch(indices, rng)` builds one batch in Python, one batch at a time; the same
+    generator drives the order and any augmentation, so a seed gives the same training run
+    (classification and detection share it). A tf.data.Dataset rather than a Keras PyDataset:
+    Keras turns a PyDataset into a pipeline with tf.data's autotuner on (see `fit_ready`).
     """
-    k = keras()
+    import tensorflow as tf
 
-    class Batches(k.utils.PyDataset):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(count) if shuffle else np.arange(count)
+    rng = np.random.default_rng(seed)
+    steps = math.ceil(count / batch_size)
+    order = np.arange(count)
 
-        def __len__(self) -> int:
-            return math.ceil(count / batch_size)
+    def epoch() -> Any:  # called by each epoch's iterator
+        nonlocal order
+        if shuffle:
+            order = rng.permutation(count)
+        for index in range(steps):
+            yield make_batch(order[index * batch_size:(index + 1) * batch_size], rng)
 
-        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-            return make_batch(self.order[index * batch_size:(index + 1) * batch_size], self.rng)
-
-        def on_epoch_end(self) -> None:
-            if shuffle:
-                self.order = self.rng.permutation(count)
-
-    return Batches()
+    probe = make_batch(np.arange(min(count, batch_size)), np.random.default_rng(seed))  # shapes and types only
+    signature = tuple(tf.TensorSpec((None, *np.shape(part)[1:]), tf.as_dtype(np.asarray(part).dtype)) for part in probe)
+    data = tf.data.Dataset.from_generator(epoch, output_signature=signature)
+    return fit_ready(data.apply(tf.data.experimental.assert_cardinality(steps)))
 
 
 def _resolve_model(arch: Any, train: ImageDataset, weights: str | None, preprocessing: Preprocessing | None) -> tuple[Any, Preprocessing, str]:

@@ -70,16 +70,12 @@ def test_streamed_scenes_are_the_in_memory_ones(scenes):
     x, y = _pipeline_batches(streamed, shuffle=False)
     assert x.shape == (47, 64, 64, 3) and x.dtype == np.float32
     np.testing.assert_array_equal(x, in_memory.tensors(SPEC))  # the device's pixels, bit for bit
-    expected = np.concatenate([batch[1] for batch in _iterate(_batches(in_memory, SPEC, 16, train=False, seed=0)[0])])
+    expected = np.concatenate([np.asarray(batch[1]) for batch in _batches(in_memory, SPEC, 16, train=False, seed=0)[0]])
     # TensorFlow's threads flush float32 denormals (the far tails of the Gaussian heat, below 1.2e-38) to zero
     np.testing.assert_allclose(y, expected, rtol=0, atol=1.2e-38)
     assert [Path(s.path).name for s in streamed.skipped] == [truncated.name]
     assert streamed.skip_counts() == {"image unreadable": 1}
     np.testing.assert_array_equal(streamed.load().pixels, in_memory.pixels)
-
-
-def _iterate(sequence):
-    return (sequence[i] for i in range(len(sequence)))
 
 
 def test_corrupt_images_are_skipped_and_counted_once_across_splits(scenes):

@@ -100,7 +100,7 @@ def test_training_pipeline_and_runtime_give_the_same_tensor(shapes_root, spec):
 
     dataset = edgekit.ImageFolder(shapes_root, image_size=spec.input_size, color_order=spec.color_order, resize=spec.resize)
     subset = dataset.subset(np.arange(0, len(dataset), 97))
-    train_x, _ = _batches(subset, spec, batch_size=64, train=False, seed=0)[0]
+    train_x = np.asarray(next(iter(_batches(subset, spec, batch_size=64, train=False, seed=0)))[0])
     for index, source in enumerate(subset.sources):
         runtime_x = preprocess(source, spec)
         np.testing.assert_allclose(train_x[index], runtime_x[0], atol=1e-5)
