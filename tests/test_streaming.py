@@ -70,6 +70,43 @@ def test_corrupt_files_are_skipped_and_counted_across_splits(folder_with_corrupt
     assert isinstance(calibration, edgekit.ImageDataset) and len(calibration) <= 50 and calibration.pixels.shape[1:] == (48, 48, 3)
 
 
+def test_every_training_input_has_the_autotuner_off_and_in_memory_batches_reshuffle_per_epoch(folder_with_corrupt_files):
+    """Keras deletes each epoch's iterator, which waited up to 18 s for tf.data's sleeping autotuner: every
+    pipeline edgekit hands to fit has it off. In-memory batches (a seeded generator) cover every image once an
+    epoch, in a new order each epoch, the same for the same seed."""
+    from edgekit.detection_training import _batches as detection_batches
+    from edgekit.detector import DETECTORS
+    from edgekit.detection_data import load_detection
+    from edgekit.datasets import make_shapes_detection
+    from edgekit.training import _batches as classification_batches
+
+    streamed = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream=True)
+    in_memory = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream=False)
+    scenes = load_detection(make_shapes_detection(folder_with_corrupt_files.parent / "scenes", n_images=12, image_size=64,
+                                                  seed=0), image_size=64)
+    inputs = {
+        "streamed": streamed.pipeline(SPEC, 32, shuffle=True, flip=True),
+        "in memory": classification_batches(in_memory, SPEC, 32, train=True, seed=3),
+        "distributed": classification_batches(in_memory, SPEC, 32, train=True, seed=3, distributed=True),
+        "detection": detection_batches(scenes, DETECTORS.get("small_detector").preprocessing(scenes.geometry), 4, train=True, seed=0)[0],
+    }
+    for name, data in inputs.items():
+        assert data.options().autotune.enabled is False, name
+
+    def epoch_targets(data):
+        return np.concatenate([y.numpy() for _, y in data])
+
+    batches = inputs["in memory"]
+    assert len(batches) == 12  # 360 images in batches of 32
+    first, second = epoch_targets(batches), epoch_targets(batches)
+    assert np.bincount(first).tolist() == np.bincount(second).tolist() == [120, 120, 120]
+    assert not np.array_equal(first, second)  # reshuffled
+    again = classification_batches(in_memory, SPEC, 32, train=True, seed=3)
+    np.testing.assert_array_equal(epoch_targets(again), first)
+    np.testing.assert_array_equal(epoch_targets(classification_batches(in_memory, SPEC, 32, train=False, seed=3)),
+                                  in_memory.targets)  # evaluation keeps the dataset's order
+
+
 def test_auto_streams_past_the_memory_threshold_and_says_so(folder_with_corrupt_files, monkeypatch, caplog):
     import edgekit.streaming
 
