@@ -81,7 +81,7 @@ def size_breakdown(path: Path) -> dict[str, int]:
     """Bytes of a .tflite file by what they hold (constants by type, per-channel scales, names, the rest)."""
     from ai_edge_litert import schema_py_generated as schema
 
-    data = path.read_bytes()
+    data = Path(path).read_bytes()
     model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
     kinds = {schema.TensorType.INT8: "int8 weights", schema.TensorType.UINT8: "int8 weights",
              schema.TensorType.INT32: "int32 biases", schema.TensorType.FLOAT32: "float32 constants"}
