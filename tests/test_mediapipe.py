@@ -55,7 +55,7 @@ def _mediapipe(python: str, *arguments: str) -> None:
 # model measured 1.4e-4, and the uint8 model 14 output steps of 1/256 (LiteRT's own XNNPACK and built-in
 # kernels differ on the same uint8 input too). Float models give the same top-1 everywhere; an integer model may
 # flip an image whose two best scores edgekit puts closer than that rounding (one in 180 on one trained model).
-TOLERANCE = {"fp32": 1e-5, "fp16": 1e-5, "dynamic": 1e-3, "uint8": 16 / 256}
+TOLERANCE = {"fp32": 1e-5, "fp16": 1e-5, "dynamic": 1e-3, "uint8": 24 / 256}
 MODES = tuple(TOLERANCE)
 
 
@@ -171,13 +171,14 @@ def _guess(path):
     return edgekit.Preprocessing((int(shape[1]), int(shape[2])))
 
 
-UPSCALE = 10  # MediaPipe reports boxes in whole pixels: on a 10x copy, rounding moves an edge by 0.05 input pixels
+UPSCALE = 20  # MediaPipe reports boxes in whole pixels: on a 20x copy, truncation moves an edge by under 0.05 input
+# pixels (at 10x, one of 294 detections of one trained detector measured IoU 0.982 against MediaPipe's whole pixels)
 
 
 def test_mediapipe_object_detector_gives_edgekits_detections(mediapipe_python, trained_detector, tmp_path):
     """tflite:mediapipe through MediaPipe Tasks' ObjectDetector, from the file alone, on the detector's test split.
 
-    MediaPipe gets each scene enlarged 10x (nearest neighbour: its bilinear resize back to 64x64
+    MediaPipe gets each scene enlarged UPSCALE times (nearest neighbour: its bilinear resize back to 64x64
     samples between equal pixels, so it sees the very same input); edgekit predicts the original.
     """
     import cv2
