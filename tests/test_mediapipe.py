@@ -52,10 +52,10 @@ def _mediapipe(python: str, *arguments: str) -> None:
 
 # max |score difference| allowed against edgekit: float models to float precision (measured 4.9e-7).
 # Integer kernels round differently between TFLite builds (MediaPipe bundles its own): the dynamic-range
-# model measured 1.4e-4, and the uint8 model 14 output steps of 1/256 (LiteRT's own XNNPACK and built-in
-# kernels differ on the same uint8 input too). Float models give the same top-1 everywhere; an integer model may
-# flip an image whose two best scores edgekit puts closer than that rounding (one in 180 on one trained model).
-TOLERANCE = {"fp32": 1e-5, "fp16": 1e-5, "dynamic": 1e-3, "uint8": 24 / 256}
+# model measured 1.4e-4 and 5.5e-4, and the uint8 model 14 and 10 output steps of 1/256 on two trained models
+# (LiteRT's own XNNPACK and built-in kernels differ on the same uint8 input too). Float models give the same top-1
+# everywhere; an integer model may flip an image whose two best scores edgekit puts closer than twice that rounding.
+TOLERANCE = {"fp32": 1e-5, "fp16": 1e-5, "dynamic": 1e-3, "uint8": 16 / 256}
 MODES = tuple(TOLERANCE)
 
 
@@ -76,11 +76,12 @@ def test_mediapipe_image_classifier_gives_edgekits_answers(mediapipe_python, exp
         edgekit_scores = np.array([[dict(r.top_k)[label] for label in model.labels] for r in ours])
         assert [label for label, _ in theirs[0]] == list(model.labels)
         difference = float(np.abs(scores - edgekit_scores).max())
-        # a different top-1 is allowed only on a near tie: edgekit's two scores closer than the kernels' rounding
+        # a different top-1 is allowed only on a near tie: each score may move by the tolerance, so edgekit's two
+        # scores must be within twice it (measured: one image of 180, 17 steps apart, on one trained uint8 model)
         flips = [i for i, (label, r) in enumerate(zip(labels, ours)) if label != r.label]
         for i in flips:
             margin = ours[i].score - edgekit_scores[i][list(model.labels).index(labels[i])]
-            assert margin <= TOLERANCE[mode], f"{mode}: image {i} MediaPipe says {labels[i]}, edgekit {ours[i].label} by {margin:.3g}"
+            assert margin <= 2 * TOLERANCE[mode], f"{mode}: image {i} MediaPipe says {labels[i]}, edgekit {ours[i].label} by {margin:.3g}"
         print(f"MediaPipe vs edgekit, tflite:{mode}: top-1 identical on {len(labels) - len(flips)} of {len(labels)} images "
               f"(the rest near ties), max |score difference| {difference:.2g}")
         assert len(flips) <= (0 if mode in ("fp32", "fp16") else len(labels) // 100), mode
