@@ -82,13 +82,16 @@ def test_every_training_input_has_the_autotuner_off_and_in_memory_batches_reshuf
 
     streamed = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream=True)
     in_memory = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream=False)
-    scenes = load_detection(make_shapes_detection(folder_with_corrupt_files.parent / "scenes", n_images=12, image_size=64,
-                                                  seed=0), image_size=64)
+    scene_root = make_shapes_detection(folder_with_corrupt_files.parent / "scenes", n_images=12, image_size=64, seed=0)
+    scenes = load_detection(scene_root, image_size=64)
+    detector_spec = DETECTORS.get("small_detector").preprocessing(scenes.geometry)
     inputs = {
         "streamed": streamed.pipeline(SPEC, 32, shuffle=True, flip=True),
         "in memory": classification_batches(in_memory, SPEC, 32, train=True, seed=3),
         "distributed": classification_batches(in_memory, SPEC, 32, train=True, seed=3, distributed=True),
-        "detection": detection_batches(scenes, DETECTORS.get("small_detector").preprocessing(scenes.geometry), 4, train=True, seed=0)[0],
+        "detection": detection_batches(scenes, detector_spec, 4, train=True, seed=0)[0],
+        "detection streamed": detection_batches(load_detection(scene_root, image_size=64, stream=True), detector_spec, 4,
+                                                train=True, seed=0)[0],
     }
     for name, data in inputs.items():
         assert data.options().autotune.enabled is False, name
