@@ -123,7 +123,7 @@ def build_mobilenetv2_detector(input_shape: tuple[int, int, int], num_classes: i
     except ValueError as exc:  # Keras' own message is a layer's shape mismatch deep in the file
         raise TrainingError(f"the weights file {weights} does not fit a MobileNetV2 backbone of width {alpha} without "
                             f"its top ({str(exc).splitlines()[0][:200]}); pass the no-top file for width {alpha} "
-                            "(keras.applications names it ..._{alpha}_{size}_no_top.h5)") from None
+                            f"(keras.applications names it ..._{alpha}_{input_shape[0]}_no_top.h5)") from None
     names = ["block_2_add", "block_5_add", "block_12_add", "out_relu"]  # strides 4, 8, 16, 32
     levels = [backbone.get_layer(n).output for n in names]
     maps = _head(_top_down(levels, 64), num_classes, 64)
