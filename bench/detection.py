@@ -8,7 +8,8 @@ Exits 1 on a miss: predict/run above 1.10, TFLite int8/fp32 latency above 0.7, M
 size above 0.3x fp32, or a quantized artifact more than 1.5 mAP@.5 points from Keras.
 
 Trains each detector once per recipe under runs/bench/ (the small one is bench/detection_quality.py's
-model: 2000 scenes at 128 px, 30 epochs; the MobileNetV2 detector, width 1.0: 1000 scenes at 160 px, 10 epochs).
+model: 2000 scenes at 128 px, 30 epochs; the MobileNetV2 detector, width 1.0, from scratch on the same
+scenes for 24 epochs). The generated scenes are shared by every recipe of the same count and size.
 
 Where the int8 file's bytes go is printed for the MobileNetV2 detector: int8 weights, int32 biases,
 float32 constants, per-channel scales, tensor names and the rest (tables, shapes, metadata), and
@@ -36,7 +37,7 @@ FRAME_TARGET, LATENCY_TARGET, SIZE_TARGET, MAP50_TARGET = 1.10, 0.7, 0.3, 1.5
 TARGETS = ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8")
 # (architecture, scenes, image size, epochs, cache folder): the small detector shares detection_quality.py's model
 RECIPES = {"small_detector": ("small_detector", 2000, 128, 30, "detection"),
-           "mobilenetv2_detector": ("mobilenetv2_detector", 1000, 160, 10, "detection-mobilenetv2-1.0")}
+           "mobilenetv2_detector": ("mobilenetv2_detector", 2000, 128, 24, "detection-mobilenetv2-1.0-128")}
 
 
 def int8_dot_product() -> str:
@@ -57,7 +58,8 @@ def trained(name: str) -> tuple[Path, object, object]:
     arch, images, size, epochs, folder = RECIPES[name]
     recipe = f"{arch}, {images} images at {size} px, {epochs} epochs, seed 0"
     work = CACHE / folder
-    root = edgekit.datasets.make_shapes_detection(work / f"data_{images}_{size}", n_images=images, image_size=size, seed=0)
+    root = edgekit.datasets.make_shapes_detection(CACHE / "detection" / f"data_{images}_{size}", n_images=images,
+                                                  image_size=size, seed=0)
     train, val, test = load_detection(root, image_size=size).split(seed=0)
     model, stamp = work / "train" / "model.keras", work / "train" / "recipe.txt"
     if not (stamp.exists() and stamp.read_text() == recipe and model.exists()):
