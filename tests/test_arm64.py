@@ -10,11 +10,13 @@ detectors compute their boxes in float32 too), scores within 1e-5 for float mode
 for int8.
 """
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -73,30 +75,40 @@ def detector_inputs(trained_detector, tracking_clip, tmp_path_factory):
     return {"folder": folder, "video": tracking_clip.path}
 
 
-def _run(command, cwd, env):
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return [json.loads(line) for line in result.stdout.splitlines()]
+def _run_together(runs):
+    """Each (command, cwd, env) run at once, their JSON lines in order: an emulated run is single-threaded, so
+    two on two cores take the time of one. Output goes to files: a full pipe would stall a run until its turn."""
+    with contextlib.ExitStack() as stack:
+        files = [(stack.enter_context(tempfile.TemporaryFile("w+")), stack.enter_context(tempfile.TemporaryFile("w+")))
+                 for _ in runs]
+        started = [subprocess.Popen(command, stdout=out, stderr=err, text=True, cwd=cwd, env=env)
+                   for (command, cwd, env), (out, err) in zip(runs, files)]
+        try:
+            codes = [process.wait(timeout=600) for process in started]
+        finally:
+            for process in started:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        outputs = []
+        for code, (out, err) in zip(codes, files):
+            out.seek(0), err.seek(0)
+            assert code == 0, err.read()[-2000:]
+            outputs.append([json.loads(line) for line in out.read().splitlines()])
+    return outputs
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_bundle_on_emulated_pi_matches_x86(target, arm64, exported, inputs, tmp_path):
-    sysroot, site, qemu = arm64
     bundle = rpi(exported.result(target).path, tmp_path / "dist" / "bundle")
-    folder = extract_bundle(bundle.archive, tmp_path / "pi")
-    pi_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": site, "PYTHONNOUSERSITE": "1",
-              "QEMU_CPU": "cortex-a72", "HOME": str(tmp_path)}  # a Pi 4; qemu's default CPU gives wrong int8
-    pi_python = [qemu, "-L", sysroot, f"{sysroot}/usr/bin/python3.11"]
     tolerance = TARGETS[target]
     if tolerance == "one step":  # the output's quantization step, e.g. 1/256 for a uint8 softmax
         with open_model(exported.result(target).path) as model:
             tolerance = model.output_specs[0].quantization.scale
         assert 0 < tolerance <= 1 / 128, tolerance
-    for name, source in inputs.items():
-        args = ["run.py", "--source", str(source), "--top-k", "3"]
-        on_pi = _run([*pi_python, *args], folder, pi_env)
-        on_x86 = _run([sys.executable, *args], folder, {**os.environ, "PYTHONNOUSERSITE": "1"})
+    sources = {name: ["--source", str(source), "--top-k", "3"] for name, source in inputs.items()}
+    for name, (on_pi, on_x86) in _both(bundle.archive, arm64, tmp_path, sources).items():
         assert len(on_pi) == len(on_x86) > 0, name
         for pi, x86 in zip(on_pi, on_x86):
             assert pi["source"] == x86["source"] and pi["best"] == x86["best"], (name, pi, x86)
@@ -106,15 +118,18 @@ def test_bundle_on_emulated_pi_matches_x86(target, arm64, exported, inputs, tmp_
                 assert abs(pi_scores[label] - score) <= tolerance + 1e-6, (name, label, pi_scores[label], score)
 
 
-def _both(bundle_archive, arm64, tmp_path, args):
-    """The runner's JSON lines on the emulated Pi and on x86, from the same extracted bundle."""
+def _both(bundle_archive, arm64, tmp_path, sources):
+    """{name: (the runner's JSON lines on the emulated Pi, on x86)} for each name's arguments, every run at once,
+    from the same extracted bundle."""
     sysroot, site, qemu = arm64
     folder = extract_bundle(bundle_archive, tmp_path / "pi")
     pi_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": site, "PYTHONNOUSERSITE": "1",
-              "QEMU_CPU": "cortex-a72", "HOME": str(tmp_path)}
-    on_pi = _run([qemu, "-L", sysroot, f"{sysroot}/usr/bin/python3.11", "run.py", *args], folder, pi_env)
-    on_x86 = _run([sys.executable, "run.py", *args], folder, {**os.environ, "PYTHONNOUSERSITE": "1"})
-    return on_pi, on_x86
+              "QEMU_CPU": "cortex-a72", "HOME": str(tmp_path)}  # a Pi 4; qemu's default CPU gives wrong int8
+    x86_env = {**os.environ, "PYTHONNOUSERSITE": "1"}
+    outputs = iter(_run_together([run for args in sources.values() for run in (
+        ([qemu, "-L", sysroot, f"{sysroot}/usr/bin/python3.11", "run.py", *args], folder, pi_env),
+        ([sys.executable, "run.py", *args], folder, x86_env))]))
+    return {name: (next(outputs), next(outputs)) for name in sources}
 
 
 @pytest.mark.slow
@@ -125,9 +140,9 @@ def test_detector_bundle_on_emulated_pi_matches_x86(target, arm64, detector_expo
     assert (bundle.folder / "edgekit-detector.service").is_file()
     tolerance, score_tolerance = DETECTOR_TARGETS[target]
     found, worst = 0, 0.0
-    for name, source in detector_inputs.items():
-        extra = ["--max-frames", "16", "--track"] if name == "video" else []
-        on_pi, on_x86 = _both(bundle.archive, arm64, tmp_path / name, ["--source", str(source), *extra])
+    sources = {name: ["--source", str(source), *(["--max-frames", "16", "--track"] if name == "video" else [])]
+               for name, source in detector_inputs.items()}
+    for name, (on_pi, on_x86) in _both(bundle.archive, arm64, tmp_path, sources).items():
         assert len(on_pi) == len(on_x86) > 0, name
         for pi, x86 in zip(on_pi, on_x86):
             assert pi["source"] == x86["source"], name
