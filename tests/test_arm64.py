@@ -81,7 +81,7 @@ def _run_together(runs):
     with contextlib.ExitStack() as stack:
         files = [(stack.enter_context(tempfile.TemporaryFile("w+")), stack.enter_context(tempfile.TemporaryFile("w+")))
                  for _ in runs]
-        started = [subprocess.Popen(command, stdout=out, stderr=err, text=True, cwd=cwd, env=env)
+        started = [subprocess.Popen(command, stdout=out, stderr=err, cwd=cwd, env=env)
                    for (command, cwd, env), (out, err) in zip(runs, files)]
         try:
             codes = [process.wait(timeout=600) for process in started]
@@ -96,6 +96,20 @@ def _run_together(runs):
             assert code == 0, err.read()[-2000:]
             outputs.append([json.loads(line) for line in out.read().splitlines()])
     return outputs
+
+
+def _both(bundle_archive, arm64, tmp_path, sources):
+    """{name: (the runner's JSON lines on the emulated Pi, on x86)} for each name's arguments, every run at once,
+    from the same extracted bundle."""
+    sysroot, site, qemu = arm64
+    folder = extract_bundle(bundle_archive, tmp_path / "pi")
+    pi_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": site, "PYTHONNOUSERSITE": "1",
+              "QEMU_CPU": "cortex-a72", "HOME": str(tmp_path)}  # a Pi 4; qemu's default CPU gives wrong int8
+    x86_env = {**os.environ, "PYTHONNOUSERSITE": "1"}
+    outputs = iter(_run_together([run for args in sources.values() for run in (
+        ([qemu, "-L", sysroot, f"{sysroot}/usr/bin/python3.11", "run.py", *args], folder, pi_env),
+        ([sys.executable, "run.py", *args], folder, x86_env))]))
+    return {name: (next(outputs), next(outputs)) for name in sources}
 
 
 @pytest.mark.slow
@@ -116,20 +130,6 @@ def test_bundle_on_emulated_pi_matches_x86(target, arm64, exported, inputs, tmp_
             assert pi_scores.keys() == x86_scores.keys()
             for label, score in x86_scores.items():
                 assert abs(pi_scores[label] - score) <= tolerance + 1e-6, (name, label, pi_scores[label], score)
-
-
-def _both(bundle_archive, arm64, tmp_path, sources):
-    """{name: (the runner's JSON lines on the emulated Pi, on x86)} for each name's arguments, every run at once,
-    from the same extracted bundle."""
-    sysroot, site, qemu = arm64
-    folder = extract_bundle(bundle_archive, tmp_path / "pi")
-    pi_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": site, "PYTHONNOUSERSITE": "1",
-              "QEMU_CPU": "cortex-a72", "HOME": str(tmp_path)}  # a Pi 4; qemu's default CPU gives wrong int8
-    x86_env = {**os.environ, "PYTHONNOUSERSITE": "1"}
-    outputs = iter(_run_together([run for args in sources.values() for run in (
-        ([qemu, "-L", sysroot, f"{sysroot}/usr/bin/python3.11", "run.py", *args], folder, pi_env),
-        ([sys.executable, "run.py", *args], folder, x86_env))]))
-    return {name: (next(outputs), next(outputs)) for name in sources}
 
 
 @pytest.mark.slow
