@@ -17,8 +17,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/edgekit demo --out runs/demo
 
+# Every core (up to 4), a whole module per worker, the longest first (tests/conftest.py).
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf runs .pytest_cache

@@ -1,8 +1,17 @@
-"""Shared fixtures: the shapes data, one trained small CNN, its exported artifacts, tiny models."""
+"""Shared fixtures: the shapes data, one trained small CNN, its exported artifacts, tiny models.
+
+`make test` runs the suite on every core with pytest-xdist, a whole module per worker
+(`--dist loadfile`): the models that several modules share are trained once per run all
+the same (`built_once`), and the longest modules start first (`LONGEST_FIRST`).
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pickle
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -17,6 +26,77 @@ from runtimes.contract import ModelContract, Preprocessing
 IMAGE_SIZE = 64
 TFLITE_TARGETS = ("tflite:fp32", "tflite:fp16", "tflite:dynamic", "tflite:int8", "tflite:uint8")
 ONNX_TARGETS = ("onnx:fp32", "onnx:dynamic", "onnx:int8")
+
+# Modules by how long they take, longest first (seconds on a 2-core host: 950, 850, 400, 380,
+# 200, 160, 150). Workers take modules in collection order, so these are collected first: a long
+# one started last would run on alone. test_quality_mobilenetv2 trains only its own model, so its
+# worker starts at once while the other trains the shared small CNN for test_arm64.
+LONGEST_FIRST = ("test_quality_mobilenetv2.py", "test_arm64.py", "test_hygiene.py", "test_coreml_reference.py",
+                 "test_detection.py", "test_optimize.py", "test_cli.py")
+MAX_WORKERS = 4  # each worker holds TensorFlow (about 2 GB); the suite's longest module bounds the gain
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `LONGEST_FIRST` modules first, in that order; the rest as collected (a stable sort)."""
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+
+
+def _keras_model(saved: bytes) -> Any:
+    """A Keras model from its .keras bytes, uncompiled: a detector's compiled loss is a closure."""
+    import tempfile
+
+    from edgekit._tf import keras
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        path.write_bytes(saved)
+        return keras().saving.load_model(path, compile=False)
+
+
+class _ModelPickler(pickle.Pickler):
+    """Pickles Keras models as their .keras file (Keras' own pickling reloads compiled, which fails for closures)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        from edgekit._tf import keras
+
+        if not isinstance(obj, keras().Model):
+            return NotImplemented
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "model.keras"
+            obj.save(path)
+            return _keras_model, (path.read_bytes(),)
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[], Any]) -> Any:
+    """`build()` once per test run, also when pytest-xdist runs the tests in several processes.
+
+    Under xdist the first worker to ask builds it while holding a lock and pickles the result
+    beside the workers' temporary folders (which they share); the others wait for it and load
+    it, Keras models as edgekit loads them (uncompiled). Paths in the result point into the
+    builder's folder, which stays.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build()
+    folder = tmp_path_factory.getbasetemp().parent / "built-once"
+    folder.mkdir(exist_ok=True)
+    stored = folder / f"{name}.pickle"
+    with open(folder / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if build() raises
+        if stored.exists():
+            return pickle.loads(stored.read_bytes())
+        value = build()
+        partial = stored.with_suffix(".partial")
+        with open(partial, "wb") as file:
+            _ModelPickler(file).dump(value)
+        partial.replace(stored)
+        return value
 
 
 @pytest.fixture(scope="session")
@@ -33,16 +113,17 @@ def shapes_splits(shapes_root: Path):
 def trained(shapes_splits, tmp_path_factory: pytest.TempPathFactory):
     """The demo's model: small_cnn trained on the shapes data (about a minute on 2 cores)."""
     train, val, test = shapes_splits
-    return edgekit.train(train, val, "small_cnn", test=test, epochs=30, patience=6,
-                         out_dir=tmp_path_factory.mktemp("train"), seed=0, verbose=0)
+    return built_once(tmp_path_factory, "trained", lambda: edgekit.train(
+        train, val, "small_cnn", test=test, epochs=30, patience=6, out_dir=tmp_path_factory.mktemp("train"), seed=0, verbose=0))
 
 
 @pytest.fixture(scope="session")
 def exported(trained, shapes_splits, tmp_path_factory: pytest.TempPathFactory):
     """Every TFLite and ONNX mode of the trained model, checked against Keras on the test split."""
     train, _, test = shapes_splits
-    return edgekit.export(trained.model_path, TFLITE_TARGETS + ONNX_TARGETS, out_dir=tmp_path_factory.mktemp("export"),
-                          calibration=train, check=test, progress=False)
+    return built_once(tmp_path_factory, "exported", lambda: edgekit.export(
+        trained.model_path, TFLITE_TARGETS + ONNX_TARGETS, out_dir=tmp_path_factory.mktemp("export"),
+        calibration=train, check=test, progress=False))
 
 
 @pytest.fixture(scope="session")
@@ -115,19 +196,23 @@ def trained_detector(tmp_path_factory: pytest.TempPathFactory):
     from edgekit.datasets import make_shapes_detection
     from edgekit.detection_data import load_detection
 
-    root = make_shapes_detection(tmp_path_factory.mktemp("detector-data") / "scenes", n_images=800, image_size=64, seed=1)
-    train, val, test = load_detection(root, image_size=64).split(seed=0)
-    result = edgekit.train(train, val, task="detection", epochs=24, test=test, out_dir=tmp_path_factory.mktemp("detector"),
-                           seed=0, verbose=0)
-    return result, train, test
+    def build() -> tuple[Any, Any, Any]:
+        root = make_shapes_detection(tmp_path_factory.mktemp("detector-data") / "scenes", n_images=800, image_size=64, seed=1)
+        train, val, test = load_detection(root, image_size=64).split(seed=0)
+        result = edgekit.train(train, val, task="detection", epochs=24, test=test, out_dir=tmp_path_factory.mktemp("detector"),
+                               seed=0, verbose=0)
+        return result, train, test
+
+    return built_once(tmp_path_factory, "trained_detector", build)
 
 
 @pytest.fixture(scope="session")
 def detector_exported(trained_detector, tmp_path_factory: pytest.TempPathFactory):
     """The detector in every format the Pi bundle takes, checked against Keras on its test split."""
     result, train, test = trained_detector
-    return edgekit.export(result.model_path, DETECTOR_TARGETS, out_dir=tmp_path_factory.mktemp("detector-export"),
-                          calibration=train, check=test, progress=False)
+    return built_once(tmp_path_factory, "detector_exported", lambda: edgekit.export(
+        result.model_path, DETECTOR_TARGETS, out_dir=tmp_path_factory.mktemp("detector-export"),
+        calibration=train, check=test, progress=False))
 
 
 @pytest.fixture(scope="session")
