@@ -17,9 +17,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/edgekit demo --out runs/demo
 
-# Every core (up to 4), a whole module per worker, the longest first (tests/conftest.py).
+# Every core (up to 4), a whole module per worker, the longest first (tests/conftest.py). A worker that
+# crashes ends the run, reported: xdist's replacement worker was seen to wait forever under loadfile.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --max-worker-restart=0
 
 clean:
 	rm -rf runs .pytest_cache

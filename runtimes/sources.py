@@ -120,6 +120,7 @@ class VideoSource(Source):
     def __init__(self, spec: str, path: Path, max_bad_run: int = 25) -> None:
         super().__init__(spec)
         self.path, self.max_bad_run = path, max_bad_run
+        self._reading = threading.Lock()  # close() from another thread (a server stopping) waits for the read in flight
         self.capture = cv2.VideoCapture(str(path))
         if not self.capture.isOpened():
             raise SourceError(f"cannot open video {path}: the file is corrupt or its codec is not supported by OpenCV")
@@ -129,8 +130,11 @@ class VideoSource(Source):
 
     def __iter__(self) -> Iterator[Frame]:
         index, bad_run = 0, 0
-        while self.capture is not None:
-            ok, image = self.capture.read()
+        while True:
+            with self._reading:  # releasing the decoder under a read aborts the process
+                if self.capture is None:
+                    return
+                ok, image = self.capture.read()
             if ok and image is not None and image.size:
                 for missing in range(index - bad_run, index):  # the failed reads before this one were frames
                     self._skip(f"frame {missing}", "the decoder could not read it")
@@ -153,9 +157,10 @@ class VideoSource(Source):
                 )
 
     def close(self) -> None:
-        if self.capture is not None:
-            self.capture.release()
-            self.capture = None
+        with self._reading:
+            if self.capture is not None:
+                self.capture.release()
+                self.capture = None
 
 
 class ArraySource(Source):

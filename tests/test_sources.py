@@ -58,6 +58,34 @@ def test_video_delivers_every_frame_in_order_and_ends_at_eof(tmp_path, suffix):
     assert source.stats.delivered == 24 and source.capture is None
 
 
+def test_closing_a_video_from_another_thread_waits_for_the_read_in_flight(tmp_path):
+    """A live server stops its stream from the request thread; freeing OpenCV's decoder under a read aborted the process."""
+    source = open_source(_write_video(tmp_path / "clip.avi"))
+    decoder, events = source.capture, []
+
+    class SlowDecoder:  # the real capture, with a read long enough to close during
+        def read(self):
+            events.append("read")
+            time.sleep(0.3)
+            events.append("read done")
+            return decoder.read()
+
+        def release(self):
+            events.append("release")
+            decoder.release()
+
+    source.capture = SlowDecoder()
+    frames = iter(source)
+    assert next(frames).position == 0
+    second = threading.Thread(target=lambda: next(frames, None))
+    second.start()
+    time.sleep(0.1)  # the second read is in flight
+    source.close()
+    second.join(5)
+    assert events == ["read", "read done", "read", "read done", "release"]
+    assert source.capture is None and list(frames) == []
+
+
 def test_folder_and_glob_skip_unreadable_images(tmp_path):
     for i in range(3):
         cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((10, 10, 3), i * 50, np.uint8))
