@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pickle
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -27,9 +28,9 @@ IMAGE_SIZE = 64
 TFLITE_TARGETS = ("tflite:fp32", "tflite:fp16", "tflite:dynamic", "tflite:int8", "tflite:uint8")
 ONNX_TARGETS = ("onnx:fp32", "onnx:dynamic", "onnx:int8")
 
-# Modules by how long they take, longest first (seconds on a 2-core host: 950, 850, 400, 380,
-# 200, 160, 150). Workers take modules in collection order, so these are collected first: a long
-# one started last would run on alone. test_quality_mobilenetv2 trains only its own model, so its
+# The longest modules, longest first (on a 2-core host the first takes about 16 minutes alone, the
+# next few several minutes each, shared fixtures included). Workers take modules in collection
+# order, so these are collected first: a long one started last would run on alone. test_quality_mobilenetv2 trains only its own model, so its
 # worker starts at once while the other trains the shared small CNN for test_arm64.
 LONGEST_FIRST = ("test_quality_mobilenetv2.py", "test_arm64.py", "test_hygiene.py", "test_coreml_reference.py",
                  "test_detection.py", "test_optimize.py", "test_cli.py")
@@ -48,15 +49,13 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 
 def _keras_model(saved: bytes) -> Any:
-    """A Keras model from its .keras bytes, uncompiled: a detector's compiled loss is a closure."""
-    import tempfile
-
-    from edgekit._tf import keras
+    """A Keras model from its .keras bytes, loaded as edgekit loads it (uncompiled: a detector's loss is a closure)."""
+    from edgekit.keras_io import load_keras
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.keras"
         path.write_bytes(saved)
-        return keras().saving.load_model(path, compile=False)
+        return load_keras(path)[0]
 
 
 class _ModelPickler(pickle.Pickler):
@@ -67,8 +66,6 @@ class _ModelPickler(pickle.Pickler):
 
         if not isinstance(obj, keras().Model):
             return NotImplemented
-        import tempfile
-
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "model.keras"
             obj.save(path)
@@ -112,7 +109,7 @@ def shapes_splits(shapes_root: Path):
 
 @pytest.fixture(scope="session")
 def trained(shapes_splits, tmp_path_factory: pytest.TempPathFactory):
-    """The demo's model: small_cnn trained on the shapes data (about a minute on 2 cores)."""
+    """The demo's model: small_cnn trained on the shapes data (about four minutes on a 2-core host)."""
     train, val, test = shapes_splits
     return built_once(tmp_path_factory, "trained", lambda: edgekit.train(
         train, val, "small_cnn", test=test, epochs=30, patience=6, out_dir=tmp_path_factory.mktemp("train"), seed=0, verbose=0))
