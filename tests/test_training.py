@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import edgekit
-from edgekit.architectures import ARCHITECTURES
+from edgekit.architectures import ARCHITECTURES, _residual_branch_norms
 from edgekit.errors import TrainingError, UnknownNameError
 from edgekit.keras_io import load_keras, read_keras_contract
 
@@ -43,6 +43,24 @@ def test_every_architecture_builds_offline_with_its_scaling(arch):
     assert scores.shape == (2, 4) and scores.sum(axis=1) == pytest.approx([1.0, 1.0], abs=1e-4)
     low, high = spec.preprocessing(edgekit.Preprocessing(64)).output_range()
     assert (low[0], high[0]) == pytest.approx((0, 1) if arch == "small_cnn" else (0, 255))  # the rest normalize inside
+
+
+@pytest.mark.parametrize("arch", [name for name in ARCHITECTURES.names() if name != "small_cnn"])
+def test_from_scratch_every_residual_block_starts_as_the_identity(arch):
+    """Each Add's branch gives exactly zero at first, so the block passes its shortcut through."""
+    from edgekit._tf import keras
+
+    k = keras()
+    model = ARCHITECTURES.get(arch).build((64, 64, 3), 3, None)
+    adds = [layer for layer in model.layers if isinstance(layer, k.layers.Add)]
+    assert len(_residual_branch_norms(model)) == len(adds) > 0
+    probe = k.Model(model.input, [tensor for add in adds for tensor in (*add.input, add.output)])
+    values = probe(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32), training=False)
+    for index in range(len(adds)):
+        first, second, total = (np.asarray(v) for v in values[3 * index: 3 * index + 3])
+        branch, shortcut = (first, second) if not first.any() else (second, first)
+        assert not branch.any() and shortcut.any(), adds[index].name
+        np.testing.assert_array_equal(total, shortcut)
 
 
 @pytest.fixture(scope="module")
