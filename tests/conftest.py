@@ -16,6 +16,23 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+def _share_the_cores() -> None:
+    """Under xdist each worker's TensorFlow (and the subprocesses it starts) gets its share of the cores.
+
+    TensorFlow sizes its thread pools for the whole machine: two workers each running two
+    threads on two cores made a training step 36% slower than one thread each (300 vs 220 ms,
+    MobileNetV2 at 96 px). Set before TensorFlow is imported; a variable set by hand wins.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        share = str(max(1, len(os.sched_getaffinity(0)) // workers))
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", share)
+        os.environ.setdefault("TF_NUM_INTEROP_THREADS", share)
+
+
+_share_the_cores()
+
 from pathlib import Path
 
 import numpy as np
