@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pickle
+import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -117,6 +118,17 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Calla
 @pytest.fixture(scope="session")
 def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return edgekit.datasets.make_shapes(tmp_path_factory.mktemp("data") / "shapes", n_per_class=400, image_size=IMAGE_SIZE, seed=0)
+
+
+@pytest.fixture(scope="session")
+def shapes_tenth(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every tenth shapes image (40 per class), in the same folders: for runs that only need to work end to end."""
+    root = tmp_path_factory.mktemp("data") / "shapes_tenth"
+    for folder in sorted(shapes_root.iterdir()):
+        (root / folder.name).mkdir(parents=True)
+        for image in sorted(folder.iterdir())[::10]:
+            shutil.copy(image, root / folder.name)
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -105,12 +105,13 @@ def test_predict_with_a_missing_delegate_names_the_library(exported, shapes_spli
     assert "['CUDAExecutionProvider'] are not available" in capsys.readouterr().err
 
 
-def test_prune_and_distill_commands(trained, shapes_root, tmp_path):
-    pruned = _edgekit("prune", str(trained.model_path), str(shapes_root), "--sparsity", "0.5", "--epochs", "1",
+def test_prune_and_distill_commands(trained, shapes_tenth, tmp_path):
+    """One epoch of each on every tenth image: the commands' wiring, not their quality (tests/test_optimize.py)."""
+    pruned = _edgekit("prune", str(trained.model_path), str(shapes_tenth), "--sparsity", "0.5", "--epochs", "1",
                       "--out", str(tmp_path / "pruned"))
     assert pruned.returncode == 0, pruned.stderr
     assert "total" in pruned.stdout and "50.0%" in pruned.stdout and (tmp_path / "pruned" / "model.keras").is_file()
-    distilled = _edgekit("train", str(shapes_root), "--arch", "small_cnn", "--image-size", "64", "--epochs", "1",
+    distilled = _edgekit("train", str(shapes_tenth), "--arch", "small_cnn", "--image-size", "64", "--epochs", "1",
                          "--teacher", str(tmp_path / "pruned" / "model.keras"), "--out", str(tmp_path / "student"))
     assert distilled.returncode == 0, distilled.stderr
     metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
