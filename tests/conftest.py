@@ -46,7 +46,7 @@ IMAGE_SIZE = 64
 TFLITE_TARGETS = ("tflite:fp32", "tflite:fp16", "tflite:dynamic", "tflite:int8", "tflite:uint8")
 ONNX_TARGETS = ("onnx:fp32", "onnx:dynamic", "onnx:int8")
 
-# The longest modules, longest first (on a 2-core host the first takes about 16 minutes alone, the
+# The longest modules, longest first (on a 2-core host the first takes about 15 minutes beside the other worker, the
 # next few several minutes each, shared fixtures included). Workers take modules in collection
 # order, so these are collected first: a long one started last would run on alone. test_quality_mobilenetv2 trains only its own model, so its
 # worker starts at once while the other trains the shared small CNN for test_arm64.

@@ -45,7 +45,7 @@ def mobilenetv2_96(tmp_path_factory):
     From scratch it needs 1000 shapes per class: on 400 it memorizes the training images
     and stays near chance, where int8-vs-float deltas are noise. Identity-started residual blocks
     (edgekit's from-scratch default) and batches of 16 take it off by epoch 3 and to 93% by epoch 6
-    (9 minutes here; batches of 32 without the identity start took 10 epochs, 14 minutes).
+    (11 minutes of training alone on a 2-core host; batches of 32 without the identity start took 10 epochs, 14 minutes).
     """
     from edgekit._tf import keras
 
