@@ -91,21 +91,22 @@ def _residual_branch_norms(model: Any) -> list[Any]:
     return found
 
 
-def _zero_residual_branches(model: Any) -> Any:
-    """Start every residual block as the identity: its branch's last BatchNorm scale at zero.
+def _scale_residual_branches(model: Any, value: float) -> Any:
+    """Set the last BatchNorm scale of every residual branch to `value`.
 
-    The zero-init of Goyal et al. (2017): a deep random network then trains like a shallow one at
-    first. MobileNetV2 from scratch on the shapes left chance two to three epochs sooner.
+    Zero starts every block as the identity, the zero-init of Goyal et al. (2017): a deep random
+    network then trains like a shallow one at first. MobileNetV2 from scratch on the shapes left
+    chance two to three epochs sooner. One undoes it where every op must count (checks of random models).
     """
     for norm in _residual_branch_norms(model):
-        norm.gamma.assign(keras().ops.zeros_like(norm.gamma))
+        norm.gamma.assign(keras().ops.full(norm.gamma.shape, value, norm.gamma.dtype))
     return model
 
 
 def _from_scratch_ready(model: Any, weights: str | None) -> Any:
     """Pretrained backbones keep their weights and BatchNorm settings; random ones get fast statistics
     and identity residual blocks."""
-    return _zero_residual_branches(_fast_batchnorm(model)) if weights is None else model
+    return _scale_residual_branches(_fast_batchnorm(model), 0.0) if weights is None else model
 
 
 def _classifier_head(backbone: Any, num_classes: int, dropout: float = 0.2, inputs: Any = None) -> Any:

@@ -13,7 +13,7 @@ import pytest
 
 import edgekit
 from converters.coreml import MODES
-from edgekit.architectures import ARCHITECTURES, _residual_branch_norms
+from edgekit.architectures import ARCHITECTURES, _scale_residual_branches
 
 pytest.importorskip("coremltools")
 
@@ -42,8 +42,7 @@ def _random_features_classifier(arch, train, preprocessing):
     k = keras()
     k.utils.set_random_seed(0)
     model = ARCHITECTURES.get(arch).build((32, 32, 3), len(train.labels), None)
-    for norm in _residual_branch_norms(model):  # from scratch they start at zero: every op must count here
-        norm.gamma.assign(np.ones(norm.gamma.shape, np.float32))
+    _scale_residual_branches(model, 1.0)  # from scratch they start at zero: every op must count here
     x = train.tensors(preprocessing)
     for layer in model.layers:
         if isinstance(layer, k.layers.BatchNormalization):

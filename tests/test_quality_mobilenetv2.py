@@ -17,14 +17,13 @@ from runtimes.contract import ModelContract
 @pytest.mark.slow
 def test_mobilenetv2_224_int8_is_at_most_0_3x_float32(shapes_root, tmp_path):
     """Weights dominate at 224x224: int8 must be <= 0.3x the float32 file."""
-    from edgekit.architectures import ARCHITECTURES, _residual_branch_norms
+    from edgekit.architectures import ARCHITECTURES, _scale_residual_branches
 
     spec = ARCHITECTURES.get("mobilenetv2")
     dataset = edgekit.ImageFolder(shapes_root, image_size=224)
     preprocessing = spec.preprocessing(dataset.geometry)
     model = spec.build((224, 224, 3), 3, None)
-    for norm in _residual_branch_norms(model):  # from scratch they start at zero, and all-zero kernels would shrink the file
-        norm.gamma.assign(np.ones(norm.gamma.shape, np.float32))
+    _scale_residual_branches(model, 1.0)  # from scratch they start at zero, and all-zero kernels would shrink the file
     contract = ModelContract(preprocessing, dataset.labels, model_name="mobilenetv2")
     calibration = CalibrationData(dataset.sample(100, seed=1).tensors(preprocessing))
     fp32 = convert_tflite(model, tmp_path / "fp32.tflite", MODES["fp32"], contract=contract)
