@@ -14,6 +14,11 @@ REQUIREMENTS=(numpy==2.2.6 opencv-python-headless==4.12.0.88 ai-edge-litert==1.4
 
 report() { echo "SYSROOT=$SYSROOT"; echo "SITE=$SITE"; echo "QEMU=$(command -v qemu-aarch64-static)"; }
 
+# One set-up at a time: the test suite starts one early in the background (tests/conftest.py), and the
+# test that needs the userland runs this again; the second waits here and finds the stamp.
+mkdir -p "$(dirname "$CACHE")"
+if command -v flock >/dev/null; then exec 9>"$CACHE.lock"; flock 9; fi
+
 if [ -f "$STAMP" ] && command -v qemu-aarch64-static >/dev/null; then report; exit 0; fi
 
 if ! command -v qemu-aarch64-static >/dev/null; then

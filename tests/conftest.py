@@ -11,6 +11,8 @@ import fcntl
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -64,6 +66,45 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: pytest alone runs the suite too
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+
+
+ARM64_SETUP = Path(__file__).resolve().parent.parent / "scripts" / "arm64-sysroot.sh"
+_ARM64_EARLY = pytest.StashKey[subprocess.Popen]()
+
+
+def _runs_arm64_tests(config: pytest.Config) -> bool:
+    """Whether this run's paths include test_arm64 (the whole suite, or that file named)."""
+    tests = Path(__file__).resolve().parent
+    for arg in config.args:
+        path = Path(str(arg).split("::")[0]).resolve()
+        if path in (tests, tests / "test_arm64.py"):
+            return True
+    return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the emulated Pi's set-up (downloads, then unpacking) at once, in the background.
+
+    Only the first run on a machine does real work, mostly waiting on the package
+    registries: begun here it overlaps the shared models' training instead of following it.
+    The arm64 fixture runs the script again, which waits for this one (a lock) and finds it done.
+    """
+    if hasattr(config, "workerinput") or not sys.platform.startswith("linux") or shutil.which("apt-get") is None:
+        return  # an xdist worker (the controller starts it), or a host the fixture skips
+    if _runs_arm64_tests(config):
+        config.stash[_ARM64_EARLY] = subprocess.Popen(["bash", str(ARM64_SETUP)], stdin=subprocess.DEVNULL,
+                                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Wait for the early set-up (when the arm64 tests were deselected it may still run: never cut apt short)."""
+    early = config.stash.get(_ARM64_EARLY, None)
+    if early is not None:
+        try:
+            early.wait(timeout=900)
+        except subprocess.TimeoutExpired:
+            early.kill()
+            early.wait()
 
 
 def _keras_model(saved: bytes) -> Any:
