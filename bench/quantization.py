@@ -2,7 +2,7 @@
 latency (TFLite and ONNX) and top-1 agreement with float32 on the shapes images, all on
 random-weight models (sizes and speed do not depend on training). Then the accuracy delta of
 int8 on the shapes test split, on MobileNetV2 trained from scratch at 96x96 (built once under
-runs/bench/, about 3.5 minutes; training at 224 from scratch would take about 20).
+runs/bench/, about 14 minutes on a 2-core host; training at 224 from scratch would take far longer).
 The last line has the worst ratios; exits 1 when a size ratio is above 0.30, a latency ratio
 above 0.7 or an int8 accuracy delta beyond 2 points.
 
