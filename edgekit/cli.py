@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--n-per-class", type=int, help="classification: images generated per class (default: 400)")
     demo.add_argument("--images", type=int, help="detection: scenes generated (default: 2000)")
     demo.add_argument("--image-size", type=int, help="image side in pixels (default: 64; detection 128)")
-    demo.add_argument("--epochs", type=int, help="maximum training epochs (default: 30; detection 24)")
+    demo.add_argument("--epochs", type=int, help="maximum training epochs (default: 20; detection 24)")
     demo.add_argument("--seed", type=int, default=0, help="seed for data, split and training (default: 0)")
 
     train = sub.add_parser("train", help="train a classifier (class subfolders) or a detector (YOLO, COCO, VOC)",

@@ -26,7 +26,7 @@ DEMOS: Registry[Callable[..., ExportReport]] = Registry("demo")
 
 
 @DEMOS.register("classification")
-def run_demo(out_dir: str | Path = "runs/demo", n_per_class: int = 400, image_size: int = 64, epochs: int = 30, seed: int = 0,
+def run_demo(out_dir: str | Path = "runs/demo", n_per_class: int = 400, image_size: int = 64, epochs: int = 20, seed: int = 0,
              **_: Any) -> ExportReport:
     """Run every stage and write data/, train/, export/ and demo_report.{md,json} under `out_dir`."""
     out = Path(out_dir)

@@ -63,6 +63,14 @@ def test_from_scratch_every_residual_block_starts_as_the_identity(arch):
         np.testing.assert_array_equal(total, shortcut)
 
 
+def test_from_scratch_the_small_cnn_starts_at_uniform_scores():
+    """Its zero classifier gives every class 1/C for any image (loss ln C): no early saturation to unlearn."""
+    model = ARCHITECTURES.get("small_cnn").build((64, 64, 3), 4, None)
+    images = np.random.default_rng(0).uniform(0, 1, (3, 64, 64, 3)).astype(np.float32)
+    assert np.asarray(model(images, training=False)) == pytest.approx(np.full((3, 4), 0.25), abs=1e-7)
+    assert np.abs(model.get_layer("scores").kernel.numpy()).max() == 0.0
+
+
 @pytest.fixture(scope="module")
 def tiny_splits(shapes_root):
     dataset = edgekit.ImageFolder(shapes_root, image_size=32)
