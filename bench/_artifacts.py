@@ -15,7 +15,7 @@ TRAINING = "batches of 16, learning rate 2e-3, until val accuracy >= 0.93 (at mo
 
 def _recipe(training: str = "") -> str:
     """What the cached MobileNetV2 files were built from: a changed architecture entry or training recipe rebuilds them."""
-    from edgekit.architectures import ARCHITECTURES
+    from edgekit.training.architectures import ARCHITECTURES
 
     spec = ARCHITECTURES.get("mobilenetv2")
     return f"{spec.description}; scale {spec.scale}; offset {spec.offset}" + (f"; {training}" if training else "")
@@ -36,7 +36,7 @@ def mobilenetv2_artifacts(size: int = 224) -> dict[str, Path]:
         return paths
     import edgekit
     from converters import CONVERTERS, CalibrationData
-    from edgekit.architectures import ARCHITECTURES, _scale_residual_branches
+    from edgekit.training.architectures import ARCHITECTURES, _scale_residual_branches
     from runtimes.contract import ModelContract
 
     spec = ARCHITECTURES.get("mobilenetv2")

@@ -50,8 +50,8 @@ def _peak_mb() -> float:
 def first_batch(count: int, stream: bool) -> dict:
     """Seconds from nothing to the first normalized training batch, and the process's peak RSS."""
     import edgekit
-    from edgekit.architectures import ARCHITECTURES
-    from edgekit.training import _batches
+    from edgekit.training.architectures import ARCHITECTURES
+    from edgekit.training.classification import _batches
 
     root = images(count)
     started = time.perf_counter()
@@ -67,7 +67,7 @@ def decode_rate(count: int, calls: int) -> dict:
     """Images per second through the pipeline's decode stage (read, decode, colour, resize) with `calls` parallel
     decoders, one full pass. The stage alone: batching and scaling run on the same two cores otherwise."""
     import edgekit
-    from edgekit.streaming import decoded_images
+    from edgekit.data.image_streaming import decoded_images
 
     dataset = edgekit.ImageFolder(images(count), image_size=SIZE, stream=True)
     stage = decoded_images(dataset.read, len(dataset), dataset.geometry, shuffle=False, seed=0, parallel_calls=calls)

@@ -21,7 +21,7 @@ TARGET_SECONDS = 60.0
 def main() -> int:
     import edgekit
     from converters import all_targets
-    from edgekit.architectures import ARCHITECTURES
+    from edgekit.training.architectures import ARCHITECTURES
     from runtimes.contract import ModelContract
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -125,7 +125,7 @@ def _small_section(out: Path, rows: list[list[str]], seeds: list[int]) -> tuple[
 
 
 def main() -> int:
-    from edgekit.tables import text_table
+    from edgekit.reports.tables import text_table
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["mobilenetv2", "small"], help="run one section (default: both)")

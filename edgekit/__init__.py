@@ -9,11 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from edgekit import datasets, deploy, distribution
+from edgekit import datasets, deploy
 from edgekit import savedmodel_backend as _savedmodel_backend  # noqa: F401  (edgekit.load opens SavedModel folders)
 from edgekit._version import __version__
-from edgekit.data import ArrayDataset, ImageDataset, ImageFolder
-from edgekit.detection_data import DetectionData, DetectionDataset, load_detection
+from edgekit.data import ArrayDataset, DetectionData, DetectionDataset, ImageDataset, ImageFolder, load_detection
 from edgekit.errors import (
     CalibrationError,
     ContractError,
@@ -28,6 +27,7 @@ from edgekit.errors import (
     UnknownNameError,
     UnknownTargetError,
 )
+from edgekit.training import distribution  # edgekit.distribution: light, used before Keras loads
 from runtimes.contract import ColorOrder, Interpolation, Layout, ModelContract, Preprocessing, ResizeMode
 from runtimes.model import Classification, Model
 from runtimes.tasks.detection import Detection, DetectionHead, Detections
@@ -35,17 +35,17 @@ from runtimes.model import open_model as load
 
 # name -> module that defines it; imported when first used (these pull in Keras/TensorFlow).
 _LAZY = {
-    "train": "edgekit.training",
-    "TrainResult": "edgekit.training",
-    "ARCHITECTURES": "edgekit.architectures",
+    "train": "edgekit.training.classification",
+    "TrainResult": "edgekit.training.classification",
+    "ARCHITECTURES": "edgekit.training.architectures",
     "export": "edgekit.exporter",
     "ExportReport": "edgekit.exporter",
     "evaluate": "edgekit.evaluation",
     "bench": "edgekit.benchmark",
     "BenchReport": "edgekit.benchmark",
-    "prune": "edgekit.pruning",
-    "PruneResult": "edgekit.pruning",
-    "distill": "edgekit.distillation",
+    "prune": "edgekit.optimize.pruning",
+    "PruneResult": "edgekit.optimize.pruning",
+    "distill": "edgekit.optimize.distillation",
     "load_keras": "edgekit.keras_io",
     "save_keras": "edgekit.keras_io",
 }

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from edgekit.errors import EdgekitError
-from edgekit.progress import ProgressBar
-from edgekit.tables import text_table
+from edgekit.reports.progress import ProgressBar
+from edgekit.reports.tables import text_table
 from runtimes.base import artifact_size
 
 
@@ -71,7 +71,7 @@ class BenchReport:
 
     def plot(self, path: str | Path) -> Path:
         """Latency distribution per artifact (box plot), for the ones that ran."""
-        from edgekit.plots import plot_latencies
+        from edgekit.reports.plots import plot_latencies
 
         ran = [r for r in self.results if r.latencies_ms]
         labels = [f"{Path(r.model).name} ({'default' if r.threads is None else r.threads} threads)" for r in ran]

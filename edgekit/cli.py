@@ -263,10 +263,10 @@ def _demo(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from functools import partial
 
-    from edgekit.data import ImageFolder
-    from edgekit.detection_data import load_detection
-    from edgekit.distribution import strategy_for
-    from edgekit.training import train
+    from edgekit.data.images import ImageFolder
+    from edgekit.data.detection import load_detection
+    from edgekit.training.distribution import strategy_for
+    from edgekit.training.classification import train
 
     detection = args.task == "detection"
     strategy = strategy_for(args.devices)  # before any other TensorFlow work: it may split the CPU into devices
@@ -295,10 +295,10 @@ def _train(args: argparse.Namespace) -> int:
 
 @command("prune")
 def _prune(args: argparse.Namespace) -> int:
-    from edgekit.data import folder_for
+    from edgekit.data.images import folder_for
     from edgekit.errors import TrainingError
     from edgekit.keras_io import read_keras_contract
-    from edgekit.pruning import prune
+    from edgekit.optimize.pruning import prune
 
     contract = read_keras_contract(args.model)
     if contract is None:

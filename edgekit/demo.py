@@ -12,10 +12,10 @@ from pathlib import Path
 
 from typing import Any, Callable
 
-from edgekit.data import ImageFolder
+from edgekit.data.images import ImageFolder
 from edgekit.datasets import make_shapes, make_shapes_detection
 from edgekit.exporter import ExportReport, export
-from edgekit.training import train
+from edgekit.training.classification import train
 from runtimes._registry import Registry
 from runtimes.model import open_model
 
@@ -78,7 +78,7 @@ def run_detection_demo(out_dir: str | Path = "runs/demo-detection", n_images: in
                        seed: int = 0, **_: Any) -> ExportReport:
     """Shapes scenes -> small_detector -> every format checked on mAP and boxes; writes the same files as `run_demo`
     plus ``predicted.png`` (one test image with the int8 model's boxes)."""
-    from edgekit.detection_data import load_detection
+    from edgekit.data.detection import load_detection
 
     out = Path(out_dir)
     started = time.perf_counter()

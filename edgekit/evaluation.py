@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.data import ImageDataset
-from edgekit.streaming import in_memory
+from edgekit.data.images import ImageDataset
+from edgekit.data.image_streaming import in_memory
 from edgekit.errors import DatasetError
-from edgekit.metrics import classification_metrics, top1_agreement
+from edgekit.metrics.classification import classification_metrics, top1_agreement
 from runtimes.model import Model, open_model
 
 

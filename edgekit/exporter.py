@@ -14,14 +14,14 @@ import numpy as np
 
 from converters import CONVERTERS, CalibrationData, ConversionConfig, ConverterEntry, parse_target
 from converters.shared_work import shared_work
-from edgekit.data import ImageDataset
-from edgekit.streaming import StreamingImageDataset, in_memory
+from edgekit.data.images import ImageDataset
+from edgekit.data.image_streaming import StreamingImageDataset, in_memory
 from edgekit import savedmodel_backend as _savedmodel_backend  # noqa: F401  (checks open SavedModels)
-from edgekit.detection_data import DetectionData
+from edgekit.data.detection import DetectionData
 from edgekit.errors import ContractError, ExportError
 from edgekit.keras_io import load_keras
-from edgekit.progress import ProgressBar
-from edgekit.tables import text_table
+from edgekit.reports.progress import ProgressBar
+from edgekit.reports.tables import text_table
 from edgekit.tasks import HostTask, host_task
 from runtimes.contract import ModelContract
 from runtimes.base import BACKENDS, reference_backend_for
@@ -153,7 +153,7 @@ class ExportReport:
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
         """Write export_report.json, export_report.md and export_report.png."""
-        from edgekit.plots import plot_artifacts
+        from edgekit.reports.plots import plot_artifacts
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -262,7 +262,7 @@ def trained_detector(tmp_path_factory: pytest.TempPathFactory):
     track: objects of a fifth of the input side are found on nearly every frame of the tracking clip.
     """
     from edgekit.datasets import make_shapes_detection
-    from edgekit.detection_data import load_detection
+    from edgekit.data.detection import load_detection
 
     def build() -> tuple[Any, Any, Any]:
         root = make_shapes_detection(tmp_path_factory.mktemp("detector-data") / "scenes", n_images=800, image_size=64, seed=1)

@@ -13,7 +13,7 @@ import pytest
 
 import edgekit
 from converters.coreml import MODES
-from edgekit.architectures import ARCHITECTURES, _scale_residual_branches
+from edgekit.training.architectures import ARCHITECTURES, _scale_residual_branches
 
 pytest.importorskip("coremltools")
 

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
+from edgekit.data.detection import load_detection
 from edgekit.datasets import make_shapes_detection
-from edgekit.detection_data import load_detection
 from edgekit.errors import DatasetError
 from runtimes.contract import Preprocessing
 from runtimes.preprocess import box_mapping, prepare_pixels
@@ -96,7 +96,7 @@ def test_a_dataset_without_any_usable_image_is_a_clear_error(tmp_path):
 
 
 def test_coco_map_on_a_hand_computed_case():
-    from edgekit.detection_metrics import coco_map
+    from edgekit.metrics.detection import coco_map
 
     truth = [np.array([[10, 10, 50, 50], [60, 60, 90, 90]], np.float32)]
     found = [np.array([[10, 10, 50, 50], [0, 60, 20, 90]], np.float32)]  # one exact hit, one false positive
@@ -259,7 +259,7 @@ def test_mobilenetv2_detector_loads_a_local_backbone_file_and_trains_at_160(tmp_
 
     import edgekit
     from edgekit._tf import keras
-    from edgekit.detector import DETECTORS
+    from edgekit.training.detector import DETECTORS
 
     k = keras()
     plain = k.applications.MobileNetV2(input_shape=(160, 160, 3), include_top=False, weights=None, alpha=1.0)

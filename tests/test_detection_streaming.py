@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 import edgekit
+from edgekit.data.detection import DetectionDataset, load_detection
+from edgekit.data.detection_streaming import StreamingDetectionDataset
 from edgekit.datasets import make_shapes_detection
-from edgekit.detection_data import DetectionDataset, load_detection
-from edgekit.detection_streaming import StreamingDetectionDataset
-from edgekit.detection_training import _batches
-from edgekit.detector import DETECTORS
 from edgekit.errors import DatasetError
+from edgekit.training.detection import _batches
+from edgekit.training.detector import DETECTORS
 
 SPEC = DETECTORS.get("small_detector").preprocessing(edgekit.Preprocessing(64, resize="letterbox", interpolation="linear"))
 FORMATS = ("yolo", "coco", "voc")
@@ -47,7 +47,7 @@ def _pipeline_batches(dataset, augment=None, **options):
 
 
 def _encode(dataset):
-    from edgekit.detector import encode_targets
+    from edgekit.training.detector import encode_targets
 
     return lambda boxes, classes: encode_targets(boxes, classes, SPEC.input_size, len(dataset.labels))
 
@@ -92,7 +92,7 @@ def test_corrupt_images_are_skipped_and_counted_once_across_splits(scenes):
 
 
 def test_augmented_streams_are_seeded_and_differ_between_epochs(scenes):
-    from edgekit.detection_training import augment
+    from edgekit.training.detection import augment
 
     format_name, root, _ = scenes
     streamed = load_detection(_data_path(format_name, root), image_size=64, stream=True)
@@ -105,13 +105,13 @@ def test_augmented_streams_are_seeded_and_differ_between_epochs(scenes):
 
 
 def test_auto_streams_past_the_memory_threshold_and_bad_values_are_refused(scenes, monkeypatch, caplog):
-    import edgekit.streaming
+    import edgekit.data.image_streaming
 
     format_name, root, _ = scenes
     path = _data_path(format_name, root)
     assert isinstance(load_detection(path, image_size=64, stream="auto"), DetectionDataset)  # 0.6 MB decoded
-    monkeypatch.setattr(edgekit.streaming, "STREAM_ABOVE_BYTES", 100_000)
-    with caplog.at_level(logging.INFO, logger="edgekit.data"):
+    monkeypatch.setattr(edgekit.data.image_streaming, "STREAM_ABOVE_BYTES", 100_000)
+    with caplog.at_level(logging.INFO, logger="edgekit.data.images"):
         assert isinstance(load_detection(path, image_size=64, stream="auto"), StreamingDetectionDataset)
     assert "streaming 48 images" in caplog.text and "stream=False" in caplog.text
     with pytest.raises(DatasetError, match=r"invalid stream='always'; valid: True, False or 'auto'"):

@@ -22,7 +22,7 @@ import pytest
 import edgekit
 from converters.base import current_umask
 from converters.shared_work import SCRATCH_PREFIX, scratch_folder
-from edgekit.architectures import ARCHITECTURES, _scale_residual_branches
+from edgekit.training.architectures import ARCHITECTURES, _scale_residual_branches
 from runtimes.contract import ModelContract
 
 NOISE = [

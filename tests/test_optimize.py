@@ -5,7 +5,7 @@ import pytest
 
 import edgekit
 from edgekit.errors import TrainingError
-from edgekit.pruning import magnitude_mask, prunable_kernels
+from edgekit.optimize.pruning import magnitude_mask, prunable_kernels
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_distillation_learns_from_a_keras_or_exported_teacher(teacher_kind, trai
 
 
 def test_distillation_loss_numbers():
-    from edgekit.distillation import distillation_loss
+    from edgekit.optimize.distillation import distillation_loss
 
     labels = np.array([[1.0, 0.0, 0.0]], np.float32)
     teacher = np.array([[0.7, 0.2, 0.1]], np.float32)
@@ -98,7 +98,7 @@ def test_distillation_loss_numbers():
 
 
 def test_distillation_refuses_a_teacher_with_other_labels(trained, shapes_splits, tmp_path):
-    from edgekit.distillation import teacher_scores
+    from edgekit.optimize.distillation import teacher_scores
 
     train = shapes_splits[0]
     import dataclasses

@@ -96,7 +96,7 @@ SPECS = [
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.color_order.value}-{s.resize.value}-{s.layout.value}")
 def test_training_pipeline_and_runtime_give_the_same_tensor(shapes_root, spec):
     """ImageFolder -> training batches must equal runtimes.preprocess on the same file."""
-    from edgekit.training import _batches
+    from edgekit.training.classification import _batches
 
     dataset = edgekit.ImageFolder(shapes_root, image_size=spec.input_size, color_order=spec.color_order, resize=spec.resize)
     subset = dataset.subset(np.arange(0, len(dataset), 97))

@@ -17,7 +17,7 @@ from runtimes.contract import ModelContract
 @pytest.mark.slow
 def test_mobilenetv2_224_int8_is_at_most_0_3x_float32(shapes_root, tmp_path):
     """Weights dominate at 224x224: int8 must be <= 0.3x the float32 file."""
-    from edgekit.architectures import ARCHITECTURES, _scale_residual_branches
+    from edgekit.training.architectures import ARCHITECTURES, _scale_residual_branches
 
     spec = ARCHITECTURES.get("mobilenetv2")
     dataset = edgekit.ImageFolder(shapes_root, image_size=224)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import edgekit
-from edgekit.architectures import ARCHITECTURES
+from edgekit.training.architectures import ARCHITECTURES
 from edgekit.errors import DatasetError, TrainingError
-from edgekit.streaming import StreamingImageDataset
+from edgekit.data.image_streaming import StreamingImageDataset
 from runtimes.preprocess import preprocess
 
 SPEC = ARCHITECTURES.get("small_cnn").preprocessing(edgekit.Preprocessing(48))
@@ -74,11 +74,11 @@ def test_every_training_input_has_the_autotuner_off_and_in_memory_batches_reshuf
     """Keras deletes each epoch's iterator, which waited up to 18 s for tf.data's sleeping autotuner: every
     pipeline edgekit hands to fit has it off. In-memory batches (a seeded generator) cover every image once an
     epoch, in a new order each epoch, the same for the same seed."""
-    from edgekit.detection_training import _batches as detection_batches
-    from edgekit.detector import DETECTORS
-    from edgekit.detection_data import load_detection
+    from edgekit.training.detection import _batches as detection_batches
+    from edgekit.training.detector import DETECTORS
+    from edgekit.data.detection import load_detection
     from edgekit.datasets import make_shapes_detection
-    from edgekit.training import _batches as classification_batches
+    from edgekit.training.classification import _batches as classification_batches
 
     streamed = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream=True)
     in_memory = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream=False)
@@ -111,11 +111,11 @@ def test_every_training_input_has_the_autotuner_off_and_in_memory_batches_reshuf
 
 
 def test_auto_streams_past_the_memory_threshold_and_says_so(folder_with_corrupt_files, monkeypatch, caplog):
-    import edgekit.streaming
+    import edgekit.data.image_streaming
 
     assert isinstance(edgekit.ImageFolder(folder_with_corrupt_files, image_size=48), edgekit.ImageDataset)  # 2.5 MB
-    monkeypatch.setattr(edgekit.streaming, "STREAM_ABOVE_BYTES", 1 << 20)
-    with caplog.at_level(logging.INFO, logger="edgekit.data"):
+    monkeypatch.setattr(edgekit.data.image_streaming, "STREAM_ABOVE_BYTES", 1 << 20)
+    with caplog.at_level(logging.INFO, logger="edgekit.data.images"):
         streamed = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48)
     assert isinstance(streamed, StreamingImageDataset)
     assert "streaming 362 images" in caplog.text and "stream=False" in caplog.text

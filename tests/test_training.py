@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import edgekit
-from edgekit.architectures import ARCHITECTURES, _residual_branch_norms
 from edgekit.errors import TrainingError, UnknownNameError
 from edgekit.keras_io import load_keras, read_keras_contract
+from edgekit.training.architectures import ARCHITECTURES, _residual_branch_norms
 
 
 def test_training_writes_model_metrics_and_plots(trained):

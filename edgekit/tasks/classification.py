@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from converters import CalibrationData
-from edgekit.data import ImageDataset
+from edgekit.data.images import ImageDataset
 from edgekit.errors import DatasetError
 from edgekit.tasks import Verdict, pct
 
@@ -31,7 +31,7 @@ class ClassificationHost:
 
     def load(self, path: Any, preprocessing: Any) -> ImageDataset:
         """A labelled dataset on disk, read at the model's geometry."""
-        from edgekit.data import folder_for
+        from edgekit.data.images import folder_for
 
         return folder_for(path, preprocessing)
 
@@ -41,13 +41,13 @@ class ClassificationHost:
         return CalibrationData(chosen.tensors(contract.preprocessing), labels=[chosen.labels[t] for t in chosen.targets])
 
     def reference(self, model: Any, dataset: ImageDataset, contract: Any) -> np.ndarray:
-        from edgekit.training import predict_scores
+        from edgekit.training.classification import predict_scores
 
         _check_labels(dataset, contract, "check")
         return predict_scores(model, dataset, contract.preprocessing)
 
     def reference_quality(self, dataset: ImageDataset, reference: np.ndarray, contract: Any) -> float:
-        from edgekit.metrics import classification_metrics
+        from edgekit.metrics.classification import classification_metrics
 
         return classification_metrics(dataset.targets, reference, dataset.labels).accuracy
 
@@ -69,7 +69,7 @@ class ClassificationHost:
 
     def evaluate(self, loaded: Any, dataset: ImageDataset) -> Any:
         from edgekit.evaluation import artifact_scores
-        from edgekit.metrics import classification_metrics
+        from edgekit.metrics.classification import classification_metrics
 
         if tuple(loaded.labels) != tuple(dataset.labels):
             raise DatasetError(f"the model's labels {list(loaded.labels)} differ from the dataset's {list(dataset.labels)}")

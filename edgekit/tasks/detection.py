@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from converters import CalibrationData
-from edgekit.detection_data import DetectionData, DetectionDataset
-from edgekit.detection_metrics import DetectionMetrics, coco_map, detection_agreement
+from edgekit.data.detection import DetectionData, DetectionDataset
+from edgekit.metrics.detection import DetectionMetrics, coco_map, detection_agreement
 from edgekit.errors import DatasetError
 from edgekit.tasks import Verdict, pct
 from runtimes.tasks.detection import DetectionHead, decoded_outputs, filter_detections, output_roles
@@ -75,7 +75,7 @@ class DetectionHost:
         self._postprocessed: Any = weakref.WeakKeyDictionary()  # model -> its postprocess graph, while the model lives
 
     def deployable(self, model: Any, contract: Any) -> Any:
-        from edgekit.detector import with_decoding
+        from edgekit.training.detector import with_decoding
 
         outputs = getattr(model, "outputs", [])
         if len(outputs) == 3:  # already decodes (a deployable model passed again)
@@ -89,7 +89,7 @@ class DetectionHost:
             return model, contract
         from dataclasses import replace
 
-        from edgekit.detector import with_postprocess
+        from edgekit.training.detector import with_postprocess
 
         head = DetectionHead.postprocess(_head(contract))
         graph = self._postprocessed.get(model)
@@ -99,7 +99,7 @@ class DetectionHost:
 
     def load(self, path: Any, preprocessing: Any) -> DetectionDataset:
         """An annotated dataset on disk (YOLO, COCO, VOC), read at the model's geometry."""
-        from edgekit.detection_data import load_detection
+        from edgekit.data.detection import load_detection
 
         return load_detection(path, image_size=preprocessing.input_size, color_order=preprocessing.color_order,
                               resize=preprocessing.resize, labels=None, interpolation=preprocessing.interpolation)

@@ -200,7 +200,7 @@ def filter_detections(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray
 def decode_maps(maps: np.ndarray, num_classes: int, max_detections: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw (N, Gh, Gw, C + 4) maps -> normalized boxes (N, K, 4), scores (N, K), classes (N, K).
 
-    The in-graph decoding (`edgekit.detector.with_decoding`) step for step: 3x3 peaks,
+    The in-graph decoding (`edgekit.training.detector.with_decoding`) step for step: 3x3 peaks,
     best class per cell, top-k cells (ties to the lower cell index), boxes from the cell
     centre and its four sides.
     """

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from edgekit.data import ImageDataset, SkippedFile, SplitMixin, check_geometry
+from edgekit.data.images import ImageDataset, SkippedFile, SplitMixin, check_geometry
 from edgekit.errors import DatasetError
 from runtimes.contract import Preprocessing
 from runtimes.errors import InputError
@@ -266,7 +266,7 @@ def _without_flag(pixels: Any, target: Any, ok: Any) -> tuple[Any, Any]:
 
 def is_streaming(dataset: Any) -> bool:
     """Whether `dataset` reads its images per epoch (an image folder or a detection dataset with stream=True)."""
-    from edgekit.detection_streaming import StreamingDetectionDataset
+    from edgekit.data.detection_streaming import StreamingDetectionDataset
 
     return isinstance(dataset, (StreamingImageDataset, StreamingDetectionDataset))
 

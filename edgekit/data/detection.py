@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 import cv2
 import numpy as np
 
-from edgekit.data import IMAGE_SUFFIXES, SkippedFile, _geometry, _streams, check_geometry
+from edgekit.data.images import IMAGE_SUFFIXES, SkippedFile, _geometry, _streams, check_geometry
 from edgekit.errors import DatasetError
 from runtimes.contract import ColorOrder, Interpolation, Preprocessing, ResizeMode
 from runtimes.errors import InputError
@@ -230,7 +230,7 @@ class _Reader:
                                + (f", first: {self.skipped[0].path}: {self.skipped[0].reason}" if self.skipped else "") + ")")
         source_sizes = np.asarray(sizes, np.int64).reshape(-1, 2)
         if stream:
-            from edgekit.detection_streaming import StreamingDetectionDataset
+            from edgekit.data.detection_streaming import StreamingDetectionDataset
 
             return StreamingDetectionDataset(tuple(sources), boxes, classes, source_sizes, self.labels, self.geometry,
                                              tuple(self.skipped), cache_dir=cache_dir)

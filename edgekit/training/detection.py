@@ -15,21 +15,21 @@ import numpy as np
 
 from edgekit._tf import keras
 from edgekit._version import __version__
-from edgekit.detection_data import DetectionData, DetectionDataset
-from edgekit.detection_metrics import DetectionMetrics
-from edgekit.detector import DETECTORS, encode_targets, detection_loss
+from edgekit.data.detection import DetectionData, DetectionDataset
+from edgekit.data.image_streaming import in_memory, is_streaming
 from edgekit.errors import TrainingError
 from edgekit.keras_io import load_keras, save_keras
-from edgekit.progress import epoch_progress
-from edgekit.streaming import in_memory, is_streaming
+from edgekit.metrics.detection import DetectionMetrics
+from edgekit.reports.progress import epoch_progress
 from edgekit.tasks.detection import EVAL_SCORE_THRESHOLD, map_of, source_detections
-from edgekit.training import TrainResult, seeded_batches
+from edgekit.training.classification import TrainResult, seeded_batches
+from edgekit.training.detector import DETECTORS, detection_loss, encode_targets
 from runtimes._quiet import warnings_to_debug_log
 from runtimes.contract import ModelContract, Preprocessing
 from runtimes.preprocess import normalize
 from runtimes.tasks.detection import DetectionHead, decode_maps
 
-log = logging.getLogger("edgekit.training")
+log = logging.getLogger(__name__)
 
 def augment(pixels: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.random.Generator,
             pad_value: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -63,7 +63,7 @@ def augment(pixels: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.
 
 def _batches(dataset: DetectionData, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int) -> tuple[Any, int]:
     """(batches, batches per epoch): normalized images and their encoded targets; training batches are augmented
-    (boxes follow the pixels). A streamed dataset is read through tf.data (edgekit.detection_streaming)."""
+    (boxes follow the pixels). A streamed dataset is read through tf.data (edgekit.data.detection_streaming)."""
     num_classes = len(dataset.labels)
     if is_streaming(dataset):
         batches = dataset.pipeline(
@@ -225,7 +225,7 @@ def train_detector(
         "labels": list(train.labels), "contract": contract.to_dict(), "history": history,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    from edgekit.plots import plot_detection_history, plot_detection_samples
+    from edgekit.reports.plots import plot_detection_history, plot_detection_samples
 
     plot_detection_history(history, out / "history.png")
     shown = val.subset(np.arange(min(8, len(val))))

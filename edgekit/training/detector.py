@@ -19,8 +19,8 @@ from typing import Any, Callable
 import numpy as np
 
 from edgekit._tf import keras
-from edgekit.architectures import _check_weights, _fast_batchnorm
 from edgekit.errors import TrainingError
+from edgekit.training.architectures import _check_weights, _fast_batchnorm
 from runtimes._registry import Registry
 from runtimes.contract import Preprocessing
 from runtimes.tasks.detection import BOX_SCOPES, DECODE_SCOPE, DetectionHead

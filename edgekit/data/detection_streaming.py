@@ -3,7 +3,7 @@
 `load_detection(path, stream=True)` (or "auto" past 2 GiB of decoded pixels) reads the
 annotations and each image's header (its size, which the boxes are checked against) and
 returns a `StreamingDetectionDataset`. Training reads it through the same tf.data stage as
-streamed image folders (`edgekit.streaming.decoded_images`: indices shuffled before decoding,
+streamed image folders (`edgekit.data.image_streaming.decoded_images`: indices shuffled before decoding,
 the runtime's `prepare_pixels` on parallel threads, an optional on-disk cache of decoded
 pixels), then augments each image with its boxes and encodes the targets on parallel
 threads, batches, scales with the runtime's `normalize` and prefetches.
@@ -22,9 +22,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from edgekit.data import SkippedFile, check_geometry
-from edgekit.detection_data import UNREADABLE_IMAGE, DetectionData, DetectionDataset
-from edgekit.streaming import SkipLog, decoded_images, fit_ready, read_all, scaling
+from edgekit.data.detection import UNREADABLE_IMAGE, DetectionData, DetectionDataset
+from edgekit.data.image_streaming import SkipLog, decoded_images, fit_ready, read_all, scaling
+from edgekit.data.images import SkippedFile, check_geometry
 from runtimes.contract import Preprocessing
 from runtimes.errors import InputError
 from runtimes.preprocess import image_array, prepare_pixels

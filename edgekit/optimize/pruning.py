@@ -17,10 +17,10 @@ from typing import Any, Callable
 import numpy as np
 
 from edgekit._tf import keras
-from edgekit.data import ImageDataset
+from edgekit.data.images import ImageDataset
 from edgekit.errors import TrainingError
 from edgekit.keras_io import load_keras, save_keras
-from edgekit.tables import text_table
+from edgekit.reports.tables import text_table
 from runtimes._registry import Registry
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def prune(
         >>> result = edgekit.prune("runs/train/model.keras", train, val, sparsity=0.8, epochs=4)
         >>> print(result.table())
     """
-    from edgekit.training import train as train_model
+    from edgekit.training.classification import train as train_model
 
     if not 0.0 < sparsity < 1.0:
         raise TrainingError(f"sparsity must be between 0 and 1 (exclusive), got {sparsity}")
@@ -170,8 +170,8 @@ def prune(
     layers = [LayerSparsity(layer.name, type(layer).__name__, int(np.prod(var.shape)), int(np.sum(np.asarray(var) == 0)))
               for layer, var in kernels]
     save_keras(result.model, result.model_path, result.contract)
-    from edgekit.metrics import classification_metrics
-    from edgekit.training import predict_scores
+    from edgekit.metrics.classification import classification_metrics
+    from edgekit.training.classification import predict_scores
 
     evaluated = test if test is not None else val
     accuracy = classification_metrics(evaluated.targets, predict_scores(result.model, evaluated, result.preprocessing),

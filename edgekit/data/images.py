@@ -173,7 +173,7 @@ def ImageFolder(  # noqa: N802  (reads as a class, like torchvision's)
         )
     labels = tuple(class_files)
     if _streams(stream, sum(len(files) for files in class_files.values()), geometry, root):
-        from edgekit.streaming import StreamingImageDataset
+        from edgekit.data.image_streaming import StreamingImageDataset
 
         files = tuple(str(file) for label in labels for file in class_files[label])
         targets = np.concatenate([np.full(len(class_files[label]), i, np.int64) for i, label in enumerate(labels)])
@@ -201,7 +201,7 @@ def ImageFolder(  # noqa: N802  (reads as a class, like torchvision's)
 
 def _streams(stream: bool | str, count: int, geometry: Preprocessing, root: Path) -> bool:
     """Whether ImageFolder streams: as asked, or ("auto") when the decoded pixels would pass STREAM_ABOVE_BYTES."""
-    from edgekit.streaming import STREAM_ABOVE_BYTES
+    from edgekit.data.image_streaming import STREAM_ABOVE_BYTES
 
     if stream not in (True, False, "auto"):
         raise DatasetError(f"invalid stream={stream!r}; valid: True, False or 'auto'")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgekit._tf import keras
-from edgekit.data import ImageDataset
+from edgekit.data.images import ImageDataset
 from edgekit.errors import TrainingError
 from runtimes.contract import Preprocessing
 
@@ -22,7 +22,7 @@ from runtimes.contract import Preprocessing
 def teacher_scores(teacher: Any, dataset: ImageDataset, preprocessing: Preprocessing, batch_size: int = 64) -> np.ndarray:
     """The teacher's class probabilities for every image, each fed through the teacher's own contract."""
     from edgekit.keras_io import load_keras
-    from edgekit.training import predict_scores
+    from edgekit.training.classification import predict_scores
 
     k = keras()
     labels = dataset.labels  # a bare Keras model carries no labels: trust the caller
@@ -98,6 +98,6 @@ def distill(
     Example:
         >>> result = edgekit.distill("runs/big/model.keras", "small_cnn", train, val, temperature=4, alpha=0.3)
     """
-    from edgekit.training import train as train_model
+    from edgekit.training.classification import train as train_model
 
     return train_model(train, val, student, epochs=epochs, teacher=teacher, temperature=temperature, alpha=alpha, **options)

@@ -12,16 +12,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from edgekit._tf import keras
-from edgekit.progress import epoch_progress
 from edgekit._version import __version__
-from edgekit.architectures import ARCHITECTURES, Architecture
-from edgekit.data import ImageDataset
+from edgekit.data.image_streaming import fit_ready, is_streaming, memory_pipeline
+from edgekit.data.images import ImageDataset
 from edgekit.errors import TrainingError, UnknownNameError
 from edgekit.keras_io import load_keras, save_keras
-from edgekit.metrics import classification_metrics
-from edgekit.plots import plot_confusion, plot_history
-from edgekit.distribution import fit_multi_worker, is_chief, is_multi_worker, output_folder, scope
-from edgekit.streaming import fit_ready, is_streaming, memory_pipeline
+from edgekit.metrics.classification import classification_metrics
+from edgekit.reports.plots import plot_confusion, plot_history
+from edgekit.reports.progress import epoch_progress
+from edgekit.training.architectures import ARCHITECTURES, Architecture
+from edgekit.training.distribution import fit_multi_worker, is_chief, is_multi_worker, output_folder, scope
 from runtimes._quiet import warnings_to_debug_log
 from runtimes.contract import ModelContract, Preprocessing
 
@@ -67,8 +67,8 @@ def scored_targets(model: Any, dataset: Any, preprocessing: Preprocessing, batch
 
 
 def _train_detector(train: Any, val: Any, arch: Any, *, teacher: Any, **options: Any) -> TrainResult:
-    from edgekit.detection_data import DetectionData
-    from edgekit.detection_training import train_detector
+    from edgekit.data.detection import DetectionData
+    from edgekit.training.detection import train_detector
 
     if not isinstance(train, DetectionData) or not isinstance(val, DetectionData):
         raise TrainingError("task='detection' needs DetectionDataset splits: edgekit.load_detection(path).split()")
@@ -211,20 +211,20 @@ def train(
     model learns from a blend of the hard labels (weight `alpha`) and the teacher's outputs
     softened by `temperature`: knowledge distillation. `restore_best=False` keeps the last
     epoch's weights instead of the best validation loss's (pruning needs the final masks).
-    `verbose=1` logs one line per epoch (logger ``edgekit.training``; shown by the CLI) and draws a
+    `verbose=1` logs one line per epoch (logger ``edgekit.training.classification``; shown by the CLI) and draws a
     bar per epoch when stderr is a terminal; `verbose=0` is silent. Keras' own bars stay off.
 
     Writes ``model.keras`` (best epoch by validation loss, with the contract inside),
     ``metrics.json``, ``history.png`` and ``confusion.png`` to `out_dir`.
 
-    `strategy` (a tf.distribute strategy, e.g. `edgekit.distribution.strategy_for(2)`) trains on
+    `strategy` (a tf.distribute strategy, e.g. `edgekit.training.distribution.strategy_for(2)`) trains on
     several devices or machines: the model, optimizer and metrics are built in its scope,
     `batch_size` is the global batch, and only the chief writes files (the same files as on one
     device).
 
     `task="detection"` (implied by DetectionDataset splits) trains a detector instead
     (`arch` "small_detector" by default, or "mobilenetv2_detector"): see
-    `edgekit.detection_training.train_detector`; `head` (a DetectionHead) sets its default
+    `edgekit.training.detection.train_detector`; `head` (a DetectionHead) sets its default
     thresholds and maximum detections.
 
     Example:
@@ -233,7 +233,7 @@ def train(
         >>> result.metrics["accuracy"]["test"]
         0.95
     """
-    from edgekit.detection_data import DetectionData
+    from edgekit.data.detection import DetectionData
 
     task = task or ("detection" if isinstance(train, DetectionData) else "classification")
     if task == "detection" and strategy is not None:
@@ -278,7 +278,7 @@ def _fit_classifier(model: Any, preprocessing: Preprocessing, model_name: str, t
     if teacher is not None and strategy is not None:
         raise TrainingError("distillation runs on one device so far; drop strategy= (or --devices) to distill")
     if teacher is not None:
-        from edgekit.distillation import distillation_loss, teacher_scores
+        from edgekit.optimize.distillation import distillation_loss, teacher_scores
 
         soft_targets = teacher_scores(teacher, train, preprocessing)
         loss: Any = distillation_loss(len(train.labels), temperature, alpha)
