@@ -8,7 +8,6 @@ import pytest
 
 import edgekit
 from converters.onnx import MODES, convert_onnx
-from edgekit.training.architectures import ARCHITECTURES
 from runtimes.contract import ModelContract
 from runtimes.errors import ModelLoadError, UnknownNameError
 

@@ -3,7 +3,6 @@ false positives), then end to end on a generated video through a trained detecto
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
