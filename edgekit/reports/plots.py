@@ -16,6 +16,23 @@ def _pyplot() -> Any:
     return plt
 
 
+def _epoch_axes(axes: Sequence[Any], titles: Sequence[str]) -> None:
+    """Per-epoch curves' axes: epochs along x, a title each, a light grid and the legend."""
+    for ax, title in zip(axes, titles):
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+
+
+def _save(plt: Any, fig: Any, path: str | Path) -> Path:
+    """Lay out, write the PNG and free the figure (pyplot keeps every open figure until closed)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_history(history: Mapping[str, Sequence[float]], path: str | Path) -> Path:
     """Loss and accuracy per epoch, training and validation side by side."""
     plt = _pyplot()
@@ -24,14 +41,8 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | Path) -> Pa
         for key, style in ((metric, "-"), (f"val_{metric}", "--")):
             if key in history:
                 ax.plot(range(1, len(history[key]) + 1), history[key], style, marker="o", label=key)
-        ax.set_xlabel("epoch")
-        ax.set_title(metric)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    _epoch_axes(axes, ("loss", "accuracy"))
+    return _save(plt, fig, path)
 
 
 def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path, title: str = "confusion matrix") -> Path:
@@ -49,10 +60,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
         for j, value in enumerate(row):
             ax.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black")
     fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def plot_artifacts(rows: Sequence[Mapping[str, Any]], path: str | Path, reference_accuracy: float | None = None,
@@ -85,10 +93,7 @@ def plot_artifacts(rows: Sequence[Mapping[str, Any]], path: str | Path, referenc
     right.set_xlabel("mean latency per image (ms)")
     right.set_title("latency")
     right.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def plot_latencies(latencies: Sequence[Sequence[float]], labels: Sequence[str], path: str | Path) -> Path:
@@ -101,10 +106,7 @@ def plot_latencies(latencies: Sequence[Sequence[float]], labels: Sequence[str], 
     ax.set_xlabel("latency per inference (ms)")
     ax.set_title("edgekit bench")
     ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def plot_detection_history(history: Mapping[str, Sequence[float]], path: str | Path) -> Path:
@@ -118,15 +120,8 @@ def plot_detection_history(history: Mapping[str, Sequence[float]], path: str | P
         if key in history:
             axes[1].plot(range(1, len(history[key]) + 1), history[key], style, marker="o",
                          label={"val_map": "val mAP@[.5:.95]", "val_map50": "val mAP@.5"}[key])
-    for ax, title in zip(axes, ("loss", "validation mAP")):
-        ax.set_xlabel("epoch")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    _epoch_axes(axes, ("loss", "validation mAP"))
+    return _save(plt, fig, path)
 
 
 def plot_detection_samples(dataset: Any, detections: Sequence[Any], path: str | Path, columns: int = 4) -> Path:
