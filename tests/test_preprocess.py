@@ -154,6 +154,35 @@ def test_linear_interpolation_is_one_bilinear_pass(resize):
     assert not np.array_equal(prepare_pixels(frame, area), plan(frame))  # noise aliases differently: the choice matters
 
 
+@pytest.mark.parametrize("resize", ["stretch", "letterbox"])
+@pytest.mark.parametrize("frame_shape, size", [((480, 640, 3), 128), ((1080, 1920, 3), 128), ((96, 288), (32, 96)),
+                                               ((45, 75, 4), (15, 25)), ((480, 640, 3), 96), ((720, 1280, 3), 128)])
+def test_odd_whole_shrink_factors_take_the_exact_shortcut_and_match_bilinear(resize, frame_shape, size):
+    """5x, 15x, 3x: every output pixel's centre is a source pixel's, so the shortcut must equal INTER_LINEAR bit for bit;
+    letterboxed frames land in the canvas itself, the padding kept frame after frame."""
+    from runtimes.preprocess import _bilinear_flag
+
+    rng = np.random.default_rng(7)
+    spec = Preprocessing(size, resize=resize, interpolation="linear", pad_value=114, color_order="bgr")
+    plan = PixelPlan(frame_shape, np.uint8, "bgr" if len(frame_shape) == 3 else "gray", spec, reuse=True)
+    for _ in range(3):
+        frame = rng.integers(0, 256, frame_shape, dtype=np.uint8)
+        pixels = plan(frame)
+        colour = frame if len(frame_shape) == 2 or frame_shape[2] == 3 else frame[..., :3]
+        colour = cv2.cvtColor(colour, cv2.COLOR_GRAY2BGR) if colour.ndim == 2 else colour
+        out_h, out_w = spec.input_size
+        ratio = min(out_h / frame_shape[0], out_w / frame_shape[1]) if resize == "letterbox" else None
+        new_w, new_h = (round(frame_shape[1] * ratio), round(frame_shape[0] * ratio)) if ratio else (out_w, out_h)
+        expected = np.full((out_h, out_w, 3), 114, np.uint8)
+        top, left = (out_h - new_h) // 2, (out_w - new_w) // 2
+        expected[top:top + new_h, left:left + new_w] = cv2.resize(colour, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_array_equal(pixels, expected)
+        np.testing.assert_array_equal(prepare_pixels(frame, spec, "bgr"), expected)
+    assert _bilinear_flag(640, 480, 128, 96) == cv2.INTER_NEAREST_EXACT  # 5x: centres coincide
+    assert _bilinear_flag(1280, 720, 128, 72) == cv2.INTER_LINEAR  # 10x: each output pixel averages two
+    assert _bilinear_flag(640, 480, 224, 168) == cv2.INTER_LINEAR
+
+
 def test_interpolation_travels_in_the_contract_and_area_stays_unwritten():
     from runtimes.contract import Interpolation, ModelContract
 

@@ -11,7 +11,7 @@ as the in-graph version.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn, Sequence
 
 import cv2
 import numpy as np
@@ -188,9 +188,15 @@ def filter_detections(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray
     threshold goes first, and a single survivor skips NMS (it has nothing to suppress).
     """
     scores = np.asarray(scores, np.float32).reshape(-1)
+    return suppress(boxes, scores, classes, np.flatnonzero(scores >= score_threshold), iou_threshold, max_detections)
+
+
+def suppress(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, above: np.ndarray, iou_threshold: float,
+             max_detections: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NMS and the cap over the candidates `above` the score threshold (indices into one image's flat outputs)."""
+    scores = np.asarray(scores, np.float32).reshape(-1)
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     classes = np.asarray(classes, np.int64).reshape(-1)
-    above = np.flatnonzero(scores >= score_threshold)
     if len(above) > 1:
         above = above[nms(boxes[above], scores[above], classes[above], iou_threshold)]
     keep = above[:max_detections]
@@ -448,21 +454,28 @@ class DetectionTask:
         if reader is None:
             reader = cache["reader"] = OutputReader(model.runtime.output_specs, self.head(model))
         boxes, scores, classes = reader(outputs)
-        if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
-            raise InferenceError(f"{model.path.name} produced non-finite boxes or scores; its weights are probably damaged: "
-                                 "check the file's SHA-256 (edgekit info) and copy or export it again")
+        if not np.isfinite(scores).all():
+            self._damaged(model)
         labels = model._labels
         results = []
         for i, size in enumerate(sizes):
-            b, s, c = filter_detections(boxes[i], scores[i], classes[i], options.score_threshold, options.iou_threshold,
-                                        options.max_detections)
+            # most of a frame's candidates fall below the threshold: only the rest are read further
+            above = np.flatnonzero(scores[i] >= options.score_threshold)
             found: tuple[Detection, ...] = ()
-            if len(s):
+            if len(above):
+                b, s, c = suppress(boxes[i], scores[i], classes[i], above, options.iou_threshold, options.max_detections)
+                if not np.isfinite(b).all():
+                    self._damaged(model)
                 to_source = self._to_source(model, (int(size[0]), int(size[1])))
                 found = tuple(Detection(labels[k] if 0 <= k < len(labels) else str(k), k, score, tuple(box))
                               for box, score, k in zip(to_source(b).tolist(), s.tolist(), c.tolist()))
             results.append(Detections(found, latency_ms, preprocess_ms, (int(size[0]), int(size[1]))))
         return results
+
+    @staticmethod
+    def _damaged(model: "Model") -> NoReturn:
+        raise InferenceError(f"{model.path.name} produced non-finite boxes or scores; its weights are probably damaged: "
+                             "check the file's SHA-256 (edgekit info) and copy or export it again")
 
     @staticmethod
     def _to_source(model: "Model", size: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray]:
