@@ -417,3 +417,35 @@ def test_tflite_int8_falls_back_to_full_integer_when_mixed_precision_fails(detec
     with edgekit.load(r.path) as model:
         assert "float_scopes" not in model.contract.quantization
         assert all(np.issubdtype(spec.dtype, np.integer) for spec in model.runtime.output_specs)
+
+
+def test_non_finite_detector_outputs_fail_only_where_they_would_be_read(detector_exported):
+    """Damaged weights: a NaN score anywhere is an error; a NaN box is one when its candidate passes the threshold
+    (the rest are never read, so a frame stays cheap), and valid candidates still give their boxes."""
+    import edgekit
+    from edgekit import InferenceError
+
+    with edgekit.load(detector_exported.result("tflite:fp32").path) as model:
+        frame = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        outputs = model.run_all(model.preprocess(frame, "bgr"))
+        specs = model.runtime.output_specs
+        roles = {len(spec.shape): spec.name for spec in specs if np.dtype(spec.dtype).kind == "f"}
+        boxes, scores = outputs[roles[3]], outputs[roles[2]]
+        scores[:] = 0.0
+        scores[0, :2] = 0.9, 0.8
+        boxes[0, :2] = [0.1, 0.1, 0.3, 0.3], [0.6, 0.6, 0.9, 0.9]
+        options = model.task.options(model, {})
+
+        def results(b, s):
+            raw = [{roles[3]: b, roles[2]: s}.get(spec.name, outputs[spec.name]) for spec in specs]
+            return model.task.results(model, raw, [(48, 64)], 0.0, 0.0, options)[0]
+
+        assert len(results(boxes, scores)) == 2
+        unread = boxes.copy()
+        unread[0, 5] = np.nan  # below the threshold
+        found = results(unread, scores)
+        assert len(found) == 2 and np.isfinite(found.boxes).all()
+        for damaged_boxes, damaged_scores in ((boxes, np.where(np.arange(scores.shape[1]) == 7, np.nan, scores)),
+                                              (np.where(np.arange(boxes.shape[1])[None, :, None] == 1, np.inf, boxes), scores)):
+            with pytest.raises(InferenceError, match="non-finite boxes or scores; its weights are probably damaged"):
+                results(damaged_boxes.astype(np.float32), damaged_scores.astype(np.float32))
