@@ -18,7 +18,7 @@ from edgekit.datasets import make_shapes_detection
 from edgekit.errors import DatasetError
 from runtimes.contract import Preprocessing
 from runtimes.preprocess import box_mapping, prepare_pixels
-from runtimes.tasks.detection import DetectionHead, filter_detections
+from runtimes.tasks.detection import DetectionHead, filter_detections, nms
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +142,27 @@ def test_nms_matches_the_textbook_greedy_loop_on_random_boxes():
         assert s.tolist() == scores[expected].tolist() and c.tolist() == classes[expected].tolist()
         kept += len(expected)
     assert kept > 500  # the cases had boxes to keep and to suppress
+
+
+def test_nms_without_overlaps_keeps_every_box_in_score_order_as_the_greedy_loop_does():
+    """The shortcut for frames whose candidates do not overlap past the threshold (the usual frame after the in-graph
+    peak suppression): same boxes and order as the greedy loop, ties kept in index order, zero-area boxes kept."""
+    rng = np.random.default_rng(8)
+    for case in range(100):
+        n = int(rng.integers(2, 40))
+        cells = rng.permutation(100)[:n]  # one box per cell of a 10x10 grid, touching neighbours at most
+        origin = np.stack([cells % 10, cells // 10], axis=1).astype(np.float32) * 10
+        boxes = np.concatenate([origin, origin + rng.uniform(0, 10, (n, 2)).astype(np.float32)], axis=1)
+        if case % 3 == 0:  # an overlap under the threshold, and one across classes
+            boxes[1] = boxes[0] + np.float32([3, 3, 3, 3])
+        scores = rng.integers(1, 5, n).astype(np.float32) / 4  # many ties
+        classes = np.zeros(n, np.int64) if case % 3 else np.arange(n) % 2
+        threshold = 0.5 if case % 3 else 0.95
+        order = nms(boxes, scores, classes, threshold)
+        assert order.tolist() == _greedy_nms(boxes.astype(np.float64), scores, classes, threshold)
+        assert order.tolist() == np.argsort(-scores, kind="stable").tolist() or case % 3 == 0
+    zero = np.array([[5, 5, 5, 5], [5, 5, 5, 5], [0, 0, 4, 4]], np.float32)  # two identical points: nothing to overlap
+    assert nms(zero, np.float32([0.9, 0.8, 0.7]), np.zeros(3, np.int64), 0.5).tolist() == [0, 1, 2]
 
 
 def test_detection_datasets_shrink_with_one_bilinear_pass_and_refuse_another_geometry(scenes):
