@@ -145,8 +145,8 @@ def test_nms_matches_the_textbook_greedy_loop_on_random_boxes():
 
 
 def test_nms_without_overlaps_keeps_every_box_in_score_order_as_the_greedy_loop_does():
-    """The shortcut for frames whose candidates do not overlap past the threshold (the usual frame after the in-graph
-    peak suppression): same boxes and order as the greedy loop, ties kept in index order, zero-area boxes kept."""
+    """Frames whose candidates do not overlap past the threshold (the usual frame after the in-graph peak suppression):
+    same boxes and order as the greedy loop, ties kept in index order, zero-area boxes kept."""
     rng = np.random.default_rng(8)
     for case in range(100):
         n = int(rng.integers(2, 40))

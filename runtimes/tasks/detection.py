@@ -149,41 +149,27 @@ class Detections(Sequence[Detection]):
 
 # -- NumPy decoding ---------------------------------------------------------------------------
 
-def box_iou(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """IoU of every box in (N, 4) `a` with every box in (M, 4) `b` (xyxy); without `b`, of `a` with itself.
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in (N, 4) `a` with every box in (M, 4) `b` (xyxy).
 
     Plain ufuncs only: np.clip and np.prod cost several times more per call on a few boxes.
     """
-    same = b is None
-    b = a if b is None else b
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     wh = np.maximum(rb - lt, 0)
     inter = wh[..., 0] * wh[..., 1]
-    side_a = np.maximum(a[:, 2:] - a[:, :2], 0)
-    area_a = side_a[:, 0] * side_a[:, 1]
-    if same:
-        area_b = area_a
-    else:
-        side_b = np.maximum(b[:, 2:] - b[:, :2], 0)
-        area_b = side_b[:, 0] * side_b[:, 1]
+    side_a, side_b = np.maximum(a[:, 2:] - a[:, :2], 0), np.maximum(b[:, 2:] - b[:, :2], 0)
+    area_a, area_b = side_a[:, 0] * side_a[:, 1], side_b[:, 0] * side_b[:, 1]
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices kept by class-aware greedy NMS, best score first (ties keep the earlier box).
-
-    The in-graph 3x3 peak suppression leaves few overlapping candidates: when no pair overlaps
-    past the threshold, every box is kept in score order without the greedy pass.
-    """
-    order = np.argsort(-scores, kind="stable").astype(np.int64, copy=False)
+    """Indices kept by class-aware greedy NMS, best score first (ties keep the earlier box)."""
+    order = np.argsort(-scores, kind="stable")
     if len(order) < 2:
-        return order
+        return order.astype(np.int64)
     # who suppresses whom, worked out at once; the greedy pass then costs one row per kept box
-    suppresses = (box_iou(boxes) > iou_threshold) & (classes[:, None] == classes[None, :])
-    np.fill_diagonal(suppresses, False)  # a kept box is never looked at again
-    if not suppresses.any():
-        return order
+    suppresses = (box_iou(boxes, boxes) > iou_threshold) & (classes[:, None] == classes[None, :])
     keep: list[int] = []
     suppressed = np.zeros(len(boxes), bool)
     for i in order.tolist():
