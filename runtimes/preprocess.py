@@ -119,7 +119,7 @@ def _bilinear_flag(in_w: int, in_h: int, width: int, height: int) -> int:
     that pixel: INTER_NEAREST_EXACT picks it without the arithmetic, bit for bit the same (tests
     compare the two) and about twice as fast on a camera frame.
     """
-    factors = (in_w // width, in_h // height) if width and height else (0, 0)
+    factors = (in_w // width, in_h // height)
     whole = (in_w, in_h) == (factors[0] * width, factors[1] * height)
     return cv2.INTER_NEAREST_EXACT if whole and all(f % 2 for f in factors) else cv2.INTER_LINEAR
 
