@@ -441,8 +441,9 @@ def test_tflite_int8_falls_back_to_full_integer_when_mixed_precision_fails(detec
 
 
 def test_non_finite_detector_outputs_fail_only_where_they_would_be_read(detector_exported):
-    """Damaged weights: a NaN score anywhere is an error; a NaN box is one when its candidate passes the threshold
-    (the rest are never read, so a frame stays cheap), and valid candidates still give their boxes."""
+    """Damaged weights: a NaN or +inf score anywhere is an error (it is never below a threshold); a NaN box is one
+    when its candidate passes the threshold, and a -inf score is below every threshold (the rest are never read, so
+    a frame stays cheap), and valid candidates still give their boxes."""
     import edgekit
     from edgekit import InferenceError
 
@@ -466,7 +467,11 @@ def test_non_finite_detector_outputs_fail_only_where_they_would_be_read(detector
         unread[0, 5] = np.nan  # below the threshold
         found = results(unread, scores)
         assert len(found) == 2 and np.isfinite(found.boxes).all()
+        below = scores.copy()
+        below[0, 5] = -np.inf
+        assert results(boxes, below).scores.tolist() == pytest.approx([0.9, 0.8])
         for damaged_boxes, damaged_scores in ((boxes, np.where(np.arange(scores.shape[1]) == 7, np.nan, scores)),
+                                              (boxes, np.where(np.arange(scores.shape[1]) == 9, np.inf, scores)),
                                               (np.where(np.arange(boxes.shape[1])[None, :, None] == 1, np.inf, boxes), scores)):
             with pytest.raises(InferenceError, match="non-finite boxes or scores; its weights are probably damaged"):
                 results(damaged_boxes.astype(np.float32), damaged_scores.astype(np.float32))

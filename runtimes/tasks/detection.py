@@ -282,17 +282,28 @@ class OutputReader:
         array, spec = np.asarray(outputs[self.roles[role]]), self.specs[role]
         return self._dequantize(array, spec) if spec is not None and array.dtype.kind in "iu" else array
 
-    def __call__(self, outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        boxes = np.asarray(self.read(outputs, "boxes"), np.float32)
-        scores = np.asarray(self.read(outputs, "scores"), np.float32)
-        classes = self.read(outputs, "classes")
-        if self.yxyx:
-            boxes = boxes[..., [1, 0, 3, 2]]
+    def scores(self, outputs: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, K) float32 scores: a float output as it is, without a copy; past a count, -1."""
+        scores = self.read(outputs, "scores")
+        if scores.dtype != np.float32:
+            scores = scores.astype(np.float32)
         if "count" in self.roles:
-            count = self.read(outputs, "count").reshape(len(boxes), -1)[:, 0]
+            count = self.read(outputs, "count").reshape(len(scores), -1)[:, 0]
             scores = np.where(np.arange(scores.shape[1])[None, :] < count[:, None], scores, np.float32(-1.0))
-            classes = np.rint(classes)
-        return boxes, scores, np.asarray(classes, np.int64)
+        return scores
+
+    def boxes(self, outputs: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, K, 4) float32 boxes, x0 y0 x1 y1 normalized."""
+        boxes = np.asarray(self.read(outputs, "boxes"), np.float32)
+        return boxes[..., [1, 0, 3, 2]] if self.yxyx else boxes
+
+    def classes(self, outputs: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, K) int64 class indices (the postprocess layout's float classes rounded)."""
+        classes = self.read(outputs, "classes")
+        return np.asarray(np.rint(classes) if "count" in self.roles else classes, np.int64)
+
+    def __call__(self, outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.boxes(outputs), self.scores(outputs), self.classes(outputs)
 
 
 def decoded_outputs(outputs: Sequence[np.ndarray], specs: Sequence["TensorSpec"], head: DetectionHead,
@@ -427,16 +438,21 @@ class DetectionTask:
         return (f"{model.path.name} is a detection model but its outputs ({outputs}) are not {expected}; "
                 "export it again with edgekit, or use run_all(batch)")
 
+    def _defaults(self, model: "Model") -> DetectOptions:
+        head = self.head(model)
+        defaults = model._task_cache["defaults"] = DetectOptions(head.score_threshold, head.iou_threshold, head.max_detections)
+        return defaults
+
     def options(self, model: "Model", options: dict[str, Any]) -> DetectOptions:
+        if not options:  # the usual frame: the contract's defaults, kept
+            return model._task_cache.get("defaults") or self._defaults(model)
         valid = {"score_threshold", "iou_threshold", "max_detections"}
         unknown = set(options) - valid
         if unknown:
             raise InputError(f"unknown option(s) {sorted(unknown)} for a detector; valid: {', '.join(sorted(valid))}")
+        if all(value is None for value in options.values()):
+            return self._defaults(model)
         head = self.head(model)
-        if all(value is None for value in options.values()):  # the usual frame: the contract's defaults
-            if "defaults" not in model._task_cache:
-                model._task_cache["defaults"] = DetectOptions(head.score_threshold, head.iou_threshold, head.max_detections)
-            return model._task_cache["defaults"]
         chosen = {key: getattr(head, key) if options.get(key) is None else options[key] for key in valid}
         try:
             DetectionHead(score_threshold=chosen["score_threshold"], iou_threshold=chosen["iou_threshold"],
@@ -453,16 +469,20 @@ class DetectionTask:
         reader = cache.get("reader")
         if reader is None:
             reader = cache["reader"] = OutputReader(model.runtime.output_specs, self.head(model))
-        boxes, scores, classes = reader(outputs)
-        if not np.isfinite(scores).all():
-            self._damaged(model)
+        # a frame reads its scores; boxes and classes only once a candidate passes the threshold. After an
+        # inference each distinct numpy call costs its cold caches, and most frames have nothing to report.
+        scores, boxes, classes = reader.scores(outputs), None, None
         labels = model._labels
         results = []
         for i, size in enumerate(sizes):
-            # most of a frame's candidates fall below the threshold: only the rest are read further
-            above = np.flatnonzero(scores[i] >= options.score_threshold)
+            # NaN is never below the threshold: a damaged score is read, and fails, below
+            above = np.flatnonzero(~(scores[i] < options.score_threshold))
             found: tuple[Detection, ...] = ()
             if len(above):
+                if not np.isfinite(scores[i][above]).all():
+                    self._damaged(model)
+                if boxes is None:
+                    boxes, classes = reader.boxes(outputs), reader.classes(outputs)
                 b, s, c = suppress(boxes[i], scores[i], classes[i], above, options.iou_threshold, options.max_detections)
                 if not np.isfinite(b).all():
                     self._damaged(model)
