@@ -4,7 +4,9 @@ shapes-detection, exported to TFLite and ONNX (fp32, int8) and checked against K
 Per artifact it prints the mAP delta against Keras, the median time of `predict` on a 640x480 BGR
 frame (preprocessing, inference, decoding, NMS, boxes mapped back to the frame) against `run_all`
 on the prepared tensor (interleaved call by call, so each starts with the caches the other left),
-predict's median stages, and the int8/fp32 latency and size ratios.
+predict's median stages, and the int8/fp32 latency and size ratios. Before and after, it prints how much a
+small threshold costs after idling 0.5 to 5 ms: where other tenants share the CPU, they evict this
+process's caches while it waits on an inference, and predict/run reads high (see overhead.cache_decay).
 Exits 1 on a miss: predict/run above 1.10, TFLite int8/fp32 latency above 0.7, MobileNetV2 int8
 size above 0.3x fp32, or a quantized artifact more than 1.5 mAP@.5 points from Keras.
 
@@ -35,7 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 from _artifacts import CACHE
-from overhead import interleaved_ratio
+from overhead import cache_decay, interleaved_ratio
 
 FRAME_TARGET, LATENCY_TARGET, SIZE_TARGET, MAP50_TARGET = 1.10, 0.7, 0.3, 1.5
 TARGETS = ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8")
@@ -166,6 +168,8 @@ def main() -> int:
 
     frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     print(f"int8 dot-product instructions on this host: {int8_dot_product()}")
+    print(f"caches on this host, before: {cache_decay()} (flat on a CPU of its own; rising where other tenants "
+          "evict this process's caches while it waits, as during an inference: predict's work around it pays)")
     misses: list[str] = []
     chosen = args.detectors.split(",")
     unknown = set(chosen) - set(RECIPES)
@@ -209,6 +213,7 @@ def main() -> int:
                 print_sizes(report.result("tflite:fp32").path, report.result("tflite:int8").path)
                 if size > SIZE_TARGET:
                     misses.append(f"{name}: int8/fp32 size {size:.3f} (target <= {SIZE_TARGET})")
+    print(f"caches on this host, after: {cache_decay()}")
     if args.widths:
         width_sweep()
     print("misses: " + "; ".join(misses) if misses else "every target met")
