@@ -439,6 +439,7 @@ class DetectionTask:
                 "export it again with edgekit, or use run_all(batch)")
 
     def _defaults(self, model: "Model") -> DetectOptions:
+        """The contract's thresholds as options, kept: most frames ask for nothing else."""
         head = self.head(model)
         defaults = model._task_cache["defaults"] = DetectOptions(head.score_threshold, head.iou_threshold, head.max_detections)
         return defaults
@@ -451,7 +452,7 @@ class DetectionTask:
         if unknown:
             raise InputError(f"unknown option(s) {sorted(unknown)} for a detector; valid: {', '.join(sorted(valid))}")
         if all(value is None for value in options.values()):
-            return self._defaults(model)
+            return model._task_cache.get("defaults") or self._defaults(model)
         head = self.head(model)
         chosen = {key: getattr(head, key) if options.get(key) is None else options[key] for key in valid}
         try:
