@@ -440,19 +440,22 @@ class DetectionTask:
 
     def _defaults(self, model: "Model") -> DetectOptions:
         """The contract's thresholds as options, kept: most frames ask for nothing else."""
-        head = self.head(model)
-        defaults = model._task_cache["defaults"] = DetectOptions(head.score_threshold, head.iou_threshold, head.max_detections)
+        defaults = model._task_cache.get("defaults")
+        if defaults is None:
+            head = self.head(model)
+            defaults = model._task_cache["defaults"] = DetectOptions(head.score_threshold, head.iou_threshold,
+                                                                     head.max_detections)
         return defaults
 
     def options(self, model: "Model", options: dict[str, Any]) -> DetectOptions:
         if not options:  # the usual frame: the contract's defaults, kept
-            return model._task_cache.get("defaults") or self._defaults(model)
+            return self._defaults(model)
         valid = {"score_threshold", "iou_threshold", "max_detections"}
         unknown = set(options) - valid
         if unknown:
             raise InputError(f"unknown option(s) {sorted(unknown)} for a detector; valid: {', '.join(sorted(valid))}")
         if all(value is None for value in options.values()):
-            return model._task_cache.get("defaults") or self._defaults(model)
+            return self._defaults(model)
         head = self.head(model)
         chosen = {key: getattr(head, key) if options.get(key) is None else options[key] for key in valid}
         try:
