@@ -94,11 +94,12 @@ def warm_stages(model: Any, frame: np.ndarray, runs: int) -> tuple[float, float]
     between: their floor, with nothing evicting this process's caches (between frames an inference streams its
     weights through them, and on a shared host other tenants evict them too)."""
     options = model.task.options(model, {})
-    outputs = [np.array(output) for output in model._run_pixels(model._pixel_plan(frame, "bgr")(frame)[None])]
-    pre, rest = [], []  # outputs copied above: the backend reuses its own
+    raw = model._run_pixels(model._pixel_plan(frame, "bgr")(frame)[None])
+    outputs = [np.array(output) for output in raw]  # copied: the backend reuses its own output memory
+    pre, rest = [], []
     for _ in range(runs):
         started = time.perf_counter()
-        model._pixel_plan(frame, "bgr")(frame)[None]
+        model._pixel_plan(frame, "bgr")(frame)
         prepared = time.perf_counter()
         model.task.results(model, outputs, [frame.shape[:2]], 0.0, 0.0, options)
         pre.append(prepared - started)
