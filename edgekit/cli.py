@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     from runtimes.serving.cli import run
 
-    return run(args)
+    return run(args, process=args.own_process)
 
 
 @command("deploy")
@@ -471,6 +471,7 @@ def _logging_for_the_cli(verbose: bool) -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.own_process = argv is None  # the command line of this process, not a call from Python (`serve` may restart it)
     with _logging_for_the_cli(args.verbose):
         return _run(args)
 

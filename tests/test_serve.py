@@ -88,7 +88,7 @@ BAD = [
     (b'{"signature_name": "other", "instances": [[[[0, 0, 0]]]]}', 400, "unknown signature_name 'other'"),
     (b'{"instances": []}', 400, "non-empty list"),
     (b'{"instances": [{"b64": "not base64!"}]}', 400, "bad base64"),
-    (b'{"instances": [{"b64": "aGVsbG8gd29ybGQ="}]}', 400, "not an image"),
+    (b'{"instances": [{"b64": "aGVsbG8gd29ybGQ="}]}', 415, "not a JPEG, PNG or WebP image"),
     (b'{"instances": [{"b64": ""}]}', 400, "empty image"),
     (b'{"instances": [[[1, 2, 3]]]}', 400, "wrap it in a list"),
     (b'{"instances": [[[[1, 2]]]]}', 400, "H x W x 3"),
@@ -112,7 +112,7 @@ def test_caps_give_413(tiny_artifacts, images):
     bomb[16:24] = (100_000).to_bytes(4, "big") * 2  # a header claiming 100000 x 100000 pixels: refused unread
     cases = [
         (json.dumps({"instances": [{"b64": _png(images[0])}] * 3}), "3 images in one request; at most 2"),
-        (json.dumps({"instances": [{"b64": _png(images[4])}]}), "6000 pixels is over the 3600 pixel limit"),
+        (json.dumps({"instances": [{"b64": _png(images[4])}]}), "60x100 (6000 pixels) is over the 3600 pixel limit"),
         (json.dumps({"instances": [{"b64": base64.b64encode(bytes(bomb)).decode()}]}), "over the 3600 pixel limit"),
         (json.dumps({"instances": [images[4].tolist()]}), "60x100 is over the 3600 pixel limit"),
         ("x" * 210_000, "over the 200000 byte limit"),
@@ -130,7 +130,8 @@ def test_the_token_is_needed_on_every_path_and_nothing_else_is_choosable(server)
         assert httpx.get(server.url + path).status_code == 401, path
         assert httpx.get(server.url + path, headers={"Authorization": "Bearer wrong"}).status_code == 401, path
     assert httpx.post(server.url + "/v1/models/tiny:predict", json={"instances": []}).status_code == 401
-    assert httpx.get(server.url + f"/healthz?token={TOKEN}").status_code == 200
+    for path in ("/healthz", "/v1/models/tiny", "/stream.mjpg"):  # the query string is no way in, but for the page
+        assert httpx.get(server.url + f"{path}?token={TOKEN}").status_code == 401, path
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
         assert c.get("/v1/models/other").status_code == 404 and "Latest(other)" in c.get("/v1/models/other").json()["error"]
         assert c.get("/v1/models/tiny/versions/2").status_code == 404

@@ -3,23 +3,28 @@
 The camera loop never waits for a viewer: each result is drawn, JPEG-encoded once and stored as
 the latest (the previous one is dropped). Viewers wait for a newer frame than the one they sent
 last and take whatever is latest then, so a slow client skips frames instead of holding the loop
-or a queue. A video file loops (a demo source); a camera that fails is reopened after a pause.
+or a queue. A video file loops (a demo source) at its own frame rate (a file read as fast as it
+decodes would take every core for no viewer's benefit); a camera that fails is reopened after a
+pause. Camera URLs are shown with their credentials masked, in the log and in /healthz.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import cv2
 
 from runtimes.draw import draw_overlay
+from runtimes.sources.base import redact_credentials
 
 log = logging.getLogger("edgekit.serve")
 
 RETRY_SECONDS = 2.0
+FILE_FPS = 30.0  # the pace of a video file that does not say its own
 
 
 @dataclass
@@ -35,10 +40,11 @@ class LiveFeed:
     """Runs the stream in a daemon thread; `latest`/`wait_newer` hand its output to any number of viewers."""
 
     def __init__(self, model: Any, source: Any, open_source: Callable[[Any], Any], stream_options: dict[str, Any] | None = None,
-                 jpeg_quality: int = 80, loop_files: bool = True) -> None:
+                 jpeg_quality: int = 80, loop_files: bool = True, realtime_files: bool = True) -> None:
         self.model, self.source_spec, self._open = model, source, open_source
+        self.shown_source = redact_credentials(source)
         self.options = dict(stream_options or {})
-        self.jpeg_quality, self.loop_files = jpeg_quality, loop_files
+        self.jpeg_quality, self.loop_files, self.realtime_files = jpeg_quality, loop_files, realtime_files
         self._condition = threading.Condition()
         self._published = Published()
         self._stop = threading.Event()
@@ -54,7 +60,8 @@ class LiveFeed:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the loop and release the camera (the stream's source is closed before this returns)."""
+        """Stop the loop and release the camera (the stream's source is closed before this returns, unless the camera
+        hangs for over `timeout` seconds). A server calls it off its event loop."""
         self._stop.set()
         stream = self._stream
         if stream is not None:
@@ -83,19 +90,24 @@ class LiveFeed:
             try:
                 source = self._open(self.source_spec)
             except Exception as exc:  # a camera not there yet, an RTSP server down: retry, say why once
-                self._failed(f"cannot open {self.source_spec}: {exc}")
+                self._failed(f"cannot open {self.shown_source}: {exc}")
                 continue
             try:
                 self._stream = self.model.stream(source, **self.options)
+                pace = None if source.live or not self.realtime_files else 1.0 / (getattr(source, "fps", 0) or FILE_FPS)
+                due = time.monotonic()
                 for result in self._stream:
                     if self._stop.is_set():
                         break
                     self._publish(result)
+                    if pace is not None:  # a file plays at its own frame rate
+                        due = max(due + pace, time.monotonic() - pace)
+                        self._stop.wait(max(0.0, due - time.monotonic()))
                 self.error = None
             except Exception as exc:  # the loop must outlive a bad source; the next open may work
                 if self._stop.is_set():  # stop() closed the source under the read: not a failure
                     break
-                self._failed(f"the stream from {self.source_spec} failed: {type(exc).__name__}: {exc}")
+                self._failed(f"the stream from {self.shown_source} failed: {type(exc).__name__}: {exc}")
                 continue
             finally:
                 if self._stream is not None:
@@ -105,6 +117,7 @@ class LiveFeed:
                 self._stop.wait(RETRY_SECONDS)  # a camera that ended: reopen after a pause
 
     def _failed(self, message: str) -> None:
+        message = redact_credentials(message)  # OpenCV's and FFmpeg's messages may quote the URL
         if message != self.error:
             log.warning("%s; retrying every %.0f s", message, RETRY_SECONDS)
         self.error = message

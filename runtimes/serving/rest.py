@@ -2,8 +2,10 @@
 
 Requests (``POST /v1/models/<name>[/versions/<v>]:predict``): ``{"instances": [...]}`` (row format)
 or ``{"inputs": ...}`` (columnar), optionally ``"signature_name": "serving_default"``. An image is
-``{"b64": "<base64 JPEG/PNG/...>"}``, or nested lists of 0..255 values (H x W x 3, RGB, as
-`tf.io.decode_image` gives), or either under the input's name (``{"images": ...}``). Responses are
+``{"b64": "<base64 JPEG, PNG or WebP>"}`` (the formats whose size is read from their header before decoding,
+image_headers.py), or nested lists of 0..255 values (H x W x 3, RGB, as `tf.io.decode_image` gives), or
+either under the input's name (``{"images": ...}``). Every image is checked against `Limits` before it is
+decoded; `read_predict` checks, `PendingRequest.decoded` decodes. Responses are
 ``{"predictions": [...]}`` (row) or ``{"outputs": {...}}`` (columnar), with the output names of
 edgekit's SavedModel signature (a classifier's ``scores``, ``label_id``, ``label``; a detector's
 ``boxes``, ``scores``, ``classes``, ``labels``, ``count``), and errors ``{"error": "..."}``.
@@ -21,27 +23,70 @@ import cv2
 import numpy as np
 
 from runtimes.metadata.savedmodel import IMAGES_INPUT, SERVING_SIGNATURE
+from runtimes.serving.errors import RequestError
+from runtimes.serving.image_headers import ImageHeader, read_header
+from runtimes.serving.limits import Limits
 
+BASE64_SLICE = 1 << 20  # characters decoded per step (a multiple of 4)
 
-class RequestError(Exception):
-    """A request edgekit refuses: its HTTP status and a message naming the problem."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
+__all__ = ["Limits", "PendingRequest", "PredictRequest", "RequestError", "model_metadata", "model_status",
+           "parse_predict", "predict_response", "read_predict"]
 
 
 @dataclass(frozen=True)
-class Limits:
-    """What one request may hold (a camera box has little memory): bytes of body, images, pixels per image."""
+class EncodedImage:
+    """An image as sent ({"b64": ...}), its size read from its header, not yet decoded."""
 
-    max_body_bytes: int = 16 << 20
-    max_images: int = 32
-    max_image_pixels: int = 4096 * 4096
+    data: bytes
+    header: ImageHeader
+    where: str
 
-    def __post_init__(self) -> None:
-        if min(self.max_body_bytes, self.max_images, self.max_image_pixels) < 1:
-            raise ValueError(f"limits must be >= 1: {self}")
+    @property
+    def pixels(self) -> int:
+        return self.header.pixels
+
+    def decode(self) -> np.ndarray:
+        """RGB uint8 H x W x 3; a RequestError (400) where the decoder fails or disagrees with the header."""
+        try:
+            image = cv2.imdecode(np.frombuffer(self.data, np.uint8), cv2.IMREAD_COLOR)
+        except cv2.error as exc:
+            raise RequestError(400, f"{self.where}: a damaged {self.header.format} image ({_first_line(exc)})") from None
+        if image is None:
+            raise RequestError(400, f"{self.where}: a damaged {self.header.format} image: OpenCV could not decode it")
+        height, width = image.shape[:2]
+        if height * width > self.header.pixels:  # never expected: the header parser is the decoder's reading
+            raise RequestError(400, f"{self.where}: decoded to {width}x{height}, not the {self.header.width}x"
+                                    f"{self.header.height} its header declares")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+@dataclass(frozen=True)
+class PixelImage:
+    """An image sent as nested lists of numbers, already checked and converted."""
+
+    array: np.ndarray
+
+    @property
+    def pixels(self) -> int:
+        return self.array.shape[0] * self.array.shape[1]
+
+    def decode(self) -> np.ndarray:
+        return self.array
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    """A predict request read and checked, its images not yet decoded (`pixels` says what decoding will hold)."""
+
+    images: list[EncodedImage | PixelImage]
+    row_format: bool
+
+    @property
+    def pixels(self) -> int:
+        return sum(image.pixels for image in self.images)
+
+    def decoded(self) -> "PredictRequest":
+        return PredictRequest([image.decode() for image in self.images], self.row_format)
 
 
 @dataclass(frozen=True)
@@ -51,18 +96,30 @@ class PredictRequest:
 
 
 def parse_predict(body: bytes, limits: Limits) -> PredictRequest:
-    """The images of a predict request, or a RequestError (400 malformed, 413 too large) that says why."""
+    """The decoded images of a predict request, or a RequestError (400 malformed, 413 too large, 415 format)."""
+    return read_predict(body, limits).decoded()
+
+
+def read_predict(body: bytes, limits: Limits) -> PendingRequest:
+    """A predict request checked against `limits` without decoding an image: JSON, base64, every image's size from
+    its header, the request's total pixels. A RequestError (400 malformed, 413 too large, 415 format) says why."""
     if len(body) > limits.max_body_bytes:
         raise RequestError(413, f"request body of {len(body)} bytes is over the {limits.max_body_bytes} byte limit")
+    values_bound = body.count(b",") + body.count(b"[") + body.count(b"{")  # JSON values <= separators + containers
+    if values_bound > limits.max_json_values:
+        raise RequestError(413, f"the request holds up to {values_bound} JSON values, over the {limits.max_json_values} "
+                                'limit: send large images encoded, as {"b64": "<base64 JPEG or PNG>"}')
     try:
         request = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise RequestError(400, "malformed JSON: nested too deep") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer over Python's digit limit
         raise RequestError(400, f"malformed JSON: {exc}") from None
     if not isinstance(request, dict):
         raise RequestError(400, 'the request must be a JSON object with "instances" or "inputs"')
     signature = request.get("signature_name", SERVING_SIGNATURE)
     if signature != SERVING_SIGNATURE:
-        raise RequestError(400, f"unknown signature_name {signature!r}; this model serves {SERVING_SIGNATURE!r}")
+        raise RequestError(400, f"unknown signature_name {_shown(signature)}; this model serves {SERVING_SIGNATURE!r}")
     if ("instances" in request) == ("inputs" in request):
         raise RequestError(400, 'give exactly one of "instances" (row format) or "inputs" (columnar format)')
     row = "instances" in request
@@ -78,12 +135,30 @@ def parse_predict(body: bytes, limits: Limits) -> PredictRequest:
         raise RequestError(400, f'"{key}" holds one image as H x W x 3 lists: wrap it in a list (a batch of one)')
     if len(values) > limits.max_images:
         raise RequestError(413, f"{len(values)} images in one request; at most {limits.max_images}")
-    return PredictRequest([_image(value, i, limits) for i, value in enumerate(values)], row)
+    images, total = [], 0
+    for index, value in enumerate(values):
+        image = _image(value, index, limits)
+        total += image.pixels
+        if total > limits.max_request_pixels:
+            raise RequestError(413, f"the images of this request hold over {total} pixels, over the "
+                                    f"{limits.max_request_pixels} pixel limit of one request: send fewer or smaller")
+        images.append(image)
+    return PendingRequest(images, row)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else type(exc).__name__
 
 
 def _named(value: dict) -> Any:
     if set(value) != {IMAGES_INPUT}:
-        raise RequestError(400, f"unknown input(s) {sorted(value)}; this model takes one input, {IMAGES_INPUT!r}")
+        raise RequestError(400, f"unknown input(s) {_shown(sorted(value))}; this model takes one input, {IMAGES_INPUT!r}")
     return value[IMAGES_INPUT]
 
 
@@ -95,63 +170,64 @@ def _depth(value: Any) -> int:
     return depth if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
-def _image(value: Any, index: int, limits: Limits) -> np.ndarray:
+def _image(value: Any, index: int, limits: Limits) -> EncodedImage | PixelImage:
     where = f"image {index}"
     if isinstance(value, dict) and "b64" not in value:  # row format, by name: {"images": ...}
         value = _named(value)
     if isinstance(value, dict):
         if set(value) != {"b64"} or not isinstance(value["b64"], str):
             raise RequestError(400, f'{where}: a binary value is {{"b64": "<base64 string>"}}')
-        try:
-            data = base64.b64decode(value["b64"], validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise RequestError(400, f"{where}: bad base64 ({exc})") from None
-        return _decoded(data, where, limits)
+        data = _base64(value["b64"], where)
+        if not data:
+            raise RequestError(400, f"{where}: empty image data")
+        header = read_header(data, where)
+        if header.pixels > limits.max_image_pixels:
+            raise RequestError(413, f"{where}: {header.width}x{header.height} ({header.pixels} pixels) is over the "
+                                    f"{limits.max_image_pixels} pixel limit")
+        return EncodedImage(data, header, where)
     if isinstance(value, list):
-        try:
-            pixels = np.asarray(value, dtype=np.float64)
-        except (ValueError, TypeError):
-            raise RequestError(400, f"{where}: nested lists of unequal lengths or non-numbers; send H x W x 3 numbers") from None
-        if pixels.ndim != 3 or pixels.shape[2] not in (1, 3) or 0 in pixels.shape:
-            raise RequestError(400, f"{where}: shape {list(pixels.shape)}; an image is H x W x 3 (RGB) or H x W x 1")
-        if pixels.shape[0] * pixels.shape[1] > limits.max_image_pixels:
-            raise RequestError(413, f"{where}: {pixels.shape[1]}x{pixels.shape[0]} is over the {limits.max_image_pixels} pixel limit")
-        if not np.isfinite(pixels).all() or pixels.min() < 0 or pixels.max() > 255:
-            raise RequestError(400, f"{where}: pixel values must be numbers in 0..255")
-        image = np.rint(pixels).astype(np.uint8)
-        return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
+        return PixelImage(_pixels(value, where, limits))
     raise RequestError(400, f'{where}: expected {{"b64": ...}} or nested lists of pixels, got {type(value).__name__}')
 
 
-def _decoded(data: bytes, where: str, limits: Limits) -> np.ndarray:
-    header = np.frombuffer(data, np.uint8)
-    if not data:
-        raise RequestError(400, f"{where}: empty image data")
-    size = _header_pixels(data)
-    if size is not None and size > limits.max_image_pixels:
-        raise RequestError(413, f"{where}: {size} pixels is over the {limits.max_image_pixels} pixel limit")
-    image = cv2.imdecode(header, cv2.IMREAD_COLOR)
-    if image is None:
-        raise RequestError(400, f"{where}: not an image OpenCV can decode (JPEG, PNG, BMP, WebP, TIFF)")
-    if image.shape[0] * image.shape[1] > limits.max_image_pixels:
-        raise RequestError(413, f"{where}: {image.shape[1]}x{image.shape[0]} is over the {limits.max_image_pixels} pixel limit")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+def _base64(text: str, where: str) -> bytes:
+    """Standard base64, strictly; decoded a slice at a time, so other threads (the event loop) get the GIL between."""
+    try:
+        if len(text) <= BASE64_SLICE:
+            return base64.b64decode(text, validate=True)
+        if len(text) % 4:
+            raise ValueError(f"{len(text)} characters is not a multiple of 4")
+        return b"".join(base64.b64decode(text[i:i + BASE64_SLICE], validate=True) for i in range(0, len(text), BASE64_SLICE))
+    except (binascii.Error, ValueError) as exc:
+        raise RequestError(400, f"{where}: bad base64 ({exc})") from None
 
 
-def _header_pixels(data: bytes) -> int | None:
-    """Width x height from a PNG or JPEG header, before decoding (a decompression bomb is refused unread)."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return int.from_bytes(data[16:20], "big") * int.from_bytes(data[20:24], "big")
-    if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                return None
-            marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
-            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-                return int.from_bytes(data[i + 5:i + 7], "big") * int.from_bytes(data[i + 7:i + 9], "big")
-            i += 2 + length
-    return None
+def _pixels(value: list, where: str, limits: Limits) -> np.ndarray:
+    """H x W x C nested lists -> RGB uint8, its size checked before conversion and converted a row at a time."""
+    bad_shape = RequestError(400, f"{where}: nested lists of unequal lengths or non-numbers; send H x W x 3 numbers")
+    height = len(value)
+    first = value[0] if height else None
+    width = len(first) if isinstance(first, list) else 0
+    channels = len(first[0]) if width and isinstance(first[0], list) else 0
+    if not (height and width and channels) or channels not in (1, 3) or _depth(value) != 3:
+        shape = [height, width, channels][:max(_depth(value), 1)]
+        raise RequestError(400, f"{where}: shape {shape}; an image is H x W x 3 (RGB) or H x W x 1")
+    if height * width > limits.max_image_pixels:
+        raise RequestError(413, f"{where}: {width}x{height} is over the {limits.max_image_pixels} pixel limit")
+    rows = []
+    for row in value:
+        try:
+            array = np.asarray(row, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            raise bad_shape from None
+        if array.shape != (width, channels):
+            raise bad_shape
+        rows.append(array)
+    pixels = np.stack(rows)
+    if not np.isfinite(pixels).all() or pixels.min() < 0 or pixels.max() > 255:
+        raise RequestError(400, f"{where}: pixel values must be numbers in 0..255")
+    image = np.rint(pixels).astype(np.uint8)
+    return np.repeat(image, 3, axis=2) if channels == 1 else image
 
 
 def predict_response(predictions: Sequence[dict[str, Any]], row_format: bool) -> dict[str, Any]:

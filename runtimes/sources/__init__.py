@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from runtimes.sources.base import Frame, Source, SourceError, SourceStats, frame_problem
+from runtimes.sources.base import Frame, Source, SourceError, SourceStats, frame_problem, redact_credentials
 from runtimes.sources.files import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, ArraySource, FileSource, VideoSource, open_image_file,
                                     open_image_folder, open_video_file)
 from runtimes.sources.live import STREAM_PREFIXES, FrameReader, LiveSource, OpenCVReader, Picamera2Reader, picamera_index
 
 __all__ = ["IMAGE_SUFFIXES", "STREAM_PREFIXES", "SOURCE_KINDS", "VIDEO_SUFFIXES", "ArraySource", "FileSource", "Frame",
            "FrameReader", "LiveSource", "OpenCVReader", "Picamera2Reader", "Source", "SourceError", "SourceKind",
-           "SourceStats", "VideoSource", "frame_problem", "open_source"]
+           "SourceStats", "VideoSource", "frame_problem", "open_source", "redact_credentials"]
 
 
 @dataclass(frozen=True)

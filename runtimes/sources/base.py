@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -11,6 +12,14 @@ import numpy as np
 from runtimes.errors import EdgekitError
 
 log = logging.getLogger(__name__)
+
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
+def redact_credentials(text: object) -> str:
+    """`text` with the user and password of every URL in it masked (rtsp://admin:pw@cam/ -> rtsp://***@cam/), for
+    logs, errors and anything a server shows."""
+    return _USERINFO.sub(r"\g<scheme>***@", str(text))
 
 
 class SourceError(EdgekitError):

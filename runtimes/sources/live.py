@@ -14,7 +14,7 @@ from typing import Any, Iterator, Protocol
 import cv2
 import numpy as np
 
-from runtimes.sources.base import Frame, Source, SourceError
+from runtimes.sources.base import Frame, Source, SourceError, redact_credentials
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class OpenCVReader:
 
     def __init__(self, target: int | str) -> None:
         self.target = target
-        self.name = f"camera {target}" if isinstance(target, int) else f"stream {target}"
+        self.name = f"camera {target}" if isinstance(target, int) else f"stream {redact_credentials(target)}"
         self.capture: Any = None
 
     def open(self) -> None:
