@@ -71,11 +71,11 @@ if ! sha256sum --check --quiet {manifest}; then
     echo "install.sh: the bundle is damaged (files above FAILED their SHA-256 check): copy it again" >&2
     exit 1
 fi
-python3 -m venv --system-site-packages .venv
+{serve_token}python3 -m venv --system-site-packages .venv
 .venv/bin/python -m pip install --upgrade pip
 .venv/bin/python -m pip install -r requirements.txt
 .venv/bin/python doctor.py || true
-{serve_token}echo "installed: try  .venv/bin/python run.py --source picamera2  (or --source 0 for a USB camera)"
+echo "installed: try  .venv/bin/python run.py --source picamera2  (or --source 0 for a USB camera)"
 """
 
 RUN_PY = """#!/usr/bin/env python3
@@ -103,10 +103,19 @@ from runtimes.doctor import main  # noqa: E402
 sys.exit(main())
 """
 
-SERVE_TOKEN = """if [ ! -f serve.env ]; then  # the serve unit's token: made here, so no secret travels in the bundle
-    (umask 077; echo "EDGEKIT_SERVE_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')" > serve.env)
+SERVE_TOKEN = """# The serve unit's token, made here (no secret travels in the bundle), before anything is installed: a token that
+# cannot be made stops the install, so the unit never starts without one. It is written, never printed.
+if ! grep -Eqs '^EDGEKIT_SERVE_TOKEN=[A-Za-z0-9_-]{{32,}}$' serve.env; then
+    if ! token="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')" || [ "${{#token}}" -lt 32 ]; then
+        echo "install.sh: could not make the serve token (python3 -c 'import secrets' failed); nothing installed" >&2
+        exit 1
+    fi
+    rm -f serve.env.new
+    (umask 077; printf 'EDGEKIT_SERVE_TOKEN=%s\\n' "$token" > serve.env.new)
+    mv serve.env.new serve.env
+    unset token
 fi
-echo "edgekit serve token (for the browser: http://<pi>:{port}/?token=...): $(cut -d= -f2 serve.env)"
+echo "edgekit serve: its token is in $PWD/serve.env (readable by you only); a browser opens http://<pi>:{port}/?token=<token> once"
 """
 
 SERVE_PY = """#!/usr/bin/env python3
@@ -129,13 +138,33 @@ Wants=network-online.target
 
 [Service]
 Type=simple
+# Its own user (bundle README: useradd), which may use the camera and nothing of yours; the code root-owned in /opt.
+User=edgekit
+Group=edgekit
+SupplementaryGroups=video
 WorkingDirectory={folder}
+# read by systemd as root: the token stays out of `ps`, the command line and the logs; no file, no start
 EnvironmentFile={folder}/serve.env
 ExecStart={folder}/.venv/bin/python {folder}/serve.py --source {source} --host 0.0.0.0 --port {port}
 Restart=on-failure
 RestartSec=5
-TimeoutStopSec=15
-User={user}
+RestartPreventExitStatus=2
+TimeoutStopSec=20
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictNamespaces=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+MemoryHigh=60%
+MemoryMax=75%
+LimitNOFILE=1024
+TasksMax=128
 
 [Install]
 WantedBy=multi-user.target
@@ -144,14 +173,23 @@ WantedBy=multi-user.target
 SERVE_README = """
 ## Serve (REST API and live view)
 
-    .venv/bin/python serve.py --source picamera2 --host 0.0.0.0 --port {port}   # token: EDGEKIT_SERVE_TOKEN or --token
+    .venv/bin/python serve.py --source picamera2                                   # this Pi only (127.0.0.1)
+    .venv/bin/python serve.py --source picamera2 --host 0.0.0.0 --port {port} --token-file token.txt
 
-Open `http://<pi>:{port}/?token=<token>` in a browser for the annotated stream; other programs
-POST `http://<pi>:{port}/v1/models/{model_name}:predict` as they would to TensorFlow Serving, with
-`Authorization: Bearer <token>`. `install.sh` made the token in `serve.env` (readable by you only).
+Off loopback a token is required (`--token-file`, or `EDGEKIT_SERVE_TOKEN`; serve refuses to start without
+one unless told `--insecure`). Open `http://<pi>:{port}/?token=<token>` once in a browser for the annotated
+stream (the page swaps the token for a cookie); other programs POST
+`http://<pi>:{port}/v1/models/{model_name}:predict` as they would to TensorFlow Serving, with
+`Authorization: Bearer <token>`. `install.sh` made a token in `serve.env` (readable by you only; it is never printed).
 
-    sed -i "s#{folder}#$PWD#g; s#User=pi#User=$USER#" {name}-serve.service
-    sudo cp {name}-serve.service /etc/systemd/system/ && sudo systemctl enable --now {name}-serve
+Start at boot, as a user of its own that may use the camera and nothing else, from a root-owned copy:
+
+    sudo useradd --system --no-create-home --shell /usr/sbin/nologin --groups video edgekit   # once
+    sudo cp -a . {folder} && sudo chown -R root:root {folder}
+    sudo cp {folder}/{name}-serve.service /etc/systemd/system/ && sudo systemctl enable --now {name}-serve
+
+The unit is sandboxed (NoNewPrivileges, ProtectSystem=strict, PrivateTmp, no home directories) and capped
+(MemoryMax=75% of RAM, LimitNOFILE=1024); SIGTERM drains requests and releases the camera within TimeoutStopSec.
 """
 
 TRACKING_RUN = """    .venv/bin/python run.py --source 0 --track --count-line 320,0,320,480   # ids across frames, a counting line
@@ -286,8 +324,9 @@ def rpi(model: str | Path, out_dir: str | Path, *, name: str | None = None, sour
     """Write a Raspberry Pi bundle folder and its .tar.gz, for any task's model (classifier, detector).
 
     `name` names the systemd service; by default `edgekit-<role>` (edgekit-classifier, edgekit-detector).
-    `serve` adds `edgekit serve` (serve.py, Starlette and uvicorn in the requirements) and a
-    `<name>-serve.service` unit listening on all interfaces at `port`, with a token install.sh makes.
+    `serve` adds `edgekit serve` (serve.py, Starlette and uvicorn in the requirements) and a sandboxed
+    `<name>-serve.service` unit listening on all interfaces at `port` as its own user from /opt/<name>, with a
+    token that install.sh makes (and stops at when it cannot).
 
     Example:
         >>> bundle = edgekit.deploy.rpi("runs/demo/export/small_cnn_int8.tflite", "dist/shapes")
@@ -329,13 +368,13 @@ def rpi(model: str | Path, out_dir: str | Path, *, name: str | None = None, sour
                                        runtime=backend, labels=", ".join(contract.labels),
                                        folder=f"/home/{user}/{folder.name}", record_help=task.record_help,
                                        task_runs=TRACKING_RUN if task.trackable else "")
-            + (SERVE_README.format(port=port, model_name=contract.model_name, folder=f"/home/{user}/{folder.name}", name=name)
+            + (SERVE_README.format(port=port, model_name=contract.model_name, folder=f"/opt/{name}", name=name)
                if serve else ""),
         }
         if serve:
             files["serve.py"] = SERVE_PY.format(model=model.name, manifest=MANIFEST_NAME, role=task.role)
-            files[f"{name}-serve.service"] = SERVE_SERVICE.format(name=name, folder=f"/home/{user}/{folder.name}", source=source,
-                                                                  user=user, role=task.role, port=port)
+            files[f"{name}-serve.service"] = SERVE_SERVICE.format(name=name, folder=f"/opt/{name}", source=source,
+                                                                  role=task.role, port=port)
         for filename, text in files.items():
             path = work / filename
             path.write_text(text)

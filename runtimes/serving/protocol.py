@@ -8,7 +8,8 @@ a byte is kept. This protocol adds, per connection:
 - a cap on the request line and headers (431 beyond it, counted as the bytes arrive, so a header that
   never ends is refused after `max_header_bytes`, not buffered);
 - a deadline for them (408 and close; a connection that sent nothing is closed quietly), from the
-  connection opening or the previous response;
+  connection opening, or on a kept-alive connection from the next request's first byte (until then
+  uvicorn's keep-alive timeout closes it);
 - a deadline for the body, from its headers (408 and close);
 - a cap on open connections: beyond it a new connection gets 503 and is closed, and the ones open are
   untouched. uvicorn's own keep-alive timeout closes idle connections between requests.
@@ -97,6 +98,8 @@ def guarded_protocol(limits: Limits, max_connections: int) -> type:
             if self._refused:
                 return
             if self._awaiting_headers:
+                if not self._received_any and self._deadline is None:  # a kept-alive connection's next request begins
+                    self._arm(limits.header_timeout_s, 408, f"request headers not received within {limits.header_timeout_s:g} s")
                 self._received_any = True
                 if not self._headers_fit(data):
                     self._refuse(431, f"request line and headers over {limits.max_header_bytes} bytes")
@@ -140,12 +143,14 @@ def guarded_protocol(limits: Limits, max_connections: int) -> type:
             pipelined = bool(self.pipeline)
             super().on_response_complete()
             if not pipelined and not self.transport.is_closing():
-                self._await_headers()
+                self._await_headers(deadline=False)  # idle until the next request: uvicorn's keep-alive timeout
 
         # -- limits -------------------------------------------------------------------------------
-        def _await_headers(self) -> None:
+        def _await_headers(self, deadline: bool = True) -> None:
             self._awaiting_headers, self._header_bytes, self._tail, self._received_any = True, 0, b"", False
-            self._arm(limits.header_timeout_s, 408, f"request headers not received within {limits.header_timeout_s:g} s")
+            self._disarm()
+            if deadline:
+                self._arm(limits.header_timeout_s, 408, f"request headers not received within {limits.header_timeout_s:g} s")
 
         def _headers_fit(self, data: bytes) -> bool:
             """Whether the headers end within the cap, counting `data` as it arrives (a separator may straddle two)."""

@@ -50,6 +50,8 @@ class EncodedImage:
         try:
             image = cv2.imdecode(np.frombuffer(self.data, np.uint8), cv2.IMREAD_COLOR)
         except cv2.error as exc:
+            if "CV_IO_MAX_IMAGE" in str(exc):  # OpenCV's own cap (the backstop behind the header check)
+                raise RequestError(413, f"{self.where}: over OpenCV's pixel limit ({_first_line(exc)})") from None
             raise RequestError(400, f"{self.where}: a damaged {self.header.format} image ({_first_line(exc)})") from None
         if image is None:
             raise RequestError(400, f"{self.where}: a damaged {self.header.format} image: OpenCV could not decode it")
