@@ -210,9 +210,10 @@ def _pixels(value: list, where: str, limits: Limits) -> np.ndarray:
     height = len(value)
     first = value[0] if height else None
     width = len(first) if isinstance(first, list) else 0
-    channels = len(first[0]) if width and isinstance(first[0], list) else 0
-    if not (height and width and channels) or channels not in (1, 3) or _depth(value) != 3:
-        shape = [height, width, channels][:max(_depth(value), 1)]
+    pixel = first[0] if width else None
+    channels = len(pixel) if isinstance(pixel, list) else 0
+    if not (height and width and channels) or channels not in (1, 3):
+        shape = [height, width, channels] if channels else [height, width] if width else [height]
         raise RequestError(400, f"{where}: shape {shape}; an image is H x W x 3 (RGB) or H x W x 1")
     if height * width > limits.max_image_pixels:
         raise RequestError(413, f"{where}: {width}x{height} is over the {limits.max_image_pixels} pixel limit")
@@ -220,7 +221,9 @@ def _pixels(value: list, where: str, limits: Limits) -> np.ndarray:
     for row in value:
         try:
             array = np.asarray(row, dtype=np.float64)
-        except (ValueError, TypeError, OverflowError):
+        except OverflowError:  # an integer beyond float64
+            raise RequestError(400, f"{where}: pixel values must be numbers in 0..255") from None
+        except (ValueError, TypeError):
             raise bad_shape from None
         if array.shape != (width, channels):
             raise bad_shape

@@ -1,0 +1,308 @@
+"""edgekit serve's checks one by one: image headers read as their decoders read them, every malformed input a 4xx
+naming the problem, the live page that echoes nothing, Host and Origin checks, where the token is taken, the starts it
+refuses, HEAD wherever GET works, camera URLs masked, video files paced, and the bundle's token install."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from runtimes.serving import Limits, ServeConfigError, check_exposure, start
+from runtimes.serving.errors import RequestError
+from runtimes.serving.image_headers import read_header
+from runtimes.serving.rest import read_predict
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("uvicorn")
+
+TOKEN = "a-long-enough-test-token-0123456789"
+RNG = np.random.default_rng(7)
+
+
+def _encoded(extension: str, height: int, width: int, *params: int) -> bytes:
+    image = cv2.resize(RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8), (width, height), interpolation=cv2.INTER_LINEAR)
+    return cv2.imencode(extension, image, list(params))[1].tobytes()
+
+
+# -- image headers ----------------------------------------------------------------------------------------------------
+
+FORMATS = {
+    "jpeg": (".jpg",), "jpeg-progressive": (".jpg", cv2.IMWRITE_JPEG_PROGRESSIVE, 1), "png": (".png",),
+    "webp-lossy": (".webp", cv2.IMWRITE_WEBP_QUALITY, 80), "webp-lossless": (".webp", cv2.IMWRITE_WEBP_QUALITY, 101),
+}
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+@pytest.mark.parametrize("height, width", [(1, 1), (37, 53), (480, 640), (1080, 1920), (3000, 17)])
+def test_headers_give_the_size_the_decoder_gives(kind, height, width):
+    data = _encoded(FORMATS[kind][0], height, width, *FORMATS[kind][1:])
+    header = read_header(data)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert (header.width, header.height) == (decoded.shape[1], decoded.shape[0]) == (width, height)
+
+
+def test_jpeg_headers_follow_libjpegs_marker_rules():
+    """Stray bytes, 0xFF fill and FF00 before a marker are skipped as libjpeg skips them, and the size is still found."""
+    data = _encoded(".jpg", 24, 40)
+    app0_end = 4 + int.from_bytes(data[4:6], "big")
+    for junk in (b"\x00", b"\x12\x34\x56", b"\xff\xff\xff", b"\xff\x00\xff\x00"):
+        patched = data[:app0_end] + junk + data[app0_end:]
+        assert cv2.imdecode(np.frombuffer(patched, np.uint8), cv2.IMREAD_COLOR).shape[:2] == (24, 40), junk
+        assert (read_header(patched).width, read_header(patched).height) == (40, 24), junk
+    sof = data.index(b"\xff\xc0")
+    second = data[sof:sof + 2 + int.from_bytes(data[sof + 2:sof + 4], "big")]
+    bigger = bytearray(second)
+    bigger[5:9] = (900).to_bytes(2, "big") * 2
+    doubled = data[:sof] + bytes(bigger) + data[sof:]  # two frame headers: the larger counts
+    assert read_header(doubled).pixels == 900 * 900
+    for broken, message in ((data[:sof], "without a frame header"), (data[:2] + b"\xff\xd8" + data[2:], "second start")):
+        with pytest.raises(RequestError, match=message) as refused:
+            read_header(broken)
+        assert refused.value.status == 400
+
+
+OTHER_FORMATS = [".bmp", ".tiff", ".ppm", ".ras", ".hdr", ".pfm"]
+
+
+@pytest.mark.parametrize("extension", OTHER_FORMATS)
+def test_formats_whose_size_is_not_read_first_are_415_naming_the_accepted_ones(extension):
+    data = _encoded(extension, 16, 16)
+    with pytest.raises(RequestError, match="not a JPEG, PNG or WebP image") as refused:
+        read_header(data)
+    assert refused.value.status == 415
+
+
+# -- malformed requests: a 4xx naming the problem, never a 500 ---------------------------------------------------------
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+MALFORMED = [
+    (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deep"),
+    (b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "nested too deep"),
+    (json.dumps({"instances": [[[[10 ** 400, 0, 0]]]]}).encode(), 400, "numbers in 0..255"),
+    (b'{"instances": [[[[' + b"9" * 5000 + b', 0, 0]]]]}', 400, "malformed JSON"),
+    (b'{"instances": [[[[1e400, 0, 0]]]]}', 400, "numbers in 0..255"),
+    (b'{"instances": [[[["x", 0, 0]]]]}', 400, "non-numbers"),
+    (b"\xff\xfe{}", 400, "malformed JSON"),
+    (json.dumps({"instances": [{"b64": _b64(b"BM" + bytes(60))}]}).encode(), 415, "not a JPEG, PNG or WebP"),
+    (json.dumps({"instances": [{"b64": _b64(b"\x59\xa6\x6a\x95" + bytes(40))}]}).encode(), 415, "not a JPEG, PNG or WebP"),
+    (json.dumps({"instances": [{"b64": _b64(b"\xff\xd8\xff\xe0\x00\x01")}]}).encode(), 400, "marker segment of length 1"),
+    (json.dumps({"instances": [{"b64": _b64(b"\x89PNG\r\n\x1a\n" + bytes(30))}]}).encode(), 400, "first chunk is not IHDR"),
+    (json.dumps({"instances": [{"b64": _b64(b"RIFF\x00\x00\x00\x00WEBPVP8 \x04\x00\x00\x00abcd")}]}).encode(), 400,
+     "cut short or malformed"),
+    (json.dumps({"instances": [{"b64": "QUJD"}]}).encode(), 415, "not a JPEG"),
+    (json.dumps({"instances": [{"b64": _b64(_encoded(".jpg", 20, 20)[:200])}]}).encode(), 400, "damaged JPEG"),
+    (json.dumps({"instances": [{"b64": _b64(_encoded(".png", 20, 20)[:60])}]}).encode(), 400, "damaged PNG"),
+    (json.dumps({"signature_name": {"a": [1] * 1000}, "instances": []}).encode(), 400, "unknown signature_name {'a': [1, 1,"),
+    (json.dumps({"instances": [[[[0, 0, 0]] * 300] * 300]}).encode(), 413, "JSON values"),
+]
+
+
+@pytest.fixture(scope="module")
+def open_server(tiny_artifacts):
+    """The tiny classifier on loopback without a token: the Host check is on."""
+    with start(tiny_artifacts["tflite_int8"], port=0, name="tiny") as running:
+        yield running
+
+
+@pytest.mark.parametrize("body, status, message", MALFORMED, ids=[m for _, _, m in MALFORMED])
+def test_every_malformed_input_is_a_4xx_naming_the_problem(open_server, body, status, message):
+    response = httpx.post(open_server.url + "/v1/models/tiny:predict", content=body, timeout=30)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+
+
+def test_the_request_budgets_hold_before_decoding():
+    limits = Limits(max_image_pixels=100, max_request_pixels=150, max_pixels_in_flight=150, max_json_values=1000)
+    ten = _b64(_encoded(".png", 10, 10))
+    assert read_predict(json.dumps({"instances": [{"b64": ten}]}).encode(), limits).pixels == 100
+    with pytest.raises(RequestError, match="over 200 pixels, over the 150 pixel limit of one request"):
+        read_predict(json.dumps({"instances": [{"b64": ten}] * 2}).encode(), limits)
+    with pytest.raises(RequestError, match="11x10 .110 pixels. is over the 100 pixel limit"):
+        read_predict(json.dumps({"instances": [{"b64": _b64(_encoded(".webp", 10, 11))}]}).encode(), limits)
+    with pytest.raises(ValueError, match="max_image_pixels <= max_request_pixels"):
+        Limits(max_image_pixels=10, max_request_pixels=5)
+    with pytest.raises(ValueError, match="max_connections must be a positive number"):
+        Limits(max_connections=0)
+
+
+# -- the page, Host, Origin, the token ---------------------------------------------------------------------------------
+
+def test_the_live_page_echoes_nothing_and_sends_the_security_headers(open_server):
+    attack = '/?token="><script>alert(1)</script>&name=<img src=x onerror=alert(2)>'
+    response = httpx.get(open_server.url + attack)
+    assert response.status_code == 200
+    assert "<script>alert" not in response.text and "onerror" not in response.text and "token" not in response.text
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "script-src 'sha256-" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy
+    for path in ("/", "/healthz", "/v1/models/tiny", "/nowhere"):
+        headers = httpx.get(open_server.url + path).headers
+        assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY", path
+        assert "server" not in headers, path
+
+
+def test_a_hostile_model_name_is_escaped(tiny_artifacts):
+    with start(tiny_artifacts["tflite_fp32"], port=0, name="<script>alert(3)</script>") as running:
+        page = httpx.get(running.url + "/").text
+    assert "<script>alert(3)" not in page and "&lt;script&gt;alert(3)&lt;/script&gt;" in page
+
+
+def test_without_a_token_only_loopback_hosts_and_same_origin_browsers_are_answered(open_server):
+    port = open_server.url.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+        assert httpx.get(open_server.url + "/healthz", headers={"Host": host}).status_code == 200, host
+    for host in (f"evil.example:{port}", "127.0.0.1", f"127.0.0.1:{int(port) + 1}", f"rebind.attacker.test:{port}"):
+        refused = httpx.get(open_server.url + "/healthz", headers={"Host": host})
+        assert refused.status_code == 421 and "loopback only without a token" in refused.json()["error"], host
+    csrf = httpx.post(open_server.url + "/v1/models/tiny:predict", content=b'{"instances": [[[[0, 0, 0]]]]}',
+                      headers={"Origin": "http://evil.example", "Content-Type": "text/plain"})
+    assert csrf.status_code == 403 and "cross-origin request from 'http://evil.example' refused" in csrf.json()["error"]
+    same = httpx.post(open_server.url + "/v1/models/tiny:predict", content=b'{"instances": [[[[0, 0, 0]]]]}',
+                      headers={"Origin": f"http://127.0.0.1:{port}"})
+    assert same.status_code == 200, same.text
+
+
+def test_the_token_is_a_header_the_page_swaps_for_a_cookie_and_never_a_query_on_the_api(tiny_artifacts, monkeypatch):
+    import runtimes.sources
+    from runtimes.sources import ArraySource
+
+    frames = (np.full((48, 64, 3), i % 255, np.uint8) for i in range(10 ** 6))
+    monkeypatch.setattr(runtimes.sources, "open_source", lambda spec: ArraySource(frames))
+    with start(tiny_artifacts["tflite_fp32"], source="frames", port=0, token=TOKEN, name="tiny", realtime_files=False) as running:
+        url = running.url
+        for path in ("/healthz", "/v1/models/tiny", "/v1/models/tiny/metadata", "/frame.jpg", "/results"):
+            assert httpx.get(f"{url}{path}?token={TOKEN}").status_code == 401, path
+        assert httpx.get(f"{url}/?token=wrong").status_code == 401
+        swapped = httpx.get(f"{url}/?token={TOKEN}")
+        assert swapped.status_code == 303 and swapped.headers["location"] == "/"
+        cookie = swapped.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
+        with httpx.Client(base_url=url, cookies={"edgekit_live": cookie.split(";")[0].split("=", 1)[1]}, timeout=10) as browser:
+            assert browser.get("/").status_code == 200
+            time.sleep(0.5)
+            assert browser.get("/frame.jpg").status_code == 200
+            with browser.stream("GET", "/results") as events:
+                assert any(line.startswith("data:") for line in events.iter_lines())
+            assert browser.get("/healthz").status_code == 401  # the cookie opens the live view, not the API
+            assert browser.post("/v1/models/tiny:predict", json={"instances": [[[[0, 0, 0]]]]}).status_code == 401
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        assert httpx.get(f"{url}/healthz", headers=bearer).status_code == 200
+        assert httpx.get(f"{url}/healthz", headers={**bearer, "Host": "any.name.example"}).status_code == 200
+
+
+def test_unsafe_starts_are_refused():
+    for host in ("0.0.0.0", "::", "192.0.2.10", "edge.local"):
+        with pytest.raises(ServeConfigError, match=f"refusing to serve on {host} without a token"):
+            check_exposure(host, None, insecure=False)
+        with pytest.raises(ServeConfigError, match="the token is empty"):
+            check_exposure(host, "  ", insecure=True)
+        check_exposure(host, TOKEN, insecure=False)
+        check_exposure(host, None, insecure=True)
+    for host in ("127.0.0.1", "127.3.2.1", "localhost", "::1"):
+        check_exposure(host, None, insecure=False)
+    with pytest.raises(ServeConfigError, match="refusing to serve on 0.0.0.0"):
+        start("unused.tflite", host="0.0.0.0")
+
+
+# -- HEAD, masked URLs, paced files ------------------------------------------------------------------------------------
+
+def test_head_answers_wherever_get_does_and_ends(tiny_artifacts, monkeypatch):
+    import runtimes.sources
+    from runtimes.sources import ArraySource
+
+    frames = (np.full((48, 64, 3), i % 255, np.uint8) for i in range(10 ** 6))
+    monkeypatch.setattr(runtimes.sources, "open_source", lambda spec: ArraySource(frames))
+    with start(tiny_artifacts["tflite_fp32"], source="frames", port=0, name="tiny", realtime_files=False) as running:
+        time.sleep(0.5)
+        with httpx.Client(base_url=running.url, timeout=5) as client:
+            for path in ("/", "/healthz", "/stream.mjpg", "/results", "/frame.jpg", "/v1/models/tiny",
+                         "/v1/models/tiny/metadata", "/v1/models/other", "/nowhere"):
+                head = client.head(path)
+                if path in ("/stream.mjpg", "/results"):
+                    expected = 200
+                else:
+                    expected = client.get(path).status_code
+                assert head.status_code == expected and head.content == b"", path
+
+
+def test_camera_urls_are_shown_with_credentials_masked(tiny_artifacts, caplog):
+    source = "rtsp://admin:hunter2@127.0.0.1:9/stream"  # the discard port: nothing listens
+    with caplog.at_level("WARNING", logger="edgekit.serve"), start(tiny_artifacts["tflite_fp32"], source=source, port=0) as running:
+        deadline = time.monotonic() + 20
+        while running.feed.error is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        health = httpx.get(running.url + "/healthz").text
+    assert running.feed.error is not None and "rtsp://***@127.0.0.1:9/stream" in health
+    assert "hunter2" not in health and "admin" not in health and "hunter2" not in caplog.text
+
+
+def test_a_video_file_plays_at_its_own_frame_rate(tiny_artifacts, tmp_path):
+    from edgekit.datasets import make_tracking_video
+
+    clip = make_tracking_video(tmp_path / "clip.avi", frames=30, size=(96, 128))
+    fps = cv2.VideoCapture(str(clip.path)).get(cv2.CAP_PROP_FPS)
+    with start(tiny_artifacts["tflite_fp32"], source=str(clip.path), port=0) as running:
+        time.sleep(0.5)
+        first, started = running.feed.latest().number, time.monotonic()
+        time.sleep(2.0)
+        rate = (running.feed.latest().number - first) / (time.monotonic() - started)
+    assert 0.7 * fps < rate < 1.15 * fps, (rate, fps)
+
+
+# -- the bundle's token ------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def serve_bundle(tiny_artifacts, tmp_path_factory):
+    from edgekit.deploy import rpi
+
+    return rpi(tiny_artifacts["tflite_int8"], tmp_path_factory.mktemp("dist") / "tiny", serve=True)
+
+
+def _install(folder, tmp_path, python3: str) -> subprocess.CompletedProcess:
+    """install.sh with `python3` replaced: its venv and pip steps faked, its token step real or failing."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "python3"
+    fake.write_text("#!/bin/bash\n" + python3)
+    fake.chmod(0o755)
+    return subprocess.run(["bash", str(folder / "install.sh")], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+
+
+FAKE_VENV = ('if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then mkdir -p .venv/bin; printf "#!/bin/sh\\nexit 0\\n" > .venv/bin/python;'
+             ' chmod +x .venv/bin/python; exit 0; fi\n')
+
+
+def test_install_stops_when_the_token_cannot_be_made_and_never_prints_it(serve_bundle, tmp_path):
+    if shutil.which("sha256sum") is None:
+        pytest.skip("sha256sum (coreutils) is not installed")
+    from edgekit.deploy import extract_bundle
+
+    failing = extract_bundle(serve_bundle.archive, tmp_path / "failing")
+    done = _install(failing, tmp_path, FAKE_VENV + "exit 1\n")  # python3 -c fails: the command substitution is empty
+    assert done.returncode == 1 and "could not make the serve token" in done.stderr, done.stderr
+    assert not (failing / "serve.env").exists() and not (failing / ".venv").exists()
+
+    working = extract_bundle(serve_bundle.archive, tmp_path / "working")
+    done = _install(working, tmp_path, FAKE_VENV + f'exec {sys.executable} "$@"\n')  # the token step: a real python3
+    assert done.returncode == 0, done.stderr
+    env_file = working / "serve.env"
+    token = env_file.read_text().strip().removeprefix("EDGEKIT_SERVE_TOKEN=")
+    assert len(token) >= 32 and token not in done.stdout + done.stderr
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert "serve.env (readable by you only)" in done.stdout
+    again = _install(working, tmp_path, FAKE_VENV + "exit 1\n")  # a good token is kept: python3 is not asked again
+    assert again.returncode == 0 and env_file.read_text().strip().endswith(token)
