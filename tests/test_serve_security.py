@@ -306,3 +306,51 @@ def test_install_stops_when_the_token_cannot_be_made_and_never_prints_it(serve_b
     assert "serve.env (readable by you only)" in done.stdout
     again = _install(working, tmp_path, FAKE_VENV + "exit 1\n")  # a good token is kept: python3 is not asked again
     assert again.returncode == 0 and env_file.read_text().strip().endswith(token)
+
+
+# -- what waits, and for how long ---------------------------------------------------------------------------------------
+
+def test_predictions_past_the_in_flight_cap_wait_then_get_503(tiny_artifacts):
+    import socket
+
+    limits = Limits(max_predicts_in_flight=1, queue_timeout_s=0.5, body_timeout_s=5)
+    with start(tiny_artifacts["tflite_fp32"], port=0, name="tiny", limits=limits) as running:
+        host, port = running.url.removeprefix("http://").split(":")
+        holder = socket.create_connection((host, int(port)))  # takes the one slot and sends its body slowly
+        holder.sendall(f"POST /v1/models/tiny:predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 100\r\n\r\n{{".encode())
+        time.sleep(0.2)
+        started = time.monotonic()
+        waited = httpx.post(running.url + "/v1/models/tiny:predict", json={"instances": [[[[0, 0, 0]]]]}, timeout=10)
+        assert waited.status_code == 503 and "1 predictions in flight for over 0.5 s" in waited.json()["error"]
+        assert waited.headers["retry-after"] == "1" and 0.4 < time.monotonic() - started < 3
+        holder.close()
+        time.sleep(0.3)
+        assert httpx.post(running.url + "/v1/models/tiny:predict", json={"instances": [[[[0, 0, 0]]]]}).status_code == 200
+
+
+def test_the_global_pixel_budget_makes_requests_wait_and_gives_up_at_its_deadline():
+    import threading
+
+    from runtimes.serving.budget import Budget, BudgetExhausted
+
+    budget, order = Budget(100), []
+
+    def hold(amount: int, seconds: float) -> None:
+        with budget.take(amount, timeout=5):
+            order.append(f"took {amount}")
+            time.sleep(seconds)
+
+    first = threading.Thread(target=hold, args=(80, 0.4))
+    first.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    hold(50, 0)  # waits for the first to give its 80 back
+    assert order == ["took 80", "took 50"] and time.monotonic() - started > 0.2
+    first.join()
+    with budget.take(100, timeout=1), pytest.raises(BudgetExhausted, match="100 of 100 in use for over 0.2 s"):
+        with budget.take(1, timeout=0.2):
+            pass
+    with pytest.raises(BudgetExhausted, match="over the whole budget"):
+        with budget.take(101, timeout=1):
+            pass
+    assert budget.used == 0

@@ -59,6 +59,19 @@ class Draining:
         return self._event.is_set()
 
 
+async def _acquire(slots: asyncio.Semaphore, seconds: float) -> bool:
+    """A slot within `seconds`, or False (asyncio.timeout where there is one: wait_for before 3.12 can lose a slot)."""
+    try:
+        if hasattr(asyncio, "timeout"):
+            async with asyncio.timeout(seconds):
+                await slots.acquire()
+        else:  # Python 3.10
+            await asyncio.wait_for(slots.acquire(), seconds)
+    except (TimeoutError, asyncio.TimeoutError):
+        return False
+    return True
+
+
 def create_app(model: Any, config: ServeConfig, feed: LiveFeed | None = None, *, draining: Draining | None = None,
                workers: ThreadPoolExecutor | None = None) -> Any:
     """The ASGI app for `model` (a runtimes Model); `feed` is the live view's running stream, if any.
@@ -116,10 +129,7 @@ def create_app(model: Any, config: ServeConfig, feed: LiveFeed | None = None, *,
     async def answer_predict(request: Request) -> Response:
         if draining:
             return error(503, "shutting down")
-        try:
-            async with asyncio.timeout(limits.queue_timeout_s):
-                await slots.acquire()
-        except TimeoutError:
+        if not await _acquire(slots, limits.queue_timeout_s):
             return error(503, f"busy: {limits.max_predicts_in_flight} predictions in flight for over "
                               f"{limits.queue_timeout_s:g} s; retry")
         try:
