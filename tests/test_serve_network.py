@@ -339,3 +339,22 @@ def test_the_command_line_sets_opencvs_own_cap_and_refuses_unsafe_starts(tiny_ar
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_a_kept_alive_connection_serves_the_next_request_after_an_early_413(server):
+    """The unread rest of a refused body is that request's, not the next one's headers (it was once counted as such)."""
+    connection = _connect(server, timeout=10)
+    host = f"127.0.0.1:{server.port}"
+    body = b"x" * (17 << 20)  # over the 16 MB cap: answered 413 from its Content-Length, then read to its end
+    connection.sendall(f"POST {PREDICT} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+    answer = connection.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"over the 16777216 byte limit" in answer, answer[:200]
+    connection.sendall(body)
+    image = json.dumps({"instances": [[[[0, 0, 0]]]]}).encode()
+    connection.sendall(f"POST {PREDICT} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(image)}\r\n\r\n".encode() + image)
+    received = b""
+    while b'"predictions"' not in received:
+        chunk = connection.recv(65536)
+        assert chunk, received[-300:]
+        received += chunk
+    assert b"HTTP/1.1 200 " in received

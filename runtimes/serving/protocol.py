@@ -73,7 +73,7 @@ def guarded_protocol(limits: Limits, max_connections: int) -> type:
             self._deadline: Any = None
             self._refused = False  # this side closed the connection: parser callbacks do nothing more
             self._over_cap = False  # refused at connection_made: uvicorn never saw it
-            self._awaiting_headers = True
+            self._awaiting_headers = True  # the parser is between messages or in a request line and headers
             self._header_bytes = 0
             self._received_any = False
             self._tail = b""
@@ -135,15 +135,11 @@ def guarded_protocol(limits: Limits, max_connections: int) -> type:
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
-            self._disarm()
+            # The whole request is in (its body too, even after an early answer such as a 413): what comes next
+            # is the next request's, timed from its first byte; until then uvicorn's keep-alive timeout applies.
+            self._await_headers(deadline=False)
             if not self._refused:
                 super().on_message_complete()
-
-        def on_response_complete(self) -> None:
-            pipelined = bool(self.pipeline)
-            super().on_response_complete()
-            if not pipelined and not self.transport.is_closing():
-                self._await_headers(deadline=False)  # idle until the next request: uvicorn's keep-alive timeout
 
         # -- limits -------------------------------------------------------------------------------
         def _await_headers(self, deadline: bool = True) -> None:
