@@ -104,7 +104,7 @@ def _main(config: dict[str, Any]) -> None:
         def read(self) -> np.ndarray:
             if self.hung and self.count >= 5:
                 threading.Event().wait()  # a driver that never returns
-            time.sleep(0.01)
+            time.sleep(0.03)  # about 30 frames a second, as a camera gives
             self.count += 1
             frame = np.zeros((120, 160, 3), np.uint8)
             frame[:, (self.count * 4) % 160] = 255

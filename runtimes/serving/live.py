@@ -42,7 +42,6 @@ class LiveFeed:
     def __init__(self, model: Any, source: Any, open_source: Callable[[Any], Any], stream_options: dict[str, Any] | None = None,
                  jpeg_quality: int = 80, loop_files: bool = True, realtime_files: bool = True) -> None:
         self.model, self.source_spec, self._open = model, source, open_source
-        self.shown_source = redact_credentials(source)
         self.options = dict(stream_options or {})
         self.jpeg_quality, self.loop_files, self.realtime_files = jpeg_quality, loop_files, realtime_files
         self._condition = threading.Condition()
@@ -90,7 +89,7 @@ class LiveFeed:
             try:
                 source = self._open(self.source_spec)
             except Exception as exc:  # a camera not there yet, an RTSP server down: retry, say why once
-                self._failed(f"cannot open {self.shown_source}: {exc}")
+                self._failed(f"cannot open {self.source_spec}: {exc}")
                 continue
             try:
                 self._stream = self.model.stream(source, **self.options)
@@ -107,7 +106,7 @@ class LiveFeed:
             except Exception as exc:  # the loop must outlive a bad source; the next open may work
                 if self._stop.is_set():  # stop() closed the source under the read: not a failure
                     break
-                self._failed(f"the stream from {self.shown_source} failed: {type(exc).__name__}: {exc}")
+                self._failed(f"the stream from {self.source_spec} failed: {type(exc).__name__}: {exc}")
                 continue
             finally:
                 if self._stream is not None:
@@ -117,7 +116,7 @@ class LiveFeed:
                 self._stop.wait(RETRY_SECONDS)  # a camera that ended: reopen after a pause
 
     def _failed(self, message: str) -> None:
-        message = redact_credentials(message)  # OpenCV's and FFmpeg's messages may quote the URL
+        message = redact_credentials(message)  # the spec, and OpenCV's and FFmpeg's words, may hold a URL's password
         if message != self.error:
             log.warning("%s; retrying every %.0f s", message, RETRY_SECONDS)
         self.error = message
