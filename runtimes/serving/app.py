@@ -104,9 +104,9 @@ def create_app(model: Any, config: ServeConfig, feed: LiveFeed | None = None, *,
         del body
         try:
             with pixels.take(pending.pixels, limits.queue_timeout_s):
-                images = pending.decoded().images
+                images, color = pending.for_model()
                 with lock:
-                    results = model.predict(images, **options)
+                    results = model.predict(images, color=color, **options)
         except BudgetExhausted as exc:
             raise RequestError(503, f"busy: the pixels being decoded for other requests leave no room ({exc}); retry") from None
         except InputError as exc:

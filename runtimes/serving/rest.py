@@ -47,6 +47,10 @@ class EncodedImage:
 
     def decode(self) -> np.ndarray:
         """RGB uint8 H x W x 3; a RequestError (400) where the decoder fails or disagrees with the header."""
+        return cv2.cvtColor(self.decode_bgr(), cv2.COLOR_BGR2RGB)
+
+    def decode_bgr(self) -> np.ndarray:
+        """BGR uint8 H x W x 3, as OpenCV decodes it (no conversion: Model.predict takes color="bgr")."""
         try:
             image = cv2.imdecode(np.frombuffer(self.data, np.uint8), cv2.IMREAD_COLOR)
         except cv2.error as exc:
@@ -59,7 +63,7 @@ class EncodedImage:
         if height * width > self.header.pixels:  # never expected: the header parser is the decoder's reading
             raise RequestError(400, f"{self.where}: decoded to {width}x{height}, not the {self.header.width}x"
                                     f"{self.header.height} its header declares")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return image
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,13 @@ class PendingRequest:
 
     def decoded(self) -> "PredictRequest":
         return PredictRequest([image.decode() for image in self.images], self.row_format)
+
+    def for_model(self) -> tuple[list[np.ndarray], str]:
+        """The decoded images and their colour order for `Model.predict`: BGR as decoded when every image was encoded
+        (a full-size RGB copy saved), else RGB."""
+        if all(isinstance(image, EncodedImage) for image in self.images):
+            return [image.decode_bgr() for image in self.images], "bgr"  # type: ignore[union-attr]
+        return [image.decode() for image in self.images], "rgb"
 
 
 @dataclass(frozen=True)
