@@ -14,10 +14,10 @@ class Limits:
     """Caps and deadlines of `edgekit serve` (a camera box has little memory and an open port).
 
     Connection (checked before the token): the request line and headers together at most `max_header_bytes`,
-    received within `header_timeout_s` of the connection opening (or of the previous response); a body received
-    within `body_timeout_s` of its headers; an idle keep-alive connection closed after `keep_alive_timeout_s`;
-    at most `max_connections` open at once (beyond it a new one gets 503 and is closed; the cap is lowered to fit
-    the process's file descriptor limit).
+    received within `header_timeout_s` of the connection opening (or of a kept-alive request's first byte); a
+    body received within `body_timeout_s` of its headers; an idle keep-alive connection closed after
+    `keep_alive_timeout_s`; at most `max_connections` open at once (beyond it a new one gets 503 and is
+    closed; the cap is lowered to fit the process's file descriptor limit).
 
     Predictions: a body of at most `max_body_bytes`; at most `max_images` images and `max_json_values` JSON
     numbers (nested-list pixels) in one; each image at most `max_image_pixels` and all of a request's at most
