@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install warm mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 # crashes ends the run, reported: xdist's replacement worker was seen to wait forever under loadfile.
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --max-worker-restart=0
+
+# The caches a few tests fill on first use (arm64 userland, MediaPipe, TF Serving's client, Chromium and Playwright):
+# filled ahead of time, for a machine about to go offline or a CI image. tests/caches.py says what each holds.
+warm: $(STAMP)
+	$(VENV)/bin/python tests/caches.py
 
 clean:
 	rm -rf runs .pytest_cache

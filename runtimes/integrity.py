@@ -65,8 +65,11 @@ def check_manifest(folder: str | Path) -> ManifestCheck:
         lines = manifest.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise IntegrityError(f"cannot read {manifest}: {exc}; copy the bundle again") from None
-    damaged, missing = [], []
-    for number, line in enumerate(filter(None, lines), 1):
+    damaged, missing, checked = [], [], 0
+    for number, line in enumerate(lines, 1):
+        if not line:
+            continue
+        checked += 1
         expected, sep, name = line.partition("  ")
         if not sep or len(expected) != 64 or Path(name).is_absolute() or ".." in Path(name).parts:
             raise IntegrityError(f"{manifest} line {number} is damaged ({line[:80]!r}); copy the bundle again")
@@ -75,7 +78,7 @@ def check_manifest(folder: str | Path) -> ManifestCheck:
             missing.append(name)
         elif sha256_file(target) != expected:
             damaged.append(name)
-    return ManifestCheck(len(lines), tuple(damaged), tuple(missing))
+    return ManifestCheck(checked, tuple(damaged), tuple(missing))
 
 
 def verify_manifest(folder: str | Path) -> ManifestCheck:

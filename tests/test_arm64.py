@@ -22,7 +22,9 @@ from pathlib import Path
 import cv2
 import pytest
 
+import caches
 from edgekit.deploy import extract_bundle, rpi
+from needs import missing
 from runtimes import open_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,17 +37,11 @@ DETECTOR_TARGETS = {"tflite:fp32": (1e-3, 1e-5), "tflite:int8": (1e-3, 0.0), "on
 
 @pytest.fixture(scope="session")
 def arm64():
-    """Paths of the emulated userland, or a skip that says why it could not be set up."""
-    if not sys.platform.startswith("linux") or shutil.which("apt-get") is None:
-        pytest.skip("arm64 emulation needs Debian/Ubuntu's apt-get and qemu-user-static (Linux only)")
+    """Paths of the emulated userland (tests/caches.py), or missing(...) saying why it could not be set up."""
     try:
-        done = subprocess.run(["bash", str(ROOT / "scripts" / "arm64-sysroot.sh")], capture_output=True, text=True, timeout=900)
-    except subprocess.TimeoutExpired:
-        pytest.skip("arm64 emulation set-up took longer than 15 minutes (slow or no package registry?)")
-    if done.returncode != 0:
-        pytest.skip(f"arm64 emulation could not be set up: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
-    paths = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    return paths["SYSROOT"], paths["SITE"], paths["QEMU"]
+        return caches.arm64_userland()
+    except caches.CacheUnavailable as exc:
+        missing(str(exc))
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,13 @@ import cv2
 import numpy as np
 import pytest
 
+from needs import need_module
 import runtimes
 from runtimes.errors import ContractError, InferenceError, InputError, ModelLoadError
 from runtimes.metadata.onnx import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
 from runtimes.sources import SourceError, open_source
 
-onnx = pytest.importorskip("onnx")
+onnx = need_module("onnx", extra="onnx")
 
 
 @pytest.fixture(scope="module")

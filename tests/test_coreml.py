@@ -5,12 +5,13 @@ import sys
 import numpy as np
 import pytest
 
+from needs import need_module
 import edgekit
 from converters.coreml import MODES, CoreMLConfig, convert_coreml, image_scale_and_bias
 from runtimes.contract import ModelContract, Preprocessing
 from runtimes.errors import BackendUnavailableError, ModelLoadError
 
-pytest.importorskip("coremltools")
+need_module("coremltools", extra="coreml")
 
 
 @pytest.fixture(scope="module")

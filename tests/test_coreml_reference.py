@@ -11,11 +11,12 @@ weights must track Keras closely enough to catch an executor bug.
 import numpy as np
 import pytest
 
+from needs import need_module
 import edgekit
 from converters.coreml import MODES
 from edgekit.training.architectures import ARCHITECTURES, _scale_residual_branches
 
-pytest.importorskip("coremltools")
+need_module("coremltools", extra="coreml")
 
 FLOAT_MODES = ("fp32", "fp16")
 EIGHT_BIT_MODES = ("int8", "palettize8")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from needs import missing
 from edgekit.cli import main
 from edgekit.deploy import DeployError, extract_bundle, rpi
 
@@ -154,7 +155,7 @@ def test_manifest_lists_every_shipped_file_and_sha256sum_agrees(bundle):
     assert listed[model] == hashlib.sha256((bundle.folder / model).read_bytes()).hexdigest()
     assert "runtimes/model.py" in listed and "run.py" in listed
     if shutil.which("sha256sum") is None:
-        pytest.skip("sha256sum (coreutils) is not installed")
+        missing("sha256sum (coreutils) is not installed")
     check = subprocess.run(["sha256sum", "--check", "--quiet", "MANIFEST.sha256"], cwd=bundle.folder, capture_output=True)
     assert check.returncode == 0, check.stdout
 
@@ -173,7 +174,7 @@ def test_a_damaged_bundle_is_refused_by_the_runner_and_the_installer(bundle, tmp
     assert "failed its integrity check: small_cnn_int8.tflite is damaged (SHA-256 differs)" in run.stderr
     assert "copy the bundle again" in run.stderr
     if shutil.which("sha256sum") is None:
-        pytest.skip("sha256sum (coreutils) is not installed")
+        missing("sha256sum (coreutils) is not installed")
     install = subprocess.run(["bash", str(folder / "install.sh")], capture_output=True, text=True, timeout=60)
     assert install.returncode == 1 and "the bundle is damaged" in install.stderr
     assert not (folder / ".venv").exists()  # refused before anything was installed

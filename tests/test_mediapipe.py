@@ -3,7 +3,8 @@
 mediapipe 0.10.14 (the newest whose metadata writer imports; 1.x lacks `mediapipe.tasks.cc`)
 pins protobuf < 5 and numpy < 2, so it cannot share this environment with TensorFlow: it is
 installed once into its own virtualenv under ~/.cache and driven through tests/mediapipe_probe.py.
-Where it cannot be installed (no package registry), the tests skip with the reason.
+Where it cannot be installed (no package registry), the tests skip with the reason (fail in CI: tests/needs.py);
+`make warm` installs it ahead of time (tests/caches.py).
 """
 
 import json
@@ -15,34 +16,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import caches
 import edgekit
+from needs import missing
 
 PROBE = Path(__file__).resolve().parent / "mediapipe_probe.py"
-CACHE = Path(os.environ.get("EDGEKIT_CACHE", Path.home() / ".cache")) / "edgekit-mediapipe-0.10.14"
-# mediapipe's own pins, without jax/jaxlib/sounddevice/opencv-contrib that only Model Maker, audio and the
-# legacy solutions use: the vision tasks and the metadata writer need these
-PACKAGES = [["--no-deps", "mediapipe==0.10.14"],
-            ["absl-py", "attrs", "flatbuffers", "numpy<2", "opencv-python-headless", "protobuf>=4.25.3,<5", "matplotlib"]]
 
 
 @pytest.fixture(scope="session")
 def mediapipe_python() -> str:
-    python = CACHE / "venv" / "bin" / "python"
-    ready = CACHE / "ready"
-    if not ready.exists():
-        try:
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(CACHE / "venv")], check=True, capture_output=True,
-                           timeout=120)
-            for packages in PACKAGES:
-                subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True, capture_output=True,
-                               text=True, timeout=600)
-            subprocess.run([str(python), "-c", "from mediapipe.tasks.python import vision"], check=True, capture_output=True,
-                           text=True, timeout=120)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
-            detail = getattr(exc, "stderr", "") or str(exc)
-            pytest.skip(f"mediapipe 0.10.14 could not be installed into {CACHE}: {str(detail).strip().splitlines()[-1:]}")
-        ready.write_text("mediapipe==0.10.14\n")
-    return str(python)
+    try:
+        return caches.mediapipe_python()
+    except caches.CacheUnavailable as exc:
+        missing(str(exc))
 
 
 def _mediapipe(python: str, *arguments: str) -> None:

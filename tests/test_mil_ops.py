@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
+from needs import need_module
 from runtimes.reference import mil_ops as mil_ops
 from runtimes.reference.mil_program import MILProgram, Step, UnsupportedOpError, _Ref
 
-pytest.importorskip("coremltools")
+need_module("coremltools", extra="coreml")
 
 
 # -- hand-computed ---------------------------------------------------------------------

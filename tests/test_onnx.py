@@ -6,12 +6,13 @@ import sys
 import numpy as np
 import pytest
 
+from needs import need_module
 import edgekit
 from converters.onnx import MODES, convert_onnx
 from runtimes.contract import ModelContract
 from runtimes.errors import ModelLoadError, UnknownNameError
 
-pytest.importorskip("onnxruntime")
+need_module("onnxruntime", extra="onnx")
 
 
 @pytest.fixture(scope="module")

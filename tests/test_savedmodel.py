@@ -11,11 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
+from needs import need_module
 import edgekit
 from runtimes.contract import ModelContract
 from runtimes.metadata.savedmodel import CONTRACT_ASSET
 
-tf = pytest.importorskip("tensorflow")
+tf = need_module("tensorflow", extra="train")
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,14 @@ import cv2
 import numpy as np
 import pytest
 
+from needs import need_module
 from runtimes import open_model
 from runtimes.serving import Limits, start
 from runtimes.serving.rest import RequestError, parse_predict
 
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("starlette")
-pytest.importorskip("uvicorn")
+httpx = need_module("httpx", extra="dev")
+need_module("starlette", extra="serve")
+need_module("uvicorn", extra="serve")
 
 TOKEN = "s3cret-token"
 

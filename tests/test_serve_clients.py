@@ -1,6 +1,7 @@
 """edgekit serve against real clients: TensorFlow Serving's own request and response messages (tensorflow-serving-api),
 and the live page in a real headless Chromium driven by Playwright, on a generated video. Both packages are installed
-into cached folders (no network at run time after that); a test skips with the reason when that cannot be done."""
+into cached folders (no network at run time after that); a test skips with the reason when that cannot be done
+(fails in CI: tests/needs.py); `make warm` fills the caches ahead of time (tests/caches.py)."""
 
 from __future__ import annotations
 
@@ -16,45 +17,31 @@ import cv2
 import numpy as np
 import pytest
 
+import caches
+from needs import missing, need_module
 from runtimes import open_model
 from runtimes.serving import start
 
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("uvicorn")
+httpx = need_module("httpx", extra="dev")
+need_module("uvicorn", extra="serve")
 
 ROOT = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("EDGEKIT_TEST_CACHE", Path.home() / ".cache"))
 ARTIFACTS = ROOT / "runs" / "test-artifacts"
-
-
-def _cached_site(folder: str, *packages: str, no_deps: bool = False) -> Path:
-    """`packages` pip-installed once into ~/.cache/<folder>/site; a skip that says why when that fails."""
-    site = CACHE / folder / "site"
-    done = site / ".complete"
-    if not done.exists():
-        shutil.rmtree(site, ignore_errors=True)
-        command = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site), *(["--no-deps"] if no_deps else []),
-                   *packages]
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            pytest.skip(f"installing {' '.join(packages)} took over 10 minutes (no package registry?)")
-        if result.returncode != 0:
-            pytest.skip(f"cannot install {' '.join(packages)}: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
-        done.write_text("ok")
-    return site
 
 
 @pytest.fixture(scope="module")
 def serving_api():
     """tensorflow_serving.apis (its messages import TensorFlow's protos: the installed TensorFlow's, so no deps)."""
-    tf = pytest.importorskip("tensorflow")
-    site = _cached_site("edgekit-tfserving", "tensorflow-serving-api", no_deps=True)
+    tf = need_module("tensorflow", extra="train")
+    try:
+        site = caches.tf_serving_site()
+    except caches.CacheUnavailable as exc:
+        missing(str(exc))
     sys.path.insert(0, str(site))
     try:
         from tensorflow_serving.apis import predict_pb2
     except ImportError as exc:
-        pytest.skip(f"tensorflow-serving-api does not import beside this TensorFlow: {exc}")
+        missing(f"tensorflow-serving-api does not import beside this TensorFlow: {exc}")
     finally:
         sys.path.remove(str(site))
     return tf, predict_pb2
@@ -107,13 +94,11 @@ def test_a_tf_serving_client_gets_model_predicts_answers(serving_api, exported, 
 
 @pytest.fixture(scope="module")
 def browser_site():
-    if shutil.which("chromium") is None:
-        installed = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, text=True, timeout=900) \
-            if shutil.which("apt-get") else None
-        if shutil.which("chromium") is None:
-            pytest.skip("no Chromium: install Debian's chromium package"
-                        + (f" (apt-get said: {(installed.stderr or installed.stdout).strip().splitlines()[-1:]})" if installed else ""))
-    return _cached_site("edgekit-browser", "playwright")
+    try:
+        caches.chromium()
+        return caches.playwright_site()
+    except caches.CacheUnavailable as exc:
+        missing(str(exc))
 
 
 BROWSE = r"""

@@ -22,10 +22,11 @@ import cv2
 import numpy as np
 import pytest
 
+from needs import need_module
 from serve_process import ROOT, free_port, served
 
-pytest.importorskip("uvicorn")
-pytest.importorskip("httptools")
+need_module("uvicorn", extra="serve")
+need_module("httptools", extra="serve")
 
 NAME = "tiny"
 PREDICT = f"/v1/models/{NAME}:predict"

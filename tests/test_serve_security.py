@@ -17,13 +17,14 @@ import cv2
 import numpy as np
 import pytest
 
+from needs import missing, need_module
 from runtimes.serving import Limits, ServeConfigError, check_exposure, start
 from runtimes.serving.errors import RequestError
 from runtimes.serving.image_headers import read_header
 from runtimes.serving.rest import read_predict
 
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("uvicorn")
+httpx = need_module("httpx", extra="dev")
+need_module("uvicorn", extra="serve")
 
 TOKEN = "a-long-enough-test-token-0123456789"
 RNG = np.random.default_rng(7)
@@ -288,7 +289,7 @@ FAKE_VENV = ('if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then mkdir -p .venv/bin; 
 
 def test_install_stops_when_the_token_cannot_be_made_and_never_prints_it(serve_bundle, tmp_path):
     if shutil.which("sha256sum") is None:
-        pytest.skip("sha256sum (coreutils) is not installed")
+        missing("sha256sum (coreutils) is not installed")
     from edgekit.deploy import extract_bundle
 
     failing = extract_bundle(serve_bundle.archive, tmp_path / "failing")
