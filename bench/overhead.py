@@ -65,7 +65,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
     import edgekit
-    from runtimes.model import quantize
+    from runtimes.quantization import quantize
 
     worst = 0.0
     for target, path in mobilenetv2_artifacts().items():

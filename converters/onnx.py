@@ -300,15 +300,15 @@ def _choose_input(proto: Any, config: OnnxConfig, contract: ModelContract) -> tu
 
 def _takes_raw_pixels(quantization: dict[str, float | int], activation_type: str, contract: ModelContract) -> bool:
     """True when quantizing the contract's tensor gives back every pixel value unchanged (uint8 input = pixels)."""
-    from runtimes.preprocess import normalize
+    from runtimes.base import QuantParams, TensorSpec
+    from runtimes.quantization import pixel_table
 
     spec = contract.preprocessing
-    if activation_type != "uint8" or spec.layout.value != "nhwc":
+    if activation_type != "uint8":
         return False
-    pixels = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], spec.channels, axis=2)
-    values = normalize(pixels, spec).astype(np.float64)
-    quantized = np.clip(np.rint(values / quantization["scale"]) + quantization["zero_point"], 0, 255)
-    return bool((quantized == pixels).all())
+    params = QuantParams(float(quantization["scale"]), int(quantization["zero_point"]))
+    table = pixel_table(spec, TensorSpec("input", (1, *spec.input_shape), np.dtype(np.uint8), params))
+    return table is not None and table.ndim == 1 and bool((table == np.arange(256)).all())
 
 
 INPUT_READERS = {

@@ -15,6 +15,7 @@ from runtimes.base import Runtime, TensorSpec, open_runtime
 from runtimes.contract import Layout, ModelContract, Preprocessing
 from runtimes.errors import ContractError, InferenceError, InputError
 from runtimes.preprocess import ColorName, PixelPlan, image_array, normalize, prepare_pixels, preprocess
+from runtimes.quantization import dequantize, dequantized_codes, is_quantized, pixel_table, quantize, table_shift
 from runtimes.tasks import Task, task_for
 from runtimes.tasks.classification import FEW_SCORES, Classification
 
@@ -27,58 +28,8 @@ log = logging.getLogger(__name__)
 ImageLike = np.ndarray | str | Path
 
 
-_CV_DEPTH = {np.dtype(np.int8): cv2.CV_8S, np.dtype(np.uint8): cv2.CV_8U}
-
-
 MAX_PIXEL_PLANS = 4  # frame shapes whose plans (and buffers) a Model keeps
 MAX_PLAN_BYTES = 64 << 20  # frame bytes whose plans a Model keeps; a larger frame gets a plan used once
-
-
-def quantize(x: np.ndarray, spec: TensorSpec, out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
-    """Float -> the integer type of `spec`: round(x / scale) + zero_point, saturated.
-
-    8-bit targets take one OpenCV pass (scale, shift, round half to even, saturate); other
-    types take numpy passes. With `out` (integer) and `scratch` (float32) buffers of x's
-    shape, nothing is allocated.
-    """
-    q = spec.quantization
-    out = np.empty(x.shape, spec.dtype) if out is None else out
-    depth = _CV_DEPTH.get(np.dtype(spec.dtype))
-    if depth is not None and x.dtype == np.float32 and x.size and x.flags.c_contiguous and out.flags.c_contiguous:
-        source, target = x.reshape(-1, x.shape[-1] if x.ndim else 1), out.reshape(-1, x.shape[-1] if x.ndim else 1)
-        written = cv2.addWeighted(source, 1.0 / q.scale, source, 0.0, float(q.zero_point), dst=target, dtype=depth)
-        if not np.may_share_memory(written, target):
-            np.copyto(target, written)
-        return out
-    info = np.iinfo(spec.dtype)
-    scratch = np.empty(x.shape, np.float32) if scratch is None else scratch
-    np.multiply(x, np.float32(1.0 / q.scale), out=scratch)
-    np.rint(scratch, out=scratch)
-    scratch += np.float32(q.zero_point)
-    np.clip(scratch, info.min, info.max, out=scratch)
-    np.copyto(out, scratch, casting="unsafe")
-    return out
-
-
-def dequantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    q = spec.quantization
-    return (x.astype(np.float32) - q.zero_point) * np.float32(q.scale)
-
-
-def _table_shift(table: np.ndarray | None) -> int | None:
-    """k when an 8-bit pixel table is p -> (p + k) mod 256 for every p, else None.
-
-    Common and exact: pixels/255 with an input scale of 1/255 gives k = 0 for uint8 inputs and
-    k = 128 (p - 128 as int8 bits) for int8 inputs; so do 0..255 contracts with scale 1.
-    """
-    if table is None or table.dtype != np.uint8 or table.ndim != 1:
-        return None
-    shift = int(table[0])
-    return shift if np.array_equal(table, (np.arange(256) + shift).astype(np.uint8)) else None
-
-
-def _is_quantized(spec: TensorSpec) -> bool:
-    return spec.quantization is not None and np.issubdtype(spec.dtype, np.integer)
 
 
 class Model:
@@ -104,13 +55,13 @@ class Model:
         self._plan_bytes = 0  # frame bytes of the kept plans: their buffers are a fraction of that
         self._labels = self.labels
         self._input_shape = tuple(self.input_spec.shape[1:])
-        self._input_quantized = _is_quantized(self.input_spec)
-        self._output_quantized = _is_quantized(self.output_spec)
+        self._input_quantized = is_quantized(self.input_spec)
+        self._output_quantized = is_quantized(self.output_spec)
         self._task_cache: dict[str, Any] = {}  # what the task parsed once from this model (a detector's head, its output roles)
         self.task: Task = task_for(contract.task if contract is not None else "classification")
         self._task_problem = self.task.problem(self)
         self._pixel_table = self._pixel_lookup()
-        self._pixel_shift = _table_shift(self._pixel_table)
+        self._pixel_shift = table_shift(self._pixel_table)
         self._score_table = self._dequantized_codes()
 
     @property
@@ -119,27 +70,12 @@ class Model:
         return list(self.runtime.output_specs)
 
     def _pixel_lookup(self) -> np.ndarray | None:
-        """uint8 pixel -> the model's input value, per channel, for every one of the 256 pixel values.
+        """uint8 pixel -> the model's input value for all 256 values (runtimes.quantization.pixel_table).
 
-        Scaling, normalization and quantization are elementwise, so the table is exact: it is
-        the slow path evaluated once per value. predict() then maps camera pixels with one
-        cv2.LUT pass straight into the model's input memory. One column when all channels map
-        alike (cv2's single-table LUT is faster); None where no table applies (NCHW, float16).
+        predict() then maps camera pixels with one cv2.LUT pass straight into the model's input memory.
         """
         spec = self.preprocessing
-        if spec is None or spec.layout is not Layout.NHWC:
-            return None
-        values = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], spec.channels, axis=2)  # 1 x 256 x C
-        scaled = normalize(values, spec).reshape(256, spec.channels)  # float32, exactly what each pixel gets
-        if self._input_quantized and self.input_spec.dtype in (np.dtype(np.int8), np.dtype(np.uint8)):
-            table = quantize(scaled, self.input_spec).view(np.uint8)
-        elif not self._input_quantized and self.input_spec.dtype == np.float32:
-            table = scaled
-        else:
-            return None
-        if (table == table[:, :1]).all():
-            return np.ascontiguousarray(table[:, 0])
-        return np.ascontiguousarray(table[None])  # 1 x 256 x C: cv2's per-channel table
+        return None if spec is None else pixel_table(spec, self.input_spec)
 
     @property
     def direct_pixel_input(self) -> bool:
@@ -209,7 +145,7 @@ class Model:
             >>> {name: array.shape for name, array in outputs.items()}
         """
         raw = self._run_raw(batch)
-        return {spec.name: dequantize(array, spec) if _is_quantized(spec) else array
+        return {spec.name: dequantize(array, spec) if is_quantized(spec) else array
                 for spec, array in zip(self.runtime.output_specs, raw)}
 
     def _run_raw(self, batch: np.ndarray) -> list[np.ndarray]:
@@ -218,8 +154,7 @@ class Model:
         if batch.shape[1:] != self._input_shape:
             self._check_batch(batch)
         if self._input_quantized:  # quantized straight into the backend's input memory
-            one_pass = batch.dtype == np.float32 and self.input_spec.dtype in _CV_DEPTH  # quantize() needs no scratch then
-            scratch = None if one_pass else self._scratch(batch.shape)
+            scratch = self._scratch(batch.shape)
             return self.runtime.run_filled(batch.shape, lambda buffer: quantize(batch, self.input_spec, buffer, scratch))
         feed = batch if batch.dtype == self.input_spec.dtype else batch.astype(self.input_spec.dtype)
         return self.runtime.run([feed])
@@ -262,9 +197,7 @@ class Model:
 
     def _dequantized_codes(self) -> list[float] | None:
         """Every 8-bit output code's dequantized float32 value, indexed by the code's unsigned bits."""
-        if not self._output_quantized or self.output_spec.dtype not in _CV_DEPTH:
-            return None
-        return dequantize(np.arange(256, dtype=np.uint8).view(self.output_spec.dtype), self.output_spec).tolist()
+        return dequantized_codes(self.output_spec)
 
     def _map_pixels(self, pixels: np.ndarray, buffer: np.ndarray) -> None:
         """Write the model input for `pixels` into `buffer` (the backend's input memory)."""

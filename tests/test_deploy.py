@@ -180,6 +180,28 @@ def test_a_damaged_bundle_is_refused_by_the_runner_and_the_installer(bundle, tmp
     assert not (folder / ".venv").exists()  # refused before anything was installed
 
 
+def test_a_byte_flipped_past_the_first_mib_of_a_large_model_is_refused(tiny_contract, tmp_path):
+    """A 3 MiB model (a MobileNetV2-sized file, not the suite's sub-MiB ones): the whole file is hashed, not its head."""
+    from converters.tflite import MODES, convert_tflite
+    from edgekit._tf import keras
+
+    k = keras()
+    inputs = k.Input((16, 16, 3))
+    x = k.layers.Dense(1024, activation="relu")(k.layers.Flatten()(inputs))  # 768 x 1024 float32 weights: 3 MiB
+    model = convert_tflite(k.Model(inputs, k.layers.Dense(3, activation="softmax")(x)), tmp_path / "large.tflite",
+                           MODES["fp32"], contract=tiny_contract).path
+    assert model.stat().st_size > 3 << 20
+    folder = extract_bundle(rpi(model, tmp_path / "dist" / "large").archive, tmp_path / "pi")
+    shipped = folder / "large.tflite"
+    data = bytearray(shipped.read_bytes())
+    data[(1 << 20) + 4099] ^= 0x01  # past the first MiB: a check of the head alone would pass it
+    shipped.write_bytes(bytes(data))
+    run = subprocess.run([sys.executable, str(folder / "run.py"), "--source", str(tmp_path)], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "failed its integrity check: large.tflite is damaged (SHA-256 differs)" in run.stderr
+
+
 @pytest.mark.parametrize("content, message", [
     (None, "bundle archive not found"),
     (b"", "not a complete .tar.gz bundle"),

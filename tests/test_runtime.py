@@ -8,7 +8,6 @@ import edgekit
 import runtimes
 from runtimes.base import QuantParams, TensorSpec
 from runtimes.errors import ContractError, InputError, ModelLoadError, UnknownNameError
-from runtimes.model import dequantize, quantize
 
 
 @pytest.mark.parametrize(
@@ -118,26 +117,6 @@ def test_contradicting_the_embedded_contract_is_an_error(tiny_tflite):
         assert model.labels == ("a", "b", "c")
 
 
-def test_quantize_round_trip_and_clipping():
-    spec = TensorSpec("x", (1, 4), np.dtype(np.int8), QuantParams(scale=1 / 255, zero_point=-128))
-    values = np.array([0.0, 0.502, 1.0, 2.0], np.float32)
-    q = quantize(values, spec)
-    assert q.tolist() == [-128, 0, 127, 127]
-    assert dequantize(q, spec)[:3] == pytest.approx([0.0, 128 / 255, 1.0], abs=1e-6)
-
-
-@pytest.mark.parametrize("dtype, zero_point", [(np.int8, -128), (np.int8, 5), (np.uint8, 0), (np.uint8, 128)])
-@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 9, 4, 3)])
-def test_quantize_is_round_scale_shift_saturate_for_every_shape(dtype, zero_point, shape):
-    spec = TensorSpec("x", shape, np.dtype(dtype), QuantParams(scale=0.02, zero_point=zero_point))
-    values = np.random.default_rng(0).uniform(-4, 4, shape).astype(np.float32)
-    expected = np.clip(np.rint(values.astype(np.float64) / 0.02) + zero_point, np.iinfo(dtype).min, np.iinfo(dtype).max)
-    out = np.empty(shape, dtype)
-    assert quantize(values, spec, out) is out
-    np.testing.assert_array_equal(out, expected.astype(dtype))
-    np.testing.assert_array_equal(quantize(values[..., ::2], spec), expected[..., ::2].astype(dtype))  # strided input
-
-
 @pytest.mark.parametrize("spec", [
     edgekit.Preprocessing(16, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), scale=1 / 255),
     edgekit.Preprocessing(16, color_order="bgr", scale=1 / 127.5, offset=-1),
@@ -193,7 +172,7 @@ def test_predict_scores_are_run_scores_bit_for_bit(exported, dtype, zero_point):
     from dataclasses import replace
 
     from runtimes.base import QuantParams
-    from runtimes.model import dequantize
+    from runtimes.quantization import dequantize
 
     with edgekit.load(exported.result("tflite:int8").path) as model:
         model.output_spec = replace(model.output_spec, dtype=np.dtype(dtype), quantization=QuantParams(0.0123, zero_point))
@@ -202,18 +181,6 @@ def test_predict_scores_are_run_scores_bit_for_bit(exported, dtype, zero_point):
         rows = model._score_rows(raw)
         assert rows == dequantize(raw, model.output_spec).tolist()
         assert rows[0][0] != (int(raw[0, 0]) - zero_point) * 0.0123  # float32 values, not float64 products
-
-
-def test_only_exact_8bit_shifts_skip_the_lookup():
-    from runtimes.model import _table_shift
-
-    shifted = (np.arange(256) + 5).astype(np.uint8)
-    assert _table_shift(shifted) == 5 and _table_shift(np.arange(256).astype(np.uint8)) == 0
-    saturated = shifted.copy()
-    saturated[-5:] = 255  # a clipped add is not a shift
-    assert _table_shift(saturated) is None
-    assert _table_shift(np.arange(256, dtype=np.float32)) is None  # float tables stay lookups
-    assert _table_shift(np.tile(shifted, (1, 3, 1)).reshape(1, 256, 3)) is None  # per-channel tables too
 
 
 def test_runtimes_open_is_edgekit_load(tiny_tflite):

@@ -273,7 +273,7 @@ class OutputReader:
         self.roles = roles
         self.specs = {role: specs[i] if specs[i].quantization is not None else None for role, i in roles.items()}
         self.yxyx = head.box_format == "yxyx"
-        from runtimes.model import dequantize
+        from runtimes.quantization import dequantize
 
         self._dequantize = dequantize
 
