@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -12,8 +11,8 @@ import cv2
 import numpy as np
 
 from runtimes.base import Runtime, TensorSpec, open_runtime
-from runtimes.contract import Layout, ModelContract, Preprocessing
-from runtimes.errors import ContractError, InferenceError, InputError
+from runtimes.contract import ModelContract, Preprocessing
+from runtimes.errors import ContractError, InputError
 from runtimes.preprocess import ColorName, PixelPlan, image_array, normalize, prepare_pixels, preprocess
 from runtimes.quantization import dequantize, dequantized_codes, is_quantized, pixel_table, quantize, table_shift
 from runtimes.tasks import Task, task_for

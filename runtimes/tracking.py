@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from runtimes.boxes import box_iou
 from runtimes.errors import InputError
 
 if TYPE_CHECKING:
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from runtimes.tasks.detection import box_iou
-
     if not len(a) or not len(b):
         return np.zeros((len(a), len(b)), np.float32)
     return box_iou(a, b)

@@ -3,8 +3,9 @@
 Usage: python tests/fuzz_artifacts.py JOB.json  (writes one JSON list of outcomes to JOB's "out")
 
 JOB: {"files": [paths], "seed": int, "per_file": {"truncate": n, "flip": n, "header": n, "metadata": n}, "out": path}.
-Mutations per file: truncations, single-byte flips anywhere (structure and weights), in the
-first 64 bytes (root offsets, identifiers) and inside the embedded contract's JSON. Each mutant is
+Mutations per file, named by kind: truncations ("truncate"), single-byte flips anywhere ("flip": structure
+and weights), in the first 64 bytes ("header": root offsets, identifiers) and inside the embedded contract's
+JSON ("metadata"). Each mutant is
 opened with `runtimes.open` and asked to `predict` one image in a child forked for it, so a
 crash or a hang is seen as a signal or a timeout instead of killing the run. Outcomes:
 "ok" (finite, well-formed result), "edgekit:<ErrorClass>", "other:<Type>: ...", "signal:<n>",
@@ -40,18 +41,18 @@ def mutations(data: bytes, rng: random.Random, per_file: dict[str, int]) -> list
         keep = int(len(data) * (i + 0.5) / per_file["truncate"])
         cases.append((f"truncate:{keep}", data[:keep]))
 
-    def flipped(position: int) -> tuple[str, bytes]:
+    def flipped(kind: str, position: int) -> tuple[str, bytes]:
         mutant = bytearray(data)
         mask = rng.choice((0x01, 0x80, 0xFF, rng.randrange(1, 256)))
         mutant[position] ^= mask
-        return f"flip:{position}:{mask:#04x}", bytes(mutant)
+        return f"{kind}:{position}:{mask:#04x}", bytes(mutant)
 
-    cases += [flipped(rng.randrange(len(data))) for _ in range(per_file["flip"])]
-    cases += [flipped(rng.randrange(min(64, len(data)))) for _ in range(per_file["header"])]
+    cases += [flipped("flip", rng.randrange(len(data))) for _ in range(per_file["flip"])]
+    cases += [flipped("header", rng.randrange(min(64, len(data)))) for _ in range(per_file["header"])]
     start = data.find(b'{"edgekit_version"')
     end = data.find(b"}", data.find(b'"sha256"', start)) + 1 if start >= 0 else -1
     if start >= 0 and end > start:
-        cases += [flipped(rng.randrange(start, end)) for _ in range(per_file["metadata"])]
+        cases += [flipped("metadata", rng.randrange(start, end)) for _ in range(per_file["metadata"])]
     return cases
 
 

@@ -18,7 +18,7 @@ from edgekit.datasets import make_shapes_detection
 from edgekit.errors import DatasetError
 from runtimes.contract import Preprocessing
 from runtimes.preprocess import box_mapping, prepare_pixels
-from runtimes.tasks.detection import DetectionHead, filter_detections, nms
+from runtimes.tasks.detection import DetectionHead
 
 
 @pytest.fixture(scope="module")
@@ -106,65 +106,6 @@ def test_coco_map_on_a_hand_computed_case():
     assert metrics.per_class["thing"] == pytest.approx(51 / 101, abs=1e-6)
 
 
-def test_nms_keeps_the_best_box_per_class_and_object():
-    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
-    b, s, c = filter_detections(boxes, np.array([0.9, 0.8, 0.7, 0.2]), np.array([0, 0, 1, 0]), 0.3, 0.5, 10)
-    assert s.tolist() == pytest.approx([0.9, 0.7]) and c.tolist() == [0, 1]
-
-
-def _greedy_nms(boxes, scores, classes, iou_threshold):
-    """The textbook loop, one pair at a time, in float64."""
-    def iou(a, b):
-        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-        return w * h / union
-
-    keep = []
-    for i in sorted(range(len(boxes)), key=lambda i: -scores[i]):
-        if all(classes[i] != classes[k] or iou(boxes[i], boxes[k]) <= iou_threshold for k in keep):
-            keep.append(i)
-    return keep
-
-
-def test_nms_matches_the_textbook_greedy_loop_on_random_boxes():
-    rng = np.random.default_rng(4)
-    kept = 0
-    for case in range(200):
-        # every fourth case a crowded frame (65 to 149 candidates), as a busy street gives
-        n, cap = (int(rng.integers(0, 30)), 10) if case % 4 else (int(rng.integers(65, 150)), 200)
-        corners = rng.random((n, 2, 2)) * 100
-        boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1) + 1], axis=1).astype(np.float32)
-        scores, classes = rng.permutation(n).astype(np.float32) / max(n, 1), rng.integers(0, 3, n)
-        b, s, c = filter_detections(boxes, scores, classes, 0.2, 0.45, cap)
-        expected = [i for i in _greedy_nms(boxes.astype(np.float64), scores, classes, 0.45) if scores[i] >= 0.2][:cap]
-        np.testing.assert_array_equal(b, boxes[expected])
-        assert s.tolist() == scores[expected].tolist() and c.tolist() == classes[expected].tolist()
-        kept += len(expected)
-    assert kept > 500  # the cases had boxes to keep and to suppress
-
-
-def test_nms_without_overlaps_keeps_every_box_in_score_order_as_the_greedy_loop_does():
-    """Frames whose candidates do not overlap past the threshold (the usual frame after the in-graph peak suppression):
-    same boxes and order as the greedy loop, ties kept in index order, zero-area boxes kept."""
-    rng = np.random.default_rng(8)
-    for case in range(100):
-        n = int(rng.integers(2, 40))
-        cells = rng.permutation(100)[:n]  # one box per cell of a 10x10 grid, touching neighbours at most
-        origin = np.stack([cells % 10, cells // 10], axis=1).astype(np.float32) * 10
-        boxes = np.concatenate([origin, origin + rng.uniform(0, 10, (n, 2)).astype(np.float32)], axis=1)
-        if case % 3 == 0:  # an overlap under the threshold, and one across classes
-            boxes[1] = boxes[0] + np.float32([3, 3, 3, 3])
-        scores = rng.integers(1, 5, n).astype(np.float32) / 4  # many ties
-        classes = np.zeros(n, np.int64) if case % 3 else np.arange(n) % 2
-        threshold = 0.5 if case % 3 else 0.95
-        order = nms(boxes, scores, classes, threshold)
-        assert order.tolist() == _greedy_nms(boxes.astype(np.float64), scores, classes, threshold)
-        assert order.tolist() == np.argsort(-scores, kind="stable").tolist() or case % 3 == 0
-    zero = np.array([[5, 5, 5, 5], [5, 5, 5, 5], [0, 0, 4, 4]], np.float32)  # two identical points: nothing to overlap
-    assert nms(zero, np.float32([0.9, 0.8, 0.7]), np.zeros(3, np.int64), 0.5).tolist() == [0, 1, 2]
-
-
 def test_detection_datasets_shrink_with_one_bilinear_pass_and_refuse_another_geometry(scenes):
     from runtimes.contract import Interpolation
 
@@ -191,6 +132,22 @@ def test_box_mapping_follows_the_pixels(resize):
     mapping = box_mapping(image.shape[:2], spec)
     np.testing.assert_allclose(mapping.to_input(box)[0], seen, atol=1.0)
     np.testing.assert_allclose(mapping.to_source(seen)[0], box[0], atol=1.0 / mapping.scale_x + 0.5)
+
+
+# -- the shared detector (conftest), held to an absolute mAP ---------------------------------------------------
+
+def test_the_shared_detector_is_held_to_an_absolute_map_and_its_files_keep_it(trained_detector, detector_exported):
+    """The detector the live, tracking, deploy, arm64 and MediaPipe tests share measured test mAP@.5 0.231 and
+    mAP@[.5:.95] 0.115 (2-core host, 2026-12-07); the bars sit a quarter under. A broken decoding, NMS, box mapping or
+    target encoding takes both near 0. Each of its files is checked on the same split: within 1.5 points of Keras."""
+    result, _, _ = trained_detector
+    assert result.metrics["map50"]["test"] >= 0.17, result.metrics
+    assert result.metrics["map"]["test"] >= 0.085, result.metrics
+    assert set(result.metrics["per_class_ap"]) == {"circle", "square", "triangle"}
+    assert min(result.metrics["per_class_ap"].values()) > 0.02  # every class is found, not just the easy one
+    for checked in detector_exported.results:
+        assert checked.status == "ok", checked.error
+        assert checked.accuracy >= 0.085 and abs(checked.accuracy_delta) <= 1.5, (checked.target, checked.accuracy)
 
 
 # -- a tiny detector, trained once ---------------------------------------------------------------
@@ -262,6 +219,7 @@ def test_float_artifacts_match_keras_and_predict_returns_source_boxes(detector, 
             model.predict(image, top_k=3)
     # the same answer by hand: the contract's letterbox, Keras' raw maps, NumPy decoding, the mapping undone
     from runtimes.preprocess import normalize
+    from runtimes.boxes import filter_detections
     from runtimes.tasks.detection import decode_maps
 
     spec = result.contract.preprocessing

@@ -30,6 +30,9 @@ def test_mutated_artifacts_give_edgekit_errors_or_valid_results(tiny_artifacts, 
     summary = Counter(o["outcome"].split(":")[0] + ":" + o["outcome"].split(":")[1] if ":" in o["outcome"] else o["outcome"]
                       for o in outcomes)
     print("\nfuzz outcomes:", dict(summary))
+    detail = Counter((o["file"], o["mutation"].split(":")[0], o["outcome"][:60]) for o in outcomes)
+    for key, n in sorted(detail.items()):
+        print("DETAIL", key, n)
     bad = [o for o in outcomes if not (o["outcome"] == "ok" or o["outcome"].startswith("edgekit:"))]
     assert not bad, bad[:10]
     assert len(outcomes) == 4 * (12 + 40 + 12 + 16)

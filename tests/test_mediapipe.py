@@ -8,9 +8,7 @@ Where it cannot be installed (no package registry), the tests skip with the reas
 """
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -140,6 +140,15 @@ def test_portable_int8_keeps_float_input_where_pixels_would_not_be_exact(tiny_mo
     with edgekit.load(fast.path) as model:
         assert model.input_spec.dtype == np.uint8 and model.contract.quantization["input_kind"] == "quantized"
     assert "plain ONNX Runtime" in portable.consumers[0] and fast.consumers[0].startswith("edgekit only")
+    # exact: edgekit quantizes the moved input as QuantizeLinear did, ties included, so both files answer alike
+    rng = np.random.default_rng(0)
+    images = [np.stack([rng.permutation(256).reshape(16, 16) for _ in range(3)], axis=-1).astype(np.uint8) for _ in range(4)]
+    with edgekit.load(portable.path) as float_input, edgekit.load(fast.path) as moved:
+        for image in images:
+            expected = float_input.run_all(float_input.preprocess(image))
+            for name, values in moved.run_all(moved.preprocess(image)).items():
+                np.testing.assert_array_equal(values, expected[name])
+            assert moved.predict(image).top_k == float_input.predict(image).top_k
 
 
 def test_invalid_integer_input_lists_the_valid_ones():

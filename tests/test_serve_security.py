@@ -1,4 +1,4 @@
-"""edgekit serve's checks one by one: image headers read as their decoders read them, every malformed input a 4xx
+"""edgekit serve's checks one by one over HTTP (the parser's own cases: test_serve_requests): every malformed input a 4xx
 naming the problem, the live page that echoes nothing, Host and Origin checks, where the token is taken, the starts it
 refuses, HEAD wherever GET works, camera URLs masked, video files paced, and the bundle's token install."""
 
@@ -19,9 +19,6 @@ import pytest
 
 from needs import missing, need_module
 from runtimes.serving import Limits, ServeConfigError, check_exposure, start
-from runtimes.serving.errors import RequestError
-from runtimes.serving.image_headers import read_header
-from runtimes.serving.rest import read_predict
 
 httpx = need_module("httpx", extra="dev")
 need_module("uvicorn", extra="serve")
@@ -33,54 +30,6 @@ RNG = np.random.default_rng(7)
 def _encoded(extension: str, height: int, width: int, *params: int) -> bytes:
     image = cv2.resize(RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8), (width, height), interpolation=cv2.INTER_LINEAR)
     return cv2.imencode(extension, image, list(params))[1].tobytes()
-
-
-# -- image headers ----------------------------------------------------------------------------------------------------
-
-FORMATS = {
-    "jpeg": (".jpg",), "jpeg-progressive": (".jpg", cv2.IMWRITE_JPEG_PROGRESSIVE, 1), "png": (".png",),
-    "webp-lossy": (".webp", cv2.IMWRITE_WEBP_QUALITY, 80), "webp-lossless": (".webp", cv2.IMWRITE_WEBP_QUALITY, 101),
-}
-
-
-@pytest.mark.parametrize("kind", FORMATS)
-@pytest.mark.parametrize("height, width", [(1, 1), (37, 53), (480, 640), (1080, 1920), (3000, 17)])
-def test_headers_give_the_size_the_decoder_gives(kind, height, width):
-    data = _encoded(FORMATS[kind][0], height, width, *FORMATS[kind][1:])
-    header = read_header(data)
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    assert (header.width, header.height) == (decoded.shape[1], decoded.shape[0]) == (width, height)
-
-
-def test_jpeg_headers_follow_libjpegs_marker_rules():
-    """Stray bytes, 0xFF fill and FF00 before a marker are skipped as libjpeg skips them, and the size is still found."""
-    data = _encoded(".jpg", 24, 40)
-    app0_end = 4 + int.from_bytes(data[4:6], "big")
-    for junk in (b"\x00", b"\x12\x34\x56", b"\xff\xff\xff", b"\xff\x00\xff\x00"):
-        patched = data[:app0_end] + junk + data[app0_end:]
-        assert cv2.imdecode(np.frombuffer(patched, np.uint8), cv2.IMREAD_COLOR).shape[:2] == (24, 40), junk
-        assert (read_header(patched).width, read_header(patched).height) == (40, 24), junk
-    sof = data.index(b"\xff\xc0")
-    second = data[sof:sof + 2 + int.from_bytes(data[sof + 2:sof + 4], "big")]
-    bigger = bytearray(second)
-    bigger[5:9] = (900).to_bytes(2, "big") * 2
-    doubled = data[:sof] + bytes(bigger) + data[sof:]  # two frame headers: the larger counts
-    assert read_header(doubled).pixels == 900 * 900
-    for broken, message in ((data[:sof], "without a frame header"), (data[:2] + b"\xff\xd8" + data[2:], "second start")):
-        with pytest.raises(RequestError, match=message) as refused:
-            read_header(broken)
-        assert refused.value.status == 400
-
-
-OTHER_FORMATS = [".bmp", ".tiff", ".ppm", ".ras", ".hdr", ".pfm"]
-
-
-@pytest.mark.parametrize("extension", OTHER_FORMATS)
-def test_formats_whose_size_is_not_read_first_are_415_naming_the_accepted_ones(extension):
-    data = _encoded(extension, 16, 16)
-    with pytest.raises(RequestError, match="not a JPEG, PNG or WebP image") as refused:
-        read_header(data)
-    assert refused.value.status == 415
 
 
 # -- malformed requests: a 4xx naming the problem, never a 500 ---------------------------------------------------------
@@ -123,20 +72,6 @@ def test_every_malformed_input_is_a_4xx_naming_the_problem(open_server, body, st
     response = httpx.post(open_server.url + "/v1/models/tiny:predict", content=body, timeout=30)
     assert response.status_code == status, response.text
     assert message in response.json()["error"]
-
-
-def test_the_request_budgets_hold_before_decoding():
-    limits = Limits(max_image_pixels=100, max_request_pixels=150, max_pixels_in_flight=150, max_json_values=1000)
-    ten = _b64(_encoded(".png", 10, 10))
-    assert read_predict(json.dumps({"instances": [{"b64": ten}]}).encode(), limits).pixels == 100
-    with pytest.raises(RequestError, match="over 200 pixels, over the 150 pixel limit of one request"):
-        read_predict(json.dumps({"instances": [{"b64": ten}] * 2}).encode(), limits)
-    with pytest.raises(RequestError, match="11x10 .110 pixels. is over the 100 pixel limit"):
-        read_predict(json.dumps({"instances": [{"b64": _b64(_encoded(".webp", 10, 11))}]}).encode(), limits)
-    with pytest.raises(ValueError, match="max_image_pixels <= max_request_pixels"):
-        Limits(max_image_pixels=10, max_request_pixels=5)
-    with pytest.raises(ValueError, match="max_connections must be a positive number"):
-        Limits(max_connections=0)
 
 
 # -- the page, Host, Origin, the token ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from runtimes._deps import require
-from runtimes.tasks.detection import box_iou
+from runtimes.boxes import box_iou
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ from edgekit.data.detection import DetectionData, DetectionDataset
 from edgekit.metrics.detection import DetectionMetrics, coco_map, detection_agreement
 from edgekit.errors import DatasetError
 from edgekit.tasks import Verdict, pct
-from runtimes.tasks.detection import DetectionHead, decoded_outputs, filter_detections, output_roles
+from runtimes.boxes import filter_detections
+from runtimes.tasks.detection import DetectionHead, decoded_outputs, output_roles
 
 EVAL_SCORE_THRESHOLD = 0.01  # mAP ranks every candidate, as COCO does
 MATCH_IOU = 0.9  # a detection "agrees" when the other side has the same class at this IoU
