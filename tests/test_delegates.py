@@ -21,12 +21,19 @@ def test_missing_delegate_library_is_named_with_what_to_install(tiny_tflite, nam
         edgekit.load(tiny_tflite, delegates=[name])
 
 
-def test_xnnpack_options_set_its_threads(tiny_tflite):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_xnnpack_options_set_its_threads(tiny_tflite, threads):
+    """XNNPACK's pool runs num_threads - 1 workers beside the caller: counted in /proc, not read back from our own state."""
+    import os
+
     import numpy as np
 
-    with edgekit.load(tiny_tflite, delegates=["xnnpack:num_threads=2"]) as model:
+    tasks = lambda: len(os.listdir("/proc/self/task"))  # noqa: E731
+    before = tasks()
+    with edgekit.load(tiny_tflite, delegates=[f"xnnpack:num_threads={threads}"]) as model:
         assert model.runtime.delegates == ["xnnpack"]
         assert model.run(model.preprocess(np.zeros((16, 16, 3), np.uint8))).shape == (1, 3)
+        assert tasks() - before == threads - 1
 
 
 def test_a_model_compiled_for_the_edge_tpu_names_its_delegate(tiny_tflite, tmp_path):

@@ -27,17 +27,30 @@ def test_mutated_artifacts_give_edgekit_errors_or_valid_results(tiny_artifacts, 
     run = subprocess.run([sys.executable, str(HARNESS), str(job)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     outcomes = json.loads((tmp_path / "out.json").read_text())
-    summary = Counter(o["outcome"].split(":")[0] + ":" + o["outcome"].split(":")[1] if ":" in o["outcome"] else o["outcome"]
-                      for o in outcomes)
-    print("\nfuzz outcomes:", dict(summary))
-    detail = Counter((o["file"], o["mutation"].split(":")[0], o["outcome"][:60]) for o in outcomes)
-    for key, n in sorted(detail.items()):
-        print("DETAIL", key, n)
+    assert len(outcomes) == 4 * (12 + 40 + 12 + 16)
+    found = Counter((o["file"].rsplit(".", 1)[1], o["mutation"].split(":")[0], o["outcome"]) for o in outcomes)
+    print("\nfuzz outcomes (format, mutation, outcome):", dict(sorted(found.items())))
     bad = [o for o in outcomes if not (o["outcome"] == "ok" or o["outcome"].startswith("edgekit:"))]
     assert not bad, bad[:10]
-    assert len(outcomes) == 4 * (12 + 40 + 12 + 16)
-    # the mutants really were damaged: most truncations and contract flips are caught, not run
-    by_kind = Counter((o["mutation"].split(":")[0], o["outcome"] == "ok") for o in outcomes)
-    assert by_kind[("truncate", False)] >= 40
-    contract_flips = [o for o in outcomes if o["mutation"].startswith("flip") and o["outcome"] == "edgekit:ContractError"]
-    assert len(contract_flips) >= 40
+    # each kind of damage gives what it must: a count moves when a check is switched off
+    for (fmt, kind, outcome), count in found.items():
+        assert outcome in EXPECTED[fmt][kind], f"{count} {kind} mutant(s) of a .{fmt} file gave {outcome}"
+    for fmt in ("tflite", "onnx"):
+        assert found[(fmt, "truncate", "edgekit:ModelLoadError")] == 24  # every cut file, both models
+        assert found[(fmt, "metadata", "edgekit:ContractError")] >= (32 if fmt == "tflite" else 8)  # the digest's work
+    assert found[("tflite", "header", "edgekit:ModelLoadError")] == 24
+    assert found[("tflite", "flip", "edgekit:ContractError")] >= 5  # random flips that landed in the contract
+
+
+# What each mutation may give, per format. A cut file never loads. A flipped byte inside the embedded contract is a
+# ContractError (its SHA-256 no longer matches); in ONNX, whose protobuf strings must be UTF-8, a flip that breaks
+# the UTF-8 fails to parse first (ModelLoadError): never "ok". TFLite's first bytes are the root offset and the
+# "TFL3" identifier: never "ok"; ONNX's first bytes are the ir_version and producer fields, some harmless. A flip
+# anywhere may hit weights (still a finite, well-formed "ok") or structure.
+LOADS_OR_NOT = {"ok", "edgekit:ModelLoadError", "edgekit:ContractError"}
+EXPECTED = {
+    "tflite": {"truncate": {"edgekit:ModelLoadError"}, "metadata": {"edgekit:ContractError"},
+               "header": {"edgekit:ModelLoadError"}, "flip": LOADS_OR_NOT},
+    "onnx": {"truncate": {"edgekit:ModelLoadError"}, "metadata": {"edgekit:ContractError", "edgekit:ModelLoadError"},
+             "header": {"edgekit:ModelLoadError", "ok"}, "flip": LOADS_OR_NOT},
+}
