@@ -45,7 +45,7 @@ MODULES: dict[str, list[str]] = {
     "runtimes/preprocess.py": ["tests/test_preprocess.py"],
     "runtimes/quantization.py": ["tests/test_quantization.py"],
     "runtimes/boxes.py": ["tests/test_boxes.py"],
-    "runtimes/contract.py": ["tests/test_contract.py", "tests/test_contract_validation.py"],
+    "runtimes/contract.py": ["tests/test_contract.py", "tests/test_contract_validation.py", "tests/test_contract_limits.py"],
     "runtimes/integrity.py": ["tests/test_integrity.py"],
     "runtimes/serving/rest.py": ["tests/test_serve_requests.py"],
     "runtimes/serving/image_headers.py": ["tests/test_serve_requests.py"],
@@ -127,6 +127,28 @@ def _mutmut(workdir: Path, *args: str, timeout: float) -> subprocess.CompletedPr
                           timeout=timeout, env=env)
 
 
+DIFFS = """
+import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+print(json.dumps([get_diff_for_mutant(name, path=path) for path, name in json.load(sys.stdin)]))
+"""
+
+
+def _diffs(workdir: Path, mutants: list[tuple[str, str]]) -> list[str]:
+    """Each (module, mutant name)'s diff, read by mutmut in one process (`mutmut show` starts one per mutant)."""
+    if not mutants:
+        return []
+    run = subprocess.run([sys.executable, "-c", DIFFS], cwd=workdir, input=json.dumps(mutants), capture_output=True,
+                         text=True, timeout=600, check=True)
+    return json.loads(run.stdout)
+
+
+def _natural(name: str) -> tuple[str, int]:
+    """x_f__mutmut_9 before x_f__mutmut_10."""
+    stem, _, number = name.rpartition("_")
+    return (stem, int(number)) if number.isdigit() else (name, 0)
+
+
 def _changed_lines(diff: str) -> tuple[str, str]:
     removed = [line[1:].strip() for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
     added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
@@ -154,24 +176,26 @@ def run_mutation(modules: list[str], *, mutants: str | None = None, timeout: flo
         if run.returncode != 0:
             tail = (run.stderr or run.stdout).strip().splitlines()[-15:]
             raise RuntimeError("mutmut run failed:\n" + "\n".join(tail))
-        results = []
+        results, undetected = [], []
         for module in modules:
             result = ModuleResult(module)
             meta = workdir / "mutants" / (module + ".meta")
             codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
-            for name, code in sorted(codes.items()):
+            for name, code in sorted(codes.items(), key=lambda item: _natural(item[0])):
                 if mutants and not re.fullmatch(mutants.replace(".", r"\.").replace("*", ".*"), name):
                     continue
                 status = status_by_exit_code[code]
                 result.statuses[status] += 1
                 if status not in DETECTED:
-                    diff = _mutmut(workdir, "show", name, timeout=120).stdout
-                    reason = _equivalence(module, diff)
-                    if reason:
-                        result.equivalent.append((name, reason))
-                    else:
-                        result.survivors.append((name, diff.strip()))
+                    undetected.append((module, name))
             results.append(result)
+        by_module = {r.module: r for r in results}
+        for (module, name), diff in zip(undetected, _diffs(workdir, undetected), strict=True):
+            reason = _equivalence(module, diff)
+            if reason:
+                by_module[module].equivalent.append((name, reason))
+            else:
+                by_module[module].survivors.append((name, diff.strip()))
         return results
     finally:
         if keep is None:

@@ -39,12 +39,10 @@ def quantize(x: np.ndarray, spec: TensorSpec, out: np.ndarray | None = None, scr
     np.rint(scratch, out=scratch)
     depth = EIGHT_BIT_DEPTHS.get(np.dtype(spec.dtype))
     if depth is not None and scratch.size and scratch.flags.c_contiguous and out.flags.c_contiguous:
-        # integral floats + zero point, saturated to 8 bits in one OpenCV pass (exact: no rounding left to do)
+        # integral floats + zero point, saturated to 8 bits in one OpenCV pass into `out` (exact: nothing left to round)
         columns = x.shape[-1] if x.ndim else 1
-        source, target = scratch.reshape(-1, columns), out.reshape(-1, columns)
-        written = cv2.addWeighted(source, 1.0, source, 0.0, float(q.zero_point), dst=target, dtype=depth)
-        if not np.may_share_memory(written, target):
-            np.copyto(target, written)
+        cv2.addWeighted(scratch.reshape(-1, columns), 1.0, scratch.reshape(-1, columns), 0.0, float(q.zero_point),
+                        dst=out.reshape(-1, columns), dtype=depth)
         return out
     info = np.iinfo(spec.dtype)
     scratch += np.float32(q.zero_point)

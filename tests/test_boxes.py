@@ -140,3 +140,24 @@ def test_nms_without_overlaps_keeps_every_box_in_score_order_as_the_greedy_loop_
     assert nms(zero, np.float32([0.9, 0.8, 0.7]), np.zeros(3, np.int64), 0.5).tolist() == [0, 1, 2]
 
 
+
+
+def test_iou_of_boxes_smaller_than_a_pixel():
+    """Normalized coordinates (fractions of the input): unions far below 1 are divided as they are."""
+    a = np.array([[0.10, 0.10, 0.20, 0.20]], np.float32)
+    b = np.array([[0.15, 0.10, 0.25, 0.20]], np.float32)
+    assert float(box_iou(a, b)[0, 0]) == pytest.approx(1 / 3, rel=1e-5)
+    assert float(box_iou(a, a)[0, 0]) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_scores_are_compared_as_the_models_float32():
+    """A float64 score just under the threshold that is the threshold in float32 (the model's precision) is kept."""
+    boxes = np.array([[0, 0, 1, 1], [5, 5, 6, 6]], np.float64)
+    scores = np.array([0.2999999999, 0.2], np.float64)  # under 0.3 in float64, float32(0.3) in float32
+    b, s, c = filter_detections(boxes, scores, np.array([0, 0]), 0.3, 0.5, 10)
+    assert len(s) == 1 and s.dtype == np.float32 and b.dtype == np.float32 and c.dtype == np.int64
+    b, s, c = suppress(boxes, scores, np.array([0, 0]), np.array([0, 1]), 0.5, 10)
+    assert b.dtype == np.float32 and s.dtype == np.float32 and s.tolist() == pytest.approx([0.3, 0.2])
+    many = filter_detections(np.zeros((1, 3, 4), np.float32) + [0, 0, 1, 1], np.float32([[0.9, 0.8, 0.7]]),
+                             np.zeros((1, 3)), 0.5, 0.5, 10)  # (1, K) scores as a model gives them
+    assert many[1].tolist() == pytest.approx([0.9])  # the same box three times: one kept

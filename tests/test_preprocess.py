@@ -247,3 +247,171 @@ def test_box_mapping_numbers(source, size, resize, mapping):
     assert (found.scale_x, found.scale_y, found.offset_x, found.offset_y) == pytest.approx(mapping, abs=1e-9)
     box = np.array([[10.0, 20.0, 30.0, 50.0]], np.float32)
     np.testing.assert_allclose(found.to_source(found.to_input(box)), box, rtol=1e-5)
+
+
+# -- files, empty images and exact messages ------------------------------------------------------------------------
+
+def test_read_image_decodes_files_as_opencv_does_and_16_bit_pngs_to_8(tmp_path):
+    rng = np.random.default_rng(11)
+    bgr = rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "colour.png"), bgr)
+    decoded = read_image(tmp_path / "colour.png")
+    assert decoded.dtype == np.uint8 and decoded.shape == (7, 9, 3)
+    np.testing.assert_array_equal(decoded, bgr)
+    deep = rng.integers(0, 65536, (5, 6), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    eight = read_image(tmp_path / "deep.png")
+    assert eight.dtype == np.uint8 and eight.shape == (5, 6)
+    np.testing.assert_array_equal(eight, (deep >> 8).astype(np.uint8))  # the high byte: 0..255 as the contract means
+    assert prepare_pixels(tmp_path / "colour.png", Preprocessing((7, 9)), "rgb")[0, 0].tolist() == bgr[0, 0, ::-1].tolist()
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(InputError, match=r"cannot decode image .*empty.png: the file is corrupt or not an image"):
+        read_image(tmp_path / "empty.png")
+    unicode = tmp_path / "bild-ü.png"  # imdecode from bytes: any path the OS can open
+    cv2.imencode(".png", bgr)[1].tofile(str(unicode))
+    np.testing.assert_array_equal(read_image(unicode), bgr)
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 3), (4, 0, 3), (4, 4, 0), (0, 0), (4,), (1, 2, 3, 4)])
+def test_empty_or_shapeless_images_are_named(shape):
+    with pytest.raises(InputError) as refused:
+        prepare_pixels(np.zeros(shape, np.uint8), Preprocessing(4))
+    assert str(refused.value) == f"expected a non-empty image of shape HxW or HxWxC; got {shape}"
+
+
+@pytest.mark.parametrize("shape", [(1, 7, 3), (7, 1, 3), (1, 1), (1, 1, 1)])
+def test_one_pixel_wide_or_high_images_are_images(shape):
+    image = np.full(shape, 90, np.uint8)
+    assert prepare_pixels(image, Preprocessing((5, 6))).shape == (5, 6, 3)
+    assert (prepare_pixels(image, Preprocessing((5, 6))) == 90).all()
+
+
+def test_the_float_input_message_says_what_to_do():
+    with pytest.raises(InputError) as refused:
+        prepare_pixels(np.zeros((4, 4, 3), np.float64), Preprocessing(4))
+    assert str(refused.value) == ("expected uint8 pixels, got dtype float64; pass 0..255 uint8 images to predict(), "
+                                  "or an already preprocessed float batch to run()")
+
+
+def test_a_colour_image_into_a_gray_contract_uses_its_own_channel_order():
+    rng = np.random.default_rng(12)
+    bgr = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    spec = Preprocessing((6, 8), "gray")
+    np.testing.assert_array_equal(prepare_pixels(bgr, spec, "bgr")[..., 0], cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+    rgb = np.ascontiguousarray(bgr[..., ::-1])
+    np.testing.assert_array_equal(prepare_pixels(rgb, spec, "rgb")[..., 0], cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+    bgra = np.dstack([bgr, np.zeros((6, 8), np.uint8)])
+    np.testing.assert_array_equal(prepare_pixels(bgra, spec, "bgr")[..., 0], cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+
+
+# -- normalize and preprocess: the same float32 operations, in place when asked -------------------------------------
+
+def test_normalize_is_float32_arithmetic_bit_for_bit():
+    spec = Preprocessing(16, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), scale=1 / 255)
+    pixels = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2).reshape(16, 16, 3)
+    expected = (pixels.astype(np.float32) * np.float32(1 / 255) + np.float32(0.0) - np.float32([0.485, 0.456, 0.406])) \
+        / np.float32([0.229, 0.224, 0.225])
+    found = normalize(pixels, spec)
+    assert found.dtype == np.float32 and found.shape == (1, 16, 16, 3)
+    np.testing.assert_array_equal(found[0], expected.astype(np.float32))
+    batch = np.stack([pixels, pixels[::-1]])
+    assert normalize(batch, spec).shape == (2, 16, 16, 3)  # a batch stays a batch
+    np.testing.assert_array_equal(normalize(batch, spec)[1], expected[::-1])
+    out = np.empty((2, 16, 16, 3), np.float32)
+    assert normalize(batch, spec, out=out) is out
+    np.testing.assert_array_equal(out[0], expected)
+
+
+def test_preprocess_is_prepare_then_normalize_for_arrays_and_files(tmp_path):
+    rng = np.random.default_rng(13)
+    bgr = rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "frame.png"), bgr)
+    spec = Preprocessing((16, 24), resize="letterbox", scale=1 / 127.5, offset=-1.0)
+    expected = normalize(prepare_pixels(bgr, spec, "bgr"), spec)
+    np.testing.assert_array_equal(preprocess(bgr, spec, "bgr"), expected)
+    np.testing.assert_array_equal(preprocess(tmp_path / "frame.png", spec), expected)  # files are read as BGR
+    np.testing.assert_array_equal(preprocess(np.ascontiguousarray(bgr[..., ::-1]), spec), expected)
+
+
+# -- reused plans: nothing allocated per frame, each step into its own buffer ---------------------------------------
+
+@pytest.mark.parametrize("resize", ["stretch", "letterbox", "center_crop"])
+@pytest.mark.parametrize("shape, color, order", [((480, 640, 3), "bgr", "rgb"), ((100, 120, 3), "bgr", "rgb"),
+                                                  ((60, 80, 3), "rgb", "rgb"), ((30, 40), "gray", "rgb")])
+def test_a_reused_plan_writes_the_same_buffers_and_allocates_nothing_per_frame(resize, shape, color, order):
+    """predict()'s camera path: after the first frame, a frame costs OpenCV calls into buffers the plan owns."""
+    import tracemalloc
+
+    rng = np.random.default_rng(14)
+    spec = Preprocessing((48, 64), order, resize=resize, interpolation="area")
+    plan = PixelPlan(shape, np.uint8, color, spec, reuse=True)
+    frames = [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(3)]
+    first = plan(frames[0])
+    tracemalloc.start()
+    try:
+        second = plan(frames[1])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4096, f"{peak} bytes allocated for one frame"  # a few small objects, never an image
+    assert second is first or np.shares_memory(second, first)  # overwritten in place: the documented contract
+    np.testing.assert_array_equal(second, resize_image(to_color_order(frames[1], color, spec.color_order), spec))
+    fresh = PixelPlan(shape, np.uint8, color, spec, reuse=False)
+    assert not np.shares_memory(fresh(frames[0]), fresh(frames[1]))  # without reuse every call allocates
+
+
+def test_a_letterbox_plan_keeps_its_padding_frame_after_frame():
+    spec = Preprocessing((64, 64), resize="letterbox", pad_value=33, interpolation="linear")
+    plan = PixelPlan((30, 60, 3), np.uint8, "rgb", spec, reuse=True)
+    for value in (200, 0, 255):
+        pixels = plan(np.full((30, 60, 3), value, np.uint8))
+        assert (pixels[:16] == 33).all() and (pixels[48:] == 33).all() and (pixels[16:48] == value).all()
+
+
+# -- geometry edge cases: extreme aspect, exact and near-exact halving ----------------------------------------------
+
+@pytest.mark.parametrize("source, size, resize, mapping, shape", [
+    ((1, 1000), 64, "letterbox", (0.064, 1.0, 0.0, 31.0), (64, 64)),  # one row: the letterboxed strip keeps 1 row
+    ((1000, 1), 64, "letterbox", (1.0, 0.064, 31.0, 0.0), (64, 64)),
+    ((300, 181), 127, "center_crop", (127 / 181, 210 / 300, 0.0, -41.0), (127, 127)),  # the crop cuts rows here
+])
+def test_box_mapping_and_pixels_at_the_extremes(source, size, resize, mapping, shape):
+    from runtimes.preprocess import box_mapping
+
+    spec = Preprocessing(size, resize=resize)
+    found = box_mapping(source, spec)
+    assert (found.scale_x, found.scale_y, found.offset_x, found.offset_y) == pytest.approx(mapping, abs=1e-9)
+    image = np.full((*source, 3), 255, np.uint8)
+    pixels = prepare_pixels(image, spec)
+    assert pixels.shape == (*shape, 3)
+    lit = np.argwhere(pixels[..., 0] > 0)
+    box = found.to_input(np.array([[0, 0, source[1], source[0]]], np.float32))[0]
+    assert lit[:, 1].min() == max(0, int(box[0])) and lit[:, 0].min() == max(0, int(box[1]))
+
+
+def test_box_mapping_returns_float32_for_many_boxes():
+    from runtimes.preprocess import box_mapping
+
+    mapping = box_mapping((480, 640), Preprocessing(128, resize="letterbox"))
+    boxes = np.array([[0, 0, 640, 480], [320, 240, 330, 250], [10.5, 20.25, 30, 40]], np.float64)
+    to_input = mapping.to_input(boxes)
+    assert to_input.dtype == np.float32 and to_input.shape == (3, 4)
+    np.testing.assert_allclose(to_input[0], [0, 16, 128, 112], atol=1e-5)
+    back = mapping.to_source(to_input)
+    assert back.dtype == np.float32 and back.shape == (3, 4)
+    np.testing.assert_allclose(back, boxes, atol=1e-3)
+    assert mapping.to_input(boxes.ravel()).shape == (3, 4)  # flat input: boxes of four
+
+
+@pytest.mark.parametrize("frame_shape, size", [((400, 100, 3), 64), ((100, 400, 3), 64), ((257, 129, 3), 64),
+                                               ((128, 128, 3), 64), ((129, 255, 3), 64), ((641, 481, 3), 80)])
+def test_area_halving_happens_only_while_both_sides_are_twice_the_target(frame_shape, size):
+    """The oracle: OpenCV called by hand, halving with INTER_AREA while both sides are >= 2x, then one bilinear pass."""
+    frame = np.random.default_rng(15).integers(0, 256, frame_shape, dtype=np.uint8)
+    expected, (h, w) = frame, frame_shape[:2]
+    while w >= 2 * size and h >= 2 * size:
+        h, w = h // 2, w // 2
+        expected = cv2.resize(expected, (w, h), interpolation=cv2.INTER_AREA)
+    if (w, h) != (size, size):
+        expected = cv2.resize(expected, (size, size), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(prepare_pixels(frame, Preprocessing(size)), expected)

@@ -206,3 +206,44 @@ def test_dequantized_codes_are_dequantize_of_every_code_by_its_unsigned_bits(dty
     assert codes[200] == float((np.uint8(200).view(dtype).astype(np.float32) - zero_point) * np.float32(0.0123))
     assert dequantized_codes(TensorSpec("y", (1, 3), np.dtype(np.float32))) is None
     assert dequantized_codes(TensorSpec("y", (1, 3), np.dtype(np.int16), QuantParams(0.1, 0))) is None
+
+
+def test_quantize_takes_float64_as_the_float32_the_ops_would_see_and_scalars():
+    spec = TensorSpec("x", (), np.dtype(np.int8), QuantParams(0.5, 0))
+    near_tie = np.array(0.25 + 1e-12)  # float64: 0.5000000000002 steps; as float32 exactly 0.5, a tie
+    assert quantize(near_tie, spec).shape == () and int(quantize(near_tie, spec)) == 0
+    assert int(quantize(np.float32(0.75), spec)) == 2  # a 0-d float32: 1.5 steps, to even
+    spec16 = TensorSpec("x", (), np.dtype(np.int16), QuantParams(0.5, 3))
+    assert int(quantize(np.array(np.float32(0.75)), spec16)) == 5
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16])
+def test_quantize_into_given_buffers_allocates_nothing_and_its_own_scratch_is_float32(dtype):
+    import tracemalloc
+
+    spec = TensorSpec("x", (64, 64, 3), np.dtype(dtype), QuantParams(0.02, 1))
+    values = np.random.default_rng(1).uniform(-2, 2, (64, 64, 3)).astype(np.float32)
+    out, scratch = np.empty(values.shape, dtype), np.empty(values.shape, np.float32)
+    quantize(values, spec, out, scratch)  # warm: first calls may cache
+    tracemalloc.start()
+    try:
+        quantize(values, spec, out, scratch)
+        _, given = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        fresh = quantize(values, spec)
+        _, own = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert given < 4096, f"{given} bytes allocated with out and scratch given"
+    assert own <= values.nbytes + fresh.nbytes + 4096  # one float32 scratch and the result, no float64 copy
+    np.testing.assert_array_equal(fresh, out)
+    steps = np.rint(values / np.float32(0.02)) + (1 if dtype == np.int16 else 0)  # 8-bit: the zero point added by OpenCV
+    np.testing.assert_array_equal(scratch, steps)  # the given scratch did the work
+
+
+def test_a_one_channel_contract_gets_one_table_column():
+    spec = Preprocessing(16, "gray", scale=1 / 127.5, offset=-1.0)
+    table = pixel_table(spec, TensorSpec("x", (1, 16, 16, 1), np.dtype(np.int8), QuantParams(float(np.float32(2 / 255)), -1)))
+    assert table.shape == (256,)
+    np.testing.assert_array_equal(table.view(np.int8), _onnx_quantize_linear(
+        _pixels(spec), QuantParams(float(np.float32(2 / 255)), -1), np.dtype(np.int8))[:, 0])

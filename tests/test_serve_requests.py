@@ -320,3 +320,161 @@ def test_responses_in_tf_servings_shapes():
     assert signature["outputs"]["label"]["name"] == "StatefulPartitionedCall:1"
     assert signature["outputs"]["scores"]["tensor_shape"]["dim"][1] == {"size": "3", "name": ""}
     assert signature["method_name"] == "tensorflow/serving/predict" and metadata["edgekit_contract"] == {"labels": ["a"]}
+
+
+# -- edges the mutation bench found unpinned -----------------------------------------------------------------------------
+
+def test_characters_outside_base64_are_refused_not_skipped():
+    """Non-alphabet characters in groups of four would decode to other bytes if skipped: strict everywhere."""
+    from runtimes.serving import rest
+
+    refused = _refused(json.dumps({"instances": [{"b64": "QUJD!!!!"}]}))
+    assert refused.status == 400 and refused.message.startswith("image 0: bad base64")
+    data = RNG.integers(0, 256, rest.BASE64_SLICE, dtype=np.uint8).tobytes()
+    text = _b64(data)
+    with pytest.raises(RequestError, match="image 0: bad base64"):
+        rest._base64(text[:8] + "!!!!" + text[12:], "image 0")  # in the first slice of a long text
+    exactly = RNG.integers(0, 256, rest.BASE64_SLICE // 4 * 3, dtype=np.uint8).tobytes()  # one slice, to the character
+    assert len(_b64(exactly)) == rest.BASE64_SLICE and rest._base64(_b64(exactly), "image 0") == exactly
+
+
+def test_pixel_lists_that_are_not_lists_of_lists_are_400_not_500():
+    for body, message in ((b'{"instances": [[]]}', "image 0: shape [0]; an image is"),
+                          (b'{"instances": [[5]]}', "image 0: shape [1]; an image is")):
+        refused = _refused(body)
+        assert refused.status == 400 and message in refused.message, (body, refused.message)
+
+
+def test_long_values_are_shown_cut_to_60_characters():
+    exactly = "s" * 58  # repr adds the quotes: 60 characters, shown whole
+    assert _refused(json.dumps({"signature_name": exactly, "instances": [[[[0, 0, 0]]]]})).message == \
+        f"unknown signature_name '{exactly}'; this model serves 'serving_default'"
+    longer = "s" * 59
+    assert _refused(json.dumps({"signature_name": longer, "instances": [[[[0, 0, 0]]]]})).message == \
+        f"unknown signature_name '{'s' * 56}...; this model serves 'serving_default'"
+
+
+def test_every_status_and_message_in_full():
+    cases = [
+        (b"[1]", 400, 'the request must be a JSON object with "instances" or "inputs"'),
+        (b'{"inputs": [], "instances": []}', 400, 'give exactly one of "instances" (row format) or "inputs" (columnar format)'),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "malformed JSON: nested too deep"),
+    ]
+    for body, status, message in cases:
+        refused = _refused(body)
+        assert (refused.status, refused.message) == (status, message)
+    body = json.dumps({"instances": [[[[0, 0, 0]]]]}).encode()
+    values = body.count(b",") + body.count(b"[") + body.count(b"{")
+    refused = _refused(body, Limits(max_json_values=values - 1))
+    assert refused.message == (f"the request holds up to {values} JSON values, over the {values - 1} limit: send large "
+                               'images encoded, as {"b64": "<base64 JPEG or PNG>"}')
+    refused = _refused(body, Limits(max_body_bytes=10))
+    assert refused.status == 413
+    big = _encoded(".png", 10, 10)
+    refused = _refused(json.dumps({"instances": [{"b64": _b64(big)}]}), Limits(max_image_pixels=99, max_request_pixels=100))
+    assert (refused.status, refused.message) == (413, "image 0: 10x10 (100 pixels) is over the 99 pixel limit")
+    at_limit = read_predict(json.dumps({"instances": [{"b64": _b64(big)}] * 2}).encode(),
+                            Limits(max_image_pixels=100, max_request_pixels=200, max_pixels_in_flight=200))
+    assert at_limit.pixels == 200  # exactly the request's limit: read
+
+
+def test_opencv_decode_errors_become_413_for_its_pixel_cap_and_400_otherwise(monkeypatch):
+    from runtimes.serving import rest
+
+    pending = read_predict(json.dumps({"instances": [{"b64": _b64(_encoded(".png", 4, 4))}]}).encode(), Limits())
+    image = pending.images[0]
+
+    def capped(*_):
+        raise cv2.error("OpenCV(5.1.0) loadsave.cpp:77: error: (-215:Assertion failed)\n"
+                        "pixels <= CV_IO_MAX_IMAGE_PIXELS in function 'validateInputImageSize'\n")
+
+    monkeypatch.setattr(rest.cv2, "imdecode", capped)
+    with pytest.raises(RequestError) as refused:
+        image.decode_bgr()
+    assert refused.value.status == 413
+    assert refused.value.message == ("image 0: over OpenCV's pixel limit (pixels <= CV_IO_MAX_IMAGE_PIXELS in function "
+                                     "'validateInputImageSize')")
+
+    def broken(*_):
+        raise cv2.error("   \n")
+
+    monkeypatch.setattr(rest.cv2, "imdecode", broken)
+    with pytest.raises(RequestError) as refused:
+        image.decode_bgr()
+    assert (refused.value.status, refused.value.message) == (400, "image 0: a damaged PNG image (error)")
+
+    def wordy(*_):
+        raise cv2.error("x" * 300)
+
+    monkeypatch.setattr(rest.cv2, "imdecode", wordy)
+    with pytest.raises(RequestError) as refused:
+        image.decode_bgr()
+    assert refused.value.message == f"image 0: a damaged PNG image ({'x' * 200})"
+
+
+def test_one_prediction_columnar_and_the_default_status_version():
+    assert predict_response([{"scores": [0.5], "label": "a"}], row_format=False) == {"outputs": {"scores": [[0.5]], "label": ["a"]}}
+    assert model_status()["model_version_status"][0]["version"] == "1"
+    metadata = model_metadata("m", 1, {"scores": ("DT_FLOAT", [-1, 2])}, None)
+    assert metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]["outputs"]["scores"]["dtype"] == "DT_FLOAT"
+
+
+# -- header edges ---------------------------------------------------------------------------------------------------
+
+def _sof(width: int, height: int) -> bytes:
+    return b"\xff\xc0\x00\x11\x08" + height.to_bytes(2, "big") + width.to_bytes(2, "big") + bytes(12)
+
+
+def test_several_jpeg_frame_headers_the_largest_area_counts():
+    data = _encoded(".jpg", 24, 40)
+    sof = data.index(b"\xff\xc0")
+    after = sof + 2 + int.from_bytes(data[sof + 2:sof + 4], "big")
+    for extra, expected in ((_sof(900, 900), (900, 900)),  # larger, after: replaces
+                            (_sof(24, 40), (40, 24)),  # the same area turned: the first stays
+                            (_sof(30, 30), (40, 24)),  # 900 < 960: the first stays
+                            (_sof(50, 300), (50, 300))):  # thin but larger (15000)
+        patched = data[:after] + extra + data[after:]
+        header = read_header(patched)
+        assert (header.width, header.height) == expected, extra
+    assert read_header(b"\xff\xd8" + _sof(640, 480) + b"\xff\xda").pixels == 640 * 480
+
+
+def test_a_jpeg_that_ends_before_any_marker_is_a_400():
+    for data in (b"\xff\xd8\xff\x00abc", b"\xff\xd8\xff", b"\xff\xd8\xffabc"):
+        with pytest.raises(RequestError, match="a JPEG without a frame header") as refused:
+            read_header(data, "image 1")
+        assert refused.value.status == 400 and refused.value.message.startswith("image 1: ")
+    with pytest.raises(RequestError) as refused:
+        read_header(b"\xff\xd8" + b"\xff\xe1\x00\x02" * (MAX_SEGMENTS + 1))
+    assert refused.value.status == 400 and refused.value.message.startswith("image: a JPEG with over 4096 markers")
+
+
+def test_png_widths_past_16_bits_and_the_shortest_header():
+    png = _encoded(".png", 7, 9)
+    assert read_header(png[:24]) == ImageHeader("PNG", 9, 7)  # signature, IHDR length and type, width, height
+    crafted = png[:16] + (0x01000010).to_bytes(4, "big") + (0x02000020).to_bytes(4, "big")
+    assert read_header(crafted) == ImageHeader("PNG", 0x01000010, 0x02000020)  # four bytes each, big-endian
+    with pytest.raises(RequestError, match="first chunk is not IHDR"):
+        read_header(png[:23])
+
+
+def test_webp_chunk_edges():
+    def riff(*chunks: bytes) -> bytes:
+        return b"RIFF" + bytes(4) + b"WEBP" + b"".join(chunks)
+
+    vp8x = lambda w, h, extra=b"": b"VP8X" + (10 + len(extra)).to_bytes(4, "little") + bytes(4) + \
+        (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little") + extra  # noqa: E731
+    assert read_header(riff(vp8x(300, 200, b"\xff\xff"))) == ImageHeader("WebP", 300, 200)  # three bytes each, no more
+    with pytest.raises(RequestError, match="VP8X header is cut short or malformed") as refused:
+        read_header(riff(b"VP8X" + bytes(4)))  # a header of length 0 at the very end
+    assert refused.value.status == 400
+    vp8 = b"VP8 " + (10).to_bytes(4, "little") + b"\x00\x00\x00\x9d\x01\x2a" + (0xC000 | 320).to_bytes(2, "little") + \
+        (0x4000 | 240).to_bytes(2, "little")
+    assert read_header(riff(vp8)) == ImageHeader("WebP", 320, 240)  # the scale bits above 14 are not size
+    with pytest.raises(RequestError, match="VP8 header is cut short or malformed"):
+        read_header(riff(b"VP8 " + (10).to_bytes(4, "little") + b"\x00\x00\x00\x9d\x01\x2b" + bytes(4)))  # bad start code
+    with pytest.raises(RequestError, match="VP8 header is cut short"):
+        read_header(riff(vp8[:17]))  # 9 bytes of its 10
+    assert read_header(riff(vp8x(30, 20), vp8)) == ImageHeader("WebP", 320, 240)  # the larger of canvas and frame
+    assert read_header(riff(vp8x(300, 300), vp8)) == ImageHeader("WebP", 300, 300)  # 90000 > 76800, though squarer
+    assert read_header(riff(vp8x(400, 200), vp8)) == ImageHeader("WebP", 400, 200)  # 80000 > 76800, though lower
