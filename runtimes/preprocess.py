@@ -83,11 +83,13 @@ def _run(steps: tuple[Step, ...] | list[Step], image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _color_steps(shape: tuple[int, ...], source: ColorName | ColorOrder, target: ColorOrder) -> tuple[list[Step], tuple[int, ...], bool]:
+def _color_steps(shape: tuple[int, ...], source: ColorName | ColorOrder, target: ColorOrder,
+                 reuse: bool = False) -> tuple[list[Step], tuple[int, ...], bool]:
     """Colour conversions for images of `shape`: (steps, the shape after them, whether an RGB<->BGR swap is left).
 
     The swap is left to the caller because it commutes exactly with resizing (both act per
-    channel): it is done on whichever of the two images is smaller.
+    channel): it is done on whichever of the two images is smaller. With `reuse`, each
+    conversion writes into its own buffer.
     """
     source = parse_enum(ColorOrder, source, "color", InputError)
     steps: list[Step] = []
@@ -97,17 +99,17 @@ def _color_steps(shape: tuple[int, ...], source: ColorName | ColorOrder, target:
     if len(shape) == 2:
         if target is ColorOrder.GRAY:
             return [*steps, _add_channel_axis], (*shape, 1), False
-        return [*steps, _convert_step(cv2.COLOR_GRAY2RGB)], (*shape, 3), False  # same result for BGR
+        return [*steps, _convert_step(cv2.COLOR_GRAY2RGB, _buffer((*shape, 3), reuse))], (*shape, 3), False  # BGR alike
     if len(shape) != 3 or shape[2] not in (3, 4):
         raise InputError(f"expected an image of shape HxW, HxWx1, HxWx3 or HxWx4; got {shape}")
     if source is ColorOrder.GRAY:
         raise InputError(f"color='gray' was given but the image has {shape[2]} channels")
     if shape[2] == 4:
-        steps.append(_convert_step(cv2.COLOR_RGBA2RGB))  # drops alpha, keeps channel order
+        steps.append(_convert_step(cv2.COLOR_RGBA2RGB, _buffer((*shape[:2], 3), reuse)))  # drops alpha, keeps the order
         shape = (*shape[:2], 3)
     if target is ColorOrder.GRAY:
         code = cv2.COLOR_RGB2GRAY if source is ColorOrder.RGB else cv2.COLOR_BGR2GRAY
-        return [*steps, _convert_step(code), _add_channel_axis], (*shape[:2], 1), False
+        return [*steps, _convert_step(code, _buffer(shape[:2], reuse)), _add_channel_axis], (*shape[:2], 1), False
     return steps, shape, source is not target
 
 
@@ -205,7 +207,7 @@ class PixelPlan:
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype, color: ColorName | ColorOrder, spec: Preprocessing, reuse: bool = False) -> None:
         _require_pixels(dtype)
-        steps, shape, swap = _color_steps(tuple(shape), color, spec.color_order)
+        steps, shape, swap = _color_steps(tuple(shape), color, spec.color_order, reuse)
         shrinks = spec.input_size[0] * spec.input_size[1] < shape[0] * shape[1]
         if swap and not shrinks:
             steps.append(_convert_step(cv2.COLOR_BGR2RGB, _buffer(shape, reuse)))  # a swap, either way round

@@ -145,6 +145,8 @@ def test_preprocessing_field_errors_word_for_word():
     _refused(lambda: Preprocessing(8, scale=1e38, offset=1e38),
              "scale 1e+38, offset 1e+38, mean and std map pixels outside the float range; the contract is damaged")
     assert Preprocessing(8, scale=1e27).output_range()[1][0] == pytest.approx(2.55e29)  # under 1e30: accepted
+    with pytest.raises(ContractError, match="outside the float range"):
+        Preprocessing(8, scale=1e-300, offset=1e30)  # exactly 1e30 is already out
     _refused(lambda: Preprocessing.from_dict([8]), "preprocessing must be a JSON object, got list")
     _refused(lambda: Preprocessing.from_dict({"scale": 1.0}), "preprocessing is missing 'input_size'")
     _refused(lambda: Preprocessing.from_dict({"input_size": 8, "gamma": 2}),
@@ -153,7 +155,9 @@ def test_preprocessing_field_errors_word_for_word():
 
 
 def test_fields_are_normalized_to_their_types():
-    spec = Preprocessing(8, scale=1, offset=2, pad_value=7, mean=[0, 0, 0], std=[1, 2, 3])
+    import numpy as np
+
+    spec = Preprocessing(8, scale=1, offset=2, pad_value=np.int64(7), mean=[0, 0, 0], std=[1, 2, 3])
     assert type(spec.scale) is float and type(spec.offset) is float and type(spec.pad_value) is int
     assert spec.mean == (0.0, 0.0, 0.0) and spec.std == (1.0, 2.0, 3.0)
     assert spec.with_size(16).input_size == (16, 16) and spec.with_size((4, 6)).input_size == (4, 6)

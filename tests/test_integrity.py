@@ -109,6 +109,21 @@ def test_a_damaged_manifest_line_is_refused_with_its_number(folder, line, why):
         check_manifest(folder)
 
 
+def test_a_file_name_with_two_spaces_and_a_long_damaged_line(folder):
+    odd = folder / "my  model.tflite"  # the format's separator inside the name: the first one splits
+    odd.write_bytes(b"weights")
+    write_manifest(folder, ["my  model.tflite", "run.py"])
+    assert check_manifest(folder).ok
+    odd.write_bytes(b"weightz")
+    assert check_manifest(folder).damaged == ("my  model.tflite",)
+    manifest = folder / MANIFEST_NAME
+    line = "x" * 100
+    manifest.write_text(line + "\n")
+    with pytest.raises(IntegrityError) as refused:
+        check_manifest(folder)
+    assert str(refused.value) == f"{manifest} line 1 is damaged ({'x' * 80!r}); copy the bundle again"
+
+
 def test_blank_lines_are_ignored_and_an_unreadable_manifest_is_an_integrity_error(folder):
     manifest = folder / MANIFEST_NAME
     manifest.write_text("\n" + manifest.read_text() + "\n\n")

@@ -207,7 +207,8 @@ def _centroid(values: np.ndarray) -> tuple[float, float]:
 # (source height, width), input size, resize: each has odd padding or an odd crop on one axis, where a
 # half-pixel offset (padding / 2 instead of // 2) is half a model pixel: 7.5 source pixels at 1920 to 128
 ODD_GEOMETRIES = [((181, 300), 128, "letterbox"), ((300, 181), 128, "letterbox"), ((1080, 1920), 125, "letterbox"),
-                  ((479, 641), (99, 128), "letterbox"), ((181, 300), 127, "center_crop"), ((1080, 1920), (96, 125), "center_crop")]
+                  ((479, 641), (99, 128), "letterbox"), ((181, 300), 127, "center_crop"), ((1080, 1920), (96, 125), "center_crop"),
+                  ((300, 181), 127, "center_crop")]
 
 
 @pytest.mark.parametrize("interpolation", ["linear", "area"])
@@ -336,14 +337,16 @@ def test_preprocess_is_prepare_then_normalize_for_arrays_and_files(tmp_path):
 # -- reused plans: nothing allocated per frame, each step into its own buffer ---------------------------------------
 
 @pytest.mark.parametrize("resize", ["stretch", "letterbox", "center_crop"])
-@pytest.mark.parametrize("shape, color, order", [((480, 640, 3), "bgr", "rgb"), ((100, 120, 3), "bgr", "rgb"),
-                                                  ((60, 80, 3), "rgb", "rgb"), ((30, 40), "gray", "rgb")])
+@pytest.mark.parametrize("shape, color, order", [((480, 640, 3), "bgr", "rgb"), ((200, 240, 3), "bgr", "rgb"),
+                                                  ((120, 160, 3), "rgb", "rgb"), ((90, 120), "gray", "rgb"),
+                                                  ((120, 160, 4), "bgr", "rgb"), ((200, 240, 3), "bgr", "gray"),
+                                                  ((60, 80, 3), "bgr", "rgb")])  # growing: the swap comes first
 def test_a_reused_plan_writes_the_same_buffers_and_allocates_nothing_per_frame(resize, shape, color, order):
     """predict()'s camera path: after the first frame, a frame costs OpenCV calls into buffers the plan owns."""
     import tracemalloc
 
     rng = np.random.default_rng(14)
-    spec = Preprocessing((48, 64), order, resize=resize, interpolation="area")
+    spec = Preprocessing((96, 128), order, resize=resize, interpolation="area")  # every buffer >= 12 kB
     plan = PixelPlan(shape, np.uint8, color, spec, reuse=True)
     frames = [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(3)]
     first = plan(frames[0])
@@ -353,11 +356,11 @@ def test_a_reused_plan_writes_the_same_buffers_and_allocates_nothing_per_frame(r
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 4096, f"{peak} bytes allocated for one frame"  # a few small objects, never an image
+    assert peak < 8192, f"{peak} bytes allocated for one frame"  # a few small objects, never an image
     assert second is first or np.shares_memory(second, first)  # overwritten in place: the documented contract
     np.testing.assert_array_equal(second, resize_image(to_color_order(frames[1], color, spec.color_order), spec))
-    fresh = PixelPlan(shape, np.uint8, color, spec, reuse=False)
-    assert not np.shares_memory(fresh(frames[0]), fresh(frames[1]))  # without reuse every call allocates
+    fresh = PixelPlan(shape, np.uint8, color, spec)  # the default: no reuse, every call allocates
+    assert not np.shares_memory(fresh(frames[0]), fresh(frames[1]))
 
 
 def test_a_letterbox_plan_keeps_its_padding_frame_after_frame():
@@ -387,6 +390,8 @@ def test_box_mapping_and_pixels_at_the_extremes(source, size, resize, mapping, s
     lit = np.argwhere(pixels[..., 0] > 0)
     box = found.to_input(np.array([[0, 0, source[1], source[0]]], np.float32))[0]
     assert lit[:, 1].min() == max(0, int(box[0])) and lit[:, 0].min() == max(0, int(box[1]))
+    assert (lit.max(axis=0) - lit.min(axis=0) + 1).tolist() == [min(shape[0], round(box[3] - box[1])),
+                                                                 min(shape[1], round(box[2] - box[0]))]  # rows, columns
 
 
 def test_box_mapping_returns_float32_for_many_boxes():
@@ -397,13 +402,14 @@ def test_box_mapping_returns_float32_for_many_boxes():
     to_input = mapping.to_input(boxes)
     assert to_input.dtype == np.float32 and to_input.shape == (3, 4)
     np.testing.assert_allclose(to_input[0], [0, 16, 128, 112], atol=1e-5)
-    back = mapping.to_source(to_input)
+    back = mapping.to_source(to_input.astype(np.float64))
     assert back.dtype == np.float32 and back.shape == (3, 4)
     np.testing.assert_allclose(back, boxes, atol=1e-3)
     assert mapping.to_input(boxes.ravel()).shape == (3, 4)  # flat input: boxes of four
 
 
 @pytest.mark.parametrize("frame_shape, size", [((400, 100, 3), 64), ((100, 400, 3), 64), ((257, 129, 3), 64),
+                                               ((300, 128, 3), 64), ((128, 300, 3), 64),
                                                ((128, 128, 3), 64), ((129, 255, 3), 64), ((641, 481, 3), 80)])
 def test_area_halving_happens_only_while_both_sides_are_twice_the_target(frame_shape, size):
     """The oracle: OpenCV called by hand, halving with INTER_AREA while both sides are >= 2x, then one bilinear pass."""

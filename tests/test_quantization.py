@@ -213,6 +213,9 @@ def test_quantize_takes_float64_as_the_float32_the_ops_would_see_and_scalars():
     near_tie = np.array(0.25 + 1e-12)  # float64: 0.5000000000002 steps; as float32 exactly 0.5, a tie
     assert quantize(near_tie, spec).shape == () and int(quantize(near_tie, spec)) == 0
     assert int(quantize(np.float32(0.75), spec)) == 2  # a 0-d float32: 1.5 steps, to even
+    spec = TensorSpec("x", (1,), np.dtype(np.int8), QuantParams(float(np.float32(0.1)), 0))
+    x = np.array([-4.950000046760748])  # in float32 divided by 0.1f: -49 steps; divided in float64: -50
+    assert quantize(x, spec).tolist() == [int(np.rint(np.float32(x[0]) / np.float32(0.1)))] == [-49]
     spec16 = TensorSpec("x", (), np.dtype(np.int16), QuantParams(0.5, 3))
     assert int(quantize(np.array(np.float32(0.75)), spec16)) == 5
 
@@ -234,7 +237,7 @@ def test_quantize_into_given_buffers_allocates_nothing_and_its_own_scratch_is_fl
         _, own = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert given < 4096, f"{given} bytes allocated with out and scratch given"
+    assert given < 8192, f"{given} bytes allocated with out and scratch given"  # the smallest buffer is 12 kB
     assert own <= values.nbytes + fresh.nbytes + 4096  # one float32 scratch and the result, no float64 copy
     np.testing.assert_array_equal(fresh, out)
     steps = np.rint(values / np.float32(0.02)) + (1 if dtype == np.int16 else 0)  # 8-bit: the zero point added by OpenCV

@@ -478,3 +478,15 @@ def test_webp_chunk_edges():
     assert read_header(riff(vp8x(30, 20), vp8)) == ImageHeader("WebP", 320, 240)  # the larger of canvas and frame
     assert read_header(riff(vp8x(300, 300), vp8)) == ImageHeader("WebP", 300, 300)  # 90000 > 76800, though squarer
     assert read_header(riff(vp8x(400, 200), vp8)) == ImageHeader("WebP", 400, 200)  # 80000 > 76800, though lower
+    assert read_header(riff(vp8, vp8x(4000, 4000))) == ImageHeader("WebP", 320, 240)  # after the image data: not read
+    vp8l = b"VP8L" + (5).to_bytes(4, "little") + b"\x2f" + ((99) | (49 << 14)).to_bytes(4, "little")  # 100 x 50, 5 bytes
+    assert read_header(riff(vp8l)) == ImageHeader("WebP", 100, 50)
+    assert read_header(riff(vp8l, vp8x(4000, 4000))) == ImageHeader("WebP", 100, 50)
+    with pytest.raises(RequestError) as refused:
+        read_header(riff(b"VP8L" + (4).to_bytes(4, "little") + b"\x2f\x00\x00\x00"), "image 2")
+    assert refused.value.message == "image 2: a WebP whose VP8L header is cut short or malformed"
+    with pytest.raises(RequestError) as refused:
+        read_header(b"RIFF" + bytes(4) + b"WAVE" + bytes(20), "image 3")  # a RIFF that is not a WebP
+    assert refused.value.status == 415 and refused.value.message == (
+        "image 3: not a JPEG, PNG or WebP image (the only formats this server decodes: each is checked against the pixel "
+        "limits from its header first); convert it to JPEG or PNG")
