@@ -19,11 +19,13 @@ def test_the_smoke_run_mutates_integrity_and_kills_what_it_should():
     run = subprocess.run([sys.executable, str(ROOT / "bench" / "mutation.py"), "--smoke"], capture_output=True, text=True,
                          timeout=600, cwd=ROOT)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    row = re.search(r"^runtimes/integrity.py\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)%$", run.stdout, re.M)
+    row = re.search(r"^runtimes/integrity.py\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)%\s+([\d.]+)%$", run.stdout,
+                    re.M)
     assert row, run.stdout
-    total, killed, timeout, survived, equivalent, rate = (float(g) for g in row.groups())
+    total, killed, timeout, survived, equivalent, rate, raw = (float(g) for g in row.groups())
     assert total >= 15 and killed + timeout + survived + equivalent == total
     assert rate >= 85.0 and rate == round(100 * (killed + timeout) / (total - equivalent), 1)
+    assert raw == round(100 * (killed + timeout) / total, 1)
     assert "equivalent runtimes.integrity.x_sha256_file__mutmut_" in run.stdout  # the read(None) mutant, explained
     after = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
     assert after == before and not (ROOT / "mutants").exists()  # a scratch copy: the tree is untouched
