@@ -1,4 +1,7 @@
-"""The issue's bars on keras.applications MobileNetV2: int8 size at 224x224, int8 accuracy at 96x96.
+"""The issue's bars on keras.applications MobileNetV2: int8 size at 224x224, int8 accuracy within 2 points.
+
+The accuracy bar is held here at 64x64 and by bench/quantization.py at 96x96 (the original issue's size): trained
+from scratch, 96 px took 14.3 of the suite's 24.7 minutes on a 2-core host, over the 20-minute budget.
 
 A module of its own (it trains its own model, for about a quarter of the suite's time): the parallel
 run (make test) gives it a worker from the start, beside the shared small CNN's training.
@@ -38,13 +41,14 @@ def test_mobilenetv2_224_int8_is_at_most_0_3x_float32(shapes_root, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def mobilenetv2_96(tmp_path_factory):
-    """MobileNetV2 at 96x96 trained from scratch until it has decided (val >= 93%, at most 10 epochs).
+def mobilenetv2_64(tmp_path_factory):
+    """MobileNetV2 at 64x64 trained from scratch until it has decided (val >= 93%, at most 10 epochs).
 
     From scratch it needs 1000 shapes per class: on 400 it memorizes the training images
     and stays near chance, where int8-vs-float deltas are noise. Identity-started residual blocks
     (edgekit's from-scratch default) and batches of 16 take it off by epoch 3 and to 93% by epoch 6
-    (11 minutes of training alone on a 2-core host; batches of 32 without the identity start took 10 epochs, 14 minutes).
+    (at 96 px: 11 minutes of training alone on a 2-core host; batches of 32 without the identity start took 10 epochs,
+    14 minutes; 64 px costs under half of that).
     """
     from edgekit._tf import keras
 
@@ -53,9 +57,9 @@ def mobilenetv2_96(tmp_path_factory):
             if (logs or {}).get("val_accuracy", 0.0) >= 0.93:
                 self.model.stop_training = True
 
-    out = tmp_path_factory.mktemp("mobilenetv2_96")
+    out = tmp_path_factory.mktemp("mobilenetv2_64")
     root = edgekit.datasets.make_shapes(out / "shapes", n_per_class=1000, image_size=64, seed=0)
-    train, val, test = edgekit.ImageFolder(root, image_size=96).split(val=0.15, test=0.15, seed=0)
+    train, val, test = edgekit.ImageFolder(root, image_size=64).split(val=0.15, test=0.15, seed=0)
     result = edgekit.train(train, val, "mobilenetv2", test=test, epochs=10, patience=10, batch_size=16, learning_rate=2e-3,
                            out_dir=out, seed=0, verbose=1, callbacks=[StopWhenDecided()])
     return edgekit.export(result.model_path, ["tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"],
@@ -64,17 +68,17 @@ def mobilenetv2_96(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["tflite:fp32", "onnx:fp32"])
-def test_mobilenetv2_96_float32_agrees_with_keras(mobilenetv2_96, target):
-    result = mobilenetv2_96.result(target)
-    print(f"mobilenetv2 96 {target}: agreement {result.agreement:.3f}, max error {result.max_abs_error:.2e}")
+def test_mobilenetv2_64_float32_agrees_with_keras(mobilenetv2_64, target):
+    result = mobilenetv2_64.result(target)
+    print(f"mobilenetv2 64 {target}: agreement {result.agreement:.3f}, max error {result.max_abs_error:.2e}")
     assert result.agreement >= 0.99
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["tflite:int8", "onnx:int8"])
-def test_mobilenetv2_96_int8_within_2_points(mobilenetv2_96, target):
-    result = mobilenetv2_96.result(target)
-    print(f"mobilenetv2 96 {target}: keras {mobilenetv2_96.keras_accuracy:.3f}, int8 {result.accuracy:.3f}, "
+def test_mobilenetv2_64_int8_within_2_points(mobilenetv2_64, target):
+    result = mobilenetv2_64.result(target)
+    print(f"mobilenetv2 64 {target}: keras {mobilenetv2_64.keras_accuracy:.3f}, int8 {result.accuracy:.3f}, "
           f"delta {result.accuracy_delta:+.1f} pts, agreement {result.agreement:.3f}")
-    assert mobilenetv2_96.keras_accuracy >= 0.85  # the bar means something only on a model that has learned
+    assert mobilenetv2_64.keras_accuracy >= 0.85  # the bar means something only on a model that has learned
     assert abs(result.accuracy_delta) <= 2.0
