@@ -263,11 +263,12 @@ def run_planted(bugs: list[PlantedBug], timeout: float = 1800.0) -> list[tuple[P
                 continue
             target.write_text(text.replace(bug.original, bug.planted))
             env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
-            run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:xdist",
+            run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-rf", "-p", "no:cacheprovider", "-p", "no:xdist",
                                   "--rootdir", str(copy), *bug.tests], cwd=copy, capture_output=True, text=True,
                                  timeout=timeout, env=env)
-            last = [line for line in run.stdout.strip().splitlines() if line.strip()][-1:] or ["(no output)"]
-            outcomes.append((bug, run.returncode == 1, last[0]))
+            lines = [line for line in run.stdout.strip().splitlines() if line.strip()]
+            failed = [line for line in lines if line.startswith("FAILED ")]  # the test that caught it, and why
+            outcomes.append((bug, run.returncode == 1, (failed or lines[-1:] or ["(no output)"])[0][:300]))
     return outcomes
 
 

@@ -16,7 +16,7 @@ from runtimes.errors import ContractError, InputError
 from runtimes.preprocess import ColorName, PixelPlan, image_array, normalize, prepare_pixels, preprocess
 from runtimes.quantization import dequantize, dequantized_codes, is_quantized, pixel_table, quantize, table_shift
 from runtimes.tasks import Task, task_for
-from runtimes.tasks.classification import FEW_SCORES, Classification
+from runtimes.tasks.classification import FEW_SCORES, Classification  # noqa: F401 (Classification: re-exported)
 
 if TYPE_CHECKING:
     from runtimes.stream import Stream
