@@ -180,10 +180,11 @@ def shapes_splits(shapes_root: Path):
 
 @pytest.fixture(scope="session")
 def trained(shapes_splits, tmp_path_factory: pytest.TempPathFactory):
-    """The demo's model: small_cnn trained on the shapes data (20 epochs, about three and a half minutes on a 2-core host)."""
+    """The demo's model: small_cnn trained on the shapes data (14 epochs, about two and a half minutes on a 2-core host;
+    validation accuracy 0.989 at epoch 11 and 0.994 from 12 in a 20-epoch run, 2026-12-07)."""
     train, val, test = shapes_splits
     return built_once(tmp_path_factory, "trained", lambda: edgekit.train(
-        train, val, "small_cnn", test=test, epochs=20, patience=6, out_dir=tmp_path_factory.mktemp("train"), seed=0, verbose=0))
+        train, val, "small_cnn", test=test, epochs=14, patience=6, out_dir=tmp_path_factory.mktemp("train"), seed=0, verbose=0))
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,7 @@ def _build(name):
 # EfficientNetV2B0 is the model that once left sys.stdout replaced (through tf2onnx): its TFLite and ONNX paths
 TARGETS = {name: ["tflite:fp32", "onnx:fp32", "coreml:fp32"] for name in ARCHITECTURES.names()}
 TARGETS["efficientnetv2b0"] = ["tflite:fp32", "onnx:fp32"]
+TARGETS["efficientnetb0"] = ["tflite:fp32", "onnx:fp32"]  # its CoreML packages are converted and checked in test_coreml_reference
 
 
 @pytest.mark.slow

@@ -168,7 +168,7 @@ def test_mediapipe_object_detector_gives_edgekits_detections(mediapipe_python, t
     """
     import cv2
 
-    from runtimes.tasks.detection import box_iou
+    from runtimes.boxes import box_iou
 
     result, _, test = trained_detector
     report = edgekit.export(result.model_path, ["tflite:mediapipe"], out_dir=tmp_path, check=test, progress=False)

@@ -1,7 +1,7 @@
 """The issue's bars on keras.applications MobileNetV2: int8 size at 224x224, int8 accuracy within 2 points.
 
 The accuracy bar is held here at 64x64 and by bench/quantization.py at 96x96 (the original issue's size): trained
-from scratch, 96 px took 14.3 of the suite's 24.7 minutes on a 2-core host, over the 20-minute budget.
+from scratch, 96 px took 14.3 of the suite's 24.7 minutes on a 2-core host (64 px: 9.5 minutes).
 
 A module of its own (it trains its own model, for about a quarter of the suite's time): the parallel
 run (make test) gives it a worker from the start, beside the shared small CNN's training.
@@ -42,13 +42,14 @@ def test_mobilenetv2_224_int8_is_at_most_0_3x_float32(shapes_root, tmp_path):
 
 @pytest.fixture(scope="module")
 def mobilenetv2_64(tmp_path_factory):
-    """MobileNetV2 at 64x64 trained from scratch until it has decided (val >= 93%, at most 10 epochs).
+    """MobileNetV2 at 64x64 trained from scratch until it has decided (val >= 93%, at most 12 epochs).
 
     From scratch it needs 1000 shapes per class: on 400 it memorizes the training images
     and stays near chance, where int8-vs-float deltas are noise. Identity-started residual blocks
     (edgekit's from-scratch default) and batches of 16 take it off by epoch 3 and to 93% by epoch 6
     (at 96 px: 11 minutes of training alone on a 2-core host; batches of 32 without the identity start took 10 epochs,
-    14 minutes; 64 px costs under half of that).
+    14 minutes). At 64 px it learns more slowly, 93.1% at epoch 10 (val 0.85 at epoch 9), at about 50 s an epoch beside
+    the other worker: 570 s for the fixture against 858 s at 96 px.
     """
     from edgekit._tf import keras
 
@@ -60,7 +61,7 @@ def mobilenetv2_64(tmp_path_factory):
     out = tmp_path_factory.mktemp("mobilenetv2_64")
     root = edgekit.datasets.make_shapes(out / "shapes", n_per_class=1000, image_size=64, seed=0)
     train, val, test = edgekit.ImageFolder(root, image_size=64).split(val=0.15, test=0.15, seed=0)
-    result = edgekit.train(train, val, "mobilenetv2", test=test, epochs=10, patience=10, batch_size=16, learning_rate=2e-3,
+    result = edgekit.train(train, val, "mobilenetv2", test=test, epochs=12, patience=12, batch_size=16, learning_rate=2e-3,
                            out_dir=out, seed=0, verbose=1, callbacks=[StopWhenDecided()])
     return edgekit.export(result.model_path, ["tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"],
                           out_dir=out / "export", calibration=train, check=test, progress=False)

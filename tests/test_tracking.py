@@ -116,7 +116,7 @@ def test_invalid_tracker_options_are_refused():
 def _ids_per_object(results, clip, settle: int = 3) -> tuple[list[set], list[int]]:
     """For each true object: the track ids of the detections that overlap its box (IoU >= 0.3) after the first
     `settle` frames, and on how many frames it was found."""
-    from runtimes.tasks.detection import box_iou
+    from runtimes.boxes import box_iou
 
     ids: list[set] = [set() for _ in clip.classes]
     found = [0] * len(clip.classes)
