@@ -57,7 +57,7 @@ MODULES: dict[str, list[str]] = {
 # tests in those files that need TensorFlow or a trained model: not run against mutants (they run in make test)
 DESELECT = ["tests/test_preprocess.py::test_training_pipeline_and_runtime_give_the_same_tensor"]
 # what the copied tests import besides the packages
-TEST_SUPPORT = ["tests/conftest.py", "tests/needs.py"]
+TEST_SUPPORT = ["tests/conftest.py", "tests/needs.py", "tests/encoded.py"]
 SMOKE_MODULE = "runtimes/integrity.py"
 SMOKE_MUTANTS = "runtimes.integrity.x_sha256_file__mutmut_*"
 

@@ -8,29 +8,19 @@ The same cases over HTTP: test_serve.py and test_serve_security.py.
 
 from __future__ import annotations
 
-import base64
 import json
 
 import cv2
 import numpy as np
 import pytest
 
+from encoded import RNG, b64 as _b64, encoded as _encoded
 from runtimes.serving.errors import RequestError
 from runtimes.serving.image_headers import MAX_SEGMENTS, ImageHeader, read_header
 from runtimes.serving.limits import Limits
 from runtimes.serving.rest import (EncodedImage, PixelImage, model_metadata, model_status, parse_predict,
                                    predict_response, read_predict)
 
-RNG = np.random.default_rng(7)
-
-
-def _encoded(extension: str, height: int, width: int, *params: int) -> bytes:
-    image = cv2.resize(RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8), (width, height), interpolation=cv2.INTER_LINEAR)
-    return cv2.imencode(extension, image, list(params))[1].tobytes()
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def _refused(body: bytes | str, limits: Limits | None = None) -> RequestError:

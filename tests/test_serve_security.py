@@ -4,7 +4,6 @@ refuses, HEAD wherever GET works, camera URLs masked, video files paced, and the
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
@@ -17,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+from encoded import b64 as _b64, encoded as _encoded
 from needs import missing, need_module
 from runtimes.serving import Limits, ServeConfigError, check_exposure, start
 
@@ -24,19 +24,9 @@ httpx = need_module("httpx", extra="dev")
 need_module("uvicorn", extra="serve")
 
 TOKEN = "a-long-enough-test-token-0123456789"
-RNG = np.random.default_rng(7)
-
-
-def _encoded(extension: str, height: int, width: int, *params: int) -> bytes:
-    image = cv2.resize(RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8), (width, height), interpolation=cv2.INTER_LINEAR)
-    return cv2.imencode(extension, image, list(params))[1].tobytes()
 
 
 # -- malformed requests: a 4xx naming the problem, never a 500 ---------------------------------------------------------
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
 
 MALFORMED = [
     (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deep"),
