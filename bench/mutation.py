@@ -224,10 +224,15 @@ PLANTED = [
     PlantedBug("int8 input rounding half up instead of half to even", "runtimes/quantization.py",
                "np.rint(scratch, out=scratch)", "np.floor(scratch + np.float32(0.5), out=scratch)",
                ("tests/test_quantization.py",)),
-    PlantedBug("the zero point added before rounding (the old one-pass quantize)", "runtimes/quantization.py",
-               "    np.divide(x, np.float32(q.scale), out=scratch, dtype=np.float32)\n    np.rint(scratch, out=scratch)\n",
-               "    np.divide(x, np.float32(q.scale), out=scratch, dtype=np.float32)\n"
-               "    scratch += np.float32(q.zero_point)\n    np.rint(scratch, out=scratch)\n    scratch -= np.float32(q.zero_point)\n",
+    PlantedBug("the old one-pass quantize: times 1/scale, the zero point added before rounding", "runtimes/quantization.py",
+               "    np.divide(x, np.float32(q.scale), out=scratch, dtype=np.float32)\n",
+               "    old = EIGHT_BIT_DEPTHS.get(np.dtype(spec.dtype))\n"
+               "    if old is not None and x.dtype == np.float32 and x.size and x.flags.c_contiguous:\n"
+               "        cols = x.shape[-1] if x.ndim else 1\n"
+               "        cv2.addWeighted(x.reshape(-1, cols), 1.0 / q.scale, x.reshape(-1, cols), 0.0, float(q.zero_point),\n"
+               "                        dst=out.reshape(-1, cols), dtype=old)\n"
+               "        return out\n"
+               "    np.divide(x, np.float32(q.scale), out=scratch, dtype=np.float32)\n",
                ("tests/test_quantization.py",
                 "tests/test_onnx.py::test_portable_int8_keeps_float_input_where_pixels_would_not_be_exact")),
     PlantedBug("letterbox offset of half a pixel in the numpy path (// 2 to / 2)", "runtimes/preprocess.py",
