@@ -10,11 +10,15 @@ sys.path.insert(0, str(ROOT))
 CACHE = ROOT / "runs" / "bench"
 
 
-TRAINING = "batches of 16, learning rate 2e-3, until val accuracy >= 0.93 (at most 10 epochs), identity-started residual blocks"
+TRAINING = (
+    "batches of 16, learning rate 2e-3, until val accuracy >= 0.93 (at most 10 epochs), identity-started "
+    "residual blocks"
+)
 
 
 def _recipe(training: str = "") -> str:
-    """What the cached MobileNetV2 files were built from: a changed architecture entry or training recipe rebuilds them."""
+    """What the cached MobileNetV2 files were built from: a changed architecture entry or training recipe rebuilds
+    them."""
     from edgekit.training.architectures import ARCHITECTURES
 
     spec = ARCHITECTURES.get("mobilenetv2")
@@ -28,8 +32,10 @@ def _cached(stamp: Path, *paths: Path, training: str = "") -> bool:
 
 def mobilenetv2_artifacts(size: int = 224) -> dict[str, Path]:
     """mobilenetv2 at size x size (random weights, 3 classes) as TFLite fp32/int8 and ONNX fp32/int8."""
-    paths = {target: CACHE / f"mobilenetv2_{size}_{target.replace(':', '_')}" for target in
-             ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8")}
+    paths = {
+        target: CACHE / f"mobilenetv2_{size}_{target.replace(':', '_')}"
+        for target in ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8")
+    }
     paths = {t: p.with_suffix(".tflite" if t.startswith("tflite") else ".onnx") for t, p in paths.items()}
     stamp = CACHE / f"mobilenetv2_{size}.recipe"
     if _cached(stamp, *paths.values()):
@@ -82,10 +88,28 @@ def trained_mobilenetv2_report(size: int = 96) -> dict:
 
         root = edgekit.datasets.make_shapes(out / "shapes", n_per_class=1000, image_size=64, seed=0)
         train, val, test = edgekit.ImageFolder(root, image_size=size).split(val=0.15, test=0.15, seed=0)
-        result = edgekit.train(train, val, "mobilenetv2", test=test, epochs=10, patience=10, batch_size=16, learning_rate=2e-3,
-                               out_dir=out / "train", seed=0, verbose=0, callbacks=[StopWhenDecided()])
-        report = edgekit.export(result.model_path, ["tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"],
-                                out_dir=out / "export", calibration=train, check=test, progress=False)
+        result = edgekit.train(
+            train,
+            val,
+            "mobilenetv2",
+            test=test,
+            epochs=10,
+            patience=10,
+            batch_size=16,
+            learning_rate=2e-3,
+            out_dir=out / "train",
+            seed=0,
+            verbose=0,
+            callbacks=[StopWhenDecided()],
+        )
+        report = edgekit.export(
+            result.model_path,
+            ["tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"],
+            out_dir=out / "export",
+            calibration=train,
+            check=test,
+            progress=False,
+        )
         report.write(out / "export")
         stamp.write_text(_recipe(TRAINING))
     return json.loads(report_path.read_text())

@@ -86,8 +86,9 @@ def epoch_seconds(count: int, mode: str, epochs: int = EPOCHS) -> dict:
     k = keras()
     cache = WORK / "pixel-cache"
     shutil.rmtree(cache, ignore_errors=True)
-    dataset = edgekit.ImageFolder(images(count), image_size=SIZE, stream=mode != "memory",
-                                  cache_dir=cache if mode == "cached" else None)
+    dataset = edgekit.ImageFolder(
+        images(count), image_size=SIZE, stream=mode != "memory", cache_dir=cache if mode == "cached" else None
+    )
     train, val, _ = dataset.split(val=0.1, test=0.1, seed=0)
     times: list[float] = []
 
@@ -98,15 +99,25 @@ def epoch_seconds(count: int, mode: str, epochs: int = EPOCHS) -> dict:
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             times.append(time.perf_counter() - self.started)
 
-    edgekit.train(train, val, "small_cnn", epochs=epochs, patience=epochs, out_dir=WORK / f"train-{mode}", verbose=0,
-                  callbacks=[Timer()])
+    edgekit.train(
+        train,
+        val,
+        "small_cnn",
+        epochs=epochs,
+        patience=epochs,
+        out_dir=WORK / f"train-{mode}",
+        verbose=0,
+        callbacks=[Timer()],
+    )
     shutil.rmtree(cache, ignore_errors=True)
     return {"epochs": times}
 
 
 def measure(what: str, *args: object) -> dict:
     """Run one measurement in a fresh process (peak RSS is per process)."""
-    done = subprocess.run([sys.executable, __file__, "--measure", what, *map(str, args)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--measure", what, *map(str, args)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise SystemExit(f"{what} {args} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -134,8 +145,10 @@ def main() -> int:
         for stream in (False, True):
             result = measure("first_batch", count, stream)
             label = "streamed " if stream else "in memory"
-            print(f"{count:6d} images at {SIZE}x{SIZE}  {label}: first batch after {result['seconds']:6.1f} s, "
-                  f"peak RSS {result['peak_mb']:7.0f} MB")
+            print(
+                f"{count:6d} images at {SIZE}x{SIZE}  {label}: first batch after {result['seconds']:6.1f} s, "
+                f"peak RSS {result['peak_mb']:7.0f} MB"
+            )
             if stream:
                 streamed_rss[count] = result["peak_mb"]
     if len(sizes) > 1 and "rss" in only:
@@ -146,8 +159,10 @@ def main() -> int:
     if "decode" in only:
         rates = {calls: measure("decode_rate", sizes[0], calls)["images_per_s"] for calls in (1, 2)}
         speedup = rates[2] / rates[1]
-        print(f"decode stage, {sizes[0]} images: 1 call {rates[1]:.0f}/s, 2 calls {rates[2]:.0f}/s: {speedup:.2f}x "
-              f"(target >= {DECODE_TARGET})")
+        print(
+            f"decode stage, {sizes[0]} images: 1 call {rates[1]:.0f}/s, 2 calls {rates[2]:.0f}/s: {speedup:.2f}x "
+            f"(target >= {DECODE_TARGET})"
+        )
         if speedup < DECODE_TARGET:
             misses.append(f"parallel decode {speedup:.2f}x")
     if "epochs" not in only:
@@ -157,8 +172,10 @@ def main() -> int:
     for mode in ("memory", "streamed", "cached"):
         times = measure("epoch_seconds", sizes[0], mode)["epochs"]
         steady[mode] = sum(times[1:]) / len(times[1:])
-        print(f"small_cnn epochs on {sizes[0]} images, {mode:8}: {', '.join(f'{t:.1f}' for t in times)} s "
-              f"(after the first: mean {steady[mode]:.1f} s)")
+        print(
+            f"small_cnn epochs on {sizes[0]} images, {mode:8}: {', '.join(f'{t:.1f}' for t in times)} s "
+            f"(after the first: mean {steady[mode]:.1f} s)"
+        )
     ratio = steady["cached"] / steady["memory"]
     print(f"cached / in-memory epoch after the first: {ratio:.2f} (target <= {CACHE_TARGET})")
     if ratio > CACHE_TARGET:

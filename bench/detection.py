@@ -36,15 +36,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-
 from _artifacts import CACHE
 from overhead import cache_decay, interleaved_ratio
 
 FRAME_TARGET, LATENCY_TARGET, SIZE_TARGET, MAP50_TARGET = 1.10, 0.7, 0.3, 1.5
 TARGETS = ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8")
 # (architecture, scenes, image size, epochs, cache folder): the small detector shares detection_quality.py's model
-RECIPES = {"small_detector": ("small_detector", 2000, 128, 30, "detection"),
-           "mobilenetv2_detector": ("mobilenetv2_detector", 2000, 128, 24, "detection-mobilenetv2-1.0-128")}
+RECIPES = {
+    "small_detector": ("small_detector", 2000, 128, 30, "detection"),
+    "mobilenetv2_detector": ("mobilenetv2_detector", 2000, 128, 24, "detection-mobilenetv2-1.0-128"),
+}
 
 
 def int8_dot_product() -> str:
@@ -65,27 +66,32 @@ def trained(name: str) -> tuple[Path, object, object]:
     arch, images, size, epochs, folder = RECIPES[name]
     recipe = f"{arch}, {images} images at {size} px, {epochs} epochs, seed 0"
     work = CACHE / folder
-    root = edgekit.datasets.make_shapes_detection(CACHE / "detection" / f"data_{images}_{size}", n_images=images,
-                                                  image_size=size, seed=0)
+    root = edgekit.datasets.make_shapes_detection(
+        CACHE / "detection" / f"data_{images}_{size}", n_images=images, image_size=size, seed=0
+    )
     train, val, test = load_detection(root, image_size=size).split(seed=0)
     model, stamp = work / "train" / "model.keras", work / "train" / "recipe.txt"
     if not (stamp.exists() and stamp.read_text() == recipe and model.exists()):
         edgekit.train(train, val, arch, task="detection", epochs=epochs, test=test, out_dir=work / "train", verbose=1)
         stamp.write_text(recipe)
     metrics = json.loads((work / "train" / "metrics.json").read_text())
-    print(f"{recipe}: test mAP@[.5:.95] {metrics['map']['test']:.3f}, mAP@.5 {metrics['map50']['test']:.3f} "
-          f"(trained in {metrics['training_seconds']:.0f} s)")
+    print(
+        f"{recipe}: test mAP@[.5:.95] {metrics['map']['test']:.3f}, mAP@.5 {metrics['map50']['test']:.3f} "
+        f"(trained in {metrics['training_seconds']:.0f} s)"
+    )
     return model, train, test
 
 
 def timed_stages(predict: Callable[[], Any], stages: list[tuple[float, float, float]]) -> Callable[[], None]:
     """`predict` that also records its stages per call (ms): preprocessing and inference as the result reports
     them, and the rest of the call (reading the outputs, thresholds, NMS, boxes mapped back, the result objects)."""
+
     def call() -> None:
         started = time.perf_counter()
         found = predict()
         total_ms = (time.perf_counter() - started) * 1000
         stages.append((found.preprocess_ms, found.latency_ms, total_ms - found.preprocess_ms - found.latency_ms))
+
     return call
 
 
@@ -121,9 +127,15 @@ def size_breakdown(path: Path) -> dict[str, int]:
 
     data = Path(path).read_bytes()
     model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    kinds = {schema.TensorType.INT8: "int8 weights", schema.TensorType.UINT8: "int8 weights",
-             schema.TensorType.INT32: "int32 biases", schema.TensorType.FLOAT32: "float32 constants"}
-    parts = dict.fromkeys(("int8 weights", "int32 biases", "float32 constants", "other constants", "scales", "names"), 0)
+    kinds = {
+        schema.TensorType.INT8: "int8 weights",
+        schema.TensorType.UINT8: "int8 weights",
+        schema.TensorType.INT32: "int32 biases",
+        schema.TensorType.FLOAT32: "float32 constants",
+    }
+    parts = dict.fromkeys(
+        ("int8 weights", "int32 biases", "float32 constants", "other constants", "scales", "names"), 0
+    )
     for tensor in model.subgraphs[0].tensors:
         buffer = model.buffers[tensor.buffer].data
         if buffer is not None and len(buffer):
@@ -141,9 +153,11 @@ def print_sizes(fp32: Path, int8: Path) -> float:
     print("  int8 file: " + ", ".join(f"{name} {value / 1024:.1f} kB" for name, value in parts.items()))
     floor = sum(parts[k] for k in ("int8 weights", "int32 biases", "float32 constants", "other constants", "scales"))
     base = sum(float_parts[k] for k in ("int8 weights", "int32 biases", "float32 constants", "other constants"))
-    print(f"  floor: constants and per-channel scales alone {floor / 1024:.1f} kB over the float file's constants "
-          f"{base / 1024:.1f} kB = {floor / base:.3f} (per channel, TFLite stores a float32 scale for the weights and "
-          "one for the int32 bias: beside a 3x3 depthwise filter's 9 bytes)")
+    print(
+        f"  floor: constants and per-channel scales alone {floor / 1024:.1f} kB over the float file's constants "
+        f"{base / 1024:.1f} kB = {floor / base:.3f} (per channel, TFLite stores a float32 scale for the weights and "
+        "one for the int32 bias: beside a 3x3 depthwise filter's 9 bytes)"
+    )
     return floor / base
 
 
@@ -154,25 +168,39 @@ def width_sweep(size: int = 160, classes: int = 3) -> None:
     import edgekit
     from converters import CalibrationData
     from converters.tflite import MODES, convert_tflite
-    from edgekit.training.detector import DETECTORS, build_mobilenetv2_detector, with_decoding
     from edgekit.data.detection import load_detection
+    from edgekit.training.detector import DETECTORS, build_mobilenetv2_detector, with_decoding
     from runtimes.contract import ModelContract
     from runtimes.tasks.detection import DetectionHead
 
-    root = edgekit.datasets.make_shapes_detection(CACHE / "detection-widths" / "data", n_images=60, image_size=size, seed=0)
+    root = edgekit.datasets.make_shapes_detection(
+        CACHE / "detection-widths" / "data", n_images=60, image_size=size, seed=0
+    )
     data = load_detection(root, image_size=size)
     spec = DETECTORS.get("mobilenetv2_detector").preprocessing(data.geometry)
-    contract = ModelContract(spec, data.labels, model_name="mobilenetv2_detector", task="detection",
-                             head=DetectionHead().to_dict())
+    contract = ModelContract(
+        spec, data.labels, model_name="mobilenetv2_detector", task="detection", head=DetectionHead().to_dict()
+    )
     calibration = CalibrationData(data.tensors(spec))
     with tempfile.TemporaryDirectory() as folder:
         for alpha in (0.35, 0.5, 0.75, 1.0):
-            model = with_decoding(build_mobilenetv2_detector((size, size, 3), classes, alpha=alpha), classes, DetectionHead())
+            model = with_decoding(
+                build_mobilenetv2_detector((size, size, 3), classes, alpha=alpha), classes, DetectionHead()
+            )
             fp32 = convert_tflite(model, Path(folder) / f"{alpha}_fp32.tflite", MODES["fp32"], contract=contract)
-            int8 = convert_tflite(model, Path(folder) / f"{alpha}_int8.tflite", MODES["int8"], contract=contract,
-                                  calibration=calibration, progress=False)
-            print(f"mobilenetv2_detector width {alpha:.2f} at {size} px (untrained): fp32 {fp32.size_bytes / 1024:.0f} kB, "
-                  f"int8 {int8.size_bytes / 1024:.0f} kB, int8/fp32 {int8.size_bytes / fp32.size_bytes:.3f}")
+            int8 = convert_tflite(
+                model,
+                Path(folder) / f"{alpha}_int8.tflite",
+                MODES["int8"],
+                contract=contract,
+                calibration=calibration,
+                progress=False,
+            )
+            print(
+                f"mobilenetv2_detector width {alpha:.2f} at {size} px (untrained): fp32 {fp32.size_bytes / 1024:.0f} "
+                "kB, "
+                f"int8 {int8.size_bytes / 1024:.0f} kB, int8/fp32 {int8.size_bytes / fp32.size_bytes:.3f}"
+            )
 
 
 def main() -> int:
@@ -187,8 +215,10 @@ def main() -> int:
 
     frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     print(f"int8 dot-product instructions on this host: {int8_dot_product()}")
-    print(f"caches on this host, before: {cache_decay()} (flat on a CPU of its own; rising where other tenants "
-          "evict this process's caches while it waits, as during an inference: predict's work around it pays)")
+    print(
+        f"caches on this host, before: {cache_decay()} (flat on a CPU of its own; rising where other tenants "
+        "evict this process's caches while it waits, as during an inference: predict's work around it pays)"
+    )
     misses: list[str] = []
     chosen = args.detectors.split(",")
     unknown = set(chosen) - set(RECIPES)
@@ -196,8 +226,14 @@ def main() -> int:
         parser.error(f"unknown detector(s) {sorted(unknown)}; valid: {', '.join(RECIPES)}")
     for name in chosen:
         model_path, train, test = trained(name)
-        report = edgekit.export(model_path, TARGETS, out_dir=CACHE / RECIPES[name][4] / "export-bench", calibration=train,
-                                check=test, progress=False)
+        report = edgekit.export(
+            model_path,
+            TARGETS,
+            out_dir=CACHE / RECIPES[name][4] / "export-bench",
+            calibration=train,
+            check=test,
+            progress=False,
+        )
         print(report.table())
         run_ms: dict[str, float] = {}
         for result in report.results:
@@ -209,26 +245,38 @@ def main() -> int:
                 found = model.predict(frame, color="bgr")  # warm the frame's plan; boxes in 640x480 pixels
                 stages: list[tuple[float, float, float]] = []
                 predict = timed_stages(lambda: model.predict(frame, color="bgr"), stages)
-                ratio, predict_ms, run_ms[result.target] = interleaved_ratio(predict, lambda: model.run_all(tensor), args.runs)
+                ratio, predict_ms, run_ms[result.target] = interleaved_ratio(
+                    predict, lambda: model.run_all(tensor), args.runs
+                )
                 warm_pre_ms, warm_rest_ms = warm_stages(model, frame, args.runs)
             preprocess_ms, inference_ms, rest_ms = (statistics.median(column) for column in zip(*stages))
-            print(f"{name:21} {result.target:12} predict(640x480) {predict_ms:7.2f} ms  run_all(tensor) "
-                  f"{run_ms[result.target]:7.2f} ms  ratio {ratio:.3f}  (predict's stages: preprocess {preprocess_ms:.3f}, "
-                  f"inference {inference_ms:.3f}, decoding, NMS and mapping back {rest_ms:.3f} ms; "
-                  f"{model_interpolation(model_path)}; {len(found)} boxes on noise)  mAP@[.5:.95] "
-                  f"{result.accuracy_delta:+.1f} pts, mAP@.5 {result.details['map50_delta']:+.1f} pts")
-            print(f"{'':34} with caches kept (no inference between): preprocess {warm_pre_ms:.3f}, decoding, NMS and "
-                  f"mapping back {warm_rest_ms:.3f} ms: {100 * (warm_pre_ms + warm_rest_ms) / run_ms[result.target]:.1f}% of run_all")
+            print(
+                f"{name:21} {result.target:12} predict(640x480) {predict_ms:7.2f} ms  run_all(tensor) "
+                f"{run_ms[result.target]:7.2f} ms  ratio {ratio:.3f}  (predict's stages: preprocess "
+                f"{preprocess_ms:.3f}, "
+                f"inference {inference_ms:.3f}, decoding, NMS and mapping back {rest_ms:.3f} ms; "
+                f"{model_interpolation(model_path)}; {len(found)} boxes on noise)  mAP@[.5:.95] "
+                f"{result.accuracy_delta:+.1f} pts, mAP@.5 {result.details['map50_delta']:+.1f} pts"
+            )
+            print(
+                f"{'':34} with caches kept (no inference between): preprocess {warm_pre_ms:.3f}, decoding, NMS and "
+                f"mapping back {warm_rest_ms:.3f} ms: "
+                f"{100 * (warm_pre_ms + warm_rest_ms) / run_ms[result.target]:.1f}% of run_all"
+            )
             if ratio > FRAME_TARGET:
                 misses.append(f"{name} {result.target}: predict/run {ratio:.3f} (target <= {FRAME_TARGET})")
             if result.target.endswith("int8") and abs(result.details["map50_delta"]) > MAP50_TARGET:
-                misses.append(f"{name} {result.target}: mAP@.5 {result.details['map50_delta']:+.1f} points "
-                              f"(target within {MAP50_TARGET})")
+                misses.append(
+                    f"{name} {result.target}: mAP@.5 {result.details['map50_delta']:+.1f} points "
+                    f"(target within {MAP50_TARGET})"
+                )
         if {"tflite:fp32", "tflite:int8"} <= run_ms.keys():
             latency = run_ms["tflite:int8"] / run_ms["tflite:fp32"]
             size = report.result("tflite:int8").size_bytes / report.result("tflite:fp32").size_bytes
-            print(f"{name}: TFLite int8/fp32 latency {latency:.3f} (target <= {LATENCY_TARGET}), size {size:.3f}"
-                  + (f" (target <= {SIZE_TARGET})" if name == "mobilenetv2_detector" else ""))
+            print(
+                f"{name}: TFLite int8/fp32 latency {latency:.3f} (target <= {LATENCY_TARGET}), size {size:.3f}"
+                + (f" (target <= {SIZE_TARGET})" if name == "mobilenetv2_detector" else "")
+            )
             if latency > LATENCY_TARGET:
                 misses.append(f"{name}: TFLite int8/fp32 latency {latency:.3f} (target <= {LATENCY_TARGET})")
             if name == "mobilenetv2_detector":

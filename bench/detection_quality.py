@@ -22,9 +22,19 @@ from _artifacts import CACHE
 
 MAP50_TARGET, MAP_TARGET, SECONDS_TARGET, INT8_TARGET = 0.90, 0.60, 300.0, 1.5
 AGREEMENT_TARGET, BOX_ERROR_TARGET = 0.99, 1.0
-FLOAT_TARGETS = ("tflite:fp32", "tflite:fp16", "onnx:fp32", "coreml:fp32")  # computed in float32 (tflite:fp16 stores halves)
+FLOAT_TARGETS = (
+    "tflite:fp32",
+    "tflite:fp16",
+    "onnx:fp32",
+    "coreml:fp32",
+)  # computed in float32 (tflite:fp16 stores halves)
 INT8_TARGETS = ("tflite:int8", "tflite:uint8", "onnx:int8")  # mixed precision: box sides and decoding in float
-OTHER_TARGETS = ("coreml:fp16", "tflite:dynamic", "onnx:dynamic", "coreml:int8")  # half-precision compute, weight-only int8
+OTHER_TARGETS = (
+    "coreml:fp16",
+    "tflite:dynamic",
+    "onnx:dynamic",
+    "coreml:int8",
+)  # half-precision compute, weight-only int8
 
 
 def main() -> int:
@@ -40,8 +50,9 @@ def main() -> int:
 
     recipe = f"small_detector, {args.images} images at {args.size} px, {args.epochs} epochs, seed 0"
     work = CACHE / "detection"
-    root = edgekit.datasets.make_shapes_detection(work / f"data_{args.images}_{args.size}", n_images=args.images,
-                                                  image_size=args.size, seed=0)
+    root = edgekit.datasets.make_shapes_detection(
+        work / f"data_{args.images}_{args.size}", n_images=args.images, image_size=args.size, seed=0
+    )
     dataset = load_detection(root, image_size=args.size)
     train, val, test = dataset.split(seed=0)
     metrics_path, stamp = work / "train" / "metrics.json", work / "train" / "recipe.txt"
@@ -50,22 +61,40 @@ def main() -> int:
         stamp.write_text(recipe)
     metrics = json.loads(metrics_path.read_text())
     seconds, test_map, test_map50 = metrics["training_seconds"], metrics["map"]["test"], metrics["map50"]["test"]
-    print(f"{recipe}: trained in {seconds:.0f} s ({metrics['epochs_run']} epochs, best {metrics['best_epoch']}) "
-          f"on {len(train)} images; test mAP@[.5:.95] {test_map:.3f}, mAP@.5 {test_map50:.3f} ({len(test)} images)")
+    print(
+        f"{recipe}: trained in {seconds:.0f} s ({metrics['epochs_run']} epochs, best {metrics['best_epoch']}) "
+        f"on {len(train)} images; test mAP@[.5:.95] {test_map:.3f}, mAP@.5 {test_map50:.3f} ({len(test)} images)"
+    )
     print("per-class AP:", ", ".join(f"{label} {ap:.3f}" for label, ap in metrics["per_class_ap"].items()))
 
     started = time.perf_counter()
-    report = edgekit.export(work / "train" / "model.keras", FLOAT_TARGETS + INT8_TARGETS + OTHER_TARGETS, out_dir=work / "export",
-                            calibration=train, check=test, progress=False)
+    report = edgekit.export(
+        work / "train" / "model.keras",
+        FLOAT_TARGETS + INT8_TARGETS + OTHER_TARGETS,
+        out_dir=work / "export",
+        calibration=train,
+        check=test,
+        progress=False,
+    )
     report.write(work / "export")
     print(report.table())
     print(f"exported and checked {len(report.results)} targets in {time.perf_counter() - started:.0f} s")
-    full = edgekit.export(work / "train" / "model.keras", ["tflite:int8", "onnx:int8"], out_dir=work / "export-full-int8",
-                          calibration=train, check=test, progress=False,
-                          options={"tflite": {"mixed_precision": False}, "onnx": {"mixed_precision": False}})
+    full = edgekit.export(
+        work / "train" / "model.keras",
+        ["tflite:int8", "onnx:int8"],
+        out_dir=work / "export-full-int8",
+        calibration=train,
+        check=test,
+        progress=False,
+        options={"tflite": {"mixed_precision": False}, "onnx": {"mixed_precision": False}},
+    )
     for result in full.results:  # what mixed precision saves: the same targets with every layer in int8
-        print(f"full integer {result.target}: mAP@[.5:.95] {result.accuracy_delta:+.1f} points, mAP@.5 "
-              f"{result.details['map50_delta']:+.1f} points, agreement {result.agreement:.3f}, box error {result.max_abs_error:.2f} px")
+        print(
+            f"full integer {result.target}: mAP@[.5:.95] {result.accuracy_delta:+.1f} points, mAP@.5 "(
+                f"{result.details['map50_delta']:+.1f} points, agreement {result.agreement:.3f}, box error "
+                f"{result.max_abs_error:.2f} px"
+            )
+        )
 
     misses = []
     if test_map50 < MAP50_TARGET or test_map < MAP_TARGET:
@@ -76,10 +105,16 @@ def main() -> int:
         if result.status != "ok":
             misses.append(f"{result.target}: {result.status} {result.error or ''}".strip())
         elif result.target not in FLOAT_TARGETS and abs(result.details["map50_delta"]) > INT8_TARGET:
-            misses.append(f"{result.target}: mAP@.5 {result.details['map50_delta']:+.1f} points (target within {INT8_TARGET})")
-        elif result.target in FLOAT_TARGETS and (result.agreement < AGREEMENT_TARGET or (result.max_abs_error or 0) > BOX_ERROR_TARGET):
-            misses.append(f"{result.target}: agreement {result.agreement:.3f}, box error {result.max_abs_error} px "
-                          f"(targets >= {AGREEMENT_TARGET}, <= {BOX_ERROR_TARGET} px)")
+            misses.append(
+                f"{result.target}: mAP@.5 {result.details['map50_delta']:+.1f} points (target within {INT8_TARGET})"
+            )
+        elif result.target in FLOAT_TARGETS and (
+            result.agreement < AGREEMENT_TARGET or (result.max_abs_error or 0) > BOX_ERROR_TARGET
+        ):
+            misses.append(
+                f"{result.target}: agreement {result.agreement:.3f}, box error {result.max_abs_error} px "
+                f"(targets >= {AGREEMENT_TARGET}, <= {BOX_ERROR_TARGET} px)"
+            )
     print("misses: " + "; ".join(misses) if misses else "every target met")
     return 1 if misses else 0
 

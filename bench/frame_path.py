@@ -14,7 +14,6 @@ import statistics
 import sys
 
 import numpy as np
-
 from _artifacts import mobilenetv2_artifacts
 from overhead import interleaved_ratio
 
@@ -34,10 +33,15 @@ def main() -> int:
         tensor = model.preprocess(frame, "bgr")
         preprocess_ms: list[float] = []  # what predict() reports for resize, colour and the pixel mapping
         ratio, predict_ms, run_ms = interleaved_ratio(
-            lambda: preprocess_ms.append(model.predict(frame, color="bgr").preprocess_ms), lambda: model.run(tensor), args.runs)
+            lambda: preprocess_ms.append(model.predict(frame, color="bgr").preprocess_ms),
+            lambda: model.run(tensor),
+            args.runs,
+        )
         worst = max(worst, ratio)
-        print(f"{target:12} predict(frame) {predict_ms:7.2f} ms  run(tensor) {run_ms:7.2f} ms  median ratio {ratio:.3f}"
-              f"  (preprocess {statistics.median(preprocess_ms):.3f} ms, pixels by {model.pixel_path})")
+        print(
+            f"{target:12} predict(frame) {predict_ms:7.2f} ms  run(tensor) {run_ms:7.2f} ms  median ratio {ratio:.3f}"
+            f"  (preprocess {statistics.median(preprocess_ms):.3f} ms, pixels by {model.pixel_path})"
+        )
     print(f"worst predict(640x480 frame) / run(tensor) ratio: {worst:.3f} (target <= {TARGET})")
     return 0 if worst <= TARGET else 1
 

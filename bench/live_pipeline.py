@@ -96,8 +96,10 @@ def main() -> int:
     for camera_fps, model_ms in ((30.0, 50.0), (20.0, 20.0), (15.0, 10.0)):
         ratio, age, fps, dropped = scenario(camera_fps, model_ms, args.seconds)
         worst = min(worst, ratio)
-        print(f"camera {camera_fps:4.0f} fps, model {model_ms:4.0f} ms: {fps:5.1f} results/s = {ratio:.3f} of "
-              f"min(camera, model); median frame age {age:5.1f} ms; {dropped} stale frames dropped")
+        print(
+            f"camera {camera_fps:4.0f} fps, model {model_ms:4.0f} ms: {fps:5.1f} results/s = {ratio:.3f} of "
+            f"min(camera, model); median frame age {age:5.1f} ms; {dropped} stale frames dropped"
+        )
     print(f"worst pipelined throughput ratio: {worst:.3f} (target >= {TARGET})")
     return 0 if worst >= TARGET else 1
 

@@ -14,7 +14,8 @@ MODULES: each mutant costs those tests' run time, so slow fixtures stay out. Not
     .venv/bin/python bench/mutation.py                 # every module
     .venv/bin/python bench/mutation.py --module runtimes/integrity.py
     .venv/bin/python bench/mutation.py --smoke         # one small module's first mutants: the harness works
-    .venv/bin/python bench/mutation.py --planted       # re-plant the bugs of issue 37 and run the tests that must catch them
+    .venv/bin/python bench/mutation.py --planted       # re-plant the bugs of issue 37 and run the tests that must
+    catch them
 
 `--planted` applies each bug in PLANTED to a scratch copy (one at a time) and runs the tests named for
 it, TensorFlow ones included: at least one must fail. It prints one line per bug with the tests that failed
@@ -49,7 +50,11 @@ MODULES: dict[str, list[str]] = {
     "runtimes/preprocess.py": ["tests/test_preprocess.py"],
     "runtimes/quantization.py": ["tests/test_quantization.py"],
     "runtimes/boxes.py": ["tests/test_boxes.py"],
-    "runtimes/contract.py": ["tests/test_contract.py", "tests/test_contract_validation.py", "tests/test_contract_limits.py"],
+    "runtimes/contract.py": [
+        "tests/test_contract.py",
+        "tests/test_contract_validation.py",
+        "tests/test_contract_limits.py",
+    ],
     "runtimes/integrity.py": ["tests/test_integrity.py"],
     "runtimes/serving/rest.py": ["tests/test_serve_requests.py"],
     "runtimes/serving/image_headers.py": ["tests/test_serve_requests.py"],
@@ -110,8 +115,9 @@ filterwarnings = ["ignore::DeprecationWarning"]
 def _mutmut(workdir: Path, *args: str, timeout: float) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("EDGEKIT_REQUIRE_ALL", None)  # a mutant may make a test skip: that is the mutant's doing, not a gap
-    return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=workdir, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "mutmut", *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 DIFFS = """
@@ -125,8 +131,15 @@ def _diffs(workdir: Path, mutants: list[tuple[str, str]]) -> list[str]:
     """Each (module, mutant name)'s diff, read by mutmut in one process (`mutmut show` starts one per mutant)."""
     if not mutants:
         return []
-    run = subprocess.run([sys.executable, "-c", DIFFS], cwd=workdir, input=json.dumps(mutants), capture_output=True,
-                         text=True, timeout=600, check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", DIFFS],
+        cwd=workdir,
+        input=json.dumps(mutants),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     return json.loads(run.stdout)
 
 
@@ -150,8 +163,9 @@ def _equivalence(module: str, diff: str) -> str | None:
     return None
 
 
-def run_mutation(modules: list[str], *, mutants: str | None = None, timeout: float = 3600.0,
-                 keep: Path | None = None) -> list[ModuleResult]:
+def run_mutation(
+    modules: list[str], *, mutants: str | None = None, timeout: float = 3600.0, keep: Path | None = None
+) -> list[ModuleResult]:
     """Mutate `modules` (paths under the root) in a scratch copy; the per-module results."""
     from mutmut.stats import status_by_exit_code
 
@@ -190,13 +204,18 @@ def run_mutation(modules: list[str], *, mutants: str | None = None, timeout: flo
 
 
 def print_table(results: list[ModuleResult]) -> None:
-    print(f"{'module':36} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'equivalent':>10} {'kill rate':>9} "
-          f"{'raw':>6}")
+    print(
+        f"{'module':36} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'equivalent':>10} "
+        f"{'kill rate':>9} "
+        f"{'raw':>6}"
+    )
     for r in results:
         survived = r.total - r.killed - len(r.equivalent)
         raw = r.killed / r.total if r.total else 1.0
-        print(f"{r.module:36} {r.total:7d} {r.statuses['killed']:6d} {r.statuses['timeout']:7d} {survived:8d} "
-              f"{len(r.equivalent):10d} {r.rate:9.1%} {raw:6.1%}{'' if r.rate >= KILL_TARGET else '  < 85%: MISS'}")
+        print(
+            f"{r.module:36} {r.total:7d} {r.statuses['killed']:6d} {r.statuses['timeout']:7d} {survived:8d} "
+            f"{len(r.equivalent):10d} {r.rate:9.1%} {raw:6.1%}{'' if r.rate >= KILL_TARGET else '  < 85%: MISS'}"
+        )
     print("kill rate: (killed + timeout) / (mutants - equivalent); raw: (killed + timeout) / mutants")
     for r in results:
         for name, reason in r.equivalent:
@@ -206,6 +225,7 @@ def print_table(results: list[ModuleResult]) -> None:
 
 
 # -- the planted bugs of issue 37: each must be caught by the named tests ----------------------------------------
+
 
 @dataclass(frozen=True)
 class PlantedBug:
@@ -217,38 +237,67 @@ class PlantedBug:
 
 
 PLANTED = [
-    PlantedBug("bundle integrity hashes only the first MiB", "runtimes/integrity.py",
-               'for chunk in iter(lambda: stream.read(_CHUNK), b""):\n            digest.update(chunk)',
-               "digest.update(stream.read(_CHUNK))",
-               ("tests/test_integrity.py", "tests/test_deploy.py::test_a_byte_flipped_past_the_first_mib_of_a_large_model_is_refused")),
-    PlantedBug("int8 input rounding half up instead of half to even", "runtimes/quantization.py",
-               "np.rint(scratch, out=scratch)", "np.floor(scratch + np.float32(0.5), out=scratch)",
-               ("tests/test_quantization.py",)),
-    PlantedBug("the old one-pass quantize: times 1/scale, the zero point added before rounding", "runtimes/quantization.py",
-               "    np.divide(x, np.float32(q.scale), out=scratch, dtype=np.float32)\n",
-               "    old = EIGHT_BIT_DEPTHS.get(np.dtype(spec.dtype))\n"
-               "    if old is not None and x.dtype == np.float32 and x.size and x.flags.c_contiguous:\n"
-               "        cols = x.shape[-1] if x.ndim else 1\n"
-               "        cv2.addWeighted(x.reshape(-1, cols), 1.0 / q.scale, x.reshape(-1, cols), 0.0, float(q.zero_point),\n"
-               "                        dst=out.reshape(-1, cols), dtype=old)\n"
-               "        return out\n"
-               "    np.divide(x, np.float32(q.scale), out=scratch, dtype=np.float32)\n",
-               ("tests/test_quantization.py",
-                "tests/test_onnx.py::test_portable_int8_keeps_float_input_where_pixels_would_not_be_exact")),
-    PlantedBug("letterbox offset of half a pixel in the numpy path (// 2 to / 2)", "runtimes/preprocess.py",
-               "return BoxMapping(new_w / in_w, new_h / in_h, float((out_w - new_w) // 2), float((out_h - new_h) // 2))",
-               "return BoxMapping(new_w / in_w, new_h / in_h, float((out_w - new_w) / 2), float((out_h - new_h) / 2))",
-               ("tests/test_preprocess.py",)),
-    PlantedBug("distillation: each image gets its neighbour's teacher scores", "edgekit/optimize/distillation.py",
-               "    return np.clip(scores.astype(np.float32), 0.0, 1.0)",
-               "    return np.roll(np.clip(scores.astype(np.float32), 0.0, 1.0), 1, axis=0)",
-               ("tests/test_optimize.py::test_distillation_learns_from_a_keras_or_exported_teacher",)),
-    PlantedBug("the contract's digest is not checked", "runtimes/contract.py",
-               "        if digest is not None and digest != _digest(data):", "        if False:",
-               ("tests/test_fuzz.py",)),
-    PlantedBug("NMS suppresses at the threshold too (>= for >)", "runtimes/boxes.py",
-               "suppresses = (box_iou(boxes, boxes) > iou_threshold)", "suppresses = (box_iou(boxes, boxes) >= iou_threshold)",
-               ("tests/test_boxes.py",)),
+    PlantedBug(
+        "bundle integrity hashes only the first MiB",
+        "runtimes/integrity.py",
+        'for chunk in iter(lambda: stream.read(_CHUNK), b""):\n            digest.update(chunk)',
+        "digest.update(stream.read(_CHUNK))",
+        (
+            "tests/test_integrity.py",
+            "tests/test_deploy.py::test_a_byte_flipped_past_the_first_mib_of_a_large_model_is_refused",
+        ),
+    ),
+    PlantedBug(
+        "int8 input rounding half up instead of half to even",
+        "runtimes/quantization.py",
+        "np.rint(scratch, out=scratch)",
+        "np.floor(scratch + np.float32(0.5), out=scratch)",
+        ("tests/test_quantization.py",),
+    ),
+    PlantedBug(
+        "the old one-pass quantize: times 1/scale, the zero point added before rounding",
+        "runtimes/quantization.py",
+        "    np.divide(x, np.float32(q.scale), out=scratch, dtype=np.float32)\n",
+        "    old = EIGHT_BIT_DEPTHS.get(np.dtype(spec.dtype))\n"
+        "    if old is not None and x.dtype == np.float32 and x.size and x.flags.c_contiguous:\n"
+        "        cols = x.shape[-1] if x.ndim else 1\n"
+        "        cv2.addWeighted(x.reshape(-1, cols), 1.0 / q.scale, x.reshape(-1, cols), 0.0, float(q.zero_point),\n"
+        "                        dst=out.reshape(-1, cols), dtype=old)\n"
+        "        return out\n"
+        "    np.divide(x, np.float32(q.scale), out=scratch, dtype=np.float32)\n",
+        (
+            "tests/test_quantization.py",
+            "tests/test_onnx.py::test_portable_int8_keeps_float_input_where_pixels_would_not_be_exact",
+        ),
+    ),
+    PlantedBug(
+        "letterbox offset of half a pixel in the numpy path (// 2 to / 2)",
+        "runtimes/preprocess.py",
+        "return BoxMapping(new_w / in_w, new_h / in_h, float((out_w - new_w) // 2), float((out_h - new_h) // 2))",
+        "return BoxMapping(new_w / in_w, new_h / in_h, float((out_w - new_w) / 2), float((out_h - new_h) / 2))",
+        ("tests/test_preprocess.py",),
+    ),
+    PlantedBug(
+        "distillation: each image gets its neighbour's teacher scores",
+        "edgekit/optimize/distillation.py",
+        "    return np.clip(scores.astype(np.float32), 0.0, 1.0)",
+        "    return np.roll(np.clip(scores.astype(np.float32), 0.0, 1.0), 1, axis=0)",
+        ("tests/test_optimize.py::test_distillation_learns_from_a_keras_or_exported_teacher",),
+    ),
+    PlantedBug(
+        "the contract's digest is not checked",
+        "runtimes/contract.py",
+        "        if digest is not None and digest != _digest(data):",
+        "        if False:",
+        ("tests/test_fuzz.py",),
+    ),
+    PlantedBug(
+        "NMS suppresses at the threshold too (>= for >)",
+        "runtimes/boxes.py",
+        "suppresses = (box_iou(boxes, boxes) > iou_threshold)",
+        "suppresses = (box_iou(boxes, boxes) >= iou_threshold)",
+        ("tests/test_boxes.py",),
+    ),
 ]
 
 
@@ -261,7 +310,11 @@ def run_planted(bugs: list[PlantedBug], timeout: float = 1800.0) -> list[tuple[P
             ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "runs", ".venv", ".git", "mutants", "site")
             for item in ("runtimes", "edgekit", "converters", "tests", "scripts", "pyproject.toml"):
                 source = ROOT / item
-                (shutil.copytree(source, copy / item, ignore=ignore) if source.is_dir() else shutil.copy(source, copy / item))
+                (
+                    shutil.copytree(source, copy / item, ignore=ignore)
+                    if source.is_dir()
+                    else shutil.copy(source, copy / item)
+                )
             target = copy / bug.path
             text = target.read_text()
             if text.count(bug.original) != 1:
@@ -269,9 +322,27 @@ def run_planted(bugs: list[PlantedBug], timeout: float = 1800.0) -> list[tuple[P
                 continue
             target.write_text(text.replace(bug.original, bug.planted))
             env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
-            run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", "-p", "no:xdist",
-                                  "--rootdir", str(copy), *bug.tests], cwd=copy, capture_output=True, text=True,
-                                 timeout=timeout, env=env)
+            run = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-rf",
+                    "-p",
+                    "no:cacheprovider",
+                    "-p",
+                    "no:xdist",
+                    "--rootdir",
+                    str(copy),
+                    *bug.tests,
+                ],
+                cwd=copy,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+            )
             lines = [line for line in run.stdout.strip().splitlines() if line.strip()]
             failed = sorted({line.split(" ")[1].split("[")[0] for line in lines if line.startswith("FAILED ")})
             summary = f"failed: {', '.join(failed)}" if failed else (lines[-1:] or ["(no output)"])[0]
@@ -282,7 +353,9 @@ def run_planted(bugs: list[PlantedBug], timeout: float = 1800.0) -> list[tuple[P
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", action="append", choices=sorted(MODULES), help="only these modules (repeatable)")
-    parser.add_argument("--smoke", action="store_true", help=f"{SMOKE_MODULE}'s sha256_file mutants only: the harness works")
+    parser.add_argument(
+        "--smoke", action="store_true", help=f"{SMOKE_MODULE}'s sha256_file mutants only: the harness works"
+    )
     parser.add_argument("--planted", action="store_true", help="re-plant issue 37's bugs; each must fail its tests")
     parser.add_argument("--keep", type=Path, help="work in this (empty) folder and keep it, to inspect mutants")
     args = parser.parse_args()
@@ -291,15 +364,20 @@ def main() -> int:
         outcomes = run_planted(PLANTED)
         for bug, caught, last in outcomes:
             print(f"{'caught' if caught else 'MISSED':6}  {bug.name}  ({bug.path}; {', '.join(bug.tests)}): {last}")
-        print(f"{sum(c for _, c, _ in outcomes)} of {len(outcomes)} planted bugs caught in {time.monotonic() - started:.0f} s")
+        print(
+            f"{sum(c for _, c, _ in outcomes)} of {len(outcomes)} planted bugs caught in "
+            f"{time.monotonic() - started:.0f} s"
+        )
         return 0 if all(caught for _, caught, _ in outcomes) else 1
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
     modules = [SMOKE_MODULE] if args.smoke else (args.module or list(MODULES))
     results = run_mutation(modules, mutants=SMOKE_MUTANTS if args.smoke else None, keep=args.keep)
     print_table(results)
-    print(f"\n{sum(r.total for r in results)} mutants in {time.monotonic() - started:.0f} s "
-          f"({os.cpu_count()} cores; mutmut {_mutmut_version()})")
+    print(
+        f"\n{sum(r.total for r in results)} mutants in {time.monotonic() - started:.0f} s "
+        f"({os.cpu_count()} cores; mutmut {_mutmut_version()})"
+    )
     return 0 if all(r.rate >= KILL_TARGET for r in results) else 1
 
 

@@ -42,7 +42,9 @@ def _student(num_classes: int):
         x = k.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
         x = k.layers.BatchNormalization(momentum=0.9)(x)
         x = k.layers.MaxPooling2D(2)(k.layers.ReLU()(x))
-    x = k.layers.GlobalMaxPooling2D()(k.layers.Conv2D(48, 3, activation="relu")(x))  # max: where a corner is, not how much
+    x = k.layers.GlobalMaxPooling2D()(
+        k.layers.Conv2D(48, 3, activation="relu")(x)
+    )  # max: where a corner is, not how much
     return k.Model(inputs, k.layers.Dense(num_classes, activation="softmax")(x), name="tiny_student")
 
 
@@ -50,29 +52,63 @@ def _mobilenetv2_section(out: Path, rows: list[list[str]]) -> tuple[list[str], l
     """Dense and pruned MobileNetV2 rows; returns the figures' lines and the missed targets."""
     import edgekit
 
-    root = edgekit.datasets.make_shapes(out / "shapes_big", n_per_class=MOBILENET_PER_CLASS, image_size=IMAGE_SIZE, seed=0)
+    root = edgekit.datasets.make_shapes(
+        out / "shapes_big", n_per_class=MOBILENET_PER_CLASS, image_size=IMAGE_SIZE, seed=0
+    )
     train, val, test = edgekit.ImageFolder(root, image_size=IMAGE_SIZE).split(val=0.15, test=0.15, seed=0)
-    dense = edgekit.train(train, val, "mobilenetv2", test=test, epochs=MOBILENET_EPOCHS, patience=MOBILENET_EPOCHS,
-                          out_dir=out / "dense", seed=0, verbose=0)
+    dense = edgekit.train(
+        train,
+        val,
+        "mobilenetv2",
+        test=test,
+        epochs=MOBILENET_EPOCHS,
+        patience=MOBILENET_EPOCHS,
+        out_dir=out / "dense",
+        seed=0,
+        verbose=0,
+    )
     models = {"dense": dense.model_path}
     for sparsity in (0.5, 0.8):
-        pruned = edgekit.prune(dense.model_path, train, val, sparsity=sparsity, epochs=4, test=test,
-                               out_dir=out / f"pruned{sparsity}", verbose=0)
+        pruned = edgekit.prune(
+            dense.model_path,
+            train,
+            val,
+            sparsity=sparsity,
+            epochs=4,
+            test=test,
+            out_dir=out / f"pruned{sparsity}",
+            verbose=0,
+        )
         models[f"{sparsity:.0%} pruned"] = pruned.model_path
     figures = {}
     for name, path in models.items():
-        report = edgekit.export(path, ["tflite:fp32", "tflite:int8"], calibration=train, check=test,
-                                out_dir=out / "export" / name.replace(" ", "_").replace("%", ""), progress=False)
+        report = edgekit.export(
+            path,
+            ["tflite:fp32", "tflite:int8"],
+            calibration=train,
+            check=test,
+            out_dir=out / "export" / name.replace(" ", "_").replace("%", ""),
+            progress=False,
+        )
         for result in report.results:
             figures[name, result.target] = result
-            rows.append([f"mobilenetv2 {name}", result.target, f"{result.size_bytes / 1024:.0f} kB",
-                         f"{result.gzip_bytes / 1024:.0f} kB", f"{result.accuracy * 100:.1f}%"])
+            rows.append(
+                [
+                    f"mobilenetv2 {name}",
+                    result.target,
+                    f"{result.size_bytes / 1024:.0f} kB",
+                    f"{result.gzip_bytes / 1024:.0f} kB",
+                    f"{result.accuracy * 100:.1f}%",
+                ]
+            )
     dense_fp32, pruned_fp32 = figures["dense", "tflite:fp32"], figures["80% pruned", "tflite:fp32"]
     size_ratio = pruned_fp32.size_bytes / dense_fp32.size_bytes
     drop = (dense_fp32.accuracy - pruned_fp32.accuracy) * 100
     chance = 1 / len(train.labels)
-    line = (f"mobilenetv2 dense {dense_fp32.accuracy:.1%} (chance {chance:.1%}); 80% pruned fp32 TFLite "
-            f"{size_ratio:.3f}x dense (target <= {SIZE_TARGET}), accuracy drop {drop:+.1f} points (target <= {DROP_TARGET})")
+    line = (
+        f"mobilenetv2 dense {dense_fp32.accuracy:.1%} (chance {chance:.1%}); 80% pruned fp32 TFLite "
+        f"{size_ratio:.3f}x dense (target <= {SIZE_TARGET}), accuracy drop {drop:+.1f} points (target <= {DROP_TARGET})"
+    )
     misses = []
     if dense_fp32.accuracy <= chance + 0.10:
         misses.append("the dense MobileNetV2 stayed near chance: its comparison means nothing")
@@ -89,25 +125,62 @@ def _small_section(out: Path, rows: list[list[str]], seeds: list[int]) -> tuple[
 
     root = edgekit.datasets.make_shapes(out / "shapes", n_per_class=SMALL_PER_CLASS, image_size=IMAGE_SIZE, seed=0)
     train, val, test = edgekit.ImageFolder(root, image_size=IMAGE_SIZE).split(val=0.15, test=0.15, seed=0)
-    teacher = edgekit.train(train, val, "small_cnn", test=test, epochs=20, patience=6, out_dir=out / "teacher", seed=0, verbose=0)
-    small_pruned = edgekit.prune(teacher.model_path, train, val, sparsity=0.8, epochs=10, test=test,
-                                 out_dir=out / "small_pruned", verbose=0)
+    teacher = edgekit.train(
+        train, val, "small_cnn", test=test, epochs=20, patience=6, out_dir=out / "teacher", seed=0, verbose=0
+    )
+    small_pruned = edgekit.prune(
+        teacher.model_path, train, val, sparsity=0.8, epochs=10, test=test, out_dir=out / "small_pruned", verbose=0
+    )
     accuracy = {}
     for name, path in (("small_cnn dense", teacher.model_path), ("small_cnn 80% pruned", small_pruned.model_path)):
-        report = edgekit.export(path, ["tflite:fp32"], check=test, out_dir=out / "export" / name.replace(" ", "_").replace("%", ""),
-                                progress=False)
+        report = edgekit.export(
+            path,
+            ["tflite:fp32"],
+            check=test,
+            out_dir=out / "export" / name.replace(" ", "_").replace("%", ""),
+            progress=False,
+        )
         result = report.results[0]
         accuracy[name] = result.accuracy
-        rows.append([name, result.target, f"{result.size_bytes / 1024:.0f} kB", f"{result.gzip_bytes / 1024:.0f} kB",
-                     f"{result.accuracy * 100:.1f}%"])
+        rows.append(
+            [
+                name,
+                result.target,
+                f"{result.size_bytes / 1024:.0f} kB",
+                f"{result.gzip_bytes / 1024:.0f} kB",
+                f"{result.accuracy * 100:.1f}%",
+            ]
+        )
     rows.append(["small_cnn teacher", "keras", "-", "-", f"{teacher.metrics['accuracy']['test'] * 100:.1f}%"])
     students: dict[str, list[float]] = {"alone": [], "distilled": []}
     for seed in seeds:
-        alone = edgekit.train(train, val, _student(len(train.labels)), test=test, epochs=30, patience=30,
-                              preprocessing=teacher.preprocessing, out_dir=out / f"alone{seed}", seed=seed, verbose=0)
-        distilled = edgekit.distill(teacher.model_path, _student(len(train.labels)), train, val, temperature=4.0, alpha=0.3,
-                                    epochs=30, patience=30, test=test, preprocessing=teacher.preprocessing,
-                                    out_dir=out / f"distilled{seed}", seed=seed, verbose=0)
+        alone = edgekit.train(
+            train,
+            val,
+            _student(len(train.labels)),
+            test=test,
+            epochs=30,
+            patience=30,
+            preprocessing=teacher.preprocessing,
+            out_dir=out / f"alone{seed}",
+            seed=seed,
+            verbose=0,
+        )
+        distilled = edgekit.distill(
+            teacher.model_path,
+            _student(len(train.labels)),
+            train,
+            val,
+            temperature=4.0,
+            alpha=0.3,
+            epochs=30,
+            patience=30,
+            test=test,
+            preprocessing=teacher.preprocessing,
+            out_dir=out / f"distilled{seed}",
+            seed=seed,
+            verbose=0,
+        )
         for kind, result in (("alone", alone), ("distilled", distilled)):
             students[kind].append(result.metrics["accuracy"]["test"])
             rows.append([f"tiny CNN {kind}, seed {seed}", "keras", "-", "-", f"{students[kind][-1] * 100:.1f}%"])
@@ -116,9 +189,13 @@ def _small_section(out: Path, rows: list[list[str]], seeds: list[int]) -> tuple[
     gain = (mean["distilled"] - mean["alone"]) * 100
     chance = 1 / len(train.labels)
     small_drop = (accuracy["small_cnn dense"] - accuracy["small_cnn 80% pruned"]) * 100
-    lines = [f"small_cnn 80% pruned: accuracy drop {small_drop:+.1f} points",
-             (f"tiny CNN over {len(seeds)} seeds: alone mean {mean['alone']:.1%} ({spread['alone']}), distilled mean "
-              f"{mean['distilled']:.1%} ({spread['distilled']}): {gain:+.1f} points (target > 0)")]
+    lines = [
+        f"small_cnn 80% pruned: accuracy drop {small_drop:+.1f} points",
+        (
+            f"tiny CNN over {len(seeds)} seeds: alone mean {mean['alone']:.1%} ({spread['alone']}), distilled mean "
+            f"{mean['distilled']:.1%} ({spread['distilled']}): {gain:+.1f} points (target > 0)"
+        ),
+    ]
     if mean["alone"] <= chance + 0.10:
         return lines, ["the students stayed near chance: the comparison means nothing"]
     return lines, [f"distillation {gain:+.1f} points"] if gain <= 0 else []

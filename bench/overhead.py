@@ -14,7 +14,6 @@ import sys
 import time
 
 import numpy as np
-
 from _artifacts import mobilenetv2_artifacts
 
 TARGET = 1.05

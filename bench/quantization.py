@@ -15,7 +15,6 @@ import argparse
 import sys
 
 import numpy as np
-
 from _artifacts import CACHE, mobilenetv2_artifacts, parameter_count, trained_mobilenetv2_report
 from overhead import interleaved_ratio
 
@@ -41,18 +40,26 @@ def main() -> int:
             batch = images.tensors(fp32.preprocessing)
             agreement = float(np.mean(np.argmax(int8.run(batch), 1) == np.argmax(fp32.run(batch), 1)))
             worst_size, worst_latency = max(worst_size, size_ratio), max(worst_latency, latency_ratio)
-            print(f"mobilenetv2 {size:3d} {fmt:6} int8/fp32 size {size_ratio:.3f} (floor {floor:.3f}), "
-                  f"latency {latency_ratio:.2f} ({int8_ms:.2f} vs {fp32_ms:.2f} ms), top-1 agreement {agreement:.3f}")
+            print(
+                f"mobilenetv2 {size:3d} {fmt:6} int8/fp32 size {size_ratio:.3f} (floor {floor:.3f}), "
+                f"latency {latency_ratio:.2f} ({int8_ms:.2f} vs {fp32_ms:.2f} ms), top-1 agreement {agreement:.3f}"
+            )
     trained = trained_mobilenetv2_report(96)
     worst_delta = 0.0
     for result in trained["results"]:
         if result["target"].endswith("int8"):
             worst_delta = max(worst_delta, abs(result["accuracy_delta"]))
-        print(f"mobilenetv2  96 trained {result['target']:12} test accuracy {result['accuracy']:.1%} "
-              f"(keras {trained['keras_accuracy']:.1%}, delta {result['accuracy_delta']:+.1f} points, agreement {result['agreement']:.3f})")
-    print(f"worst int8/fp32 size ratio {worst_size:.3f} (target <= {SIZE_TARGET}); "
-          f"worst latency ratio {worst_latency:.2f} (target <= {LATENCY_TARGET}); "
-          f"worst int8 accuracy delta {worst_delta:.1f} points (target <= {DELTA_TARGET})")
+        print(
+            f"mobilenetv2  96 trained {result['target']:12} test accuracy {result['accuracy']:.1%} "(
+                f"(keras {trained['keras_accuracy']:.1%}, delta {result['accuracy_delta']:+.1f} points, agreement "
+                f"{result['agreement']:.3f})"
+            )
+        )
+    print(
+        f"worst int8/fp32 size ratio {worst_size:.3f} (target <= {SIZE_TARGET}); "
+        f"worst latency ratio {worst_latency:.2f} (target <= {LATENCY_TARGET}); "
+        f"worst int8 accuracy delta {worst_delta:.1f} points (target <= {DELTA_TARGET})"
+    )
     return 0 if worst_size <= SIZE_TARGET and worst_latency <= LATENCY_TARGET and worst_delta <= DELTA_TARGET else 1
 
 

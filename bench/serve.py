@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _artifacts import CACHE, mobilenetv2_artifacts
 
 ADDED_P50_TARGET_MS, LOOP_TARGET, HEALTH_ADDED_TARGET_MS = 2.0, 0.9, 100.0
@@ -84,8 +83,14 @@ def clients(url: str, count: int, requests: int, seconds: float, jpeg: str) -> d
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
-    return {"requests": len(latencies), "errors": errors[0], "rps": len(latencies) / wall,
-            "p50": _percentile(latencies, 50), "p99": _percentile(latencies, 99), "latencies": latencies}
+    return {
+        "requests": len(latencies),
+        "errors": errors[0],
+        "rps": len(latencies) / wall,
+        "p50": _percentile(latencies, 50),
+        "p99": _percentile(latencies, 99),
+        "latencies": latencies,
+    }
 
 
 def viewers(url: str, count: int, seconds: float) -> dict:
@@ -219,30 +224,44 @@ def main() -> int:
             local += local_round
             remote += remote_round
             added_by_round.append(_percentile(remote_round, 50) - _percentile(local_round, 50))
-        print(f"Model.predict in-process, 224x224 JPEG decoded each time: p50 {_percentile(local, 50):.2f} ms, "
-              f"p99 {_percentile(local, 99):.2f} ms; POST :predict from one client: p50 {_percentile(remote, 50):.2f} ms, "
-              f"p99 {_percentile(remote, 99):.2f} ms")
+        print(
+            f"Model.predict in-process, 224x224 JPEG decoded each time: p50 {_percentile(local, 50):.2f} ms, "
+            f"p99 {_percentile(local, 99):.2f} ms; POST :predict from one client: p50 {_percentile(remote, 50):.2f} "
+            "ms, "
+            f"p99 {_percentile(remote, 99):.2f} ms"
+        )
         for count in (1, 4, 8):
             result = _in_child("clients", url, count, args.requests, args.seconds, jpeg_file)
-            print(f"{count} client(s): {result['requests']} requests, {result['rps']:.1f}/s, p50 {result['p50']:.2f} ms, "
-                  f"p99 {result['p99']:.2f} ms, errors {result['errors']}")
+            print(
+                f"{count} client(s): {result['requests']} requests, {result['rps']:.1f}/s, p50 {result['p50']:.2f} ms, "
+                f"p99 {result['p99']:.2f} ms, errors {result['errors']}"
+            )
             if result["errors"]:
                 misses.append(f"{result['errors']} failed requests with {count} clients")
-        heavy = cv2.resize(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (4096, 4096), interpolation=cv2.INTER_CUBIC)
+        heavy = cv2.resize(
+            rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (4096, 4096), interpolation=cv2.INTER_CUBIC
+        )
         heavy_file = CACHE / "serve_heavy.json"
-        heavy_file.write_bytes(json.dumps({"instances": [{"b64": base64.b64encode(cv2.imencode(".jpg", heavy)[1]).decode()}]}).encode())
+        heavy_file.write_bytes(
+            json.dumps({"instances": [{"b64": base64.b64encode(cv2.imencode(".jpg", heavy)[1]).decode()}]}).encode()
+        )
         health = _in_child("health", url, heavy_file, 5)
         idle, busy = health["idle"], health["busy"]
         health_added = _percentile(busy, 95) - _percentile(idle, 50)
-        print(f"/healthz during the heaviest request ({heavy_file.stat().st_size / 2**20:.1f} MB body, a 4096x4096 JPEG, "
-              f"{health['request_ms']:.0f} ms each): p50 {_percentile(busy, 50):.2f} ms, p95 {_percentile(busy, 95):.2f} ms, "
-              f"max {max(busy):.2f} ms; idle p50 {_percentile(idle, 50):.2f} ms: p95 adds {health_added:.2f} ms "
-              f"(target < {HEALTH_ADDED_TARGET_MS:.0f} ms)")
+        print(
+            f"/healthz during the heaviest request ({heavy_file.stat().st_size / 2**20:.1f} MB body, a 4096x4096 JPEG, "
+            f"{health['request_ms']:.0f} ms each): p50 {_percentile(busy, 50):.2f} ms, p95 "
+            f"{_percentile(busy, 95):.2f} ms, "
+            f"max {max(busy):.2f} ms; idle p50 {_percentile(idle, 50):.2f} ms: p95 adds {health_added:.2f} ms "
+            f"(target < {HEALTH_ADDED_TARGET_MS:.0f} ms)"
+        )
         if health_added >= HEALTH_ADDED_TARGET_MS:
             misses.append(f"/healthz p95 adds {health_added:.2f} ms during the heaviest request")
     added = float(np.median(added_by_round))
-    print(f"HTTP path adds {added:.2f} ms at p50 (median of {rounds} alternating rounds of {per_round}; rounds "
-          f"{min(added_by_round):.2f} to {max(added_by_round):.2f} ms; target < {ADDED_P50_TARGET_MS} ms)")
+    print(
+        f"HTTP path adds {added:.2f} ms at p50 (median of {rounds} alternating rounds of {per_round}; rounds "
+        f"{min(added_by_round):.2f} to {max(added_by_round):.2f} ms; target < {ADDED_P50_TARGET_MS} ms)"
+    )
     if added >= ADDED_P50_TARGET_MS:
         misses.append(f"HTTP path adds {added:.2f} ms at p50")
 
@@ -255,14 +274,18 @@ def main() -> int:
         import threading
 
         watched: dict = {}
-        thread = threading.Thread(target=lambda: watched.update(_in_child("viewers", f"{server.url}/stream.mjpg", 8, 14)))
+        thread = threading.Thread(
+            target=lambda: watched.update(_in_child("viewers", f"{server.url}/stream.mjpg", 8, 14))
+        )
         thread.start()
         time.sleep(3)
         busy = _loop_rate(server.feed, 10)
         thread.join()
     ratio = busy / alone
-    print(f"live loop alone {alone:.1f} frames/s; with 8 MJPEG viewers {busy:.1f} frames/s: {ratio:.2f} "
-          f"(target >= {LOOP_TARGET}); frames each viewer got in 14 s: {watched.get('frames')}")
+    print(
+        f"live loop alone {alone:.1f} frames/s; with 8 MJPEG viewers {busy:.1f} frames/s: {ratio:.2f} "
+        f"(target >= {LOOP_TARGET}); frames each viewer got in 14 s: {watched.get('frames')}"
+    )
     if ratio < LOOP_TARGET:
         misses.append(f"live loop keeps {ratio:.2f} of its rate with 8 viewers")
     print("misses: " + "; ".join(misses) if misses else "every target met")

@@ -19,7 +19,6 @@ import threading
 import time
 
 import numpy as np
-
 from _artifacts import mobilenetv2_artifacts
 
 RSS_TARGET_MB = 5.0
@@ -84,8 +83,11 @@ def main() -> int:
         cycle_growth, cycle_fds, cycle_threads = cycles(path, frames[0], args.cycles)
         worst_rss = max(worst_rss, growth, cycle_growth)
         leaked += max(fds, 0) + max(cycle_fds, 0)
-        print(f"{target:12} {args.frames} frames: RSS {growth:+.2f} MB, fds {fds:+d} ({args.frames / seconds:.0f} fps)  |  "
-              f"{args.cycles} load/close: RSS {cycle_growth:+.2f} MB, fds {cycle_fds:+d}, threads {cycle_threads:+d}")
+        print(
+            f"{target:12} {args.frames} frames: RSS {growth:+.2f} MB, fds {fds:+d} ({args.frames / seconds:.0f} fps)  "
+            "|  "
+            f"{args.cycles} load/close: RSS {cycle_growth:+.2f} MB, fds {cycle_fds:+d}, threads {cycle_threads:+d}"
+        )
     print(f"worst RSS growth {worst_rss:+.2f} MB (target < {RSS_TARGET_MB:g}), leaked fds {leaked} (target 0)")
     return 0 if worst_rss < RSS_TARGET_MB and leaked == 0 else 1
 

@@ -23,7 +23,17 @@ from converters.base import (
 from converters.calibration import CalibrationData, CalibrationReport
 
 __all__ = [
-    "CONVERTERS", "Artifact", "CalibrationData", "CalibrationError", "CalibrationReport",
-    "ConversionConfig", "ConversionError", "ConverterEntry", "Quantization", "UnknownTargetError",
-    "all_targets", "parse_target", "register_converter",
+    "CONVERTERS",
+    "Artifact",
+    "CalibrationData",
+    "CalibrationError",
+    "CalibrationReport",
+    "ConversionConfig",
+    "ConversionError",
+    "ConverterEntry",
+    "Quantization",
+    "UnknownTargetError",
+    "all_targets",
+    "parse_target",
+    "register_converter",
 ]

@@ -44,7 +44,9 @@ class ConversionConfig:
     quantization: Quantization = Quantization.FLOAT32
     io_dtype: str = "float32"
     calibration_samples: int = 100
-    mixed_precision: bool = True  # int8: keep the layers the task names sensitive (a detector's box sides and decoding) in float
+    mixed_precision: bool = (
+        True  # int8: keep the layers the task names sensitive (a detector's box sides and decoding) in float
+    )
 
     def __post_init__(self) -> None:
         try:
@@ -56,8 +58,7 @@ class ConversionConfig:
             raise ValueError(f"invalid io_dtype {self.io_dtype!r}; valid: {', '.join(IO_DTYPES)}")
         if self.io_dtype != "float32" and self.quantization is not Quantization.INT8:
             raise ValueError(
-                f"io_dtype {self.io_dtype!r} needs full-integer quantization (int8), "
-                f"not {self.quantization.value!r}"
+                f"io_dtype {self.io_dtype!r} needs full-integer quantization (int8), not {self.quantization.value!r}"
             )
         if self.calibration_samples < 1:
             raise ValueError(f"calibration_samples must be >= 1, got {self.calibration_samples}")
@@ -118,7 +119,10 @@ CONVERTERS: Registry[ConverterEntry] = Registry("converter")
 
 
 def register_converter(
-    name: str, suffix: str, modes: Mapping[str, ConversionConfig], fallbacks: Mapping[str, str] | None = None,
+    name: str,
+    suffix: str,
+    modes: Mapping[str, ConversionConfig],
+    fallbacks: Mapping[str, str] | None = None,
     layout: Callable[[Path, str, str, ConversionConfig], Path] | None = None,
 ) -> Callable[[ConvertFn], ConvertFn]:
     """Decorator: register `convert` as the converter for format `name` (`layout`: see ConverterEntry.artifact_path)."""
@@ -225,8 +229,10 @@ MIXED_PRECISION = "mixed precision:"
 
 
 def mixed_precision_note(kept: int, scopes: tuple[str, ...]) -> str:
-    return (f"{MIXED_PRECISION} {kept} op(s) of {', '.join(scopes)} kept in float32, the rest int8 (the task measured "
-            "these layers to lose accuracy in int8; options mixed_precision=False gives full integer)")
+    return (
+        f"{MIXED_PRECISION} {kept} op(s) of {', '.join(scopes)} kept in float32, the rest int8 (the task measured "
+        "these layers to lose accuracy in int8; options mixed_precision=False gives full integer)"
+    )
 
 
 def describe(contract: ModelContract, config: ConversionConfig, **extra: Any) -> ModelContract:

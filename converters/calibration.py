@@ -87,7 +87,9 @@ class CalibrationData:
         slack = 1e-6 * max(1.0, high - low)  # float32 samples against the float64 contract
         return bool(self.samples.min() <= low + slack), bool(self.samples.max() >= high - slack)
 
-    def representative_dataset(self, on_sample: Callable[[], None] | None = None) -> Callable[[], Iterator[list[np.ndarray]]]:
+    def representative_dataset(
+        self, on_sample: Callable[[], None] | None = None
+    ) -> Callable[[], Iterator[list[np.ndarray]]]:
         """Adapter for ``tf.lite.TFLiteConverter.representative_dataset``."""
 
         def generator() -> Iterator[list[np.ndarray]]:
@@ -128,8 +130,10 @@ class CalibrationData:
         tolerance = 1e-3 * np.maximum(1.0, hi - lo)
         in_range = float(((values >= lo - tolerance) & (values <= hi + tolerance)).mean())
         stats = dict(
-            minimum=float(values.min()), maximum=float(values.max()),
-            mean=float(values.mean()), std=float(values.std()),
+            minimum=float(values.min()),
+            maximum=float(values.max()),
+            mean=float(values.mean()),
+            std=float(values.std()),
         )
         if stats["std"] == 0.0:
             raise CalibrationError(
@@ -165,7 +169,9 @@ class CalibrationData:
                 "(real images are typically above 0.5); calibrate on real images"
             )
         if self.labels is not None and len(set(self.labels)) == 1 and len(self) > 1:
-            warnings.append(f"all {len(self)} calibration samples are of one class ({self.labels[0]!r}); sample every class")
+            warnings.append(
+                f"all {len(self)} calibration samples are of one class ({self.labels[0]!r}); sample every class"
+            )
         return CalibrationReport(len(self), in_range_fraction=in_range, warnings=tuple(warnings), **stats)
 
 
@@ -194,8 +200,10 @@ def require_calibration(
     low, high = input_range(preprocessing)
     notes = report.warnings
     if not all(chosen.reaches(low, high)):
-        notes += (f"int8 input range set from the contract, [{low:.4g}, {high:.4g}]; the calibration samples "
-                  f"reach only [{chosen.samples.min():.4g}, {chosen.samples.max():.4g}]",)
+        notes += (
+            f"int8 input range set from the contract, [{low:.4g}, {high:.4g}]; the calibration samples "
+            f"reach only [{chosen.samples.min():.4g}, {chosen.samples.max():.4g}]",
+        )
     return chosen, notes
 
 

@@ -26,8 +26,8 @@ from converters.base import (
     Quantization,
     describe,
     ordinary_permissions,
-    replace_folder,
     register_converter,
+    replace_folder,
 )
 from converters.calibration import CalibrationData
 from converters.coreml_lint import neural_engine_lint
@@ -35,8 +35,8 @@ from converters.shared_work import intermediate
 from runtimes._deps import require
 from runtimes._quiet import quiet_native
 from runtimes.base import artifact_size
-from runtimes.metadata.coreml import COMPUTE_UNITS, CONTRACT_METADATA_KEY, INPUT_NAME
 from runtimes.contract import ColorOrder, Layout, ModelContract
+from runtimes.metadata.coreml import COMPUTE_UNITS, CONTRACT_METADATA_KEY, INPUT_NAME
 from runtimes.tasks import task_for
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,10 @@ class CoreMLConfig(ConversionConfig):
             raise ValueError(f"invalid compute_units {self.compute_units!r}; valid: {', '.join(COMPUTE_UNITS)}")
         if self.minimum_deployment_target not in DEPLOYMENT_TARGETS:
             raise ValueError(
-                f"invalid minimum_deployment_target {self.minimum_deployment_target!r}; valid: {', '.join(DEPLOYMENT_TARGETS)}"
+                (
+                    f"invalid minimum_deployment_target {self.minimum_deployment_target!r}; valid: "
+                    f"{', '.join(DEPLOYMENT_TARGETS)}"
+                )
             )
         if self.palettize_bits not in (None, 4, 6, 8):
             raise ValueError(f"invalid palettize_bits {self.palettize_bits!r}; valid: 4, 6, 8")
@@ -114,7 +117,8 @@ def _compress(mlmodel: Any, config: CoreMLConfig) -> Any:
 
 
 def _output_names(model: Any, contract: ModelContract) -> list[str]:
-    """The Keras model's output names (boxes, scores, classes), for tasks whose outputs are arrays; none for classifiers."""
+    """The Keras model's output names (boxes, scores, classes), for tasks whose outputs are arrays; none for
+    classifiers."""
     if task_for(contract.task).scores_per_label:
         return []
     return list(getattr(model, "output_names", None) or [])
@@ -138,8 +142,16 @@ def _mode_name(config: CoreMLConfig) -> str:
 
 
 @register_converter(
-    "coreml", suffix=".mlpackage", modes=MODES,
-    fallbacks={"palettize4": "palettize6", "palettize6": "palettize8", "palettize8": "int8", "int8": "fp16", "fp16": "fp32"},
+    "coreml",
+    suffix=".mlpackage",
+    modes=MODES,
+    fallbacks={
+        "palettize4": "palettize6",
+        "palettize6": "palettize8",
+        "palettize8": "int8",
+        "int8": "fp16",
+        "fp16": "fp32",
+    },
 )
 def convert_coreml(
     model: Any,
@@ -163,10 +175,17 @@ def convert_coreml(
         raise ConversionError("CoreML export takes NHWC Keras models; this contract's layout is nchw")
     started = time.perf_counter()
     scale, bias, fold = image_scale_and_bias(contract)
-    layouts = {ColorOrder.RGB: ct.colorlayout.RGB, ColorOrder.BGR: ct.colorlayout.BGR, ColorOrder.GRAY: ct.colorlayout.GRAYSCALE}
+    layouts = {
+        ColorOrder.RGB: ct.colorlayout.RGB,
+        ColorOrder.BGR: ct.colorlayout.BGR,
+        ColorOrder.GRAY: ct.colorlayout.GRAYSCALE,
+    }
     image = ct.ImageType(
-        name=INPUT_NAME, shape=(1, *spec.input_size, spec.channels), scale=scale,
-        bias=bias if spec.channels == 3 else bias[0], color_layout=layouts[spec.color_order],
+        name=INPUT_NAME,
+        shape=(1, *spec.input_size, spec.channels),
+        scale=scale,
+        bias=bias if spec.channels == 3 else bias[0],
+        color_layout=layouts[spec.color_order],
     )
     precision = ct.precision.FLOAT32 if config.quantization is Quantization.FLOAT32 else ct.precision.FLOAT16
 
@@ -174,10 +193,15 @@ def convert_coreml(
     def base_program() -> Iterator[Any]:
         with quiet_native("coremltools convert"):  # pass-by-pass progress bars and version warnings
             program = ct.convert(
-                [_concrete_function(model, contract, fold)], source="tensorflow", inputs=[image],
-                classifier_config=ct.ClassifierConfig(list(contract.labels)) if task_for(contract.task).scores_per_label else None,
+                [_concrete_function(model, contract, fold)],
+                source="tensorflow",
+                inputs=[image],
+                classifier_config=ct.ClassifierConfig(list(contract.labels))
+                if task_for(contract.task).scores_per_label
+                else None,
                 convert_to="mlprogram",
-                compute_precision=precision, compute_units=getattr(ct.ComputeUnit, config.compute_units),
+                compute_precision=precision,
+                compute_units=getattr(ct.ComputeUnit, config.compute_units),
                 minimum_deployment_target=getattr(ct.target, config.minimum_deployment_target),
             )
         yield program
@@ -191,9 +215,14 @@ def convert_coreml(
         raise ConversionError(f"CoreML conversion failed: {exc}") from exc
     mode = _mode_name(config)
     embedded = describe(
-        contract, config, coreml_mode=mode, compute_units=config.compute_units,
+        contract,
+        config,
+        coreml_mode=mode,
+        compute_units=config.compute_units,
         minimum_deployment_target=config.minimum_deployment_target,
-        image_scale=scale, image_bias=bias, folded_std=fold is not None,
+        image_scale=scale,
+        image_bias=bias,
+        folded_std=fold is not None,
     )
     mlmodel.user_defined_metadata[CONTRACT_METADATA_KEY] = embedded.to_signed_json()
     mlmodel.short_description = f"{contract.model_name}: {contract.task} over {len(contract.labels)} labels (edgekit)"

@@ -18,8 +18,12 @@ import numpy as np
 from runtimes.reference.mil_program import MILProgram, Step, load_program
 
 OFF_NEURAL_ENGINE = {
-    "lstm": "recurrent layers", "gru": "recurrent layers", "rnn": "recurrent layers",
-    "gather": "gather", "gather_nd": "gather", "gather_along_axis": "gather",
+    "lstm": "recurrent layers",
+    "gru": "recurrent layers",
+    "rnn": "recurrent layers",
+    "gather": "gather",
+    "gather_nd": "gather",
+    "gather_along_axis": "gather",
 }
 
 
@@ -40,12 +44,17 @@ def neural_engine_lint(path: str | Path, compute_units: str | None = None) -> li
     if compute_units in ("CPU_ONLY", "CPU_AND_GPU"):
         findings.append(f"compute_units={compute_units} excludes the Neural Engine")
     float_types = Counter(
-        str(dtype) for step in program.steps if step.op_type not in ("const", "cast") for dtype in step.output_dtypes
+        str(dtype)
+        for step in program.steps
+        if step.op_type not in ("const", "cast")
+        for dtype in step.output_dtypes
         if dtype is not None and np.issubdtype(dtype, np.floating)
     )
     if float_types.get("float32", 0) > float_types.get("float16", 0):
-        findings.append("the program computes in float32; the Neural Engine runs float16 only, so CoreML will use "
-                        "the GPU or CPU (export coreml:fp16 or a compressed mode for the Neural Engine)")
+        findings.append(
+            "the program computes in float32; the Neural Engine runs float16 only, so CoreML will use "
+            "the GPU or CPU (export coreml:fp16 or a compressed mode for the Neural Engine)"
+        )
     constants = _constants(program)
     flagged = Counter()
     for step in program.steps:

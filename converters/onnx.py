@@ -32,11 +32,11 @@ from converters.base import (
 )
 from converters.calibration import CalibrationData, input_range, require_calibration
 from converters.shared_work import intermediate
-from runtimes.tasks import task_for
 from runtimes._deps import require
 from runtimes._quiet import quiet_native
 from runtimes.contract import ModelContract
 from runtimes.metadata.onnx import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
+from runtimes.tasks import task_for
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +191,14 @@ class _Reader:
         self._iterator = iter(self.data)
 
 
-def _quantize(float_path: Path, output: Path, config: OnnxConfig, calibration: CalibrationData | None,
-              value_range: tuple[float, float], float_scopes: tuple[str, ...] = ()) -> int:
+def _quantize(
+    float_path: Path,
+    output: Path,
+    config: OnnxConfig,
+    calibration: CalibrationData | None,
+    value_range: tuple[float, float],
+    float_scopes: tuple[str, ...] = (),
+) -> int:
     """Quantize `float_path` into `output`; nodes under `float_scopes` stay float. Returns how many did."""
     quantization = require("onnxruntime.quantization", extra="onnx", package="onnxruntime")
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -204,8 +210,13 @@ def _quantize(float_path: Path, output: Path, config: OnnxConfig, calibration: C
         log.debug("ONNX quantization pre-processing: symbolic shape inference failed (%r); using ONNX's own", exc)
         quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
     if config.quantization is Quantization.DYNAMIC:  # activations are uint8 at run time: U8S8 kernels
-        quantization.quantize_dynamic(str(prepared), str(output), weight_type=quantization.QuantType.QInt8, per_channel=True,
-                                      reduce_range=config.reduce_range)
+        quantization.quantize_dynamic(
+            str(prepared),
+            str(output),
+            weight_type=quantization.QuantType.QInt8,
+            per_channel=True,
+            reduce_range=config.reduce_range,
+        )
         return 0
     ort = require("onnxruntime", extra="onnx")
     input_name = ort.InferenceSession(str(prepared), providers=["CPUExecutionProvider"]).get_inputs()[0].name
@@ -218,11 +229,16 @@ def _quantize(float_path: Path, output: Path, config: OnnxConfig, calibration: C
     excluded = [node.name for node in graph.node if in_float_scopes(node.name, float_scopes)]
     activation_type = config.activation_type
     quantization.quantize_static(
-        str(prepared), str(output), _Reader(calibration, input_name),
-        quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+        str(prepared),
+        str(output),
+        _Reader(calibration, input_name),
+        quant_format=quantization.QuantFormat.QDQ,
+        per_channel=True,
         activation_type={"uint8": quantization.QuantType.QUInt8, "int8": quantization.QuantType.QInt8}[activation_type],
-        weight_type=quantization.QuantType.QInt8, extra_options={"TensorQuantOverrides": overrides},
-        nodes_to_exclude=excluded, reduce_range=config.reduce_range and activation_type == "uint8",
+        weight_type=quantization.QuantType.QInt8,
+        extra_options={"TensorQuantOverrides": overrides},
+        nodes_to_exclude=excluded,
+        reduce_range=config.reduce_range and activation_type == "uint8",
     )
     return len(excluded)
 
@@ -284,7 +300,9 @@ def _integer_input(proto: Any) -> dict[str, float | int] | None:
     return {"scale": float(numpy_helper.to_array(scale)), "zero_point": int(numpy_helper.to_array(zero_point))}
 
 
-def _choose_input(proto: Any, config: OnnxConfig, contract: ModelContract) -> tuple[Any, dict[str, float | int], str] | None:
+def _choose_input(
+    proto: Any, config: OnnxConfig, contract: ModelContract
+) -> tuple[Any, dict[str, float | int], str] | None:
     """(graph with its input QuantizeLinear moved to the runtime, the input's quantization, its input_kind),
     when `config` asks for that here; None keeps the float input."""
     candidate = type(proto)()
@@ -314,13 +332,15 @@ def _takes_raw_pixels(quantization: dict[str, float | int], activation_type: str
 INPUT_READERS = {
     "float": "plain ONNX Runtime (and OpenCV DNN): feed the float tensor the metadata's image.normalization gives",
     "pixels": "plain ONNX Runtime: feed raw 0..255 pixels as uint8 (metadata input_kind=pixels); OpenCV DNN mis-reads "
-              "uint8-input QDQ graphs: use onnx.integer_input=never for it",
+    "uint8-input QDQ graphs: use onnx.integer_input=never for it",
     "quantized": "edgekit only, or a reader that quantizes: the input is q = round(x / scale) + zero_point "
-                 "(metadata edgekit.input_quantization); OpenCV DNN mis-reads it",
+    "(metadata edgekit.input_quantization); OpenCV DNN mis-reads it",
 }
 
 
-def portable_metadata(contract: ModelContract, input_kind: str, quantization: dict[str, float | int] | None) -> dict[str, str]:
+def portable_metadata(
+    contract: ModelContract, input_kind: str, quantization: dict[str, float | int] | None
+) -> dict[str, str]:
     """metadata_props that say how to feed the model without edgekit: plain keys, plain JSON values."""
     from runtimes.metadata.standard import normalization
 
@@ -342,8 +362,9 @@ def portable_metadata(contract: ModelContract, input_kind: str, quantization: di
     return props
 
 
-@register_converter("onnx", suffix=".onnx", modes=MODES,
-                    fallbacks={"int8_qinput": "int8", "int8": "dynamic", "dynamic": "fp32"})
+@register_converter(
+    "onnx", suffix=".onnx", modes=MODES, fallbacks={"int8_qinput": "int8", "int8": "dynamic", "dynamic": "fp32"}
+)
 def convert_onnx(
     model: Any,
     output_path: str | Path,
@@ -375,13 +396,19 @@ def convert_onnx(
         workdir = Path(tmp)
         notes.extend(path_notes)
         final = float_path
-        scopes = task_for(contract.task).float_scopes if config.quantization is Quantization.INT8 and config.mixed_precision else ()
+        scopes = (
+            task_for(contract.task).float_scopes
+            if config.quantization is Quantization.INT8 and config.mixed_precision
+            else ()
+        )
         kept = 0
         if config.quantization is not Quantization.FLOAT32:
             final = workdir / "quantized.onnx"
             try:
                 with quiet_native(f"ONNX Runtime quantization {config.quantization.value}"):
-                    kept = _quantize(float_path, final, config, calibration, input_range(contract.preprocessing), scopes)
+                    kept = _quantize(
+                        float_path, final, config, calibration, input_range(contract.preprocessing), scopes
+                    )
             except Exception as exc:
                 raise ConversionError(f"ONNX {config.quantization.value} quantization failed: {exc!r}") from exc
         proto = onnx.load(str(final))
@@ -390,7 +417,9 @@ def convert_onnx(
             extra["activation_type"] = config.activation_type
         if config.quantization is not Quantization.FLOAT32 and _reduced_range(config):
             extra["weight_bits"] = 7
-            notes.append("weights in 7 bits (reduce_range): uint8 x int8 products cannot saturate on x86 CPUs without VNNI")
+            notes.append(
+                "weights in 7 bits (reduce_range): uint8 x int8 products cannot saturate on x86 CPUs without VNNI"
+            )
         if kept:
             extra["float_scopes"] = list(scopes)
             notes.append(mixed_precision_note(kept, scopes))
@@ -412,5 +441,6 @@ def convert_onnx(
     size = output_path.stat().st_size
     seconds = time.perf_counter() - started
     log.debug("wrote %s (%.1f kB, %.1f s, %s)", output_path, size / 1024, seconds, notes[-1] if notes else "")
-    return Artifact(output_path, f"onnx:{config.mode}", config, embedded, size, seconds, tuple(notes),
-                    (INPUT_READERS[input_kind],))
+    return Artifact(
+        output_path, f"onnx:{config.mode}", config, embedded, size, seconds, tuple(notes), (INPUT_READERS[input_kind],)
+    )

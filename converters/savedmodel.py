@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from converters.base import (
-    Artifact, ConversionConfig, ConversionError, Quantization, ordinary_permissions, register_converter, replace_folder,
+    Artifact,
+    ConversionConfig,
+    ConversionError,
+    Quantization,
+    ordinary_permissions,
+    register_converter,
+    replace_folder,
 )
 from runtimes._deps import require
 from runtimes._quiet import quiet_native
@@ -61,10 +67,19 @@ def embedded_contract(contract: ModelContract, config: ConversionConfig, outputs
 
     pre = contract.preprocessing
     inside = replace(pre, scale=1.0, offset=0.0, mean=None, std=None, layout=Layout.NHWC)
-    return replace(contract, preprocessing=inside).with_quantization(mode=config.quantization.value, io_dtype="uint8", scaling_in_graph={
-        "scale": pre.scale, "offset": pre.offset, "mean": list(pre.mean) if pre.mean else None,
-        "std": list(pre.std) if pre.std else None, "layout": pre.layout.value},
-        serving={"signature": SERVING_SIGNATURE, "input": IMAGES_INPUT, "color_order": "rgb"}, outputs=outputs)
+    return replace(contract, preprocessing=inside).with_quantization(
+        mode=config.quantization.value,
+        io_dtype="uint8",
+        scaling_in_graph={
+            "scale": pre.scale,
+            "offset": pre.offset,
+            "mean": list(pre.mean) if pre.mean else None,
+            "std": list(pre.std) if pre.std else None,
+            "layout": pre.layout.value,
+        },
+        serving={"signature": SERVING_SIGNATURE, "input": IMAGES_INPUT, "color_order": "rgb"},
+        outputs=outputs,
+    )
 
 
 def scaled(tf: Any, pixels: Any, contract: ModelContract) -> Any:
@@ -86,8 +101,9 @@ def to_geometry(tf: Any, images: Any, contract: ModelContract) -> tuple[Any, Any
     pre = contract.preprocessing
     out_h, out_w = pre.input_size
     if pre.channels == 1:
-        images = tf.cast(tf.round(tf.tensordot(tf.cast(images, tf.float32), tf.constant([0.299, 0.587, 0.114]), 1)),
-                         tf.uint8)[..., None]
+        images = tf.cast(
+            tf.round(tf.tensordot(tf.cast(images, tf.float32), tf.constant([0.299, 0.587, 0.114]), 1)), tf.uint8
+        )[..., None]
     elif pre.color_order.value == "bgr":
         images = tf.reverse(images, axis=[-1])
     shape = tf.shape(images)
@@ -108,16 +124,29 @@ def to_geometry(tf: Any, images: Any, contract: ModelContract) -> tuple[Any, Any
         new_w = tf.maximum(one, tf.round(in_w * ratio))
         new_h = tf.maximum(one, tf.round(in_h * ratio))
         if pre.resize is ResizeMode.CENTER_CROP:
-            new_w, new_h = tf.maximum(tf.constant(out_w, tf.float64), new_w), tf.maximum(tf.constant(out_h, tf.float64), new_h)
+            new_w, new_h = (
+                tf.maximum(tf.constant(out_w, tf.float64), new_w),
+                tf.maximum(tf.constant(out_h, tf.float64), new_h),
+            )
         image = resized(tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32))
         if pre.resize is ResizeMode.LETTERBOX:
             top, left = (out_h - tf.cast(new_h, tf.int32)) // 2, (out_w - tf.cast(new_w, tf.int32)) // 2
-            out = tf.pad(image - pre.pad_value, [[0, 0], [top, out_h - tf.cast(new_h, tf.int32) - top],
-                                                 [left, out_w - tf.cast(new_w, tf.int32) - left], [0, 0]]) + pre.pad_value
+            out = (
+                tf.pad(
+                    image - pre.pad_value,
+                    [
+                        [0, 0],
+                        [top, out_h - tf.cast(new_h, tf.int32) - top],
+                        [left, out_w - tf.cast(new_w, tf.int32) - left],
+                        [0, 0],
+                    ],
+                )
+                + pre.pad_value
+            )
             mapping = tf.stack([new_w / in_w, new_h / in_h, tf.cast(left, tf.float64), tf.cast(top, tf.float64)])
         else:
             top, left = (tf.cast(new_h, tf.int32) - out_h) // 2, (tf.cast(new_w, tf.int32) - out_w) // 2
-            out = image[:, top:top + out_h, left:left + out_w, :]
+            out = image[:, top : top + out_h, left : left + out_w, :]
             mapping = tf.stack([new_w / in_w, new_h / in_h, -tf.cast(left, tf.float64), -tf.cast(top, tf.float64)])
     same = tf.logical_and(tf.equal(shape[1], out_h), tf.equal(shape[2], out_w))
     out = tf.cond(same, lambda: tf.ensure_shape(images, [None, None, None, pre.channels]), lambda: out)
@@ -128,7 +157,10 @@ def to_geometry(tf: Any, images: Any, contract: ModelContract) -> tuple[Any, Any
 
 def output_names(model: Any) -> list[str]:
     """The model's outputs' names, in its order: the `edgekit` signature's keys, recorded in the contract."""
-    return [str(name) for name in (getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])]
+    return [
+        str(name)
+        for name in (getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
+    ]
 
 
 def build_module(tf: Any, model: Any, contract: ModelContract, contract_file: Path) -> Any:
@@ -197,9 +229,14 @@ def convert_savedmodel(
         module = build_module(tf, model, contract, contract_file)
         staged = staging / "savedmodel"
         with quiet_native("tf.saved_model.save"):
-            tf.saved_model.save(module, str(staged), signatures={
-                SERVING_SIGNATURE: module.serve.get_concrete_function(),
-                EDGEKIT_SIGNATURE: module.edgekit.get_concrete_function()})
+            tf.saved_model.save(
+                module,
+                str(staged),
+                signatures={
+                    SERVING_SIGNATURE: module.serve.get_concrete_function(),
+                    EDGEKIT_SIGNATURE: module.edgekit.get_concrete_function(),
+                },
+            )
         if not (staged / "assets" / CONTRACT_ASSET).is_file():
             raise ConversionError("the SavedModel was written without its contract asset")
         ordinary_permissions(staged)
@@ -212,6 +249,16 @@ def convert_savedmodel(
         shutil.rmtree(staging, ignore_errors=True)
     seconds = time.perf_counter() - started
     log.debug("wrote %s (%.1f s)", output_path, seconds)
-    notes = (f"TensorFlow Serving layout: --model_name={output_path.parent.name} --model_base_path={output_path.parent}",)
-    return Artifact(output_path, f"savedmodel:{config.quantization.value}", config, embedded, artifact_size(output_path),
-                    seconds, notes, ("TensorFlow Serving: serving_default takes uint8 RGB images of any size",))
+    notes = (
+        f"TensorFlow Serving layout: --model_name={output_path.parent.name} --model_base_path={output_path.parent}",
+    )
+    return Artifact(
+        output_path,
+        f"savedmodel:{config.quantization.value}",
+        config,
+        embedded,
+        artifact_size(output_path),
+        seconds,
+        notes,
+        ("TensorFlow Serving: serving_default takes uint8 RGB images of any size",),
+    )

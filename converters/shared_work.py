@@ -14,9 +14,9 @@ import os
 import shutil
 import tempfile
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from pathlib import Path
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Hashable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -68,7 +68,7 @@ def remove_stale_scratch(root: Path) -> list[Path]:
     """Remove scratch folders under `root` whose process is gone (a killed export's leftovers)."""
     removed = []
     for folder in root.glob(f"{SCRATCH_PREFIX}*"):
-        pid_text = folder.name[len(SCRATCH_PREFIX):].split("-")[0]
+        pid_text = folder.name[len(SCRATCH_PREFIX) :].split("-")[0]
         if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)

@@ -14,12 +14,12 @@ from typing import Any, Iterator
 import numpy as np
 
 from converters.base import (
+    MIXED_PRECISION,
     Artifact,
     ConversionConfig,
     ConversionError,
     Quantization,
     atomic_output,
-    MIXED_PRECISION,
     describe,
     in_float_scopes,
     mixed_precision_note,
@@ -30,7 +30,6 @@ from converters.shared_work import intermediate
 from runtimes._deps import require
 from runtimes._quiet import quiet_native
 from runtimes.contract import ModelContract
-from runtimes.tasks import task_for
 from runtimes.metadata.standard import (
     LABELS_FILE,
     STANDARD_METADATA_NAME,
@@ -39,6 +38,7 @@ from runtimes.metadata.standard import (
     with_associated_files,
 )
 from runtimes.metadata.tflite import write_metadata
+from runtimes.tasks import task_for
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,9 @@ class TFLiteConfig(ConversionConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.detection_outputs not in DETECTION_OUTPUTS:
-            raise ValueError(f"invalid detection_outputs {self.detection_outputs!r}; valid: {', '.join(DETECTION_OUTPUTS)}")
+            raise ValueError(
+                f"invalid detection_outputs {self.detection_outputs!r}; valid: {', '.join(DETECTION_OUTPUTS)}"
+            )
 
     @property
     def mode(self) -> str:
@@ -113,7 +115,11 @@ def _converter(model: Any) -> Iterator[Any]:
     """A TFLiteConverter for `model`, from a SavedModel shared by every mode of one export."""
     tf = require("tensorflow", extra="tflite")
     with intermediate(model, "tflite-saved-model", lambda: _saved_model(model)) as saved:
-        yield tf.lite.TFLiteConverter.from_keras_model(model) if saved is None else tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        yield (
+            tf.lite.TFLiteConverter.from_keras_model(model)
+            if saved is None
+            else tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        )
 
 
 def float_flatbuffer(model: Any) -> bytes:
@@ -166,10 +172,14 @@ def convert_tflite(
         sparsity = 0.0
     extra: dict[str, Any] = {"sparse": True} if sparsity >= SPARSE_ENOUGH else {}
     if contract.head.get("layout") == "postprocess":
-        notes.append(f"TFLite_Detection_PostProcess outputs: NMS and the score threshold {contract.head['score_threshold']:g} "
-                     "in the graph; mAP is measured at that threshold, against Keras at the same")
+        notes.append(
+            f"TFLite_Detection_PostProcess outputs: NMS and the score threshold {contract.head['score_threshold']:g} "
+            "in the graph; mAP is measured at that threshold, against Keras at the same"
+        )
     if any(note.startswith(MIXED_PRECISION) for note in notes):
-        extra["float_scopes"] = list(task_for(contract.task).float_scopes)  # what stayed float, for readers of the contract
+        extra["float_scopes"] = list(
+            task_for(contract.task).float_scopes
+        )  # what stayed float, for readers of the contract
     embedded = describe(contract, config, **extra)
     # a detector's outputs in its Keras (and the layout's) order, in the same rewrite as the contract
     flatbuffer = write_metadata(flatbuffer, embedded.to_signed_json().encode(), signature_order=True)
@@ -178,8 +188,16 @@ def convert_tflite(
         tmp.write_bytes(flatbuffer)
     seconds = time.perf_counter() - started
     log.debug("wrote %s (%.1f kB, %.1f s)", output_path, len(flatbuffer) / 1024, seconds)
-    return Artifact(output_path, f"tflite:{config.mode}", config, embedded, len(flatbuffer), seconds, tuple(notes),
-                    tuple(consumer_notes(embedded, config)))
+    return Artifact(
+        output_path,
+        f"tflite:{config.mode}",
+        config,
+        embedded,
+        len(flatbuffer),
+        seconds,
+        tuple(notes),
+        tuple(consumer_notes(embedded, config)),
+    )
 
 
 def _check_layout(config: TFLiteConfig, contract: ModelContract) -> None:
@@ -188,8 +206,10 @@ def _check_layout(config: TFLiteConfig, contract: ModelContract) -> None:
         return
     layout = contract.head.get("layout", "edgekit")
     if layout != config.detection_outputs:
-        raise ConversionError(f"detection_outputs={config.detection_outputs!r} but the model and its contract have the "
-                              f"{layout!r} output layout; export with edgekit.export, which builds each layout's graph")
+        raise ConversionError(
+            f"detection_outputs={config.detection_outputs!r} but the model and its contract have the "
+            f"{layout!r} output layout; export with edgekit.export, which builds each layout's graph"
+        )
 
 
 def with_standard_metadata(flatbuffer: bytes, contract: ModelContract) -> bytes:
@@ -213,18 +233,29 @@ def consumer_notes(contract: ModelContract, config: ConversionConfig) -> list[st
     limits = standard_limits(contract.preprocessing)
     notes = []
     if config.io_dtype == "int8":
-        notes.append("MediaPipe Tasks: refuses it (int8 input tensor; export tflite:uint8 or a float mode for MediaPipe)")
+        notes.append(
+            "MediaPipe Tasks: refuses it (int8 input tensor; export tflite:uint8 or a float mode for MediaPipe)"
+        )
     elif contract.head.get("layout") == "edgekit":  # a detector: MediaPipe's ObjectDetector takes one layout only
-        notes.append("MediaPipe Tasks: its ObjectDetector needs TFLite_Detection_PostProcess outputs: export tflite:mediapipe")
+        notes.append(
+            "MediaPipe Tasks: its ObjectDetector needs TFLite_Detection_PostProcess outputs: export tflite:mediapipe"
+        )
     elif contract.head.get("layout") == "postprocess":
-        notes.append("MediaPipe Tasks: ObjectDetector reads it (boxes, classes, scores, count; labels.txt)"
-                     + (f"; it would mis-read {'; '.join(limits)} on non-square images" if limits else ""))
+        notes.append(
+            "MediaPipe Tasks: ObjectDetector reads it (boxes, classes, scores, count; labels.txt)"
+            + (f"; it would mis-read {'; '.join(limits)} on non-square images" if limits else "")
+        )
     elif limits:
         notes.append(f"MediaPipe Tasks: would mis-read it: {'; '.join(limits)}")
     else:
         notes.append("MediaPipe Tasks: reads it (standard metadata: normalization, colour space, labels.txt)")
     if limits:
-        notes.append(f"LiteRT alone (TFLite Support metadata readers): mis-reads {'; '.join(limits)}; edgekit reads its own contract")
+        notes.append(
+            (
+                f"LiteRT alone (TFLite Support metadata readers): mis-reads {'; '.join(limits)}; edgekit reads its own "
+                "contract"
+            )
+        )
     return notes
 
 
@@ -251,8 +282,13 @@ def kernel_sparsity(model: Any) -> float:
 
 
 def _convert(
-    tf: Any, converter: Any, config: ConversionConfig, contract: ModelContract,
-    calibration: CalibrationData | None, progress: bool, sparsity: float = 0.0,
+    tf: Any,
+    converter: Any,
+    config: ConversionConfig,
+    contract: ModelContract,
+    calibration: CalibrationData | None,
+    progress: bool,
+    sparsity: float = 0.0,
 ) -> tuple[bytes, list[str]]:
     quant = config.quantization
     notes: list[str] = []
@@ -266,8 +302,12 @@ def _convert(
     if quant is Quantization.INT8:
         data, lint = require_calibration(calibration, contract.preprocessing, config.calibration_samples)
         notes.extend(lint)
-        data = data.spanning(*input_range(contract.preprocessing))  # the input's range is the contract's, not the samples'
-        converter.representative_dataset = data.representative_dataset()  # runs inside convert(), whose output is captured
+        data = data.spanning(
+            *input_range(contract.preprocessing)
+        )  # the input's range is the contract's, not the samples'
+        converter.representative_dataset = (
+            data.representative_dataset()
+        )  # runs inside convert(), whose output is captured
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         io_type = {"int8": tf.int8, "uint8": tf.uint8}[config.io_dtype]
         converter.inference_input_type = io_type
@@ -304,11 +344,15 @@ def _mixed_int8(tf: Any, converter: Any, config: ConversionConfig, scopes: tuple
     calibrated = converter.convert()
     interpreter = tf.lite.Interpreter(model_content=calibrated)
     outputs = {detail["name"] for detail in interpreter.get_output_details()}  # the scope's results, kept float too
-    denied = sorted(detail["name"] for detail in interpreter.get_tensor_details()
-                    if in_float_scopes(detail["name"], scopes) or detail["name"] in outputs)
+    denied = sorted(
+        detail["name"]
+        for detail in interpreter.get_tensor_details()
+        if in_float_scopes(detail["name"], scopes) or detail["name"] in outputs
+    )
     if not any(in_float_scopes(name, scopes) for name in denied):
         raise ConversionError(f"no op under {scopes} in the graph")
     io_type = {"int8": tf.int8, "uint8": tf.uint8}[config.io_dtype]
-    flatbuffer = lite_convert.mlir_quantize(calibrated, fully_quantize=False, input_data_type=io_type,
-                                           output_data_type=tf.float32, denylisted_nodes=denied)
+    flatbuffer = lite_convert.mlir_quantize(
+        calibrated, fully_quantize=False, input_data_type=io_type, output_data_type=tf.float32, denylisted_nodes=denied
+    )
     return flatbuffer, len(denied)

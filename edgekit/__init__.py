@@ -30,8 +30,8 @@ from edgekit.errors import (
 from edgekit.training import distribution  # edgekit.distribution: light, used before Keras loads
 from runtimes.contract import ColorOrder, Interpolation, Layout, ModelContract, Preprocessing, ResizeMode
 from runtimes.model import Classification, Model
-from runtimes.tasks.detection import Detection, DetectionHead, Detections
 from runtimes.model import open_model as load
+from runtimes.tasks.detection import Detection, DetectionHead, Detections
 
 # name -> module that defines it; imported when first used (these pull in Keras/TensorFlow).
 _LAZY = {
@@ -58,9 +58,39 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ArrayDataset", "CalibrationError", "Classification", "ColorOrder", "ContractError",
-    "ConversionError", "DatasetError", "Detection", "DetectionData", "DetectionDataset", "DetectionHead", "Detections", "EdgekitError", "ImageDataset", "ImageFolder", "InferenceError", "InputError",
-    "Interpolation", "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
-    "ResizeMode", "TrainingError", "UnknownNameError", "UnknownTargetError", "__version__",
-    "datasets", "deploy", "distribution", "load", "load_detection", *_LAZY,
+    "ArrayDataset",
+    "CalibrationError",
+    "Classification",
+    "ColorOrder",
+    "ContractError",
+    "ConversionError",
+    "DatasetError",
+    "Detection",
+    "DetectionData",
+    "DetectionDataset",
+    "DetectionHead",
+    "Detections",
+    "EdgekitError",
+    "ImageDataset",
+    "ImageFolder",
+    "InferenceError",
+    "InputError",
+    "Interpolation",
+    "Layout",
+    "MissingDependencyError",
+    "Model",
+    "ModelContract",
+    "ModelLoadError",
+    "Preprocessing",
+    "ResizeMode",
+    "TrainingError",
+    "UnknownNameError",
+    "UnknownTargetError",
+    "__version__",
+    "datasets",
+    "deploy",
+    "distribution",
+    "load",
+    "load_detection",
+    *_LAZY,
 ]

@@ -23,7 +23,9 @@ def main(payload: str) -> int:
     started = time.perf_counter()
     model = open_model(path, **options)
     load_ms = (time.perf_counter() - started) * 1000
-    result = BenchResult(str(path), model.backend, args["threads"], artifact_size(path), "ok", load_ms=round(load_ms, 3))
+    result = BenchResult(
+        str(path), model.backend, args["threads"], artifact_size(path), "ok", load_ms=round(load_ms, 3)
+    )
     if not model.can_run:
         result.status = f"cannot run here: {model.runtime.unavailable_reason.split(';')[0]}"
         reference = reference_backend_for(path)
@@ -34,7 +36,9 @@ def main(payload: str) -> int:
         return 0
     spec = model.require_preprocessing()
     low, high = (np.asarray(v, np.float32) for v in spec.output_range())
-    sample = (low + np.random.default_rng(0).random((1, *spec.input_size, spec.channels), dtype=np.float32) * (high - low))
+    sample = low + np.random.default_rng(0).random((1, *spec.input_size, spec.channels), dtype=np.float32) * (
+        high - low
+    )
     if spec.layout.value == "nchw":
         sample = np.ascontiguousarray(np.moveaxis(sample, -1, 1))
     for _ in range(args["warmup"]):
@@ -61,7 +65,8 @@ def main(payload: str) -> int:
 
 
 def _quality(model, path: str) -> tuple[str, float]:
-    """The task's headline metric on labelled data (a class folder; YOLO, COCO or VOC), read with the model's contract."""
+    """The task's headline metric on labelled data (a class folder; YOLO, COCO or VOC), read with the model's
+    contract."""
     from edgekit.tasks import host_task
 
     host = host_task(model.contract.task)

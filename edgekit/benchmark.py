@@ -55,13 +55,22 @@ class BenchReport:
         def ms(value: float | None) -> str:
             return "-" if value is None else f"{value:.2f} ms"
 
-        return [[
-            Path(r.model).name, "default" if r.threads is None else str(r.threads), f"{r.size_bytes / 1024:.1f} kB",
-            ms(r.load_ms), ms(r.p50_ms), ms(r.p90_ms), ms(r.p99_ms),
-            "-" if r.throughput_fps is None else f"{r.throughput_fps:.1f}/s",
-            "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f} MB",
-            "-" if r.quality is None else f"{r.metric} {r.quality * 100:.1f}%", r.status,
-        ] for r in self.results]
+        return [
+            [
+                Path(r.model).name,
+                "default" if r.threads is None else str(r.threads),
+                f"{r.size_bytes / 1024:.1f} kB",
+                ms(r.load_ms),
+                ms(r.p50_ms),
+                ms(r.p90_ms),
+                ms(r.p99_ms),
+                "-" if r.throughput_fps is None else f"{r.throughput_fps:.1f}/s",
+                "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f} MB",
+                "-" if r.quality is None else f"{r.metric} {r.quality * 100:.1f}%",
+                r.status,
+            ]
+            for r in self.results
+        ]
 
     def table(self) -> str:
         return text_table(self.HEADER, self.rows())
@@ -78,8 +87,12 @@ class BenchReport:
         return plot_latencies([r.latencies_ms for r in ran], labels, path)
 
 
-def _measure(model: str, threads: int | None, runs: int, seconds: float | None, warmup: int, data: str | None) -> BenchResult:
-    payload = json.dumps({"model": model, "threads": threads, "runs": runs, "seconds": seconds, "warmup": warmup, "data": data})
+def _measure(
+    model: str, threads: int | None, runs: int, seconds: float | None, warmup: int, data: str | None
+) -> BenchResult:
+    payload = json.dumps(
+        {"model": model, "threads": threads, "runs": runs, "seconds": seconds, "warmup": warmup, "data": data}
+    )
     done = subprocess.run([sys.executable, "-m", "edgekit._bench_worker", payload], capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:

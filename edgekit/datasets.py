@@ -61,7 +61,9 @@ def draw_shape(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     filled = rng.random() < 0.85
     thickness = -1 if filled else max(1, int(size / 32))
     if kind == "circle":
-        cv2.circle(canvas, tuple(int(v) for v in centre.round()), int(round(radius)), colour.tolist(), thickness, cv2.LINE_AA)
+        cv2.circle(
+            canvas, tuple(int(v) for v in centre.round()), int(round(radius)), colour.tolist(), thickness, cv2.LINE_AA
+        )
     else:
         points = _polygon(kind, centre, radius * (1.15 if kind == "triangle" else 1.0), rng.uniform(0, 2 * math.pi))
         if filled:
@@ -127,8 +129,17 @@ def _cluttered_background(rng: np.random.Generator, height: int, width: int) -> 
         else:
             radius = int(rng.uniform(0.1, 0.4) * side)
             start = float(rng.uniform(0, 360))
-            cv2.ellipse(canvas, p1, (radius, radius), 0, start, start + float(rng.uniform(40, 120)),
-                        _random_colour(rng).tolist(), int(rng.integers(1, 3)), cv2.LINE_AA)
+            cv2.ellipse(
+                canvas,
+                p1,
+                (radius, radius),
+                0,
+                start,
+                start + float(rng.uniform(40, 120)),
+                _random_colour(rng).tolist(),
+                int(rng.integers(1, 3)),
+                cv2.LINE_AA,
+            )
     return canvas
 
 
@@ -140,7 +151,9 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     return ix * iy / smaller if smaller > 0 else 0.0
 
 
-def _place_object(kind: str, height: int, width: int, rng: np.random.Generator, taken: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+def _place_object(
+    kind: str, height: int, width: int, rng: np.random.Generator, taken: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Outline points and tight box of one object that overlaps the others only partly, or None."""
     side = min(height, width)
     for _ in range(30):
@@ -168,7 +181,9 @@ def _place_object(kind: str, height: int, width: int, rng: np.random.Generator, 
     return None
 
 
-def draw_detection_scene(height: int, width: int, rng: np.random.Generator, max_objects: int = 6) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+def draw_detection_scene(
+    height: int, width: int, rng: np.random.Generator, max_objects: int = 6
+) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
     """One BGR scene with 0..max_objects shapes and their (class index, x0 y0 x1 y1 box) in pixels."""
     canvas = _cluttered_background(rng, height, width)
     objects: list[tuple[int, np.ndarray]] = []
@@ -178,7 +193,7 @@ def draw_detection_scene(height: int, width: int, rng: np.random.Generator, max_
         if placed is None:
             continue
         points, box = placed
-        region = canvas[int(box[1]):int(np.ceil(box[3])), int(box[0]):int(np.ceil(box[2]))]
+        region = canvas[int(box[1]) : int(np.ceil(box[3])), int(box[0]) : int(np.ceil(box[2]))]
         colour = _contrasting_colour(rng, region if region.size else canvas, min_contrast=rng.uniform(45, 110))
         cv2.fillPoly(canvas, [np.round(points * 16).astype(np.int32)], colour.tolist(), cv2.LINE_AA, shift=4)
         objects.append((cls, box))
@@ -225,6 +240,7 @@ def make_shapes_detection(
 
 # -- a video with objects on known paths (tracking and counting) ------------------------------
 
+
 @dataclass(frozen=True)
 class TrackingClip:
     """A generated video and its truth: every object's box on every frame, and the line it may cross."""
@@ -240,8 +256,9 @@ class TrackingClip:
         return {"in": self.crossings.count("in"), "out": self.crossings.count("out")}
 
 
-def make_tracking_video(path: str | Path, frames: int = 48, size: tuple[int, int] = (144, 192), seed: int = 0,
-                        fps: float = 15.0) -> TrackingClip:
+def make_tracking_video(
+    path: str | Path, frames: int = 48, size: tuple[int, int] = (144, 192), seed: int = 0, fps: float = 15.0
+) -> TrackingClip:
     """Write a lossless video (FFV1 .avi) of three shapes moving in lanes over a fixed cluttered background.
 
     A circle crosses the vertical centre line left to right, a square right to left, a triangle
@@ -262,8 +279,11 @@ def make_tracking_video(path: str | Path, frames: int = 48, size: tuple[int, int
     margin = extent / 2 + 2
     line_x = width / 2
     # (class, lane, x at the first frame, x at the last frame)
-    paths = ((0, lanes[0], margin, width - margin), (1, lanes[1], width - margin, margin),
-             (2, lanes[2], margin, line_x - extent))
+    paths = (
+        (0, lanes[0], margin, width - margin),
+        (1, lanes[1], width - margin, margin),
+        (2, lanes[2], margin, line_x - extent),
+    )
     colours = [_contrasting_colour(rng, background, 90.0) for _ in paths]
     angles = [float(rng.uniform(0, 2 * math.pi)) for _ in paths]
     boxes = np.zeros((frames, len(paths), 4), np.float32)
@@ -277,7 +297,9 @@ def make_tracking_video(path: str | Path, frames: int = 48, size: tuple[int, int
             for i, (cls, y, x_start, x_end) in enumerate(paths):
                 centre = np.array([x_start + (x_end - x_start) * t, y])
                 points = _outline(SHAPE_CLASSES[cls], centre, extent, angles[i] + 0.5 * t)
-                cv2.fillPoly(canvas, [np.round(points * 16).astype(np.int32)], colours[i].tolist(), cv2.LINE_AA, shift=4)
+                cv2.fillPoly(
+                    canvas, [np.round(points * 16).astype(np.int32)], colours[i].tolist(), cv2.LINE_AA, shift=4
+                )
                 boxes[f, i] = np.concatenate([points.min(axis=0), points.max(axis=0)])
             noisy = canvas + rng.normal(0.0, 4.0, size=canvas.shape).astype(np.float32)
             writer.write(np.clip(noisy, 0, 255).astype(np.uint8))
@@ -285,7 +307,9 @@ def make_tracking_video(path: str | Path, frames: int = 48, size: tuple[int, int
         writer.release()
     # the LineCounter's "in" is the right-hand side of the line walking from its first point to its
     # second: for this line drawn top to bottom, that is the left half of the frame
-    crossings = tuple(None if (a - line_x) * (b - line_x) > 0 else ("in" if b < line_x else "out") for _, _, a, b in paths)
+    crossings = tuple(
+        None if (a - line_x) * (b - line_x) > 0 else ("in" if b < line_x else "out") for _, _, a, b in paths
+    )
     return TrackingClip(path, tuple(p[0] for p in paths), boxes, (line_x, 0.0, line_x, float(height)), crossings)
 
 

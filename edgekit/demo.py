@@ -1,4 +1,5 @@
-"""The main job per task: shapes data -> a small model -> TFLite, ONNX and CoreML -> each checked, on 2 cores in minutes.
+"""The main job per task: shapes data -> a small model -> TFLite, ONNX and CoreML -> each checked, on 2 cores in
+minutes.
 
 One demo per task in `DEMOS` (`edgekit demo [TASK]`): classification (the default) and detection.
 """
@@ -9,7 +10,6 @@ import json
 import logging
 import time
 from pathlib import Path
-
 from typing import Any, Callable
 
 from edgekit.data.images import ImageFolder
@@ -26,8 +26,14 @@ DEMOS: Registry[Callable[..., ExportReport]] = Registry("demo")
 
 
 @DEMOS.register("classification")
-def run_demo(out_dir: str | Path = "runs/demo", n_per_class: int = 400, image_size: int = 64, epochs: int = 20, seed: int = 0,
-             **_: Any) -> ExportReport:
+def run_demo(
+    out_dir: str | Path = "runs/demo",
+    n_per_class: int = 400,
+    image_size: int = 64,
+    epochs: int = 20,
+    seed: int = 0,
+    **_: Any,
+) -> ExportReport:
     """Run every stage and write data/, train/, export/ and demo_report.{md,json} under `out_dir`."""
     out = Path(out_dir)
     started = time.perf_counter()
@@ -37,8 +43,17 @@ def run_demo(out_dir: str | Path = "runs/demo", n_per_class: int = 400, image_si
     train_split, val_split, test_split = dataset.split(val=0.15, test=0.15, seed=seed)
 
     log.info("2/4 training small_cnn on %d images (val %d, test %d)", len(train_split), len(val_split), len(test_split))
-    result = train(train_split, val_split, "small_cnn", test=test_split, epochs=epochs, patience=6,
-                   learning_rate=1e-3, out_dir=out / "train", seed=seed)
+    result = train(
+        train_split,
+        val_split,
+        "small_cnn",
+        test=test_split,
+        epochs=epochs,
+        patience=6,
+        learning_rate=1e-3,
+        out_dir=out / "train",
+        seed=seed,
+    )
 
     report = _export_checked(result.model_path, train_split, test_split, out)
 
@@ -47,8 +62,15 @@ def run_demo(out_dir: str | Path = "runs/demo", n_per_class: int = 400, image_si
     with open_model(report.result("tflite:int8").path) as model:
         prediction = model.predict(sample)
 
-    _finish(out, started, report, result, f"int8 model says {sample.parent.name}/{sample.name} is {prediction}",
-            result.metrics["accuracy"], "Training curves: `train/history.png`, confusion: `train/confusion.png`.")
+    _finish(
+        out,
+        started,
+        report,
+        result,
+        f"int8 model says {sample.parent.name}/{sample.name} is {prediction}",
+        result.metrics["accuracy"],
+        "Training curves: `train/history.png`, confusion: `train/confusion.png`.",
+    )
     return report
 
 
@@ -60,22 +82,32 @@ def _export_checked(model_path: Path, train_split: Any, test_split: Any, out: Pa
     return report
 
 
-def _finish(out: Path, started: float, report: ExportReport, result: Any, prediction: str, trained: Any, files: str) -> None:
+def _finish(
+    out: Path, started: float, report: ExportReport, result: Any, prediction: str, trained: Any, files: str
+) -> None:
     """The table, the sample prediction and where everything went; demo_report.{json,md}."""
     elapsed = time.perf_counter() - started
     print()
     print(report.table())
     print(prediction)
-    print(f"done in {elapsed:.0f} s; report: {out / 'export' / 'export_report.md'} (+ .json, .png); "
-          f"training plots in {result.out_dir}")
+    print(
+        f"done in {elapsed:.0f} s; report: {out / 'export' / 'export_report.md'} (+ .json, .png); "
+        f"training plots in {result.out_dir}"
+    )
     summary = {"seconds": round(elapsed, 1), "train": trained, **report.to_dict()}
     (out / "demo_report.json").write_text(json.dumps(summary, indent=2))
     (out / "demo_report.md").write_text(report.markdown() + f"\n{files}\n")
 
 
 @DEMOS.register("detection")
-def run_detection_demo(out_dir: str | Path = "runs/demo-detection", n_images: int = 2000, image_size: int = 128, epochs: int = 24,
-                       seed: int = 0, **_: Any) -> ExportReport:
+def run_detection_demo(
+    out_dir: str | Path = "runs/demo-detection",
+    n_images: int = 2000,
+    image_size: int = 128,
+    epochs: int = 24,
+    seed: int = 0,
+    **_: Any,
+) -> ExportReport:
     """Shapes scenes -> small_detector -> every format checked on mAP and boxes; writes the same files as `run_demo`
     plus ``predicted.png`` (one test image with the int8 model's boxes)."""
     from edgekit.data.detection import load_detection
@@ -87,9 +119,19 @@ def run_detection_demo(out_dir: str | Path = "runs/demo-detection", n_images: in
     dataset = load_detection(root, image_size=image_size)
     train_split, val_split, test_split = dataset.split(val=0.15, test=0.15, seed=seed)
 
-    log.info("2/4 training small_detector on %d images (val %d, test %d)", len(train_split), len(val_split), len(test_split))
-    result = train(train_split, val_split, "small_detector", task="detection", test=test_split, epochs=epochs, out_dir=out / "train",
-                   seed=seed)
+    log.info(
+        "2/4 training small_detector on %d images (val %d, test %d)", len(train_split), len(val_split), len(test_split)
+    )
+    result = train(
+        train_split,
+        val_split,
+        "small_detector",
+        task="detection",
+        test=test_split,
+        epochs=epochs,
+        out_dir=out / "train",
+        seed=seed,
+    )
 
     report = _export_checked(result.model_path, train_split, test_split, out)
 
@@ -105,7 +147,13 @@ def run_detection_demo(out_dir: str | Path = "runs/demo-detection", n_images: in
         cv2.imwrite(str(picture), image)
 
     truth = ", ".join(test_split.labels[int(c)] for c in test_split.classes[0]) or "nothing"
-    _finish(out, started, report, result, f"int8 model on {sample.name} (ground truth: {truth}; drawn in {picture}): {found}",
-            {"map": result.metrics["map"], "map50": result.metrics["map50"]},
-            "Training curves: `train/history.png`, predicted boxes: `train/val_boxes.png`, `predicted.png`.")
+    _finish(
+        out,
+        started,
+        report,
+        result,
+        f"int8 model on {sample.name} (ground truth: {truth}; drawn in {picture}): {found}",
+        {"map": result.metrics["map"], "map50": result.metrics["map50"]},
+        "Training curves: `train/history.png`, predicted boxes: `train/val_boxes.png`, `predicted.png`.",
+    )
     return report

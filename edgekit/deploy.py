@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import runtimes
-from edgekit.errors import EdgekitError
 from converters.base import ordinary_permissions
+from edgekit.errors import EdgekitError
 from runtimes.base import backend_for
 from runtimes.integrity import MANIFEST_NAME, write_manifest
 
@@ -50,14 +50,19 @@ class Bundle:
 
 
 def _requirements(model: Path, serve: bool = False) -> str:
-    lines = ["# edgekit runtime bundle: numpy, OpenCV and one inference runtime; never TensorFlow.",
-             PINNED["numpy"], PINNED["opencv"]]
+    lines = [
+        "# edgekit runtime bundle: numpy, OpenCV and one inference runtime; never TensorFlow.",
+        PINNED["numpy"],
+        PINNED["opencv"],
+    ]
     if serve:
         lines += ["# edgekit serve: the REST API and the live view", *PINNED["serve"]]
     if model.suffix == ".tflite":
-        lines += [PINNED["litert"],
-                  "# Python 3.13 on aarch64 has no LiteRT wheel yet: use Python 3.11/3.12, or export the model to ONNX.",
-                  "# Older systems without a LiteRT wheel: tflite-runtime==2.14.0 (Python <= 3.11, needs numpy<2)."]
+        lines += [
+            PINNED["litert"],
+            "# Python 3.13 on aarch64 has no LiteRT wheel yet: use Python 3.11/3.12, or export the model to ONNX.",
+            "# Older systems without a LiteRT wheel: tflite-runtime==2.14.0 (Python <= 3.11, needs numpy<2).",
+        ]
     else:
         lines.append(PINNED["onnxruntime"])
     return "\n".join(lines) + "\n"
@@ -103,8 +108,8 @@ from runtimes.doctor import main  # noqa: E402
 sys.exit(main())
 """
 
-SERVE_TOKEN = """# The serve unit's token, made here (no secret travels in the bundle), before anything is installed: a token that
-# cannot be made stops the install, so the unit never starts without one. It is written, never printed.
+SERVE_TOKEN = """# The serve unit's token, made here (no secret travels in the bundle), before anything is installed:
+# a token that cannot be made stops the install, so the unit never starts without one. It is written, never printed.
 if ! grep -Eqs '^EDGEKIT_SERVE_TOKEN=[A-Za-z0-9_-]{{32,}}$' serve.env; then
     if ! token="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')" || [ "${{#token}}" -lt 32 ]; then
         echo "install.sh: could not make the serve token (python3 -c 'import secrets' failed); nothing installed" >&2
@@ -115,7 +120,8 @@ if ! grep -Eqs '^EDGEKIT_SERVE_TOKEN=[A-Za-z0-9_-]{{32,}}$' serve.env; then
     mv serve.env.new serve.env
     unset token
 fi
-echo "edgekit serve: its token is in $PWD/serve.env (readable by you only); a browser opens http://<pi>:{port}/?token=<token> once"
+echo "edgekit serve: its token is in $PWD/serve.env (readable by you only);" \\
+    "a browser opens http://<pi>:{port}/?token=<token> once"
 """
 
 SERVE_PY = """#!/usr/bin/env python3
@@ -192,7 +198,8 @@ The unit is sandboxed (NoNewPrivileges, ProtectSystem=strict, PrivateTmp, no hom
 (MemoryMax=75% of RAM, LimitNOFILE=1024); SIGTERM drains requests and releases the camera within TimeoutStopSec.
 """
 
-TRACKING_RUN = """    .venv/bin/python run.py --source 0 --track --count-line 320,0,320,480   # ids across frames, a counting line
+TRACKING_RUN = """    # ids across frames, a counting line
+    .venv/bin/python run.py --source 0 --track --count-line 320,0,320,480
 """
 
 SERVICE = """[Unit]
@@ -319,8 +326,16 @@ def _replace(staged: Path, target: Path) -> None:
     os.replace(staged, target)
 
 
-def rpi(model: str | Path, out_dir: str | Path, *, name: str | None = None, source: str = "picamera2",
-        user: str = "pi", serve: bool = False, port: int = 8500) -> Bundle:
+def rpi(
+    model: str | Path,
+    out_dir: str | Path,
+    *,
+    name: str | None = None,
+    source: str = "picamera2",
+    user: str = "pi",
+    serve: bool = False,
+    port: int = 8500,
+) -> Bundle:
     """Write a Raspberry Pi bundle folder and its .tar.gz, for any task's model (classifier, detector).
 
     `name` names the systemd service; by default `edgekit-<role>` (edgekit-classifier, edgekit-detector).
@@ -335,15 +350,19 @@ def rpi(model: str | Path, out_dir: str | Path, *, name: str | None = None, sour
     """
     model = Path(model)
     if model.suffix not in BUNDLE_FORMATS:
-        raise DeployError(f"cannot bundle {model.name} for a Raspberry Pi: use one of {', '.join(BUNDLE_FORMATS)} "
-                          "(CoreML runs on Apple devices only)")
+        raise DeployError(
+            f"cannot bundle {model.name} for a Raspberry Pi: use one of {', '.join(BUNDLE_FORMATS)} "
+            "(CoreML runs on Apple devices only)"
+        )
     with runtimes.open(model) as loaded:  # the bundle must carry a model that loads and has its contract
         contract = loaded.contract
         backend = backend_for(model).name
         task = loaded.task
         problem = task.problem(loaded)
     if contract is None:
-        raise DeployError(f"{model.name} has no embedded contract; export it with edgekit so the Pi knows its preprocessing")
+        raise DeployError(
+            f"{model.name} has no embedded contract; export it with edgekit so the Pi knows its preprocessing"
+        )
     if problem:
         raise DeployError(f"cannot bundle {model.name}: {problem}")
     name = name or f"edgekit-{task.role}"
@@ -361,20 +380,33 @@ def rpi(model: str | Path, out_dir: str | Path, *, name: str | None = None, sour
             "run.py": RUN_PY.format(model=model.name, manifest=MANIFEST_NAME, role=task.role),
             "doctor.py": DOCTOR_PY,
             "requirements.txt": _requirements(model, serve),
-            "install.sh": INSTALL_SH.format(manifest=MANIFEST_NAME, serve_token=SERVE_TOKEN.format(port=port) if serve else ""),
-            f"{name}.service": SERVICE.format(name=name, folder=f"/home/{user}/{folder.name}", source=source, user=user,
-                                              role=task.role),
-            "README.md": README.format(name=name, version=contract.edgekit_version or "?", model=model.name,
-                                       runtime=backend, labels=", ".join(contract.labels),
-                                       folder=f"/home/{user}/{folder.name}", record_help=task.record_help,
-                                       task_runs=TRACKING_RUN if task.trackable else "")
-            + (SERVE_README.format(port=port, model_name=contract.model_name, folder=f"/opt/{name}", name=name)
-               if serve else ""),
+            "install.sh": INSTALL_SH.format(
+                manifest=MANIFEST_NAME, serve_token=SERVE_TOKEN.format(port=port) if serve else ""
+            ),
+            f"{name}.service": SERVICE.format(
+                name=name, folder=f"/home/{user}/{folder.name}", source=source, user=user, role=task.role
+            ),
+            "README.md": README.format(
+                name=name,
+                version=contract.edgekit_version or "?",
+                model=model.name,
+                runtime=backend,
+                labels=", ".join(contract.labels),
+                folder=f"/home/{user}/{folder.name}",
+                record_help=task.record_help,
+                task_runs=TRACKING_RUN if task.trackable else "",
+            )
+            + (
+                SERVE_README.format(port=port, model_name=contract.model_name, folder=f"/opt/{name}", name=name)
+                if serve
+                else ""
+            ),
         }
         if serve:
             files["serve.py"] = SERVE_PY.format(model=model.name, manifest=MANIFEST_NAME, role=task.role)
-            files[f"{name}-serve.service"] = SERVE_SERVICE.format(name=name, folder=f"/opt/{name}", source=source,
-                                                                  role=task.role, port=port)
+            files[f"{name}-serve.service"] = SERVE_SERVICE.format(
+                name=name, folder=f"/opt/{name}", source=source, role=task.role, port=port
+            )
         for filename, text in files.items():
             path = work / filename
             path.write_text(text)

@@ -25,7 +25,17 @@ class TrainingError(EdgekitError, ValueError):
 
 
 __all__ = [
-    "CalibrationError", "ContractError", "ConversionError", "DatasetError", "EdgekitError",
-    "ExportError", "InferenceError", "InputError", "MissingDependencyError", "ModelLoadError", "TrainingError", "UnknownNameError",
+    "CalibrationError",
+    "ContractError",
+    "ConversionError",
+    "DatasetError",
+    "EdgekitError",
+    "ExportError",
+    "InferenceError",
+    "InputError",
+    "MissingDependencyError",
+    "ModelLoadError",
+    "TrainingError",
+    "UnknownNameError",
     "UnknownTargetError",
 ]

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.data.images import ImageDataset
 from edgekit.data.image_streaming import in_memory
+from edgekit.data.images import ImageDataset
 from edgekit.errors import DatasetError
 from edgekit.metrics.classification import classification_metrics, top1_agreement
 from runtimes.model import Model, open_model
@@ -84,7 +84,9 @@ def evaluate(model: str | Path | Model, dataset: Any) -> Any:
         task = host_task(loaded.contract.task if loaded.contract is not None else "classification")
         dataset = in_memory(dataset)  # a streamed split: decoded once, then scored like any other
         if not isinstance(dataset, task.dataset_type):
-            raise DatasetError(f"a {task.name} model is evaluated on a {task.dataset_type.__name__}, got {type(dataset).__name__}")
+            raise DatasetError(
+                f"a {task.name} model is evaluated on a {task.dataset_type.__name__}, got {type(dataset).__name__}"
+            )
         return task.evaluate(loaded, dataset)
     finally:
         if owned:

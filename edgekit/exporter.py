@@ -14,17 +14,17 @@ import numpy as np
 
 from converters import CONVERTERS, CalibrationData, ConversionConfig, ConverterEntry, parse_target
 from converters.shared_work import shared_work
-from edgekit.data.images import ImageDataset
-from edgekit.data.image_streaming import StreamingImageDataset, in_memory
 from edgekit import savedmodel_backend as _savedmodel_backend  # noqa: F401  (checks open SavedModels)
 from edgekit.data.detection import DetectionData
+from edgekit.data.image_streaming import StreamingImageDataset, in_memory
+from edgekit.data.images import ImageDataset
 from edgekit.errors import ContractError, ExportError
 from edgekit.keras_io import load_keras
 from edgekit.reports.progress import ProgressBar
 from edgekit.reports.tables import text_table
 from edgekit.tasks import HostTask, host_task
-from runtimes.contract import ModelContract
 from runtimes.base import BACKENDS, reference_backend_for
+from runtimes.contract import ModelContract
 from runtimes.integrity import sha256_file
 from runtimes.model import Model, open_model
 
@@ -50,7 +50,9 @@ class ExportResult:
     agreement: float | None = None
     max_abs_error: float | None = None
     latency_ms: float | None = None
-    details: dict[str, Any] = field(default_factory=dict)  # the task's further figures (a detector's mAP@.5, both agreements)
+    details: dict[str, Any] = field(
+        default_factory=dict
+    )  # the task's further figures (a detector's mAP@.5, both agreements)
     error: str | None = None
     fallback_for: str | None = None  # the target whose failure led to this one
     notes: list[str] = field(default_factory=list)
@@ -107,15 +109,17 @@ class ExportReport:
             status = {"failed": f"FAILED: {r.error}", "unverified": f"unverified: {r.error}"}.get(r.status, r.status)
             if r.fallback_for:
                 status += f" (fallback for {r.fallback_for})"
-            rows.append([
-                r.target,
-                status,
-                "-" if r.size_bytes is None else f"{r.size_bytes / 1024:.1f} kB",
-                "-" if r.gzip_bytes is None else f"{r.gzip_bytes / 1024:.1f} kB",
-                *task.cells(r),
-                "-" if r.latency_ms is None else f"{r.latency_ms:.2f} ms",
-                "-" if r.seconds is None else f"{r.seconds:.1f} s",
-            ])
+            rows.append(
+                [
+                    r.target,
+                    status,
+                    "-" if r.size_bytes is None else f"{r.size_bytes / 1024:.1f} kB",
+                    "-" if r.gzip_bytes is None else f"{r.gzip_bytes / 1024:.1f} kB",
+                    *task.cells(r),
+                    "-" if r.latency_ms is None else f"{r.latency_ms:.2f} ms",
+                    "-" if r.seconds is None else f"{r.seconds:.1f} s",
+                ]
+            )
         return rows
 
     def note_lines(self) -> list[str]:
@@ -129,12 +133,16 @@ class ExportReport:
 
     def table(self) -> str:
         notes = self.note_lines()
-        return text_table(self.header, self.rows()) + ("\nnotes:\n" + "\n".join(f"  {n}" for n in notes) if notes else "")
+        return text_table(self.header, self.rows()) + (
+            "\nnotes:\n" + "\n".join(f"  {n}" for n in notes) if notes else ""
+        )
 
     def markdown(self) -> str:
         lines = [f"# Export report: {self.model_name}", "", f"Checked on {self.check_samples} held-out images."]
         if self.max_drop is not None:
-            lines.append(f"{self.metric[0].upper()}{self.metric[1:]} gate: at most {self.max_drop:g} points below Keras.")
+            lines.append(
+                f"{self.metric[0].upper()}{self.metric[1:]} gate: at most {self.max_drop:g} points below Keras."
+            )
         lines.extend(f"- calibration warning: {w}" for w in self.calibration_warnings)
         lines.append("")
         lines.append("| " + " | ".join(self.header) + " |")
@@ -157,15 +165,25 @@ class ExportReport:
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        paths = {"json": out / "export_report.json", "markdown": out / "export_report.md", "plot": out / "export_report.png"}
+        paths = {
+            "json": out / "export_report.json",
+            "markdown": out / "export_report.md",
+            "plot": out / "export_report.png",
+        }
         paths["json"].write_text(json.dumps(self.to_dict(), indent=2))
         paths["markdown"].write_text(self.markdown())
-        plot_artifacts([asdict(r) for r in self.results if r.accuracy is not None or r.status == "unverified"],
-                       paths["plot"], reference_accuracy=self.keras_accuracy, metric=self.metric)
+        plot_artifacts(
+            [asdict(r) for r in self.results if r.accuracy is not None or r.status == "unverified"],
+            paths["plot"],
+            reference_accuracy=self.keras_accuracy,
+            metric=self.metric,
+        )
         return paths
 
 
-def _calibration_data(calibration: CalibrationInput | None, contract: ModelContract, count: int, task: HostTask) -> CalibrationData | None:
+def _calibration_data(
+    calibration: CalibrationInput | None, contract: ModelContract, count: int, task: HostTask
+) -> CalibrationData | None:
     if calibration is None or isinstance(calibration, CalibrationData):
         return calibration
     if isinstance(calibration, (ImageDataset, StreamingImageDataset, DetectionData)):
@@ -229,7 +247,19 @@ def export(
         reference = task.reference(model, check, contract)
         keras_accuracy = task.reference_quality(check, reference, contract)
 
-    job = _Job(model, contract, Path(out_dir), name or contract.model_name, calib, check, reference, max_drop, configure, progress, task)
+    job = _Job(
+        model,
+        contract,
+        Path(out_dir),
+        name or contract.model_name,
+        calib,
+        check,
+        reference,
+        max_drop,
+        configure,
+        progress,
+        task,
+    )
     results = []
     bar = ProgressBar("export", len(parsed), enabled=progress)
     with shared_work():  # one SavedModel / float graph / base program per format, not per mode
@@ -245,8 +275,15 @@ def export(
                 if result.status != "failed":
                     break
     bar.close()
-    return ExportReport(job.name, keras_accuracy, len(check) if check is not None else 0, results, max_drop, calibration_warnings,
-                        contract.task)
+    return ExportReport(
+        job.name,
+        keras_accuracy,
+        len(check) if check is not None else 0,
+        results,
+        max_drop,
+        calibration_warnings,
+        contract.task,
+    )
 
 
 def gzip_size(path: str | Path) -> int:
@@ -290,11 +327,22 @@ class _Job:
         if result.status == "failed":
             log.warning("%-14s FAILED: %s", result.target, result.error)
         else:
-            accuracy = "" if result.accuracy is None else (
-                f"  {self.task.metric} {result.accuracy * 100:.1f}% ({result.accuracy_delta:+.1f} pts), "
-                f"agreement {result.agreement * 100:.1f}%")
-            log.info("%-14s %s  %.1f kB%s  (%.1f s)", result.target, result.status, (result.size_bytes or 0) / 1024, accuracy,
-                     result.seconds or 0.0)
+            accuracy = (
+                ""
+                if result.accuracy is None
+                else (
+                    f"  {self.task.metric} {result.accuracy * 100:.1f}% ({result.accuracy_delta:+.1f} pts), "
+                    f"agreement {result.agreement * 100:.1f}%"
+                )
+            )
+            log.info(
+                "%-14s %s  %.1f kB%s  (%.1f s)",
+                result.target,
+                result.status,
+                (result.size_bytes or 0) / 1024,
+                accuracy,
+                result.seconds or 0.0,
+            )
         return result
 
     def _convert_and_check(self, entry: ConverterEntry, mode: str) -> ExportResult:
@@ -304,14 +352,23 @@ class _Job:
         log.debug("exporting %s -> %s", target, path)
         try:
             model, contract = self.task.for_config(self.model, self.contract, config)
-            artifact = entry.convert(model, path, config, contract=contract, calibration=self.calibration,
-                                     progress=self.progress)
+            artifact = entry.convert(
+                model, path, config, contract=contract, calibration=self.calibration, progress=self.progress
+            )
         except Exception as exc:  # one failing target must not stop the others
             log.debug("%s failed", target, exc_info=True)
             return ExportResult(target, "failed", error=f"{type(exc).__name__}: {exc}")
-        result = ExportResult(target, "unchecked", str(artifact.path), artifact.size_bytes, gzip_size(artifact.path),
-                              sha256_file(artifact.path), round(artifact.seconds, 2), notes=list(artifact.notes),
-                              consumers=list(artifact.consumers))
+        result = ExportResult(
+            target,
+            "unchecked",
+            str(artifact.path),
+            artifact.size_bytes,
+            gzip_size(artifact.path),
+            sha256_file(artifact.path),
+            round(artifact.seconds, 2),
+            notes=list(artifact.notes),
+            consumers=list(artifact.consumers),
+        )
         if self.check is None or self.reference is None:
             return result
         try:
@@ -321,13 +378,18 @@ class _Job:
                     return result
                 by_reference = BACKENDS.get(loaded.backend).reference
                 if by_reference:
-                    result.notes.append(f"checked with the {loaded.backend} backend (numpy reference executor): "
-                                        f"its own runtime cannot run here")
+                    result.notes.append(
+                        f"checked with the {loaded.backend} backend (numpy reference executor): "
+                        f"its own runtime cannot run here"
+                    )
                 verdict = self.task.check(loaded, self.check, self.reference)
         except Exception as exc:  # an artifact that cannot be checked must not be shipped, nor stop the others
             log.debug("%s: check failed", target, exc_info=True)
             _remove(artifact.path)
-            result.status, result.error = "failed", f"the check against Keras failed ({type(exc).__name__}: {exc}); artifact removed"
+            result.status, result.error = (
+                "failed",
+                f"the check against Keras failed ({type(exc).__name__}: {exc}); artifact removed",
+            )
             return result
         result.accuracy, result.accuracy_delta = verdict.quality, verdict.quality_delta
         result.agreement, result.max_abs_error = verdict.agreement, verdict.max_error
@@ -336,8 +398,10 @@ class _Job:
         result.status = "ok"
         if self.max_drop is not None and verdict.quality_delta < -self.max_drop:
             result.status = "failed"
-            result.error = (f"{self.task.metric} dropped {-verdict.quality_delta:.1f} points (max_drop {self.max_drop:g}); "
-                            "artifact removed")
+            result.error = (
+                f"{self.task.metric} dropped {-verdict.quality_delta:.1f} points (max_drop {self.max_drop:g}); "
+                "artifact removed"
+            )
             _remove(artifact.path)
         return result
 

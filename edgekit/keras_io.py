@@ -58,7 +58,9 @@ def load_keras(path: str | Path) -> tuple[Any, ModelContract | None]:
         raise ModelLoadError(f"{path} is not a .keras file; save Keras 3 models with model.save('name.keras')")
     contract = read_keras_contract(path)
     try:
-        model = keras().saving.load_model(path, safe_mode=True, compile=False)  # training recompiles; custom losses need no lookup
+        model = keras().saving.load_model(
+            path, safe_mode=True, compile=False
+        )  # training recompiles; custom losses need no lookup
     except Exception as exc:  # Keras raises ValueError/TypeError/OSError for bad archives
         raise ModelLoadError(f"cannot load Keras model {path}: {exc}") from exc
     return model, contract

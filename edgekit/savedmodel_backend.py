@@ -18,13 +18,14 @@ from runtimes._deps import require
 from runtimes._quiet import quiet_native
 from runtimes.base import QuantParams, RuntimeBase, TensorSpec, register_backend
 from runtimes.errors import InputError, ModelLoadError
-from runtimes.metadata.savedmodel import CONTRACT_ASSET, EDGEKIT_SIGNATURE as SIGNATURE
-
+from runtimes.metadata.savedmodel import CONTRACT_ASSET
+from runtimes.metadata.savedmodel import EDGEKIT_SIGNATURE as SIGNATURE
 
 
 @register_backend("tensorflow", suffixes=(), markers=("saved_model.pb",))
 class SavedModelRuntime(RuntimeBase):
-    """`tf.saved_model.load` of an edgekit SavedModel (TensorFlow's threads are process-wide: `num_threads` is not used)."""
+    """`tf.saved_model.load` of an edgekit SavedModel (TensorFlow's threads are process-wide: `num_threads` is not
+    used)."""
 
     backend_name = "tensorflow"
 
@@ -35,21 +36,29 @@ class SavedModelRuntime(RuntimeBase):
             with quiet_native("tf.saved_model.load"):
                 self._loaded = tf.saved_model.load(str(self.path))
         except Exception as exc:  # TensorFlow raises many types for a damaged folder
-            raise ModelLoadError(f"cannot load the SavedModel {self.path}: {type(exc).__name__}: {str(exc)[:300]}") from None
+            raise ModelLoadError(
+                f"cannot load the SavedModel {self.path}: {type(exc).__name__}: {str(exc)[:300]}"
+            ) from None
         if SIGNATURE not in self._loaded.signatures:
-            raise ModelLoadError(f"{self.path} has no {SIGNATURE!r} signature (signatures: {sorted(self._loaded.signatures)}): "
-                                 "it was not exported by edgekit; call its serving_default signature with TensorFlow instead")
+            raise ModelLoadError(
+                f"{self.path} has no {SIGNATURE!r} signature (signatures: {sorted(self._loaded.signatures)}): "
+                "it was not exported by edgekit; call its serving_default signature with TensorFlow instead"
+            )
         self._tf = tf
         self._function = self._loaded.signatures[SIGNATURE]
-        (name, spec), = self._function.structured_input_signature[1].items()
+        ((name, spec),) = self._function.structured_input_signature[1].items()
         self._input_name = name
         self._input_specs = [TensorSpec(name, (-1, *spec.shape[1:]), np.dtype(np.uint8), QuantParams(1.0, 0))]
         contract = self.embedded_contract()
         order = json.loads(contract)["quantization"].get("outputs") if contract else None
         outputs = self._function.structured_outputs
         self._output_names = list(order or sorted(outputs))
-        self._output_specs = [TensorSpec(n, tuple(-1 if d is None else d for d in outputs[n].shape), np.dtype(outputs[n].dtype.as_numpy_dtype))
-                              for n in self._output_names]
+        self._output_specs = [
+            TensorSpec(
+                n, tuple(-1 if d is None else d for d in outputs[n].shape), np.dtype(outputs[n].dtype.as_numpy_dtype)
+            )
+            for n in self._output_names
+        ]
 
     @property
     def input_specs(self) -> list[TensorSpec]:

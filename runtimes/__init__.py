@@ -6,7 +6,6 @@ Never imports TensorFlow. Backends register themselves by file suffix; `open` pi
 from runtimes.backends import coreml as _coreml  # noqa: F401  (backends register; nothing heavy is imported)
 from runtimes.backends import onnxruntime as _onnxruntime  # noqa: F401
 from runtimes.backends import tflite as _tflite  # noqa: F401
-from runtimes.reference import coreml as _coreml_reference  # noqa: F401
 from runtimes.base import BACKENDS, QuantParams, Runtime, TensorSpec, open_runtime, register_backend
 from runtimes.contract import ColorOrder, Interpolation, Layout, ModelContract, Preprocessing, ResizeMode
 from runtimes.errors import (
@@ -21,15 +20,46 @@ from runtimes.errors import (
 )
 from runtimes.model import Classification, Model, open_model
 from runtimes.preprocess import preprocess, read_image
+from runtimes.reference import coreml as _coreml_reference  # noqa: F401
 from runtimes.sources import Frame, FrameReader, LiveSource, Source, SourceError, open_source
 from runtimes.stream import RateMeter, Stream, StreamResult
 
 open = open_model  # noqa: A001  (runtimes.open(path) reads naturally)
 
 __all__ = [
-    "BACKENDS", "BackendUnavailableError", "Classification", "ColorOrder", "ContractError", "EdgekitError", "InferenceError", "InputError",
-    "Interpolation", "Layout", "MissingDependencyError", "Model", "ModelContract", "ModelLoadError", "Preprocessing",
-    "QuantParams", "ResizeMode", "Runtime", "TensorSpec", "UnknownNameError", "open", "open_model",
-    "open_runtime", "preprocess", "read_image", "register_backend", "Frame", "FrameReader", "LiveSource",
-    "Source", "SourceError", "open_source", "RateMeter", "Stream", "StreamResult",
+    "BACKENDS",
+    "BackendUnavailableError",
+    "Classification",
+    "ColorOrder",
+    "ContractError",
+    "EdgekitError",
+    "InferenceError",
+    "InputError",
+    "Interpolation",
+    "Layout",
+    "MissingDependencyError",
+    "Model",
+    "ModelContract",
+    "ModelLoadError",
+    "Preprocessing",
+    "QuantParams",
+    "ResizeMode",
+    "Runtime",
+    "TensorSpec",
+    "UnknownNameError",
+    "open",
+    "open_model",
+    "open_runtime",
+    "preprocess",
+    "read_image",
+    "register_backend",
+    "Frame",
+    "FrameReader",
+    "LiveSource",
+    "Source",
+    "SourceError",
+    "open_source",
+    "RateMeter",
+    "Stream",
+    "StreamResult",
 ]

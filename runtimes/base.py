@@ -109,7 +109,9 @@ class BackendEntry:
     suffixes: tuple[str, ...]
     factory: Callable[..., Runtime]
     reference: bool = False  # a correctness check where the real runtime cannot run, never the default
-    markers: tuple[str, ...] = ()  # files that make a folder without a suffix this backend's (a SavedModel's saved_model.pb)
+    markers: tuple[
+        str, ...
+    ] = ()  # files that make a folder without a suffix this backend's (a SavedModel's saved_model.pb)
 
     def recognizes(self, path: Path) -> bool:
         if path.is_dir() and any((path / marker).is_file() for marker in self.markers):
@@ -120,8 +122,9 @@ class BackendEntry:
 BACKENDS: Registry[BackendEntry] = Registry("backend")
 
 
-def register_backend(name: str, suffixes: Sequence[str], reference: bool = False,
-                     markers: Sequence[str] = ()) -> Callable[[type], type]:
+def register_backend(
+    name: str, suffixes: Sequence[str], reference: bool = False, markers: Sequence[str] = ()
+) -> Callable[[type], type]:
     """Class decorator: make a backend openable by name and by file suffix (or, for a folder, by a marker file in it).
 
     A `reference` backend is opened only by name, or by `reference_backend_for` to check an
@@ -163,11 +166,14 @@ def open_runtime(path: str | Path, backend: str | None = None, **options: Any) -
     if not path.exists():
         raise ModelLoadError(f"model file not found: {path}")
     folder = path.suffix.lower() in FOLDER_SUFFIXES or any(
-        path.is_dir() and any((path / marker).is_file() for marker in entry.markers) for _, entry in BACKENDS.items())
+        path.is_dir() and any((path / marker).is_file() for marker in entry.markers) for _, entry in BACKENDS.items()
+    )
     if path.is_dir() != folder:
         kind = "a folder" if path.is_dir() else "a file"
-        raise ModelLoadError(f"cannot open {path}: it is {kind}, but a {path.suffix or 'model'} model is "
-                             f"{'a package folder' if folder else 'a single file'}")
+        raise ModelLoadError(
+            f"cannot open {path}: it is {kind}, but a {path.suffix or 'model'} model is "
+            f"{'a package folder' if folder else 'a single file'}"
+        )
     entry = BACKENDS.get(backend) if backend else backend_for(path)
     return entry.factory(path, **options)
 

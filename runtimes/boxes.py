@@ -40,8 +40,14 @@ def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshol
     return np.asarray(keep, np.int64)
 
 
-def filter_detections(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, score_threshold: float,
-                      iou_threshold: float, max_detections: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def filter_detections(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    classes: np.ndarray,
+    score_threshold: float,
+    iou_threshold: float,
+    max_detections: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Threshold, NMS and cap one image's candidates (the part of decoding every format shares).
 
     Candidates come best first from every layout, and most frames have a few objects: the
@@ -51,8 +57,14 @@ def filter_detections(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray
     return suppress(boxes, scores, classes, np.flatnonzero(scores >= score_threshold), iou_threshold, max_detections)
 
 
-def suppress(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, above: np.ndarray, iou_threshold: float,
-             max_detections: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def suppress(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    classes: np.ndarray,
+    above: np.ndarray,
+    iou_threshold: float,
+    max_detections: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """NMS and the cap over the candidates `above` the score threshold (indices into one image's flat outputs)."""
     scores = np.asarray(scores, np.float32).reshape(-1)
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)

@@ -153,8 +153,10 @@ class Preprocessing:
         set_(self, "pad_value", int(self.pad_value))
         low, high = self.output_range()
         if not all(math.isfinite(v) and abs(v) < 1e30 for v in low + high):
-            raise ContractError(f"scale {self.scale!r}, offset {self.offset!r}, mean and std map pixels outside the float range; "
-                                "the contract is damaged")
+            raise ContractError(
+                f"scale {self.scale!r}, offset {self.offset!r}, mean and std map pixels outside the float range; "
+                "the contract is damaged"
+            )
 
     @property
     def channels(self) -> int:
@@ -240,7 +242,9 @@ class ModelContract:
     edgekit_version: str = ""
     quantization: dict[str, Any] = field(default_factory=dict)
     schema: int = CONTRACT_SCHEMA_VERSION
-    head: dict[str, Any] = field(default_factory=dict)  # what the outputs mean, the task's own fields (detection's boxes)
+    head: dict[str, Any] = field(
+        default_factory=dict
+    )  # what the outputs mean, the task's own fields (detection's boxes)
 
     def __post_init__(self) -> None:
         if not isinstance(self.preprocessing, Preprocessing):
@@ -251,7 +255,9 @@ class ModelContract:
         labels = tuple(labels)
         bad = [label for label in labels if not isinstance(label, str)]
         if bad:
-            raise ContractError(f"labels must be strings; got {bad[0]!r} ({type(bad[0]).__name__}): pass labels=[str(x) ...]")
+            raise ContractError(
+                f"labels must be strings; got {bad[0]!r} ({type(bad[0]).__name__}): pass labels=[str(x) ...]"
+            )
         if len(labels) > MAX_LABELS or any(len(label) > MAX_LABEL_CHARS for label in labels):
             raise ContractError(f"labels too many or too long (at most {MAX_LABELS} of {MAX_LABEL_CHARS} characters)")
         object.__setattr__(self, "labels", labels)
@@ -330,7 +336,9 @@ class ModelContract:
         flipped byte that still parses (a label's letter) is caught here, not at predict.
         """
         if len(text) > MAX_CONTRACT_BYTES:
-            raise ContractError(f"embedded contract is {len(text)} bytes, over the {MAX_CONTRACT_BYTES} a contract can be")
+            raise ContractError(
+                f"embedded contract is {len(text)} bytes, over the {MAX_CONTRACT_BYTES} a contract can be"
+            )
         try:
             data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -340,7 +348,9 @@ class ModelContract:
         if not isinstance(data, dict):
             raise ContractError("embedded contract is not a JSON object")
         if _depth(data) > MAX_CONTRACT_DEPTH:
-            raise ContractError(f"embedded contract nests deeper than {MAX_CONTRACT_DEPTH} levels; it is not a contract")
+            raise ContractError(
+                f"embedded contract nests deeper than {MAX_CONTRACT_DEPTH} levels; it is not a contract"
+            )
         digest = data.pop(DIGEST_KEY, None)
         if digest is not None and digest != _digest(data):
             raise ContractError(

@@ -82,8 +82,12 @@ def diagnose() -> DoctorReport:
     cpu_model, features = _cpu()
     modules = {m: _version(m) for m in [*BASE_MODULES, *RUNTIME_MODULES, "picamera2"]}
     report = DoctorReport(
-        python=platform.python_version(), machine=platform.machine(), system=platform.system(),
-        cpu_model=cpu_model, cpu_features=features, modules=modules,
+        python=platform.python_version(),
+        machine=platform.machine(),
+        system=platform.system(),
+        cpu_model=cpu_model,
+        cpu_features=features,
+        modules=modules,
         video_devices=sorted(glob.glob("/dev/video*")),
     )
     for module, install in BASE_MODULES.items():

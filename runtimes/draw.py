@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import cv2
 import numpy as np
-
-from typing import Any, Sequence
 
 from runtimes.tasks import task_for
 
 
-def draw_overlay(image: np.ndarray, result: Any, fps: float | None = None, threshold: float | None = 0.0, task: Any = None,
-                 labels: Sequence[str] = ()) -> np.ndarray:
+def draw_overlay(
+    image: np.ndarray,
+    result: Any,
+    fps: float | None = None,
+    threshold: float | None = 0.0,
+    task: Any = None,
+    labels: Sequence[str] = (),
+) -> np.ndarray:
     """Return a copy of `image` with the result drawn by its task (a detector's boxes) and its summary
     line (the top label and score, or the object count) and FPS in a readable box."""
     canvas = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
@@ -29,5 +35,7 @@ def draw_overlay(image: np.ndarray, result: Any, fps: float | None = None, thres
         (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         y += height + baseline + 6
         cv2.rectangle(canvas, (0, y - height - baseline - 6), (width + 10, y + 2), (0, 0, 0), -1)
-        cv2.putText(canvas, text, (5, y - baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+        cv2.putText(
+            canvas, text, (5, y - baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA
+        )
     return canvas

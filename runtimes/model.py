@@ -40,7 +40,9 @@ class Model:
         circle
     """
 
-    def __init__(self, runtime: Runtime, contract: ModelContract | None, contract_sources: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime, contract: ModelContract | None, contract_sources: dict[str, str] | None = None
+    ) -> None:
         self.runtime = runtime
         self.contract = contract
         # where each contract field came from when it was not edgekit's own (standard metadata, the tensor)
@@ -56,7 +58,9 @@ class Model:
         self._input_shape = tuple(self.input_spec.shape[1:])
         self._input_quantized = is_quantized(self.input_spec)
         self._output_quantized = is_quantized(self.output_spec)
-        self._task_cache: dict[str, Any] = {}  # what the task parsed once from this model (a detector's head, its output roles)
+        self._task_cache: dict[
+            str, Any
+        ] = {}  # what the task parsed once from this model (a detector's head, its output roles)
         self.task: Task = task_for(contract.task if contract is not None else "classification")
         self._task_problem = self.task.problem(self)
         self._pixel_table = self._pixel_lookup()
@@ -121,7 +125,12 @@ class Model:
                 f"{contract.preprocessing.input_shape}; fix input_size/color_order/layout"
             )
         classes = self.output_spec.shape[-1]
-        if contract.task == "classification" and classes > 0 and len(contract.labels) != classes and len(self.runtime.output_specs) == 1:
+        if (
+            contract.task == "classification"
+            and classes > 0
+            and len(contract.labels) != classes
+            and len(self.runtime.output_specs) == 1
+        ):
             raise ContractError(
                 f"{self.path.name} outputs {classes} scores but {len(contract.labels)} labels were given"
             )
@@ -144,8 +153,10 @@ class Model:
             >>> {name: array.shape for name, array in outputs.items()}
         """
         raw = self._run_raw(batch)
-        return {spec.name: dequantize(array, spec) if is_quantized(spec) else array
-                for spec, array in zip(self.runtime.output_specs, raw)}
+        return {
+            spec.name: dequantize(array, spec) if is_quantized(spec) else array
+            for spec, array in zip(self.runtime.output_specs, raw)
+        }
 
     def _run_raw(self, batch: np.ndarray) -> list[np.ndarray]:
         if not isinstance(batch, np.ndarray):
@@ -154,7 +165,9 @@ class Model:
             self._check_batch(batch)
         if self._input_quantized:  # quantized straight into the backend's input memory
             scratch = self._scratch(batch.shape)
-            return self.runtime.run_filled(batch.shape, lambda buffer: quantize(batch, self.input_spec, buffer, scratch))
+            return self.runtime.run_filled(
+                batch.shape, lambda buffer: quantize(batch, self.input_spec, buffer, scratch)
+            )
         feed = batch if batch.dtype == self.input_spec.dtype else batch.astype(self.input_spec.dtype)
         return self.runtime.run([feed])
 
@@ -225,7 +238,9 @@ class Model:
             if len(self._pixel_plans) >= MAX_PIXEL_PLANS or self._plan_bytes + image.nbytes > MAX_PLAN_BYTES:
                 self._pixel_plans.clear()  # images of many sizes: keep memory bounded
                 self._plan_bytes = 0
-            plan = self._pixel_plans[key] = PixelPlan(image.shape, image.dtype, color, self.require_preprocessing(), reuse=True)
+            plan = self._pixel_plans[key] = PixelPlan(
+                image.shape, image.dtype, color, self.require_preprocessing(), reuse=True
+            )
             self._plan_bytes += image.nbytes
         return plan
 
@@ -242,8 +257,9 @@ class Model:
             )
         return self.contract.preprocessing
 
-    def predict(self, image: ImageLike | Sequence[ImageLike], color: ColorName = "rgb", top_k: int | None = None,
-                **options: Any) -> Any:
+    def predict(
+        self, image: ImageLike | Sequence[ImageLike], color: ColorName = "rgb", top_k: int | None = None, **options: Any
+    ) -> Any:
         """The task's result for an image (path, RGB array by default, or a BGR frame with color="bgr").
 
         A classifier returns a `Classification` (`top_k` best labels, 5 by default); a
@@ -282,9 +298,16 @@ class Model:
         results = self.task.results(self, outputs, sizes, inference_ms, preprocess_ms, chosen)
         return results if isinstance(image, (list, tuple)) else results[0]
 
-    def stream(self, source: Any, every: int = 1, max_frames: int | None = None, top_k: int | None = None,
-               track: "bool | TrackerOptions | Tracker" = False, count_line: "Sequence[float] | str | None" = None,
-               **options: Any) -> "Stream":
+    def stream(
+        self,
+        source: Any,
+        every: int = 1,
+        max_frames: int | None = None,
+        top_k: int | None = None,
+        track: "bool | TrackerOptions | Tracker" = False,
+        count_line: "Sequence[float] | str | None" = None,
+        **options: Any,
+    ) -> "Stream":
         """The task's result for each frame from `source` (anything `open_source` takes, or an open Source).
 
         `top_k` (classifiers) and the detection options are predict()'s, checked before the source opens.
@@ -303,10 +326,20 @@ class Model:
         self.require_preprocessing()  # fail before a camera is opened
         if self._task_problem:  # every frame would fail the same way: say so once
             raise InputError(self._task_problem)
-        self.task.options(self, {**options, **({"top_k": top_k} if top_k is not None else {})})  # bad options fail here, once
+        self.task.options(
+            self, {**options, **({"top_k": top_k} if top_k is not None else {})}
+        )  # bad options fail here, once
         tracker, counter = self._tracking(track, count_line)
-        return Stream(self, source if isinstance(source, Source) else open_source(source), every, max_frames, top_k,
-                      tracker=tracker, counter=counter, **options)
+        return Stream(
+            self,
+            source if isinstance(source, Source) else open_source(source),
+            every,
+            max_frames,
+            top_k,
+            tracker=tracker,
+            counter=counter,
+            **options,
+        )
 
     def _tracking(self, track: Any, count_line: Any) -> tuple[Any, Any]:
         """The stream's Tracker and LineCounter (None, None when not asked for); checked before a camera opens."""

@@ -33,7 +33,9 @@ def read_image(path: str | Path) -> np.ndarray:
     return image
 
 
-def image_array(image: np.ndarray | str | Path, color: ColorName | ColorOrder) -> tuple[np.ndarray, ColorName | ColorOrder]:
+def image_array(
+    image: np.ndarray | str | Path, color: ColorName | ColorOrder
+) -> tuple[np.ndarray, ColorName | ColorOrder]:
     """`image` as an array and its colour order: files are decoded by OpenCV, so they are BGR."""
     if isinstance(image, (str, Path)):
         return read_image(image), "bgr"
@@ -83,8 +85,9 @@ def _run(steps: tuple[Step, ...] | list[Step], image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _color_steps(shape: tuple[int, ...], source: ColorName | ColorOrder, target: ColorOrder,
-                 reuse: bool = False) -> tuple[list[Step], tuple[int, ...], bool]:
+def _color_steps(
+    shape: tuple[int, ...], source: ColorName | ColorOrder, target: ColorOrder, reuse: bool = False
+) -> tuple[list[Step], tuple[int, ...], bool]:
     """Colour conversions for images of `shape`: (steps, the shape after them, whether an RGB<->BGR swap is left).
 
     The swap is left to the caller because it commutes exactly with resizing (both act per
@@ -126,8 +129,14 @@ def _bilinear_flag(in_w: int, in_h: int, width: int, height: int) -> int:
     return cv2.INTER_NEAREST_EXACT if whole and all(f % 2 for f in factors) else cv2.INTER_LINEAR
 
 
-def _stretch_steps(shape: tuple[int, ...], width: int, height: int, reuse: bool,
-                   interpolation: Interpolation = Interpolation.AREA, out: np.ndarray | None = None) -> list[Step]:
+def _stretch_steps(
+    shape: tuple[int, ...],
+    width: int,
+    height: int,
+    reuse: bool,
+    interpolation: Interpolation = Interpolation.AREA,
+    out: np.ndarray | None = None,
+) -> list[Step]:
     """Resize HxWxC images of `shape` to width x height with the contract's interpolation.
 
     Area: antialiased and fast: halve with INTER_AREA while at least 2x too big, then bilinear.
@@ -205,7 +214,14 @@ class PixelPlan:
     and the result is overwritten by the next frame; without, every call allocates.
     """
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, color: ColorName | ColorOrder, spec: Preprocessing, reuse: bool = False) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        dtype: np.dtype,
+        color: ColorName | ColorOrder,
+        spec: Preprocessing,
+        reuse: bool = False,
+    ) -> None:
         _require_pixels(dtype)
         steps, shape, swap = _color_steps(tuple(shape), color, spec.color_order, reuse)
         shrinks = spec.input_size[0] * spec.input_size[1] < shape[0] * shape[1]

@@ -26,7 +26,9 @@ def is_quantized(spec: TensorSpec) -> bool:
     return spec.quantization is not None and np.issubdtype(spec.dtype, np.integer)
 
 
-def quantize(x: np.ndarray, spec: TensorSpec, out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
+def quantize(
+    x: np.ndarray, spec: TensorSpec, out: np.ndarray | None = None, scratch: np.ndarray | None = None
+) -> np.ndarray:
     """Float -> the integer type of `spec`: saturate(rint(x / scale) + zero_point), as the runtimes' quantize ops.
 
     The division and the rounding (half to even) are float32, the zero point is added after rounding.
@@ -41,8 +43,15 @@ def quantize(x: np.ndarray, spec: TensorSpec, out: np.ndarray | None = None, scr
     if depth is not None and scratch.size and scratch.flags.c_contiguous and out.flags.c_contiguous:
         # integral floats + zero point, saturated to 8 bits in one OpenCV pass into `out` (exact: nothing left to round)
         columns = x.shape[-1] if x.ndim else 1
-        cv2.addWeighted(scratch.reshape(-1, columns), 1.0, scratch.reshape(-1, columns), 0.0, float(q.zero_point),
-                        dst=out.reshape(-1, columns), dtype=depth)
+        cv2.addWeighted(
+            scratch.reshape(-1, columns),
+            1.0,
+            scratch.reshape(-1, columns),
+            0.0,
+            float(q.zero_point),
+            dst=out.reshape(-1, columns),
+            dtype=depth,
+        )
         return out
     info = np.iinfo(spec.dtype)
     scratch += np.float32(q.zero_point)
@@ -94,7 +103,8 @@ def table_shift(table: np.ndarray | None) -> int | None:
 
 
 def dequantized_codes(spec: TensorSpec) -> list[float] | None:
-    """Every 8-bit code's dequantized float32 value, indexed by the code's unsigned bits (None unless 8-bit quantized)."""
+    """Every 8-bit code's dequantized float32 value, indexed by the code's unsigned bits (None unless 8-bit
+    quantized)."""
     if not is_quantized(spec) or spec.dtype not in EIGHT_BIT_DEPTHS:
         return None
     return dequantize(np.arange(256, dtype=np.uint8).view(spec.dtype), spec).tolist()

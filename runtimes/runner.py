@@ -54,45 +54,81 @@ def run_stream(model: Any, source: Any, options: StreamOptions, out: IO[str] | N
     out = out or sys.stdout
     window = Window("edgekit") if options.show else None
     video = AnnotatedVideo(options.save) if options.save else None
-    stream = model.stream(source, every=options.every, max_frames=options.max_frames, track=options.track,
-                          count_line=options.count_line, **model.task.cli_options(options.top_k, options.threshold))
+    stream = model.stream(
+        source,
+        every=options.every,
+        max_frames=options.max_frames,
+        track=options.track,
+        count_line=options.count_line,
+        **model.task.cli_options(options.top_k, options.threshold),
+    )
     count = 0
     with stream:
         for item in present(stream, threshold=options.threshold, window=window, video=video):
             count += 1
-            record = result_record(item.frame.position, item.result, options.threshold, model.task,
-                                   latency_ms=item.latency_ms, age_ms=item.age_ms)
+            record = result_record(
+                item.frame.position,
+                item.result,
+                options.threshold,
+                model.task,
+                latency_ms=item.latency_ms,
+                age_ms=item.age_ms,
+            )
             if item.counts is not None:
                 record["count"] = item.counts.to_dict()
             print(json.dumps(record) if options.json_lines else result_line(record, model.task), file=out, flush=True)
     stats = stream.source.stats
-    print(f"{count} result(s); source delivered {stats.delivered}, dropped {stats.dropped} stale, skipped {stats.skipped}",
-          file=sys.stderr)
+    print(
+        f"{count} result(s); source delivered {stats.delivered}, dropped {stats.dropped} stale, "
+        f"skipped "
+        f"{stats.skipped}",
+        file=sys.stderr,
+    )
     if stream.counter is not None:
-        print(f"{stream.counter.counts} over the line {','.join(f'{v:g}' for v in stream.counter.line)}", file=sys.stderr)
+        print(
+            f"{stream.counter.counts} over the line {','.join(f'{v:g}' for v in stream.counter.line)}", file=sys.stderr
+        )
     if video:
         print(f"annotated video: {options.save}", file=sys.stderr)
     return 0 if count else 1
 
 
 def build_parser(default_model: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="runner", description="Run an edgekit model (classifier or detector) on frames from a source.")
-    parser.add_argument("--model", default=default_model, required=default_model is None, help="model file (.tflite, .onnx)")
-    parser.add_argument("--source", default="0", help="image, folder, glob, video, webcam index, rtsp:// URL or picamera2")
+    parser = argparse.ArgumentParser(
+        prog="runner", description="Run an edgekit model (classifier or detector) on frames from a source."
+    )
+    parser.add_argument(
+        "--model", default=default_model, required=default_model is None, help="model file (.tflite, .onnx)"
+    )
+    parser.add_argument(
+        "--source", default="0", help="image, folder, glob, video, webcam index, rtsp:// URL or picamera2"
+    )
     parser.add_argument("--every", type=int, default=1, help="classify every Nth frame")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many results")
     parser.add_argument("--top-k", type=int, default=3)
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="classifiers: scores below this are reported with label null; detectors: the minimum "
-                             "detection score (default: the model's)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="classifiers: scores below this are reported with label null; detectors: the minimum "
+        "detection score (default: the model's)",
+    )
     add_tracking_arguments(parser)
     parser.add_argument("--output", type=Path, default=None, help="append JSON lines here instead of stdout")
     parser.add_argument("--save", type=Path, default=None, help="write an annotated video")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
-    parser.add_argument("--delegate", action="append", default=[],
-                        help="TFLite delegate: edgetpu, gpu, xnnpack[:num_threads=N] or a library path (repeatable)")
-    parser.add_argument("--provider", action="append", default=[],
-                        help="ONNX Runtime execution provider: cuda, tensorrt, openvino, coreml, cpu (repeatable, in order)")
+    parser.add_argument(
+        "--delegate",
+        action="append",
+        default=[],
+        help="TFLite delegate: edgetpu, gpu, xnnpack[:num_threads=N] or a library path (repeatable)",
+    )
+    parser.add_argument(
+        "--provider",
+        action="append",
+        default=[],
+        help="ONNX Runtime execution provider: cuda, tensorrt, openvino, coreml, cpu (repeatable, in order)",
+    )
     return parser
 
 
@@ -101,8 +137,13 @@ def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
     from runtimes.tracking import parse_line
 
     parser.add_argument("--track", action="store_true", help="detectors: give each object an id kept across frames")
-    parser.add_argument("--count-line", type=_line(parse_line), default=None, metavar="X0,Y0,X1,Y1",
-                        help="detectors: count tracked objects whose centre crosses this line (source pixels; implies --track)")
+    parser.add_argument(
+        "--count-line",
+        type=_line(parse_line),
+        default=None,
+        metavar="X0,Y0,X1,Y1",
+        help="detectors: count tracked objects whose centre crosses this line (source pixels; implies --track)",
+    )
 
 
 def _line(parse: Any) -> Any:
@@ -117,7 +158,10 @@ def _line(parse: Any) -> Any:
 
 def backend_options(delegates: Sequence[str], providers: Sequence[str]) -> dict[str, Any]:
     """open_model options for --delegate / --provider (only those given, so every backend accepts them)."""
-    return {**({"delegates": list(delegates)} if delegates else {}), **({"providers": list(providers)} if providers else {})}
+    return {
+        **({"delegates": list(delegates)} if delegates else {}),
+        **({"providers": list(providers)} if providers else {}),
+    }
 
 
 def main(argv: Sequence[str] | None = None, default_model: str | None = None, bundle: str | Path | None = None) -> int:
@@ -137,9 +181,16 @@ def main(argv: Sequence[str] | None = None, default_model: str | None = None, bu
         except EdgekitError as exc:
             print(f"runner: error: {exc}", file=sys.stderr)
             return 2
-    options = StreamOptions(every=args.every, max_frames=args.max_frames, top_k=args.top_k,
-                            threshold=args.threshold, json_lines=True, save=args.save, track=args.track,
-                            count_line=args.count_line)
+    options = StreamOptions(
+        every=args.every,
+        max_frames=args.max_frames,
+        top_k=args.top_k,
+        threshold=args.threshold,
+        json_lines=True,
+        save=args.save,
+        track=args.track,
+        count_line=args.count_line,
+    )
     try:
         with open_model(args.model, num_threads=args.threads, **backend_options(args.delegate, args.provider)) as model:
             if args.output is None:

@@ -55,8 +55,17 @@ class StreamResult:
 class Stream:
     """Iterate for results; leaving a `with` block (or finishing, or an exception, or Ctrl-C) releases the source."""
 
-    def __init__(self, model: "Model", source: Source, every: int = 1, max_frames: int | None = None, top_k: int | None = None,
-                 tracker: "Tracker | None" = None, counter: "LineCounter | None" = None, **options: Any) -> None:
+    def __init__(
+        self,
+        model: "Model",
+        source: Source,
+        every: int = 1,
+        max_frames: int | None = None,
+        top_k: int | None = None,
+        tracker: "Tracker | None" = None,
+        counter: "LineCounter | None" = None,
+        **options: Any,
+    ) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         if max_frames is not None and max_frames < 1:
@@ -90,7 +99,9 @@ class Stream:
                     counts = self.counter.update(result) if self.counter is not None else None
                 latency_ms = (time.monotonic() - started) * 1000
                 self.meter.tick(latency_ms)
-                yield StreamResult(frame, result, latency_ms, (started - frame.timestamp) * 1000, self.meter.fps, counts)
+                yield StreamResult(
+                    frame, result, latency_ms, (started - frame.timestamp) * 1000, self.meter.fps, counts
+                )
                 produced += 1
                 if self.max_frames is not None and produced >= self.max_frames:
                     return

@@ -51,14 +51,24 @@ class TrackerOptions:
     low_score: float = 0.1  # second-pass detections: at least this score, for tracks the confident pass left unmatched
     low_iou: float = 0.5  # ... and they continue a track only with this much overlap (ByteTrack's second association)
     class_aware: bool = False  # True: a track keeps its class (a circle never continues a square's track)
-    duplicate_iou: float = 0.5  # a detection overlapping an already matched one this much is the same object (NMS's IoU)
+    duplicate_iou: float = (
+        0.5  # a detection overlapping an already matched one this much is the same object (NMS's IoU)
+    )
     smoothing: float = 0.5  # weight of the newest box delta in the velocity estimate
 
     def __post_init__(self) -> None:
-        if (not 0 < self.iou_threshold < 1 or not 0 < self.low_iou < 1 or self.min_hits < 1 or self.max_age < 0 or not 0 < self.smoothing <= 1
-                or not 0 < self.duplicate_iou <= 1):
-            raise InputError(f"invalid tracker options {self}: iou_threshold and low_iou in (0, 1), min_hits >= 1, max_age >= 0, "
-                             "smoothing and duplicate_iou in (0, 1]")
+        if (
+            not 0 < self.iou_threshold < 1
+            or not 0 < self.low_iou < 1
+            or self.min_hits < 1
+            or self.max_age < 0
+            or not 0 < self.smoothing <= 1
+            or not 0 < self.duplicate_iou <= 1
+        ):
+            raise InputError(
+                f"invalid tracker options {self}: iou_threshold and low_iou in (0, 1), min_hits >= 1, max_age >= 0, "
+                "smoothing and duplicate_iou in (0, 1]"
+            )
 
 
 @dataclass
@@ -124,8 +134,10 @@ class Tracker:
         tentative = [t for t in self._tracks if t.id is None]
         unmatched: list[_Track] = []
         # confirmed tracks first (confident, then weak detections), then tentative ones on what is left
-        for tracks, passes in ((confirmed, ((confident, o.iou_threshold), (weak, o.low_iou))),
-                               (tentative, ((confident, o.iou_threshold),))):
+        for tracks, passes in (
+            (confirmed, ((confident, o.iou_threshold), (weak, o.low_iou))),
+            (tentative, ((confident, o.iou_threshold),)),
+        ):
             free = list(tracks)
             for candidates, threshold in passes:
                 candidates = [c for c in candidates if c not in matched]
@@ -164,8 +176,14 @@ class Tracker:
             return replace(detection, track_id=track.id)
         return replace(detection, track_id=track.id, index=track.index, label=self._names[track.index])
 
-    def _match(self, tracks: Sequence[_Track], candidates: Sequence[int], boxes: np.ndarray,
-               found: Sequence["Detection"], threshold: float) -> list[tuple[int, int]]:
+    def _match(
+        self,
+        tracks: Sequence[_Track],
+        candidates: Sequence[int],
+        boxes: np.ndarray,
+        found: Sequence["Detection"],
+        threshold: float,
+    ) -> list[tuple[int, int]]:
         """Greedy IoU pairs (track index, detection index), best overlap first."""
         if not tracks or not candidates:
             return []
@@ -206,6 +224,7 @@ class Tracker:
 
 
 # -- counting ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class LineCounts:

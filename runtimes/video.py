@@ -51,7 +51,9 @@ class Window:
 
     def __init__(self, title: str) -> None:
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise InputError("--show needs a display (DISPLAY is not set); use --save out.mp4 to write the annotated video")
+            raise InputError(
+                "--show needs a display (DISPLAY is not set); use --save out.mp4 to write the annotated video"
+            )
         self.title = title
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
@@ -70,8 +72,13 @@ class Window:
         cv2.destroyWindow(self.title)
 
 
-def present(stream: "Stream", *, threshold: float | None = 0.0, window: Window | None = None,
-            video: AnnotatedVideo | None = None) -> Iterator["StreamResult"]:
+def present(
+    stream: "Stream",
+    *,
+    threshold: float | None = 0.0,
+    window: Window | None = None,
+    video: AnnotatedVideo | None = None,
+) -> Iterator["StreamResult"]:
     """Yield each result after drawing its overlay into `video` and `window`.
 
     Ends when the stream does or the user closes the window; always closes both outputs.
@@ -82,7 +89,9 @@ def present(stream: "Stream", *, threshold: float | None = 0.0, window: Window |
         for item in stream:
             keep_going = True
             if window or video:
-                annotated = draw_overlay(item.frame.image, item.result, item.fps, threshold, stream.model.task, stream.model.labels)
+                annotated = draw_overlay(
+                    item.frame.image, item.result, item.fps, threshold, stream.model.task, stream.model.labels
+                )
                 if stream.counter is not None:
                     stream.counter.draw(annotated)
                 if video:

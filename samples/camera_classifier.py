@@ -36,9 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         for _ in present(stream, threshold=args.threshold, window=window, video=video):
             pass  # each frame is drawn, saved and shown by present(); add your own logic here
         stats = stream.source.stats
-        print(f"{stream.meter.fps:.1f} FPS, {stream.meter.latency_ms:.1f} ms per frame; "
-              f"frames delivered {stats.delivered}, dropped {stats.dropped}, skipped {stats.skipped}"
-              + (f"; wrote {video.frames} frames to {args.save}" if video else ""))
+        print(
+            f"{stream.meter.fps:.1f} FPS, {stream.meter.latency_ms:.1f} ms per frame; "
+            f"frames delivered {stats.delivered}, dropped {stats.dropped}, skipped {stats.skipped}"
+            + (f"; wrote {video.frames} frames to {args.save}" if video else "")
+        )
     return 0
 
 

@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, help="write the annotated frames to this video")
     parser.add_argument("--threshold", type=float, default=None, help="minimum detection score (default: the model's)")
     parser.add_argument("--track", action="store_true", help="give each object an id kept across frames")
-    parser.add_argument("--count-line", default=None, metavar="X0,Y0,X1,Y1", help="count tracked objects crossing this line")
+    parser.add_argument(
+        "--count-line", default=None, metavar="X0,Y0,X1,Y1", help="count tracked objects crossing this line"
+    )
     parser.add_argument("--max-frames", type=int, default=None)
     args = parser.parse_args(argv)
     if args.headless and not args.save:
@@ -37,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     line = parse_line(args.count_line) if args.count_line else None
     options = {} if args.threshold is None else {"score_threshold": args.threshold}
 
-    with runtimes.open(args.model) as model, \
-            model.stream(args.source, max_frames=args.max_frames, track=args.track, count_line=line, **options) as stream:
+    with (
+        runtimes.open(args.model) as model,
+        model.stream(args.source, max_frames=args.max_frames, track=args.track, count_line=line, **options) as stream,
+    ):
         window = None if args.headless else Window(f"edgekit: {args.model.name}")
         video = AnnotatedVideo(args.save) if args.save else None
         objects = 0
@@ -47,9 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         stats = stream.source.stats
         ids = f"; {stream.tracker.confirmed} tracked object(s)" if stream.tracker else ""
         counts = f"; {stream.counter.counts}" if stream.counter else ""
-        print(f"{stream.meter.fps:.1f} FPS, {stream.meter.latency_ms:.1f} ms per frame; {objects} detection(s){ids}{counts}; "
-              f"frames delivered {stats.delivered}, dropped {stats.dropped}, skipped {stats.skipped}"
-              + (f"; wrote {video.frames} frames to {args.save}" if video else ""))
+        print(
+            f"{stream.meter.fps:.1f} FPS, {stream.meter.latency_ms:.1f} ms per frame; {objects} "
+            f"detection(s){ids}{counts}; "
+            f"frames delivered {stats.delivered}, dropped {stats.dropped}, skipped {stats.skipped}"
+            + (f"; wrote {video.frames} frames to {args.save}" if video else "")
+        )
     return 0
 
 

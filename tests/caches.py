@@ -26,9 +26,10 @@ CACHE = Path(os.environ.get("EDGEKIT_CACHE") or Path.home() / ".cache")
 MEDIAPIPE = CACHE / "edgekit-mediapipe-0.10.14"
 # mediapipe's own pins, without jax/jaxlib/sounddevice/opencv-contrib that only Model Maker, audio and the
 # legacy solutions use: the vision tasks and the metadata writer need these
-MEDIAPIPE_PACKAGES = [["--no-deps", "mediapipe==0.10.14"],
-                      ["absl-py", "attrs", "flatbuffers", "numpy<2", "opencv-python-headless", "protobuf>=4.25.3,<5",
-                       "matplotlib"]]
+MEDIAPIPE_PACKAGES = [
+    ["--no-deps", "mediapipe==0.10.14"],
+    ["absl-py", "attrs", "flatbuffers", "numpy<2", "opencv-python-headless", "protobuf>=4.25.3,<5", "matplotlib"],
+]
 
 
 class CacheUnavailable(RuntimeError):
@@ -46,10 +47,13 @@ def arm64_userland() -> tuple[str, str, str]:
     if not sys.platform.startswith("linux") or shutil.which("apt-get") is None:
         raise CacheUnavailable("arm64 emulation needs Debian/Ubuntu's apt-get and qemu-user-static (Linux only)")
     try:
-        done = subprocess.run(["bash", str(ROOT / "scripts" / "arm64-sysroot.sh")], capture_output=True, text=True,
-                              timeout=900)
+        done = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "arm64-sysroot.sh")], capture_output=True, text=True, timeout=900
+        )
     except subprocess.TimeoutExpired:
-        raise CacheUnavailable("arm64 emulation set-up took longer than 15 minutes (slow or no package registry?)") from None
+        raise CacheUnavailable(
+            "arm64 emulation set-up took longer than 15 minutes (slow or no package registry?)"
+        ) from None
     if done.returncode != 0:
         raise CacheUnavailable(f"arm64 emulation could not be set up: {_last_line(done)}")
     paths = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
@@ -63,15 +67,31 @@ def mediapipe_python() -> str:
     if ready.exists():
         return str(python)
     try:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(MEDIAPIPE / "venv")], check=True, capture_output=True,
-                       timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--clear", str(MEDIAPIPE / "venv")],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         for packages in MEDIAPIPE_PACKAGES:
-            subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True, capture_output=True,
-                           text=True, timeout=600)
-        subprocess.run([str(python), "-c", "from mediapipe.tasks.python import vision"], check=True, capture_output=True,
-                       text=True, timeout=120)
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", *packages],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+        subprocess.run(
+            [str(python), "-c", "from mediapipe.tasks.python import vision"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
-        raise CacheUnavailable(f"mediapipe 0.10.14 could not be installed into {MEDIAPIPE}: {_last_line(exc)}") from None
+        raise CacheUnavailable(
+            f"mediapipe 0.10.14 could not be installed into {MEDIAPIPE}: {_last_line(exc)}"
+        ) from None
     ready.write_text("mediapipe==0.10.14\n")
     return str(python)
 
@@ -83,8 +103,17 @@ def cached_site(folder: str, *packages: str, no_deps: bool = False) -> Path:
     if done.exists():
         return site
     shutil.rmtree(site, ignore_errors=True)
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site), *(["--no-deps"] if no_deps else []),
-               *packages]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--target",
+        str(site),
+        *(["--no-deps"] if no_deps else []),
+        *packages,
+    ]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired:
@@ -105,8 +134,9 @@ def chromium() -> str:
     if shutil.which("chromium") is None:
         said = ""
         if shutil.which("apt-get"):
-            installed = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, text=True,
-                                       timeout=900)
+            installed = subprocess.run(
+                ["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, text=True, timeout=900
+            )
             said = f" (apt-get said: {_last_line(installed)})"
         if shutil.which("chromium") is None:
             raise CacheUnavailable(f"no Chromium: install Debian's chromium package{said}")
@@ -118,8 +148,13 @@ def playwright_site() -> Path:
     return cached_site("edgekit-browser", "playwright")
 
 
-WARMERS = {"arm64": arm64_userland, "mediapipe": mediapipe_python, "tfserving": tf_serving_site, "chromium": chromium,
-           "playwright": playwright_site}
+WARMERS = {
+    "arm64": arm64_userland,
+    "mediapipe": mediapipe_python,
+    "tfserving": tf_serving_site,
+    "chromium": chromium,
+    "playwright": playwright_site,
+}
 
 
 def main() -> int:

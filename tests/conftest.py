@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from needs import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401 (CI's skip policy: tests/needs.py)
 
 import edgekit
-from needs import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401 (CI's skip policy: tests/needs.py)
 from runtimes.contract import ModelContract, Preprocessing
 
 IMAGE_SIZE = 64
@@ -51,10 +51,18 @@ ONNX_TARGETS = ("onnx:fp32", "onnx:dynamic", "onnx:int8")
 
 # The longest modules, longest first (on a 2-core host the first takes about 15 minutes beside the other worker, the
 # next few several minutes each, shared fixtures included). Workers take modules in collection
-# order, so these are collected first: a long one started last would run on alone. test_quality_mobilenetv2 trains only its own model, so its
+# order, so these are collected first: a long one started last would run on alone. test_quality_mobilenetv2 trains only
+# its own model, so its
 # worker starts at once while the other trains the shared small CNN for test_arm64.
-LONGEST_FIRST = ("test_quality_mobilenetv2.py", "test_arm64.py", "test_hygiene.py", "test_coreml_reference.py",
-                 "test_detection.py", "test_optimize.py", "test_cli.py")
+LONGEST_FIRST = (
+    "test_quality_mobilenetv2.py",
+    "test_arm64.py",
+    "test_hygiene.py",
+    "test_coreml_reference.py",
+    "test_detection.py",
+    "test_optimize.py",
+    "test_cli.py",
+)
 MAX_WORKERS = 4  # each worker holds TensorFlow (about 2 GB); the suite's longest module bounds the gain
 
 
@@ -93,8 +101,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput") or not sys.platform.startswith("linux") or shutil.which("apt-get") is None:
         return  # an xdist worker (the controller starts it), or a host the fixture skips
     if _runs_arm64_tests(config):
-        config.stash[_ARM64_EARLY] = subprocess.Popen(["bash", str(ARM64_SETUP)], stdin=subprocess.DEVNULL,
-                                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        config.stash[_ARM64_EARLY] = subprocess.Popen(
+            ["bash", str(ARM64_SETUP)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -159,7 +168,9 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Calla
 
 @pytest.fixture(scope="session")
 def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return edgekit.datasets.make_shapes(tmp_path_factory.mktemp("data") / "shapes", n_per_class=400, image_size=IMAGE_SIZE, seed=0)
+    return edgekit.datasets.make_shapes(
+        tmp_path_factory.mktemp("data") / "shapes", n_per_class=400, image_size=IMAGE_SIZE, seed=0
+    )
 
 
 @pytest.fixture(scope="session")
@@ -183,22 +194,46 @@ def trained(shapes_splits, tmp_path_factory: pytest.TempPathFactory):
     """The demo's model: small_cnn trained on the shapes data (14 epochs, about two and a half minutes on a 2-core host;
     validation accuracy 0.989 at epoch 11 and 0.994 from 12 in a 20-epoch run, 2026-12-07)."""
     train, val, test = shapes_splits
-    return built_once(tmp_path_factory, "trained", lambda: edgekit.train(
-        train, val, "small_cnn", test=test, epochs=14, patience=6, out_dir=tmp_path_factory.mktemp("train"), seed=0, verbose=0))
+    return built_once(
+        tmp_path_factory,
+        "trained",
+        lambda: edgekit.train(
+            train,
+            val,
+            "small_cnn",
+            test=test,
+            epochs=14,
+            patience=6,
+            out_dir=tmp_path_factory.mktemp("train"),
+            seed=0,
+            verbose=0,
+        ),
+    )
 
 
 @pytest.fixture(scope="session")
 def exported(trained, shapes_splits, tmp_path_factory: pytest.TempPathFactory):
     """Every TFLite and ONNX mode of the trained model, checked against Keras on the test split."""
     train, _, test = shapes_splits
-    return built_once(tmp_path_factory, "exported", lambda: edgekit.export(
-        trained.model_path, TFLITE_TARGETS + ONNX_TARGETS, out_dir=tmp_path_factory.mktemp("export"),
-        calibration=train, check=test, progress=False))
+    return built_once(
+        tmp_path_factory,
+        "exported",
+        lambda: edgekit.export(
+            trained.model_path,
+            TFLITE_TARGETS + ONNX_TARGETS,
+            out_dir=tmp_path_factory.mktemp("export"),
+            calibration=train,
+            check=test,
+            progress=False,
+        ),
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_contract() -> ModelContract:
-    return ModelContract(Preprocessing(input_size=16), labels=("a", "b", "c"), model_name="tiny", edgekit_version=edgekit.__version__)
+    return ModelContract(
+        Preprocessing(input_size=16), labels=("a", "b", "c"), model_name="tiny", edgekit_version=edgekit.__version__
+    )
 
 
 @pytest.fixture(scope="session")
@@ -216,9 +251,9 @@ def tiny_model():
 
 @pytest.fixture(scope="session")
 def tiny_calibration():
-    from converters import CalibrationData
-
     import cv2
+
+    from converters import CalibrationData
 
     rng = np.random.default_rng(0)  # smooth random images: image-like neighbour correlation
     coarse = rng.integers(0, 256, size=(40, 4, 4, 3), dtype=np.uint8)
@@ -238,16 +273,28 @@ def tiny_tflite(tiny_model, tiny_contract, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def tiny_artifacts(tiny_model, tiny_contract, tiny_calibration, tmp_path_factory):
     """fp32 and int8 TFLite and ONNX files of the tiny model."""
-    from converters.onnx import MODES as ONNX_MODES, convert_onnx
-    from converters.tflite import MODES as TFLITE_MODES, convert_tflite
+    from converters.onnx import MODES as ONNX_MODES
+    from converters.onnx import convert_onnx
+    from converters.tflite import MODES as TFLITE_MODES
+    from converters.tflite import convert_tflite
 
     out = tmp_path_factory.mktemp("bad_inputs")
     files = {}
     for mode in ("fp32", "int8"):
-        files[f"tflite_{mode}"] = convert_tflite(tiny_model, out / f"tiny_{mode}.tflite", TFLITE_MODES[mode],
-                                                 contract=tiny_contract, calibration=tiny_calibration).path
-        files[f"onnx_{mode}"] = convert_onnx(tiny_model, out / f"tiny_{mode}.onnx", ONNX_MODES[mode],
-                                             contract=tiny_contract, calibration=tiny_calibration).path
+        files[f"tflite_{mode}"] = convert_tflite(
+            tiny_model,
+            out / f"tiny_{mode}.tflite",
+            TFLITE_MODES[mode],
+            contract=tiny_contract,
+            calibration=tiny_calibration,
+        ).path
+        files[f"onnx_{mode}"] = convert_onnx(
+            tiny_model,
+            out / f"tiny_{mode}.onnx",
+            ONNX_MODES[mode],
+            contract=tiny_contract,
+            calibration=tiny_calibration,
+        ).path
     return files
 
 
@@ -263,14 +310,24 @@ def trained_detector(tmp_path_factory: pytest.TempPathFactory):
     Weak by the bench's standard (test mAP@.5 about 0.2), but its boxes are steady enough to
     track: objects of a fifth of the input side are found on nearly every frame of the tracking clip.
     """
-    from edgekit.datasets import make_shapes_detection
     from edgekit.data.detection import load_detection
+    from edgekit.datasets import make_shapes_detection
 
     def build() -> tuple[Any, Any, Any]:
-        root = make_shapes_detection(tmp_path_factory.mktemp("detector-data") / "scenes", n_images=800, image_size=64, seed=1)
+        root = make_shapes_detection(
+            tmp_path_factory.mktemp("detector-data") / "scenes", n_images=800, image_size=64, seed=1
+        )
         train, val, test = load_detection(root, image_size=64).split(seed=0)
-        result = edgekit.train(train, val, task="detection", epochs=24, test=test, out_dir=tmp_path_factory.mktemp("detector"),
-                               seed=0, verbose=0)
+        result = edgekit.train(
+            train,
+            val,
+            task="detection",
+            epochs=24,
+            test=test,
+            out_dir=tmp_path_factory.mktemp("detector"),
+            seed=0,
+            verbose=0,
+        )
         return result, train, test
 
     return built_once(tmp_path_factory, "trained_detector", build)
@@ -280,9 +337,18 @@ def trained_detector(tmp_path_factory: pytest.TempPathFactory):
 def detector_exported(trained_detector, tmp_path_factory: pytest.TempPathFactory):
     """The detector in every format the Pi bundle takes, checked against Keras on its test split."""
     result, train, test = trained_detector
-    return built_once(tmp_path_factory, "detector_exported", lambda: edgekit.export(
-        result.model_path, DETECTOR_TARGETS, out_dir=tmp_path_factory.mktemp("detector-export"),
-        calibration=train, check=test, progress=False))
+    return built_once(
+        tmp_path_factory,
+        "detector_exported",
+        lambda: edgekit.export(
+            result.model_path,
+            DETECTOR_TARGETS,
+            out_dir=tmp_path_factory.mktemp("detector-export"),
+            calibration=train,
+            check=test,
+            progress=False,
+        ),
+    )
 
 
 @pytest.fixture(scope="session")

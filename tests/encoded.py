@@ -11,7 +11,8 @@ RNG = np.random.default_rng(7)
 
 
 def encoded(extension: str, height: int, width: int, *params: int) -> bytes:
-    """A smooth random height x width image encoded as `extension` (".jpg", ".png", ".webp", ...) with OpenCV's params."""
+    """A smooth random height x width image encoded as `extension` (".jpg", ".png", ".webp", ...) with OpenCV's
+    params."""
     image = cv2.resize(RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8), (width, height), interpolation=cv2.INTER_LINEAR)
     return cv2.imencode(extension, image, list(params))[1].tobytes()
 

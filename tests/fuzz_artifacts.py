@@ -62,8 +62,11 @@ def probe(path: str) -> str:
     try:
         with runtimes.open(path) as model:
             result = model.predict(frame, color="bgr", top_k=3)
-            well_formed = (result.label in model.labels and math.isfinite(result.score)
-                           and all(math.isfinite(score) and label in model.labels for label, score in result.top_k))
+            well_formed = (
+                result.label in model.labels
+                and math.isfinite(result.score)
+                and all(math.isfinite(score) and label in model.labels for label, score in result.top_k)
+            )
             return "ok" if well_formed else f"bad-result:{result!r}"
     except EdgekitError as error:
         return f"edgekit:{type(error).__name__}"

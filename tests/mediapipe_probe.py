@@ -49,9 +49,20 @@ def detect(job_path: str, out_path: str) -> None:
             rows = []
             for image in job["images"]:
                 found = detector.detect(mp.Image.create_from_file(image)).detections
-                rows.append([[d.categories[0].category_name, d.categories[0].index, d.categories[0].score,
-                              d.bounding_box.origin_x, d.bounding_box.origin_y, d.bounding_box.width, d.bounding_box.height]
-                             for d in found])
+                rows.append(
+                    [
+                        [
+                            d.categories[0].category_name,
+                            d.categories[0].index,
+                            d.categories[0].score,
+                            d.bounding_box.origin_x,
+                            d.bounding_box.origin_y,
+                            d.bounding_box.width,
+                            d.bounding_box.height,
+                        ]
+                        for d in found
+                    ]
+                )
             results[model] = rows
     Path(out_path).write_text(json.dumps(results))
 
@@ -60,7 +71,9 @@ def write_metadata(source: str, target: str, mean: str, std: str, *labels: str) 
     from mediapipe.tasks.python.metadata.metadata_writers import image_classifier, metadata_writer
 
     writer = image_classifier.MetadataWriter.create(
-        Path(source).read_bytes(), input_norm_mean=[float(mean)], input_norm_std=[float(std)],
+        Path(source).read_bytes(),
+        input_norm_mean=[float(mean)],
+        input_norm_std=[float(std)],
         labels=metadata_writer.Labels().add(list(labels)),
     )
     model, _ = writer.populate()

@@ -7,7 +7,8 @@ missing: a run that silently lost the arm64, MediaPipe or browser tests would ot
     onnx = need_module("onnx", extra="onnx")   # at module level, instead of pytest.importorskip
     missing("sha256sum (coreutils) is not installed")   # in a test or fixture, instead of pytest.skip
 
-The hooks below (tests/conftest.py imports them) also turn any other skip (a stray pytest.skip or importorskip) into a failure under
+The hooks below (tests/conftest.py imports them) also turn any other skip (a stray pytest.skip or importorskip) into a
+failure under
 EDGEKIT_REQUIRE_ALL=1; only `skipif` markers (declared platform conditions) stay skips.
 """
 
@@ -31,8 +32,10 @@ def require_all() -> bool:
 def missing(reason: str) -> NoReturn:
     """Skip for `reason` (a missing package, cache, install or tool); under EDGEKIT_REQUIRE_ALL=1, fail naming it."""
     if require_all():
-        pytest.fail(f"{REQUIRE_ALL_VARIABLE}=1 and {reason}; run `make warm` (or install it) to get this coverage back",
-                    pytrace=False)
+        pytest.fail(
+            f"{REQUIRE_ALL_VARIABLE}=1 and {reason}; run `make warm` (or install it) to get this coverage back",
+            pytrace=False,
+        )
     pytest.skip(reason, allow_module_level=True)
 
 
@@ -47,6 +50,7 @@ def need_module(name: str, extra: str | None = None) -> ModuleType:
 
 
 # -- the hooks: tests/conftest.py imports them, so pytest registers them for the suite --------------------
+
 
 def _declared_skip(item: pytest.Item, reason: str) -> bool:
     """Whether `reason` is one of the item's own `skipif` markers (a declared platform condition, not a gap)."""

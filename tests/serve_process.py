@@ -48,14 +48,34 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(model: str | Path, tmp_path: Path, *, token: str | None = None, limits: dict[str, Any] | None = None,
-           source: str | None = None, nofile: int | None = None, wait: float = 60.0) -> Iterator[Served]:
+def served(
+    model: str | Path,
+    tmp_path: Path,
+    *,
+    token: str | None = None,
+    limits: dict[str, Any] | None = None,
+    source: str | None = None,
+    nofile: int | None = None,
+    wait: float = 60.0,
+) -> Iterator[Served]:
     port = free_port()
-    config = {"model": str(model), "port": port, "token": token, "limits": limits or {}, "source": source, "nofile": nofile}
+    config = {
+        "model": str(model),
+        "port": port,
+        "token": token,
+        "limits": limits or {},
+        "source": source,
+        "nofile": nofile,
+    }
     log = tmp_path / f"serve-{port}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, __file__, json.dumps(config)], stdout=out, stderr=subprocess.STDOUT,
-                                   cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        process = subprocess.Popen(
+            [sys.executable, __file__, json.dumps(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
     running = Served(f"http://127.0.0.1:{port}", "127.0.0.1", port, process, log)
     try:
         deadline = time.monotonic() + wait
@@ -118,8 +138,14 @@ def _main(config: dict[str, Any]) -> None:
     if config["source"]:
         hung = config["source"] == "hung-camera"
         runtimes.sources.open_source = lambda spec: LiveSource(str(spec), Camera(hung), frame_timeout=3600)
-    serve(config["model"], config["source"], "127.0.0.1", config["port"], token=config["token"],
-          limits=Limits(**config["limits"]))
+    serve(
+        config["model"],
+        config["source"],
+        "127.0.0.1",
+        config["port"],
+        token=config["token"],
+        limits=Limits(**config["limits"]),
+    )
     print("serve returned", flush=True)
 
 

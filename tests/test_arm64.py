@@ -19,12 +19,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import caches
 import cv2
 import pytest
-
-import caches
-from edgekit.deploy import extract_bundle, rpi
 from needs import missing
+
+from edgekit.deploy import extract_bundle, rpi
 from runtimes import open_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,10 +75,14 @@ def _run_together(runs):
     """Each (command, cwd, env) run at once, their JSON lines in order: an emulated run is single-threaded, so
     two on two cores take the time of one. Output goes to files: a full pipe would stall a run until its turn."""
     with contextlib.ExitStack() as stack:
-        files = [(stack.enter_context(tempfile.TemporaryFile("w+")), stack.enter_context(tempfile.TemporaryFile("w+")))
-                 for _ in runs]
-        started = [subprocess.Popen(command, stdout=out, stderr=err, cwd=cwd, env=env)
-                   for (command, cwd, env), (out, err) in zip(runs, files)]
+        files = [
+            (stack.enter_context(tempfile.TemporaryFile("w+")), stack.enter_context(tempfile.TemporaryFile("w+")))
+            for _ in runs
+        ]
+        started = [
+            subprocess.Popen(command, stdout=out, stderr=err, cwd=cwd, env=env)
+            for (command, cwd, env), (out, err) in zip(runs, files)
+        ]
         try:
             codes = [process.wait(timeout=600) for process in started]
         finally:
@@ -99,12 +103,26 @@ def _both(bundle_archive, arm64, tmp_path, sources):
     from the same extracted bundle."""
     sysroot, site, qemu = arm64
     folder = extract_bundle(bundle_archive, tmp_path / "pi")
-    pi_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": site, "PYTHONNOUSERSITE": "1",
-              "QEMU_CPU": "cortex-a72", "HOME": str(tmp_path)}  # a Pi 4; qemu's default CPU gives wrong int8
+    pi_env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": site,
+        "PYTHONNOUSERSITE": "1",
+        "QEMU_CPU": "cortex-a72",
+        "HOME": str(tmp_path),
+    }  # a Pi 4; qemu's default CPU gives wrong int8
     x86_env = {**os.environ, "PYTHONNOUSERSITE": "1"}
-    outputs = iter(_run_together([run for args in sources.values() for run in (
-        ([qemu, "-L", sysroot, f"{sysroot}/usr/bin/python3.11", "run.py", *args], folder, pi_env),
-        ([sys.executable, "run.py", *args], folder, x86_env))]))
+    outputs = iter(
+        _run_together(
+            [
+                run
+                for args in sources.values()
+                for run in (
+                    ([qemu, "-L", sysroot, f"{sysroot}/usr/bin/python3.11", "run.py", *args], folder, pi_env),
+                    ([sys.executable, "run.py", *args], folder, x86_env),
+                )
+            ]
+        )
+    )
     return {name: (next(outputs), next(outputs)) for name in sources}
 
 
@@ -136,13 +154,17 @@ def test_detector_bundle_on_emulated_pi_matches_x86(target, arm64, detector_expo
     assert (bundle.folder / "edgekit-detector.service").is_file()
     tolerance, score_tolerance = DETECTOR_TARGETS[target]
     found, worst = 0, 0.0
-    sources = {name: ["--source", str(source), *(["--max-frames", "16", "--track"] if name == "video" else [])]
-               for name, source in detector_inputs.items()}
+    sources = {
+        name: ["--source", str(source), *(["--max-frames", "16", "--track"] if name == "video" else [])]
+        for name, source in detector_inputs.items()
+    }
     for name, (on_pi, on_x86) in _both(bundle.archive, arm64, tmp_path, sources).items():
         assert len(on_pi) == len(on_x86) > 0, name
         for pi, x86 in zip(on_pi, on_x86):
             assert pi["source"] == x86["source"], name
-            assert [(d["label"], d.get("id")) for d in pi["detections"]] == [(d["label"], d.get("id")) for d in x86["detections"]]
+            assert [(d["label"], d.get("id")) for d in pi["detections"]] == [
+                (d["label"], d.get("id")) for d in x86["detections"]
+            ]
             for a, b in zip(pi["detections"], x86["detections"]):
                 worst = max(worst, *(abs(u - v) for u, v in zip(a["box"], b["box"])))
                 assert abs(a["score"] - b["score"]) <= score_tolerance, (name, a, b)

@@ -11,8 +11,8 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-
 from needs import need_module
+
 import runtimes
 from runtimes.errors import ContractError, InferenceError, InputError, ModelLoadError
 from runtimes.metadata.onnx import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
@@ -31,7 +31,9 @@ def nan_tflite(tiny_model, tiny_contract, tmp_path_factory):
     weights = [w.copy() for w in tiny_model.get_weights()]
     weights[1][0] = np.nan
     broken.set_weights(weights)
-    return convert_tflite(broken, tmp_path_factory.mktemp("nan") / "nan.tflite", MODES["fp32"], contract=tiny_contract).path
+    return convert_tflite(
+        broken, tmp_path_factory.mktemp("nan") / "nan.tflite", MODES["fp32"], contract=tiny_contract
+    ).path
 
 
 def _with_metadata(source, target, **props):
@@ -90,10 +92,13 @@ def test_bad_onnx_input_quantization_is_a_contract_error(tiny_artifacts, tmp_pat
         runtimes.open(path)
 
 
-@pytest.mark.parametrize("contract, error, message", [
-    ("{broken", ContractError, "not valid JSON"),
-    (json.dumps({"schema": 1}), ContractError, "missing 'preprocessing'"),
-])
+@pytest.mark.parametrize(
+    "contract, error, message",
+    [
+        ("{broken", ContractError, "not valid JSON"),
+        (json.dumps({"schema": 1}), ContractError, "missing 'preprocessing'"),
+    ],
+)
 def test_bad_onnx_contract_is_a_contract_error(tiny_artifacts, tmp_path, contract, error, message):
     path = _with_metadata(tiny_artifacts["onnx_fp32"], tmp_path / "c.onnx", **{CONTRACT_METADATA_KEY: contract})
     with pytest.raises(error, match=message):
@@ -104,7 +109,9 @@ def test_label_count_must_match_the_outputs(tiny_artifacts, tmp_path, tiny_contr
     from dataclasses import replace
 
     wrong = replace(tiny_contract, labels=("a", "b"))
-    path = _with_metadata(tiny_artifacts["onnx_fp32"], tmp_path / "l.onnx", **{CONTRACT_METADATA_KEY: wrong.to_signed_json()})
+    path = _with_metadata(
+        tiny_artifacts["onnx_fp32"], tmp_path / "l.onnx", **{CONTRACT_METADATA_KEY: wrong.to_signed_json()}
+    )
     with pytest.raises(ContractError, match="outputs 3 scores but 2 labels were given"):
         runtimes.open(path)
 
@@ -153,7 +160,14 @@ def test_nan_scores_are_never_a_result(nan_tflite):
 
 def test_stream_skips_and_counts_empty_and_two_channel_frames(tiny_artifacts):
     good = np.full((20, 20, 3), 90, np.uint8)
-    frames = [good, np.zeros((0, 0, 3), np.uint8), np.zeros((20, 20, 2), np.uint8), good, np.zeros((5,), np.uint8), good]
+    frames = [
+        good,
+        np.zeros((0, 0, 3), np.uint8),
+        np.zeros((20, 20, 2), np.uint8),
+        good,
+        np.zeros((5,), np.uint8),
+        good,
+    ]
     with runtimes.open(tiny_artifacts["tflite_int8"]) as model, model.stream(frames) as results:
         positions = [r.frame.position for r in results]
         stats = results.source.stats
@@ -189,7 +203,7 @@ def avi_files(tmp_path_factory):
         writer.write(image)
     writer.release()
     data = bytearray(good.read_bytes())
-    starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b"\xff\xd8\xff"]  # each frame is one JPEG
+    starts = [i for i in range(len(data) - 2) if data[i : i + 3] == b"\xff\xd8\xff"]  # each frame is one JPEG
     assert len(starts) == 60
     corrupt = bytearray(data)
     for k in range(starts[30] + 100, starts[30] + 400):

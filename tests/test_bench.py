@@ -34,12 +34,29 @@ def test_bench_lists_models_that_cannot_run_here(trained, tmp_path, shapes_tenth
     # every tenth image: the numpy reference executor runs each one (the whole folder took 78 s)
     (with_data,) = edgekit.bench([package.path], runs=5, data=shapes_tenth, progress=False).results
     assert with_data.status == "cannot run here: CoreML prediction needs macOS; accuracy from the reference backend"
-    assert with_data.p50_ms is None and with_data.accuracy == pytest.approx(trained.metrics["accuracy"]["test"], abs=0.05)
+    assert with_data.p50_ms is None and with_data.accuracy == pytest.approx(
+        trained.metrics["accuracy"]["test"], abs=0.05
+    )
 
 
 def test_bench_command_json_plot_and_errors(exported, tmp_path, capsys):
     plot = tmp_path / "latency.png"
-    assert main(["bench", exported.result("tflite:fp32").path, "--runs", "10", "--warmup", "1", "--json", "--plot", str(plot)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                exported.result("tflite:fp32").path,
+                "--runs",
+                "10",
+                "--warmup",
+                "1",
+                "--json",
+                "--plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert data["results"][0]["runs"] == 10 and plot.read_bytes()[:4] == b"\x89PNG"
     assert main(["bench", exported.result("tflite:fp32").path, "--threads", "one"]) == 2

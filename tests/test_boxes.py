@@ -38,17 +38,20 @@ def test_box_iou_matches_the_pairwise_formula_on_random_boxes():
     assert (found > 0).sum() > 20  # the cases overlap
 
 
-@pytest.mark.parametrize("a, b, iou", [
-    ([0, 0, 10, 10], [0, 0, 10, 10], 1.0),
-    ([0, 0, 10, 10], [5, 0, 15, 10], 50 / 150),  # half along x
-    ([0, 0, 10, 10], [0, 5, 10, 15], 50 / 150),  # half along y
-    ([0, 0, 10, 10], [10, 0, 20, 10], 0.0),  # touching edges
-    ([0, 0, 10, 10], [2, 3, 6, 8], 20 / 100),  # inside
-    ([0, 0, 10, 10], [20, 20, 30, 30], 0.0),  # apart
-    ([5, 5, 5, 5], [5, 5, 5, 5], 0.0),  # two points: no area, no division by zero
-    ([0, 0, 10, 10], [12, 12, 8, 8], 0.0),  # an inverted box has no area
-    ([0, 0, 4, 10], [0, 0, 10, 4], 16 / 64),  # a cross: overlap 4x4 of areas 40 and 40
-])
+@pytest.mark.parametrize(
+    "a, b, iou",
+    [
+        ([0, 0, 10, 10], [0, 0, 10, 10], 1.0),
+        ([0, 0, 10, 10], [5, 0, 15, 10], 50 / 150),  # half along x
+        ([0, 0, 10, 10], [0, 5, 10, 15], 50 / 150),  # half along y
+        ([0, 0, 10, 10], [10, 0, 20, 10], 0.0),  # touching edges
+        ([0, 0, 10, 10], [2, 3, 6, 8], 20 / 100),  # inside
+        ([0, 0, 10, 10], [20, 20, 30, 30], 0.0),  # apart
+        ([5, 5, 5, 5], [5, 5, 5, 5], 0.0),  # two points: no area, no division by zero
+        ([0, 0, 10, 10], [12, 12, 8, 8], 0.0),  # an inverted box has no area
+        ([0, 0, 4, 10], [0, 0, 10, 4], 16 / 64),  # a cross: overlap 4x4 of areas 40 and 40
+    ],
+)
 def test_box_iou_cases(a, b, iou):
     found = box_iou(np.array([a], np.float32), np.array([b], np.float32))
     assert found.shape == (1, 1) and float(found[0, 0]) == pytest.approx(iou, abs=1e-7)
@@ -140,8 +143,6 @@ def test_nms_without_overlaps_keeps_every_box_in_score_order_as_the_greedy_loop_
     assert nms(zero, np.float32([0.9, 0.8, 0.7]), np.zeros(3, np.int64), 0.5).tolist() == [0, 1, 2]
 
 
-
-
 def test_iou_of_boxes_smaller_than_a_pixel():
     """Normalized coordinates (fractions of the input): unions far below 1 are divided as they are."""
     a = np.array([[0.10, 0.10, 0.20, 0.20]], np.float32)
@@ -158,6 +159,7 @@ def test_scores_are_compared_as_the_models_float32():
     assert len(s) == 1 and s.dtype == np.float32 and b.dtype == np.float32 and c.dtype == np.int64
     b, s, c = suppress(boxes, scores, np.array([0, 0]), np.array([0, 1]), 0.5, 10)
     assert b.dtype == np.float32 and s.dtype == np.float32 and s.tolist() == pytest.approx([0.3, 0.2])
-    many = filter_detections(np.zeros((1, 3, 4), np.float32) + [0, 0, 1, 1], np.float32([[0.9, 0.8, 0.7]]),
-                             np.zeros((1, 3)), 0.5, 0.5, 10)  # (1, K) scores as a model gives them
+    many = filter_detections(
+        np.zeros((1, 3, 4), np.float32) + [0, 0, 1, 1], np.float32([[0.9, 0.8, 0.7]]), np.zeros((1, 3)), 0.5, 0.5, 10
+    )  # (1, K) scores as a model gives them
     assert many[1].tolist() == pytest.approx([0.9])  # the same box three times: one kept

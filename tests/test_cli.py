@@ -47,7 +47,9 @@ def test_predict_prints_one_line_per_image_and_skips_bad_files(exported, shapes_
     test = shapes_splits[2]
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"nope")
-    result = _edgekit("predict", exported.result("tflite:int8").path, test.sources[0], str(bad), test.sources[1], "--top-k", "2")
+    result = _edgekit(
+        "predict", exported.result("tflite:int8").path, test.sources[0], str(bad), test.sources[1], "--top-k", "2"
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith(test.sources[0] + ": ")
@@ -80,16 +82,46 @@ def test_train_and_export_commands_end_to_end(shapes_root, tmp_path):
         for i in range(12):
             image = cv2.imread(str(shapes_root / label / f"{i:04d}.png"))
             cv2.imwrite(str(small / label / f"{i}.png"), image)
-    trained = _edgekit("train", str(small), "--image-size", "32", "--epochs", "1", "--val", "0.25", "--test", "0.25", "--out", str(tmp_path / "run"))
+    trained = _edgekit(
+        "train",
+        str(small),
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--val",
+        "0.25",
+        "--test",
+        "0.25",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert trained.returncode == 0, trained.stderr
     assert "test accuracy:" in trained.stdout and (tmp_path / "run" / "model.keras").exists()
-    exported = _edgekit("export", str(tmp_path / "run" / "model.keras"), "-t", "tflite:fp32", "-t", "tflite:int8",
-                        "--calibration", str(small), "--check", str(small), "--out", str(tmp_path / "exp"))
+    exported = _edgekit(
+        "export",
+        str(tmp_path / "run" / "model.keras"),
+        "-t",
+        "tflite:fp32",
+        "-t",
+        "tflite:int8",
+        "--calibration",
+        str(small),
+        "--check",
+        str(small),
+        "--out",
+        str(tmp_path / "exp"),
+    )
     assert exported.returncode == 0, exported.stderr
     assert "tflite:int8" in exported.stdout and "top-1 agreement" in exported.stdout
     assert "only 24 calibration samples" in exported.stderr  # the lint speaks up
     assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == [
-        "export_report.json", "export_report.md", "export_report.png", "small_cnn_fp32.tflite", "small_cnn_int8.tflite"]
+        "export_report.json",
+        "export_report.md",
+        "export_report.png",
+        "small_cnn_fp32.tflite",
+        "small_cnn_int8.tflite",
+    ]
 
 
 def test_export_option_syntax_is_checked(trained, capsys):
@@ -107,12 +139,33 @@ def test_predict_with_a_missing_delegate_names_the_library(exported, shapes_spli
 
 def test_prune_and_distill_commands(trained, shapes_tenth, tmp_path):
     """One epoch of each on every tenth image: the commands' wiring, not their quality (tests/test_optimize.py)."""
-    pruned = _edgekit("prune", str(trained.model_path), str(shapes_tenth), "--sparsity", "0.5", "--epochs", "1",
-                      "--out", str(tmp_path / "pruned"))
+    pruned = _edgekit(
+        "prune",
+        str(trained.model_path),
+        str(shapes_tenth),
+        "--sparsity",
+        "0.5",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "pruned"),
+    )
     assert pruned.returncode == 0, pruned.stderr
     assert "total" in pruned.stdout and "50.0%" in pruned.stdout and (tmp_path / "pruned" / "model.keras").is_file()
-    distilled = _edgekit("train", str(shapes_tenth), "--arch", "small_cnn", "--image-size", "64", "--epochs", "1",
-                         "--teacher", str(tmp_path / "pruned" / "model.keras"), "--out", str(tmp_path / "student"))
+    distilled = _edgekit(
+        "train",
+        str(shapes_tenth),
+        "--arch",
+        "small_cnn",
+        "--image-size",
+        "64",
+        "--epochs",
+        "1",
+        "--teacher",
+        str(tmp_path / "pruned" / "model.keras"),
+        "--out",
+        str(tmp_path / "student"),
+    )
     assert distilled.returncode == 0, distilled.stderr
     metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
     assert metrics["epochs_run"] == 1 and "test" in metrics["accuracy"]
@@ -121,7 +174,15 @@ def test_prune_and_distill_commands(trained, shapes_tenth, tmp_path):
 def test_export_options_parse_numbers_and_flags():
     from edgekit.cli import _options
 
-    assert _options(["tflite.mixed_precision=false", "onnx.mixed_precision=True", "tflite.calibration_samples=50",
-                     "coreml.compute_units=CPU_AND_NE"]) == {
-        "tflite": {"mixed_precision": False, "calibration_samples": 50}, "onnx": {"mixed_precision": True},
-        "coreml": {"compute_units": "CPU_AND_NE"}}
+    assert _options(
+        [
+            "tflite.mixed_precision=false",
+            "onnx.mixed_precision=True",
+            "tflite.calibration_samples=50",
+            "coreml.compute_units=CPU_AND_NE",
+        ]
+    ) == {
+        "tflite": {"mixed_precision": False, "calibration_samples": 50},
+        "onnx": {"mixed_precision": True},
+        "coreml": {"compute_units": "CPU_AND_NE"},
+    }

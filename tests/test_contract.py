@@ -20,7 +20,10 @@ def test_defaults_and_parsing():
         (dict(input_size=0), "invalid input_size 0"),
         (dict(input_size=(1, 2, 3)), "invalid input_size"),
         (dict(input_size=8, color_order="rgba"), "invalid color_order 'rgba'; valid values: 'rgb', 'bgr', 'gray'"),
-        (dict(input_size=8, resize="fit"), "invalid resize mode 'fit'; valid values: 'stretch', 'letterbox', 'center_crop'"),
+        (
+            dict(input_size=8, resize="fit"),
+            "invalid resize mode 'fit'; valid values: 'stretch', 'letterbox', 'center_crop'",
+        ),
         (dict(input_size=8, layout="hwc"), "invalid layout 'hwc'"),
         (dict(input_size=8, dtype="int8"), "invalid dtype 'int8'"),
         (dict(input_size=8, scale=0.0), "invalid scale 0.0"),
@@ -46,7 +49,9 @@ def test_output_range_for_scaling_and_mean_std():
 
 def test_contract_json_round_trip():
     spec = Preprocessing((40, 30), "bgr", "center_crop", mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.4), layout="nchw")
-    contract = ModelContract(spec, ("cat", "dog"), model_name="m", edgekit_version="0.1.0").with_quantization(mode="int8")
+    contract = ModelContract(spec, ("cat", "dog"), model_name="m", edgekit_version="0.1.0").with_quantization(
+        mode="int8"
+    )
     restored = ModelContract.from_json(contract.to_json())
     assert restored == contract
     assert json.loads(contract.to_json())["preprocessing"]["color_order"] == "bgr"

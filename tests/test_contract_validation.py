@@ -18,8 +18,12 @@ from runtimes.errors import ContractError
 
 
 def _valid() -> dict:
-    return ModelContract(Preprocessing(16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)), ("circle", "square", "triangle"),
-                         model_name="m", edgekit_version="0.3").to_dict()
+    return ModelContract(
+        Preprocessing(16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)),
+        ("circle", "square", "triangle"),
+        model_name="m",
+        edgekit_version="0.3",
+    ).to_dict()
 
 
 def _set(path, value):
@@ -28,6 +32,7 @@ def _set(path, value):
         for key in path[:-1]:
             target = target[key]
         target[path[-1]] = value
+
     return mutate
 
 
@@ -103,13 +108,23 @@ def test_constructor_refuses_what_the_parser_refuses():
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
     max_leaves=12,
 )
-FIELDS = [("schema",), ("labels",), ("model_name",), ("task",), ("quantization",), ("edgekit_version",), ("preprocessing",)] + [
-    ("preprocessing", name) for name in Preprocessing(8).to_dict()
-]
+FIELDS = [
+    ("schema",),
+    ("labels",),
+    ("model_name",),
+    ("task",),
+    ("quantization",),
+    ("edgekit_version",),
+    ("preprocessing",),
+] + [("preprocessing", name) for name in Preprocessing(8).to_dict()]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,14 +9,22 @@ from converters.base import ConversionError, UnknownTargetError, atomic_output
 from converters.tflite import MODES, convert_tflite
 from runtimes.metadata.tflite import read_metadata, write_metadata
 
-EXPECTED_INPUT = {"fp32": np.float32, "fp16": np.float32, "dynamic": np.float32, "int8": np.int8, "uint8": np.uint8,
-                  "mediapipe": np.float32}  # a classifier's mediapipe file is its fp32 one
+EXPECTED_INPUT = {
+    "fp32": np.float32,
+    "fp16": np.float32,
+    "dynamic": np.float32,
+    "int8": np.int8,
+    "uint8": np.uint8,
+    "mediapipe": np.float32,
+}  # a classifier's mediapipe file is its fp32 one
 
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_every_tflite_mode_carries_the_contract_and_runs(mode, tiny_model, tiny_contract, tiny_calibration, tmp_path):
     path = tmp_path / f"tiny_{mode}.tflite"
-    artifact = convert_tflite(tiny_model, path, MODES[mode], contract=tiny_contract, calibration=tiny_calibration, progress=False)
+    artifact = convert_tflite(
+        tiny_model, path, MODES[mode], contract=tiny_contract, calibration=tiny_calibration, progress=False
+    )
     assert artifact.path == path and artifact.size_bytes == path.stat().st_size
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # nothing else left behind
     with edgekit.load(path) as model:
@@ -38,17 +46,29 @@ def test_int8_needs_calibration_and_writes_nothing_without_it(tiny_model, tiny_c
 @pytest.mark.parametrize(
     "samples, message",
     [
-        (np.random.default_rng(0).random((20, 32, 32, 3), dtype=np.float32), r"shape \(32, 32, 3\) but the model's contract produces \(16, 16, 3\)"),
+        (
+            np.random.default_rng(0).random((20, 32, 32, 3), dtype=np.float32),
+            r"shape \(32, 32, 3\) but the model's contract produces \(16, 16, 3\)",
+        ),
         (np.full((20, 16, 16, 3), 0.5, np.float32), "calibration samples are constant"),
-        (np.random.default_rng(0).uniform(100, 255, (20, 16, 16, 3)).astype(np.float32), r"every calibration value lies outside the range the contract produces \[0, 1\]"),
+        (
+            np.random.default_rng(0).uniform(100, 255, (20, 16, 16, 3)).astype(np.float32),
+            r"every calibration value lies outside the range the contract produces \[0, 1\]",
+        ),
         (np.full((20, 16, 16, 3), np.nan, np.float32), "NaN or infinite"),
     ],
     ids=["shape", "constant", "unscaled-pixels", "nan"],
 )
 def test_wrong_calibration_data_is_refused_before_converting(samples, message, tiny_model, tiny_contract, tmp_path):
     with pytest.raises(CalibrationError, match=message):
-        convert_tflite(tiny_model, tmp_path / "m.tflite", MODES["int8"], contract=tiny_contract,
-                       calibration=CalibrationData(samples), progress=False)
+        convert_tflite(
+            tiny_model,
+            tmp_path / "m.tflite",
+            MODES["int8"],
+            contract=tiny_contract,
+            calibration=CalibrationData(samples),
+            progress=False,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -97,7 +117,13 @@ def test_targets_parse_and_unknown_ones_list_the_valid_ones():
     entry, mode, config = parse_target("tflite:uint8")
     assert entry is CONVERTERS.get("tflite") and mode == "uint8" and config.io_dtype == "uint8"
     assert "tflite:int8" in all_targets()
-    with pytest.raises(UnknownTargetError, match="unknown target 'tflite:int4'; valid targets: .*onnx:int8, onnx:int8_qinput, savedmodel:fp32, tflite:fp32, tflite:fp16"):
+    with pytest.raises(
+        UnknownTargetError,
+        match=(
+            "unknown target 'tflite:int4'; valid targets: .*onnx:int8, onnx:int8_qinput, savedmodel:fp32, "
+            "tflite:fp32, tflite:fp16"
+        ),
+    ):
         parse_target("tflite:int4")
     with pytest.raises(UnknownTargetError, match="unknown target 'tensorrt:fp16'"):
         parse_target("tensorrt:fp16")
@@ -140,16 +166,22 @@ def test_shared_zero_points_are_lossless_and_smaller(tiny_model, tiny_calibratio
 
 
 @pytest.mark.parametrize("target", ["tflite:int8", "tflite:uint8", "onnx:int8"])
-def test_int8_input_range_is_the_contracts_not_the_samples(target, tiny_model, tiny_contract, tiny_calibration, tmp_path):
+def test_int8_input_range_is_the_contracts_not_the_samples(
+    target, tiny_model, tiny_contract, tiny_calibration, tmp_path
+):
     """Dim calibration images (pixels 40..200) still give an input step of one pixel level: exact, no saturation."""
     dim = CalibrationData(tiny_calibration.samples * (160 / 255) + 40 / 255)
     assert dim.spanning(0.0, 1.0).samples.min() == 0.0 and dim.samples.min() > 0.15  # the caller's data is untouched
     name, mode = target.split(":")
     entry = CONVERTERS.get(name)
     path = tmp_path / f"dim_{mode}{entry.suffix}"
-    artifact = entry.convert(tiny_model, path, entry.modes[mode], contract=tiny_contract, calibration=dim, progress=False)
-    assert any(note.startswith("int8 input range set from the contract, [0, 1]; the calibration samples reach only [0.1569, ")
-               for note in artifact.notes)
+    artifact = entry.convert(
+        tiny_model, path, entry.modes[mode], contract=tiny_contract, calibration=dim, progress=False
+    )
+    assert any(
+        note.startswith("int8 input range set from the contract, [0, 1]; the calibration samples reach only [0.1569, ")
+        for note in artifact.notes
+    )
     with edgekit.load(path) as model:
         quantization = model.input_spec.quantization
         assert quantization.scale == pytest.approx(1 / 255, rel=1e-6)

@@ -4,8 +4,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from needs import need_module
+
 import edgekit
 from converters.coreml import MODES, CoreMLConfig, convert_coreml, image_scale_and_bias
 from runtimes.contract import ModelContract, Preprocessing
@@ -17,7 +17,10 @@ need_module("coremltools", extra="coreml")
 @pytest.fixture(scope="module")
 def packages(tiny_model, tiny_contract, tmp_path_factory):
     out = tmp_path_factory.mktemp("coreml")
-    return {mode: convert_coreml(tiny_model, out / f"tiny_{mode}.mlpackage", config, contract=tiny_contract) for mode, config in MODES.items()}
+    return {
+        mode: convert_coreml(tiny_model, out / f"tiny_{mode}.mlpackage", config, contract=tiny_contract)
+        for mode, config in MODES.items()
+    }
 
 
 @pytest.mark.parametrize("mode", list(MODES))
@@ -37,7 +40,9 @@ def test_every_mode_is_written_and_reloads_with_its_contract(packages, tiny_cont
 
 def test_compressed_packages_are_smaller(trained, tmp_path):
     sizes = {
-        mode: convert_coreml(trained.model, tmp_path / f"{mode}.mlpackage", MODES[mode], contract=trained.contract).size_bytes
+        mode: convert_coreml(
+            trained.model, tmp_path / f"{mode}.mlpackage", MODES[mode], contract=trained.contract
+        ).size_bytes
         for mode in ("fp32", "fp16", "int8", "palettize4")
     }
     assert sizes["fp16"] < 0.6 * sizes["fp32"]
@@ -64,10 +69,14 @@ def test_per_channel_std_is_folded_and_the_rest_goes_to_image_type(tiny_model, t
     scale, bias, fold = image_scale_and_bias(contract)
     assert scale == pytest.approx(1 / 255) and bias == pytest.approx([-0.485, -0.456, -0.406])
     assert fold == pytest.approx([1 / 0.229, 1 / 0.224, 1 / 0.225])
-    shared = ModelContract(Preprocessing(16, scale=1 / 255, offset=0.0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)), ("a", "b", "c"))
+    shared = ModelContract(
+        Preprocessing(16, scale=1 / 255, offset=0.0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)), ("a", "b", "c")
+    )
     scale, bias, fold = image_scale_and_bias(shared)
     assert fold is None and scale == pytest.approx(2 / 255) and bias == pytest.approx([-1.0, -1.0, -1.0])
-    artifact = convert_coreml(tiny_model, tmp_path / "folded.mlpackage", CoreMLConfig(compute_units="CPU_AND_NE"), contract=contract)
+    artifact = convert_coreml(
+        tiny_model, tmp_path / "folded.mlpackage", CoreMLConfig(compute_units="CPU_AND_NE"), contract=contract
+    )
     with edgekit.load(artifact.path) as model:
         assert model.runtime.image_scale_and_bias()[1] == pytest.approx([-0.485, -0.456, -0.406], abs=1e-6)
         assert model.contract.quantization["folded_std"] is True
@@ -133,10 +142,18 @@ def _contract_dict(packages):
     [
         (lambda d: "{not json", "not valid JSON"),
         (lambda d: "[1, 2]", "not a JSON object"),
-        (lambda d: {**d, "quantization": {k: v for k, v in d["quantization"].items() if k != "image_scale"}},
-         "image_scale None is missing or invalid"),
-        (lambda d: {**d, "quantization": {**d["quantization"], "image_bias": [0.0]}}, "image_bias .* not 3 finite numbers"),
-        (lambda d: {**d, "labels": ["a", "b", "x"]}, r"labels \['a', 'b', 'x'\] differ from the classifier's 3 \['a', 'b', 'c'\]"),
+        (
+            lambda d: {**d, "quantization": {k: v for k, v in d["quantization"].items() if k != "image_scale"}},
+            "image_scale None is missing or invalid",
+        ),
+        (
+            lambda d: {**d, "quantization": {**d["quantization"], "image_bias": [0.0]}},
+            "image_bias .* not 3 finite numbers",
+        ),
+        (
+            lambda d: {**d, "labels": ["a", "b", "x"]},
+            r"labels \['a', 'b', 'x'\] differ from the classifier's 3 \['a', 'b', 'c'\]",
+        ),
         (lambda d: {**d, "labels": ["a", "b"]}, "contract's 2 labels"),
     ],
 )

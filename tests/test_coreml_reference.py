@@ -10,8 +10,8 @@ weights must track Keras closely enough to catch an executor bug.
 
 import numpy as np
 import pytest
-
 from needs import need_module
+
 import edgekit
 from converters.coreml import MODES
 from edgekit.training.architectures import ARCHITECTURES, _scale_residual_branches
@@ -27,8 +27,13 @@ BACKBONES = [name for name in ARCHITECTURES.names() if name != "small_cnn"]
 @pytest.fixture(scope="module")
 def small_cnn_report(trained, shapes_splits, tmp_path_factory):
     """The trained small CNN in every CoreML mode, checked on the test split."""
-    return edgekit.export(trained.model_path, [f"coreml:{m}" for m in MODES], out_dir=tmp_path_factory.mktemp("coreml_small"),
-                          check=shapes_splits[2], progress=False)
+    return edgekit.export(
+        trained.model_path,
+        [f"coreml:{m}" for m in MODES],
+        out_dir=tmp_path_factory.mktemp("coreml_small"),
+        check=shapes_splits[2],
+        progress=False,
+    )
 
 
 def _random_features_classifier(arch, train, preprocessing):
@@ -53,8 +58,12 @@ def _random_features_classifier(arch, train, preprocessing):
     mean, std = features.mean(0), features.std(0) + 1e-6
     z = (features - mean) / std
     onehot = np.eye(len(train.labels))[train.targets]
-    w = np.linalg.solve(z.T @ z + len(z) * np.eye(z.shape[1]), z.T @ (onehot - onehot.mean(0)))  # strong ridge: small, stable weights
-    model.layers[-1].set_weights([(10 * w / std[:, None]).astype(np.float32), (-10 * (mean / std) @ w).astype(np.float32)])
+    w = np.linalg.solve(
+        z.T @ z + len(z) * np.eye(z.shape[1]), z.T @ (onehot - onehot.mean(0))
+    )  # strong ridge: small, stable weights
+    model.layers[-1].set_weights(
+        [(10 * w / std[:, None]).astype(np.float32), (-10 * (mean / std) @ w).astype(np.float32)]
+    )
     return model
 
 
@@ -68,8 +77,14 @@ def backbone_report(request, shapes_root, tmp_path_factory):
     preprocessing = spec.preprocessing(train.geometry)
     model = _random_features_classifier(request.param, train.sample(600, seed=0), preprocessing)
     contract = ModelContract(preprocessing, train.labels, model_name=request.param)
-    return edgekit.export(model, [f"coreml:{m}" for m in FLOAT_MODES + EIGHT_BIT_MODES], contract=contract,
-                          out_dir=tmp_path_factory.mktemp(request.param), check=test.subset(np.arange(100)), progress=False)
+    return edgekit.export(
+        model,
+        [f"coreml:{m}" for m in FLOAT_MODES + EIGHT_BIT_MODES],
+        contract=contract,
+        out_dir=tmp_path_factory.mktemp(request.param),
+        check=test.subset(np.arange(100)),
+        progress=False,
+    )
 
 
 def _assert_checked_by_reference(report):
@@ -88,8 +103,10 @@ def _assert_float(report, mode):
 
 def _assert_weights(report, mode):
     result = report.result(f"coreml:{mode}")
-    print(f"{report.model_name} coreml:{mode}: keras {report.keras_accuracy:.3f}, package {result.accuracy:.3f}, "
-          f"agreement {result.agreement:.3f}")
+    print(
+        f"{report.model_name} coreml:{mode}: keras {report.keras_accuracy:.3f}, package {result.accuracy:.3f}, "
+        f"agreement {result.agreement:.3f}"
+    )
     assert result.accuracy_delta >= -MAX_WEIGHT_DROP
 
 
@@ -123,8 +140,11 @@ def test_backbone_reduced_precision_packages_track_keras(backbone_report, mode):
     differences), so the full bars are held on the trained small CNN above instead.
     """
     result = backbone_report.result(f"coreml:{mode}")
-    print(f"{backbone_report.model_name} coreml:{mode}: agreement {result.agreement:.3f}, max error {result.max_abs_error:.2e}, "
-          f"accuracy delta {result.accuracy_delta:+.1f}")
+    print(
+        f"{backbone_report.model_name} coreml:{mode}: agreement {result.agreement:.3f}, max error "
+        f"{result.max_abs_error:.2e}, "
+        f"accuracy delta {result.accuracy_delta:+.1f}"
+    )
     assert result.agreement >= 0.8  # chance is 1/3: a wrong op or decompression lands near it
 
 
@@ -145,7 +165,9 @@ def test_neural_engine_lint_in_the_report(small_cnn_report, tmp_path):
     x = k.layers.Conv2D(4, 3, dilation_rate=2, padding="same")(inputs)
     model = k.Model(inputs, k.layers.Dense(2, activation="softmax")(k.layers.GlobalAveragePooling2D()(x)))
     contract = ModelContract(Preprocessing(16), ("a", "b"))
-    artifact = convert_coreml(model, tmp_path / "dilated.mlpackage", CoreMLConfig("fp16", compute_units="CPU_ONLY"), contract=contract)
+    artifact = convert_coreml(
+        model, tmp_path / "dilated.mlpackage", CoreMLConfig("fp16", compute_units="CPU_ONLY"), contract=contract
+    )
     assert artifact.notes == (
         "Neural Engine: compute_units=CPU_ONLY excludes the Neural Engine",
         "Neural Engine: 1 x conv with dilation > 1 (dilated convolution): known to run off the Neural Engine",
@@ -153,10 +175,15 @@ def test_neural_engine_lint_in_the_report(small_cnn_report, tmp_path):
     assert neural_engine_lint(artifact.path) == [artifact.notes[1].removeprefix("Neural Engine: ")]
 
 
-@pytest.mark.parametrize("target, mode, op, tolerance", [
-    ("iOS16", "int8", "constexpr_affine_dequantize", 2e-3), ("iOS18", "int8", "constexpr_blockwise_shift_scale", 2e-3),
-    ("iOS16", "palettize4", "constexpr_lut_to_dense", 1e-2), ("iOS18", "palettize4", "constexpr_lut_to_dense", 1e-2),
-])
+@pytest.mark.parametrize(
+    "target, mode, op, tolerance",
+    [
+        ("iOS16", "int8", "constexpr_affine_dequantize", 2e-3),
+        ("iOS18", "int8", "constexpr_blockwise_shift_scale", 2e-3),
+        ("iOS16", "palettize4", "constexpr_lut_to_dense", 1e-2),
+        ("iOS18", "palettize4", "constexpr_lut_to_dense", 1e-2),
+    ],
+)
 def test_compressed_weights_of_both_opset_generations(target, mode, op, tolerance, tmp_path):
     """iOS16 and iOS18 packages store compressed weights with different ops; both decompress to Keras' weights."""
     import dataclasses
@@ -168,10 +195,17 @@ def test_compressed_weights_of_both_opset_generations(target, mode, op, toleranc
     k = keras()
     k.utils.set_random_seed(0)
     inputs = k.Input((16, 16, 3))
-    x = k.layers.Conv2D(64, 3, padding="same", activation="relu")(k.layers.Conv2D(32, 3, padding="same", activation="relu")(inputs))
+    x = k.layers.Conv2D(64, 3, padding="same", activation="relu")(
+        k.layers.Conv2D(32, 3, padding="same", activation="relu")(inputs)
+    )
     model = k.Model(inputs, k.layers.Dense(3, activation="softmax")(k.layers.GlobalAveragePooling2D()(x)))
     config = dataclasses.replace(MODES[mode], minimum_deployment_target=target)
-    artifact = convert_coreml(model, tmp_path / "m.mlpackage", config, contract=ModelContract(Preprocessing(16, scale=1 / 255), ("a", "b", "c")))
+    artifact = convert_coreml(
+        model,
+        tmp_path / "m.mlpackage",
+        config,
+        contract=ModelContract(Preprocessing(16, scale=1 / 255), ("a", "b", "c")),
+    )
     x = np.random.default_rng(0).random((8, 16, 16, 3)).astype(np.float32)
     with edgekit.load(artifact.path, backend="reference") as package:
         assert package.runtime.program.op_counts.get(op, 0) >= 1

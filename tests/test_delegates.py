@@ -3,27 +3,34 @@
 import pytest
 
 import edgekit
-from runtimes.errors import BackendUnavailableError, InputError, ModelLoadError, UnknownNameError
 from runtimes.backends.tflite_delegates import parse_delegate
+from runtimes.errors import BackendUnavailableError, InputError, ModelLoadError, UnknownNameError
 
 
 def test_delegate_specs_parse_names_options_and_paths():
     assert parse_delegate("edgetpu") == ("edgetpu", {})
     assert parse_delegate("edgetpu:device=usb:0") == ("edgetpu", {"device": "usb:0"})
     assert parse_delegate("/opt/lib/libmydelegate.so") == ("/opt/lib/libmydelegate.so", {})
-    with pytest.raises(InputError, match="unknown TFLite delegate 'npu'; valid: edgetpu, gpu, xnnpack, or a library path"):
+    with pytest.raises(
+        InputError, match="unknown TFLite delegate 'npu'; valid: edgetpu, gpu, xnnpack, or a library path"
+    ):
         parse_delegate("npu")
 
 
-@pytest.mark.parametrize("name, library", [("edgetpu", "libedgetpu.so.1"), ("gpu", "libtensorflowlite_gpu_delegate.so")])
+@pytest.mark.parametrize(
+    "name, library", [("edgetpu", "libedgetpu.so.1"), ("gpu", "libtensorflowlite_gpu_delegate.so")]
+)
 def test_missing_delegate_library_is_named_with_what_to_install(tiny_tflite, name, library):
-    with pytest.raises(BackendUnavailableError, match=rf"TFLite delegate '{name}' could not be loaded \({library}.*Install "):
+    with pytest.raises(
+        BackendUnavailableError, match=rf"TFLite delegate '{name}' could not be loaded \({library}.*Install "
+    ):
         edgekit.load(tiny_tflite, delegates=[name])
 
 
 @pytest.mark.parametrize("threads", [1, 3])
 def test_xnnpack_options_set_its_threads(tiny_tflite, threads):
-    """XNNPACK's pool runs num_threads - 1 workers beside the caller: counted in /proc, not read back from our own state."""
+    """XNNPACK's pool runs num_threads - 1 workers beside the caller: counted in /proc, not read back from our own
+    state."""
     import os
 
     import numpy as np
@@ -44,7 +51,9 @@ def test_a_model_compiled_for_the_edge_tpu_names_its_delegate(tiny_tflite, tmp_p
 
 
 def test_onnx_providers_by_name_fallback_only_when_allowed(tiny_onnx_path):
-    with pytest.raises(UnknownNameError, match=r"\['CUDAExecutionProvider'\] are not available.*pip install onnxruntime-gpu"):
+    with pytest.raises(
+        UnknownNameError, match=r"\['CUDAExecutionProvider'\] are not available.*pip install onnxruntime-gpu"
+    ):
         edgekit.load(tiny_onnx_path, providers=["cuda"])
     with edgekit.load(tiny_onnx_path, providers=["cuda", "cpu"], allow_fallback=True) as model:
         assert model.runtime.providers == ["CPUExecutionProvider"]  # what actually ran

@@ -8,8 +8,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from needs import missing
+
 from edgekit.cli import main
 from edgekit.deploy import DeployError, extract_bundle, rpi
 
@@ -21,10 +21,21 @@ def bundle(exported, tmp_path_factory):
 
 def test_bundle_holds_everything_a_pi_needs(bundle):
     names = sorted(p.name for p in bundle.folder.iterdir())
-    assert names == ["MANIFEST.sha256", "README.md", "doctor.py", "edgekit-classifier.service", "install.sh",
-                     "requirements.txt", "run.py", "runtimes", "small_cnn_int8.tflite"]
+    assert names == [
+        "MANIFEST.sha256",
+        "README.md",
+        "doctor.py",
+        "edgekit-classifier.service",
+        "install.sh",
+        "requirements.txt",
+        "run.py",
+        "runtimes",
+        "small_cnn_int8.tflite",
+    ]
     requirements = (bundle.folder / "requirements.txt").read_text()
-    assert "ai-edge-litert==1.4.0" in requirements and "numpy==2.2.6" in requirements and "tensorflow" not in requirements
+    assert (
+        "ai-edge-litert==1.4.0" in requirements and "numpy==2.2.6" in requirements and "tensorflow" not in requirements
+    )
     assert "--system-site-packages" in (bundle.folder / "install.sh").read_text()
     service = (bundle.folder / "edgekit-classifier.service").read_text()
     assert "ExecStart=/home/pi/shapes/.venv/bin/python /home/pi/shapes/run.py --source picamera2" in service
@@ -125,7 +136,11 @@ def test_doctor_gives_advice_when_runtimes_are_missing(monkeypatch):
     from runtimes import doctor
 
     real = doctor._version
-    monkeypatch.setattr(doctor, "_version", lambda m: None if m in ("ai_edge_litert", "tflite_runtime", "onnxruntime", "cv2") else real(m))
+    monkeypatch.setattr(
+        doctor,
+        "_version",
+        lambda m: None if m in ("ai_edge_litert", "tflite_runtime", "onnxruntime", "cv2") else real(m),
+    )
     report = doctor.diagnose()
     assert not report.ok
     assert "cv2 is missing: pip install opencv-python-headless" in report.advice
@@ -136,8 +151,12 @@ def test_picamera2_sample_fails_clearly_without_a_pi_camera(exported):
     from pathlib import Path
 
     sample = Path(__file__).resolve().parent.parent / "samples" / "raspberry_pi" / "picamera2_classifier.py"
-    result = subprocess.run([sys.executable, str(sample), exported.result("tflite:int8").path, "--headless"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(sample), exported.result("tflite:int8").path, "--headless"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: picamera2 is not importable") and "python3-picamera2" in result.stderr
 
@@ -156,7 +175,9 @@ def test_manifest_lists_every_shipped_file_and_sha256sum_agrees(bundle):
     assert "runtimes/model.py" in listed and "run.py" in listed
     if shutil.which("sha256sum") is None:
         missing("sha256sum (coreutils) is not installed")
-    check = subprocess.run(["sha256sum", "--check", "--quiet", "MANIFEST.sha256"], cwd=bundle.folder, capture_output=True)
+    check = subprocess.run(
+        ["sha256sum", "--check", "--quiet", "MANIFEST.sha256"], cwd=bundle.folder, capture_output=True
+    )
     assert check.returncode == 0, check.stdout
 
 
@@ -168,8 +189,9 @@ def test_a_damaged_bundle_is_refused_by_the_runner_and_the_installer(bundle, tmp
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0x01  # one flipped bit, as an SD card gives
     model.write_bytes(bytes(data))
-    run = subprocess.run([sys.executable, str(folder / "run.py"), "--source", str(tmp_path)], capture_output=True, text=True,
-                         timeout=60)
+    run = subprocess.run(
+        [sys.executable, str(folder / "run.py"), "--source", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "failed its integrity check: small_cnn_int8.tflite is damaged (SHA-256 differs)" in run.stderr
     assert "copy the bundle again" in run.stderr
@@ -181,34 +203,43 @@ def test_a_damaged_bundle_is_refused_by_the_runner_and_the_installer(bundle, tmp
 
 
 def test_a_byte_flipped_past_the_first_mib_of_a_large_model_is_refused(tiny_contract, tmp_path):
-    """A 3 MiB model (a MobileNetV2-sized file, not the suite's sub-MiB ones): the whole file is hashed, not its head."""
+    """A 3 MiB model (a MobileNetV2-sized file, not the suite's sub-MiB ones): the whole file is hashed, not its
+    head."""
     from converters.tflite import MODES, convert_tflite
     from edgekit._tf import keras
 
     k = keras()
     inputs = k.Input((16, 16, 3))
     x = k.layers.Dense(1024, activation="relu")(k.layers.Flatten()(inputs))  # 768 x 1024 float32 weights: 3 MiB
-    model = convert_tflite(k.Model(inputs, k.layers.Dense(3, activation="softmax")(x)), tmp_path / "large.tflite",
-                           MODES["fp32"], contract=tiny_contract).path
+    model = convert_tflite(
+        k.Model(inputs, k.layers.Dense(3, activation="softmax")(x)),
+        tmp_path / "large.tflite",
+        MODES["fp32"],
+        contract=tiny_contract,
+    ).path
     assert model.stat().st_size > 3 << 20
     folder = extract_bundle(rpi(model, tmp_path / "dist" / "large").archive, tmp_path / "pi")
     shipped = folder / "large.tflite"
     data = bytearray(shipped.read_bytes())
     data[(1 << 20) + 4099] ^= 0x01  # past the first MiB: a check of the head alone would pass it
     shipped.write_bytes(bytes(data))
-    run = subprocess.run([sys.executable, str(folder / "run.py"), "--source", str(tmp_path)], capture_output=True, text=True,
-                         timeout=60)
+    run = subprocess.run(
+        [sys.executable, str(folder / "run.py"), "--source", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "failed its integrity check: large.tflite is damaged (SHA-256 differs)" in run.stderr
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "bundle archive not found"),
-    (b"", "not a complete .tar.gz bundle"),
-    (b"this is not gzip at all", "not a complete .tar.gz bundle"),
-    ("empty", "is empty"),
-    ("truncated", "not a complete .tar.gz bundle"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "bundle archive not found"),
+        (b"", "not a complete .tar.gz bundle"),
+        (b"this is not gzip at all", "not a complete .tar.gz bundle"),
+        ("empty", "is empty"),
+        ("truncated", "not a complete .tar.gz bundle"),
+    ],
+)
 def test_broken_archives_are_deploy_errors_and_write_nothing(bundle, tmp_path, content, message):
     archive = tmp_path / "b.tar.gz"
     if content == "empty":
@@ -270,8 +301,13 @@ def test_a_detector_bundle_is_named_and_documented_for_detection(detector_export
     assert "--track --count-line" in readme and "box x0,y0,x1,y1 in the source's pixels" in readme
     assert "onnxruntime==" in (folder / "requirements.txt").read_text()
     line = ",".join(f"{v:g}" for v in tracking_clip.count_line)
-    result = subprocess.run([sys.executable, "run.py", "--source", str(tracking_clip.path), "--track", "--count-line", line],
-                            capture_output=True, text=True, timeout=120, cwd=folder)
+    result = subprocess.run(
+        [sys.executable, "run.py", "--source", str(tracking_clip.path), "--track", "--count-line", line],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=folder,
+    )
     assert result.returncode == 0, result.stderr
     records = [json.loads(text) for text in result.stdout.splitlines()]
     assert len(records) == 48 and records[-1]["count"]["total"] == 2
@@ -287,7 +323,8 @@ def _free_port() -> int:
 
 
 def test_a_serve_bundle_serves_from_the_extracted_folder_and_stops_on_sigterm(exported, shapes_splits, tmp_path):
-    """deploy rpi --serve: serve.py, its systemd unit and token; the REST API answers, without TensorFlow, until SIGTERM."""
+    """deploy rpi --serve: serve.py, its systemd unit and token; the REST API answers, without TensorFlow, until
+    SIGTERM."""
     import base64
     import signal
     import time
@@ -297,14 +334,27 @@ def test_a_serve_bundle_serves_from_the_extracted_folder_and_stops_on_sigterm(ex
     bundle = rpi(exported.result("tflite:int8").path, tmp_path / "dist" / "shapes", serve=True, port=8600)
     unit = (bundle.folder / "edgekit-classifier-serve.service").read_text()
     folder = "/opt/edgekit-classifier"  # a root-owned copy, run as the service's own user
-    assert f"ExecStart={folder}/.venv/bin/python {folder}/serve.py --source picamera2 --host 0.0.0.0 --port 8600" in unit
+    assert (
+        f"ExecStart={folder}/.venv/bin/python {folder}/serve.py --source picamera2 --host 0.0.0.0 --port 8600" in unit
+    )
     assert f"EnvironmentFile={folder}/serve.env" in unit
-    for directive in ("User=edgekit", "SupplementaryGroups=video", "NoNewPrivileges=yes", "ProtectSystem=strict",
-                      "PrivateTmp=yes", "MemoryMax=75%", "LimitNOFILE=1024", "RestartPreventExitStatus=2"):
+    for directive in (
+        "User=edgekit",
+        "SupplementaryGroups=video",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "MemoryMax=75%",
+        "LimitNOFILE=1024",
+        "RestartPreventExitStatus=2",
+    ):
         assert directive + "\n" in unit, directive
     requirements = (bundle.folder / "requirements.txt").read_text()
     assert "starlette==" in requirements and "uvicorn==" in requirements and "tensorflow" not in requirements
-    assert "secrets.token_urlsafe" in (bundle.folder / "install.sh").read_text() and "umask 077" in (bundle.folder / "install.sh").read_text()
+    assert (
+        "secrets.token_urlsafe" in (bundle.folder / "install.sh").read_text()
+        and "umask 077" in (bundle.folder / "install.sh").read_text()
+    )
     assert "useradd --system" in (bundle.folder / "README.md").read_text()
     assert "/v1/models/small_cnn:predict" in (bundle.folder / "README.md").read_text()
     folder = extract_bundle(bundle.archive, tmp_path / "pi")
@@ -323,8 +373,14 @@ def test_a_serve_bundle_serves_from_the_extracted_folder_and_stops_on_sigterm(ex
     )
     import os
 
-    server = subprocess.Popen([sys.executable, "-c", probe], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env={**os.environ, "EDGEKIT_SERVE_TOKEN": "pi-token"})
+    server = subprocess.Popen(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "EDGEKIT_SERVE_TOKEN": "pi-token"},
+    )
     try:
         url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
         authorized = {"Authorization": "Bearer pi-token", "Content-Type": "application/json"}
@@ -333,15 +389,20 @@ def test_a_serve_bundle_serves_from_the_extracted_folder_and_stops_on_sigterm(ex
                 urllib.request.urlopen(urllib.request.Request(url + "/healthz", headers=authorized), timeout=5)
                 break
             except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read() if server.poll() is not None else "timeout"
+                assert server.poll() is None and time.monotonic() < deadline, (
+                    server.stderr.read() if server.poll() is not None else "timeout"
+                )
                 time.sleep(0.3)
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(url + "/healthz", timeout=5)
         assert refused.value.code == 401
         image = base64.b64encode(open(shapes_splits[2].sources[0], "rb").read()).decode()
         body = json.dumps({"instances": [{"b64": image}]}).encode()
-        answer = json.load(urllib.request.urlopen(urllib.request.Request(url + "/v1/models/small_cnn:predict", body, authorized),
-                                                  timeout=30))
+        answer = json.load(
+            urllib.request.urlopen(
+                urllib.request.Request(url + "/v1/models/small_cnn:predict", body, authorized), timeout=30
+            )
+        )
         assert answer["predictions"][0]["label"] in ("circle", "square", "triangle")
         assert len(answer["predictions"][0]["scores"]) == 3
         time.sleep(0.5)
@@ -351,7 +412,9 @@ def test_a_serve_bundle_serves_from_the_extracted_folder_and_stops_on_sigterm(ex
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=30)
         assert server.returncode == 0, stderr[-2000:]  # drained and cleaned up: a clean stop to systemd
-        assert "Traceback" not in stderr and "serving small_cnn on" in stderr and "edgekit serve stopped" in stderr, stderr[-2000:]
+        assert "Traceback" not in stderr and "serving small_cnn on" in stderr and "edgekit serve stopped" in stderr, (
+            stderr[-2000:]
+        )
     finally:
         if server.poll() is None:
             server.kill()

@@ -24,12 +24,17 @@ from runtimes.tasks.detection import DetectionHead
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
     root = tmp_path_factory.mktemp("scenes")
-    return {fmt: make_shapes_detection(root / fmt, n_images=12, image_size=(96, 160), seed=3, format=fmt)
-            for fmt in ("yolo", "coco", "voc")}
+    return {
+        fmt: make_shapes_detection(root / fmt, n_images=12, image_size=(96, 160), seed=3, format=fmt)
+        for fmt in ("yolo", "coco", "voc")
+    }
 
 
 def test_every_format_reads_the_same_boxes(scenes):
-    read = {fmt: load_detection(path if fmt != "coco" else path / "annotations.json", image_size=64) for fmt, path in scenes.items()}
+    read = {
+        fmt: load_detection(path if fmt != "coco" else path / "annotations.json", image_size=64)
+        for fmt, path in scenes.items()
+    }
     yolo = read["yolo"]
     assert len(yolo) == 12 and yolo.object_count > 12 and yolo.labels == ("circle", "square", "triangle")
     assert yolo.skipped == ()
@@ -56,8 +61,14 @@ def test_yolo_bad_annotations_are_skipped_and_counted(scenes, tmp_path):
     (root / "labels" / "orphan.txt").write_text("0 0.5 0.5 0.1 0.1\n")  # no image for it
     (root / "images" / labels[4].with_suffix(".png").name).write_bytes(b"not a png")  # unreadable image
     dataset = load_detection(root, image_size=64)
-    assert dataset.skip_counts() == {"box outside the image": 1, "box of zero or negative size": 1, "unknown class id": 1,
-                                     "malformed line": 1, "image missing": 1, "image unreadable": 1}
+    assert dataset.skip_counts() == {
+        "box outside the image": 1,
+        "box of zero or negative size": 1,
+        "unknown class id": 1,
+        "malformed line": 1,
+        "image missing": 1,
+        "image unreadable": 1,
+    }
     assert len(dataset) == 11 and len(dataset.boxes[0]) == 1
     assert "valid: 0..2" in next(s.reason for s in dataset.skipped if s.reason.startswith("unknown class id"))
 
@@ -77,9 +88,16 @@ def test_coco_and_voc_bad_annotations_are_skipped_and_counted(scenes, tmp_path):
     voc = _copy(scenes["voc"], tmp_path / "voc")
     xmls = sorted((voc / "Annotations").glob("*.xml"))
     xmls[0].write_text("<annotation><filename>")
-    xmls[1].write_text(xmls[1].read_text().replace("<name>circle</name>", "<name>hexagon</name>", 1)
-                       if "circle" in xmls[1].read_text() else xmls[1].read_text().replace("</annotation>",
-                       "<object><name>hexagon</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>"))
+    xmls[1].write_text(
+        xmls[1].read_text().replace("<name>circle</name>", "<name>hexagon</name>", 1)
+        if "circle" in xmls[1].read_text()
+        else xmls[1]
+        .read_text()
+        .replace(
+            "</annotation>",
+            "<object><name>hexagon</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>",
+        )
+    )
     dataset = load_detection(voc, image_size=64, labels=["circle", "square", "triangle"])
     assert dataset.skip_counts() == {"malformed file": 1, "unknown class id": 1} and len(dataset) == 11
 
@@ -112,10 +130,15 @@ def test_detection_datasets_shrink_with_one_bilinear_pass_and_refuse_another_geo
     dataset = load_detection(scenes["yolo"], image_size=64)
     assert dataset.geometry.interpolation is Interpolation.LINEAR  # detectors' default; classifiers keep area
     source = cv2.imread(str(dataset.sources[0]))  # 160x96 -> 64x38 inside the letterbox
-    np.testing.assert_array_equal(dataset.pixels[0][13:51], cv2.resize(source, (64, 38), interpolation=cv2.INTER_LINEAR)[..., ::-1])
+    np.testing.assert_array_equal(
+        dataset.pixels[0][13:51], cv2.resize(source, (64, 38), interpolation=cv2.INTER_LINEAR)[..., ::-1]
+    )
     area = load_detection(scenes["yolo"], image_size=64, interpolation="area")
-    with pytest.raises(DatasetError, match=r"dataset images are \(64, 64\) rgb \(letterbox, area\) but the preprocessing "
-                                           r"wants \(64, 64\) rgb \(letterbox, linear\).*interpolation"):
+    with pytest.raises(
+        DatasetError,
+        match=r"dataset images are \(64, 64\) rgb \(letterbox, area\) but the preprocessing "
+        r"wants \(64, 64\) rgb \(letterbox, linear\).*interpolation",
+    ):
         area.tensors(dataset.geometry)
 
 
@@ -136,6 +159,7 @@ def test_box_mapping_follows_the_pixels(resize):
 
 # -- the shared detector (conftest), held to an absolute mAP ---------------------------------------------------
 
+
 def test_the_shared_detector_is_held_to_an_absolute_map_and_its_files_keep_it(trained_detector, detector_exported):
     """The detector the live, tracking, deploy, arm64 and MediaPipe tests share measured test mAP@.5 0.231 and
     mAP@[.5:.95] 0.115 (2-core host, 2026-12-07); the bars sit a quarter under. A broken decoding, NMS, box mapping or
@@ -152,6 +176,7 @@ def test_the_shared_detector_is_held_to_an_absolute_map_and_its_files_keep_it(tr
 
 # -- a tiny detector, trained once ---------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory):
     import edgekit
@@ -160,8 +185,16 @@ def detector(tmp_path_factory):
     dataset = load_detection(root, image_size=64)
     train, val, test = dataset.split(seed=0)
     out = tmp_path_factory.mktemp("det-train")
-    result = edgekit.train(train, val, task="detection", epochs=5, test=test, out_dir=out, verbose=0,
-                           head=DetectionHead(score_threshold=0.05))  # a few epochs: low scores, still real boxes
+    result = edgekit.train(
+        train,
+        val,
+        task="detection",
+        epochs=5,
+        test=test,
+        out_dir=out,
+        verbose=0,
+        head=DetectionHead(score_threshold=0.05),
+    )  # a few epochs: low scores, still real boxes
     return result, train, test, root
 
 
@@ -182,8 +215,14 @@ def test_float_artifacts_match_keras_and_predict_returns_source_boxes(detector, 
     import edgekit
 
     result, train, test, root = detector
-    report = edgekit.export(result.model_path, ["tflite:fp32", "onnx:fp32", "coreml:fp32", "tflite:int8", "onnx:int8"],
-                            out_dir=tmp_path, calibration=train, check=test, progress=False)
+    report = edgekit.export(
+        result.model_path,
+        ["tflite:fp32", "onnx:fp32", "coreml:fp32", "tflite:int8", "onnx:int8"],
+        out_dir=tmp_path,
+        calibration=train,
+        check=test,
+        progress=False,
+    )
     assert report.task == "detection" and "mAP@.5" in report.table()
     for target in ("tflite:fp32", "onnx:fp32", "coreml:fp32"):  # CoreML through the reference executor
         r = report.result(target)
@@ -200,8 +239,14 @@ def test_float_artifacts_match_keras_and_predict_returns_source_boxes(detector, 
             assert boxes_spec.dtype == np.float32 and boxes_spec.quantization is None
     with edgekit.load(report.result("tflite:int8").path) as model:
         assert model.runtime.input_specs[0].dtype == np.int8
-    full = edgekit.export(result.model_path, ["tflite:int8"], out_dir=tmp_path / "full", calibration=train,
-                          options={"tflite": {"mixed_precision": False}}, progress=False).result("tflite:int8")
+    full = edgekit.export(
+        result.model_path,
+        ["tflite:int8"],
+        out_dir=tmp_path / "full",
+        calibration=train,
+        options={"tflite": {"mixed_precision": False}},
+        progress=False,
+    ).result("tflite:int8")
     assert not any(note.startswith("mixed precision:") for note in full.notes)
     with edgekit.load(full.path) as model:
         assert all(np.issubdtype(spec.dtype, np.integer) for spec in model.runtime.output_specs)  # full integer
@@ -218,8 +263,8 @@ def test_float_artifacts_match_keras_and_predict_returns_source_boxes(detector, 
         with pytest.raises(edgekit.InputError, match="valid: iou_threshold, max_detections, score_threshold"):
             model.predict(image, top_k=3)
     # the same answer by hand: the contract's letterbox, Keras' raw maps, NumPy decoding, the mapping undone
-    from runtimes.preprocess import normalize
     from runtimes.boxes import filter_detections
+    from runtimes.preprocess import normalize
     from runtimes.tasks.detection import decode_maps
 
     spec = result.contract.preprocessing
@@ -248,8 +293,9 @@ def test_mobilenetv2_detector_loads_a_local_backbone_file_and_trains_at_160(tmp_
         legacy_h5_format.save_weights_to_hdf5_group(f, plain)
     narrow = tmp_path / "mobilenet_v2_0.35_160_no_top.h5"
     with h5py.File(narrow, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, k.applications.MobileNetV2((160, 160, 3), include_top=False,
-                                                                                  weights=None, alpha=0.35))
+        legacy_h5_format.save_weights_to_hdf5_group(
+            f, k.applications.MobileNetV2((160, 160, 3), include_top=False, weights=None, alpha=0.35)
+        )
     with pytest.raises(edgekit.TrainingError, match=r"does not fit a MobileNetV2 backbone of width 1.0 .*no-top file"):
         DETECTORS.get("mobilenetv2_detector").build((160, 160, 3), 3, str(narrow))
     model = DETECTORS.get("mobilenetv2_detector").build((160, 160, 3), 3, str(path))
@@ -259,9 +305,22 @@ def test_mobilenetv2_detector_loads_a_local_backbone_file_and_trains_at_160(tmp_
 
     root = make_shapes_detection(tmp_path / "data", n_images=40, image_size=160, seed=5)
     train, val, test = load_detection(root, image_size=160).split(seed=0)
-    result = edgekit.train(train, val, "mobilenetv2_detector", task="detection", epochs=1, weights=str(path), test=test,
-                           out_dir=tmp_path / "train", verbose=0, head=DetectionHead(score_threshold=0.0, max_detections=10))
-    assert result.contract.model_name == "mobilenetv2_detector" and result.contract.preprocessing.input_size == (160, 160)
+    result = edgekit.train(
+        train,
+        val,
+        "mobilenetv2_detector",
+        task="detection",
+        epochs=1,
+        weights=str(path),
+        test=test,
+        out_dir=tmp_path / "train",
+        verbose=0,
+        head=DetectionHead(score_threshold=0.0, max_detections=10),
+    )
+    assert result.contract.model_name == "mobilenetv2_detector" and result.contract.preprocessing.input_size == (
+        160,
+        160,
+    )
     report = edgekit.export(result.model_path, ["tflite:fp32"], out_dir=tmp_path / "export", check=test, progress=False)
     r = report.result("tflite:fp32")
     assert r.status == "ok" and r.details["keras_detections"] >= 10 * len(test) // 2
@@ -284,7 +343,10 @@ def test_an_artifact_whose_check_raises_is_failed_and_removed(detector, tmp_path
     result, train, test, _ = detector
     report = edgekit.export(result.model_path, ["tflite:fp32"], out_dir=tmp_path, check=test.sample(4), progress=False)
     failed = report.result("tflite:fp32")
-    assert failed.status == "failed" and "check against Keras failed (InferenceError: outputs are not boxes)" in failed.error
+    assert (
+        failed.status == "failed"
+        and "check against Keras failed (InferenceError: outputs are not boxes)" in failed.error
+    )
     assert not list(tmp_path.glob("*.tflite"))
 
 
@@ -292,10 +354,38 @@ def test_the_cli_trains_exports_describes_and_predicts_a_detector(tmp_path, caps
     from edgekit.cli import main
 
     root = make_shapes_detection(tmp_path / "data", n_images=30, image_size=64, seed=7)
-    assert main(["train", str(root), "--task", "detection", "--image-size", "64", "--epochs", "1",
-                 "--out", str(tmp_path / "train")]) == 0
-    assert main(["export", str(tmp_path / "train" / "model.keras"), "-t", "tflite:fp32", "--check", str(root),
-                 "--out", str(tmp_path / "export")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(root),
+                "--task",
+                "detection",
+                "--image-size",
+                "64",
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path / "train"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "export",
+                str(tmp_path / "train" / "model.keras"),
+                "-t",
+                "tflite:fp32",
+                "--check",
+                str(root),
+                "--out",
+                str(tmp_path / "export"),
+            ]
+        )
+        == 0
+    )
     assert "mAP@[.5:.95]" in capsys.readouterr().out
     model = tmp_path / "export" / "small_detector_fp32.tflite"
     assert main(["info", str(model)]) == 0
@@ -330,10 +420,18 @@ def test_coco_skips_every_bad_annotation_case(scenes, tmp_path):
     (coco / "annotations.json").write_text(json.dumps(data))
     dataset = load_detection(coco / "annotations.json", image_size=64)
     counts = dataset.skip_counts()
-    assert counts == {"box outside the image": 1, "box of zero or negative size": 2, "unknown class id": 1,
-                      "malformed line": 1, "malformed file": 1, "image missing": 1, "image unreadable": 1}
-    assert len(dataset) == 10 and dataset.object_count == sum(len(v) for k, v in by_image.items() if k not in
-                                                               (data["images"][5]["id"], data["images"][6]["id"]))
+    assert counts == {
+        "box outside the image": 1,
+        "box of zero or negative size": 2,
+        "unknown class id": 1,
+        "malformed line": 1,
+        "malformed file": 1,
+        "image missing": 1,
+        "image unreadable": 1,
+    }
+    assert len(dataset) == 10 and dataset.object_count == sum(
+        len(v) for k, v in by_image.items() if k not in (data["images"][5]["id"], data["images"][6]["id"])
+    )
     (coco / "annotations.json").write_text("{not json")
     with pytest.raises(DatasetError, match="is not a COCO instances file"):
         load_detection(coco / "annotations.json", image_size=64)
@@ -345,7 +443,11 @@ def test_voc_skips_every_bad_annotation_case(scenes, tmp_path):
 
     def add_object(xml, name, box):
         coords = "".join(f"<{k}>{v}</{k}>" for k, v in zip(("xmin", "ymin", "xmax", "ymax"), box))
-        xml.write_text(xml.read_text().replace("</annotation>", f"<object><name>{name}</name><bndbox>{coords}</bndbox></object></annotation>"))
+        xml.write_text(
+            xml.read_text().replace(
+                "</annotation>", f"<object><name>{name}</name><bndbox>{coords}</bndbox></object></annotation>"
+            )
+        )
 
     add_object(xmls[0], "circle", (150, 10, 190, 40))  # past the right edge
     add_object(xmls[0], "circle", (20, 10, 20, 40))  # zero width
@@ -355,13 +457,21 @@ def test_voc_skips_every_bad_annotation_case(scenes, tmp_path):
     (voc / "JPEGImages" / ElementTree.parse(xmls[3]).getroot().findtext("filename")).unlink()  # image missing
     (voc / "JPEGImages" / ElementTree.parse(xmls[4]).getroot().findtext("filename")).write_bytes(b"\xff\xd8 broken")
     dataset = load_detection(voc, image_size=64, labels=["circle", "square", "triangle"])
-    assert dataset.skip_counts() == {"box outside the image": 1, "box of zero or negative size": 1, "unknown class id": 1,
-                                     "malformed line": 1, "malformed file": 1, "image missing": 1, "image unreadable": 1}
+    assert dataset.skip_counts() == {
+        "box outside the image": 1,
+        "box of zero or negative size": 1,
+        "unknown class id": 1,
+        "malformed line": 1,
+        "malformed file": 1,
+        "image missing": 1,
+        "image unreadable": 1,
+    }
     assert len(dataset) == 9
 
 
 def test_max_drop_and_fallback_act_on_map_points(detector, tmp_path, monkeypatch):
-    """An int8 detector that loses 3 mAP points fails a 2-point gate, is removed, and the next safer mode replaces it."""
+    """An int8 detector that loses 3 mAP points fails a 2-point gate, is removed, and the next safer mode replaces
+    it."""
     import edgekit
     from edgekit.tasks.detection import DetectionHost
 
@@ -373,12 +483,22 @@ def test_max_drop_and_fallback_act_on_map_points(detector, tmp_path, monkeypatch
 
     monkeypatch.setattr(DetectionHost, "check", int8_loses_3_points)
     result, train, test, _ = detector
-    report = edgekit.export(result.model_path, ["onnx:int8"], out_dir=tmp_path, calibration=train, check=test,
-                            max_drop=2.0, fallback=True, progress=False)
+    report = edgekit.export(
+        result.model_path,
+        ["onnx:int8"],
+        out_dir=tmp_path,
+        calibration=train,
+        check=test,
+        max_drop=2.0,
+        fallback=True,
+        progress=False,
+    )
     failed, replacement = report.results
     assert failed.status == "failed" and "mAP@[.5:.95] dropped 3.0 points (max_drop 2)" in failed.error
     assert not (tmp_path / Path(failed.path or "none").name).exists()
-    assert replacement.target == "onnx:dynamic" and replacement.fallback_for == "onnx:int8" and replacement.status == "ok"
+    assert (
+        replacement.target == "onnx:dynamic" and replacement.fallback_for == "onnx:int8" and replacement.status == "ok"
+    )
     assert report.ok
 
 
@@ -391,7 +511,9 @@ def test_tflite_int8_falls_back_to_full_integer_when_mixed_precision_fails(detec
 
     monkeypatch.setattr(tflite, "_mixed_int8", broken)
     result, train, _, _ = detector
-    r = edgekit.export(result.model_path, ["tflite:int8"], out_dir=tmp_path, calibration=train, progress=False).result("tflite:int8")
+    r = edgekit.export(result.model_path, ["tflite:int8"], out_dir=tmp_path, calibration=train, progress=False).result(
+        "tflite:int8"
+    )
     assert r.status == "unchecked" and "mixed precision failed (RuntimeError); full integer instead" in r.notes
     with edgekit.load(r.path) as model:
         assert "float_scopes" not in model.contract.quantization
@@ -428,8 +550,10 @@ def test_non_finite_detector_outputs_fail_only_where_they_would_be_read(detector
         below = scores.copy()
         below[0, 5] = -np.inf
         assert results(boxes, below).scores.tolist() == pytest.approx([0.9, 0.8])
-        for damaged_boxes, damaged_scores in ((boxes, np.where(np.arange(scores.shape[1]) == 7, np.nan, scores)),
-                                              (boxes, np.where(np.arange(scores.shape[1]) == 9, np.inf, scores)),
-                                              (np.where(np.arange(boxes.shape[1])[None, :, None] == 1, np.inf, boxes), scores)):
+        for damaged_boxes, damaged_scores in (
+            (boxes, np.where(np.arange(scores.shape[1]) == 7, np.nan, scores)),
+            (boxes, np.where(np.arange(scores.shape[1]) == 9, np.inf, scores)),
+            (np.where(np.arange(boxes.shape[1])[None, :, None] == 1, np.inf, boxes), scores),
+        ):
             with pytest.raises(InferenceError, match="non-finite boxes or scores; its weights are probably damaged"):
                 results(damaged_boxes.astype(np.float32), damaged_scores.astype(np.float32))

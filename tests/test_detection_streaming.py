@@ -18,7 +18,9 @@ from edgekit.errors import DatasetError
 from edgekit.training.detection import _batches
 from edgekit.training.detector import DETECTORS
 
-SPEC = DETECTORS.get("small_detector").preprocessing(edgekit.Preprocessing(64, resize="letterbox", interpolation="linear"))
+SPEC = DETECTORS.get("small_detector").preprocessing(
+    edgekit.Preprocessing(64, resize="letterbox", interpolation="linear")
+)
 FORMATS = ("yolo", "coco", "voc")
 IMAGE_FOLDER = {"yolo": "images", "coco": "images", "voc": "JPEGImages"}
 
@@ -26,8 +28,13 @@ IMAGE_FOLDER = {"yolo": "images", "coco": "images", "voc": "JPEGImages"}
 @pytest.fixture(scope="module", params=FORMATS)
 def scenes(request, tmp_path_factory):
     """(format, root, the truncated image's path): 48 scenes, one of them cut short after its header."""
-    root = make_shapes_detection(tmp_path_factory.mktemp(f"stream-{request.param}") / "scenes", n_images=48,
-                                 image_size=(72, 96), seed=2, format=request.param)
+    root = make_shapes_detection(
+        tmp_path_factory.mktemp(f"stream-{request.param}") / "scenes",
+        n_images=48,
+        image_size=(72, 96),
+        seed=2,
+        format=request.param,
+    )
     images = sorted((root / IMAGE_FOLDER[request.param]).iterdir())
     truncated = images[5]
     truncated.write_bytes(truncated.read_bytes()[:200])  # the header (its size) reads; the pixels do not
@@ -82,7 +89,9 @@ def test_corrupt_images_are_skipped_and_counted_once_across_splits(scenes):
     format_name, root, truncated = scenes
     streamed = load_detection(_data_path(format_name, root), image_size=64, stream=True)
     train, val, test = streamed.split(seed=0)
-    assert len(train) + len(val) + len(test) == 48 and all(isinstance(s, StreamingDetectionDataset) for s in (train, val, test))
+    assert len(train) + len(val) + len(test) == 48 and all(
+        isinstance(s, StreamingDetectionDataset) for s in (train, val, test)
+    )
     decoded = sum(len(_pipeline_batches(split, shuffle=False)[0]) for split in (train, val, test))
     assert decoded == 47
     assert [Path(s.path).name for s in streamed.skipped] == [truncated.name]  # recorded once, seen by every split
@@ -99,7 +108,9 @@ def test_augmented_streams_are_seeded_and_differ_between_epochs(scenes):
     pipeline = streamed.pipeline(SPEC, 16, _encode(streamed), augment, shuffle=True, seed=4)
     first = np.concatenate([y.numpy() for _, y in pipeline])
     second = np.concatenate([y.numpy() for _, y in pipeline])
-    again = np.concatenate([y.numpy() for _, y in streamed.pipeline(SPEC, 16, _encode(streamed), augment, shuffle=True, seed=4)])
+    again = np.concatenate(
+        [y.numpy() for _, y in streamed.pipeline(SPEC, 16, _encode(streamed), augment, shuffle=True, seed=4)]
+    )
     assert first.shape == (47, 16, 16, 8) and not np.array_equal(first, second)  # reshuffled and re-augmented
     np.testing.assert_array_equal(first, again)  # one seed, one run
 
@@ -123,7 +134,9 @@ def test_the_cache_holds_decoded_scenes_so_epoch_two_decodes_nothing(scenes, tmp
     streamed = load_detection(_data_path(format_name, root), image_size=64, stream=True, cache_dir=tmp_path / "cache")
     reads = []
     original = StreamingDetectionDataset.read
-    monkeypatch.setattr(StreamingDetectionDataset, "read", lambda self, index: reads.append(index) or original(self, index))
+    monkeypatch.setattr(
+        StreamingDetectionDataset, "read", lambda self, index: reads.append(index) or original(self, index)
+    )
     pipeline = streamed.pipeline(SPEC, 16, _encode(streamed), shuffle=True, seed=3)
     first = [(x.numpy(), y.numpy()) for x, y in pipeline]
     assert len(reads) == 48 and any(tmp_path.joinpath("cache").iterdir())
@@ -156,8 +169,18 @@ def test_fine_tuning_on_streamed_splits_matches_in_memory(trained_detector, tmp_
     assert s_test.sources == test.sources
     tuned = {}
     for name, splits in (("memory", (train, test)), ("streamed", (s_train, s_test))):
-        run = edgekit.train(splits[0], splits[1], result.model_path, task="detection", epochs=2, test=splits[1],
-                            learning_rate=1e-3, out_dir=tmp_path / name, seed=0, verbose=0)
+        run = edgekit.train(
+            splits[0],
+            splits[1],
+            result.model_path,
+            task="detection",
+            epochs=2,
+            test=splits[1],
+            learning_rate=1e-3,
+            out_dir=tmp_path / name,
+            seed=0,
+            verbose=0,
+        )
         tuned[name] = run.metrics["map50"]["test"]
     before = result.metrics["map50"]["test"]
     print(f"test mAP@.5: trained {before:.3f}, tuned in memory {tuned['memory']:.3f}, streamed {tuned['streamed']:.3f}")

@@ -3,11 +3,10 @@
 import json
 
 import numpy as np
-
 import pytest
 
 import edgekit
-from converters.base import CONVERTERS, ConverterEntry, ConversionConfig, UnknownTargetError
+from converters.base import CONVERTERS, ConversionConfig, ConverterEntry, UnknownTargetError
 from edgekit.errors import ContractError, DatasetError
 
 
@@ -22,14 +21,19 @@ def test_report_is_written_as_table_markdown_json_and_png(exported, tmp_path):
     table = exported.table()
     assert table.splitlines()[0].split()[:4] == ["target", "status", "size", "gzip"]
     notes = exported.note_lines()
-    assert notes == ["onnx:fp32, onnx:dynamic, onnx:int8: float graph via keras-export",  # one line per distinct note
-                     "onnx:dynamic, onnx:int8: weights in 7 bits (reduce_range): uint8 x int8 products cannot saturate "
-                     "on x86 CPUs without VNNI"]
-    assert table.splitlines()[2 + 1 + len(exported.results):] == ["notes:", *[f"  {n}" for n in notes]]
+    assert notes == [
+        "onnx:fp32, onnx:dynamic, onnx:int8: float graph via keras-export",  # one line per distinct note
+        "onnx:dynamic, onnx:int8: weights in 7 bits (reduce_range): uint8 x int8 products cannot saturate "
+        "on x86 CPUs without VNNI",
+    ]
+    assert table.splitlines()[2 + 1 + len(exported.results) :] == ["notes:", *[f"  {n}" for n in notes]]
     assert all(0 < r.gzip_bytes < r.size_bytes for r in exported.results)
     assert "- onnx:fp32, onnx:dynamic, onnx:int8: float graph via keras-export" in markdown
     sums = {r.target: r.sha256 for r in exported.results}
-    assert all(len(value) == 64 for value in sums.values()) and data["results"][0]["sha256"] == sums[data["results"][0]["target"]]
+    assert (
+        all(len(value) == 64 for value in sums.values())
+        and data["results"][0]["sha256"] == sums[data["results"][0]["target"]]
+    )
     import hashlib
 
     int8 = exported.result("tflite:int8")
@@ -41,8 +45,12 @@ def test_a_failing_target_does_not_stop_the_others(trained, shapes_splits, tmp_p
     def broken(model, path, config, **kwargs):
         raise RuntimeError("simulated converter bug")
 
-    monkeypatch.setitem(CONVERTERS._entries, "broken", ConverterEntry("broken", ".bin", {"fp32": ConversionConfig()}, broken))
-    report = edgekit.export(trained.model_path, ["broken:fp32", "tflite:fp32"], out_dir=tmp_path, check=shapes_splits[2])
+    monkeypatch.setitem(
+        CONVERTERS._entries, "broken", ConverterEntry("broken", ".bin", {"fp32": ConversionConfig()}, broken)
+    )
+    report = edgekit.export(
+        trained.model_path, ["broken:fp32", "tflite:fp32"], out_dir=tmp_path, check=shapes_splits[2]
+    )
     assert report.result("broken:fp32").status == "failed"
     assert report.result("broken:fp32").error == "RuntimeError: simulated converter bug"
     assert report.result("tflite:fp32").status == "ok" and report.result("tflite:fp32").agreement >= 0.99
@@ -50,7 +58,9 @@ def test_a_failing_target_does_not_stop_the_others(trained, shapes_splits, tmp_p
 
 
 def test_export_misuse_is_named(trained, tiny_model, shapes_root, tmp_path):
-    with pytest.raises(UnknownTargetError, match="unknown target 'tflite:int3'; valid targets: coreml:fp32, .*, tflite:fp32"):
+    with pytest.raises(
+        UnknownTargetError, match="unknown target 'tflite:int3'; valid targets: coreml:fp32, .*, tflite:fp32"
+    ):
         edgekit.export(trained.model_path, ["tflite:int3"], out_dir=tmp_path)
     with pytest.raises(ContractError, match="no preprocessing contract: export a .keras file written by edgekit.train"):
         edgekit.export(tiny_model, ["tflite:fp32"], out_dir=tmp_path)
@@ -78,7 +88,10 @@ def test_calibration_lint_names_the_statistic(shapes_splits):
     good = train.sample(120).tensors(edgekit.Preprocessing(64))
     assert _lint(good) == ()
     (twice,) = _lint(good / 255.0)  # normalized twice: a sliver of the [0, 1] range
-    assert "calibration values span only [0, 0.003922], 0.4% of the contract's range [0, 1]: were the images normalized twice?" == twice
+    assert (
+        "calibration values span only [0, 0.003922], 0.4% of the contract's range [0, 1]: were the images normalized "
+        "twice?"
+    ) == twice
     noise = np.random.default_rng(0).random(good.shape, dtype=np.float32)
     (noisy,) = _lint(noise)
     assert noisy.startswith("calibration images look like random noise: neighbouring-pixel correlation is 0.0")
@@ -91,7 +104,9 @@ def test_double_normalized_calibration_warns_in_the_export_report(trained, shape
     from converters import CalibrationData
 
     calibration = CalibrationData(shapes_splits[0].sample(100).tensors(trained.preprocessing) / 255.0)
-    report = edgekit.export(trained.model_path, ["tflite:int8"], out_dir=tmp_path, calibration=calibration, progress=False)
+    report = edgekit.export(
+        trained.model_path, ["tflite:int8"], out_dir=tmp_path, calibration=calibration, progress=False
+    )
     assert any("normalized twice" in w for w in report.calibration_warnings)
     assert "normalized twice" in caplog.text
     assert "calibration warning: calibration values span only" in report.markdown()
@@ -103,14 +118,29 @@ def test_accuracy_gate_fails_and_fallback_picks_a_safer_mode(trained, shapes_spl
     train, _, test = shapes_splits
     # Near-black images: int8 ranges learnt from them clip every real activation.
     dark = CalibrationData(train.sample(100).tensors(trained.preprocessing) * 0.05)
-    gated = edgekit.export(trained.model_path, ["tflite:int8"], out_dir=tmp_path / "gate", calibration=dark,
-                           check=test, max_drop=0, progress=False)
+    gated = edgekit.export(
+        trained.model_path,
+        ["tflite:int8"],
+        out_dir=tmp_path / "gate",
+        calibration=dark,
+        check=test,
+        max_drop=0,
+        progress=False,
+    )
     (int8,) = gated.results
     assert int8.status == "failed" and int8.accuracy_delta < 0
     assert int8.error == f"accuracy dropped {-int8.accuracy_delta:.1f} points (max_drop 0); artifact removed"
     assert not (tmp_path / "gate" / "small_cnn_int8.tflite").exists() and not gated.ok
-    rescued = edgekit.export(trained.model_path, ["tflite:int8"], out_dir=tmp_path / "fb", calibration=dark,
-                             check=test, max_drop=0, fallback=True, progress=False)
+    rescued = edgekit.export(
+        trained.model_path,
+        ["tflite:int8"],
+        out_dir=tmp_path / "fb",
+        calibration=dark,
+        check=test,
+        max_drop=0,
+        fallback=True,
+        progress=False,
+    )
     assert [r.target for r in rescued.results][0] == "tflite:int8" and rescued.results[0].status == "failed"
     final = rescued.results[-1]
     assert final.status == "ok" and final.fallback_for == "tflite:int8"
@@ -128,15 +158,23 @@ def test_gate_without_check_data_is_refused(trained, tmp_path):
 def test_format_options_reach_the_converter_and_bad_ones_are_named(trained, tmp_path):
     from edgekit.errors import ExportError
 
-    report = edgekit.export(trained.model_path, ["coreml:fp16"], out_dir=tmp_path,
-                            options={"coreml": {"compute_units": "CPU_AND_NE", "minimum_deployment_target": "iOS17"}})
+    report = edgekit.export(
+        trained.model_path,
+        ["coreml:fp16"],
+        out_dir=tmp_path,
+        options={"coreml": {"compute_units": "CPU_AND_NE", "minimum_deployment_target": "iOS17"}},
+    )
     with edgekit.load(report.result("coreml:fp16").path) as model:
         assert model.contract.quantization["compute_units"] == "CPU_AND_NE"
         assert model.contract.quantization["minimum_deployment_target"] == "iOS17"
         assert model.runtime.compute_units == "CPU_AND_NE"
-    with pytest.raises(ExportError, match=r"unknown coreml option\(s\) \['speed'\]; valid: calibration_samples, compute_units"):
+    with pytest.raises(
+        ExportError, match=r"unknown coreml option\(s\) \['speed'\]; valid: calibration_samples, compute_units"
+    ):
         edgekit.export(trained.model_path, ["coreml:fp16"], out_dir=tmp_path, options={"coreml": {"speed": 1}})
     with pytest.raises(ExportError, match="coreml options: invalid compute_units 'GPU'"):
-        edgekit.export(trained.model_path, ["coreml:fp16"], out_dir=tmp_path, options={"coreml": {"compute_units": "GPU"}})
+        edgekit.export(
+            trained.model_path, ["coreml:fp16"], out_dir=tmp_path, options={"coreml": {"compute_units": "GPU"}}
+        )
     with pytest.raises(ExportError, match=r"options for unknown format\(s\) \['tensorrt'\]"):
         edgekit.export(trained.model_path, ["coreml:fp16"], out_dir=tmp_path, options={"tensorrt": {}})

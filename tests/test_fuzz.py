@@ -20,10 +20,16 @@ HARNESS = Path(__file__).resolve().parent / "fuzz_artifacts.py"
 @pytest.mark.skipif(sys.platform == "win32", reason="the harness forks one process per mutant")
 def test_mutated_artifacts_give_edgekit_errors_or_valid_results(tiny_artifacts, tmp_path):
     job = tmp_path / "job.json"
-    job.write_text(json.dumps({
-        "files": [str(tiny_artifacts[k]) for k in ("tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8")],
-        "seed": 14, "per_file": {"truncate": 12, "flip": 40, "header": 12, "metadata": 16}, "out": str(tmp_path / "out.json"),
-    }))
+    job.write_text(
+        json.dumps(
+            {
+                "files": [str(tiny_artifacts[k]) for k in ("tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8")],
+                "seed": 14,
+                "per_file": {"truncate": 12, "flip": 40, "header": 12, "metadata": 16},
+                "out": str(tmp_path / "out.json"),
+            }
+        )
+    )
     run = subprocess.run([sys.executable, str(HARNESS), str(job)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     outcomes = json.loads((tmp_path / "out.json").read_text())
@@ -50,8 +56,16 @@ def test_mutated_artifacts_give_edgekit_errors_or_valid_results(tiny_artifacts, 
 # anywhere may hit weights (still a finite, well-formed "ok") or structure.
 LOADS_OR_NOT = {"ok", "edgekit:ModelLoadError", "edgekit:ContractError"}
 EXPECTED = {
-    "tflite": {"truncate": {"edgekit:ModelLoadError"}, "metadata": {"edgekit:ContractError"},
-               "header": {"edgekit:ModelLoadError", "ok"}, "flip": LOADS_OR_NOT},
-    "onnx": {"truncate": {"edgekit:ModelLoadError"}, "metadata": {"edgekit:ContractError", "edgekit:ModelLoadError"},
-             "header": {"edgekit:ModelLoadError", "ok"}, "flip": LOADS_OR_NOT},
+    "tflite": {
+        "truncate": {"edgekit:ModelLoadError"},
+        "metadata": {"edgekit:ContractError"},
+        "header": {"edgekit:ModelLoadError", "ok"},
+        "flip": LOADS_OR_NOT,
+    },
+    "onnx": {
+        "truncate": {"edgekit:ModelLoadError"},
+        "metadata": {"edgekit:ContractError", "edgekit:ModelLoadError"},
+        "header": {"edgekit:ModelLoadError", "ok"},
+        "flip": LOADS_OR_NOT,
+    },
 }

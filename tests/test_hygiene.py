@@ -26,9 +26,24 @@ from edgekit.training.architectures import ARCHITECTURES, _scale_residual_branch
 from runtimes.contract import ModelContract
 
 NOISE = [
-    r"oneDNN", r"cuda", r"cuInit", r"absl", r"fully_quantize", r"inference_type", r"XNNPACK", r"Running MIL",
-    r"passes/s", r"ops/s", r"step - accuracy", r"\x1b\[1m", r"Traceback", r"tf2onnx", r"coremltools",
-    r"scikit-learn version", r"Failed to load", r"Epoch \d+/\d+$",
+    r"oneDNN",
+    r"cuda",
+    r"cuInit",
+    r"absl",
+    r"fully_quantize",
+    r"inference_type",
+    r"XNNPACK",
+    r"Running MIL",
+    r"passes/s",
+    r"ops/s",
+    r"step - accuracy",
+    r"\x1b\[1m",
+    r"Traceback",
+    r"tf2onnx",
+    r"coremltools",
+    r"scikit-learn version",
+    r"Failed to load",
+    r"Epoch \d+/\d+$",
 ]
 
 
@@ -41,8 +56,9 @@ def _build(name):
     if name == "efficientnetv2b0":  # the model that once left sys.stdout replaced (through tf2onnx)
         from edgekit._tf import keras
 
-        return keras().applications.EfficientNetV2B0(input_shape=(32, 32, 3), weights=None, classes=3), \
-            edgekit.Preprocessing(32, scale=1.0, offset=0.0)
+        return keras().applications.EfficientNetV2B0(
+            input_shape=(32, 32, 3), weights=None, classes=3
+        ), edgekit.Preprocessing(32, scale=1.0, offset=0.0)
     spec = ARCHITECTURES.get(name)
     model = spec.build((32, 32, 3), 3, None)
     _scale_residual_branches(model, 1.0)  # from scratch they start at zero: the ONNX check needs every op to count
@@ -52,7 +68,10 @@ def _build(name):
 # EfficientNetV2B0 is the model that once left sys.stdout replaced (through tf2onnx): its TFLite and ONNX paths
 TARGETS = {name: ["tflite:fp32", "onnx:fp32", "coreml:fp32"] for name in ARCHITECTURES.names()}
 TARGETS["efficientnetv2b0"] = ["tflite:fp32", "onnx:fp32"]
-TARGETS["efficientnetb0"] = ["tflite:fp32", "onnx:fp32"]  # its CoreML packages are converted and checked in test_coreml_reference
+TARGETS["efficientnetb0"] = [
+    "tflite:fp32",
+    "onnx:fp32",
+]  # its CoreML packages are converted and checked in test_coreml_reference
 
 
 @pytest.mark.slow
@@ -73,12 +92,18 @@ def test_exporting_every_architecture_to_every_format_has_no_side_effects(name, 
     print("stdout still works")  # the bug this guards: every later print vanished
     assert [r.status for r in report.results] == ["unchecked"] * len(TARGETS[name]), [r.error for r in report.results]
     onnx = report.result("onnx:fp32")
-    x = np.random.default_rng(1).uniform(*[v[0] for v in preprocessing.output_range()], (8, 32, 32, 3)).astype(np.float32)
+    x = (
+        np.random.default_rng(1)
+        .uniform(*[v[0] for v in preprocessing.output_range()], (8, 32, 32, 3))
+        .astype(np.float32)
+    )
     with edgekit.load(onnx.path) as loaded:
         assert np.abs(loaded.run(x) - np.asarray(model(x, training=False))).max() < 1e-4
         used = loaded.contract.quantization["export_path"]
     assert onnx.notes[-1] == f"float graph via {used}"
-    assert used == ("tflite-tf2onnx" if name.startswith("efficientnet") else "keras-export")  # Keras export leaves their constants as inputs
+    assert used == (
+        "tflite-tf2onnx" if name.startswith("efficientnet") else "keras-export"
+    )  # Keras export leaves their constants as inputs
     assert after == before
     for result in report.results:
         path = Path(result.path)
@@ -112,7 +137,7 @@ def test_native_output_goes_to_the_debug_log_not_the_terminal(capfd, caplog):
         os.write(2, b"C++ says hello\n")
         os.write(1, b"fully_quantize: 0\n")
         print("a python print")
-        warnings.warn("a library warning")
+        warnings.warn("a library warning", stacklevel=1)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
     logged = [r.getMessage() for r in caplog.records]
@@ -138,8 +163,23 @@ def test_training_prints_no_keras_bars_and_logs_one_line_per_epoch(tmp_path, cap
 def test_the_demo_prints_under_60_lines_and_none_of_the_noise(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "PYTEST"))}
     result = subprocess.run(
-        [sys.executable, "-m", "edgekit.cli", "demo", "--out", str(tmp_path / "demo"), "--n-per-class", "60", "--epochs", "4"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, env=env,
+        [
+            sys.executable,
+            "-m",
+            "edgekit.cli",
+            "demo",
+            "--out",
+            str(tmp_path / "demo"),
+            "--n-per-class",
+            "60",
+            "--epochs",
+            "4",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+        env=env,
     )
     lines = result.stdout.splitlines()
     assert result.returncode == 0, result.stdout[-3000:]
@@ -157,9 +197,26 @@ def test_the_demo_prints_under_60_lines_and_none_of_the_noise(tmp_path):
 def test_the_detection_demo_prints_its_table_and_none_of_the_noise(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "PYTEST"))}
     result = subprocess.run(
-        [sys.executable, "-m", "edgekit.cli", "demo", "detection", "--out", str(tmp_path / "demo"), "--images", "60",
-         "--image-size", "64", "--epochs", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, env=env,
+        [
+            sys.executable,
+            "-m",
+            "edgekit.cli",
+            "demo",
+            "detection",
+            "--out",
+            str(tmp_path / "demo"),
+            "--images",
+            "60",
+            "--image-size",
+            "64",
+            "--epochs",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+        env=env,
     )
     lines = result.stdout.splitlines()
     assert result.returncode == 0, result.stdout[-3000:]
@@ -175,8 +232,12 @@ def test_the_detection_demo_prints_its_table_and_none_of_the_noise(tmp_path):
 
 
 def test_verbose_shows_the_debug_log_with_third_party_output(tmp_path, tiny_tflite):
-    quiet = subprocess.run([sys.executable, "-m", "edgekit.cli", "info", str(tiny_tflite)], capture_output=True, text=True)
-    loud = subprocess.run([sys.executable, "-m", "edgekit.cli", "-v", "info", str(tiny_tflite)], capture_output=True, text=True)
+    quiet = subprocess.run(
+        [sys.executable, "-m", "edgekit.cli", "info", str(tiny_tflite)], capture_output=True, text=True
+    )
+    loud = subprocess.run(
+        [sys.executable, "-m", "edgekit.cli", "-v", "info", str(tiny_tflite)], capture_output=True, text=True
+    )
     assert quiet.returncode == loud.returncode == 0
     assert quiet.stderr == ""
     assert "DEBUG edgekit.native: [LiteRT]" in loud.stderr  # the interpreter's own start-up line, kept for -v

@@ -27,8 +27,9 @@ def test_loading_and_running_a_tflite_model_needs_no_tensorflow(tiny_tflite):
 
 
 def test_lazy_attribute_error_is_clear():
-    import edgekit
     import pytest
+
+    import edgekit
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         edgekit.nope  # noqa: B018

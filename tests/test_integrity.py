@@ -4,14 +4,20 @@ Fast and TensorFlow-free: bench/mutation.py runs this module against mutants of 
 """
 
 import hashlib
-import subprocess
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from runtimes.integrity import (MANIFEST_NAME, IntegrityError, check_manifest, sha256_file, verify_manifest,
-                                write_manifest)
+from runtimes.integrity import (
+    MANIFEST_NAME,
+    IntegrityError,
+    check_manifest,
+    sha256_file,
+    verify_manifest,
+    write_manifest,
+)
 
 MIB = 1 << 20
 
@@ -42,8 +48,11 @@ def test_sha256_file_is_the_whole_file_hash_across_chunks(folder):
     assert sha256_file(empty) == hashlib.sha256(b"").hexdigest()
 
 
-@pytest.mark.parametrize("offset", [0, MIB - 1, MIB, MIB + 12345, 2 * MIB + 7, int(2.5 * MIB) - 1],
-                         ids=["first", "end-of-chunk-1", "chunk-2", "past-1MiB", "chunk-3", "last"])
+@pytest.mark.parametrize(
+    "offset",
+    [0, MIB - 1, MIB, MIB + 12345, 2 * MIB + 7, int(2.5 * MIB) - 1],
+    ids=["first", "end-of-chunk-1", "chunk-2", "past-1MiB", "chunk-3", "last"],
+)
 def test_a_byte_flipped_anywhere_in_a_file_over_2_mib_is_found(folder, offset):
     _flip(folder / "model.tflite", offset)
     result = check_manifest(folder)
@@ -82,8 +91,10 @@ def test_missing_and_damaged_files_are_each_named(folder):
     with pytest.raises(IntegrityError) as caught:
         verify_manifest(folder)
     message = str(caught.value)
-    assert f"bundle {folder} failed its integrity check: runtimes/model.py is damaged (SHA-256 differs); run.py is missing." \
-        in message
+    assert (
+        f"bundle {folder} failed its integrity check: runtimes/model.py is damaged (SHA-256 differs); run.py is "
+        "missing."
+    ) in message
     assert message.endswith("copy the bundle again, or re-run edgekit deploy")
 
 
@@ -96,12 +107,15 @@ def test_a_folder_is_hashed_by_its_files_paths_and_sums(folder):
     assert sha256_file(package) != before
 
 
-@pytest.mark.parametrize("line, why", [
-    ("0" * 63 + "  run.py", "a short sum"),
-    ("0" * 64 + " run.py", "one space"),
-    ("0" * 64 + "  /etc/passwd", "an absolute path"),
-    ("0" * 64 + "  ../run.py", "a path out of the folder"),
-])
+@pytest.mark.parametrize(
+    "line, why",
+    [
+        ("0" * 63 + "  run.py", "a short sum"),
+        ("0" * 64 + " run.py", "one space"),
+        ("0" * 64 + "  /etc/passwd", "an absolute path"),
+        ("0" * 64 + "  ../run.py", "a path out of the folder"),
+    ],
+)
 def test_a_damaged_manifest_line_is_refused_with_its_number(folder, line, why):
     manifest = folder / MANIFEST_NAME
     manifest.write_text(manifest.read_text() + line + "\n")

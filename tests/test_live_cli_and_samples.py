@@ -34,8 +34,21 @@ def clip(shapes_splits, tmp_path_factory):
 def test_predict_source_prints_json_lines_and_saves_video(exported, clip, tmp_path, capsys):
     path, labels = clip
     out = tmp_path / "annotated.avi"
-    code = main(["predict", exported.result("onnx:int8").path, "--source", str(path), "--json", "--every", "3",
-                 "--save", str(out), "--threshold", "0.6"])
+    code = main(
+        [
+            "predict",
+            exported.result("onnx:int8").path,
+            "--source",
+            str(path),
+            "--json",
+            "--every",
+            "3",
+            "--save",
+            str(out),
+            "--threshold",
+            "0.6",
+        ]
+    )
     assert code == 0
     captured = capsys.readouterr()
     records = [json.loads(line) for line in captured.out.splitlines()]
@@ -62,9 +75,19 @@ def test_predict_without_input_or_display_is_a_clear_error(exported, clip, capsy
 def test_camera_classifier_sample_runs_headless(exported, clip, tmp_path):
     out = tmp_path / "camera.mp4"
     result = subprocess.run(
-        [sys.executable, str(SAMPLES / "camera_classifier.py"), exported.result("tflite:int8").path,
-         "--source", str(clip[0]), "--headless", "--save", str(out)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(SAMPLES / "camera_classifier.py"),
+            exported.result("tflite:int8").path,
+            "--source",
+            str(clip[0]),
+            "--headless",
+            "--save",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "frames delivered 30, dropped 0, skipped 0; wrote 30 frames to" in result.stdout
@@ -88,15 +111,30 @@ def test_quickstart_sample_trains_exports_and_predicts(tmp_path, monkeypatch, ca
 
 # -- detectors: the same commands, with boxes, tracks and a counting line ------------------------
 
+
 def _line(clip) -> str:
     return ",".join(f"{v:g}" for v in clip.count_line)
 
 
-def test_predict_source_for_a_detector_writes_boxes_tracks_counts_and_video(detector_exported, tracking_clip, tmp_path, capsys):
+def test_predict_source_for_a_detector_writes_boxes_tracks_counts_and_video(
+    detector_exported, tracking_clip, tmp_path, capsys
+):
     clip = tracking_clip
     out = tmp_path / "tracked.avi"
-    code = main(["predict", detector_exported.result("tflite:int8").path, "--source", str(clip.path), "--json",
-                 "--save", str(out), "--track", "--count-line", _line(clip)])
+    code = main(
+        [
+            "predict",
+            detector_exported.result("tflite:int8").path,
+            "--source",
+            str(clip.path),
+            "--json",
+            "--save",
+            str(out),
+            "--track",
+            "--count-line",
+            _line(clip),
+        ]
+    )
     assert code == 0
     captured = capsys.readouterr()
     records = [json.loads(line) for line in captured.out.splitlines()]
@@ -128,13 +166,28 @@ def test_detect_camera_sample_runs_headless_with_tracking(detector_exported, tra
     clip = tracking_clip
     out = tmp_path / "detect.mp4"
     result = subprocess.run(
-        [sys.executable, str(SAMPLES / "detect_camera.py"), detector_exported.result("onnx:fp32").path, "--source",
-         str(clip.path), "--headless", "--save", str(out), "--track", "--count-line", _line(clip)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(SAMPLES / "detect_camera.py"),
+            detector_exported.result("onnx:fp32").path,
+            "--source",
+            str(clip.path),
+            "--headless",
+            "--save",
+            str(out),
+            "--track",
+            "--count-line",
+            _line(clip),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "3 tracked object(s); crossed: 2 (in 1, out 1); frames delivered 48, dropped 0, skipped 0; wrote 48 frames to" \
+    assert (
+        "3 tracked object(s); crossed: 2 (in 1, out 1); frames delivered 48, dropped 0, skipped 0; wrote 48 frames to"
         in result.stdout
+    )
     video = cv2.VideoCapture(str(out))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 48
     video.release()
@@ -148,8 +201,8 @@ def test_detection_overlay_is_readable_on_any_frame_size(height, width):
     box = np.array([[0.1 * width, 0.02 * height, 0.5 * width, 0.6 * height]])  # the label tag must fit above or inside
     draw_detections(image, box, ["circle"], np.array([0.87]), np.array([0]), track_ids=[7])
     column = int(box[0, 0] + 0.02 * width + 3)  # inside the tag, clear of the box's left edge
-    tag_rows = np.flatnonzero(image[:int(0.6 * height) - 8, column].any(axis=1))  # above the box's bottom edge
+    tag_rows = np.flatnonzero(image[: int(0.6 * height) - 8, column].any(axis=1))  # above the box's bottom edge
     tag_height = tag_rows.size
     assert 0.015 * height <= tag_height <= 0.4 * height  # text grows with the frame: 1080p gets a tag over 16 px
-    interior = image[int(0.3 * height):int(0.55 * height), int(0.2 * width):int(0.45 * width)]
+    interior = image[int(0.3 * height) : int(0.55 * height), int(0.2 * width) : int(0.45 * width)]
     assert not interior.any()  # an outline and a tag: the object itself stays visible

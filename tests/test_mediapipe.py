@@ -11,12 +11,12 @@ import json
 import subprocess
 from pathlib import Path
 
+import caches
 import numpy as np
 import pytest
-
-import caches
-import edgekit
 from needs import missing
+
+import edgekit
 
 PROBE = Path(__file__).resolve().parent / "mediapipe_probe.py"
 
@@ -65,9 +65,14 @@ def test_mediapipe_image_classifier_gives_edgekits_answers(mediapipe_python, exp
         flips = [i for i, (label, r) in enumerate(zip(labels, ours)) if label != r.label]
         for i in flips:
             margin = ours[i].score - edgekit_scores[i][list(model.labels).index(labels[i])]
-            assert margin <= 2 * TOLERANCE[mode], f"{mode}: image {i} MediaPipe says {labels[i]}, edgekit {ours[i].label} by {margin:.3g}"
-        print(f"MediaPipe vs edgekit, tflite:{mode}: top-1 identical on {len(labels) - len(flips)} of {len(labels)} images "
-              f"(the rest near ties), max |score difference| {difference:.2g}")
+            assert margin <= 2 * TOLERANCE[mode], (
+                f"{mode}: image {i} MediaPipe says {labels[i]}, edgekit {ours[i].label} by {margin:.3g}"
+            )
+        print(
+            f"MediaPipe vs edgekit, tflite:{mode}: top-1 identical on {len(labels) - len(flips)} of {len(labels)} "
+            "images "
+            f"(the rest near ties), max |score difference| {difference:.2g}"
+        )
         assert len(flips) <= (0 if mode in ("fp32", "fp16") else len(labels) // 100), mode
         assert difference <= TOLERANCE[mode], mode
 
@@ -83,8 +88,13 @@ def test_edgekit_reads_metadata_written_by_mediapipe(mediapipe_python, tiny_mode
     reference = np.asarray(tiny_model((image[None].astype(np.float32) - 127.5) / 127.5))[0]  # by hand
     with edgekit.load(written) as model:
         assert model.labels == ("red", "green", "blue")
-        assert model.preprocessing.scale == pytest.approx(1 / 127.5) and model.preprocessing.offset == pytest.approx(-1.0)
-        assert model.contract_sources["labels"].startswith("labels.txt") or "TENSOR_AXIS_LABELS" in model.contract_sources["labels"]
+        assert model.preprocessing.scale == pytest.approx(1 / 127.5) and model.preprocessing.offset == pytest.approx(
+            -1.0
+        )
+        assert (
+            model.contract_sources["labels"].startswith("labels.txt")
+            or "TENSOR_AXIS_LABELS" in model.contract_sources["labels"]
+        )
         result = model.predict(image, top_k=3)
     assert result.label == ("red", "green", "blue")[int(reference.argmax())]
     np.testing.assert_allclose([dict(result.top_k)[label] for label in ("red", "green", "blue")], reference, atol=1e-5)
@@ -119,8 +129,14 @@ def test_the_models_shipped_with_mediapipe_load_and_give_every_output(mediapipe_
     """MediaPipe's 14 bundled models: detectors, landmarks and segmenters, none of them a classifier."""
     from runtimes.errors import InputError, ModelLoadError
 
-    site = Path(subprocess.run([mediapipe_python, "-c", "import mediapipe, os; print(os.path.dirname(mediapipe.__file__))"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [mediapipe_python, "-c", "import mediapipe, os; print(os.path.dirname(mediapipe.__file__))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     models = sorted(site.glob("modules/*/*.tflite"))
     assert len(models) == 14
     loaded, custom = 0, []
@@ -203,9 +219,14 @@ def test_mediapipe_object_detector_gives_edgekits_detections(mediapipe_python, t
                 label, _, score = found[j][:3]  # MediaPipe names the class from labels.txt (its index stays None)
                 assert label == detection.label
                 assert np.abs(scaled[i] - boxes[j]).max() <= 2.0
-                worst_iou, worst_score = min(worst_iou, float(ious[i, j])), max(worst_score, abs(score - detection.score))
+                worst_iou, worst_score = (
+                    min(worst_iou, float(ious[i, j])),
+                    max(worst_score, abs(score - detection.score)),
+                )
                 compared += 1
-    print(f"MediaPipe ObjectDetector vs edgekit: {compared} detections, IoU >= {worst_iou:.4f} (integer boxes), "
-          f"scores within {worst_score:.2e}")
+    print(
+        f"MediaPipe ObjectDetector vs edgekit: {compared} detections, IoU >= {worst_iou:.4f} (integer boxes), "
+        f"scores within {worst_score:.2e}"
+    )
     assert compared >= 50
     assert worst_iou >= 0.99 and worst_score <= 1e-4

@@ -16,11 +16,17 @@ need_module("mutmut", extra="dev")
 
 def test_the_smoke_run_mutates_integrity_and_kills_what_it_should():
     before = sorted((p.relative_to(ROOT).as_posix(), p.stat().st_mtime_ns) for p in (ROOT / "runtimes").rglob("*.py"))
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "mutation.py"), "--smoke"], capture_output=True, text=True,
-                         timeout=600, cwd=ROOT)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "mutation.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    row = re.search(r"^runtimes/integrity.py\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)%\s+([\d.]+)%$", run.stdout,
-                    re.M)
+    row = re.search(
+        r"^runtimes/integrity.py\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)%\s+([\d.]+)%$", run.stdout, re.M
+    )
     assert row, run.stdout
     total, killed, timeout, survived, equivalent, rate, raw = (float(g) for g in row.groups())
     assert total >= 15 and killed + timeout + survived + equivalent == total

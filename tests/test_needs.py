@@ -55,8 +55,14 @@ def _run(folder: Path, require_all: str | None, *files: str) -> subprocess.Compl
     env = {k: v for k, v in os.environ.items() if k not in ("EDGEKIT_REQUIRE_ALL", "PYTEST_ADDOPTS")}
     if require_all is not None:
         env["EDGEKIT_REQUIRE_ALL"] = require_all
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-p", "no:xdist", *files],
-                          cwd=folder, capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-p", "no:xdist", *files],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 @pytest.fixture
@@ -74,8 +80,10 @@ def test_without_require_all_skips_stay_skips_with_their_reason(suite, value):
     assert result.returncode == 0, result.stdout
     assert "1 passed, 5 skipped" in result.stdout
     assert "tool X is not installed" in result.stdout
-    assert "edgekit_no_such_module is not importable (No module named 'edgekit_no_such_module'): pip install -e '.[onnx]'" \
+    assert (
+        "edgekit_no_such_module is not importable (No module named 'edgekit_no_such_module'): pip install -e '.[onnx]'"
         in result.stdout
+    )
 
 
 @pytest.mark.parametrize("value", ["1", "true"])
@@ -88,11 +96,17 @@ def test_with_require_all_every_undeclared_skip_fails_naming_what_was_missing(su
     assert "SKIPPED [1] test_skips.py:12: declared: runs on Windows only" in result.stdout
 
 
-@pytest.mark.parametrize("module, message", [
-    ("test_module_importorskip.py", "EDGEKIT_REQUIRE_ALL=1 forbids skipping test_module_importorskip.py: "
-                                    "Skipped: could not import 'edgekit_no_such_module'"),
-    ("test_need_module.py", "EDGEKIT_REQUIRE_ALL=1 and edgekit_no_such_module is not importable"),
-])
+@pytest.mark.parametrize(
+    "module, message",
+    [
+        (
+            "test_module_importorskip.py",
+            "EDGEKIT_REQUIRE_ALL=1 forbids skipping test_module_importorskip.py: "
+            "Skipped: could not import 'edgekit_no_such_module'",
+        ),
+        ("test_need_module.py", "EDGEKIT_REQUIRE_ALL=1 and edgekit_no_such_module is not importable"),
+    ],
+)
 def test_with_require_all_a_module_skipped_at_import_fails_the_run(suite, module, message):
     result = _run(suite, "1", module)
     assert result.returncode != 0

@@ -5,8 +5,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from needs import need_module
+
 import edgekit
 from converters.onnx import MODES, convert_onnx
 from runtimes.contract import ModelContract
@@ -18,8 +18,12 @@ need_module("onnxruntime", extra="onnx")
 @pytest.fixture(scope="module")
 def tiny_onnx(tiny_model, tiny_contract, tiny_calibration, tmp_path_factory):
     out = tmp_path_factory.mktemp("onnx")
-    return {mode: convert_onnx(tiny_model, out / f"tiny_{mode}.onnx", config, contract=tiny_contract, calibration=tiny_calibration)
-            for mode, config in MODES.items()}
+    return {
+        mode: convert_onnx(
+            tiny_model, out / f"tiny_{mode}.onnx", config, contract=tiny_contract, calibration=tiny_calibration
+        )
+        for mode, config in MODES.items()
+    }
 
 
 # Every architecture's ONNX export (Keras export, or the TFLite route for EfficientNet) is checked against
@@ -52,11 +56,14 @@ def test_uint8_activations_get_7_bit_weights_that_cannot_saturate_x86_kernels(ti
     from onnx import numpy_helper
 
     graph = onnx.load(str(tiny_onnx[mode].path)).graph
-    weights = [numpy_helper.to_array(i) for i in graph.initializer if i.data_type == onnx.TensorProto.INT8 and i.dims
-               and len(i.dims) > 1]
+    weights = [
+        numpy_helper.to_array(i)
+        for i in graph.initializer
+        if i.data_type == onnx.TensorProto.INT8 and i.dims and len(i.dims) > 1
+    ]
     assert weights and all(np.abs(w.astype(int)).max() <= 64 for w in weights)  # symmetric 7 bits: -64..64
     assert max(int(np.abs(w).max()) for w in weights) >= 60  # the 7-bit range is used, not just capped
-    assert 2 * 255 * max(int(np.abs(w).max()) for w in weights) < 2 ** 15
+    assert 2 * 255 * max(int(np.abs(w).max()) for w in weights) < 2**15
     assert tiny_onnx[mode].contract.quantization["weight_bits"] == bits
     assert any("7 bits (reduce_range)" in note for note in tiny_onnx[mode].notes)
 
@@ -69,8 +76,12 @@ def test_static_int8_activation_type_is_chosen_and_recorded(
 
     import onnx
 
-    config = dataclasses.replace(MODES["int8_qinput"], activation_type=activation_type)  # the input moves for both types
-    artifact = convert_onnx(tiny_model, tmp_path / "m.onnx", config, contract=tiny_contract, calibration=tiny_calibration)
+    config = dataclasses.replace(
+        MODES["int8_qinput"], activation_type=activation_type
+    )  # the input moves for both types
+    artifact = convert_onnx(
+        tiny_model, tmp_path / "m.onnx", config, contract=tiny_contract, calibration=tiny_calibration
+    )
     assert artifact.target == "onnx:int8_qinput"
     graph = onnx.load(str(artifact.path)).graph
     zero_points = {i.name: i.data_type for i in graph.initializer}
@@ -80,7 +91,9 @@ def test_static_int8_activation_type_is_chosen_and_recorded(
     with edgekit.load(artifact.path) as model:
         assert model.contract.quantization["activation_type"] == activation_type
         assert model.input_spec.dtype == np.dtype(activation_type) and model.direct_pixel_input
-        assert model.input_spec.quantization.scale == pytest.approx(model.contract.quantization["input_quantization"]["scale"])
+        assert model.input_spec.quantization.scale == pytest.approx(
+            model.contract.quantization["input_quantization"]["scale"]
+        )
         x = tiny_calibration.samples[:16]
         assert np.abs(model.run(x) - np.asarray(tiny_model(x))).max() < 0.05
 
@@ -89,10 +102,15 @@ def test_float_input_can_be_kept_for_static_int8(tiny_model, tiny_contract, tiny
     import dataclasses
 
     config = dataclasses.replace(MODES["int8"], integer_input="never")
-    artifact = convert_onnx(tiny_model, tmp_path / "m.onnx", config, contract=tiny_contract, calibration=tiny_calibration)
+    artifact = convert_onnx(
+        tiny_model, tmp_path / "m.onnx", config, contract=tiny_contract, calibration=tiny_calibration
+    )
     with edgekit.load(artifact.path) as model:
         assert model.input_spec.dtype == np.float32 and not model.direct_pixel_input
-        assert "input_quantization" not in model.contract.quantization and model.contract.quantization["input_kind"] == "float"
+        assert (
+            "input_quantization" not in model.contract.quantization
+            and model.contract.quantization["input_kind"] == "float"
+        )
         x = tiny_calibration.samples[:16]
         assert np.abs(model.run(x) - np.asarray(tiny_model(x))).max() < 0.05
 
@@ -105,7 +123,13 @@ def test_invalid_onnx_activation_type_lists_the_valid_ones():
 
 
 def test_missing_execution_provider_lists_the_available_ones(tiny_onnx):
-    with pytest.raises(UnknownNameError, match=r"execution provider\(s\) \['TensorrtExecutionProvider'\] are not available.*available: .*CPUExecutionProvider"):
+    with pytest.raises(
+        UnknownNameError,
+        match=(
+            r"execution provider\(s\) \['TensorrtExecutionProvider'\] are not available.*available: "
+            r".*CPUExecutionProvider"
+        ),
+    ):
         edgekit.load(tiny_onnx["fp32"].path, providers=["TensorrtExecutionProvider"])
 
 
@@ -134,7 +158,9 @@ def test_portable_int8_keeps_float_input_where_pixels_would_not_be_exact(tiny_mo
     contract = ModelContract(edgekit.Preprocessing(16, scale=1 / 127.5, offset=-1.0), ("a", "b", "c"))
     calibration = type(tiny_calibration)(tiny_calibration.samples * 2 - 1)
     portable = convert_onnx(tiny_model, tmp_path / "p.onnx", MODES["int8"], contract=contract, calibration=calibration)
-    fast = convert_onnx(tiny_model, tmp_path / "q.onnx", MODES["int8_qinput"], contract=contract, calibration=calibration)
+    fast = convert_onnx(
+        tiny_model, tmp_path / "q.onnx", MODES["int8_qinput"], contract=contract, calibration=calibration
+    )
     with edgekit.load(portable.path) as model:
         assert model.input_spec.dtype == np.float32 and model.contract.quantization["input_kind"] == "float"
     with edgekit.load(fast.path) as model:
@@ -142,7 +168,9 @@ def test_portable_int8_keeps_float_input_where_pixels_would_not_be_exact(tiny_mo
     assert "plain ONNX Runtime" in portable.consumers[0] and fast.consumers[0].startswith("edgekit only")
     # exact: edgekit quantizes the moved input as QuantizeLinear did, ties included, so both files answer alike
     rng = np.random.default_rng(0)
-    images = [np.stack([rng.permutation(256).reshape(16, 16) for _ in range(3)], axis=-1).astype(np.uint8) for _ in range(4)]
+    images = [
+        np.stack([rng.permutation(256).reshape(16, 16) for _ in range(3)], axis=-1).astype(np.uint8) for _ in range(4)
+    ]
     with edgekit.load(portable.path) as float_input, edgekit.load(fast.path) as moved:
         for image in images:
             expected = float_input.run_all(float_input.preprocess(image))

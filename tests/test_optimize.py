@@ -16,8 +16,17 @@ DISTILLED_ACCURACY = 0.9
 def pruned(trained, shapes_splits, tmp_path_factory):
     """The trained small CNN fine-tuned for 6 epochs while pruned to 80%."""
     train, val, test = shapes_splits
-    return edgekit.prune(trained.model_path, train, val, sparsity=0.8, schedule="polynomial", epochs=6, test=test,
-                         out_dir=tmp_path_factory.mktemp("pruned"), verbose=0)
+    return edgekit.prune(
+        trained.model_path,
+        train,
+        val,
+        sparsity=0.8,
+        schedule="polynomial",
+        epochs=6,
+        test=test,
+        out_dir=tmp_path_factory.mktemp("pruned"),
+        verbose=0,
+    )
 
 
 def test_magnitude_mask_zeroes_exactly_the_smallest():
@@ -62,7 +71,9 @@ def test_pruned_model_exports_to_every_format_with_the_same_bars(pruned, exporte
     assert any("EXPERIMENTAL_SPARSITY" in note for note in report.result("tflite:fp32").notes)
     dense = exported  # the same small CNN before pruning
     assert report.result("tflite:fp32").size_bytes < 0.45 * dense.result("tflite:fp32").size_bytes  # stored sparse
-    assert report.result("tflite:int8").gzip_bytes < 0.8 * dense.result("tflite:int8").gzip_bytes  # stored dense: zeros gzip
+    assert (
+        report.result("tflite:int8").gzip_bytes < 0.8 * dense.result("tflite:int8").gzip_bytes
+    )  # stored dense: zeros gzip
 
 
 def test_prune_refuses_bad_arguments(trained, shapes_splits, tmp_path):
@@ -76,7 +87,8 @@ def test_prune_refuses_bad_arguments(trained, shapes_splits, tmp_path):
 @pytest.fixture(scope="module")
 def distill_split(shapes_splits):
     """480 training images in shuffled order: neighbours are of different classes about two times in three, so a
-    teacher row given to the wrong image teaches the wrong class (in folder order a neighbour is nearly always alike)."""
+    teacher row given to the wrong image teaches the wrong class (in folder order a neighbour is nearly always
+    alike)."""
     train, val, test = shapes_splits
     return train.subset(np.random.default_rng(1).permutation(len(train))[:480]), val, test
 
@@ -97,8 +109,19 @@ def _student(trained):
 def _distilled_accuracy(teacher, trained, distill_split, tmp_path) -> float:
     """Test accuracy of a student taught by `teacher` alone (alpha=0: the hard labels carry no weight)."""
     train, val, test = distill_split
-    result = edgekit.distill(teacher, _student(trained), train, val, temperature=2.0, alpha=0.0, epochs=3, patience=3,
-                             test=test, out_dir=tmp_path, verbose=0)
+    result = edgekit.distill(
+        teacher,
+        _student(trained),
+        train,
+        val,
+        temperature=2.0,
+        alpha=0.0,
+        epochs=3,
+        patience=3,
+        test=test,
+        out_dir=tmp_path,
+        verbose=0,
+    )
     losses = result.history["loss"]
     assert len(losses) == 3 and losses[-1] < losses[0]
     assert set(result.metrics["accuracy"]) == {"train", "val", "test"}  # bench/optimize.py measures what it buys
@@ -107,13 +130,15 @@ def _distilled_accuracy(teacher, trained, distill_split, tmp_path) -> float:
 
 @pytest.mark.parametrize("teacher_kind", ["keras", "tflite"])
 def test_distillation_learns_from_a_keras_or_exported_teacher(teacher_kind, trained, exported, distill_split, tmp_path):
-    """With alpha=0 the student sees only the teacher's scores: it learns the task only if each image gets its own row."""
+    """With alpha=0 the student sees only the teacher's scores: it learns the task only if each image gets its own
+    row."""
     teacher = trained.model_path if teacher_kind == "keras" else exported.result("tflite:int8").path
     assert _distilled_accuracy(teacher, trained, distill_split, tmp_path) >= DISTILLED_ACCURACY
 
 
-def test_a_teacher_whose_rows_are_shifted_by_one_image_teaches_measurably_worse(trained, distill_split, tmp_path,
-                                                                                monkeypatch):
+def test_a_teacher_whose_rows_are_shifted_by_one_image_teaches_measurably_worse(
+    trained, distill_split, tmp_path, monkeypatch
+):
     """The bar above can fail: each image given its neighbour's teacher scores leaves the student near chance."""
     from edgekit.optimize import distillation
 

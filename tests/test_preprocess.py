@@ -7,7 +7,15 @@ import pytest
 import edgekit
 from runtimes.contract import Preprocessing
 from runtimes.errors import InputError
-from runtimes.preprocess import PixelPlan, normalize, prepare_pixels, preprocess, read_image, resize_image, to_color_order
+from runtimes.preprocess import (
+    PixelPlan,
+    normalize,
+    prepare_pixels,
+    preprocess,
+    read_image,
+    resize_image,
+    to_color_order,
+)
 
 
 def _rgb_image(h=30, w=40):
@@ -98,7 +106,9 @@ def test_training_pipeline_and_runtime_give_the_same_tensor(shapes_root, spec):
     """ImageFolder -> training batches must equal runtimes.preprocess on the same file."""
     from edgekit.training.classification import _batches
 
-    dataset = edgekit.ImageFolder(shapes_root, image_size=spec.input_size, color_order=spec.color_order, resize=spec.resize)
+    dataset = edgekit.ImageFolder(
+        shapes_root, image_size=spec.input_size, color_order=spec.color_order, resize=spec.resize
+    )
     subset = dataset.subset(np.arange(0, len(dataset), 97))
     train_x = np.asarray(next(iter(_batches(subset, spec, batch_size=64, train=False, seed=0)))[0])
     for index, source in enumerate(subset.sources):
@@ -111,7 +121,8 @@ def test_training_pipeline_and_runtime_give_the_same_tensor(shapes_root, spec):
 @pytest.mark.parametrize("resize", ["stretch", "letterbox", "center_crop"])
 @pytest.mark.parametrize("order, color", [("rgb", "bgr"), ("rgb", "rgb"), ("bgr", "rgb"), ("gray", "bgr")])
 def test_reused_plans_and_late_channel_swap_give_the_same_pixels(resize, order, color):
-    """predict()'s per-frame path (a plan with reused buffers, swap after shrinking) equals the plain path, frame after frame."""
+    """predict()'s per-frame path (a plan with reused buffers, swap after shrinking) equals the plain path, frame
+    after frame."""
     rng = np.random.default_rng(3)
     spec = Preprocessing((24, 32), order, resize=resize)
     for shape in [(480, 640, 3), (90, 120, 3), (12, 16, 3), (48, 64, 4), (40, 30)]:
@@ -137,7 +148,8 @@ def test_stretch_is_area_halving_then_bilinear_with_the_swap_anywhere():
 
 @pytest.mark.parametrize("resize", ["stretch", "letterbox", "center_crop"])
 def test_linear_interpolation_is_one_bilinear_pass(resize):
-    """interpolation="linear": one cv2 INTER_LINEAR resize from the frame, whatever the shrink factor; "area" halves first."""
+    """interpolation="linear": one cv2 INTER_LINEAR resize from the frame, whatever the shrink factor; "area" halves
+    first."""
     frame = np.random.default_rng(6).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     linear, area = Preprocessing(128, resize=resize, interpolation="linear"), Preprocessing(128, resize=resize)
     plan = PixelPlan(frame.shape, frame.dtype, "rgb", linear, reuse=True)
@@ -155,10 +167,20 @@ def test_linear_interpolation_is_one_bilinear_pass(resize):
 
 
 @pytest.mark.parametrize("resize", ["stretch", "letterbox"])
-@pytest.mark.parametrize("frame_shape, size", [((480, 640, 3), 128), ((1080, 1920, 3), 128), ((96, 288), (32, 96)),
-                                               ((45, 75, 4), (15, 25)), ((480, 640, 3), 96), ((720, 1280, 3), 128)])
+@pytest.mark.parametrize(
+    "frame_shape, size",
+    [
+        ((480, 640, 3), 128),
+        ((1080, 1920, 3), 128),
+        ((96, 288), (32, 96)),
+        ((45, 75, 4), (15, 25)),
+        ((480, 640, 3), 96),
+        ((720, 1280, 3), 128),
+    ],
+)
 def test_odd_whole_shrink_factors_take_the_exact_shortcut_and_match_bilinear(resize, frame_shape, size):
-    """5x, 15x, 3x: every output pixel's centre is a source pixel's, so the shortcut must equal INTER_LINEAR bit for bit;
+    """5x, 15x, 3x: every output pixel's centre is a source pixel's, so the shortcut must equal INTER_LINEAR bit for
+    bit;
     letterboxed frames land in the canvas itself, the padding kept frame after frame."""
     from runtimes.preprocess import _bilinear_flag
 
@@ -175,7 +197,9 @@ def test_odd_whole_shrink_factors_take_the_exact_shortcut_and_match_bilinear(res
         new_w, new_h = (round(frame_shape[1] * ratio), round(frame_shape[0] * ratio)) if ratio else (out_w, out_h)
         expected = np.full((out_h, out_w, 3), 114, np.uint8)
         top, left = (out_h - new_h) // 2, (out_w - new_w) // 2
-        expected[top:top + new_h, left:left + new_w] = cv2.resize(colour, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        expected[top : top + new_h, left : left + new_w] = cv2.resize(
+            colour, (new_w, new_h), interpolation=cv2.INTER_LINEAR
+        )
         np.testing.assert_array_equal(pixels, expected)
         np.testing.assert_array_equal(prepare_pixels(frame, spec, "bgr"), expected)
     assert _bilinear_flag(640, 480, 128, 96) == cv2.INTER_NEAREST_EXACT  # 5x: centres coincide
@@ -189,13 +213,16 @@ def test_interpolation_travels_in_the_contract_and_area_stays_unwritten():
     linear = ModelContract(Preprocessing(64, interpolation="linear"), ("a", "b"))
     assert ModelContract.from_json(linear.to_json()).preprocessing.interpolation is Interpolation.LINEAR
     area = Preprocessing(64)
-    assert area.interpolation is Interpolation.AREA and "interpolation" not in area.to_dict()  # as earlier contracts read
+    assert (
+        area.interpolation is Interpolation.AREA and "interpolation" not in area.to_dict()
+    )  # as earlier contracts read
     assert Preprocessing.from_dict(area.to_dict()) == area
     with pytest.raises(edgekit.ContractError, match="invalid interpolation 'cubic'; valid values: 'area', 'linear'"):
         Preprocessing(64, interpolation="cubic")
 
 
 # -- where the resize puts source pixels: box_mapping, to a quarter of a pixel -----------------------------------
+
 
 def _centroid(values: np.ndarray) -> tuple[float, float]:
     """Centre of mass of a 2-D array in continuous pixel coordinates (pixel i spans [i, i + 1])."""
@@ -206,15 +233,25 @@ def _centroid(values: np.ndarray) -> tuple[float, float]:
 
 # (source height, width), input size, resize: each has odd padding or an odd crop on one axis, where a
 # half-pixel offset (padding / 2 instead of // 2) is half a model pixel: 7.5 source pixels at 1920 to 128
-ODD_GEOMETRIES = [((181, 300), 128, "letterbox"), ((300, 181), 128, "letterbox"), ((1080, 1920), 125, "letterbox"),
-                  ((479, 641), (99, 128), "letterbox"), ((181, 300), 127, "center_crop"), ((1080, 1920), (96, 125), "center_crop"),
-                  ((300, 181), 127, "center_crop")]
+ODD_GEOMETRIES = [
+    ((181, 300), 128, "letterbox"),
+    ((300, 181), 128, "letterbox"),
+    ((1080, 1920), 125, "letterbox"),
+    ((479, 641), (99, 128), "letterbox"),
+    ((181, 300), 127, "center_crop"),
+    ((1080, 1920), (96, 125), "center_crop"),
+    ((300, 181), 127, "center_crop"),
+]
 
 
 @pytest.mark.parametrize("interpolation", ["linear", "area"])
-@pytest.mark.parametrize("source, size, resize", ODD_GEOMETRIES, ids=[f"{s[1]}x{s[0]}-{r}" for s, _, r in ODD_GEOMETRIES])
+@pytest.mark.parametrize(
+    "source, size, resize", ODD_GEOMETRIES, ids=[f"{s[1]}x{s[0]}-{r}" for s, _, r in ODD_GEOMETRIES]
+)
 @pytest.mark.parametrize("where", [(0.43, 0.56), (0.3, 0.7)], ids=["middle", "off-middle"])
-def test_box_mapping_puts_a_blob_where_the_resize_does_within_a_quarter_pixel(source, size, resize, interpolation, where):
+def test_box_mapping_puts_a_blob_where_the_resize_does_within_a_quarter_pixel(
+    source, size, resize, interpolation, where
+):
     """A smooth blob's centre of mass, measured in the resized pixels, against box_mapping's prediction.
 
     The measurement is accurate to about 0.01 px (a Gaussian survives bilinear and area resizing); the
@@ -226,7 +263,9 @@ def test_box_mapping_puts_a_blob_where_the_resize_does_within_a_quarter_pixel(so
     ys, xs = np.mgrid[:height, :width] + 0.5
     sigma = 0.06 * min(height, width)
     blob = np.exp(-((xs - where[0] * width) ** 2 + (ys - where[1] * height) ** 2) / (2 * sigma * sigma))
-    image = np.repeat((9 + np.round(blob * 240))[..., None], 3, axis=2).astype(np.uint8)  # the padding's level around it
+    image = np.repeat((9 + np.round(blob * 240))[..., None], 3, axis=2).astype(
+        np.uint8
+    )  # the padding's level around it
     expected = box_mapping(source, spec).to_input(np.array([_centroid(image[..., 0] - 9.0) * 2], np.float32))[0, :2]
     measured = _centroid(prepare_pixels(image, spec)[..., 0] - 9.0)
     assert np.abs(np.array(measured) - expected).max() < 0.25, (measured, expected)
@@ -234,13 +273,21 @@ def test_box_mapping_puts_a_blob_where_the_resize_does_within_a_quarter_pixel(so
     assert np.allclose(back, _centroid(image[..., 0] - 9.0), atol=0.25 / box_mapping(source, spec).scale_x)
 
 
-@pytest.mark.parametrize("source, size, resize, mapping", [
-    ((181, 300), 128, "letterbox", (128 / 300, 77 / 181, 0.0, 25.0)),  # 77 rows placed 25 from the top (51 padded)
-    ((300, 181), 128, "letterbox", (77 / 181, 128 / 300, 25.0, 0.0)),
-    ((181, 300), 127, "center_crop", (210 / 300, 127 / 181, -41.0, 0.0)),  # 210 columns, 41 cut on the left (83 in all)
-    ((100, 200), 50, "stretch", (0.25, 0.5, 0.0, 0.0)),
-    ((64, 64), 64, "letterbox", (1.0, 1.0, 0.0, 0.0)),
-])
+@pytest.mark.parametrize(
+    "source, size, resize, mapping",
+    [
+        ((181, 300), 128, "letterbox", (128 / 300, 77 / 181, 0.0, 25.0)),  # 77 rows placed 25 from the top (51 padded)
+        ((300, 181), 128, "letterbox", (77 / 181, 128 / 300, 25.0, 0.0)),
+        (
+            (181, 300),
+            127,
+            "center_crop",
+            (210 / 300, 127 / 181, -41.0, 0.0),
+        ),  # 210 columns, 41 cut on the left (83 in all)
+        ((100, 200), 50, "stretch", (0.25, 0.5, 0.0, 0.0)),
+        ((64, 64), 64, "letterbox", (1.0, 1.0, 0.0, 0.0)),
+    ],
+)
 def test_box_mapping_numbers(source, size, resize, mapping):
     from runtimes.preprocess import box_mapping
 
@@ -251,6 +298,7 @@ def test_box_mapping_numbers(source, size, resize, mapping):
 
 
 # -- files, empty images and exact messages ------------------------------------------------------------------------
+
 
 def test_read_image_decodes_files_as_opencv_does_and_16_bit_pngs_to_8(tmp_path):
     rng = np.random.default_rng(11)
@@ -264,7 +312,9 @@ def test_read_image_decodes_files_as_opencv_does_and_16_bit_pngs_to_8(tmp_path):
     eight = read_image(tmp_path / "deep.png")
     assert eight.dtype == np.uint8 and eight.shape == (5, 6)
     np.testing.assert_array_equal(eight, (deep >> 8).astype(np.uint8))  # the high byte: 0..255 as the contract means
-    assert prepare_pixels(tmp_path / "colour.png", Preprocessing((7, 9)), "rgb")[0, 0].tolist() == bgr[0, 0, ::-1].tolist()
+    assert (
+        prepare_pixels(tmp_path / "colour.png", Preprocessing((7, 9)), "rgb")[0, 0].tolist() == bgr[0, 0, ::-1].tolist()
+    )
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(InputError, match=r"cannot decode image .*empty.png: the file is corrupt or not an image"):
         read_image(tmp_path / "empty.png")
@@ -290,8 +340,10 @@ def test_one_pixel_wide_or_high_images_are_images(shape):
 def test_the_float_input_message_says_what_to_do():
     with pytest.raises(InputError) as refused:
         prepare_pixels(np.zeros((4, 4, 3), np.float64), Preprocessing(4))
-    assert str(refused.value) == ("expected uint8 pixels, got dtype float64; pass 0..255 uint8 images to predict(), "
-                                  "or an already preprocessed float batch to run()")
+    assert str(refused.value) == (
+        "expected uint8 pixels, got dtype float64; pass 0..255 uint8 images to predict(), "
+        "or an already preprocessed float batch to run()"
+    )
 
 
 def test_a_colour_image_into_a_gray_contract_uses_its_own_channel_order():
@@ -307,11 +359,13 @@ def test_a_colour_image_into_a_gray_contract_uses_its_own_channel_order():
 
 # -- normalize and preprocess: the same float32 operations, in place when asked -------------------------------------
 
+
 def test_normalize_is_float32_arithmetic_bit_for_bit():
     spec = Preprocessing(16, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), scale=1 / 255)
     pixels = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2).reshape(16, 16, 3)
-    expected = (pixels.astype(np.float32) * np.float32(1 / 255) + np.float32(0.0) - np.float32([0.485, 0.456, 0.406])) \
-        / np.float32([0.229, 0.224, 0.225])
+    expected = (
+        pixels.astype(np.float32) * np.float32(1 / 255) + np.float32(0.0) - np.float32([0.485, 0.456, 0.406])
+    ) / np.float32([0.229, 0.224, 0.225])
     found = normalize(pixels, spec)
     assert found.dtype == np.float32 and found.shape == (1, 16, 16, 3)
     np.testing.assert_array_equal(found[0], expected.astype(np.float32))
@@ -336,11 +390,20 @@ def test_preprocess_is_prepare_then_normalize_for_arrays_and_files(tmp_path):
 
 # -- reused plans: nothing allocated per frame, each step into its own buffer ---------------------------------------
 
+
 @pytest.mark.parametrize("resize", ["stretch", "letterbox", "center_crop"])
-@pytest.mark.parametrize("shape, color, order", [((480, 640, 3), "bgr", "rgb"), ((200, 240, 3), "bgr", "rgb"),
-                                                  ((120, 160, 3), "rgb", "rgb"), ((90, 120), "gray", "rgb"),
-                                                  ((120, 160, 4), "bgr", "rgb"), ((200, 240, 3), "bgr", "gray"),
-                                                  ((60, 80, 3), "bgr", "rgb")])  # growing: the swap comes first
+@pytest.mark.parametrize(
+    "shape, color, order",
+    [
+        ((480, 640, 3), "bgr", "rgb"),
+        ((200, 240, 3), "bgr", "rgb"),
+        ((120, 160, 3), "rgb", "rgb"),
+        ((90, 120), "gray", "rgb"),
+        ((120, 160, 4), "bgr", "rgb"),
+        ((200, 240, 3), "bgr", "gray"),
+        ((60, 80, 3), "bgr", "rgb"),
+    ],
+)  # growing: the swap comes first
 def test_a_reused_plan_writes_the_same_buffers_and_allocates_nothing_per_frame(resize, shape, color, order):
     """predict()'s camera path: after the first frame, a frame costs OpenCV calls into buffers the plan owns."""
     import tracemalloc
@@ -373,11 +436,15 @@ def test_a_letterbox_plan_keeps_its_padding_frame_after_frame():
 
 # -- geometry edge cases: extreme aspect, exact and near-exact halving ----------------------------------------------
 
-@pytest.mark.parametrize("source, size, resize, mapping, shape", [
-    ((1, 1000), 64, "letterbox", (0.064, 1.0, 0.0, 31.0), (64, 64)),  # one row: the letterboxed strip keeps 1 row
-    ((1000, 1), 64, "letterbox", (1.0, 0.064, 31.0, 0.0), (64, 64)),
-    ((300, 181), 127, "center_crop", (127 / 181, 210 / 300, 0.0, -41.0), (127, 127)),  # the crop cuts rows here
-])
+
+@pytest.mark.parametrize(
+    "source, size, resize, mapping, shape",
+    [
+        ((1, 1000), 64, "letterbox", (0.064, 1.0, 0.0, 31.0), (64, 64)),  # one row: the letterboxed strip keeps 1 row
+        ((1000, 1), 64, "letterbox", (1.0, 0.064, 31.0, 0.0), (64, 64)),
+        ((300, 181), 127, "center_crop", (127 / 181, 210 / 300, 0.0, -41.0), (127, 127)),  # the crop cuts rows here
+    ],
+)
 def test_box_mapping_and_pixels_at_the_extremes(source, size, resize, mapping, shape):
     from runtimes.preprocess import box_mapping
 
@@ -390,8 +457,10 @@ def test_box_mapping_and_pixels_at_the_extremes(source, size, resize, mapping, s
     lit = np.argwhere(pixels[..., 0] > 0)
     box = found.to_input(np.array([[0, 0, source[1], source[0]]], np.float32))[0]
     assert lit[:, 1].min() == max(0, int(box[0])) and lit[:, 0].min() == max(0, int(box[1]))
-    assert (lit.max(axis=0) - lit.min(axis=0) + 1).tolist() == [min(shape[0], round(box[3] - box[1])),
-                                                                 min(shape[1], round(box[2] - box[0]))]  # rows, columns
+    assert (lit.max(axis=0) - lit.min(axis=0) + 1).tolist() == [
+        min(shape[0], round(box[3] - box[1])),
+        min(shape[1], round(box[2] - box[0])),
+    ]  # rows, columns
 
 
 def test_box_mapping_returns_float32_for_many_boxes():
@@ -408,9 +477,19 @@ def test_box_mapping_returns_float32_for_many_boxes():
     assert mapping.to_input(boxes.ravel()).shape == (3, 4)  # flat input: boxes of four
 
 
-@pytest.mark.parametrize("frame_shape, size", [((400, 100, 3), 64), ((100, 400, 3), 64), ((257, 129, 3), 64),
-                                               ((300, 128, 3), 64), ((128, 300, 3), 64),
-                                               ((128, 128, 3), 64), ((129, 255, 3), 64), ((641, 481, 3), 80)])
+@pytest.mark.parametrize(
+    "frame_shape, size",
+    [
+        ((400, 100, 3), 64),
+        ((100, 400, 3), 64),
+        ((257, 129, 3), 64),
+        ((300, 128, 3), 64),
+        ((128, 300, 3), 64),
+        ((128, 128, 3), 64),
+        ((129, 255, 3), 64),
+        ((641, 481, 3), 80),
+    ],
+)
 def test_area_halving_happens_only_while_both_sides_are_twice_the_target(frame_shape, size):
     """The oracle: OpenCV called by hand, halving with INTER_AREA while both sides are >= 2x, then one bilinear pass."""
     frame = np.random.default_rng(15).integers(0, 256, frame_shape, dtype=np.uint8)

@@ -9,7 +9,15 @@ import edgekit
 
 def test_every_mode_was_exported_and_checked(exported):
     assert [r.target for r in exported.results] == [
-        "tflite:fp32", "tflite:fp16", "tflite:dynamic", "tflite:int8", "tflite:uint8", "onnx:fp32", "onnx:dynamic", "onnx:int8"]
+        "tflite:fp32",
+        "tflite:fp16",
+        "tflite:dynamic",
+        "tflite:int8",
+        "tflite:uint8",
+        "onnx:fp32",
+        "onnx:dynamic",
+        "onnx:int8",
+    ]
     assert all(r.status == "ok" and r.agreement is not None for r in exported.results)
     assert exported.check_samples == 180
 

@@ -30,13 +30,18 @@ def test_mobilenetv2_224_int8_is_at_most_0_3x_float32(shapes_root, tmp_path):
     contract = ModelContract(preprocessing, dataset.labels, model_name="mobilenetv2")
     calibration = CalibrationData(dataset.sample(100, seed=1).tensors(preprocessing))
     fp32 = convert_tflite(model, tmp_path / "fp32.tflite", MODES["fp32"], contract=contract)
-    int8 = convert_tflite(model, tmp_path / "int8.tflite", MODES["int8"], contract=contract, calibration=calibration, progress=False)
+    int8 = convert_tflite(
+        model, tmp_path / "int8.tflite", MODES["int8"], contract=contract, calibration=calibration, progress=False
+    )
     ratio = int8.size_bytes / fp32.size_bytes
     print(f"mobilenetv2 224x224 int8/fp32 size ratio: {ratio:.3f} ({int8.size_bytes} / {fp32.size_bytes} bytes)")
     assert ratio <= 0.3
     with edgekit.load(int8.path) as loaded:
         assert loaded.input_spec.shape == (1, 224, 224, 3) and loaded.input_spec.dtype == np.int8
-        assert (loaded.contract.preprocessing.scale, loaded.contract.preprocessing.offset) == (1.0, 0.0)  # normalizes inside
+        assert (loaded.contract.preprocessing.scale, loaded.contract.preprocessing.offset) == (
+            1.0,
+            0.0,
+        )  # normalizes inside
         assert loaded.input_spec.quantization == QuantParams(1.0, -128) and loaded.pixel_path == "add"  # pixels exactly
 
 
@@ -61,10 +66,28 @@ def mobilenetv2_64(tmp_path_factory):
     out = tmp_path_factory.mktemp("mobilenetv2_64")
     root = edgekit.datasets.make_shapes(out / "shapes", n_per_class=1000, image_size=64, seed=0)
     train, val, test = edgekit.ImageFolder(root, image_size=64).split(val=0.15, test=0.15, seed=0)
-    result = edgekit.train(train, val, "mobilenetv2", test=test, epochs=12, patience=12, batch_size=16, learning_rate=2e-3,
-                           out_dir=out, seed=0, verbose=1, callbacks=[StopWhenDecided()])
-    return edgekit.export(result.model_path, ["tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"],
-                          out_dir=out / "export", calibration=train, check=test, progress=False)
+    result = edgekit.train(
+        train,
+        val,
+        "mobilenetv2",
+        test=test,
+        epochs=12,
+        patience=12,
+        batch_size=16,
+        learning_rate=2e-3,
+        out_dir=out,
+        seed=0,
+        verbose=1,
+        callbacks=[StopWhenDecided()],
+    )
+    return edgekit.export(
+        result.model_path,
+        ["tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8"],
+        out_dir=out / "export",
+        calibration=train,
+        check=test,
+        progress=False,
+    )
 
 
 @pytest.mark.slow
@@ -79,7 +102,9 @@ def test_mobilenetv2_64_float32_agrees_with_keras(mobilenetv2_64, target):
 @pytest.mark.parametrize("target", ["tflite:int8", "onnx:int8"])
 def test_mobilenetv2_64_int8_within_2_points(mobilenetv2_64, target):
     result = mobilenetv2_64.result(target)
-    print(f"mobilenetv2 64 {target}: keras {mobilenetv2_64.keras_accuracy:.3f}, int8 {result.accuracy:.3f}, "
-          f"delta {result.accuracy_delta:+.1f} pts, agreement {result.agreement:.3f}")
+    print(
+        f"mobilenetv2 64 {target}: keras {mobilenetv2_64.keras_accuracy:.3f}, int8 {result.accuracy:.3f}, "
+        f"delta {result.accuracy_delta:+.1f} pts, agreement {result.agreement:.3f}"
+    )
     assert mobilenetv2_64.keras_accuracy >= 0.85  # the bar means something only on a model that has learned
     assert abs(result.accuracy_delta) <= 2.0

@@ -9,13 +9,12 @@ Fast and TensorFlow-free: bench/mutation.py runs this module against mutants of 
 import flatbuffers
 import numpy as np
 import pytest
-
 from needs import need_module
+
 from runtimes.base import QuantParams, TensorSpec
 from runtimes.contract import Preprocessing
 from runtimes.preprocess import normalize
-from runtimes.quantization import (dequantize, dequantized_codes, is_quantized, pixel_table, quantize,
-                                   table_shift)
+from runtimes.quantization import dequantize, dequantized_codes, is_quantized, pixel_table, quantize, table_shift
 
 ort = need_module("onnxruntime", extra="onnx")
 onnx = need_module("onnx", extra="onnx")
@@ -50,11 +49,15 @@ def _onnx_quantize_linear(values: np.ndarray, params: QuantParams, dtype: np.dty
 
     element = TensorProto.INT8 if dtype == np.int8 else TensorProto.UINT8
     graph = helper.make_graph(
-        [helper.make_node("QuantizeLinear", ["x", "scale", "zero_point"], ["q"])], "quantize",
+        [helper.make_node("QuantizeLinear", ["x", "scale", "zero_point"], ["q"])],
+        "quantize",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(values.shape))],
         [helper.make_tensor_value_info("q", element, list(values.shape))],
-        [helper.make_tensor("scale", TensorProto.FLOAT, [], [params.scale]),
-         helper.make_tensor("zero_point", element, [], [params.zero_point])])
+        [
+            helper.make_tensor("scale", TensorProto.FLOAT, [], [params.scale]),
+            helper.make_tensor("zero_point", element, [], [params.zero_point]),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -80,12 +83,19 @@ def _litert_quantize(values: np.ndarray, params: QuantParams, dtype: np.dtype, r
     operator = schema.OperatorT()
     operator.opcodeIndex, operator.inputs, operator.outputs = 0, [0], [1]
     graph = schema.SubGraphT()
-    graph.tensors, graph.inputs, graph.outputs, graph.operators, graph.name = [source, target], [0], [1], [operator], "main"
+    graph.tensors, graph.inputs, graph.outputs, graph.operators, graph.name = (
+        [source, target],
+        [0],
+        [1],
+        [operator],
+        "main",
+    )
     model.subgraphs = [graph]
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    interpreter = litert.Interpreter(model_content=bytes(builder.Output()),
-                                     experimental_op_resolver_type=getattr(litert.OpResolverType, resolver))
+    interpreter = litert.Interpreter(
+        model_content=bytes(builder.Output()), experimental_op_resolver_type=getattr(litert.OpResolverType, resolver)
+    )
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], values)
     interpreter.invoke()
@@ -106,10 +116,13 @@ def test_the_pixel_table_is_exactly_what_each_runtimes_quantize_op_writes(contra
     input_spec = TensorSpec("input", (1, 16, 16, spec.channels), np.dtype(dtype), params)
     values = _pixels(spec)
     ours = _table_values(pixel_table(spec, input_spec), spec.channels, np.dtype(dtype))
-    oracles = {"onnxruntime QuantizeLinear": _onnx_quantize_linear(values, params, np.dtype(dtype)),
-               "LiteRT QUANTIZE (XNNPACK)": _litert_quantize(values, params, np.dtype(dtype), "AUTO"),
-               "LiteRT QUANTIZE (built-in)": _litert_quantize(values, params, np.dtype(dtype),
-                                                               "BUILTIN_WITHOUT_DEFAULT_DELEGATES")}
+    oracles = {
+        "onnxruntime QuantizeLinear": _onnx_quantize_linear(values, params, np.dtype(dtype)),
+        "LiteRT QUANTIZE (XNNPACK)": _litert_quantize(values, params, np.dtype(dtype), "AUTO"),
+        "LiteRT QUANTIZE (built-in)": _litert_quantize(
+            values, params, np.dtype(dtype), "BUILTIN_WITHOUT_DEFAULT_DELEGATES"
+        ),
+    }
     for name, expected in oracles.items():
         differ = np.argwhere(ours != expected)
         assert not len(differ), f"{name}: {len(differ)} of {ours.size} values differ, first pixel {differ[0].tolist()}"
@@ -137,8 +150,9 @@ def test_quantize_round_trip_and_clipping():
     assert dequantize(q, spec).dtype == np.float32
 
 
-@pytest.mark.parametrize("dtype, zero_point", [(np.int8, -128), (np.int8, 5), (np.uint8, 0), (np.uint8, 128),
-                                               (np.int16, 3)])
+@pytest.mark.parametrize(
+    "dtype, zero_point", [(np.int8, -128), (np.int8, 5), (np.uint8, 0), (np.uint8, 128), (np.int16, 3)]
+)
 @pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 9, 4, 3)])
 def test_quantize_is_divide_round_even_shift_saturate_for_every_shape(dtype, zero_point, shape):
     spec = TensorSpec("x", shape, np.dtype(dtype), QuantParams(scale=0.02, zero_point=zero_point))
@@ -180,7 +194,9 @@ def test_pixel_tables_by_input_type_and_layout():
     assert pixel_table(Preprocessing(16, layout="nchw"), TensorSpec("x", (1, 3, 16, 16), np.dtype(np.float32))) is None
     assert pixel_table(spec, TensorSpec("x", (1, 16, 16, 3), np.dtype(np.float16))) is None
     assert pixel_table(spec, TensorSpec("x", (1, 16, 16, 3), np.dtype(np.int16), QuantParams(0.1, 0))) is None
-    int8 = pixel_table(Preprocessing(16), TensorSpec("x", (1, 16, 16, 3), np.dtype(np.int8), QuantParams(1 / 255, -128)))
+    int8 = pixel_table(
+        Preprocessing(16), TensorSpec("x", (1, 16, 16, 3), np.dtype(np.int8), QuantParams(1 / 255, -128))
+    )
     assert int8.dtype == np.uint8 and int8.shape == (256,)
     assert int8.view(np.int8).tolist() == list(range(-128, 128))  # p - 128: every pixel its own level
 
@@ -240,13 +256,19 @@ def test_quantize_into_given_buffers_allocates_nothing_and_its_own_scratch_is_fl
     assert given < 8192, f"{given} bytes allocated with out and scratch given"  # the smallest buffer is 12 kB
     assert own <= values.nbytes + fresh.nbytes + 4096  # one float32 scratch and the result, no float64 copy
     np.testing.assert_array_equal(fresh, out)
-    steps = np.rint(values / np.float32(0.02)) + (1 if dtype == np.int16 else 0)  # 8-bit: the zero point added by OpenCV
+    steps = np.rint(values / np.float32(0.02)) + (
+        1 if dtype == np.int16 else 0
+    )  # 8-bit: the zero point added by OpenCV
     np.testing.assert_array_equal(scratch, steps)  # the given scratch did the work
 
 
 def test_a_one_channel_contract_gets_one_table_column():
     spec = Preprocessing(16, "gray", scale=1 / 127.5, offset=-1.0)
-    table = pixel_table(spec, TensorSpec("x", (1, 16, 16, 1), np.dtype(np.int8), QuantParams(float(np.float32(2 / 255)), -1)))
+    table = pixel_table(
+        spec, TensorSpec("x", (1, 16, 16, 1), np.dtype(np.int8), QuantParams(float(np.float32(2 / 255)), -1))
+    )
     assert table.shape == (256,)
-    np.testing.assert_array_equal(table.view(np.int8), _onnx_quantize_linear(
-        _pixels(spec), QuantParams(float(np.float32(2 / 255)), -1), np.dtype(np.int8))[:, 0])
+    np.testing.assert_array_equal(
+        table.view(np.int8),
+        _onnx_quantize_linear(_pixels(spec), QuantParams(float(np.float32(2 / 255)), -1), np.dtype(np.int8))[:, 0],
+    )

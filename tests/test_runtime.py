@@ -6,7 +6,7 @@ import pytest
 
 import edgekit
 import runtimes
-from runtimes.base import QuantParams, TensorSpec
+from runtimes.base import QuantParams
 from runtimes.errors import ContractError, InputError, ModelLoadError, UnknownNameError
 
 
@@ -32,12 +32,17 @@ def test_truncated_model_is_a_clear_error(tiny_tflite, tmp_path):
     data = tiny_tflite.read_bytes()
     truncated = tmp_path / "truncated.tflite"
     truncated.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelLoadError, match=r"cannot load .*truncated.tflite: the TFLite model is corrupt or truncated"):
+    with pytest.raises(
+        ModelLoadError, match=r"cannot load .*truncated.tflite: the TFLite model is corrupt or truncated"
+    ):
         edgekit.load(truncated)
 
 
 def test_unknown_backend_lists_valid_ones(tiny_tflite):
-    with pytest.raises(UnknownNameError, match="unknown backend 'tensorrt'; valid backends: coreml, onnxruntime, reference, tensorflow, tflite"):
+    with pytest.raises(
+        UnknownNameError,
+        match="unknown backend 'tensorrt'; valid backends: coreml, onnxruntime, reference, tensorflow, tflite",
+    ):
         edgekit.load(tiny_tflite, backend="tensorrt")
 
 
@@ -105,7 +110,9 @@ def test_model_without_metadata_loads_and_takes_a_contract(tiny_model, tmp_path)
             model.predict(np.zeros((16, 16, 3), np.uint8))
     with edgekit.load(plain, preprocessing=edgekit.Preprocessing(16), labels=["x", "y", "z"]) as model:
         assert model.predict(np.zeros((30, 30, 3), np.uint8)).label in ("x", "y", "z")
-    with pytest.raises(ContractError, match=r"takes input of shape \(16, 16, 3\) but its preprocessing produces \(32, 32, 3\)"):
+    with pytest.raises(
+        ContractError, match=r"takes input of shape \(16, 16, 3\) but its preprocessing produces \(32, 32, 3\)"
+    ):
         edgekit.load(plain, preprocessing=edgekit.Preprocessing(32))
 
 
@@ -118,11 +125,15 @@ def test_contradicting_the_embedded_contract_is_an_error(tiny_tflite):
         assert model.labels == ("a", "b", "c")
 
 
-@pytest.mark.parametrize("spec", [
-    edgekit.Preprocessing(16, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), scale=1 / 255),
-    edgekit.Preprocessing(16, color_order="bgr", scale=1 / 127.5, offset=-1),
-    edgekit.Preprocessing(16, layout="nchw"),
-], ids=["per-channel", "bgr-shared", "nchw"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        edgekit.Preprocessing(16, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), scale=1 / 255),
+        edgekit.Preprocessing(16, color_order="bgr", scale=1 / 127.5, offset=-1),
+        edgekit.Preprocessing(16, layout="nchw"),
+    ],
+    ids=["per-channel", "bgr-shared", "nchw"],
+)
 def test_float_models_take_pixels_through_an_exact_table(tiny_model, tmp_path, spec):
     """predict() on float models looks pixels up in a table built by normalize(): the same floats, one pass."""
     import tensorflow as tf
@@ -153,8 +164,11 @@ def test_run_filled_writes_the_input_in_place_and_survives_a_failed_fill(exporte
     with edgekit.load(exported.result(target).path) as model:
         spec = model.input_spec
         shape = (2, *spec.shape[1:])
-        feed = np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8).view(np.int8) if spec.dtype == np.int8 else \
-            np.random.default_rng(0).integers(0, 256, shape).astype(spec.dtype)
+        feed = (
+            np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8).view(np.int8)
+            if spec.dtype == np.int8
+            else np.random.default_rng(0).integers(0, 256, shape).astype(spec.dtype)
+        )
         expected = model.runtime.run([feed])[0]
 
         def failing(buffer):
@@ -163,7 +177,9 @@ def test_run_filled_writes_the_input_in_place_and_survives_a_failed_fill(exporte
         with pytest.raises(ValueError, match="camera frame went away") as caught:
             model.runtime.run_filled(shape, failing)
         # the caught traceback keeps run_filled's frame alive: it must not hold a view of the input memory
-        np.testing.assert_array_equal(model.runtime.run_filled(shape, lambda buffer: np.copyto(buffer, feed))[0], expected)
+        np.testing.assert_array_equal(
+            model.runtime.run_filled(shape, lambda buffer: np.copyto(buffer, feed))[0], expected
+        )
         assert caught.traceback
 
 
@@ -172,11 +188,12 @@ def test_predict_scores_are_run_scores_bit_for_bit(exported, dtype, zero_point):
     """predict() reads 8-bit scores from a table of dequantized values: exactly dequantize()'s float32."""
     from dataclasses import replace
 
-    from runtimes.base import QuantParams
     from runtimes.quantization import dequantize
 
     with edgekit.load(exported.result("tflite:int8").path) as model:
-        model.output_spec = replace(model.output_spec, dtype=np.dtype(dtype), quantization=QuantParams(0.0123, zero_point))
+        model.output_spec = replace(
+            model.output_spec, dtype=np.dtype(dtype), quantization=QuantParams(0.0123, zero_point)
+        )
         model._score_table = model._dequantized_codes()
         raw = np.random.default_rng(0).integers(0, 256, (5, 3)).astype(np.uint8).view(dtype)
         rows = model._score_rows(raw)
@@ -212,7 +229,9 @@ def test_interpreter_falls_back_in_order_and_names_the_extra(monkeypatch, tiny_t
         assert model.runtime.interpreter_module == "tensorflow.lite.python.interpreter"
         np.testing.assert_allclose(model.run(x), expected, atol=1e-6)
     missing.add("tensorflow.lite.python.interpreter")
-    with pytest.raises(MissingDependencyError, match=r'no TFLite interpreter is installed .* pip install "edgekit\[runtime\]"'):
+    with pytest.raises(
+        MissingDependencyError, match=r'no TFLite interpreter is installed .* pip install "edgekit\[runtime\]"'
+    ):
         tflite.interpreter_class()
 
 
@@ -223,8 +242,16 @@ def test_a_closed_model_says_so(tiny_tflite):
         model.run(np.zeros((1, 16, 16, 3), np.float32))
 
 
-@pytest.mark.parametrize("target, direct, shift", [
-    ("tflite:uint8", True, 0), ("tflite:int8", True, 128), ("tflite:fp32", False, None), ("onnx:int8", True, 0), ("onnx:fp32", False, None)])
+@pytest.mark.parametrize(
+    "target, direct, shift",
+    [
+        ("tflite:uint8", True, 0),
+        ("tflite:int8", True, 128),
+        ("tflite:fp32", False, None),
+        ("onnx:int8", True, 0),
+        ("onnx:fp32", False, None),
+    ],
+)
 def test_pixel_fast_path_gives_the_slow_path_result(exported, shapes_splits, target, direct, shift):
     """uint8/int8 inputs quantized exactly like the contract take camera pixels with no float round trip.
 
@@ -237,7 +264,10 @@ def test_pixel_fast_path_gives_the_slow_path_result(exported, shapes_splits, tar
         frames = [cv2.imread(source) for source in test.sources[:12]]
         fast = model.predict(frames, color="bgr")
         slow = model.run(np.concatenate([model.preprocess(frame, "bgr") for frame in frames]))
-        np.testing.assert_array_equal(np.array([[score for _, score in sorted(r.top_k, key=lambda t: model.labels.index(t[0]))] for r in fast]), slow)
+        np.testing.assert_array_equal(
+            np.array([[score for _, score in sorted(r.top_k, key=lambda t: model.labels.index(t[0]))] for r in fast]),
+            slow,
+        )
         big = [cv2.resize(frame, (640, 480)) for frame in frames[:4]]  # single frames: the reused-buffer path
         for frame in big + big[::-1]:
             single = model.predict(frame, color="bgr")

@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from needs import need_module
+
 import edgekit
 from runtimes.contract import ModelContract
 from runtimes.metadata.savedmodel import CONTRACT_ASSET
@@ -23,8 +23,9 @@ tf = need_module("tensorflow", extra="train")
 def classifier_savedmodel(trained, shapes_splits, tmp_path_factory):
     train, _, test = shapes_splits
     out = tmp_path_factory.mktemp("serving")
-    return edgekit.export(trained.model_path, ["savedmodel:fp32"], out_dir=out, calibration=train, check=test,
-                          progress=False), out
+    return edgekit.export(
+        trained.model_path, ["savedmodel:fp32"], out_dir=out, calibration=train, check=test, progress=False
+    ), out
 
 
 def _rgb(path: str) -> np.ndarray:
@@ -81,12 +82,19 @@ def test_the_contract_travels_in_the_assets_and_edgekit_loads_the_folder(classif
 
 
 def test_version_option_and_a_failed_export_leaves_nothing(trained, tmp_path, monkeypatch):
-    report = edgekit.export(trained.model_path, ["savedmodel:fp32"], out_dir=tmp_path / "a", progress=False,
-                            options={"savedmodel": {"version": 7}})
+    report = edgekit.export(
+        trained.model_path,
+        ["savedmodel:fp32"],
+        out_dir=tmp_path / "a",
+        progress=False,
+        options={"savedmodel": {"version": 7}},
+    )
     assert report.result("savedmodel:fp32").status == "unchecked"
     assert (tmp_path / "a" / "small_cnn" / "7" / "saved_model.pb").is_file()
     with pytest.raises(edgekit.EdgekitError, match=r"version.*integers >= 1"):
-        edgekit.export(trained.model_path, ["savedmodel:fp32"], out_dir=tmp_path / "b", options={"savedmodel": {"version": 0}})
+        edgekit.export(
+            trained.model_path, ["savedmodel:fp32"], out_dir=tmp_path / "b", options={"savedmodel": {"version": 0}}
+        )
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -101,8 +109,9 @@ def test_version_option_and_a_failed_export_leaves_nothing(trained, tmp_path, mo
 def test_a_detectors_serving_signature_gives_predicts_detections(trained_detector, tmp_path):
     """Boxes in the request image's pixels, after the threshold and NMS, as edgekit's predict gives them."""
     result, train, test = trained_detector
-    report = edgekit.export(result.model_path, ["savedmodel:fp32"], out_dir=tmp_path, calibration=train, check=test,
-                            progress=False)
+    report = edgekit.export(
+        result.model_path, ["savedmodel:fp32"], out_dir=tmp_path, calibration=train, check=test, progress=False
+    )
     exported = report.result("savedmodel:fp32")
     assert exported.status == "ok", exported.error
     assert exported.accuracy_delta == pytest.approx(0.0, abs=0.05)
@@ -127,8 +136,11 @@ def test_a_detectors_serving_signature_gives_predicts_detections(trained_detecto
                 resized += 1
                 for i in range(int(got["count"][0])):
                     box = got["boxes"][0, i].numpy()
-                    if int(got["classes"][0, i]) == detection.index and _iou(box, detection.box) >= 0.85 \
-                            and abs(float(got["scores"][0, i]) - detection.score) < 0.05:
+                    if (
+                        int(got["classes"][0, i]) == detection.index
+                        and _iou(box, detection.box) >= 0.85
+                        and abs(float(got["scores"][0, i]) - detection.score) < 0.05
+                    ):
                         matched += 1
                         break
     print(f"{exact} detections identical at the model's size; {matched} of {resized} matched on resized requests")
@@ -145,7 +157,8 @@ def _iou(a, b) -> float:
 
 @pytest.mark.parametrize("resize", ["stretch", "letterbox", "center_crop"])
 def test_the_graphs_resize_maps_like_the_runtime_and_lands_near_its_pixels(resize):
-    """converters.savedmodel.to_geometry: the box mapping is box_mapping's; the pixels within a level or two of OpenCV's."""
+    """converters.savedmodel.to_geometry: the box mapping is box_mapping's; the pixels within a level or two of
+    OpenCV's."""
     from converters.savedmodel import to_geometry
     from runtimes.contract import Preprocessing
     from runtimes.preprocess import box_mapping, prepare_pixels
@@ -154,11 +167,17 @@ def test_the_graphs_resize_maps_like_the_runtime_and_lands_near_its_pixels(resiz
     contract = ModelContract(spec, ("a", "b"))
     rng = np.random.default_rng(0)
     for height, width in ((48, 64), (90, 160), (200, 120), (37, 41)):
-        image = cv2.resize(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8), (width, height), interpolation=cv2.INTER_CUBIC)
+        image = cv2.resize(
+            rng.integers(0, 256, (6, 6, 3), dtype=np.uint8), (width, height), interpolation=cv2.INTER_CUBIC
+        )
         pixels, mapping = to_geometry(tf, tf.constant(image[None]), contract)
         expected = box_mapping((height, width), spec)
-        np.testing.assert_allclose(mapping.numpy(), [expected.scale_x, expected.scale_y, expected.offset_x, expected.offset_y],
-                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            mapping.numpy(),
+            [expected.scale_x, expected.scale_y, expected.offset_x, expected.offset_y],
+            rtol=1e-6,
+            atol=1e-6,
+        )
         reference = prepare_pixels(image, spec, "rgb")
         difference = np.abs(pixels.numpy()[0].astype(int) - reference.astype(int))
         assert pixels.shape == (1, 48, 64, 3)

@@ -12,8 +12,8 @@ import time
 import cv2
 import numpy as np
 import pytest
-
 from needs import need_module
+
 from runtimes import open_model
 from runtimes.serving import Limits, start
 from runtimes.serving.rest import RequestError, parse_predict
@@ -33,8 +33,10 @@ def _png(image: np.ndarray) -> str:
 def images():
     """Six smooth random RGB images of assorted sizes."""
     rng = np.random.default_rng(3)
-    return [cv2.resize(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
-            for h, w in ((16, 16), (24, 32), (48, 40), (16, 16), (100, 60), (20, 20))]
+    return [
+        cv2.resize(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
+        for h, w in ((16, 16), (24, 32), (48, 40), (16, 16), (100, 60), (20, 20))
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -52,32 +54,49 @@ def client(server):
 def _expected(path, images):
     with open_model(path) as model:
         labels, task = model.labels, model.task
-        return [task.serving_prediction(model.predict(image, **task.serving_options(labels)), labels, {}) for image in images]
+        return [
+            task.serving_prediction(model.predict(image, **task.serving_options(labels)), labels, {})
+            for image in images
+        ]
 
 
 def test_row_and_columnar_requests_give_model_predict_answers(client, tiny_artifacts, images):
     expected = _expected(tiny_artifacts["tflite_int8"], images)
-    rows = client.post("/v1/models/tiny:predict", json={"instances": [{"b64": _png(cv2.cvtColor(i, cv2.COLOR_RGB2BGR))}
-                                                                       for i in images]})
+    rows = client.post(
+        "/v1/models/tiny:predict",
+        json={"instances": [{"b64": _png(cv2.cvtColor(i, cv2.COLOR_RGB2BGR))} for i in images]},
+    )
     assert rows.status_code == 200, rows.text
     assert rows.json()["predictions"] == expected
-    named = client.post("/v1/models/tiny/versions/1:predict",
-                        json={"signature_name": "serving_default", "instances": [{"images": image.tolist()} for image in images[:1]]})
+    named = client.post(
+        "/v1/models/tiny/versions/1:predict",
+        json={"signature_name": "serving_default", "instances": [{"images": image.tolist()} for image in images[:1]]},
+    )
     assert named.json()["predictions"] == expected[:1]
-    columnar = client.post("/v1/models/tiny:predict", json={"inputs": {"images": [images[0].tolist(), images[3].tolist()]}})
-    assert columnar.json()["outputs"] == {"scores": [expected[0]["scores"], expected[3]["scores"]],
-                                          "label_id": [expected[0]["label_id"], expected[3]["label_id"]],
-                                          "label": [expected[0]["label"], expected[3]["label"]]}
+    columnar = client.post(
+        "/v1/models/tiny:predict", json={"inputs": {"images": [images[0].tolist(), images[3].tolist()]}}
+    )
+    assert columnar.json()["outputs"] == {
+        "scores": [expected[0]["scores"], expected[3]["scores"]],
+        "label_id": [expected[0]["label_id"], expected[3]["label_id"]],
+        "label": [expected[0]["label"], expected[3]["label"]],
+    }
 
 
 def test_status_metadata_and_health(client):
-    assert client.get("/v1/models/tiny").json() == {"model_version_status": [
-        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    assert client.get("/v1/models/tiny").json() == {
+        "model_version_status": [
+            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
     metadata = client.get("/v1/models/tiny/metadata").json()
     signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert signature["inputs"]["images"]["dtype"] == "DT_UINT8"
     assert {name: out["dtype"] for name, out in signature["outputs"].items()} == {
-        "scores": "DT_FLOAT", "label_id": "DT_INT32", "label": "DT_STRING"}
+        "scores": "DT_FLOAT",
+        "label_id": "DT_INT32",
+        "label": "DT_STRING",
+    }
     assert metadata["edgekit_contract"]["labels"] == ["a", "b", "c"]
     assert client.get("/healthz").json() == {"status": "ok", "model": "tiny", "backend": "tflite", "live": None}
 
@@ -123,7 +142,9 @@ def test_caps_give_413(tiny_artifacts, images):
             for body, message in cases:
                 response = c.post("/v1/models/capped:predict", content=body.encode())
                 assert response.status_code == 413 and message in response.json()["error"], (message, response.text)
-            assert c.post("/v1/models/capped:predict", json={"instances": [{"b64": _png(images[0])}]}).status_code == 200
+            assert (
+                c.post("/v1/models/capped:predict", json={"instances": [{"b64": _png(images[0])}]}).status_code == 200
+            )
 
 
 def test_the_token_is_needed_on_every_path_and_nothing_else_is_choosable(server):
@@ -134,7 +155,10 @@ def test_the_token_is_needed_on_every_path_and_nothing_else_is_choosable(server)
     for path in ("/healthz", "/v1/models/tiny", "/stream.mjpg"):  # the query string is no way in, but for the page
         assert httpx.get(server.url + f"{path}?token={TOKEN}").status_code == 401, path
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
-        assert c.get("/v1/models/other").status_code == 404 and "Latest(other)" in c.get("/v1/models/other").json()["error"]
+        assert (
+            c.get("/v1/models/other").status_code == 404
+            and "Latest(other)" in c.get("/v1/models/other").json()["error"]
+        )
         assert c.get("/v1/models/tiny/versions/2").status_code == 404
         assert c.get("/v1/models/tiny:predict").status_code == 405
         assert c.get("/v1/models/../../etc/passwd").status_code == 404
@@ -172,7 +196,8 @@ class FakeCamera:
 
 
 def test_a_stalled_viewer_holds_up_neither_the_camera_loop_nor_other_viewers_and_stop_releases_the_camera(
-        tiny_artifacts, monkeypatch):
+    tiny_artifacts, monkeypatch
+):
     import runtimes.sources
     from runtimes.sources import LiveSource
 

@@ -13,12 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import caches
 import cv2
 import numpy as np
 import pytest
-
-import caches
 from needs import missing, need_module
+
 from runtimes import open_model
 from runtimes.serving import start
 
@@ -48,11 +48,14 @@ def serving_api():
 
 
 def _to_rest(request, tf) -> dict:
-    """A PredictRequest message as TF Serving's REST JSON (columnar): string tensors as {"b64": ...}, numbers as lists."""
+    """A PredictRequest message as TF Serving's REST JSON (columnar): string tensors as {"b64": ...}, numbers as
+    lists."""
     inputs = {}
     for name, proto in request.inputs.items():
         array = tf.make_ndarray(proto)
-        inputs[name] = [{"b64": base64.b64encode(v).decode()} for v in array.ravel()] if array.dtype == object else array.tolist()
+        inputs[name] = (
+            [{"b64": base64.b64encode(v).decode()} for v in array.ravel()] if array.dtype == object else array.tolist()
+        )
     return {"signature_name": request.model_spec.signature_name, "inputs": inputs}
 
 
@@ -76,12 +79,16 @@ def test_a_tf_serving_client_gets_model_predicts_answers(serving_api, exported, 
         labels = model.labels
     with start(path, port=0) as server:
         name = httpx.get(server.url + "/healthz").json()["model"]
-        for tensor in (tf.make_tensor_proto(rgb),  # pixels (DT_UINT8)
-                       tf.make_tensor_proto(np.array([open(f, "rb").read() for f in files], dtype=object))):  # encoded
+        for tensor in (
+            tf.make_tensor_proto(rgb),  # pixels (DT_UINT8)
+            tf.make_tensor_proto(np.array([open(f, "rb").read() for f in files], dtype=object)),
+        ):  # encoded
             request = predict_pb2.PredictRequest()
             request.model_spec.name, request.model_spec.signature_name = name, "serving_default"
             request.inputs["images"].CopyFrom(tensor)
-            answer = httpx.post(f"{server.url}/v1/models/{request.model_spec.name}:predict", json=_to_rest(request, tf), timeout=60)
+            answer = httpx.post(
+                f"{server.url}/v1/models/{request.model_spec.name}:predict", json=_to_rest(request, tf), timeout=60
+            )
             assert answer.status_code == 200, answer.text
             response = _from_rest(answer.json(), predict_pb2, tf)
             scores = tf.make_ndarray(response.outputs["scores"])
@@ -121,7 +128,8 @@ with sync_playwright() as p:
     time.sleep(0.5)
     live.screenshot(path=out + "/live_2.png")
     page.screenshot(path=out + "/serve_live_page.png")
-    size = page.evaluate("[document.getElementById('live').naturalWidth, document.getElementById('live').naturalHeight]")
+    size = page.evaluate("[document.getElementById('live').naturalWidth,
+    document.getElementById('live').naturalHeight]")
     print(json.dumps({"stats": [first, page.text_content("#stats")], "size": size,
                       "detections": max(len(r.get("detections", [])) for r in records)}))
     browser.close()
@@ -129,15 +137,23 @@ with sync_playwright() as p:
 
 
 @pytest.mark.slow
-def test_the_live_page_in_a_headless_browser_shows_changing_annotated_frames(browser_site, detector_exported, tracking_clip,
-                                                                               tmp_path):
+def test_the_live_page_in_a_headless_browser_shows_changing_annotated_frames(
+    browser_site, detector_exported, tracking_clip, tmp_path
+):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     script = tmp_path / "browse.py"
     script.write_text(BROWSE)
-    with start(detector_exported.result("tflite:fp32").path, source=str(tracking_clip.path), port=0, token="page-token") as server:
+    with start(
+        detector_exported.result("tflite:fp32").path, source=str(tracking_clip.path), port=0, token="page-token"
+    ) as server:
         env = {**os.environ, "PYTHONPATH": str(browser_site)}
-        done = subprocess.run([sys.executable, str(script), f"{server.url}/?token=page-token", str(ARTIFACTS),
-                               shutil.which("chromium")], capture_output=True, text=True, timeout=180, env=env)
+        done = subprocess.run(
+            [sys.executable, str(script), f"{server.url}/?token=page-token", str(ARTIFACTS), shutil.which("chromium")],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+        )
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"live page: {seen}; screenshots in {ARTIFACTS}")
@@ -148,5 +164,7 @@ def test_the_live_page_in_a_headless_browser_shows_changing_annotated_frames(bro
     assert one is not None and two is not None and one.shape == two.shape
     assert np.abs(one.astype(int) - two.astype(int)).mean() > 1.0  # the picture moved
     height, width = one.shape[:2]
-    corner = one[: height // 4, : width // 2]  # the overlay's text box (white text on black) sits in the top-left corner
+    corner = one[
+        : height // 4, : width // 2
+    ]  # the overlay's text box (white text on black) sits in the top-left corner
     assert (corner.max(axis=2) < 40).mean() > 0.4 and (corner.min(axis=2) > 180).mean() > 0.01

@@ -21,7 +21,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-
 from needs import need_module
 from serve_process import ROOT, free_port, served
 
@@ -37,7 +36,9 @@ MB = 1024  # /proc figures are in kB
 @pytest.fixture(scope="module")
 def server(tiny_artifacts, tmp_path_factory):
     """The tiny int8 classifier served with a fake camera, no token (loopback), and deadlines of 1.5 s."""
-    with served(tiny_artifacts["tflite_int8"], tmp_path_factory.mktemp("serve"), limits=SHORT, source="camera") as running:
+    with served(
+        tiny_artifacts["tflite_int8"], tmp_path_factory.mktemp("serve"), limits=SHORT, source="camera"
+    ) as running:
         yield running
 
 
@@ -111,7 +112,9 @@ def test_slow_headers_stalled_bodies_and_idle_sockets_are_closed_at_their_deadli
 
     stalled = _connect(server)
     started = time.monotonic()
-    stalled.sendall(f"POST {PREDICT} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Length: 100000\r\n\r\n{{\"inst".encode())
+    stalled.sendall(
+        f'POST {PREDICT} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Length: 100000\r\n\r\n{{"inst'.encode()
+    )
     answer = _answer(stalled)
     assert answer.startswith(b"HTTP/1.1 408 ") and b"request body not received within 1.5 s" in answer, answer[:200]
     assert 1.3 < time.monotonic() - started < 4.5
@@ -133,8 +136,10 @@ def test_image_bombs_are_refused_from_their_headers_before_any_decode(server, ti
     sof = small.index(b"\xff\xc0")
     stray = bytearray(small[:app0_end] + b"\x00" + small[app0_end:])  # one stray byte after APP0, which libjpeg skips
     sof += 1
-    stray[sof + 5:sof + 9] = (12000).to_bytes(2, "big") * 2  # SOF0: 12000 x 12000
-    webp = cv2.imencode(".webp", np.full((10000, 10000, 3), (40, 90, 200), np.uint8), [cv2.IMWRITE_WEBP_QUALITY, 101])[1]
+    stray[sof + 5 : sof + 9] = (12000).to_bytes(2, "big") * 2  # SOF0: 12000 x 12000
+    webp = cv2.imencode(".webp", np.full((10000, 10000, 3), (40, 90, 200), np.uint8), [cv2.IMWRITE_WEBP_QUALITY, 101])[
+        1
+    ]
     png = bytearray(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
     png[16:24] = (30000).to_bytes(4, "big") * 2
     assert len(stray) < 1000 and len(webp) < 8000
@@ -148,7 +153,8 @@ def test_image_bombs_are_refused_from_their_headers_before_any_decode(server, ti
 
 
 def test_memory_is_bounded_by_the_request_and_global_budgets(server):
-    """32 images at the pixel cap, 16 MB of nested-list pixels and 20 stalled uploads: refused or held to their budgets."""
+    """32 images at the pixel cap, 16 MB of nested-list pixels and 20 stalled uploads: refused or held to their
+    budgets."""
     before = server.status("VmHWM")
     cap = cv2.imencode(".jpg", np.full((4096, 4096, 3), 90, np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 30])[1].tobytes()
     many = json.dumps({"instances": [{"b64": base64.b64encode(cap).decode()}] * 32}).encode()
@@ -163,7 +169,9 @@ def test_memory_is_bounded_by_the_request_and_global_budgets(server):
     uploads = []
     for _ in range(20):  # each announces 16 MB, sends 1 MB and stalls
         upload = _connect(server, timeout=10)
-        upload.sendall(f"POST {PREDICT} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Length: {16 << 20}\r\n\r\n".encode())
+        upload.sendall(
+            f"POST {PREDICT} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Length: {16 << 20}\r\n\r\n".encode()
+        )
         upload.sendall(b"{" + b" " * ((1 << 20) - 1))
         uploads.append(upload)
     time.sleep(0.5)
@@ -175,10 +183,13 @@ def test_memory_is_bounded_by_the_request_and_global_budgets(server):
 
 
 def test_healthz_and_the_live_stream_stay_responsive_during_the_heaviest_requests(server):
-    """A request at the pixel cap (one 4096x4096 JPEG) and one at the JSON value cap, each twice, while /healthz is asked
+    """A request at the pixel cap (one 4096x4096 JPEG) and one at the JSON value cap, each twice, while /healthz is
+    asked
     every 20 ms and a viewer reads the MJPEG stream: what they add to /healthz and to the gaps between frames."""
     rng = np.random.default_rng(0)
-    jpeg = cv2.imencode(".jpg", cv2.resize(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (4096, 4096)))[1].tobytes()
+    jpeg = cv2.imencode(".jpg", cv2.resize(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (4096, 4096)))[
+        1
+    ].tobytes()
     side = 250  # 250 x 250 x 3 numbers and 62,751 lists: under the 262,144 JSON values a request may hold
     lists = json.dumps({"instances": [rng.integers(0, 256, (side, side, 3)).tolist()]}).encode()
     heavy = [_b64(jpeg), lists]
@@ -206,7 +217,10 @@ def test_healthz_and_the_live_stream_stay_responsive_during_the_heaviest_request
 
     def measure(requests: list[bytes]) -> tuple[list[float], list[float], float]:
         stop, latencies, gaps = threading.Event(), [], []
-        threads = [threading.Thread(target=sample, args=(stop, latencies)), threading.Thread(target=watch, args=(stop, gaps))]
+        threads = [
+            threading.Thread(target=sample, args=(stop, latencies)),
+            threading.Thread(target=watch, args=(stop, gaps)),
+        ]
         for thread in threads:
             thread.start()
         time.sleep(0.5)
@@ -225,9 +239,12 @@ def test_healthz_and_the_live_stream_stay_responsive_during_the_heaviest_request
     latencies, gaps, busy = measure(heavy * 2)
     added = float(np.percentile(latencies, 95) - np.median(idle_latencies))
     gap_added = float(np.percentile(gaps, 95) - np.median(idle_gaps))
-    print(f"\nheaviest requests {busy * 1000:.0f} ms; /healthz idle p50 {np.median(idle_latencies):.1f} ms, during p50 "
-          f"{np.median(latencies):.1f} p95 {np.percentile(latencies, 95):.1f} max {max(latencies):.1f} ms; stream gaps idle "
-          f"p50 {np.median(idle_gaps):.1f} ms, during p95 {np.percentile(gaps, 95):.1f} max {max(gaps):.1f} ms")
+    print(
+        f"\nheaviest requests {busy * 1000:.0f} ms; /healthz idle p50 {np.median(idle_latencies):.1f} ms, during p50 "
+        f"{np.median(latencies):.1f} p95 {np.percentile(latencies, 95):.1f} max {max(latencies):.1f} ms; stream gaps "
+        "idle "
+        f"p50 {np.median(idle_gaps):.1f} ms, during p95 {np.percentile(gaps, 95):.1f} max {max(gaps):.1f} ms"
+    )
     assert busy > 0.3 and len(latencies) >= 5  # the requests were heavy enough to sample during
     assert added < 100, latencies
     assert gap_added < 100, gaps
@@ -236,8 +253,12 @@ def test_healthz_and_the_live_stream_stay_responsive_during_the_heaviest_request
 def test_a_low_file_descriptor_limit_refuses_new_connections_not_open_ones(tiny_artifacts, tmp_path):
     """At 64 descriptors, 60 idle sockets: the ones past the cap get 503 at once, a client already connected keeps being
     answered, and once the idle ones time out new clients are served again."""
-    with served(tiny_artifacts["tflite_int8"], tmp_path, limits={"header_timeout_s": 2.0, "keep_alive_timeout_s": 10.0},
-                nofile=64) as running:
+    with served(
+        tiny_artifacts["tflite_int8"],
+        tmp_path,
+        limits={"header_timeout_s": 2.0, "keep_alive_timeout_s": 10.0},
+        nofile=64,
+    ) as running:
         kept = http.client.HTTPConnection(running.host, running.port, timeout=10)
         assert _get(running, "/healthz", kept)[0] == 200
         idle = [_connect(running) for _ in range(60)]
@@ -262,7 +283,9 @@ def test_a_low_file_descriptor_limit_refuses_new_connections_not_open_ones(tiny_
 
 def test_sigterm_with_a_hung_camera_answers_every_request_and_exits_0(tiny_artifacts, tmp_path):
     rng = np.random.default_rng(1)
-    jpeg = cv2.imencode(".jpg", cv2.resize(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), (4000, 3000)))[1].tobytes()
+    jpeg = cv2.imencode(".jpg", cv2.resize(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), (4000, 3000)))[
+        1
+    ].tobytes()
     with served(tiny_artifacts["tflite_int8"], tmp_path, source="hung-camera") as running:
         time.sleep(1.0)  # the camera has hung by now
         answers: list = []
@@ -300,7 +323,11 @@ def test_sigterm_releases_a_working_camera_and_exits_0(tiny_artifacts, tmp_path)
 
 def test_the_command_line_sets_opencvs_own_cap_and_refuses_unsafe_starts(tiny_artifacts, tmp_path):
     model = str(tiny_artifacts["tflite_int8"])
-    env = {key: value for key, value in os.environ.items() if key not in ("EDGEKIT_SERVE_TOKEN", "OPENCV_IO_MAX_IMAGE_PIXELS")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("EDGEKIT_SERVE_TOKEN", "OPENCV_IO_MAX_IMAGE_PIXELS")
+    }
     command = [sys.executable, "-m", "runtimes.serving", model]
     refusals = [
         ([*command, "--host", "0.0.0.0"], env, "refusing to serve on 0.0.0.0 without a token"),
@@ -313,8 +340,14 @@ def test_the_command_line_sets_opencvs_own_cap_and_refuses_unsafe_starts(tiny_ar
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=ROOT, env=environment)
         assert done.returncode == 2 and message in done.stderr, (argv, done.stderr[-1000:])
     port = free_port()
-    process = subprocess.Popen([*command, "--port", str(port), "--max-megapixels", "2"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [*command, "--port", str(port), "--max-megapixels", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -328,12 +361,22 @@ def test_the_command_line_sets_opencvs_own_cap_and_refuses_unsafe_starts(tiny_ar
                 time.sleep(0.2)
         environment = open(f"/proc/{process.pid}/environ", "rb").read().split(b"\0")
         assert b"OPENCV_IO_MAX_IMAGE_PIXELS=2000000" in environment
-        probe = subprocess.run([sys.executable, "-c", "import cv2, numpy as np\n"
-                                "data = cv2.imencode('.png', np.zeros((1500, 1500, 3), np.uint8))[1]\n"
-                                "try:\n    print(cv2.imdecode(data, cv2.IMREAD_COLOR) is None)\n"
-                                "except cv2.error as exc:\n    print('CV_IO_MAX_IMAGE_PIXELS' in str(exc))"],
-                               capture_output=True, text=True, env={**env, "OPENCV_IO_MAX_IMAGE_PIXELS": "2000000"})
-        assert probe.stdout.strip() == "True", probe.stderr  # OpenCV itself refuses 2.25 MP under that cap: the backstop
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import cv2, numpy as np\n"
+                "data = cv2.imencode('.png', np.zeros((1500, 1500, 3), np.uint8))[1]\n"
+                "try:\n    print(cv2.imdecode(data, cv2.IMREAD_COLOR) is None)\n"
+                "except cv2.error as exc:\n    print('CV_IO_MAX_IMAGE_PIXELS' in str(exc))",
+            ],
+            capture_output=True,
+            text=True,
+            env={**env, "OPENCV_IO_MAX_IMAGE_PIXELS": "2000000"},
+        )
+        assert probe.stdout.strip() == "True", (
+            probe.stderr
+        )  # OpenCV itself refuses 2.25 MP under that cap: the backstop
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
         assert process.returncode == 0 and "edgekit serve stopped" in output, output[-2000:]
@@ -356,7 +399,9 @@ def test_a_kept_alive_connection_serves_the_next_request_after_an_early_413(serv
     assert answer.startswith(b"HTTP/1.1 413 ") and b"over the 16777216 byte limit" in answer, answer[:200]
     connection.sendall(body)
     image = json.dumps({"instances": [[[[0, 0, 0]]]]}).encode()
-    connection.sendall(f"POST {PREDICT} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(image)}\r\n\r\n".encode() + image)
+    connection.sendall(
+        f"POST {PREDICT} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(image)}\r\n\r\n".encode() + image
+    )
     received = b""
     while b'"predictions"' not in received:
         chunk = connection.recv(65536)

@@ -1,4 +1,5 @@
-"""edgekit serve's checks one by one over HTTP (the parser's own cases: test_serve_requests): every malformed input a 4xx
+"""edgekit serve's checks one by one over HTTP (the parser's own cases: test_serve_requests): every malformed input a
+4xx
 naming the problem, the live page that echoes nothing, Host and Origin checks, where the token is taken, the starts it
 refuses, HEAD wherever GET works, camera URLs masked, video files paced, and the bundle's token install."""
 
@@ -15,9 +16,10 @@ import time
 import cv2
 import numpy as np
 import pytest
-
-from encoded import b64 as _b64, encoded as _encoded
+from encoded import b64 as _b64
+from encoded import encoded as _encoded
 from needs import missing, need_module
+
 from runtimes.serving import Limits, ServeConfigError, check_exposure, start
 
 httpx = need_module("httpx", extra="dev")
@@ -31,21 +33,40 @@ TOKEN = "a-long-enough-test-token-0123456789"
 MALFORMED = [
     (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deep"),
     (b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "nested too deep"),
-    (json.dumps({"instances": [[[[10 ** 400, 0, 0]]]]}).encode(), 400, "numbers in 0..255"),
-    (b'{"instances": [[[[' + b"9" * 5000 + b', 0, 0]]]]}', 400, "malformed JSON"),
+    (json.dumps({"instances": [[[[10**400, 0, 0]]]]}).encode(), 400, "numbers in 0..255"),
+    (b'{"instances": [[[[' + b"9" * 5000 + b", 0, 0]]]]}", 400, "malformed JSON"),
     (b'{"instances": [[[[1e400, 0, 0]]]]}', 400, "numbers in 0..255"),
     (b'{"instances": [[[["x", 0, 0]]]]}', 400, "non-numbers"),
     (b"\xff\xfe{}", 400, "malformed JSON"),
     (json.dumps({"instances": [{"b64": _b64(b"BM" + bytes(60))}]}).encode(), 415, "not a JPEG, PNG or WebP"),
-    (json.dumps({"instances": [{"b64": _b64(b"\x59\xa6\x6a\x95" + bytes(40))}]}).encode(), 415, "not a JPEG, PNG or WebP"),
-    (json.dumps({"instances": [{"b64": _b64(b"\xff\xd8\xff\xe0\x00\x01")}]}).encode(), 400, "marker segment of length 1"),
-    (json.dumps({"instances": [{"b64": _b64(b"\x89PNG\r\n\x1a\n" + bytes(30))}]}).encode(), 400, "first chunk is not IHDR"),
-    (json.dumps({"instances": [{"b64": _b64(b"RIFF\x00\x00\x00\x00WEBPVP8 \x04\x00\x00\x00abcd")}]}).encode(), 400,
-     "cut short or malformed"),
+    (
+        json.dumps({"instances": [{"b64": _b64(b"\x59\xa6\x6a\x95" + bytes(40))}]}).encode(),
+        415,
+        "not a JPEG, PNG or WebP",
+    ),
+    (
+        json.dumps({"instances": [{"b64": _b64(b"\xff\xd8\xff\xe0\x00\x01")}]}).encode(),
+        400,
+        "marker segment of length 1",
+    ),
+    (
+        json.dumps({"instances": [{"b64": _b64(b"\x89PNG\r\n\x1a\n" + bytes(30))}]}).encode(),
+        400,
+        "first chunk is not IHDR",
+    ),
+    (
+        json.dumps({"instances": [{"b64": _b64(b"RIFF\x00\x00\x00\x00WEBPVP8 \x04\x00\x00\x00abcd")}]}).encode(),
+        400,
+        "cut short or malformed",
+    ),
     (json.dumps({"instances": [{"b64": "QUJD"}]}).encode(), 415, "not a JPEG"),
     (json.dumps({"instances": [{"b64": _b64(_encoded(".jpg", 20, 20)[:200])}]}).encode(), 400, "damaged JPEG"),
     (json.dumps({"instances": [{"b64": _b64(_encoded(".png", 20, 20)[:60])}]}).encode(), 400, "damaged PNG"),
-    (json.dumps({"signature_name": {"a": [1] * 1000}, "instances": []}).encode(), 400, "unknown signature_name {'a': [1, 1,"),
+    (
+        json.dumps({"signature_name": {"a": [1] * 1000}, "instances": []}).encode(),
+        400,
+        "unknown signature_name {'a': [1, 1,",
+    ),
     (json.dumps({"instances": [[[[0, 0, 0]] * 300] * 300]}).encode(), 413, "JSON values"),
 ]
 
@@ -65,6 +86,7 @@ def test_every_malformed_input_is_a_4xx_naming_the_problem(open_server, body, st
 
 
 # -- the page, Host, Origin, the token ---------------------------------------------------------------------------------
+
 
 def test_the_live_page_echoes_nothing_and_sends_the_security_headers(open_server):
     attack = '/?token="><script>alert(1)</script>&name=<img src=x onerror=alert(2)>'
@@ -93,11 +115,17 @@ def test_without_a_token_only_loopback_hosts_and_same_origin_browsers_are_answer
     for host in (f"evil.example:{port}", "127.0.0.1", f"127.0.0.1:{int(port) + 1}", f"rebind.attacker.test:{port}"):
         refused = httpx.get(open_server.url + "/healthz", headers={"Host": host})
         assert refused.status_code == 421 and "loopback only without a token" in refused.json()["error"], host
-    csrf = httpx.post(open_server.url + "/v1/models/tiny:predict", content=b'{"instances": [[[[0, 0, 0]]]]}',
-                      headers={"Origin": "http://evil.example", "Content-Type": "text/plain"})
+    csrf = httpx.post(
+        open_server.url + "/v1/models/tiny:predict",
+        content=b'{"instances": [[[[0, 0, 0]]]]}',
+        headers={"Origin": "http://evil.example", "Content-Type": "text/plain"},
+    )
     assert csrf.status_code == 403 and "cross-origin request from 'http://evil.example' refused" in csrf.json()["error"]
-    same = httpx.post(open_server.url + "/v1/models/tiny:predict", content=b'{"instances": [[[[0, 0, 0]]]]}',
-                      headers={"Origin": f"http://127.0.0.1:{port}"})
+    same = httpx.post(
+        open_server.url + "/v1/models/tiny:predict",
+        content=b'{"instances": [[[[0, 0, 0]]]]}',
+        headers={"Origin": f"http://127.0.0.1:{port}"},
+    )
     assert same.status_code == 200, same.text
 
 
@@ -105,9 +133,11 @@ def test_the_token_is_a_header_the_page_swaps_for_a_cookie_and_never_a_query_on_
     import runtimes.sources
     from runtimes.sources import ArraySource
 
-    frames = (np.full((48, 64, 3), i % 255, np.uint8) for i in range(10 ** 6))
+    frames = (np.full((48, 64, 3), i % 255, np.uint8) for i in range(10**6))
     monkeypatch.setattr(runtimes.sources, "open_source", lambda spec: ArraySource(frames))
-    with start(tiny_artifacts["tflite_fp32"], source="frames", port=0, token=TOKEN, name="tiny", realtime_files=False) as running:
+    with start(
+        tiny_artifacts["tflite_fp32"], source="frames", port=0, token=TOKEN, name="tiny", realtime_files=False
+    ) as running:
         url = running.url
         for path in ("/healthz", "/v1/models/tiny", "/v1/models/tiny/metadata", "/frame.jpg", "/results"):
             assert httpx.get(f"{url}{path}?token={TOKEN}").status_code == 401, path
@@ -116,7 +146,9 @@ def test_the_token_is_a_header_the_page_swaps_for_a_cookie_and_never_a_query_on_
         assert swapped.status_code == 303 and swapped.headers["location"] == "/"
         cookie = swapped.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
-        with httpx.Client(base_url=url, cookies={"edgekit_live": cookie.split(";")[0].split("=", 1)[1]}, timeout=10) as browser:
+        with httpx.Client(
+            base_url=url, cookies={"edgekit_live": cookie.split(";")[0].split("=", 1)[1]}, timeout=10
+        ) as browser:
             assert browser.get("/").status_code == 200
             time.sleep(0.5)
             assert browser.get("/frame.jpg").status_code == 200
@@ -145,17 +177,27 @@ def test_unsafe_starts_are_refused():
 
 # -- HEAD, masked URLs, paced files ------------------------------------------------------------------------------------
 
+
 def test_head_answers_wherever_get_does_and_ends(tiny_artifacts, monkeypatch):
     import runtimes.sources
     from runtimes.sources import ArraySource
 
-    frames = (np.full((48, 64, 3), i % 255, np.uint8) for i in range(10 ** 6))
+    frames = (np.full((48, 64, 3), i % 255, np.uint8) for i in range(10**6))
     monkeypatch.setattr(runtimes.sources, "open_source", lambda spec: ArraySource(frames))
     with start(tiny_artifacts["tflite_fp32"], source="frames", port=0, name="tiny", realtime_files=False) as running:
         time.sleep(0.5)
         with httpx.Client(base_url=running.url, timeout=5) as client:
-            for path in ("/", "/healthz", "/stream.mjpg", "/results", "/frame.jpg", "/v1/models/tiny",
-                         "/v1/models/tiny/metadata", "/v1/models/other", "/nowhere"):
+            for path in (
+                "/",
+                "/healthz",
+                "/stream.mjpg",
+                "/results",
+                "/frame.jpg",
+                "/v1/models/tiny",
+                "/v1/models/tiny/metadata",
+                "/v1/models/other",
+                "/nowhere",
+            ):
                 head = client.head(path)
                 if path in ("/stream.mjpg", "/results"):
                     expected = 200
@@ -166,7 +208,10 @@ def test_head_answers_wherever_get_does_and_ends(tiny_artifacts, monkeypatch):
 
 def test_camera_urls_are_shown_with_credentials_masked(tiny_artifacts, caplog):
     source = "rtsp://admin:hunter2@127.0.0.1:9/stream"  # the discard port: nothing listens
-    with caplog.at_level("WARNING", logger="edgekit.serve"), start(tiny_artifacts["tflite_fp32"], source=source, port=0) as running:
+    with (
+        caplog.at_level("WARNING", logger="edgekit.serve"),
+        start(tiny_artifacts["tflite_fp32"], source=source, port=0) as running,
+    ):
         deadline = time.monotonic() + 20
         while running.feed.error is None and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -190,6 +235,7 @@ def test_a_video_file_plays_at_its_own_frame_rate(tiny_artifacts, tmp_path):
 
 # -- the bundle's token ------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def serve_bundle(tiny_artifacts, tmp_path_factory):
     from edgekit.deploy import rpi
@@ -204,12 +250,20 @@ def _install(folder, tmp_path, python3: str) -> subprocess.CompletedProcess:
     fake = bin_dir / "python3"
     fake.write_text("#!/bin/bash\n" + python3)
     fake.chmod(0o755)
-    return subprocess.run(["bash", str(folder / "install.sh")], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    return subprocess.run(
+        ["bash", str(folder / "install.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )
 
 
-FAKE_VENV = ('if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then mkdir -p .venv/bin; printf "#!/bin/sh\\nexit 0\\n" > .venv/bin/python;'
-             ' chmod +x .venv/bin/python; exit 0; fi\n')
+FAKE_VENV = (
+    'if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then mkdir -p .venv/bin; printf "#!/bin/sh\\nexit 0\\n" > '
+    ".venv/bin/python;"
+    " chmod +x .venv/bin/python; exit 0; fi\n"
+)
 
 
 def test_install_stops_when_the_token_cannot_be_made_and_never_prints_it(serve_bundle, tmp_path):
@@ -234,7 +288,9 @@ def test_install_stops_when_the_token_cannot_be_made_and_never_prints_it(serve_b
     assert again.returncode == 0 and env_file.read_text().strip().endswith(token)
 
 
-# -- what waits, and for how long ---------------------------------------------------------------------------------------
+# -- what waits, and for how long
+# ---------------------------------------------------------------------------------------
+
 
 def test_predictions_past_the_in_flight_cap_wait_then_get_503(tiny_artifacts):
     import socket
@@ -243,7 +299,9 @@ def test_predictions_past_the_in_flight_cap_wait_then_get_503(tiny_artifacts):
     with start(tiny_artifacts["tflite_fp32"], port=0, name="tiny", limits=limits) as running:
         host, port = running.url.removeprefix("http://").split(":")
         holder = socket.create_connection((host, int(port)))  # takes the one slot and sends its body slowly
-        holder.sendall(f"POST /v1/models/tiny:predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 100\r\n\r\n{{".encode())
+        holder.sendall(
+            f"POST /v1/models/tiny:predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 100\r\n\r\n{{".encode()
+        )
         time.sleep(0.2)
         started = time.monotonic()
         waited = httpx.post(running.url + "/v1/models/tiny:predict", json={"instances": [[[[0, 0, 0]]]]}, timeout=10)
@@ -251,7 +309,9 @@ def test_predictions_past_the_in_flight_cap_wait_then_get_503(tiny_artifacts):
         assert waited.headers["retry-after"] == "1" and 0.4 < time.monotonic() - started < 3
         holder.close()
         time.sleep(0.3)
-        assert httpx.post(running.url + "/v1/models/tiny:predict", json={"instances": [[[[0, 0, 0]]]]}).status_code == 200
+        assert (
+            httpx.post(running.url + "/v1/models/tiny:predict", json={"instances": [[[[0, 0, 0]]]]}).status_code == 200
+        )
 
 
 def test_the_global_pixel_budget_makes_requests_wait_and_gives_up_at_its_deadline():

@@ -74,7 +74,9 @@ def test_shared_savedmodel_gives_the_same_tflite_models(tiny_model, tiny_contrac
         with shared_work() if shared else _nothing():
             for mode in ("fp32", "dynamic", "int8"):
                 path = tmp_path / f"{shared}_{mode}.tflite"
-                convert_tflite(tiny_model, path, MODES[mode], contract=tiny_contract, calibration=tiny_calibration, progress=False)
+                convert_tflite(
+                    tiny_model, path, MODES[mode], contract=tiny_contract, calibration=tiny_calibration, progress=False
+                )
                 with edgekit.load(path) as model:
                     scores[shared, mode] = model.run(x)
     for mode in ("fp32", "dynamic", "int8"):
@@ -90,8 +92,9 @@ def test_a_second_export_sees_weights_changed_since_the_first(tiny_contract, tin
     x = tiny_calibration.samples[:4]
     runs = []
     for step in range(2):
-        report = edgekit.export(model, ["tflite:fp32", "onnx:fp32"], contract=tiny_contract, out_dir=tmp_path / str(step),
-                                progress=False)
+        report = edgekit.export(
+            model, ["tflite:fp32", "onnx:fp32"], contract=tiny_contract, out_dir=tmp_path / str(step), progress=False
+        )
         for result in report.results:
             with edgekit.load(result.path) as loaded:
                 np.testing.assert_allclose(loaded.run(x), np.asarray(model(x)), atol=1e-5)

@@ -59,7 +59,8 @@ def test_video_delivers_every_frame_in_order_and_ends_at_eof(tmp_path, suffix):
 
 
 def test_closing_a_video_from_another_thread_waits_for_the_read_in_flight(tmp_path):
-    """A live server stops its stream from the request thread; freeing OpenCV's decoder under a read aborted the process."""
+    """A live server stops its stream from the request thread; freeing OpenCV's decoder under a read aborted the
+    process."""
     source = open_source(_write_video(tmp_path / "clip.avi"))
     decoder, events = source.capture, []
 
@@ -119,7 +120,9 @@ def test_sources_that_cannot_open_are_named(spec, message):
 
 
 def test_picamera2_missing_says_how_to_install():
-    with pytest.raises(SourceError, match="picamera2 is not importable .*apt install python3-picamera2.*--system-site-packages"):
+    with pytest.raises(
+        SourceError, match="picamera2 is not importable .*apt install python3-picamera2.*--system-site-packages"
+    ):
         open_source("picamera2")
 
 

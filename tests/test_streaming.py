@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import edgekit
-from edgekit.training.architectures import ARCHITECTURES
-from edgekit.errors import DatasetError, TrainingError
 from edgekit.data.image_streaming import StreamingImageDataset
+from edgekit.errors import DatasetError, TrainingError
+from edgekit.training.architectures import ARCHITECTURES
 from runtimes.preprocess import preprocess
 
 SPEC = ARCHITECTURES.get("small_cnn").preprocessing(edgekit.Preprocessing(48))
@@ -67,18 +67,24 @@ def test_corrupt_files_are_skipped_and_counted_across_splits(folder_with_corrupt
     assert streamed.class_counts() == {"circle": 120, "square": 120, "triangle": 120}
     assert sum(len(split.load()) for split in (train, val, test)) == 360
     calibration = train.sample(50, seed=1)
-    assert isinstance(calibration, edgekit.ImageDataset) and len(calibration) <= 50 and calibration.pixels.shape[1:] == (48, 48, 3)
+    assert (
+        isinstance(calibration, edgekit.ImageDataset)
+        and len(calibration) <= 50
+        and calibration.pixels.shape[1:] == (48, 48, 3)
+    )
 
 
-def test_every_training_input_has_the_autotuner_off_and_in_memory_batches_reshuffle_per_epoch(folder_with_corrupt_files):
+def test_every_training_input_has_the_autotuner_off_and_in_memory_batches_reshuffle_per_epoch(
+    folder_with_corrupt_files,
+):
     """Keras deletes each epoch's iterator, which waited up to 18 s for tf.data's sleeping autotuner: every
     pipeline edgekit hands to fit has it off. In-memory batches (a seeded generator) cover every image once an
     epoch, in a new order each epoch, the same for the same seed."""
-    from edgekit.training.detection import _batches as detection_batches
-    from edgekit.training.detector import DETECTORS
     from edgekit.data.detection import load_detection
     from edgekit.datasets import make_shapes_detection
     from edgekit.training.classification import _batches as classification_batches
+    from edgekit.training.detection import _batches as detection_batches
+    from edgekit.training.detector import DETECTORS
 
     streamed = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream=True)
     in_memory = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream=False)
@@ -90,8 +96,9 @@ def test_every_training_input_has_the_autotuner_off_and_in_memory_batches_reshuf
         "in memory": classification_batches(in_memory, SPEC, 32, train=True, seed=3),
         "distributed": classification_batches(in_memory, SPEC, 32, train=True, seed=3, distributed=True),
         "detection": detection_batches(scenes, detector_spec, 4, train=True, seed=0)[0],
-        "detection streamed": detection_batches(load_detection(scene_root, image_size=64, stream=True), detector_spec, 4,
-                                                train=True, seed=0)[0],
+        "detection streamed": detection_batches(
+            load_detection(scene_root, image_size=64, stream=True), detector_spec, 4, train=True, seed=0
+        )[0],
     }
     for name, data in inputs.items():
         assert data.options().autotune.enabled is False, name
@@ -106,8 +113,9 @@ def test_every_training_input_has_the_autotuner_off_and_in_memory_batches_reshuf
     assert not np.array_equal(first, second)  # reshuffled
     again = classification_batches(in_memory, SPEC, 32, train=True, seed=3)
     np.testing.assert_array_equal(epoch_targets(again), first)
-    np.testing.assert_array_equal(epoch_targets(classification_batches(in_memory, SPEC, 32, train=False, seed=3)),
-                                  in_memory.targets)  # evaluation keeps the dataset's order
+    np.testing.assert_array_equal(
+        epoch_targets(classification_batches(in_memory, SPEC, 32, train=False, seed=3)), in_memory.targets
+    )  # evaluation keeps the dataset's order
 
 
 def test_auto_streams_past_the_memory_threshold_and_says_so(folder_with_corrupt_files, monkeypatch, caplog):
@@ -144,7 +152,8 @@ def test_the_cache_holds_decoded_pixels_so_epoch_two_decodes_nothing(folder_with
 
 @pytest.fixture(scope="module")
 def dark_and_light(tmp_path_factory):
-    """Noise images, dark (0..110) or light (145..255): a small CNN separates them in a few epochs. One file is corrupt."""
+    """Noise images, dark (0..110) or light (145..255): a small CNN separates them in a few epochs. One file is
+    corrupt."""
     import cv2
 
     root = tmp_path_factory.mktemp("dark-light")
@@ -160,17 +169,21 @@ def dark_and_light(tmp_path_factory):
 def test_training_and_export_take_streamed_splits(dark_and_light, tmp_path):
     """small_cnn trains on streamed splits (shuffled, flipped), and export calibrates and checks on streamed splits."""
     train, val, test = edgekit.ImageFolder(dark_and_light, image_size=32, stream=True).split(val=0.2, test=0.2, seed=0)
-    result = edgekit.train(train, val, "small_cnn", test=test, epochs=6, learning_rate=3e-3, out_dir=tmp_path / "train",
-                           verbose=0)
+    result = edgekit.train(
+        train, val, "small_cnn", test=test, epochs=6, learning_rate=3e-3, out_dir=tmp_path / "train", verbose=0
+    )
     assert len(result.history["val_loss"]) == result.metrics["epochs_run"] >= 3
     assert result.metrics["accuracy"]["test"] >= 0.95, result.metrics["accuracy"]
     assert [s.path.rsplit("/", 1)[-1] for s in train.skipped] == ["zz_truncated.png"]
-    report = edgekit.export(result.model_path, ["tflite:int8"], calibration=train, check=test, out_dir=tmp_path / "export",
-                            progress=False)
+    report = edgekit.export(
+        result.model_path, ["tflite:int8"], calibration=train, check=test, out_dir=tmp_path / "export", progress=False
+    )
     assert report.check_samples == len(test.load())  # the readable ones
     assert report.result("tflite:int8").status == "ok" and report.result("tflite:int8").accuracy >= 0.95
     with pytest.raises(TrainingError, match="distill.*stream=False"):
-        edgekit.train(train, val, "small_cnn", epochs=1, teacher=result.model_path, out_dir=tmp_path / "student", verbose=0)
+        edgekit.train(
+            train, val, "small_cnn", epochs=1, teacher=result.model_path, out_dir=tmp_path / "student", verbose=0
+        )
 
 
 def _edgekit(*args, env=None, timeout=600):
@@ -178,8 +191,13 @@ def _edgekit(*args, env=None, timeout=600):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "edgekit.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "edgekit.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.mark.parametrize("stream", ["no", "yes"])
@@ -187,15 +205,38 @@ def test_mirrored_training_on_two_logical_cpus_learns_and_writes_the_usual_files
     """--devices 2 on a machine without GPUs: MirroredStrategy over two logical CPU devices (its own process: devices
     are fixed when TensorFlow starts), the same accuracy band as one device, the same files."""
     out = tmp_path / "mirrored"
-    done = _edgekit("train", dark_and_light, "--image-size", 32, "--epochs", 6, "--lr", 3e-3, "--val", 0.2, "--test", 0.2,
-                    "--devices", 2, "--stream", stream, "--out", out)
+    done = _edgekit(
+        "train",
+        dark_and_light,
+        "--image-size",
+        32,
+        "--epochs",
+        6,
+        "--lr",
+        3e-3,
+        "--val",
+        0.2,
+        "--test",
+        0.2,
+        "--devices",
+        2,
+        "--stream",
+        stream,
+        "--out",
+        out,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "MirroredStrategy" in done.stderr and "2 logical CPU devices" in done.stderr
-    test_accuracy = float(next(line for line in done.stdout.splitlines() if "test accuracy" in line).split()[-1].rstrip("%"))
+    test_accuracy = float(
+        next(line for line in done.stdout.splitlines() if "test accuracy" in line).split()[-1].rstrip("%")
+    )
     assert test_accuracy >= 95.0, done.stdout
     assert sorted(p.name for p in out.iterdir()) == ["confusion.png", "history.png", "metrics.json", "model.keras"]
-    with edgekit.load(edgekit.export(out / "model.keras", ["tflite:fp32"], out_dir=tmp_path / "export",
-                                     progress=False).result("tflite:fp32").path) as model:
+    with edgekit.load(
+        edgekit.export(out / "model.keras", ["tflite:fp32"], out_dir=tmp_path / "export", progress=False)
+        .result("tflite:fp32")
+        .path
+    ) as model:
         assert model.predict(np.full((40, 40, 3), 230, np.uint8)).label == "light"
         assert model.predict(np.full((40, 40, 3), 20, np.uint8)).label == "dark"
 
@@ -226,22 +267,50 @@ def test_two_workers_on_localhost_train_together_and_only_the_chief_writes(dark_
     workers = []
     try:
         for index in range(2):
-            config = {"cluster": {"worker": [f"localhost:{port}" for port in ports]}, "task": {"type": "worker", "index": index}}
-            workers.append(subprocess.Popen(
-                [sys.executable, "-m", "edgekit.cli", "train", str(dark_and_light), "--image-size", "32", "--epochs", "6",
-                 "--lr", "3e-3", "--val", "0.2", "--test", "0.2", "--out", str(out)],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TF_CONFIG": json.dumps(config)}))
+            config = {
+                "cluster": {"worker": [f"localhost:{port}" for port in ports]},
+                "task": {"type": "worker", "index": index},
+            }
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "edgekit.cli",
+                        "train",
+                        str(dark_and_light),
+                        "--image-size",
+                        "32",
+                        "--epochs",
+                        "6",
+                        "--lr",
+                        "3e-3",
+                        "--val",
+                        "0.2",
+                        "--test",
+                        "0.2",
+                        "--out",
+                        str(out),
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env={**os.environ, "TF_CONFIG": json.dumps(config)},
+                )
+            )
         logs = [worker.communicate(timeout=600) for worker in workers]
     finally:
         for worker in workers:
             worker.kill()
             worker.wait()
-    for worker, (stdout, stderr) in zip(workers, logs):
+    for worker, (_stdout, stderr) in zip(workers, logs):
         assert worker.returncode == 0, stderr[-3000:]
         assert "training on 2 workers (TF_CONFIG) with MultiWorkerMirroredStrategy" in stderr
     epochs = [[line.split("(")[0] for line in stderr.splitlines() if line.startswith("epoch ")] for _, stderr in logs]
     assert epochs[0] and epochs[0] == epochs[1]  # one synchronous run: the same losses on both workers
-    chief_accuracy = float(next(line for line in logs[0][0].splitlines() if "test accuracy" in line).split()[-1].rstrip("%"))
+    chief_accuracy = float(
+        next(line for line in logs[0][0].splitlines() if "test accuracy" in line).split()[-1].rstrip("%")
+    )
     assert chief_accuracy >= 95.0, logs[0][0]
     assert sorted(p.name for p in out.iterdir()) == ["confusion.png", "history.png", "metrics.json", "model.keras"]
     assert str(out) in logs[0][0] and str(out) not in logs[1][0]  # worker 1 wrote to a scratch folder, since removed

@@ -38,10 +38,14 @@ def two_output_model():
     return k.Model(inputs, [scores, boxes])
 
 
-def test_a_third_party_file_with_standard_metadata_loads_with_its_labels_and_normalization(plain_tflite, tiny_model, tmp_path):
+def test_a_third_party_file_with_standard_metadata_loads_with_its_labels_and_normalization(
+    plain_tflite, tiny_model, tmp_path
+):
     spec = Preprocessing(16, mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 1.0))  # per-channel: mean/std on raw pixels
     path = tmp_path / "third_party.tflite"
-    path.write_bytes(with_standard_metadata(plain_tflite, ModelContract(spec, ("cat", "dog", "bird"), model_name="pets")))
+    path.write_bytes(
+        with_standard_metadata(plain_tflite, ModelContract(spec, ("cat", "dog", "bird"), model_name="pets"))
+    )
     image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     reference = np.asarray(tiny_model(((image[None] / 255.0 - (0.5, 0.25, 0.0)) / (0.5, 0.25, 1.0)).astype(np.float32)))
     with edgekit.load(path) as model:
@@ -54,7 +58,9 @@ def test_a_third_party_file_with_standard_metadata_loads_with_its_labels_and_nor
 
 
 def test_writing_the_contract_keeps_standard_metadata_and_associated_files(plain_tflite, tiny_contract):
-    other = ModelContract(Preprocessing(16, scale=1 / 127.5, offset=-1.0), ("x", "y", "z"), model_name="from another tool")
+    other = ModelContract(
+        Preprocessing(16, scale=1 / 127.5, offset=-1.0), ("x", "y", "z"), model_name="from another tool"
+    )
     with_standard = with_standard_metadata(plain_tflite, other)
     rewritten = write_metadata(with_standard, tiny_contract.to_signed_json().encode())
     assert associated_files(rewritten) == {"labels.txt": b"x\ny\nz\n"}
@@ -98,8 +104,8 @@ def test_run_all_returns_every_output_and_predict_names_them(two_output_model, t
 
 
 def test_a_custom_op_is_named_not_called_corrupt(plain_tflite, tmp_path):
-    from ai_edge_litert import schema_py_generated as schema
     import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
 
     tree = schema.ModelT.InitFromPackedBuf(bytearray(plain_tflite), 0)
     code = tree.operatorCodes[0]
@@ -109,7 +115,9 @@ def test_a_custom_op_is_named_not_called_corrupt(plain_tflite, tmp_path):
     builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
     path = tmp_path / "custom.tflite"
     path.write_bytes(bytes(builder.Output()))
-    with pytest.raises(ModelLoadError, match="valid TFLite model, but it needs the custom op 'Landmarks2TransformMatrix'") as error:
+    with pytest.raises(
+        ModelLoadError, match="valid TFLite model, but it needs the custom op 'Landmarks2TransformMatrix'"
+    ) as error:
         edgekit.load(path, preprocessing=Preprocessing(16))
     assert "corrupt" not in str(error.value)
 
@@ -154,13 +162,16 @@ def test_plain_onnxruntime_fed_from_the_metadata_alone_gives_edgekits_top1(expor
     assert answers == ours
 
 
-@pytest.mark.parametrize("spec, io_dtype, expected", [
-    (Preprocessing(16), "float32", "MediaPipe Tasks: reads it"),
-    (Preprocessing(16), "uint8", "MediaPipe Tasks: reads it"),
-    (Preprocessing(16), "int8", "MediaPipe Tasks: refuses it (int8 input tensor"),
-    (Preprocessing(16, color_order="bgr"), "float32", "MediaPipe Tasks: would mis-read it: BGR colour order"),
-    (Preprocessing(16, resize="letterbox"), "float32", "MediaPipe Tasks: would mis-read it: letterbox resize"),
-])
+@pytest.mark.parametrize(
+    "spec, io_dtype, expected",
+    [
+        (Preprocessing(16), "float32", "MediaPipe Tasks: reads it"),
+        (Preprocessing(16), "uint8", "MediaPipe Tasks: reads it"),
+        (Preprocessing(16), "int8", "MediaPipe Tasks: refuses it (int8 input tensor"),
+        (Preprocessing(16, color_order="bgr"), "float32", "MediaPipe Tasks: would mis-read it: BGR colour order"),
+        (Preprocessing(16, resize="letterbox"), "float32", "MediaPipe Tasks: would mis-read it: letterbox resize"),
+    ],
+)
 def test_the_report_says_which_consumers_read_each_tflite_artifact(spec, io_dtype, expected):
     from converters.base import ConversionConfig, Quantization
     from converters.tflite import consumer_notes
@@ -168,4 +179,6 @@ def test_the_report_says_which_consumers_read_each_tflite_artifact(spec, io_dtyp
     config = ConversionConfig(Quantization.INT8 if io_dtype != "float32" else Quantization.FLOAT32, io_dtype=io_dtype)
     notes = consumer_notes(ModelContract(spec, ("a", "b", "c")), config)
     assert notes[0].startswith(expected)
-    assert any("LiteRT alone" in note for note in notes) == (spec.color_order.value == "bgr" or spec.resize.value != "stretch")
+    assert any("LiteRT alone" in note for note in notes) == (
+        spec.color_order.value == "bgr" or spec.resize.value != "stretch"
+    )

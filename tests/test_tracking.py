@@ -3,7 +3,6 @@ false positives), then end to end on a generated video through a trained detecto
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
@@ -13,7 +12,9 @@ from runtimes.tracking import LineCounter, Tracker, TrackerOptions, parse_line
 
 
 def _frame(objects: list[tuple[str, int, float, tuple[float, float, float, float]]]) -> Detections:
-    return Detections(tuple(Detection(label, index, score, box) for label, index, score, box in objects), 1.0, 0.1, (200, 300))
+    return Detections(
+        tuple(Detection(label, index, score, box) for label, index, score, box in objects), 1.0, 0.1, (200, 300)
+    )
 
 
 def _box(cx: float, cy: float, side: float = 30.0) -> tuple[float, float, float, float]:
@@ -34,7 +35,13 @@ def test_ids_persist_through_motion_misses_and_a_crossing():
             objects.append(("square", 1, 0.7, _box(150, 180)))  # a one-frame false positive
         result = tracker.update(_frame(objects), score_threshold=0.3)
         for d in result:
-            lane = "a" if abs((d.box[1] + d.box[3]) / 2 - 80) < 5 else "b" if abs((d.box[1] + d.box[3]) / 2 - 112) < 5 else "fp"
+            lane = (
+                "a"
+                if abs((d.box[1] + d.box[3]) / 2 - 80) < 5
+                else "b"
+                if abs((d.box[1] + d.box[3]) / 2 - 112) < 5
+                else "fp"
+            )
             if f == 0:
                 assert d.track_id is None  # not confirmed yet
             elif lane != "fp":
@@ -50,7 +57,9 @@ def test_a_weak_detection_continues_a_track_but_never_starts_one():
     for f in range(3):
         result = tracker.update(_frame([("circle", 0, 0.9, _box(50 + 5 * f, 50))]), score_threshold=0.5)
     assert result.track_ids == [1]
-    dim = tracker.update(_frame([("circle", 0, 0.2, _box(65, 50)), ("circle", 0, 0.2, _box(200, 150))]), score_threshold=0.5)
+    dim = tracker.update(
+        _frame([("circle", 0, 0.2, _box(65, 50)), ("circle", 0, 0.2, _box(200, 150))]), score_threshold=0.5
+    )
     assert [(d.track_id, d.box[0]) for d in dim] == [(1, 50.0)]  # the stray weak one is dropped, not a new track
 
 
@@ -77,8 +86,15 @@ def test_one_object_found_under_two_classes_is_one_track():
     """Class-aware NMS keeps a circle and a square box on the same object: only the better one is tracked."""
     tracker = Tracker()
     for f in range(4):
-        result = tracker.update(_frame([("circle", 0, 0.8, _box(50 + 3 * f, 50)), ("square", 1, 0.6, _box(51 + 3 * f, 50)),
-                                        ("square", 1, 0.7, _box(150, 150))]))
+        result = tracker.update(
+            _frame(
+                [
+                    ("circle", 0, 0.8, _box(50 + 3 * f, 50)),
+                    ("square", 1, 0.6, _box(51 + 3 * f, 50)),
+                    ("square", 1, 0.7, _box(150, 150)),
+                ]
+            )
+        )
     assert sorted(d.label for d in result) == ["circle", "square"] and sorted(result.track_ids) == [1, 2]
     assert tracker.active == 2
 
@@ -88,11 +104,22 @@ def test_line_counter_counts_each_crossing_track_once_with_its_direction():
     frames = []
     for f in range(30):
         jitter = 150 + (3 if f % 2 else -3)  # a third object dithers on the line: it counts once
-        frames.append(_frame([("circle", 0, 0.9, _box(20 + 10 * f, 40)), ("square", 1, 0.9, _box(290 - 10 * f, 100)),
-                              ("triangle", 2, 0.9, _box(jitter if f > 15 else 20 + 8 * f, 160))]))
-    for f, frame in enumerate(frames):
-        frame = Detections(tuple(Detection(d.label, d.index, d.score, d.box, track_id=i + 1) for i, d in enumerate(frame)),
-                           1.0, 0.1, (200, 300))
+        frames.append(
+            _frame(
+                [
+                    ("circle", 0, 0.9, _box(20 + 10 * f, 40)),
+                    ("square", 1, 0.9, _box(290 - 10 * f, 100)),
+                    ("triangle", 2, 0.9, _box(jitter if f > 15 else 20 + 8 * f, 160)),
+                ]
+            )
+        )
+    for frame in frames:
+        frame = Detections(
+            tuple(Detection(d.label, d.index, d.score, d.box, track_id=i + 1) for i, d in enumerate(frame)),
+            1.0,
+            0.1,
+            (200, 300),
+        )
         counts = counter.update(frame)
     assert counts.to_dict() == {"in": 1, "out": 2, "total": 3, "by_label": {"circle": 1, "square": 1, "triangle": 1}}
     assert str(counts) == "crossed: 3 (in 1, out 2)"
@@ -112,6 +139,7 @@ def test_invalid_tracker_options_are_refused():
 
 
 # -- end to end: a trained detector on a generated video with known paths ------------------------
+
 
 def _ids_per_object(results, clip, settle: int = 3) -> tuple[list[set], list[int]]:
     """For each true object: the track ids of the detections that overlap its box (IoU >= 0.3) after the first

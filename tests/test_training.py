@@ -21,7 +21,9 @@ def test_training_writes_model_metrics_and_plots(trained):
     for stats in metrics["per_class"].values():
         assert 0.0 <= stats["precision"] <= 1.0 and 0.0 <= stats["recall"] <= 1.0 and stats["support"] == 60
     assert np.sum(metrics["confusion"]) == 180
-    assert len(metrics["history"]["loss"]) == metrics["epochs_run"] and 1 <= metrics["best_epoch"] <= metrics["epochs_run"]
+    assert (
+        len(metrics["history"]["loss"]) == metrics["epochs_run"] and 1 <= metrics["best_epoch"] <= metrics["epochs_run"]
+    )
     for plot in ("history.png", "confusion.png"):
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
 
@@ -57,7 +59,7 @@ def test_from_scratch_every_residual_block_starts_as_the_identity(arch):
     probe = k.Model(model.input, [tensor for add in adds for tensor in (*add.input, add.output)])
     values = probe(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32), training=False)
     for index in range(len(adds)):
-        first, second, total = (np.asarray(v) for v in values[3 * index: 3 * index + 3])
+        first, second, total = (np.asarray(v) for v in values[3 * index : 3 * index + 3])
         branch, shortcut = (first, second) if not first.any() else (second, first)
         assert not branch.any() and shortcut.any(), adds[index].name
         np.testing.assert_array_equal(total, shortcut)
@@ -84,7 +86,9 @@ def test_user_model_and_keras_file_can_be_trained(tiny_splits, tmp_path):
     train, val = tiny_splits
     inputs = k.Input((32, 32, 3))
     outputs = k.layers.Dense(3, activation="softmax")(k.layers.GlobalAveragePooling2D()(k.layers.Conv2D(4, 3)(inputs)))
-    first = edgekit.train(train, val, k.Model(inputs, outputs, name="mine"), epochs=1, out_dir=tmp_path / "a", verbose=0)
+    first = edgekit.train(
+        train, val, k.Model(inputs, outputs, name="mine"), epochs=1, out_dir=tmp_path / "a", verbose=0
+    )
     assert first.contract.model_name == "mine" and first.preprocessing.scale == pytest.approx(1 / 255)
     again = edgekit.train(train, val, str(first.model_path), epochs=1, out_dir=tmp_path / "b", verbose=0)
     assert again.contract.preprocessing == first.contract.preprocessing
@@ -94,7 +98,9 @@ def test_training_misuse_is_named(tiny_splits, tmp_path):
     from edgekit._tf import keras
 
     train, val = tiny_splits
-    with pytest.raises(UnknownNameError, match="unknown architecture 'resnet9'; valid architectures: efficientnetb0, mobilenetv2"):
+    with pytest.raises(
+        UnknownNameError, match="unknown architecture 'resnet9'; valid architectures: efficientnetb0, mobilenetv2"
+    ):
         edgekit.train(train, val, "resnet9", out_dir=tmp_path)
     with pytest.raises(TrainingError, match="weights='imagenet' would download at run time"):
         edgekit.train(train, val, "mobilenetv2", weights="imagenet", out_dir=tmp_path)
@@ -107,14 +113,19 @@ def test_training_misuse_is_named(tiny_splits, tmp_path):
     with pytest.raises(TrainingError, match="model outputs 5 scores but the dataset has 3 classes"):
         edgekit.train(train, val, wrong, out_dir=tmp_path)
     small = k.Sequential([k.Input((16, 16, 3)), k.layers.Flatten(), k.layers.Dense(3, activation="softmax")])
-    with pytest.raises(TrainingError, match=r"model input shape \(16, 16, 3\) does not match the dataset images \(32, 32, 3\)"):
+    with pytest.raises(
+        TrainingError, match=r"model input shape \(16, 16, 3\) does not match the dataset images \(32, 32, 3\)"
+    ):
         edgekit.train(train, val, small, out_dir=tmp_path)
     gray = edgekit.ImageFolder(train.sources[0].rsplit("/", 2)[0], image_size=32, color_order="gray")
     with pytest.raises(TrainingError, match="mobilenetv2 takes 3-channel images"):
         edgekit.train(gray, gray, "mobilenetv2", out_dir=tmp_path)
 
 
-BACKBONES = {"mobilenetv2": ("MobileNetV2", {}), "mobilenetv3small": ("MobileNetV3Small", {"include_preprocessing": False})}
+BACKBONES = {
+    "mobilenetv2": ("MobileNetV2", {}),
+    "mobilenetv3small": ("MobileNetV3Small", {"include_preprocessing": False}),
+}
 
 
 @pytest.mark.parametrize("weights_format", ["weights.h5", "legacy-h5"])
@@ -129,7 +140,9 @@ def test_mobilenets_normalize_inside_and_load_a_local_backbone_weights_file(arch
 
     k = keras()
     name, options = BACKBONES[arch]
-    plain = getattr(k.applications, name)(input_shape=(64, 64, 3), include_top=False, weights=None, pooling="avg", **options)
+    plain = getattr(k.applications, name)(
+        input_shape=(64, 64, 3), include_top=False, weights=None, pooling="avg", **options
+    )
     path = tmp_path / ("backbone.weights.h5" if weights_format == "weights.h5" else "backbone_no_top.h5")
     if weights_format == "weights.h5":
         plain.save_weights(path)

@@ -107,10 +107,12 @@ class DetectionData:
             carry_test -= n_test
             carry_val -= n_val
             parts[2].extend(members[:n_test])
-            parts[1].extend(members[n_test:n_test + n_val])
-            parts[0].extend(members[n_test + n_val:])
+            parts[1].extend(members[n_test : n_test + n_val])
+            parts[0].extend(members[n_test + n_val :])
         if not parts[0]:
-            raise DatasetError(f"the split leaves no training image ({len(self)} images); add images or lower the fractions")
+            raise DatasetError(
+                f"the split leaves no training image ({len(self)} images); add images or lower the fractions"
+            )
         return tuple(self.subset(np.sort(p)) for p in parts)  # type: ignore[return-value]
 
     def sample(self, count: int, seed: int = 0) -> "DetectionDataset":
@@ -149,8 +151,15 @@ class DetectionDataset(DetectionData):
     def subset(self, indices: Sequence[int] | np.ndarray) -> "DetectionDataset":
         indices = np.asarray(indices, dtype=np.int64)
         return DetectionDataset(
-            self.pixels[indices], [self.boxes[i] for i in indices], [self.classes[i] for i in indices],
-            self.source_sizes[indices], self.labels, self.geometry, tuple(self.sources[i] for i in indices), self.skipped)
+            self.pixels[indices],
+            [self.boxes[i] for i in indices],
+            [self.classes[i] for i in indices],
+            self.source_sizes[indices],
+            self.labels,
+            self.geometry,
+            tuple(self.sources[i] for i in indices),
+            self.skipped,
+        )
 
 
 def _decoded(dataset: DetectionData) -> DetectionDataset:
@@ -159,6 +168,7 @@ def _decoded(dataset: DetectionData) -> DetectionDataset:
 
 
 # -- reading ----------------------------------------------------------------------------------
+
 
 @dataclass
 class _Record:
@@ -187,7 +197,9 @@ class _Reader:
         self.skip(where, UNKNOWN_CLASS, f"{value} (valid: 0..{len(self.labels) - 1})")
         return False
 
-    def build(self, records: Iterable[_Record], stream: bool | str = False, cache_dir: Path | None = None) -> DetectionData:
+    def build(
+        self, records: Iterable[_Record], stream: bool | str = False, cache_dir: Path | None = None
+    ) -> DetectionData:
         """The dataset of `records`: decoded now, or (`stream`) listed with their sizes read from the file headers."""
         records = list(records)
         stream = _streams(stream, len(records), self.geometry, self.root)
@@ -223,19 +235,44 @@ class _Reader:
             sources.append(str(record.image))
         if self.skipped:
             counts = Counter(s.reason.split(":")[0] for s in self.skipped)
-            log.warning("skipped %d record(s) in %s: %s (first: %s: %s)", len(self.skipped), self.root,
-                        ", ".join(f"{n} {reason}" for reason, n in counts.items()), self.skipped[0].path, self.skipped[0].reason)
+            log.warning(
+                "skipped %d record(s) in %s: %s (first: %s: %s)",
+                len(self.skipped),
+                self.root,
+                ", ".join(f"{n} {reason}" for reason, n in counts.items()),
+                self.skipped[0].path,
+                self.skipped[0].reason,
+            )
         if not sources:
-            raise DatasetError(f"no usable image in {self.root} ({len(self.skipped)} record(s) skipped"
-                               + (f", first: {self.skipped[0].path}: {self.skipped[0].reason}" if self.skipped else "") + ")")
+            raise DatasetError(
+                f"no usable image in {self.root} ({len(self.skipped)} record(s) skipped"
+                + (f", first: {self.skipped[0].path}: {self.skipped[0].reason}" if self.skipped else "")
+                + ")"
+            )
         source_sizes = np.asarray(sizes, np.int64).reshape(-1, 2)
         if stream:
             from edgekit.data.detection_streaming import StreamingDetectionDataset
 
-            return StreamingDetectionDataset(tuple(sources), boxes, classes, source_sizes, self.labels, self.geometry,
-                                             tuple(self.skipped), cache_dir=cache_dir)
-        return DetectionDataset(np.stack(pixels), boxes, classes, source_sizes, self.labels, self.geometry,
-                                tuple(sources), tuple(self.skipped))
+            return StreamingDetectionDataset(
+                tuple(sources),
+                boxes,
+                classes,
+                source_sizes,
+                self.labels,
+                self.geometry,
+                tuple(self.skipped),
+                cache_dir=cache_dir,
+            )
+        return DetectionDataset(
+            np.stack(pixels),
+            boxes,
+            classes,
+            source_sizes,
+            self.labels,
+            self.geometry,
+            tuple(sources),
+            tuple(self.skipped),
+        )
 
     def _checked_box(self, box: list[float], width: int, height: int, where: str) -> list[float] | None:
         x0, y0, x1, y1 = box
@@ -297,7 +334,7 @@ def _names_without_yaml(text: str) -> list[str] | dict[int, str] | None:
             return [item.strip().strip("'\"") for item in inline.strip("[]").split(",") if item.strip()]
         items: dict[int, str] = {}
         listed: list[str] = []
-        for follow in lines[i + 1:]:
+        for follow in lines[i + 1 :]:
             if follow and not follow[0].isspace():
                 break
             entry = follow.strip()
@@ -310,12 +347,19 @@ def _names_without_yaml(text: str) -> list[str] | dict[int, str] | None:
     return None
 
 
-def read_yolo(root: Path, geometry: Preprocessing, labels: Sequence[str] | None = None, stream: bool | str = False,
-              cache_dir: Path | None = None) -> DetectionData:
+def read_yolo(
+    root: Path,
+    geometry: Preprocessing,
+    labels: Sequence[str] | None = None,
+    stream: bool | str = False,
+    cache_dir: Path | None = None,
+) -> DetectionData:
     """`root/images/**` with `root/labels/**` .txt files of `class cx cy w h` (normalized) lines."""
     names = list(labels) if labels is not None else _yolo_names(root)
     if names is None:
-        raise DatasetError(f"no class names for {root}: add data.yaml with `names:` or classes.txt, or pass labels=[...]")
+        raise DatasetError(
+            f"no class names for {root}: add data.yaml with `names:` or classes.txt, or pass labels=[...]"
+        )
     images_dir, labels_dir = root / "images", root / "labels"
     if not images_dir.is_dir():
         raise DatasetError(f"{root} has no images/ folder: a YOLO dataset is images/ plus labels/ (one .txt per image)")
@@ -344,7 +388,9 @@ def read_yolo(root: Path, geometry: Preprocessing, labels: Sequence[str] | None 
                     reader.skip(where, MALFORMED_LINE, f"{line.strip()[:60]!r} (want: class cx cy w h)")
                     continue
                 if reader.check_class(cls, where):
-                    record.boxes.append([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height])
+                    record.boxes.append(
+                        [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
+                    )
                     record.classes.append(cls)
                     record.where.append(where)
         records.append(record)
@@ -375,15 +421,22 @@ def _image_size(path: Path) -> tuple[int, int] | None:
     return (height, width) if width > 0 and height > 0 else None
 
 
-def read_coco(annotations: Path, geometry: Preprocessing, images_dir: Path | None = None, stream: bool | str = False,
-              cache_dir: Path | None = None) -> DetectionData:
+def read_coco(
+    annotations: Path,
+    geometry: Preprocessing,
+    images_dir: Path | None = None,
+    stream: bool | str = False,
+    cache_dir: Path | None = None,
+) -> DetectionData:
     """A COCO instances JSON: images, annotations (bbox x y w h in pixels) and categories."""
     try:
         data = json.loads(annotations.read_text())
         images, anns, categories = data["images"], data.get("annotations", []), data["categories"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f"{annotations} is not a COCO instances file ({type(exc).__name__}: {exc}); "
-                           "it needs 'images', 'annotations' and 'categories'") from None
+        raise DatasetError(
+            f"{annotations} is not a COCO instances file ({type(exc).__name__}: {exc}); "
+            "it needs 'images', 'annotations' and 'categories'"
+        ) from None
     try:
         ordered = sorted(categories, key=lambda c: int(c["id"]))
         index_of = {int(c["id"]): i for i, c in enumerate(ordered)}
@@ -419,8 +472,13 @@ def read_coco(annotations: Path, geometry: Preprocessing, images_dir: Path | Non
     return reader.build(records.values(), stream, cache_dir)
 
 
-def read_voc(root: Path, geometry: Preprocessing, labels: Sequence[str] | None = None, stream: bool | str = False,
-             cache_dir: Path | None = None) -> DetectionData:
+def read_voc(
+    root: Path,
+    geometry: Preprocessing,
+    labels: Sequence[str] | None = None,
+    stream: bool | str = False,
+    cache_dir: Path | None = None,
+) -> DetectionData:
     """Pascal VOC: `root/Annotations/*.xml` naming images in `root/JPEGImages/`."""
     xml_files = sorted((root / "Annotations").glob("*.xml"))
     if not xml_files:
@@ -432,8 +490,11 @@ def read_voc(root: Path, geometry: Preprocessing, labels: Sequence[str] | None =
             parsed.append((file, ElementTree.parse(file).getroot()))
         except ElementTree.ParseError as exc:
             problems.append((str(file), f"{MALFORMED_FILE}: {exc}"))
-    names = list(labels) if labels is not None else sorted({(o.findtext("name") or "").strip() for _, r in parsed
-                                                            for o in r.iter("object")} - {""})
+    names = (
+        list(labels)
+        if labels is not None
+        else sorted({(o.findtext("name") or "").strip() for _, r in parsed for o in r.iter("object")} - {""})
+    )
     if not names:
         raise DatasetError(f"no object names in {root}/Annotations; pass labels=[...]")
     reader = _Reader(root, names, geometry)
@@ -500,14 +561,19 @@ def load_detection(
         return read_coco(root, geometry, Path(images_dir) if images_dir else None, **lazy)
     if (root / "Annotations").is_dir():
         return read_voc(root, geometry, labels, **lazy)
-    if (root / "images").is_dir() and (root / "labels").is_dir() or any((root / n).is_file() for n in ("data.yaml", "classes.txt")):
+    if (
+        (root / "images").is_dir()
+        and (root / "labels").is_dir()
+        or any((root / n).is_file() for n in ("data.yaml", "classes.txt"))
+    ):
         return read_yolo(root, geometry, labels, **lazy)
     jsons = sorted(root.glob("*.json")) if root.is_dir() else []
     if len(jsons) == 1:
         return read_coco(jsons[0], geometry, Path(images_dir) if images_dir else None, **lazy)
     raise DatasetError(
         f"cannot tell the annotation format of {root}: expected YOLO (images/ + labels/ + data.yaml), "
-        "a COCO instances .json, or Pascal VOC (Annotations/ + JPEGImages/)")
+        "a COCO instances .json, or Pascal VOC (Annotations/ + JPEGImages/)"
+    )
 
 
 # -- writing (the generated dataset) ------------------------------------------------------
@@ -526,25 +592,47 @@ def write_annotations(root: Path, scenes: Sequence[Scene], labels: Sequence[str]
         (root / "data.yaml").write_text("names: [" + ", ".join(labels) + "]\n")
         for name, image, objects in scenes:
             h, w = image.shape[:2]
-            lines = [f"{cls} {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} {(b[2] - b[0]) / w:.6f} {(b[3] - b[1]) / h:.6f}"
-                     for cls, b in objects]
+            lines = [
+                (
+                    f"{cls} {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} {(b[2] - b[0]) / w:.6f} "
+                    f"{(b[3] - b[1]) / h:.6f}"
+                )
+                for cls, b in objects
+            ]
             (root / "labels" / Path(name).with_suffix(".txt")).write_text("".join(line + "\n" for line in lines))
     elif format == "coco":
         images, annotations = [], []
         for image_id, (name, image, objects) in enumerate(scenes, 1):
             images.append({"id": image_id, "file_name": name, "height": image.shape[0], "width": image.shape[1]})
             for cls, b in objects:
-                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": cls + 1, "iscrowd": 0,
-                                    "bbox": [round(float(b[0]), 3), round(float(b[1]), 3), round(float(b[2] - b[0]), 3),
-                                             round(float(b[3] - b[1]), 3)], "area": float((b[2] - b[0]) * (b[3] - b[1]))})
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": image_id,
+                        "category_id": cls + 1,
+                        "iscrowd": 0,
+                        "bbox": [
+                            round(float(b[0]), 3),
+                            round(float(b[1]), 3),
+                            round(float(b[2] - b[0]), 3),
+                            round(float(b[3] - b[1]), 3),
+                        ],
+                        "area": float((b[2] - b[0]) * (b[3] - b[1])),
+                    }
+                )
         categories = [{"id": i + 1, "name": label} for i, label in enumerate(labels)]
-        (root / "annotations.json").write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+        (root / "annotations.json").write_text(
+            json.dumps({"images": images, "annotations": annotations, "categories": categories})
+        )
     else:
         (root / "Annotations").mkdir(exist_ok=True)
         for name, image, objects in scenes:
             objs = "".join(
                 f"<object><name>{labels[cls]}</name><bndbox><xmin>{b[0]:.3f}</xmin><ymin>{b[1]:.3f}</ymin>"
-                f"<xmax>{b[2]:.3f}</xmax><ymax>{b[3]:.3f}</ymax></bndbox></object>" for cls, b in objects)
+                f"<xmax>{b[2]:.3f}</xmax><ymax>{b[3]:.3f}</ymax></bndbox></object>"
+                for cls, b in objects
+            )
             size = f"<size><width>{image.shape[1]}</width><height>{image.shape[0]}</height><depth>3</depth></size>"
             (root / "Annotations" / Path(name).with_suffix(".xml").name).write_text(
-                f"<annotation><filename>{name}</filename>{size}{objs}</annotation>")
+                f"<annotation><filename>{name}</filename>{size}{objs}</annotation>"
+            )

@@ -56,13 +56,23 @@ class StreamingDetectionDataset(DetectionData):
 
     @property
     def skipped(self) -> tuple[SkippedFile, ...]:  # type: ignore[override]
-        return self.listing_skipped + tuple(SkippedFile(s.path, f"{UNREADABLE_IMAGE}: {s.reason}") for s in self.skip_log.files())
+        return self.listing_skipped + tuple(
+            SkippedFile(s.path, f"{UNREADABLE_IMAGE}: {s.reason}") for s in self.skip_log.files()
+        )
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> "StreamingDetectionDataset":
         indices = np.asarray(indices, dtype=np.int64)
-        return StreamingDetectionDataset(tuple(self.files[i] for i in indices), [self.boxes[i] for i in indices],
-                                         [self.classes[i] for i in indices], self.source_sizes[indices], self.labels,
-                                         self.geometry, self.listing_skipped, self.skip_log, self.cache_dir)
+        return StreamingDetectionDataset(
+            tuple(self.files[i] for i in indices),
+            [self.boxes[i] for i in indices],
+            [self.classes[i] for i in indices],
+            self.source_sizes[indices],
+            self.labels,
+            self.geometry,
+            self.listing_skipped,
+            self.skip_log,
+            self.cache_dir,
+        )
 
     def read(self, index: int) -> np.ndarray | None:
         """Image `index` at the contract's geometry, or None (recorded in `skipped`) when it cannot be decoded."""
@@ -70,8 +80,10 @@ class StreamingDetectionDataset(DetectionData):
         try:
             image, color = image_array(path, "bgr")
             if image.shape[:2] != tuple(self.source_sizes[index]):
-                raise InputError(f"decoded {image.shape[1]}x{image.shape[0]}, its header said "
-                                 f"{self.source_sizes[index][1]}x{self.source_sizes[index][0]}")
+                raise InputError(
+                    f"decoded {image.shape[1]}x{image.shape[0]}, its header said "
+                    f"{self.source_sizes[index][1]}x{self.source_sizes[index][0]}"
+                )
             return prepare_pixels(image, self.geometry, color)
         except InputError as exc:
             self.skip_log.add(path, str(exc))
@@ -80,9 +92,16 @@ class StreamingDetectionDataset(DetectionData):
     def load(self, workers: int = 4) -> DetectionDataset:
         """Decode every image into memory (threads: OpenCV releases the GIL), skipping unreadable ones."""
         pixels, kept = read_all(self, workers)
-        return DetectionDataset(pixels, [self.boxes[i] for i in kept],
-                                [self.classes[i] for i in kept], self.source_sizes[kept], self.labels, self.geometry,
-                                tuple(self.files[i] for i in kept), self.skipped)
+        return DetectionDataset(
+            pixels,
+            [self.boxes[i] for i in kept],
+            [self.classes[i] for i in kept],
+            self.source_sizes[kept],
+            self.labels,
+            self.geometry,
+            tuple(self.files[i] for i in kept),
+            self.skipped,
+        )
 
     def tensors(self, preprocessing: Preprocessing, indices: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Float model inputs for the readable images among `indices`, decoded now."""
@@ -96,8 +115,16 @@ class StreamingDetectionDataset(DetectionData):
         digest.update(repr(self.geometry.geometry()).encode())
         return digest.hexdigest()[:20]
 
-    def pipeline(self, preprocessing: Preprocessing, batch_size: int, encode: Encode, augment: Augment | None = None,
-                 shuffle: bool = True, seed: int = 0, parallel_calls: int | None = None) -> Any:
+    def pipeline(
+        self,
+        preprocessing: Preprocessing,
+        batch_size: int,
+        encode: Encode,
+        augment: Augment | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        parallel_calls: int | None = None,
+    ) -> Any:
         """A tf.data.Dataset of (float batch, encoded targets), as the module docstring says."""
         cache = None
         if self.cache_dir is not None:
@@ -106,9 +133,17 @@ class StreamingDetectionDataset(DetectionData):
         return detection_batches(self, preprocessing, batch_size, encode, augment, shuffle, seed, parallel_calls, cache)
 
 
-def detection_batches(dataset: StreamingDetectionDataset, preprocessing: Preprocessing, batch_size: int, encode: Encode,
-                      augment: Augment | None, shuffle: bool, seed: int, parallel_calls: int | None = None,
-                      cache: Path | None = None) -> Any:
+def detection_batches(
+    dataset: StreamingDetectionDataset,
+    preprocessing: Preprocessing,
+    batch_size: int,
+    encode: Encode,
+    augment: Augment | None,
+    shuffle: bool,
+    seed: int,
+    parallel_calls: int | None = None,
+    cache: Path | None = None,
+) -> Any:
     """Decoded images (see `decoded_images`), augmented with their boxes by a generator seeded per image and epoch."""
     import tensorflow as tf
 
@@ -120,7 +155,9 @@ def detection_batches(dataset: StreamingDetectionDataset, preprocessing: Preproc
         i = int(index)
         boxes, classes = input_boxes[i], dataset.classes[i]
         if augment is not None:
-            pixels, boxes, classes = augment(pixels, boxes, classes, np.random.default_rng(int(draw) & 0x7FFFFFFFFFFFFFFF))
+            pixels, boxes, classes = augment(
+                pixels, boxes, classes, np.random.default_rng(int(draw) & 0x7FFFFFFFFFFFFFFF)
+            )
         return pixels, encode(boxes, classes).astype(np.float32)
 
     def to_example(pixels: Any, index: Any, draw: Any) -> tuple[Any, Any]:
@@ -132,7 +169,8 @@ def detection_batches(dataset: StreamingDetectionDataset, preprocessing: Preproc
     calls = tf.data.AUTOTUNE if parallel_calls is None else parallel_calls
     data = decoded_images(dataset.read, len(dataset), dataset.geometry, shuffle, seed, parallel_calls, cache)
     draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    data = tf.data.Dataset.zip(data, draws).map(lambda pixels_index, draw: to_example(*pixels_index, draw),
-                                                num_parallel_calls=calls, deterministic=True)
+    data = tf.data.Dataset.zip(data, draws).map(
+        lambda pixels_index, draw: to_example(*pixels_index, draw), num_parallel_calls=calls, deterministic=True
+    )
     data = data.batch(batch_size).map(scaling(preprocessing), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return fit_ready(data)

@@ -95,8 +95,14 @@ class StreamingImageDataset(SplitMixin):
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> "StreamingImageDataset":
         indices = np.asarray(indices, dtype=np.int64)
-        return StreamingImageDataset(tuple(self.files[i] for i in indices), self.targets[indices], self.labels,
-                                     self.geometry, self.skip_log, self.cache_dir)
+        return StreamingImageDataset(
+            tuple(self.files[i] for i in indices),
+            self.targets[indices],
+            self.labels,
+            self.geometry,
+            self.skip_log,
+            self.cache_dir,
+        )
 
     def read(self, index: int) -> np.ndarray | None:
         """Image `index` at the contract's geometry, or None (recorded in `skipped`) when it cannot be decoded."""
@@ -110,8 +116,9 @@ class StreamingImageDataset(SplitMixin):
     def load(self, workers: int = 4) -> ImageDataset:
         """Decode every image into memory (threads: OpenCV releases the GIL), skipping unreadable ones."""
         pixels, kept = read_all(self, workers)
-        return ImageDataset(pixels, self.targets[kept], self.labels, self.geometry, tuple(self.files[i] for i in kept),
-                            self.skipped)
+        return ImageDataset(
+            pixels, self.targets[kept], self.labels, self.geometry, tuple(self.files[i] for i in kept), self.skipped
+        )
 
     def sample(self, count: int, seed: int = 0) -> ImageDataset:  # type: ignore[override]
         """Up to `count` images drawn without replacement, decoded (calibration data)."""
@@ -130,8 +137,15 @@ class StreamingImageDataset(SplitMixin):
         digest.update(repr(self.geometry.geometry()).encode())
         return digest.hexdigest()[:20]
 
-    def pipeline(self, preprocessing: Preprocessing, batch_size: int, shuffle: bool = False, seed: int = 0,
-                 flip: bool = False, parallel_calls: int | None = None) -> Any:
+    def pipeline(
+        self,
+        preprocessing: Preprocessing,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        flip: bool = False,
+        parallel_calls: int | None = None,
+    ) -> Any:
         """A tf.data.Dataset of (float batch, targets): decoded in parallel, cached if `cache_dir`, prefetched.
 
         `parallel_calls` is the decoders' parallelism (None: tf.data.AUTOTUNE).
@@ -140,8 +154,18 @@ class StreamingImageDataset(SplitMixin):
         if self.cache_dir is not None:
             Path(self.cache_dir).mkdir(parents=True, exist_ok=True)
             cache = Path(self.cache_dir) / f"pixels-{self.cache_key()}"
-        return tf_batches(self.read, self.targets, self.geometry, preprocessing, batch_size, shuffle, seed, flip,
-                          parallel_calls, cache)
+        return tf_batches(
+            self.read,
+            self.targets,
+            self.geometry,
+            preprocessing,
+            batch_size,
+            shuffle,
+            seed,
+            flip,
+            parallel_calls,
+            cache,
+        )
 
 
 def read_all(dataset: Any, workers: int = 4) -> tuple[np.ndarray, list[int]]:
@@ -154,16 +178,39 @@ def read_all(dataset: Any, workers: int = 4) -> tuple[np.ndarray, list[int]]:
     return np.stack([images[i] for i in kept]), kept
 
 
-def memory_pipeline(dataset: ImageDataset, preprocessing: Preprocessing, batch_size: int, shuffle: bool = False,
-                    seed: int = 0, flip: bool = False) -> Any:
+def memory_pipeline(
+    dataset: ImageDataset,
+    preprocessing: Preprocessing,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    flip: bool = False,
+) -> Any:
     """The same tf.data pipeline over an in-memory dataset's pixels (what tf.distribute strategies take)."""
-    return tf_batches(lambda index: dataset.pixels[index], dataset.targets, dataset.geometry, preprocessing, batch_size,
-                      shuffle, seed, flip)
+    return tf_batches(
+        lambda index: dataset.pixels[index],
+        dataset.targets,
+        dataset.geometry,
+        preprocessing,
+        batch_size,
+        shuffle,
+        seed,
+        flip,
+    )
 
 
-def tf_batches(read: Callable[[int], np.ndarray | None], targets: np.ndarray, geometry: Preprocessing,
-               preprocessing: Preprocessing, batch_size: int, shuffle: bool, seed: int, flip: bool,
-               parallel_calls: int | None = None, cache: Path | None = None) -> Any:
+def tf_batches(
+    read: Callable[[int], np.ndarray | None],
+    targets: np.ndarray,
+    geometry: Preprocessing,
+    preprocessing: Preprocessing,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    flip: bool,
+    parallel_calls: int | None = None,
+    cache: Path | None = None,
+) -> Any:
     """(float batch, targets) from `read(index)` (uint8 pixels at `geometry`, or None to skip the image).
 
     Scaling is the runtime's `normalize`; flips mirror about half of each batch, seeded.
@@ -183,7 +230,9 @@ def tf_batches(read: Callable[[int], np.ndarray | None], targets: np.ndarray, ge
             chosen = tf.random.stateless_uniform([tf.shape(x)[0]], seed=tf.stack([draw, draw // 2])) < 0.5
             return tf.where(tf.reshape(chosen, [-1, 1, 1, 1]), tf.reverse(x, axis=[width_axis]), x), y
 
-        data = tf.data.Dataset.zip((data, tf.data.Dataset.random(seed=seed))).map(mirror, num_parallel_calls=tf.data.AUTOTUNE)
+        data = tf.data.Dataset.zip((data, tf.data.Dataset.random(seed=seed))).map(
+            mirror, num_parallel_calls=tf.data.AUTOTUNE
+        )
     return fit_ready(data)
 
 
@@ -204,8 +253,15 @@ def fit_ready(data: Any) -> Any:
     return data.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
-def decoded_images(read: Callable[[int], np.ndarray | None], count: int, geometry: Preprocessing, shuffle: bool,
-                   seed: int, parallel_calls: int | None = None, cache: Path | None = None) -> Any:
+def decoded_images(
+    read: Callable[[int], np.ndarray | None],
+    count: int,
+    geometry: Preprocessing,
+    shuffle: bool,
+    seed: int,
+    parallel_calls: int | None = None,
+    cache: Path | None = None,
+) -> Any:
     """A tf.data.Dataset of (uint8 pixels at `geometry`, index) for the readable images among `count`.
 
     Indices are shuffled before reading (without a cache: the order costs 8 bytes an image);

@@ -102,9 +102,14 @@ class ImageDataset(SplitMixin):
     def subset(self, indices: Sequence[int] | np.ndarray) -> "ImageDataset":
         indices = np.asarray(indices, dtype=np.int64)
         return ImageDataset(
-            self.pixels[indices], self.targets[indices], self.labels, self.geometry,
-            tuple(self.sources[i] for i in indices), self.skipped,
+            self.pixels[indices],
+            self.targets[indices],
+            self.labels,
+            self.geometry,
+            tuple(self.sources[i] for i in indices),
+            self.skipped,
         )
+
 
 def check_geometry(dataset: Preprocessing, preprocessing: Preprocessing) -> None:
     """Raise unless a dataset's pixels were made as `preprocessing` makes them (size, colours, resize)."""
@@ -116,8 +121,12 @@ def check_geometry(dataset: Preprocessing, preprocessing: Preprocessing) -> None
         )
 
 
-def _geometry(image_size: int | Sequence[int], color_order: str | ColorOrder, resize: str | ResizeMode,
-              interpolation: str | Interpolation = Interpolation.AREA) -> Preprocessing:
+def _geometry(
+    image_size: int | Sequence[int],
+    color_order: str | ColorOrder,
+    resize: str | ResizeMode,
+    interpolation: str | Interpolation = Interpolation.AREA,
+) -> Preprocessing:
     return Preprocessing(input_size=image_size, color_order=color_order, resize=resize, interpolation=interpolation)
 
 
@@ -210,16 +219,27 @@ def _streams(stream: bool | str, count: int, geometry: Preprocessing, root: Path
     height, width = geometry.input_size
     decoded = count * height * width * geometry.channels
     if decoded > STREAM_ABOVE_BYTES:
-        log.info("streaming %d images from %s: decoded they would take %.1f GiB (over %.0f GiB); pass stream=False "
-                 "to hold them in memory", count, root, decoded / 2**30, STREAM_ABOVE_BYTES / 2**30)
+        log.info(
+            "streaming %d images from %s: decoded they would take %.1f GiB (over %.0f GiB); pass stream=False "
+            "to hold them in memory",
+            count,
+            root,
+            decoded / 2**30,
+            STREAM_ABOVE_BYTES / 2**30,
+        )
         return True
     return False
 
 
 def folder_for(path: str | Path, preprocessing: Preprocessing) -> ImageDataset:
     """A labelled folder read at a contract's geometry (size, colour order, resize mode)."""
-    return ImageFolder(path, image_size=preprocessing.input_size, color_order=preprocessing.color_order,
-                       resize=preprocessing.resize, interpolation=preprocessing.interpolation)
+    return ImageFolder(
+        path,
+        image_size=preprocessing.input_size,
+        color_order=preprocessing.color_order,
+        resize=preprocessing.resize,
+        interpolation=preprocessing.interpolation,
+    )
 
 
 def ArrayDataset(  # noqa: N802
@@ -236,7 +256,8 @@ def ArrayDataset(  # noqa: N802
 
     Example (scikit-learn's digits, 0..16 greyscale):
         >>> d = sklearn.datasets.load_digits()
-        >>> ds = ArrayDataset((d.images * 255 / 16).astype("uint8"), d.target, [str(i) for i in range(10)], image_size=32)
+        >>> ds = ArrayDataset((d.images * 255 / 16).astype("uint8"), d.target, [str(i) for i in range(10)],
+        image_size=32)
     """
     x = np.asarray(x)
     y = np.asarray(y)

@@ -1,1 +1,2 @@
-"""Scores per task: `classification` (accuracy, confusion, top-1 agreement) and `detection` (COCO mAP, detection agreement)."""
+"""Scores per task: `classification` (accuracy, confusion, top-1 agreement) and `detection` (COCO mAP, detection
+agreement)."""

@@ -33,8 +33,14 @@ class DetectionMetrics:
         return asdict(self)
 
 
-def coco_map(truth_boxes: Boxes, truth_classes: Sequence[np.ndarray], pred_boxes: Boxes, pred_scores: Sequence[np.ndarray],
-             pred_classes: Sequence[np.ndarray], labels: Sequence[str]) -> DetectionMetrics:
+def coco_map(
+    truth_boxes: Boxes,
+    truth_classes: Sequence[np.ndarray],
+    pred_boxes: Boxes,
+    pred_scores: Sequence[np.ndarray],
+    pred_classes: Sequence[np.ndarray],
+    labels: Sequence[str],
+) -> DetectionMetrics:
     """mAP@[.5:.95], mAP@.5 and mAP@.75 with per-class AP, by pycocotools' COCOeval (bbox, 100 detections).
 
     Example:
@@ -46,15 +52,33 @@ def coco_map(truth_boxes: Boxes, truth_classes: Sequence[np.ndarray], pred_boxes
     from pycocotools.cocoeval import COCOeval
 
     images, annotations, results = [], [], []
-    for image_id, (tb, tc, pb, ps, pc) in enumerate(zip(truth_boxes, truth_classes, pred_boxes, pred_scores, pred_classes), 1):
+    for image_id, (tb, tc, pb, ps, pc) in enumerate(
+        zip(truth_boxes, truth_classes, pred_boxes, pred_scores, pred_classes), 1
+    ):
         images.append({"id": image_id})
         for box, cls in zip(np.asarray(tb).reshape(-1, 4), np.asarray(tc).reshape(-1)):
             w, h = float(box[2] - box[0]), float(box[3] - box[1])
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(cls) + 1,
-                                "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h, "iscrowd": 0})
-        for box, score, cls in zip(np.asarray(pb).reshape(-1, 4), np.asarray(ps).reshape(-1), np.asarray(pc).reshape(-1)):
-            results.append({"image_id": image_id, "category_id": int(cls) + 1, "score": float(score),
-                            "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": int(cls) + 1,
+                    "bbox": [float(box[0]), float(box[1]), w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
+        for box, score, cls in zip(
+            np.asarray(pb).reshape(-1, 4), np.asarray(ps).reshape(-1), np.asarray(pc).reshape(-1)
+        ):
+            results.append(
+                {
+                    "image_id": image_id,
+                    "category_id": int(cls) + 1,
+                    "score": float(score),
+                    "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
+                }
+            )
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(labels)]
     chatter = io.StringIO()
     with contextlib.redirect_stdout(chatter):  # COCO prints its progress; keep it in the debug log
@@ -65,7 +89,9 @@ def coco_map(truth_boxes: Boxes, truth_classes: Sequence[np.ndarray], pred_boxes
             return DetectionMetrics(0.0, 0.0, 0.0, {n: -1.0 for n in labels}, {n: -1.0 for n in labels}, len(images), 0)
         predicted = truth.loadRes(results) if results else None
         if predicted is None:
-            return DetectionMetrics(0.0, 0.0, 0.0, {n: 0.0 for n in labels}, {n: 0.0 for n in labels}, len(images), len(annotations))
+            return DetectionMetrics(
+                0.0, 0.0, 0.0, {n: 0.0 for n in labels}, {n: 0.0 for n in labels}, len(images), len(annotations)
+            )
         evaluation = COCOeval(truth, predicted, "bbox")
         evaluation.evaluate()
         evaluation.accumulate()
@@ -80,10 +106,14 @@ def coco_map(truth_boxes: Boxes, truth_classes: Sequence[np.ndarray], pred_boxes
 
     stats = evaluation.stats
     return DetectionMetrics(
-        map=max(0.0, float(stats[0])), map50=max(0.0, float(stats[1])), map75=max(0.0, float(stats[2])),
+        map=max(0.0, float(stats[0])),
+        map50=max(0.0, float(stats[1])),
+        map75=max(0.0, float(stats[2])),
         per_class={name: class_ap(i, slice(None)) for i, name in enumerate(labels)},
         per_class50={name: class_ap(i, slice(0, 1)) for i, name in enumerate(labels)},
-        images=len(images), objects=len(annotations))
+        images=len(images),
+        objects=len(annotations),
+    )
 
 
 @dataclass(frozen=True)
@@ -101,7 +131,9 @@ class DetectionAgreement:
         return min(self.matched, self.reverse)
 
 
-def _matches(a_boxes: np.ndarray, a_classes: np.ndarray, b_boxes: np.ndarray, b_classes: np.ndarray, iou: float) -> list[tuple[int, int]]:
+def _matches(
+    a_boxes: np.ndarray, a_classes: np.ndarray, b_boxes: np.ndarray, b_classes: np.ndarray, iou: float
+) -> list[tuple[int, int]]:
     """Greedy one-to-one pairs (i in a, j in b) of the same class with IoU >= `iou`, best IoU first."""
     if not len(a_boxes) or not len(b_boxes):
         return []
@@ -118,8 +150,11 @@ def _matches(a_boxes: np.ndarray, a_classes: np.ndarray, b_boxes: np.ndarray, b_
     return pairs
 
 
-def detection_agreement(reference: Sequence[tuple[np.ndarray, np.ndarray]], artifact: Sequence[tuple[np.ndarray, np.ndarray]],
-                        iou: float = 0.9) -> DetectionAgreement:
+def detection_agreement(
+    reference: Sequence[tuple[np.ndarray, np.ndarray]],
+    artifact: Sequence[tuple[np.ndarray, np.ndarray]],
+    iou: float = 0.9,
+) -> DetectionAgreement:
     """Per image (boxes, classes) of the reference and the artifact, both after the same thresholds and NMS."""
     matched = total_ref = total_art = 0
     worst: float | None = None
@@ -130,5 +165,10 @@ def detection_agreement(reference: Sequence[tuple[np.ndarray, np.ndarray]], arti
         total_art += len(ab)
         for i, j in pairs:
             worst = max(worst or 0.0, float(np.max(np.abs(rb[i] - ab[j]))))
-    return DetectionAgreement(matched / total_ref if total_ref else 1.0, matched / total_art if total_art else 1.0,
-                              worst, total_ref, total_art)
+    return DetectionAgreement(
+        matched / total_ref if total_ref else 1.0,
+        matched / total_art if total_art else 1.0,
+        worst,
+        total_ref,
+        total_art,
+    )

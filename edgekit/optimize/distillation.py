@@ -19,7 +19,9 @@ from edgekit.errors import TrainingError
 from runtimes.contract import Preprocessing
 
 
-def teacher_scores(teacher: Any, dataset: ImageDataset, preprocessing: Preprocessing, batch_size: int = 64) -> np.ndarray:
+def teacher_scores(
+    teacher: Any, dataset: ImageDataset, preprocessing: Preprocessing, batch_size: int = 64
+) -> np.ndarray:
     """The teacher's class probabilities for every image, each fed through the teacher's own contract."""
     from edgekit.keras_io import load_keras
     from edgekit.training.classification import predict_scores
@@ -37,12 +39,15 @@ def teacher_scores(teacher: Any, dataset: ImageDataset, preprocessing: Preproces
 
         with open_model(teacher) if isinstance(teacher, (str, Path)) else _borrowed(teacher) as model:
             own = model.require_preprocessing()
-            scores = np.concatenate([model.run(dataset.tensors(own, slice(i, i + batch_size)))
-                                     for i in range(0, len(dataset), batch_size)])
+            scores = np.concatenate(
+                [model.run(dataset.tensors(own, slice(i, i + batch_size))) for i in range(0, len(dataset), batch_size)]
+            )
             labels = model.labels
     if tuple(labels) != tuple(dataset.labels):
-        raise TrainingError(f"the teacher's labels {list(labels)} differ from the dataset's {list(dataset.labels)}; "
-                            "distill on data with the teacher's classes, in its order")
+        raise TrainingError(
+            f"the teacher's labels {list(labels)} differ from the dataset's {list(dataset.labels)}; "
+            "distill on data with the teacher's classes, in its order"
+        )
     return np.clip(scores.astype(np.float32), 0.0, 1.0)
 
 
@@ -100,4 +105,6 @@ def distill(
     """
     from edgekit.training.classification import train as train_model
 
-    return train_model(train, val, student, epochs=epochs, teacher=teacher, temperature=temperature, alpha=alpha, **options)
+    return train_model(
+        train, val, student, epochs=epochs, teacher=teacher, temperature=temperature, alpha=alpha, **options
+    )

@@ -59,8 +59,8 @@ class PruneResult:
         return sum(layer.zeros for layer in self.layers) / total if total else 0.0
 
     def table(self) -> str:
-        rows = [[l.name, l.kind, str(l.weights), f"{l.sparsity * 100:.1f}%"] for l in self.layers]
-        rows.append(["total", "", str(sum(l.weights for l in self.layers)), f"{self.sparsity * 100:.1f}%"])
+        rows = [[layer.name, layer.kind, str(layer.weights), f"{layer.sparsity * 100:.1f}%"] for layer in self.layers]
+        rows.append(["total", "", str(sum(layer.weights for layer in self.layers)), f"{self.sparsity * 100:.1f}%"])
         return text_table(["layer", "kind", "weights", "sparsity"], rows)
 
 
@@ -93,7 +93,9 @@ def magnitude_mask(values: np.ndarray, sparsity: float) -> np.ndarray:
     return mask.reshape(values.shape)
 
 
-def _pruning_callback(kernels: list[tuple[Any, Any]], target: float, schedule: Schedule, total_steps: int, frequency: int) -> Any:
+def _pruning_callback(
+    kernels: list[tuple[Any, Any]], target: float, schedule: Schedule, total_steps: int, frequency: int
+) -> Any:
     k = keras()
 
     class MagnitudePruning(k.callbacks.Callback):
@@ -105,7 +107,9 @@ def _pruning_callback(kernels: list[tuple[Any, Any]], target: float, schedule: S
             self.masks = [k.ops.ones(tuple(var.shape), var.dtype) for _, var in kernels]
 
         def set_masks(self, sparsity: float) -> None:
-            self.masks = [k.ops.convert_to_tensor(magnitude_mask(np.asarray(var), sparsity), var.dtype) for _, var in kernels]
+            self.masks = [
+                k.ops.convert_to_tensor(magnitude_mask(np.asarray(var), sparsity), var.dtype) for _, var in kernels
+            ]
 
         def _apply(self) -> None:  # on the device: no copy of every kernel to numpy per step
             for (_, var), mask in zip(kernels, self.masks):
@@ -161,25 +165,45 @@ def prune(
     steps = epochs * -(-len(train) // batch_size)
     callback = _pruning_callback(kernels, sparsity, SCHEDULES.get(schedule), steps, frequency)
     result = train_model(
-        train, val, model, test=test, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=epochs,
-        preprocessing=contract.preprocessing if contract else None, out_dir=out_dir, seed=seed, verbose=verbose,
-        callbacks=[callback], restore_best=False,
+        train,
+        val,
+        model,
+        test=test,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        patience=epochs,
+        preprocessing=contract.preprocessing if contract else None,
+        out_dir=out_dir,
+        seed=seed,
+        verbose=verbose,
+        callbacks=[callback],
+        restore_best=False,
     )
     callback.set_masks(sparsity)  # exactly the target, once more
     callback._apply()
-    layers = [LayerSparsity(layer.name, type(layer).__name__, int(np.prod(var.shape)), int(np.sum(np.asarray(var) == 0)))
-              for layer, var in kernels]
+    layers = [
+        LayerSparsity(layer.name, type(layer).__name__, int(np.prod(var.shape)), int(np.sum(np.asarray(var) == 0)))
+        for layer, var in kernels
+    ]
     save_keras(result.model, result.model_path, result.contract)
     from edgekit.metrics.classification import classification_metrics
     from edgekit.training.classification import predict_scores
 
     evaluated = test if test is not None else val
-    accuracy = classification_metrics(evaluated.targets, predict_scores(result.model, evaluated, result.preprocessing),
-                                      evaluated.labels).accuracy
-    metrics = dict(result.metrics, pruning={
-        "target_sparsity": sparsity, "schedule": schedule, "depthwise": depthwise,
-        "accuracy_after_pruning": accuracy, "layers": [dict(asdict(l), sparsity=l.sparsity) for l in layers],
-    })
+    accuracy = classification_metrics(
+        evaluated.targets, predict_scores(result.model, evaluated, result.preprocessing), evaluated.labels
+    ).accuracy
+    metrics = dict(
+        result.metrics,
+        pruning={
+            "target_sparsity": sparsity,
+            "schedule": schedule,
+            "depthwise": depthwise,
+            "accuracy_after_pruning": accuracy,
+            "layers": [dict(asdict(layer), sparsity=layer.sparsity) for layer in layers],
+        },
+    )
     (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
     pruned = PruneResult(result.model, result.model_path, layers, metrics)
     log.info("pruned %d kernels to %.1f%% sparsity; accuracy %.3f", len(layers), pruned.sparsity * 100, accuracy)

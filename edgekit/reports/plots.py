@@ -45,7 +45,9 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | Path) -> Pa
     return _save(plt, fig, path)
 
 
-def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path, title: str = "confusion matrix") -> Path:
+def plot_confusion(
+    confusion: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path, title: str = "confusion matrix"
+) -> Path:
     plt = _pyplot()
     size = max(4.0, 0.6 * len(labels) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
@@ -63,9 +65,14 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
     return _save(plt, fig, path)
 
 
-def plot_artifacts(rows: Sequence[Mapping[str, Any]], path: str | Path, reference_accuracy: float | None = None,
-                   metric: str = "accuracy") -> Path:
-    """Size vs `metric` (accuracy, or a detector's mAP) and mean latency per exported artifact (unverified ones marked on the size axis)."""
+def plot_artifacts(
+    rows: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    reference_accuracy: float | None = None,
+    metric: str = "accuracy",
+) -> Path:
+    """Size vs `metric` (accuracy, or a detector's mAP) and mean latency per exported artifact (unverified ones marked
+    on the size axis)."""
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     names = [row["target"] for row in rows]
@@ -80,7 +87,9 @@ def plot_artifacts(rows: Sequence[Mapping[str, Any]], path: str | Path, referenc
             left.annotate(row["target"], (kb, row["accuracy"] * 100), textcoords="offset points", xytext=offset)
         else:
             left.axvline(kb, color="orange", alpha=0.4)
-            left.annotate(f"{row['target']} (unverified)", (kb, 0.02), xycoords=("data", "axes fraction"), rotation=90, fontsize=8)
+            left.annotate(
+                f"{row['target']} (unverified)", (kb, 0.02), xycoords=("data", "axes fraction"), rotation=90, fontsize=8
+            )
     left.set_xlabel("file size (kB)")
     left.set_ylabel(f"{metric} (%)")
     left.set_title(f"size vs {metric}")
@@ -118,8 +127,13 @@ def plot_detection_history(history: Mapping[str, Sequence[float]], path: str | P
             axes[0].plot(range(1, len(history[key]) + 1), history[key], style, marker="o", label=key)
     for key, style in (("val_map", "-"), ("val_map50", "--")):
         if key in history:
-            axes[1].plot(range(1, len(history[key]) + 1), history[key], style, marker="o",
-                         label={"val_map": "val mAP@[.5:.95]", "val_map50": "val mAP@.5"}[key])
+            axes[1].plot(
+                range(1, len(history[key]) + 1),
+                history[key],
+                style,
+                marker="o",
+                label={"val_map": "val mAP@[.5:.95]", "val_map50": "val mAP@.5"}[key],
+            )
     _epoch_axes(axes, ("loss", "validation mAP"))
     return _save(plt, fig, path)
 
@@ -134,8 +148,11 @@ def plot_detection_samples(dataset: Any, detections: Sequence[Any], path: str | 
 
     tiles = []
     for i, (boxes, scores, classes) in enumerate(detections):
-        image = to_color_order(read_image(dataset.sources[i]), "bgr", "bgr") if Path(dataset.sources[i]).is_file() else \
-            cv2.cvtColor(dataset.pixels[i], cv2.COLOR_RGB2BGR)
+        image = (
+            to_color_order(read_image(dataset.sources[i]), "bgr", "bgr")
+            if Path(dataset.sources[i]).is_file()
+            else cv2.cvtColor(dataset.pixels[i], cv2.COLOR_RGB2BGR)
+        )
         mapping = None if Path(dataset.sources[i]).is_file() else dataset.mapping(i)
         truth = dataset.boxes[i] if mapping is None else mapping.to_input(dataset.boxes[i])
         shown = boxes if mapping is None else mapping.to_input(boxes)
@@ -145,9 +162,15 @@ def plot_detection_samples(dataset: Any, detections: Sequence[Any], path: str | 
             cv2.rectangle(image, tuple(int(v) for v in box[:2]), tuple(int(v) for v in box[2:]), (255, 255, 255), 1)
         draw_detections(image, shown * scale, dataset.labels, scores, classes, thickness=2)
         tile = np.zeros((256, 256, 3), np.uint8)
-        tile[:image.shape[0], :image.shape[1]] = image
+        tile[: image.shape[0], : image.shape[1]] = image
         tiles.append(tile)
-    rows = [np.hstack(tiles[r:r + columns] + [np.zeros_like(tiles[0])] * (columns - len(tiles[r:r + columns])))
-            for r in range(0, len(tiles), columns)] if tiles else [np.zeros((256, 256, 3), np.uint8)]
+    rows = (
+        [
+            np.hstack(tiles[r : r + columns] + [np.zeros_like(tiles[0])] * (columns - len(tiles[r : r + columns])))
+            for r in range(0, len(tiles), columns)
+        ]
+        if tiles
+        else [np.zeros((256, 256, 3), np.uint8)]
+    )
     cv2.imwrite(str(path), np.vstack(rows))
     return Path(path)

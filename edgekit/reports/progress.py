@@ -38,7 +38,9 @@ class ProgressBar:
         if not self.active:
             return
         filled = self.WIDTH * min(done, self.total) // self.total
-        self.stream.write(f"\r\033[K{self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{self.total} {suffix}")
+        self.stream.write(
+            f"\r\033[K{self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{self.total} {suffix}"
+        )
         self.stream.flush()
         self._drawn = True
 
@@ -68,9 +70,21 @@ def epoch_progress(keras: Any, epochs: int, steps: int, enabled: bool = True, lo
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             self.bar.close()
-            metrics = "  ".join(f"{name} {float(value):.4f}" for name, value in (logs or {}).items()
-                                if name in ("loss", "accuracy", "val_loss", "val_accuracy", "hard_label_accuracy",
-                                            "val_hard_label_accuracy", "val_map", "val_map50"))
+            metrics = "  ".join(
+                f"{name} {float(value):.4f}"
+                for name, value in (logs or {}).items()
+                if name
+                in (
+                    "loss",
+                    "accuracy",
+                    "val_loss",
+                    "val_accuracy",
+                    "hard_label_accuracy",
+                    "val_hard_label_accuracy",
+                    "val_map",
+                    "val_map50",
+                )
+            )
             if enabled:
                 logger.info("epoch %d/%d  %s  (%.1f s)", epoch + 1, epochs, metrics, time.perf_counter() - self.started)
 

@@ -14,7 +14,9 @@ from edgekit.tasks import Verdict, pct
 
 def _check_labels(dataset: Any, contract: Any, role: str) -> None:
     if tuple(dataset.labels) != contract.labels:
-        raise DatasetError(f"the {role} dataset's labels {list(dataset.labels)} differ from the model's {list(contract.labels)}")
+        raise DatasetError(
+            f"the {role} dataset's labels {list(dataset.labels)} differ from the model's {list(contract.labels)}"
+        )
 
 
 class ClassificationHost:
@@ -38,7 +40,9 @@ class ClassificationHost:
     def calibration(self, dataset: ImageDataset, contract: Any, count: int) -> CalibrationData:
         _check_labels(dataset, contract, "calibration")
         chosen = dataset.sample(count)
-        return CalibrationData(chosen.tensors(contract.preprocessing), labels=[chosen.labels[t] for t in chosen.targets])
+        return CalibrationData(
+            chosen.tensors(contract.preprocessing), labels=[chosen.labels[t] for t in chosen.targets]
+        )
 
     def reference(self, model: Any, dataset: ImageDataset, contract: Any) -> np.ndarray:
         from edgekit.training.classification import predict_scores
@@ -55,11 +59,17 @@ class ClassificationHost:
         from edgekit.evaluation import check_artifact
 
         verdict = check_artifact(loaded, dataset, reference)
-        return Verdict(verdict.accuracy, verdict.accuracy_delta, verdict.agreement, verdict.max_abs_error, verdict.latency_ms)
+        return Verdict(
+            verdict.accuracy, verdict.accuracy_delta, verdict.agreement, verdict.max_abs_error, verdict.latency_ms
+        )
 
     def cells(self, result: Any) -> list[str]:
-        return [pct(result.accuracy), "-" if result.accuracy_delta is None else f"{result.accuracy_delta:+.1f}",
-                pct(result.agreement), "-" if result.max_abs_error is None else f"{result.max_abs_error:.4f}"]
+        return [
+            pct(result.accuracy),
+            "-" if result.accuracy_delta is None else f"{result.accuracy_delta:+.1f}",
+            pct(result.agreement),
+            "-" if result.max_abs_error is None else f"{result.max_abs_error:.4f}",
+        ]
 
     def reference_cells(self, quality: float | None) -> list[str]:
         return [pct(quality), "-", "100.0%", "-"]
@@ -72,5 +82,7 @@ class ClassificationHost:
         from edgekit.metrics.classification import classification_metrics
 
         if tuple(loaded.labels) != tuple(dataset.labels):
-            raise DatasetError(f"the model's labels {list(loaded.labels)} differ from the dataset's {list(dataset.labels)}")
+            raise DatasetError(
+                f"the model's labels {list(loaded.labels)} differ from the dataset's {list(dataset.labels)}"
+            )
         return classification_metrics(dataset.targets, artifact_scores(loaded, dataset), dataset.labels)

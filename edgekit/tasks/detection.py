@@ -9,8 +9,8 @@ import numpy as np
 
 from converters import CalibrationData
 from edgekit.data.detection import DetectionData, DetectionDataset
-from edgekit.metrics.detection import DetectionMetrics, coco_map, detection_agreement
 from edgekit.errors import DatasetError
+from edgekit.metrics.detection import DetectionMetrics, coco_map, detection_agreement
 from edgekit.tasks import Verdict, pct
 from runtimes.boxes import filter_detections
 from runtimes.tasks.detection import DetectionHead, decoded_outputs, output_roles
@@ -21,8 +21,14 @@ MATCH_IOU = 0.9  # a detection "agrees" when the other side has the same class a
 Found = list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per image: source boxes, scores, classes
 
 
-def source_detections(dataset: DetectionDataset, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
-                      head: DetectionHead, score_threshold: float) -> Found:
+def source_detections(
+    dataset: DetectionDataset,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    classes: np.ndarray,
+    head: DetectionHead,
+    score_threshold: float,
+) -> Found:
     """Per image: thresholded, NMS-ed detections with boxes mapped from normalized input to source pixels.
 
     The same steps as `Model.predict` (runtimes.tasks.detection), on a batch of outputs.
@@ -31,7 +37,9 @@ def source_detections(dataset: DetectionDataset, boxes: np.ndarray, scores: np.n
     scale = np.array([width, height, width, height], np.float32)
     found = []
     for i in range(len(dataset)):
-        b, s, c = filter_detections(boxes[i], scores[i], classes[i], score_threshold, head.iou_threshold, head.max_detections)
+        b, s, c = filter_detections(
+            boxes[i], scores[i], classes[i], score_threshold, head.iou_threshold, head.max_detections
+        )
         size = dataset.source_sizes[i]
         source = np.clip(dataset.mapping(i).to_source(b * scale), 0, [size[1], size[0], size[1], size[0]])
         found.append((source, s, c))
@@ -40,12 +48,19 @@ def source_detections(dataset: DetectionDataset, boxes: np.ndarray, scores: np.n
 
 def map_of(dataset: DetectionDataset, found: Found) -> DetectionMetrics:
     """COCO mAP of per-image (source boxes, scores, classes) against the dataset's boxes."""
-    return coco_map(dataset.boxes, dataset.classes, [f[0] for f in found], [f[1] for f in found], [f[2] for f in found],
-                    dataset.labels)
+    return coco_map(
+        dataset.boxes,
+        dataset.classes,
+        [f[0] for f in found],
+        [f[1] for f in found],
+        [f[2] for f in found],
+        dataset.labels,
+    )
 
 
 def artifact_outputs(loaded: Any, dataset: DetectionDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(boxes, scores, classes) of every check image through the artifact's runtime, one image per call (as on a camera),
+    """(boxes, scores, classes) of every check image through the artifact's runtime, one image per call (as on a
+    camera),
     in edgekit's layout whatever the file's (boxes x0 y0 x1 y1; a postprocess model's padding scored -1)."""
     specs = loaded.runtime.output_specs
     head = DetectionHead.from_dict(loaded.contract.head)
@@ -102,15 +117,25 @@ class DetectionHost:
         """An annotated dataset on disk (YOLO, COCO, VOC), read at the model's geometry."""
         from edgekit.data.detection import load_detection
 
-        return load_detection(path, image_size=preprocessing.input_size, color_order=preprocessing.color_order,
-                              resize=preprocessing.resize, labels=None, interpolation=preprocessing.interpolation)
+        return load_detection(
+            path,
+            image_size=preprocessing.input_size,
+            color_order=preprocessing.color_order,
+            resize=preprocessing.resize,
+            labels=None,
+            interpolation=preprocessing.interpolation,
+        )
 
     def _check(self, dataset: Any, contract: Any, role: str) -> None:
         if not isinstance(dataset, DetectionData):
-            raise DatasetError(f"the {role} data of a detector must be a DetectionDataset (edgekit.load_detection), "
-                               f"got {type(dataset).__name__}")
+            raise DatasetError(
+                f"the {role} data of a detector must be a DetectionDataset (edgekit.load_detection), "
+                f"got {type(dataset).__name__}"
+            )
         if tuple(dataset.labels) != contract.labels:
-            raise DatasetError(f"the {role} dataset's labels {list(dataset.labels)} differ from the model's {list(contract.labels)}")
+            raise DatasetError(
+                f"the {role} dataset's labels {list(dataset.labels)} differ from the model's {list(contract.labels)}"
+            )
 
     def calibration(self, dataset: DetectionDataset, contract: Any, count: int) -> CalibrationData:
         self._check(dataset, contract, "calibration")
@@ -119,10 +144,16 @@ class DetectionHost:
     def reference(self, model: Any, dataset: DetectionDataset, contract: Any) -> dict[str, Any]:
         self._check(dataset, contract, "check")
         head = _head(contract)
-        chunks = [model(dataset.tensors(contract.preprocessing, slice(s, s + 64)), training=False) for s in range(0, len(dataset), 64)]
+        chunks = [
+            model(dataset.tensors(contract.preprocessing, slice(s, s + 64)), training=False)
+            for s in range(0, len(dataset), 64)
+        ]
         boxes, scores, classes = (np.concatenate([np.asarray(c[i]) for c in chunks]) for i in range(3))
-        return {"metrics": map_of(dataset, source_detections(dataset, boxes, scores, classes, head, EVAL_SCORE_THRESHOLD)),
-                "shown": source_detections(dataset, boxes, scores, classes, head, head.score_threshold), "head": head}
+        return {
+            "metrics": map_of(dataset, source_detections(dataset, boxes, scores, classes, head, EVAL_SCORE_THRESHOLD)),
+            "shown": source_detections(dataset, boxes, scores, classes, head, head.score_threshold),
+            "head": head,
+        }
 
     def reference_quality(self, dataset: DetectionDataset, reference: dict[str, Any], contract: Any) -> float:
         return reference["metrics"].map
@@ -134,24 +165,41 @@ class DetectionHost:
         latency_ms = (time.perf_counter() - started) * 1000 / max(1, len(dataset))
         metrics = map_of(dataset, source_detections(dataset, *outputs, head, EVAL_SCORE_THRESHOLD))
         shown = source_detections(dataset, *outputs, head, head.score_threshold)
-        agreement = detection_agreement([(b, c) for b, _, c in reference["shown"]], [(b, c) for b, _, c in shown], MATCH_IOU)
+        agreement = detection_agreement(
+            [(b, c) for b, _, c in reference["shown"]], [(b, c) for b, _, c in shown], MATCH_IOU
+        )
         keras_metrics: DetectionMetrics = reference["metrics"]
         if DetectionHead.from_dict(loaded.contract.head).layout == "postprocess":
             # NMS in the graph dropped what scores under the contract's threshold: rank Keras at the same threshold
             if "metrics_at_threshold" not in reference:
                 reference["metrics_at_threshold"] = map_of(dataset, reference["shown"])
             keras_metrics = reference["metrics_at_threshold"]
-        return Verdict(metrics.map, (metrics.map - keras_metrics.map) * 100, agreement.agreement, agreement.max_box_error_px,
-                       latency_ms, details={
-                           "map50": metrics.map50, "map50_delta": (metrics.map50 - keras_metrics.map50) * 100,
-                           "keras_map50": keras_metrics.map50, "matched": agreement.matched, "reverse": agreement.reverse,
-                           "detections": agreement.artifact_count, "keras_detections": agreement.reference_count})
+        return Verdict(
+            metrics.map,
+            (metrics.map - keras_metrics.map) * 100,
+            agreement.agreement,
+            agreement.max_box_error_px,
+            latency_ms,
+            details={
+                "map50": metrics.map50,
+                "map50_delta": (metrics.map50 - keras_metrics.map50) * 100,
+                "keras_map50": keras_metrics.map50,
+                "matched": agreement.matched,
+                "reverse": agreement.reverse,
+                "detections": agreement.artifact_count,
+                "keras_detections": agreement.reference_count,
+            },
+        )
 
     def cells(self, result: Any) -> list[str]:
         details = result.details or {}
-        return [pct(result.accuracy), "-" if result.accuracy_delta is None else f"{result.accuracy_delta:+.1f}",
-                pct(details.get("map50")), pct(result.agreement),
-                "-" if result.max_abs_error is None else f"{result.max_abs_error:.2f} px"]
+        return [
+            pct(result.accuracy),
+            "-" if result.accuracy_delta is None else f"{result.accuracy_delta:+.1f}",
+            pct(details.get("map50")),
+            pct(result.agreement),
+            "-" if result.max_abs_error is None else f"{result.max_abs_error:.2f} px",
+        ]
 
     def reference_cells(self, quality: float | None) -> list[str]:
         return [pct(quality), "-", "-", "100.0%", "-"]
@@ -161,8 +209,10 @@ class DetectionHost:
 
     def evaluate(self, loaded: Any, dataset: DetectionDataset) -> DetectionMetrics:
         if tuple(loaded.labels) != tuple(dataset.labels):
-            raise DatasetError(f"the model's labels {list(loaded.labels)} differ from the dataset's {list(dataset.labels)}")
+            raise DatasetError(
+                f"the model's labels {list(loaded.labels)} differ from the dataset's {list(dataset.labels)}"
+            )
         head = DetectionHead.from_dict(loaded.contract.head)
-        return map_of(dataset, source_detections(dataset, *artifact_outputs(loaded, dataset), head, EVAL_SCORE_THRESHOLD))
-
-
+        return map_of(
+            dataset, source_detections(dataset, *artifact_outputs(loaded, dataset), head, EVAL_SCORE_THRESHOLD)
+        )

@@ -152,28 +152,42 @@ def _pixel_input(input_shape: tuple[int, int, int]) -> tuple[Any, Any]:
     return inputs, k.layers.Rescaling(1 / 127.5, offset=-1.0, name="normalize")(inputs)
 
 
-@register_architecture("mobilenetv2", scale=1.0, offset=0.0, description="keras.applications MobileNetV2 (normalizes inside)")
-def build_mobilenetv2(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None,
-                      alpha: float = 1.0) -> Any:
+@register_architecture(
+    "mobilenetv2", scale=1.0, offset=0.0, description="keras.applications MobileNetV2 (normalizes inside)"
+)
+def build_mobilenetv2(
+    input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None, alpha: float = 1.0
+) -> Any:
     """`alpha` is keras.applications' width multiplier (its weights files exist for 0.35 to 1.4)."""
     inputs, normalized = _pixel_input(input_shape)
     backbone = keras().applications.MobileNetV2(
-        input_shape=input_shape, input_tensor=normalized, include_top=False, weights=_check_weights(weights), pooling="avg",
+        input_shape=input_shape,
+        input_tensor=normalized,
+        include_top=False,
+        weights=_check_weights(weights),
+        pooling="avg",
         alpha=alpha,
     )
     return _from_scratch_ready(_classifier_head(backbone, num_classes, inputs=inputs), weights)
 
 
-@register_architecture("mobilenetv3small", scale=1.0, offset=0.0, description="keras.applications MobileNetV3Small (normalizes inside)")
+@register_architecture(
+    "mobilenetv3small", scale=1.0, offset=0.0, description="keras.applications MobileNetV3Small (normalizes inside)"
+)
 def build_mobilenetv3small(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
     backbone = keras().applications.MobileNetV3Small(
-        input_shape=input_shape, include_top=False, weights=_check_weights(weights),
-        pooling="avg", include_preprocessing=True,
+        input_shape=input_shape,
+        include_top=False,
+        weights=_check_weights(weights),
+        pooling="avg",
+        include_preprocessing=True,
     )
     return _from_scratch_ready(_classifier_head(backbone, num_classes), weights)
 
 
-@register_architecture("efficientnetb0", scale=1.0, offset=0.0, description="keras.applications EfficientNetB0 (rescales inside)")
+@register_architecture(
+    "efficientnetb0", scale=1.0, offset=0.0, description="keras.applications EfficientNetB0 (rescales inside)"
+)
 def build_efficientnetb0(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
     backbone = keras().applications.EfficientNetB0(
         input_shape=input_shape, include_top=False, weights=_check_weights(weights), pooling="avg"

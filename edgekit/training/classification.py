@@ -55,7 +55,9 @@ def predict_scores(model: Any, dataset: ImageDataset, preprocessing: Preprocessi
     return np.concatenate(chunks).astype(np.float32)
 
 
-def scored_targets(model: Any, dataset: Any, preprocessing: Preprocessing, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def scored_targets(
+    model: Any, dataset: Any, preprocessing: Preprocessing, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """(targets, Keras scores) of every readable image: a streamed split is read through its pipeline, once."""
     if not is_streaming(dataset):
         return dataset.targets, predict_scores(model, dataset, preprocessing, batch_size)
@@ -88,7 +90,12 @@ def _hard_label_accuracy(num_classes: int) -> Any:
 
 
 def _batches(
-    dataset: ImageDataset, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int, soft: np.ndarray | None = None,
+    dataset: ImageDataset,
+    preprocessing: Preprocessing,
+    batch_size: int,
+    train: bool,
+    seed: int,
+    soft: np.ndarray | None = None,
     distributed: bool = False,
 ) -> Any:
     """A tf.data.Dataset of batches normalized by the runtime's own code (see `seeded_batches`).
@@ -116,8 +123,13 @@ def _batches(
     return seeded_batches(len(dataset), batch_size, train, seed, make_batch)
 
 
-def seeded_batches(count: int, batch_size: int, shuffle: bool, seed: int,
-                   make_batch: Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]) -> Any:
+def seeded_batches(
+    count: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    make_batch: Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]],
+) -> Any:
     """A tf.data.Dataset of `count` items' batches in a seeded order, reshuffled each epoch when `shuffle`.
 
     `make_batch(indices, rng)` builds one batch in Python, one batch at a time; the same
@@ -136,7 +148,7 @@ def seeded_batches(count: int, batch_size: int, shuffle: bool, seed: int,
         if shuffle:
             order = rng.permutation(count)
         for index in range(steps):
-            yield make_batch(order[index * batch_size:(index + 1) * batch_size], rng)
+            yield make_batch(order[index * batch_size : (index + 1) * batch_size], rng)
 
     probe = make_batch(np.arange(min(count, batch_size)), np.random.default_rng(seed))  # shapes and types only
     signature = tuple(tf.TensorSpec((None, *np.shape(part)[1:]), tf.as_dtype(np.asarray(part).dtype)) for part in probe)
@@ -144,7 +156,9 @@ def seeded_batches(count: int, batch_size: int, shuffle: bool, seed: int,
     return fit_ready(data.apply(tf.data.experimental.assert_cardinality(steps)))
 
 
-def _resolve_model(arch: Any, train: ImageDataset, weights: str | None, preprocessing: Preprocessing | None) -> tuple[Any, Preprocessing, str]:
+def _resolve_model(
+    arch: Any, train: ImageDataset, weights: str | None, preprocessing: Preprocessing | None
+) -> tuple[Any, Preprocessing, str]:
     """Build or load the network; return it with the preprocessing contract it will be trained under."""
     k = keras()
     geometry = train.geometry
@@ -152,7 +166,9 @@ def _resolve_model(arch: Any, train: ImageDataset, weights: str | None, preproce
     if isinstance(arch, str) and arch in ARCHITECTURES:
         spec: Architecture = ARCHITECTURES.get(arch)
         if min(geometry.input_size) < spec.min_size:
-            raise TrainingError(f"{arch} needs images of at least {spec.min_size}x{spec.min_size}; got {geometry.input_size}")
+            raise TrainingError(
+                f"{arch} needs images of at least {spec.min_size}x{spec.min_size}; got {geometry.input_size}"
+            )
         if spec.needs_rgb and channels != 3:
             raise TrainingError(f"{arch} takes 3-channel images; load the dataset with color_order='rgb' or 'bgr'")
         model = spec.build((*geometry.input_size, channels), len(train.labels), weights)
@@ -173,7 +189,9 @@ def _resolve_model(arch: Any, train: ImageDataset, weights: str | None, preproce
         log.warning("no preprocessing given for a user model: training it on pixels * 1/255")
     expected = tuple(model.input_shape[1:])
     if expected != tuple(preprocessing.input_shape):
-        raise TrainingError(f"model input shape {expected} does not match the dataset images {preprocessing.input_shape}")
+        raise TrainingError(
+            f"model input shape {expected} does not match the dataset images {preprocessing.input_shape}"
+        )
     outputs = model.output_shape[-1]
     if outputs != len(train.labels):
         raise TrainingError(f"model outputs {outputs} scores but the dataset has {len(train.labels)} classes")
@@ -237,12 +255,31 @@ def train(
 
     task = task or ("detection" if isinstance(train, DetectionData) else "classification")
     if task == "detection" and strategy is not None:
-        raise TrainingError("distributed training (strategy=, --devices) is for classifiers so far; train the detector on one device")
+        raise TrainingError(
+            "distributed training (strategy=, --devices) is for classifiers so far; train the detector on one device"
+        )
     if task == "detection":  # the one place training forks: each task has its own loop
-        given = {"epochs": epochs, "learning_rate": learning_rate, "patience": patience}  # unset: the detector's own defaults
-        return _train_detector(train, val, arch, test=test, batch_size=batch_size, weights=weights, augment=augment,
-                               out_dir=out_dir, seed=seed, verbose=verbose, callbacks=callbacks, teacher=teacher, head=head,
-                               **{key: value for key, value in given.items() if value is not None})
+        given = {
+            "epochs": epochs,
+            "learning_rate": learning_rate,
+            "patience": patience,
+        }  # unset: the detector's own defaults
+        return _train_detector(
+            train,
+            val,
+            arch,
+            test=test,
+            batch_size=batch_size,
+            weights=weights,
+            augment=augment,
+            out_dir=out_dir,
+            seed=seed,
+            verbose=verbose,
+            callbacks=callbacks,
+            teacher=teacher,
+            head=head,
+            **{key: value for key, value in given.items() if value is not None},
+        )
     if task != "classification":
         raise TrainingError(f"unknown task {task!r}; valid tasks: classification, detection")
     if isinstance(train, DetectionData):
@@ -255,26 +292,68 @@ def train(
         raise TrainingError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     for name, other in (("val", val), ("test", test)):
         if other is not None and (other.labels != train.labels or other.geometry != train.geometry):
-            raise TrainingError(f"the {name} split has other labels or image geometry than the train split; split one dataset")
+            raise TrainingError(
+                f"the {name} split has other labels or image geometry than the train split; split one dataset"
+            )
     k = keras()
     k.utils.set_random_seed(seed)
     with scope(strategy):  # variables (model, optimizer, metrics) are made where the strategy places them
         model, preprocessing, model_name = _resolve_model(arch, train, weights, preprocessing)
     with output_folder(Path(out_dir), is_chief(strategy)) as out:
-        return _fit_classifier(model, preprocessing, model_name, train, val, test, out, epochs, batch_size, learning_rate,
-                               patience, augment, seed, verbose, callbacks, restore_best, teacher, temperature, alpha, strategy)
+        return _fit_classifier(
+            model,
+            preprocessing,
+            model_name,
+            train,
+            val,
+            test,
+            out,
+            epochs,
+            batch_size,
+            learning_rate,
+            patience,
+            augment,
+            seed,
+            verbose,
+            callbacks,
+            restore_best,
+            teacher,
+            temperature,
+            alpha,
+            strategy,
+        )
 
 
-def _fit_classifier(model: Any, preprocessing: Preprocessing, model_name: str, train: Any, val: Any, test: Any, out: Path,
-                    epochs: int, batch_size: int, learning_rate: float, patience: int, augment: bool, seed: int,
-                    verbose: int, callbacks: Sequence[Any], restore_best: bool, teacher: Any, temperature: float,
-                    alpha: float, strategy: Any) -> TrainResult:
+def _fit_classifier(
+    model: Any,
+    preprocessing: Preprocessing,
+    model_name: str,
+    train: Any,
+    val: Any,
+    test: Any,
+    out: Path,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    patience: int,
+    augment: bool,
+    seed: int,
+    verbose: int,
+    callbacks: Sequence[Any],
+    restore_best: bool,
+    teacher: Any,
+    temperature: float,
+    alpha: float,
+    strategy: Any,
+) -> TrainResult:
     k = keras()
     contract = ModelContract(preprocessing, train.labels, model_name=model_name, edgekit_version=__version__)
     soft_targets = None
     if teacher is not None and is_streaming(train):
-        raise TrainingError("distillation reads the teacher's scores for every training image: load the dataset "
-                            "into memory (ImageFolder(..., stream=False)) to distill")
+        raise TrainingError(
+            "distillation reads the teacher's scores for every training image: load the dataset "
+            "into memory (ImageFolder(..., stream=False)) to distill"
+        )
     if teacher is not None and strategy is not None:
         raise TrainingError("distillation runs on one device so far; drop strategy= (or --devices) to distill")
     if teacher is not None:
@@ -290,19 +369,29 @@ def _fit_classifier(model: Any, preprocessing: Preprocessing, model_name: str, t
     checkpoint = out / ".best.weights.h5"
     all_callbacks = [k.callbacks.EarlyStopping(monitor="val_loss", patience=patience), *callbacks]
     if restore_best:
-        all_callbacks.insert(0, k.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True))
+        all_callbacks.insert(
+            0, k.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True)
+        )
     val_soft = None if soft_targets is None else teacher_scores(teacher, val, preprocessing)
     distributed = strategy is not None
-    batches = _batches(train, preprocessing, batch_size, train=augment, seed=seed, soft=soft_targets, distributed=distributed)
+    batches = _batches(
+        train, preprocessing, batch_size, train=augment, seed=seed, soft=soft_targets, distributed=distributed
+    )
     steps = math.ceil(len(train) / batch_size)
     all_callbacks.append(epoch_progress(k, epochs, steps, enabled=bool(verbose), logger=log))
-    val_batches = _batches(val, preprocessing, batch_size, train=False, seed=seed, soft=val_soft, distributed=distributed)
+    val_batches = _batches(
+        val, preprocessing, batch_size, train=False, seed=seed, soft=val_soft, distributed=distributed
+    )
     if distributed and is_multi_worker(strategy):
         history = fit_multi_worker(model, strategy, batches, val_batches, epochs, batch_size, all_callbacks)
     else:
         with warnings_to_debug_log("Keras fit"):  # a streamed split's unknown length ("ran out of data") and the like
             fit = model.fit(  # Keras' own bars stay off: edgekit's callback shows one line per epoch
-                batches, validation_data=val_batches, epochs=epochs, callbacks=all_callbacks, verbose=0,
+                batches,
+                validation_data=val_batches,
+                epochs=epochs,
+                callbacks=all_callbacks,
+                verbose=0,
                 shuffle=False,  # the batches shuffle themselves, seeded
             )
         history = {key: [float(v) for v in values] for key, values in fit.history.items()}
@@ -312,7 +401,10 @@ def _fit_classifier(model: Any, preprocessing: Preprocessing, model_name: str, t
     model_path = save_keras(model, out / "model.keras", contract)
 
     splits = {"train": train, "val": val, **({"test": test} if test is not None else {})}
-    results = {name: classification_metrics(*scored_targets(model, ds, preprocessing), ds.labels) for name, ds in splits.items()}
+    results = {
+        name: classification_metrics(*scored_targets(model, ds, preprocessing), ds.labels)
+        for name, ds in splits.items()
+    }
     report_split = "test" if test is not None else "val"
     best_epoch = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else len(history.get("loss", []))
     metrics = {
@@ -330,6 +422,8 @@ def _fit_classifier(model: Any, preprocessing: Preprocessing, model_name: str, t
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_history(history, out / "history.png")
-    plot_confusion(results[report_split].confusion, train.labels, out / "confusion.png", title=f"confusion ({report_split})")
+    plot_confusion(
+        results[report_split].confusion, train.labels, out / "confusion.png", title=f"confusion ({report_split})"
+    )
     log.info("trained %s: %s", model_name, ", ".join(f"{n} {a:.3f}" for n, a in metrics["accuracy"].items()))
     return TrainResult(model, contract, out, model_path, metrics, history)

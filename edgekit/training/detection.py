@@ -31,8 +31,10 @@ from runtimes.tasks.detection import DetectionHead, decode_maps
 
 log = logging.getLogger(__name__)
 
-def augment(pixels: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.random.Generator,
-            pad_value: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+
+def augment(
+    pixels: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.random.Generator, pad_value: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image and its input-pixel boxes: flip, scale and translate, colour jitter; boxes follow the pixels.
 
     A box pushed mostly out of the frame (under 40% of it left) is dropped, one partly out is clipped.
@@ -44,8 +46,14 @@ def augment(pixels: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.
     sx = -scale if flip else scale
     cx, cy = width / 2, height / 2
     matrix = np.array([[sx, 0, cx - sx * cx + tx], [0, scale, cy - scale * cy + ty]], np.float32)
-    out = cv2.warpAffine(pixels, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=(pad_value,) * 3)
+    out = cv2.warpAffine(
+        pixels,
+        matrix,
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(pad_value,) * 3,
+    )
     if out.ndim == 2:
         out = out[..., None]
     if len(boxes):
@@ -54,21 +62,32 @@ def augment(pixels: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.
         moved = np.stack([xs.min(1), ys.min(1), xs.max(1), ys.max(1)], axis=1)
         clipped = np.clip(moved, 0, [width, height, width, height])
         area = lambda b: np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)  # noqa: E731
-        keep = (area(clipped) >= 0.4 * area(moved)) & (clipped[:, 2] - clipped[:, 0] >= 2) & (clipped[:, 3] - clipped[:, 1] >= 2)
+        keep = (
+            (area(clipped) >= 0.4 * area(moved))
+            & (clipped[:, 2] - clipped[:, 0] >= 2)
+            & (clipped[:, 3] - clipped[:, 1] >= 2)
+        )
         boxes, classes = clipped[keep].astype(np.float32), classes[keep]
     jittered = out.astype(np.float32) * rng.uniform(0.7, 1.3) + rng.uniform(-30, 30)
     jittered *= rng.uniform(0.85, 1.15, size=out.shape[-1]).astype(np.float32)
     return np.clip(jittered, 0, 255).astype(np.uint8), boxes, classes
 
 
-def _batches(dataset: DetectionData, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int) -> tuple[Any, int]:
+def _batches(
+    dataset: DetectionData, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int
+) -> tuple[Any, int]:
     """(batches, batches per epoch): normalized images and their encoded targets; training batches are augmented
     (boxes follow the pixels). A streamed dataset is read through tf.data (edgekit.data.detection_streaming)."""
     num_classes = len(dataset.labels)
     if is_streaming(dataset):
         batches = dataset.pipeline(
-            preprocessing, batch_size, lambda boxes, classes: encode_targets(boxes, classes, preprocessing.input_size, num_classes),
-            partial(augment, pad_value=preprocessing.pad_value) if train else None, shuffle=train, seed=seed)
+            preprocessing,
+            batch_size,
+            lambda boxes, classes: encode_targets(boxes, classes, preprocessing.input_size, num_classes),
+            partial(augment, pad_value=preprocessing.pad_value) if train else None,
+            shuffle=train,
+            seed=seed,
+        )
         return batches, math.ceil(len(dataset) / batch_size)
     input_boxes = [dataset.input_boxes(i) for i in range(len(dataset))]
 
@@ -86,22 +105,37 @@ def _batches(dataset: DetectionData, preprocessing: Preprocessing, batch_size: i
     return batches, len(batches)
 
 
-def predict_maps(model: Any, dataset: DetectionDataset, preprocessing: Preprocessing, batch_size: int = 64) -> np.ndarray:
+def predict_maps(
+    model: Any, dataset: DetectionDataset, preprocessing: Preprocessing, batch_size: int = 64
+) -> np.ndarray:
     """Keras raw maps for every image, through the contract."""
-    return np.concatenate([
-        np.asarray(model(dataset.tensors(preprocessing, slice(s, s + batch_size)), training=False))
-        for s in range(0, len(dataset), batch_size)]).astype(np.float32)
+    return np.concatenate(
+        [
+            np.asarray(model(dataset.tensors(preprocessing, slice(s, s + batch_size)), training=False))
+            for s in range(0, len(dataset), batch_size)
+        ]
+    ).astype(np.float32)
 
 
-def evaluate_keras(model: Any, dataset: DetectionDataset, preprocessing: Preprocessing, head: DetectionHead,
-                   maps: np.ndarray | None = None) -> DetectionMetrics:
+def evaluate_keras(
+    model: Any,
+    dataset: DetectionDataset,
+    preprocessing: Preprocessing,
+    head: DetectionHead,
+    maps: np.ndarray | None = None,
+) -> DetectionMetrics:
     maps = predict_maps(model, dataset, preprocessing) if maps is None else maps
-    return map_of(dataset, source_detections(dataset, *decode_maps(maps, len(dataset.labels), head.max_detections), head,
-                                             EVAL_SCORE_THRESHOLD))
+    return map_of(
+        dataset,
+        source_detections(
+            dataset, *decode_maps(maps, len(dataset.labels), head.max_detections), head, EVAL_SCORE_THRESHOLD
+        ),
+    )
 
 
-def _map_callback(k: Any, val: DetectionDataset, preprocessing: Preprocessing, head: DetectionHead, patience: int,
-                  loss: Any) -> Any:
+def _map_callback(
+    k: Any, val: DetectionDataset, preprocessing: Preprocessing, head: DetectionHead, patience: int, loss: Any
+) -> Any:
     """Early stopping on validation mAP@[.5:.95], keeping the best epoch's weights in memory.
 
     One forward pass over the validation images per epoch gives both the mAP and the
@@ -109,8 +143,12 @@ def _map_callback(k: Any, val: DetectionDataset, preprocessing: Preprocessing, h
     own validation.
     """
     num_classes = len(val.labels)
-    targets = np.stack([encode_targets(val.input_boxes(i), val.classes[i], preprocessing.input_size, num_classes)
-                        for i in range(len(val))])
+    targets = np.stack(
+        [
+            encode_targets(val.input_boxes(i), val.classes[i], preprocessing.input_size, num_classes)
+            for i in range(len(val))
+        ]
+    )
 
     class ValidationMap(k.callbacks.Callback):
         def __init__(self) -> None:
@@ -122,7 +160,7 @@ def _map_callback(k: Any, val: DetectionDataset, preprocessing: Preprocessing, h
             metrics = evaluate_keras(self.model, val, preprocessing, head, maps)
             if logs is not None:
                 batches = range(0, len(val), 32)  # the training batch size's mean, as Keras' val_loss would be
-                logs["val_loss"] = float(np.mean([float(loss(targets[s:s + 32], maps[s:s + 32])) for s in batches]))
+                logs["val_loss"] = float(np.mean([float(loss(targets[s : s + 32], maps[s : s + 32])) for s in batches]))
                 logs["val_map"], logs["val_map50"] = metrics.map, metrics.map50
             if metrics.map > self.best:
                 self.best, self.best_weights, self.wait = metrics.map, self.model.get_weights(), 0
@@ -140,8 +178,10 @@ def _resolve(arch: Any, train: DetectionData, weights: str | None) -> tuple[Any,
         spec = DETECTORS.get(arch)
         height, width = geometry.input_size
         if min(height, width) < spec.min_size or height % 32 or width % 32:
-            raise TrainingError(f"{arch} needs an image size that is a multiple of 32 and at least {spec.min_size}; "
-                                f"got {geometry.input_size}: load the dataset with image_size=128 (or 160, 192, ...)")
+            raise TrainingError(
+                f"{arch} needs an image size that is a multiple of 32 and at least {spec.min_size}; "
+                f"got {geometry.input_size}: load the dataset with image_size=128 (or 160, 192, ...)"
+            )
         if geometry.channels != 3:
             raise TrainingError(f"{arch} takes 3-channel images; load the dataset with color_order='rgb' or 'bgr'")
         return spec.build((height, width, 3), len(train.labels), weights), spec.preprocessing(geometry), arch
@@ -150,7 +190,9 @@ def _resolve(arch: Any, train: DetectionData, weights: str | None) -> tuple[Any,
         if contract is None or contract.task != "detection":
             raise TrainingError(f"{arch} is not an edgekit detector (its contract's task is not detection)")
         return model, contract.preprocessing, Path(arch).stem
-    raise TrainingError(f"unknown detector architecture {arch!r}; valid: {', '.join(DETECTORS.names())} or a detector .keras file")
+    raise TrainingError(
+        f"unknown detector architecture {arch!r}; valid: {', '.join(DETECTORS.names())} or a detector .keras file"
+    )
 
 
 def train_detector(
@@ -183,7 +225,9 @@ def train_detector(
         raise TrainingError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     for name, other in (("val", val), ("test", test)):
         if other is not None and (other.labels != train.labels or other.geometry != train.geometry):
-            raise TrainingError(f"the {name} split has other labels or image geometry than the train split; split one dataset")
+            raise TrainingError(
+                f"the {name} split has other labels or image geometry than the train split; split one dataset"
+            )
     if train.object_count == 0:
         raise TrainingError("the training split has no objects: a detector needs annotated boxes to learn from")
     k = keras()
@@ -192,8 +236,14 @@ def train_detector(
     model, preprocessing, model_name = _resolve(arch, train, weights)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    contract = ModelContract(preprocessing, train.labels, model_name=model_name, task="detection",
-                             edgekit_version=__version__, head=head.to_dict())
+    contract = ModelContract(
+        preprocessing,
+        train.labels,
+        model_name=model_name,
+        task="detection",
+        edgekit_version=__version__,
+        head=head.to_dict(),
+    )
     batches, steps = _batches(train, preprocessing, batch_size, train=augment, seed=seed)
     val, test = in_memory(val), in_memory(test) if test is not None else None  # mAP reads every image each epoch
     schedule = k.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps, alpha=0.02)
@@ -202,8 +252,12 @@ def train_detector(
     best = _map_callback(k, val, preprocessing, head, patience, loss)
     started = time.perf_counter()
     with warnings_to_debug_log("Keras fit"):  # a streamed split's unknown length ("ran out of data") and the like
-        fit = model.fit(batches, epochs=epochs, verbose=0,
-                        callbacks=[best, epoch_progress(k, epochs, steps, enabled=bool(verbose), logger=log), *callbacks])
+        fit = model.fit(
+            batches,
+            epochs=epochs,
+            verbose=0,
+            callbacks=[best, epoch_progress(k, epochs, steps, enabled=bool(verbose), logger=log), *callbacks],
+        )
     seconds = time.perf_counter() - started
     if best.best_weights is not None:
         model.set_weights(best.best_weights)
@@ -214,24 +268,40 @@ def train_detector(
     results = {name: evaluate_keras(model, ds, preprocessing, head) for name, ds in splits.items()}
     report = "test" if test is not None else "val"
     metrics = {
-        "arch": model_name, "task": "detection", "edgekit_version": __version__,
+        "arch": model_name,
+        "task": "detection",
+        "edgekit_version": __version__,
         "epochs_run": len(history.get("loss", [])),
         "best_epoch": int(np.argmax(history["val_map"])) + 1 if history.get("val_map") else None,
         "training_seconds": round(seconds, 1),
         "map": {name: m.map for name, m in results.items()},
         "map50": {name: m.map50 for name, m in results.items()},
         "report_split": report,
-        "per_class_ap": results[report].per_class, "per_class_ap50": results[report].per_class50,
-        "labels": list(train.labels), "contract": contract.to_dict(), "history": history,
+        "per_class_ap": results[report].per_class,
+        "per_class_ap50": results[report].per_class50,
+        "labels": list(train.labels),
+        "contract": contract.to_dict(),
+        "history": history,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     from edgekit.reports.plots import plot_detection_history, plot_detection_samples
 
     plot_detection_history(history, out / "history.png")
     shown = val.subset(np.arange(min(8, len(val))))
-    plot_detection_samples(shown, source_detections(shown, *decode_maps(predict_maps(model, shown, preprocessing), len(val.labels),
-                                                                         head.max_detections), head, head.score_threshold),
-                           out / "val_boxes.png")
-    log.info("trained %s in %.0f s: %s", model_name, seconds,
-             ", ".join(f"{n} mAP {m.map:.3f} (mAP@.5 {m.map50:.3f})" for n, m in results.items()))
+    plot_detection_samples(
+        shown,
+        source_detections(
+            shown,
+            *decode_maps(predict_maps(model, shown, preprocessing), len(val.labels), head.max_detections),
+            head,
+            head.score_threshold,
+        ),
+        out / "val_boxes.png",
+    )
+    log.info(
+        "trained %s in %.0f s: %s",
+        model_name,
+        seconds,
+        ", ".join(f"{n} mAP {m.map:.3f} (mAP@.5 {m.map50:.3f})" for n, m in results.items()),
+    )
     return TrainResult(model, contract, out, model_path, metrics, history)

@@ -66,8 +66,13 @@ def _head(features: Any, num_classes: int, width: int) -> Any:
     """Heat (sigmoid) and box sides (relu * BOX_UNIT pixels) from stride-4 features, as one map."""
     k = keras()
     x = _conv(features, width)
-    heat = k.layers.Conv2D(num_classes, 1, activation="sigmoid", name="heat",
-                           bias_initializer=k.initializers.Constant(-math.log((1 - HEAT_PRIOR) / HEAT_PRIOR)))(x)
+    heat = k.layers.Conv2D(
+        num_classes,
+        1,
+        activation="sigmoid",
+        name="heat",
+        bias_initializer=k.initializers.Constant(-math.log((1 - HEAT_PRIOR) / HEAT_PRIOR)),
+    )(x)
     # ReLU, not softplus: TFLite has no softplus kernel, and its int8 exp/log expansion collapses the boxes
     raw_name, sides_name = BOX_SCOPES  # int8 export keeps these in float (mixed precision): names matter
     sides = k.layers.Conv2D(4, 1, name=raw_name, bias_initializer=k.initializers.Constant(1.0))(x)
@@ -81,12 +86,19 @@ def _top_down(levels: list[Any], width: int) -> Any:
     k = keras()
     merged = k.layers.Conv2D(width, 1)(levels[-1])
     for level in reversed(levels[:-1]):
-        merged = k.layers.Add()([k.layers.Conv2D(width, 1)(level), k.layers.UpSampling2D(2, interpolation="nearest")(merged)])
+        merged = k.layers.Add()(
+            [k.layers.Conv2D(width, 1)(level), k.layers.UpSampling2D(2, interpolation="nearest")(merged)]
+        )
     return merged
 
 
-@register_detector("small_detector", scale=1 / 255, offset=0.0, min_size=64,
-                   description="5-level CNN with a small FPN, trains from scratch on a CPU in minutes")
+@register_detector(
+    "small_detector",
+    scale=1 / 255,
+    offset=0.0,
+    min_size=64,
+    description="5-level CNN with a small FPN, trains from scratch on a CPU in minutes",
+)
 def build_small_detector(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
     k = keras()
     inputs = k.Input(input_shape, name="image")
@@ -102,10 +114,16 @@ def build_small_detector(input_shape: tuple[int, int, int], num_classes: int, we
     return model
 
 
-@register_detector("mobilenetv2_detector", scale=1.0, offset=0.0, min_size=96,
-                   description="keras.applications MobileNetV2 backbone (local weights file optional), FPN, same head")
-def build_mobilenetv2_detector(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None,
-                               alpha: float = 1.0) -> Any:
+@register_detector(
+    "mobilenetv2_detector",
+    scale=1.0,
+    offset=0.0,
+    min_size=96,
+    description="keras.applications MobileNetV2 backbone (local weights file optional), FPN, same head",
+)
+def build_mobilenetv2_detector(
+    input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None, alpha: float = 1.0
+) -> Any:
     """`alpha` is keras.applications' width multiplier: 1.0, the standard network, by default (as the classifier).
 
     Narrower backbones train faster but quantize worse for size: per output channel, TFLite stores a
@@ -118,12 +136,15 @@ def build_mobilenetv2_detector(input_shape: tuple[int, int, int], num_classes: i
     normalized = k.layers.Rescaling(1 / 127.5, offset=-1.0, name="normalize")(inputs)
     weights = _check_weights(weights)
     try:
-        backbone = k.applications.MobileNetV2(input_shape=input_shape, input_tensor=normalized, include_top=False,
-                                              weights=weights, alpha=alpha)
+        backbone = k.applications.MobileNetV2(
+            input_shape=input_shape, input_tensor=normalized, include_top=False, weights=weights, alpha=alpha
+        )
     except ValueError as exc:  # Keras' own message is a layer's shape mismatch deep in the file
-        raise TrainingError(f"the weights file {weights} does not fit a MobileNetV2 backbone of width {alpha} without "
-                            f"its top ({str(exc).splitlines()[0][:200]}); pass the no-top file for width {alpha} "
-                            f"(keras.applications names it ..._{alpha}_{input_shape[0]}_no_top.h5)") from None
+        raise TrainingError(
+            f"the weights file {weights} does not fit a MobileNetV2 backbone of width {alpha} without "
+            f"its top ({str(exc).splitlines()[0][:200]}); pass the no-top file for width {alpha} "
+            f"(keras.applications names it ..._{alpha}_{input_shape[0]}_no_top.h5)"
+        ) from None
     names = ["block_2_add", "block_5_add", "block_12_add", "out_relu"]  # strides 4, 8, 16, 32
     levels = [backbone.get_layer(n).output for n in names]
     maps = _head(_top_down(levels, 64), num_classes, 64)
@@ -132,6 +153,7 @@ def build_mobilenetv2_detector(input_shape: tuple[int, int, int], num_classes: i
 
 
 # -- training targets -------------------------------------------------------------------------
+
 
 def grid_size(input_size: tuple[int, int]) -> tuple[int, int]:
     return input_size[0] // STRIDE, input_size[1] // STRIDE
@@ -169,7 +191,7 @@ def encode_targets(boxes: np.ndarray, classes: np.ndarray, input_size: tuple[int
         claimed[take] = areas[index]
         gx, gy = np.meshgrid(xs, ys)
         sides = np.stack([gx - x0, gy - y0, x1 - gx, y1 - gy], axis=-1)
-        target[..., num_classes:num_classes + 4][take] = np.maximum(sides[take], 0.5)
+        target[..., num_classes : num_classes + 4][take] = np.maximum(sides[take], 0.5)
         target[..., num_classes + 4][take] = weight[take]
     return target
 
@@ -179,9 +201,13 @@ def detection_loss(num_classes: int, box_weight: float = 5.0) -> Callable[[Any, 
     ops = keras().ops
 
     def loss(y_true: Any, y_pred: Any) -> Any:
-        heat_t, sides_t, weight = y_true[..., :num_classes], y_true[..., num_classes:num_classes + 4], y_true[..., num_classes + 4]
+        heat_t, sides_t, weight = (
+            y_true[..., :num_classes],
+            y_true[..., num_classes : num_classes + 4],
+            y_true[..., num_classes + 4],
+        )
         heat = ops.clip(y_pred[..., :num_classes], 1e-4, 1 - 1e-4)
-        sides = y_pred[..., num_classes:num_classes + 4]
+        sides = y_pred[..., num_classes : num_classes + 4]
         positive = ops.cast(heat_t >= 1.0, "float32")
         pos_loss = -ops.log(heat) * ops.square(1 - heat) * positive
         neg_loss = -ops.log(1 - heat) * ops.square(heat) * ops.power(1 - heat_t, 4) * (1 - positive)
@@ -203,6 +229,7 @@ def detection_loss(num_classes: int, box_weight: float = 5.0) -> Callable[[Any, 
 
 # -- the exported graph: decoding inside the model ----------------------------------------------
 
+
 def with_decoding(model: Any, num_classes: int, head: DetectionHead) -> Any:
     """`model` (raw maps) plus its decoding as standard ops: boxes, scores and classes outputs.
 
@@ -216,7 +243,9 @@ def with_decoding(model: Any, num_classes: int, head: DetectionHead) -> Any:
 
     height, width = model.input_shape[1:3]
     gh, gw = grid_size((height, width))
-    centres = np.stack(np.meshgrid((np.arange(gw) + 0.5) * STRIDE, (np.arange(gh) + 0.5) * STRIDE), axis=-1).reshape(-1, 2)
+    centres = np.stack(np.meshgrid((np.arange(gw) + 0.5) * STRIDE, (np.arange(gh) + 0.5) * STRIDE), axis=-1).reshape(
+        -1, 2
+    )
     centres = np.concatenate([centres, centres], axis=1).astype(np.float32)  # x y x y per cell
     signs = np.array([-1, -1, 1, 1], np.float32)
     norm = np.array([width, height, width, height], np.float32)
@@ -252,7 +281,7 @@ def _heat_and_sides(model: Any, num_classes: int) -> tuple[Any, Any]:
     if {"heat", BOX_SCOPES[1]} <= names:
         return model.get_layer("heat").output, model.get_layer(BOX_SCOPES[1]).output
     maps = model.output
-    return maps[..., :num_classes], maps[..., num_classes:num_classes + 4]
+    return maps[..., :num_classes], maps[..., num_classes : num_classes + 4]
 
 
 def with_postprocess(model: Any, head: DetectionHead) -> Any:
@@ -279,8 +308,14 @@ def with_postprocess(model: Any, head: DetectionHead) -> Any:
             boxes, scores, classes = boxes[0], scores[0], classes[0]
             shifted = boxes + 2.0 * tf.cast(classes, tf.float32)[:, None]  # normalized boxes: classes never overlap
             selected, kept_scores, valid = tf.raw_ops.NonMaxSuppressionV5(
-                boxes=shifted, scores=scores, max_output_size=limit, iou_threshold=head.iou_threshold,
-                score_threshold=floor, soft_nms_sigma=0.0, pad_to_max_output_size=True)
+                boxes=shifted,
+                scores=scores,
+                max_output_size=limit,
+                iou_threshold=head.iou_threshold,
+                score_threshold=floor,
+                soft_nms_sigma=0.0,
+                pad_to_max_output_size=True,
+            )
             chosen = tf.gather(boxes, selected)
             yxyx = tf.stack([chosen[:, 1], chosen[:, 0], chosen[:, 3], chosen[:, 2]], axis=-1)
             kept_classes = tf.cast(tf.gather(classes, selected), tf.float32)
@@ -288,4 +323,6 @@ def with_postprocess(model: Any, head: DetectionHead) -> Any:
 
     outputs = Postprocess(name="postprocess")(*model.outputs)
     names = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")  # TF Object Detection API's
-    return k.Model(model.input, [k.layers.Identity(name=name)(out) for name, out in zip(names, outputs)], name=model.name)
+    return k.Model(
+        model.input, [k.layers.Identity(name=name)(out) for name, out in zip(names, outputs)], name=model.name
+    )

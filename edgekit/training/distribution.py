@@ -32,7 +32,9 @@ def cluster_workers() -> int:
     try:
         cluster = json.loads(raw).get("cluster", {})
     except (json.JSONDecodeError, AttributeError):
-        raise TrainingError(f"TF_CONFIG is not valid JSON: {raw[:200]!r}; see the README's multi-worker example") from None
+        raise TrainingError(
+            f"TF_CONFIG is not valid JSON: {raw[:200]!r}; see the README's multi-worker example"
+        ) from None
     return sum(len(cluster.get(role, [])) for role in ("chief", "worker"))
 
 
@@ -63,8 +65,10 @@ def strategy_for(devices: int | None) -> Any:
         try:
             tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
         except RuntimeError:
-            raise TrainingError(f"cannot split the CPU into {count} devices: TensorFlow already started; call "
-                                "strategy_for before any other TensorFlow work (edgekit train --devices does)") from None
+            raise TrainingError(
+                f"cannot split the CPU into {count} devices: TensorFlow already started; call "
+                "strategy_for before any other TensorFlow work (edgekit train --devices does)"
+            ) from None
         names = [f"/cpu:{i}" for i in range(count)]
         log.info("no %d GPUs here (%d found): training on %d logical CPU devices", count, len(gpus), count)
     if workers > 1:
@@ -75,14 +79,16 @@ def strategy_for(devices: int | None) -> Any:
 
 
 def is_chief(strategy: Any) -> bool:
-    """Whether this process writes files: always without a strategy or TF_CONFIG, else the chief (worker 0 when none)."""
+    """Whether this process writes files: always without a strategy or TF_CONFIG, else the chief (worker 0 when
+    none)."""
     if strategy is None:
         return True
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not getattr(resolver, "task_type", None):
         return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
-                                             and "chief" not in resolver.cluster_spec().as_dict())
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    )
 
 
 @contextlib.contextmanager
@@ -110,8 +116,9 @@ def is_multi_worker(strategy: Any) -> bool:
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
-def fit_multi_worker(model: Any, strategy: Any, train_data: Any, val_data: Any, epochs: int, batch_size: int,
-                     callbacks: list[Any]) -> dict[str, list[float]]:
+def fit_multi_worker(
+    model: Any, strategy: Any, train_data: Any, val_data: Any, epochs: int, batch_size: int, callbacks: list[Any]
+) -> dict[str, list[float]]:
     """Keras' fit, for MultiWorkerMirroredStrategy: one `strategy.run` step per global batch.
 
     Keras 3's own fit fails under this strategy before its first step (it all-reduces a
@@ -172,8 +179,12 @@ def fit_multi_worker(model: Any, strategy: Any, train_data: Any, val_data: Any, 
         validation = np.zeros(3)
         for batch in val_batches:
             validation += [float(v) for v in val_step(batch)]
-        logs = {"accuracy": totals[1] / max(totals[2], 1), "loss": totals[0] / max(totals[2], 1),
-                "val_accuracy": validation[1] / max(validation[2], 1), "val_loss": validation[0] / max(validation[2], 1)}
+        logs = {
+            "accuracy": totals[1] / max(totals[2], 1),
+            "loss": totals[0] / max(totals[2], 1),
+            "val_accuracy": validation[1] / max(validation[2], 1),
+            "val_loss": validation[0] / max(validation[2], 1),
+        }
         for key, value in logs.items():
             history[key].append(float(value))
         callback_list.on_epoch_end(epoch, logs)

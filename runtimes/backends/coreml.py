@@ -16,11 +16,16 @@ import numpy as np
 from runtimes._deps import require
 from runtimes.base import RuntimeBase, TensorSpec, register_backend
 from runtimes.contract import ModelContract
-from runtimes.metadata.coreml import COMPUTE_UNITS, CONTRACT_METADATA_KEY
 from runtimes.errors import BackendUnavailableError, ContractError, InputError, ModelLoadError
+from runtimes.metadata.coreml import COMPUTE_UNITS, CONTRACT_METADATA_KEY
 
 _COLOR_SPACES = {10: "gray", 20: "rgb", 30: "bgr"}  # CoreML ImageFeatureType.ColorSpace
-_ARRAY_TYPES = {65552: np.float16, 65568: np.float32, 65600: np.float64, 131104: np.int32}  # ArrayFeatureType.ArrayDataType
+_ARRAY_TYPES = {
+    65552: np.float16,
+    65568: np.float32,
+    65600: np.float64,
+    131104: np.int32,
+}  # ArrayFeatureType.ArrayDataType
 
 
 def prediction_supported() -> bool:
@@ -37,18 +42,26 @@ class CoreMLRuntime(RuntimeBase):
         # num_threads is accepted for a uniform call shape; CoreML schedules its own threads.
         self.path = Path(path)
         if self.path.suffix == ".mlpackage" and not (self.path / "Manifest.json").is_file():
-            raise ModelLoadError(f"{self.path} is not a CoreML package (no Manifest.json): it is incomplete or of another type")
+            raise ModelLoadError(
+                f"{self.path} is not a CoreML package (no Manifest.json): it is incomplete or of another type"
+            )
         ct = require("coremltools", extra="coreml")
         self.can_run = self._can_predict()
-        self.unavailable_reason = "" if self.can_run else (
-            f"CoreML prediction needs macOS; this machine runs {platform.system()}. The package was opened and "
-            "its contract read, but it cannot execute here: verify it on a Mac, or check it numerically with "
-            "edgekit.load(path, backend='reference')"
+        self.unavailable_reason = (
+            ""
+            if self.can_run
+            else (
+                f"CoreML prediction needs macOS; this machine runs {platform.system()}. The package was opened and "
+                "its contract read, but it cannot execute here: verify it on a Mac, or check it numerically with "
+                "edgekit.load(path, backend='reference')"
+            )
         )
         try:
             probe = ct.models.MLModel(str(self.path), skip_model_load=True)
         except Exception as exc:  # coremltools raises many types for bad packages
-            raise ModelLoadError(f"cannot load {self.path}: the CoreML package is corrupt or unreadable ({exc})") from None
+            raise ModelLoadError(
+                f"cannot load {self.path}: the CoreML package is corrupt or unreadable ({exc})"
+            ) from None
         self._spec = probe.get_spec()
         self._contract_json = dict(self._spec.description.metadata.userDefined).get(CONTRACT_METADATA_KEY)
         self._contract = self._read_contract()
@@ -71,16 +84,25 @@ class CoreMLRuntime(RuntimeBase):
         channels = contract.preprocessing.channels
         scale, bias = quant.get("image_scale"), quant.get("image_bias")
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not np.isfinite(scale) or scale == 0:
-            raise ContractError(f"{self.path.name}: the contract's image_scale {scale!r} is missing or invalid; export the package again")
-        if not (isinstance(bias, list) and len(bias) == channels
-                and all(isinstance(b, (int, float)) and not isinstance(b, bool) and np.isfinite(b) for b in bias)):
-            raise ContractError(f"{self.path.name}: the contract's image_bias {bias!r:.80} is missing or not {channels} finite numbers")
+            raise ContractError(
+                f"{self.path.name}: the contract's image_scale {scale!r} is missing or invalid; export the package "
+                "again"
+            )
+        if not (
+            isinstance(bias, list)
+            and len(bias) == channels
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool) and np.isfinite(b) for b in bias)
+        ):
+            raise ContractError(
+                f"{self.path.name}: the contract's image_bias {bias!r:.80} is missing or not {channels} finite numbers"
+            )
         if not isinstance(quant.get("folded_std", False), bool):
             raise ContractError(f"{self.path.name}: the contract's folded_std must be true or false")
         classes = self.program_labels()
         if classes and list(contract.labels) != classes:
             raise ContractError(
-                f"{self.path.name}: the contract's {len(contract.labels)} labels {list(contract.labels)[:5]} differ from the "
+                f"{self.path.name}: the contract's {len(contract.labels)} labels {list(contract.labels)[:5]} differ "
+                "from the "
                 f"classifier's {len(classes)} {classes[:5]}; the package is damaged or was edited: export it again"
             )
         return contract
@@ -97,8 +119,11 @@ class CoreMLRuntime(RuntimeBase):
                 continue
             argument = op.inputs["classes"].arguments[0]
             if argument.HasField("value"):  # coremltools writes the labels inline, as a list of strings
-                return [str(v) for item in argument.value.immediateValue.list.values
-                        for v in item.immediateValue.tensor.strings.values]
+                return [
+                    str(v)
+                    for item in argument.value.immediateValue.list.values
+                    for v in item.immediateValue.tensor.strings.values
+                ]
             const = consts.get(argument.name)
             if const is not None:
                 return [str(v) for v in const.attributes["val"].immediateValue.tensor.strings.values]
@@ -116,7 +141,9 @@ class CoreMLRuntime(RuntimeBase):
         for feature in self._spec.description.input:
             image = feature.type.imageType
             channels = 1 if _COLOR_SPACES.get(image.colorSpace) == "gray" else 3
-            specs.append(TensorSpec(feature.name, (1, int(image.height), int(image.width), channels), np.dtype(np.float32)))
+            specs.append(
+                TensorSpec(feature.name, (1, int(image.height), int(image.width), channels), np.dtype(np.float32))
+            )
         return specs
 
     @property
@@ -130,9 +157,14 @@ class CoreMLRuntime(RuntimeBase):
             name = self._spec.description.predictedProbabilitiesName
             labels = self._spec.neuralNetworkClassifier.stringClassLabels.vector or self._class_labels()
             return [TensorSpec(name, (1, len(labels)), np.dtype(np.float32))]
-        return [TensorSpec(feature.name, tuple(int(d) for d in feature.type.multiArrayType.shape),
-                           np.dtype(_ARRAY_TYPES.get(feature.type.multiArrayType.dataType, np.float32)))
-                for feature in self._spec.description.output]
+        return [
+            TensorSpec(
+                feature.name,
+                tuple(int(d) for d in feature.type.multiArrayType.shape),
+                np.dtype(_ARRAY_TYPES.get(feature.type.multiArrayType.dataType, np.float32)),
+            )
+            for feature in self._spec.description.output
+        ]
 
     def _class_labels(self) -> list[str]:
         return list(self._contract.labels) if self._contract else self.program_labels()
@@ -147,7 +179,8 @@ class CoreMLRuntime(RuntimeBase):
         operations = list(function.block_specializations[function.opset].operations)
         consts = {
             op.outputs[0].name: list(op.attributes["val"].immediateValue.tensor.floats.values)
-            for op in operations if op.type == "const"
+            for op in operations
+            if op.type == "const"
         }
         by_output = {op.outputs[0].name: op for op in operations if op.outputs}
         name = self._spec.description.input[0].name
@@ -185,14 +218,18 @@ class CoreMLRuntime(RuntimeBase):
         if self.is_classifier:
             name, labels = self._spec.description.predictedProbabilitiesName, self._labels()
             return [np.asarray([[p[name][label] for label in labels] for p in predictions], np.float32)]
-        return [np.concatenate([np.asarray(p[spec.name]).reshape(spec.shape) for p in predictions]).astype(spec.dtype)
-                for spec in self.output_specs]
+        return [
+            np.concatenate([np.asarray(p[spec.name]).reshape(spec.shape) for p in predictions]).astype(spec.dtype)
+            for spec in self.output_specs
+        ]
 
     def _predict_one(self, pixels: np.ndarray) -> dict[str, Any]:
         """The package's outputs for one image's 0..255 pixels (HxWxC, contract colour order)."""
         pil = require("PIL.Image", extra="coreml", package="pillow")
         mode = "L" if pixels.shape[-1] == 1 else "RGB"
-        image = pil.fromarray(pixels[..., 0] if mode == "L" else pixels[..., ::-1] if self.input_color_space == "bgr" else pixels, mode)
+        image = pil.fromarray(
+            pixels[..., 0] if mode == "L" else pixels[..., ::-1] if self.input_color_space == "bgr" else pixels, mode
+        )
         return self._model.predict({self._spec.description.input[0].name: image})
 
     def embedded_contract(self) -> bytes | None:
@@ -200,4 +237,3 @@ class CoreMLRuntime(RuntimeBase):
 
     def close(self) -> None:
         self._model = None
-

@@ -19,8 +19,12 @@ from runtimes.metadata.onnx import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
 log = logging.getLogger(__name__)
 
 PROVIDER_NAMES = {
-    "cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider", "coreml": "CoreMLExecutionProvider", "directml": "DmlExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "directml": "DmlExecutionProvider",
 }
 PROVIDER_INSTALL = {
     "CUDAExecutionProvider": "pip install onnxruntime-gpu (with a matching CUDA and cuDNN)",
@@ -31,8 +35,13 @@ PROVIDER_INSTALL = {
 }
 
 _ONNX_TYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
 }
 
 
@@ -49,13 +58,24 @@ def _input_quantization(stored: str | None, path: Path) -> QuantParams | None:
     try:
         data = json.loads(stored)
     except (ValueError, RecursionError):
-        raise ContractError(f"{path.name}: its input quantization metadata is not valid JSON: {stored[:80]!r}") from None
+        raise ContractError(
+            f"{path.name}: its input quantization metadata is not valid JSON: {stored[:80]!r}"
+        ) from None
     scale = data.get("scale") if isinstance(data, dict) else None
     zero_point = data.get("zero_point") if isinstance(data, dict) else None
-    if (isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0
-            or isinstance(zero_point, bool) or not isinstance(zero_point, int) or not -128 <= zero_point <= 255):
-        raise ContractError(f"{path.name}: invalid input quantization {stored[:80]!r}; it needs a finite scale > 0 "
-                            "and an 8-bit integer zero_point: export the model again")
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, (int, float))
+        or not math.isfinite(scale)
+        or scale <= 0
+        or isinstance(zero_point, bool)
+        or not isinstance(zero_point, int)
+        or not -128 <= zero_point <= 255
+    ):
+        raise ContractError(
+            f"{path.name}: invalid input quantization {stored[:80]!r}; it needs a finite scale > 0 "
+            "and an 8-bit integer zero_point: export the model again"
+        )
     return QuantParams(float(scale), zero_point)
 
 
@@ -66,7 +86,11 @@ class OnnxRuntime(RuntimeBase):
     backend_name = "onnxruntime"
 
     def __init__(
-        self, path: Path, providers: Sequence[str] | None = None, num_threads: int | None = None, allow_fallback: bool = False
+        self,
+        path: Path,
+        providers: Sequence[str] | None = None,
+        num_threads: int | None = None,
+        allow_fallback: bool = False,
     ) -> None:
         ort = require("onnxruntime", extra="runtime-onnx")
         self.path = Path(path)
@@ -81,8 +105,12 @@ class OnnxRuntime(RuntimeBase):
                 + " Pass allow_fallback=True to run on what is available instead"
             )
         if missing:
-            log.warning("%s: providers %s are not available; falling back to %s", self.path.name, missing,
-                        [p for p in requested if p in available] or ["CPUExecutionProvider"])
+            log.warning(
+                "%s: providers %s are not available; falling back to %s",
+                self.path.name,
+                missing,
+                [p for p in requested if p in available] or ["CPUExecutionProvider"],
+            )
             requested = [p for p in requested if p in available] or ["CPUExecutionProvider"]
         options = ort.SessionOptions()
         if num_threads:
@@ -91,7 +119,9 @@ class OnnxRuntime(RuntimeBase):
             with quiet_native("ONNX Runtime"):  # it prints "EP Error" banners for files it cannot load
                 self._session = ort.InferenceSession(str(self.path), sess_options=options, providers=requested)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
-            raise ModelLoadError(f"cannot load {self.path}: the ONNX model is corrupt, truncated or invalid ({exc})") from None
+            raise ModelLoadError(
+                f"cannot load {self.path}: the ONNX model is corrupt, truncated or invalid ({exc})"
+            ) from None
         self.providers = self._session.get_providers()
         try:  # names and metadata are decoded from the file: damaged bytes surface here
             inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
@@ -128,8 +158,10 @@ class OnnxRuntime(RuntimeBase):
             kind = type(exc).__name__
             if "InvalidArgument" in kind:
                 raise InputError(f"{self.path.name} cannot take this input: {str(exc).strip()[:300]}") from None
-            raise InferenceError(f"{self.path.name} failed while running ({kind}): {str(exc).strip()[:300]}; "
-                                 "the file may be damaged: export or copy it again") from None
+            raise InferenceError(
+                f"{self.path.name} failed while running ({kind}): {str(exc).strip()[:300]}; "
+                "the file may be damaged: export or copy it again"
+            ) from None
 
     def embedded_contract(self) -> bytes | None:
         value = self._metadata.get(CONTRACT_METADATA_KEY)

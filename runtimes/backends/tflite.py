@@ -12,9 +12,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from runtimes._quiet import quiet_native
+from runtimes.backends.tflite_delegates import compiled_for_edgetpu, load_delegates, parse_delegate
 from runtimes.base import QuantParams, RuntimeBase, TensorSpec, read_model_file, register_backend
 from runtimes.errors import ContractError, InferenceError, InputError, MissingDependencyError, ModelLoadError
-from runtimes.backends.tflite_delegates import compiled_for_edgetpu, load_delegates, parse_delegate
 from runtimes.metadata.tflite import is_tflite, read_metadata
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,9 @@ class TFLiteRuntime(RuntimeBase):
         try:
             with quiet_native("LiteRT"):  # "Created TensorFlow Lite XNNPACK delegate" and kernel notes: debug log
                 self._interpreter = interpreter_type(
-                    model_content=self._model, num_threads=num_threads, **({"experimental_delegates": loaded} if loaded else {})
+                    model_content=self._model,
+                    num_threads=num_threads,
+                    **({"experimental_delegates": loaded} if loaded else {}),
                 )
                 self._interpreter.allocate_tensors()
         except Exception as exc:  # the interpreter raises ValueError, RuntimeError and others for bad files

@@ -28,12 +28,20 @@ class DelegateSpec:
 
 DELEGATES: Registry[DelegateSpec] = Registry("TFLite delegate")
 for _spec in (
-    DelegateSpec("edgetpu", ("libedgetpu.so.1", "libedgetpu.1.dylib", "edgetpu.dll"),
-                 "the Edge TPU runtime: `sudo apt install libedgetpu1-std` (https://coral.ai/software/) and a Coral device"),
-    DelegateSpec("gpu", ("libtensorflowlite_gpu_delegate.so",),
-                 "a TFLite GPU delegate library built for this device "
-                 "(bazel build //tensorflow/lite/delegates/gpu:libtensorflowlite_gpu_delegate.so), or pass its path"),
-    DelegateSpec("xnnpack", (), "nothing: XNNPACK is built into LiteRT and tflite-runtime (num_threads sets its threads)"),
+    DelegateSpec(
+        "edgetpu",
+        ("libedgetpu.so.1", "libedgetpu.1.dylib", "edgetpu.dll"),
+        "the Edge TPU runtime: `sudo apt install libedgetpu1-std` (https://coral.ai/software/) and a Coral device",
+    ),
+    DelegateSpec(
+        "gpu",
+        ("libtensorflowlite_gpu_delegate.so",),
+        "a TFLite GPU delegate library built for this device "
+        "(bazel build //tensorflow/lite/delegates/gpu:libtensorflowlite_gpu_delegate.so), or pass its path",
+    ),
+    DelegateSpec(
+        "xnnpack", (), "nothing: XNNPACK is built into LiteRT and tflite-runtime (num_threads sets its threads)"
+    ),
 ):
     DELEGATES.register(_spec.name)(_spec)
 

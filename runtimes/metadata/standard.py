@@ -65,7 +65,9 @@ def _labels_file(schema: Any, kind: int, description: str) -> Any:
     return labels
 
 
-def _tensor(schema: Any, name: str, description: str, content_type: int, properties: Any, files: list[Any] | None = None) -> Any:
+def _tensor(
+    schema: Any, name: str, description: str, content_type: int, properties: Any, files: list[Any] | None = None
+) -> Any:
     content = schema.ContentT()
     content.contentPropertiesType = content_type
     content.contentProperties = properties
@@ -78,9 +80,21 @@ def _tensor(schema: Any, name: str, description: str, content_type: int, propert
 
 def _scores_metadata(schema: Any, contract: ModelContract) -> Any:
     """A classifier's score vector: one value per line of labels.txt."""
-    files = [_labels_file(schema, schema.AssociatedFileType.TENSOR_AXIS_LABELS, "one label per line, in the order of the output scores")]
-    return _tensor(schema, "probability", f"scores of the {len(contract.labels)} labels",
-                   schema.ContentProperties.FeatureProperties, schema.FeaturePropertiesT(), files)
+    files = [
+        _labels_file(
+            schema,
+            schema.AssociatedFileType.TENSOR_AXIS_LABELS,
+            "one label per line, in the order of the output scores",
+        )
+    ]
+    return _tensor(
+        schema,
+        "probability",
+        f"scores of the {len(contract.labels)} labels",
+        schema.ContentProperties.FeatureProperties,
+        schema.FeaturePropertiesT(),
+        files,
+    )
 
 
 def _per_box(schema: Any, tensor: Any) -> Any:
@@ -91,15 +105,24 @@ def _per_box(schema: Any, tensor: Any) -> Any:
     return tensor
 
 
-def _boxes_metadata(schema: Any, contract: ModelContract, index: tuple[int, ...] = (0, 1, 2, 3),
-                    order: str = "left, top, right, bottom") -> Any:
+def _boxes_metadata(
+    schema: Any, contract: ModelContract, index: tuple[int, ...] = (0, 1, 2, 3), order: str = "left, top, right, bottom"
+) -> Any:
     """A detector's boxes as fractions of the input; `index` gives where left, top, right and bottom sit."""
     box = schema.BoundingBoxPropertiesT()
     box.index = list(index)
     box.type = schema.BoundingBoxType.BOUNDARIES
     box.coordinateType = schema.CoordinateType.RATIO
-    return _per_box(schema, _tensor(schema, "location", f"boxes ({order}) as fractions of the input size",
-                                    schema.ContentProperties.BoundingBoxProperties, box))
+    return _per_box(
+        schema,
+        _tensor(
+            schema,
+            "location",
+            f"boxes ({order}) as fractions of the input size",
+            schema.ContentProperties.BoundingBoxProperties,
+            box,
+        ),
+    )
 
 
 def _boxes_yxyx_metadata(schema: Any, contract: ModelContract) -> Any:
@@ -108,15 +131,28 @@ def _boxes_yxyx_metadata(schema: Any, contract: ModelContract) -> Any:
 
 
 def _classes_metadata(schema: Any, contract: ModelContract) -> Any:
-    files = [_labels_file(schema, schema.AssociatedFileType.TENSOR_VALUE_LABELS, "one label per line: line i names class i")]
-    return _per_box(schema, _tensor(schema, "category", "class index of each box", schema.ContentProperties.FeatureProperties,
-                                    schema.FeaturePropertiesT(), files))
+    files = [
+        _labels_file(schema, schema.AssociatedFileType.TENSOR_VALUE_LABELS, "one label per line: line i names class i")
+    ]
+    return _per_box(
+        schema,
+        _tensor(
+            schema,
+            "category",
+            "class index of each box",
+            schema.ContentProperties.FeatureProperties,
+            schema.FeaturePropertiesT(),
+            files,
+        ),
+    )
 
 
 def _detection_scores_metadata(schema: Any, contract: ModelContract) -> Any:
     """Each box's score, with the contract's default threshold as ScoreThresholdingOptions for readers that use it
     (MediaPipe 0.10.14's ObjectDetector did not: the postprocess layout applies it in the graph)."""
-    tensor = _tensor(schema, "score", "score of each box", schema.ContentProperties.FeatureProperties, schema.FeaturePropertiesT())
+    tensor = _tensor(
+        schema, "score", "score of each box", schema.ContentProperties.FeatureProperties, schema.FeaturePropertiesT()
+    )
     threshold = contract.head.get("score_threshold")
     if threshold is not None:
         options = schema.ScoreThresholdingOptionsT()
@@ -130,17 +166,30 @@ def _detection_scores_metadata(schema: Any, contract: ModelContract) -> Any:
 
 def _count_metadata(schema: Any, contract: ModelContract) -> Any:
     tensor = schema.TensorMetadataT()
-    tensor.name, tensor.description = "number of detections", "how many of the boxes are detections (the rest is padding)"
+    tensor.name, tensor.description = (
+        "number of detections",
+        "how many of the boxes are detections (the rest is padding)",
+    )
     return tensor
 
 
-_OUTPUT_METADATA = {"scores": _scores_metadata, "boxes": _boxes_metadata, "boxes_yxyx": _boxes_yxyx_metadata,
-                    "classes": _classes_metadata, "detection_scores": _detection_scores_metadata, "count": _count_metadata}
+_OUTPUT_METADATA = {
+    "scores": _scores_metadata,
+    "boxes": _boxes_metadata,
+    "boxes_yxyx": _boxes_yxyx_metadata,
+    "classes": _classes_metadata,
+    "detection_scores": _detection_scores_metadata,
+    "count": _count_metadata,
+}
 DETECTION_GROUP = "detection_result"  # MediaPipe's name for the boxes, classes and scores tensor group
 
 
-def build_metadata(contract: ModelContract, author: str = "edgekit", description: str | None = None,
-                   outputs: tuple[str, ...] | None = None) -> bytes:
+def build_metadata(
+    contract: ModelContract,
+    author: str = "edgekit",
+    description: str | None = None,
+    outputs: tuple[str, ...] | None = None,
+) -> bytes:
     """The TFLITE_METADATA flatbuffer: one image input; a classifier's score output, or, with
     `outputs` naming each output's role in the file's order, a detector's boxes, classes and scores."""
     import flatbuffers
@@ -148,7 +197,9 @@ def build_metadata(contract: ModelContract, author: str = "edgekit", description
     schema = _schema()
     spec = contract.preprocessing
     image = schema.ImagePropertiesT()
-    image.colorSpace = schema.ColorSpaceType.GRAYSCALE if spec.color_order is ColorOrder.GRAY else schema.ColorSpaceType.RGB
+    image.colorSpace = (
+        schema.ColorSpaceType.GRAYSCALE if spec.color_order is ColorOrder.GRAY else schema.ColorSpaceType.RGB
+    )
     content = schema.ContentT()
     content.contentPropertiesType = schema.ContentProperties.ImageProperties
     content.contentProperties = image
@@ -169,10 +220,14 @@ def build_metadata(contract: ModelContract, author: str = "edgekit", description
     subgraph = schema.SubGraphMetadataT()
     subgraph.inputTensorMetadata = [image_tensor]
     subgraph.outputTensorMetadata = [_OUTPUT_METADATA[role](schema, contract) for role in (outputs or ("scores",))]
-    if outputs and "count" in outputs:  # TFLite_Detection_PostProcess's layout: its box, class and score tensors, grouped
+    if (
+        outputs and "count" in outputs
+    ):  # TFLite_Detection_PostProcess's layout: its box, class and score tensors, grouped
         group = schema.TensorGroupT()
         group.name = DETECTION_GROUP
-        group.tensorNames = [tensor.name for tensor in subgraph.outputTensorMetadata if tensor.name != "number of detections"]
+        group.tensorNames = [
+            tensor.name for tensor in subgraph.outputTensorMetadata if tensor.name != "number of detections"
+        ]
         subgraph.outputTensorGroups = [group]
     model = schema.ModelMetadataT()
     model.name = contract.model_name
@@ -241,8 +296,13 @@ def parse_metadata(buffer: bytes, files: dict[str, bytes]) -> StandardMetadata:
                 mean, std = tuple(float(v) for v in unit.options.mean), tuple(float(v) for v in unit.options.std)
                 sources["normalization"] = "standard metadata NormalizationOptions"
         properties = tensor.content.contentProperties if tensor.content is not None else None
-        if tensor.content is not None and tensor.content.contentPropertiesType == schema.ContentProperties.ImageProperties:
-            color = {schema.ColorSpaceType.RGB: "RGB", schema.ColorSpaceType.GRAYSCALE: "GRAYSCALE"}.get(properties.colorSpace)
+        if (
+            tensor.content is not None
+            and tensor.content.contentPropertiesType == schema.ContentProperties.ImageProperties
+        ):
+            color = {schema.ColorSpaceType.RGB: "RGB", schema.ColorSpaceType.GRAYSCALE: "GRAYSCALE"}.get(
+                properties.colorSpace
+            )
             if color:
                 sources["color_order"] = "standard metadata ImageProperties"
     if subgraphs and subgraphs[0].outputTensorMetadata:
@@ -250,17 +310,23 @@ def parse_metadata(buffer: bytes, files: dict[str, bytes]) -> StandardMetadata:
             if associated.type == schema.AssociatedFileType.TENSOR_AXIS_LABELS:
                 name = associated.name.decode() if isinstance(associated.name, bytes) else associated.name
                 if name not in files:
-                    raise ContractError(f"the standard metadata names the label file {name!r}, but the model carries no such "
-                                        "associated file: it was stripped; write the metadata again")
+                    raise ContractError(
+                        f"the standard metadata names the label file {name!r}, but the model carries no such "
+                        "associated file: it was stripped; write the metadata again"
+                    )
                 label_file = name
-                labels = tuple(line.strip() for line in files[name].decode("utf-8", "replace").splitlines() if line.strip())
+                labels = tuple(
+                    line.strip() for line in files[name].decode("utf-8", "replace").splitlines() if line.strip()
+                )
                 sources["labels"] = f"{name} (TENSOR_AXIS_LABELS associated file)"
                 break
     name = model.name.decode() if isinstance(model.name, bytes) else model.name
     return StandardMetadata(name, color, mean, std, label_file, labels, sources)
 
 
-def derive_contract(metadata: StandardMetadata, input_shape: tuple[int, ...], classes: int) -> tuple[ModelContract, dict[str, str]]:
+def derive_contract(
+    metadata: StandardMetadata, input_shape: tuple[int, ...], classes: int
+) -> tuple[ModelContract, dict[str, str]]:
     """An edgekit contract from standard metadata and the input tensor: (contract, where each field came from)."""
     if len(input_shape) != 4:
         raise ContractError(f"standard metadata describes an image input, but the input tensor has shape {input_shape}")
@@ -274,7 +340,9 @@ def derive_contract(metadata: StandardMetadata, input_shape: tuple[int, ...], cl
     mean = mean * count if len(mean) == 1 else mean
     std = std * count if len(std) == 1 else std
     if len(mean) != count or len(std) != count:
-        raise ContractError(f"standard metadata normalization has {len(mean)} means and {len(std)} stds for {count} channel(s)")
+        raise ContractError(
+            f"standard metadata normalization has {len(mean)} means and {len(std)} stds for {count} channel(s)"
+        )
     if any(s == 0 for s in std):
         raise ContractError("standard metadata normalization has a zero std")
     sources.setdefault("normalization", "none given: raw 0..255 pixels")
@@ -286,7 +354,9 @@ def derive_contract(metadata: StandardMetadata, input_shape: tuple[int, ...], cl
     labels = metadata.labels
     if labels is None or len(labels) != classes:
         if labels is not None:
-            sources["labels"] = f"{metadata.label_file} has {len(labels)} labels for {classes} scores: ignored, indices used"
+            sources["labels"] = (
+                f"{metadata.label_file} has {len(labels)} labels for {classes} scores: ignored, indices used"
+            )
         else:
             sources["labels"] = "none given: output indices"
         labels = tuple(str(i) for i in range(classes))

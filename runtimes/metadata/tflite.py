@@ -127,7 +127,9 @@ def _sharing_builder(flatbuffers: Any, size: int) -> Any:
     return SharingBuilder(size)
 
 
-def write_metadata(model: bytes, payload: bytes, name: str = CONTRACT_METADATA_NAME, signature_order: bool = False) -> bytes:
+def write_metadata(
+    model: bytes, payload: bytes, name: str = CONTRACT_METADATA_NAME, signature_order: bool = False
+) -> bytes:
     """Return a copy of `model` whose metadata entry `name` holds `payload` (replacing any).
 
     Every other metadata entry (standard TFLITE_METADATA included) and the associated files
@@ -172,7 +174,9 @@ def _signature_order(tree: Any) -> None:
     signatures = tree.signatureDefs or []
     if len(signatures) != 1 or not tree.subgraphs:
         return
-    names = [(m.name.decode() if isinstance(m.name, bytes) else m.name, m.tensorIndex) for m in signatures[0].outputs or []]
+    names = [
+        (m.name.decode() if isinstance(m.name, bytes) else m.name, m.tensorIndex) for m in signatures[0].outputs or []
+    ]
     numbered = [(int(match.group(1)), index) for name, index in names if (match := re.fullmatch(r"output_(\d+)", name))]
     subgraph = tree.subgraphs[signatures[0].subgraphIndex]
     order = [index for _, index in sorted(numbered)]

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.base import register_backend
 from runtimes.backends.coreml import CoreMLRuntime
+from runtimes.base import register_backend
 from runtimes.reference.mil_program import MILProgram, load_program
 
 
@@ -36,6 +36,8 @@ class CoreMLReferenceRuntime(CoreMLRuntime):
 
     def _predict_one(self, pixels: np.ndarray) -> dict[str, Any]:
         program: MILProgram = self._model
-        (image_name, (shape, _)), = program.inputs.items()
-        feed = np.transpose(pixels.astype(np.float32), (2, 0, 1))[None]  # HxWxC 0..255 -> 1xCxHxW, the program's image layout
+        ((image_name, (shape, _)),) = program.inputs.items()
+        feed = np.transpose(pixels.astype(np.float32), (2, 0, 1))[
+            None
+        ]  # HxWxC 0..255 -> 1xCxHxW, the program's image layout
         return program.run({image_name: feed.reshape(shape)})

@@ -58,7 +58,9 @@ def unpack_indices(packed: np.ndarray, nbits: int, count: int) -> np.ndarray:
 
 
 @mil_op("constexpr_lut_to_dense")
-def constexpr_lut_to_dense(indices: np.ndarray, lut: np.ndarray, shape: np.ndarray | None = None, vector_axis: Any = None) -> np.ndarray:
+def constexpr_lut_to_dense(
+    indices: np.ndarray, lut: np.ndarray, shape: np.ndarray | None = None, vector_axis: Any = None
+) -> np.ndarray:
     """Palettized weights: each element is lut[index].
 
     iOS16: `indices` are packed bits, `lut` one palette, `shape` the output shape.
@@ -70,7 +72,9 @@ def constexpr_lut_to_dense(indices: np.ndarray, lut: np.ndarray, shape: np.ndarr
         count = int(np.prod(shape))
         return lut[unpack_indices(indices, nbits, count)].reshape(tuple(int(s) for s in shape))
     if lut.shape[-1] != 1:
-        raise NotImplementedError("vector palettization (lut vector size > 1) is not supported by the reference executor")
+        raise NotImplementedError(
+            "vector palettization (lut vector size > 1) is not supported by the reference executor"
+        )
     out_shape = indices.shape
     blocks = lut.shape[:-2]
     block = [o // b for o, b in zip(out_shape, blocks)]
@@ -80,7 +84,9 @@ def constexpr_lut_to_dense(indices: np.ndarray, lut: np.ndarray, shape: np.ndarr
 
 
 @mil_op("constexpr_blockwise_shift_scale")
-def constexpr_blockwise_shift_scale(data: np.ndarray, scale: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
+def constexpr_blockwise_shift_scale(
+    data: np.ndarray, scale: np.ndarray, offset: np.ndarray | None = None
+) -> np.ndarray:
     """(data - offset) * scale, with scale/offset given per block of each axis (iOS18)."""
 
     def expand(values: np.ndarray) -> np.ndarray:
@@ -136,8 +142,6 @@ def silu(x: np.ndarray) -> np.ndarray:
     return x * sigmoid(x)
 
 
-
-
 @mil_op("softmax")
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     shifted = x - x.max(axis=int(axis), keepdims=True)
@@ -145,8 +149,15 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=int(axis), keepdims=True)
 
 
-_CAST_TYPES = {"fp16": np.float16, "fp32": np.float32, "int32": np.int32, "int16": np.int16, "int8": np.int8,
-               "uint8": np.uint8, "bool": np.bool_}
+_CAST_TYPES = {
+    "fp16": np.float16,
+    "fp32": np.float32,
+    "int32": np.int32,
+    "int16": np.int16,
+    "int8": np.int8,
+    "uint8": np.uint8,
+    "bool": np.bool_,
+}
 
 
 @mil_op("cast")
@@ -210,7 +221,12 @@ def concat(values: list[np.ndarray], axis: int, interleave: bool = False) -> np.
 
 @mil_op("slice_by_index")
 def slice_by_index(
-    x: np.ndarray, begin: Any, end: Any, stride: Any = None, begin_mask: Any = None, end_mask: Any = None,
+    x: np.ndarray,
+    begin: Any,
+    end: Any,
+    stride: Any = None,
+    begin_mask: Any = None,
+    end_mask: Any = None,
     squeeze_mask: Any = None,
 ) -> np.ndarray:
     rank = x.ndim
@@ -245,8 +261,13 @@ def pad(x: np.ndarray, pad: Any, mode: str = "constant", constant_val: float = 0
 
 
 def spatial_padding(
-    in_size: tuple[int, ...], kernel: tuple[int, ...], strides: tuple[int, ...], dilations: tuple[int, ...],
-    pad_type: str, pad: Any = None, ceil_mode: bool = False,
+    in_size: tuple[int, ...],
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilations: tuple[int, ...],
+    pad_type: str,
+    pad: Any = None,
+    ceil_mode: bool = False,
 ) -> list[tuple[int, int]]:
     """(before, after) padding per spatial axis for MIL's pad_type valid / same / same_lower / custom."""
     effective = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
@@ -280,7 +301,10 @@ def _taps(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], dila
     out_w = (x.shape[3] - (kw - 1) * dw - 1) // sw + 1
     for i in range(kh):
         for j in range(kw):
-            yield (i, j), x[:, :, i * dh : i * dh + (out_h - 1) * sh + 1 : sh, j * dw : j * dw + (out_w - 1) * sw + 1 : sw]
+            yield (
+                (i, j),
+                x[:, :, i * dh : i * dh + (out_h - 1) * sh + 1 : sh, j * dw : j * dw + (out_w - 1) * sw + 1 : sw],
+            )
 
 
 def _pair(value: Any, default: int = 1) -> tuple[int, int]:
@@ -292,14 +316,27 @@ def _pair(value: Any, default: int = 1) -> tuple[int, int]:
 
 @mil_op("conv")
 def conv(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, strides: Any = None, pad_type: str = "valid",
-    pad: Any = None, dilations: Any = None, groups: int = 1,
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    strides: Any = None,
+    pad_type: str = "valid",
+    pad: Any = None,
+    dilations: Any = None,
+    groups: int = 1,
 ) -> np.ndarray:
     """2-D convolution, NCHW, weight (C_out, C_in / groups, kH, kW); 1-D conv as a 2-D one of height 1."""
     if x.ndim == 3:
-        out = conv(x[:, :, None], weight[:, :, None], bias, [1, *np.atleast_1d(strides if strides is not None else 1)],
-                   pad_type, None if pad is None else [0, 0, *np.atleast_1d(pad)],
-                   [1, *np.atleast_1d(dilations if dilations is not None else 1)], groups)
+        out = conv(
+            x[:, :, None],
+            weight[:, :, None],
+            bias,
+            [1, *np.atleast_1d(strides if strides is not None else 1)],
+            pad_type,
+            None if pad is None else [0, 0, *np.atleast_1d(pad)],
+            [1, *np.atleast_1d(dilations if dilations is not None else 1)],
+            groups,
+        )
         return out[:, :, 0]
     if x.ndim != 4:
         raise NotImplementedError(f"conv over {x.ndim - 2} spatial axes is not supported by the reference executor")
@@ -338,8 +375,14 @@ def _pool(x: np.ndarray, kernel_sizes: Any, strides: Any, pad_type: str, pad: An
 
 
 @mil_op("max_pool")
-def max_pool(x: np.ndarray, kernel_sizes: Any, strides: Any = None, pad_type: str = "valid", pad: Any = None,
-             ceil_mode: bool = False) -> np.ndarray:
+def max_pool(
+    x: np.ndarray,
+    kernel_sizes: Any,
+    strides: Any = None,
+    pad_type: str = "valid",
+    pad: Any = None,
+    ceil_mode: bool = False,
+) -> np.ndarray:
     kernel, strides, padded, _ = _pool(x, kernel_sizes, strides, pad_type, pad, ceil_mode, -np.inf)
     out = None
     for _, view in _taps(padded, kernel, strides, (1, 1)):
@@ -348,8 +391,15 @@ def max_pool(x: np.ndarray, kernel_sizes: Any, strides: Any = None, pad_type: st
 
 
 @mil_op("avg_pool")
-def avg_pool(x: np.ndarray, kernel_sizes: Any, strides: Any = None, pad_type: str = "valid", pad: Any = None,
-             exclude_padding_from_average: bool = False, ceil_mode: bool = False) -> np.ndarray:
+def avg_pool(
+    x: np.ndarray,
+    kernel_sizes: Any,
+    strides: Any = None,
+    pad_type: str = "valid",
+    pad: Any = None,
+    exclude_padding_from_average: bool = False,
+    ceil_mode: bool = False,
+) -> np.ndarray:
     kernel, strides, padded, valid = _pool(x, kernel_sizes, strides, pad_type, pad, ceil_mode, 0.0)
     total = sum(view for _, view in _taps(padded, kernel, strides, (1, 1)))
     if exclude_padding_from_average:
@@ -371,8 +421,14 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) ->
 
 
 @mil_op("batch_norm")
-def batch_norm(x: np.ndarray, mean: np.ndarray, variance: np.ndarray, gamma: np.ndarray | None = None,
-               beta: np.ndarray | None = None, epsilon: float = 1e-5) -> np.ndarray:
+def batch_norm(
+    x: np.ndarray,
+    mean: np.ndarray,
+    variance: np.ndarray,
+    gamma: np.ndarray | None = None,
+    beta: np.ndarray | None = None,
+    epsilon: float = 1e-5,
+) -> np.ndarray:
     shape = (1, -1) + (1,) * (x.ndim - 2)
     out = (x - mean.reshape(shape)) / np.sqrt(variance.reshape(shape) + epsilon)
     if gamma is not None:
@@ -402,8 +458,9 @@ def reduce_argmax(x: np.ndarray, axis: int = -1, keep_dims: bool = False) -> np.
 
 
 @mil_op("topk")
-def topk(x: np.ndarray, k: int = 1, axis: int = -1, ascending: bool = False, sort: bool = True,
-         return_indices: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def topk(
+    x: np.ndarray, k: int = 1, axis: int = -1, ascending: bool = False, sort: bool = True, return_indices: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """The k largest (or smallest) values along `axis` and their indices; equal values keep index order."""
     axis = int(axis) % x.ndim
     order = np.argsort(x if ascending else -x, axis=axis, kind="stable")
@@ -412,7 +469,9 @@ def topk(x: np.ndarray, k: int = 1, axis: int = -1, ascending: bool = False, sor
 
 
 @mil_op("gather")
-def gather(x: np.ndarray, indices: np.ndarray, axis: int = 0, batch_dims: int = 0, validate_indices: bool = False) -> np.ndarray:
+def gather(
+    x: np.ndarray, indices: np.ndarray, axis: int = 0, batch_dims: int = 0, validate_indices: bool = False
+) -> np.ndarray:
     """x gathered at `indices` along `axis`, the first `batch_dims` axes of both paired up (TensorFlow's gather)."""
     axis, batch_dims = int(axis) % x.ndim, int(batch_dims)
     indices = np.asarray(indices).astype(np.int64)

@@ -56,8 +56,17 @@ class MILProgram:
         for step in self.steps:
             if step.op_type != "const" and all(name in known for name in _names(step.inputs)):
                 results = _evaluate(step, known)
-                step = Step("const", step.name, {"val": _cast(results[0], step.output_dtypes[0])}, step.outputs[:1],
-                            step.output_dtypes[:1]) if len(step.outputs) == 1 else step
+                step = (
+                    Step(
+                        "const",
+                        step.name,
+                        {"val": _cast(results[0], step.output_dtypes[0])},
+                        step.outputs[:1],
+                        step.output_dtypes[:1],
+                    )
+                    if len(step.outputs) == 1
+                    else step
+                )
             if step.op_type == "const":
                 known[step.outputs[0]] = step.inputs["val"]
             folded.append(step)
@@ -107,11 +116,16 @@ def _evaluate(step: Step, values: dict[str, Any]) -> tuple[Any, ...]:
     args = {key: _resolve(value, values) for key, value in step.inputs.items()}
     low_precision = any(d == np.float16 for d in step.output_dtypes)
     if low_precision:  # fp16 op: inputs are fp16 values; compute in fp32
-        args = {k: v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype == np.float16 else v for k, v in args.items()}
+        args = {
+            k: v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype == np.float16 else v
+            for k, v in args.items()
+        }
     try:
         result = MIL_OPS.get(step.op_type)(**args)
     except TypeError as exc:
-        raise UnsupportedOpError(f"MIL op {step.op_type!r} ({step.name!r}) has inputs the reference executor does not take: {exc}") from None
+        raise UnsupportedOpError(
+            f"MIL op {step.op_type!r} ({step.name!r}) has inputs the reference executor does not take: {exc}"
+        ) from None
     return result if isinstance(result, tuple) else (result,)
 
 
@@ -149,15 +163,19 @@ def load_program(path: str | Path) -> MILProgram:
         mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
         spec = mlmodel.get_spec()
         if spec.WhichOneof("Type") != "mlProgram":
-            raise ModelLoadError(f"{path.name} is a {spec.WhichOneof('Type')} model; the reference executor runs ML programs only")
+            raise ModelLoadError(
+                f"{path.name} is a {spec.WhichOneof('Type')} model; the reference executor runs ML programs only"
+            )
         program = load_milproto(spec, spec.specificationVersion, mlmodel.weights_dir)
     except ModelLoadError:
         raise
     except Exception as exc:  # coremltools raises many types for unreadable packages
         raise ModelLoadError(f"cannot read the ML program in {path}: {exc}") from None
     function = program.functions["main"]
-    inputs = {name: (tuple(int(d) for d in var.shape), _numpy_dtype(var.sym_type) or np.dtype(np.float32))
-              for name, var in function.inputs.items()}
+    inputs = {
+        name: (tuple(int(d) for d in var.shape), _numpy_dtype(var.sym_type) or np.dtype(np.float32))
+        for name, var in function.inputs.items()
+    }
     steps, counts = [], {}
     for op in function.operations:
         counts[op.op_type] = counts.get(op.op_type, 0) + 1
@@ -176,7 +194,10 @@ def _step(op: Any) -> Step:
     for key, var in op.inputs.items():
         if accepted is not None and key not in accepted:
             raise UnsupportedOpError(
-                f"MIL op {op.op_type!r} ({op.name!r}) has input {key!r}, which the reference executor does not implement"
+                (
+                    f"MIL op {op.op_type!r} ({op.name!r}) has input {key!r}, which the reference executor does not "
+                    "implement"
+                )
             )
         inputs[key] = [_Ref(v.name) for v in var] if isinstance(var, (list, tuple)) else _Ref(var.name)
     return Step(op.op_type, op.name, inputs, outputs, dtypes)

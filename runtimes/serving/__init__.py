@@ -43,8 +43,19 @@ log = logging.getLogger("edgekit.serve")
 DEFAULT_PORT = 8500  # TensorFlow Serving's gRPC port is 8500 and REST 8501; edgekit serves REST only, on the first
 GRACEFUL_SECONDS = 10  # how long shutdown waits for requests in progress (the systemd unit allows 20 s to stop)
 CAMERA_RELEASE_SECONDS = 5  # how long shutdown waits for a camera that hangs before exiting without it
-__all__ = ["DEFAULT_PORT", "Limits", "LiveFeed", "RequestError", "ServeConfig", "ServeConfigError", "Server", "create_app",
-           "is_loopback", "serve", "start"]
+__all__ = [
+    "DEFAULT_PORT",
+    "Limits",
+    "LiveFeed",
+    "RequestError",
+    "ServeConfig",
+    "ServeConfigError",
+    "Server",
+    "create_app",
+    "is_loopback",
+    "serve",
+    "start",
+]
 
 
 def is_loopback(host: str) -> bool:
@@ -60,12 +71,16 @@ def is_loopback(host: str) -> bool:
 def check_exposure(host: str, token: str | None, insecure: bool) -> None:
     """Refuse what would serve a camera and a model to a network without a token (ServeConfigError says how)."""
     if token is not None and not token.strip():
-        raise ServeConfigError("the token is empty: an empty token would let anyone in; give a non-empty token "
-                               "(--token-file FILE or EDGEKIT_SERVE_TOKEN), or none to serve on 127.0.0.1 only")
+        raise ServeConfigError(
+            "the token is empty: an empty token would let anyone in; give a non-empty token "
+            "(--token-file FILE or EDGEKIT_SERVE_TOKEN), or none to serve on 127.0.0.1 only"
+        )
     if not token and not is_loopback(host) and not insecure:
-        raise ServeConfigError(f"refusing to serve on {host} without a token: anyone who can reach this machine could use "
-                               "its camera and model. Give a token (--token-file FILE or EDGEKIT_SERVE_TOKEN), serve on "
-                               "127.0.0.1, or pass --insecure to serve openly anyway")
+        raise ServeConfigError(
+            f"refusing to serve on {host} without a token: anyone who can reach this machine could use "
+            "its camera and model. Give a token (--token-file FILE or EDGEKIT_SERVE_TOKEN), serve on "
+            "127.0.0.1, or pass --insecure to serve openly anyway"
+        )
 
 
 @dataclass
@@ -114,20 +129,34 @@ class _Service:
 def _listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound before the app is made (so its Host check knows the port, 0 included)."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
     except OSError as exc:
-        raise ServeConfigError(f"edgekit serve cannot listen on {host}:{port}: {exc.strerror or exc} (port in use, or "
-                               "not an address of this machine?)") from None
+        raise ServeConfigError(
+            f"edgekit serve cannot listen on {host}:{port}: {exc.strerror or exc} (port in use, or "
+            "not an address of this machine?)"
+        ) from None
     sock.set_inheritable(True)
     return sock
 
 
-def _prepare(model_path: str | Path, source: Any, host: str, port: int, name: str | None, token: str | None,
-             insecure: bool, limits: Limits | None, stream_options: dict[str, Any] | None, realtime_files: bool,
-             **load_options: Any) -> _Service:
+def _prepare(
+    model_path: str | Path,
+    source: Any,
+    host: str,
+    port: int,
+    name: str | None,
+    token: str | None,
+    insecure: bool,
+    limits: Limits | None,
+    stream_options: dict[str, Any] | None,
+    realtime_files: bool,
+    **load_options: Any,
+) -> _Service:
     from runtimes.model import open_model
     from runtimes.sources import open_source
 
@@ -142,8 +171,12 @@ def _prepare(model_path: str | Path, source: Any, host: str, port: int, name: st
         models = (model,)
         model.require_preprocessing()
         allowed = loopback_hosts(host, bound) if not token and is_loopback(host) else None
-        config = ServeConfig(name or (model.contract.model_name if model.contract else Path(model_path).stem), token or None,
-                             limits, allowed)
+        config = ServeConfig(
+            name or (model.contract.model_name if model.contract else Path(model_path).stem),
+            token or None,
+            limits,
+            allowed,
+        )
         if source is not None:
             live_model = open_model(model_path, **load_options)  # its own interpreter: requests never wait on frames
             models = (model, live_model)
@@ -184,9 +217,18 @@ def _uvicorn(service: _Service) -> Any:
             service.begin_shutdown()
             super().handle_exit(sig, frame)
 
-    config = uvicorn.Config(service.app, http=guarded_protocol(limits, connection_cap(limits)), ws="none", lifespan="off",
-                            timeout_keep_alive=limits.keep_alive_timeout_s, timeout_graceful_shutdown=GRACEFUL_SECONDS,
-                            server_header=False, access_log=False, log_level="warning", log_config=None)
+    config = uvicorn.Config(
+        service.app,
+        http=guarded_protocol(limits, connection_cap(limits)),
+        ws="none",
+        lifespan="off",
+        timeout_keep_alive=limits.keep_alive_timeout_s,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        server_header=False,
+        access_log=False,
+        log_level="warning",
+        log_config=None,
+    )
     return Uvicorn(config)
 
 
@@ -213,13 +255,25 @@ class Server:
         self.stop()
 
 
-def start(model_path: str | Path, source: Any = None, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
-          name: str | None = None, token: str | None = None, insecure: bool = False, limits: Limits | None = None,
-          stream_options: dict[str, Any] | None = None, realtime_files: bool = True, **load_options: Any) -> Server:
+def start(
+    model_path: str | Path,
+    source: Any = None,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    *,
+    name: str | None = None,
+    token: str | None = None,
+    insecure: bool = False,
+    limits: Limits | None = None,
+    stream_options: dict[str, Any] | None = None,
+    realtime_files: bool = True,
+    **load_options: Any,
+) -> Server:
     """Serve in a background thread and return once it listens (tests, notebooks, apps that do more); `port=0` picks a
     free port (`Server.url` says which). The arguments are `serve`'s."""
-    service = _prepare(model_path, source, host, port, name, token, insecure, limits, stream_options, realtime_files,
-                       **load_options)
+    service = _prepare(
+        model_path, source, host, port, name, token, insecure, limits, stream_options, realtime_files, **load_options
+    )
     server = _uvicorn(service)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [service.sock]}, name="edgekit-serve", daemon=True)
     thread.start()
@@ -233,9 +287,20 @@ def start(model_path: str | Path, source: Any = None, host: str = "127.0.0.1", p
     return Server(service.url, service.feed, server, thread, service)
 
 
-def serve(model_path: str | Path, source: Any = None, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
-          name: str | None = None, token: str | None = None, insecure: bool = False, limits: Limits | None = None,
-          stream_options: dict[str, Any] | None = None, realtime_files: bool = True, **load_options: Any) -> None:
+def serve(
+    model_path: str | Path,
+    source: Any = None,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    *,
+    name: str | None = None,
+    token: str | None = None,
+    insecure: bool = False,
+    limits: Limits | None = None,
+    stream_options: dict[str, Any] | None = None,
+    realtime_files: bool = True,
+    **load_options: Any,
+) -> None:
     """Serve until Ctrl-C or SIGTERM (systemd's stop), then drain and return; the camera is released first.
 
     Args:
@@ -257,8 +322,9 @@ def serve(model_path: str | Path, source: Any = None, host: str = "127.0.0.1", p
     Example:
         >>> serve("shapes_int8.tflite", source=0, host="0.0.0.0", token=open("serve.token").read().strip())
     """
-    service = _prepare(model_path, source, host, port, name, token, insecure, limits, stream_options, realtime_files,
-                       **load_options)
+    service = _prepare(
+        model_path, source, host, port, name, token, insecure, limits, stream_options, realtime_files, **load_options
+    )
     if not token and insecure:
         log.warning("serving on %s without a token (--insecure): anyone who can reach it can use it", host)
     log.info("serving %s on %s (Ctrl-C to stop)", service.config.name, service.url)

@@ -72,8 +72,14 @@ async def _acquire(slots: asyncio.Semaphore, seconds: float) -> bool:
     return True
 
 
-def create_app(model: Any, config: ServeConfig, feed: LiveFeed | None = None, *, draining: Draining | None = None,
-               workers: ThreadPoolExecutor | None = None) -> Any:
+def create_app(
+    model: Any,
+    config: ServeConfig,
+    feed: LiveFeed | None = None,
+    *,
+    draining: Draining | None = None,
+    workers: ThreadPoolExecutor | None = None,
+) -> Any:
     """The ASGI app for `model` (a runtimes Model); `feed` is the live view's running stream, if any.
 
     `draining` is the shutdown flag the server sets; `workers` the threads predictions run on (by default a pool of
@@ -96,7 +102,9 @@ def create_app(model: Any, config: ServeConfig, feed: LiveFeed | None = None, *,
     contract = model.contract.to_dict() if model.contract is not None else None
 
     def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status, headers={"retry-after": "1"} if status == 503 else None)
+        return JSONResponse(
+            {"error": message}, status_code=status, headers={"retry-after": "1"} if status == 503 else None
+        )
 
     def predict(body: bytes) -> dict[str, Any]:
         """A worker thread's whole job for one request: check, decode within the pixel budget, infer, answer."""
@@ -108,10 +116,14 @@ def create_app(model: Any, config: ServeConfig, feed: LiveFeed | None = None, *,
                 with lock:
                     results = model.predict(images, color=color, **options)
         except BudgetExhausted as exc:
-            raise RequestError(503, f"busy: the pixels being decoded for other requests leave no room ({exc}); retry") from None
+            raise RequestError(
+                503, f"busy: the pixels being decoded for other requests leave no room ({exc}); retry"
+            ) from None
         except InputError as exc:
             raise RequestError(400, str(exc)) from None
-        return predict_response([task.serving_prediction(result, labels, head) for result in results], pending.row_format)
+        return predict_response(
+            [task.serving_prediction(result, labels, head) for result in results], pending.row_format
+        )
 
     async def body_of(request: Request) -> bytes:
         limit = limits.max_body_bytes
@@ -130,8 +142,11 @@ def create_app(model: Any, config: ServeConfig, feed: LiveFeed | None = None, *,
         if draining:
             return error(503, "shutting down")
         if not await _acquire(slots, limits.queue_timeout_s):
-            return error(503, f"busy: {limits.max_predicts_in_flight} predictions in flight for over "
-                              f"{limits.queue_timeout_s:g} s; retry")
+            return error(
+                503,
+                f"busy: {limits.max_predicts_in_flight} predictions in flight for over "
+                f"{limits.queue_timeout_s:g} s; retry",
+            )
         try:
             if draining:
                 return error(503, "shutting down")
@@ -153,14 +168,21 @@ def create_app(model: Any, config: ServeConfig, feed: LiveFeed | None = None, *,
         name, rest = parts[0], parts[1:]
         if len(rest) >= 2 and rest[0] == "versions":
             if rest[1] != str(VERSION):
-                return error(404, f"Servable not found for request: Specific({name[:100]}, {rest[1][:20]}); "
-                                  f"this server has version {VERSION}")
+                return error(
+                    404,
+                    f"Servable not found for request: Specific({name[:100]}, {rest[1][:20]}); "
+                    f"this server has version {VERSION}",
+                )
             rest = rest[2:]
         if name != config.name:
-            return error(404, f"Servable not found for request: Latest({name[:100]}); this server serves {config.name!r}")
+            return error(
+                404, f"Servable not found for request: Latest({name[:100]}); this server serves {config.name!r}"
+            )
         if verb:
             if verb != "predict" or rest or request.method != "POST":
-                return error(404 if verb != "predict" else 405, f"unsupported: {request.method} :{verb[:40]}; POST :predict")
+                return error(
+                    404 if verb != "predict" else 405, f"unsupported: {request.method} :{verb[:40]}; POST :predict"
+                )
             return await answer_predict(request)
         if request.method not in ("GET", "HEAD"):
             return error(405, f"{request.method} is not served here; GET for status and metadata, POST :predict")
@@ -173,9 +195,16 @@ def create_app(model: Any, config: ServeConfig, feed: LiveFeed | None = None, *,
     async def health(request: Request) -> Response:
         live = None
         if feed is not None:
-            live = {"running": feed.running, "frames": feed.latest().number, "fps": round(feed.fps, 2), "error": feed.error}
-        return JSONResponse({"status": "draining" if draining else "ok", "model": config.name, "backend": model.backend,
-                             "live": live}, status_code=503 if draining else 200)
+            live = {
+                "running": feed.running,
+                "frames": feed.latest().number,
+                "fps": round(feed.fps, 2),
+                "error": feed.error,
+            }
+        return JSONResponse(
+            {"status": "draining" if draining else "ok", "model": config.name, "backend": model.backend, "live": live},
+            status_code=503 if draining else 200,
+        )
 
     async def page(request: Request) -> Response:
         return HTMLResponse(live_page(config.name, task.name, feed is not None))
@@ -202,8 +231,13 @@ def create_app(model: Any, config: ServeConfig, feed: LiveFeed | None = None, *,
 
         async def parts() -> AsyncIterator[bytes]:
             async for published in frames():
-                yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(published.jpeg)).encode()
-                       + b"\r\n\r\n" + published.jpeg + b"\r\n")
+                yield (
+                    b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                    + str(len(published.jpeg)).encode()
+                    + b"\r\n\r\n"
+                    + published.jpeg
+                    + b"\r\n"
+                )
 
         return streamed(request, parts, "multipart/x-mixed-replace; boundary=frame")
 
@@ -222,8 +256,14 @@ def create_app(model: Any, config: ServeConfig, feed: LiveFeed | None = None, *,
 
         return streamed(request, events, "text/event-stream")
 
-    app = Starlette(routes=[
-        Route("/", page), Route("/healthz", health), Route("/stream.mjpg", mjpeg), Route("/frame.jpg", frame),
-        Route("/results", results), Route("/v1/models/{rest:path}", models, methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/", page),
+            Route("/healthz", health),
+            Route("/stream.mjpg", mjpeg),
+            Route("/frame.jpg", frame),
+            Route("/results", results),
+            Route("/v1/models/{rest:path}", models, methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
+        ]
+    )
     return Gate(app, config.token, config.allowed_hosts)

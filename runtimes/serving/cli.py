@@ -15,27 +15,56 @@ DECODER_LIMIT_VARIABLE = "OPENCV_IO_MAX_IMAGE_PIXELS"  # OpenCV's own cap on a d
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_model: str | None = None) -> None:
-    parser.add_argument("model", type=Path, nargs="?" if default_model else None, default=default_model,
-                        help="model file edgekit exported (.tflite, .onnx; a SavedModel folder on a host with TensorFlow)")
-    parser.add_argument("--source", "-s", default=None,
-                        help="live view source: video, webcam index (0), rtsp:// URL or picamera2 (default: none)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default: 127.0.0.1, this machine only); any other needs a token")
+    parser.add_argument(
+        "model",
+        type=Path,
+        nargs="?" if default_model else None,
+        default=default_model,
+        help="model file edgekit exported (.tflite, .onnx; a SavedModel folder on a host with TensorFlow)",
+    )
+    parser.add_argument(
+        "--source",
+        "-s",
+        default=None,
+        help="live view source: video, webcam index (0), rtsp:// URL or picamera2 (default: none)",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only); any other needs a token",
+    )
     parser.add_argument("--port", type=int, default=8500, help="port (default: 8500)")
-    parser.add_argument("--token-file", type=Path, default=None,
-                        help=f"file holding the token every request must carry (default: ${TOKEN_VARIABLE}, or none: "
-                             "loopback only)")
-    parser.add_argument("--token", default=None, help="the token itself (visible to every user in `ps`: prefer --token-file "
-                                                      f"or ${TOKEN_VARIABLE})")
-    parser.add_argument("--insecure", action="store_true",
-                        help="serve a non-loopback --host without a token: anyone who can reach it can use it")
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help=f"file holding the token every request must carry (default: ${TOKEN_VARIABLE}, or none: loopback only)",
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help=f"the token itself (visible to every user in `ps`: prefer --token-file or ${TOKEN_VARIABLE})",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve a non-loopback --host without a token: anyone who can reach it can use it",
+    )
     parser.add_argument("--name", default=None, help="model name in the URLs (default: the contract's model name)")
     parser.add_argument("--max-body-mb", type=float, default=16, help="largest request body (default: 16 MB)")
     parser.add_argument("--max-images", type=int, default=32, help="most images in one request (default: 32)")
-    parser.add_argument("--max-megapixels", type=float, default=16.8,
-                        help="largest image, and all of one request's images together (default: 16.8, i.e. 4096x4096)")
-    parser.add_argument("--max-connections", type=int, default=256,
-                        help="open connections at most (default: 256, fewer where the file descriptor limit is lower)")
+    parser.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=16.8,
+        help="largest image, and all of one request's images together (default: 16.8, i.e. 4096x4096)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        help="open connections at most (default: 256, fewer where the file descriptor limit is lower)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
 
 
@@ -50,22 +79,32 @@ def token_of(args: argparse.Namespace) -> str | None:
         except (OSError, UnicodeDecodeError) as exc:
             raise ServeConfigError(f"cannot read the token file {args.token_file}: {exc}") from None
         if not token:
-            raise ServeConfigError(f"the token file {args.token_file} is empty: put a token in it (e.g. python3 -c "
-                                   "'import secrets; print(secrets.token_urlsafe(24))')")
+            raise ServeConfigError(
+                f"the token file {args.token_file} is empty: put a token in it (e.g. python3 -c "
+                "'import secrets; print(secrets.token_urlsafe(24))')"
+            )
         return token
     if args.token is not None:
         return args.token
     from_environment = os.environ.get(TOKEN_VARIABLE)
     if from_environment is not None and not from_environment.strip():
-        raise ServeConfigError(f"${TOKEN_VARIABLE} is set but empty: set a token, or unset it to serve on 127.0.0.1 only")
+        raise ServeConfigError(
+            f"${TOKEN_VARIABLE} is set but empty: set a token, or unset it to serve on 127.0.0.1 only"
+        )
     return from_environment
 
 
 def limits_of(args: argparse.Namespace) -> Limits:
     pixels = int(args.max_megapixels * 1e6)
     try:
-        return Limits(max_body_bytes=int(args.max_body_mb * 2**20), max_images=args.max_images, max_image_pixels=pixels,
-                      max_request_pixels=pixels, max_pixels_in_flight=2 * pixels, max_connections=args.max_connections)
+        return Limits(
+            max_body_bytes=int(args.max_body_mb * 2**20),
+            max_images=args.max_images,
+            max_image_pixels=pixels,
+            max_request_pixels=pixels,
+            max_pixels_in_flight=2 * pixels,
+            max_connections=args.max_connections,
+        )
     except ValueError as exc:
         raise ServeConfigError(str(exc)) from None
 
@@ -89,21 +128,32 @@ def run(args: argparse.Namespace, process: bool = False) -> int:
     if args.token is not None:
         import logging
 
-        logging.getLogger("edgekit.serve").warning("--token is visible to every user of this machine in `ps`: prefer "
-                                                   "--token-file or $%s", TOKEN_VARIABLE)
+        logging.getLogger("edgekit.serve").warning(
+            "--token is visible to every user of this machine in `ps`: prefer --token-file or $%s", TOKEN_VARIABLE
+        )
     if not args.model.exists():
         from runtimes.errors import ModelLoadError
 
         raise ModelLoadError(f"model file not found: {args.model}")
     if process:
         ensure_decoder_limit(limits.max_image_pixels)
-    serve(args.model, args.source, args.host, args.port, name=args.name, token=token, insecure=args.insecure,
-          limits=limits, num_threads=args.threads)
+    serve(
+        args.model,
+        args.source,
+        args.host,
+        args.port,
+        name=args.name,
+        token=token,
+        insecure=args.insecure,
+        limits=limits,
+        num_threads=args.threads,
+    )
     return 0
 
 
 def main(argv: list[str] | None = None, default_model: str | None = None, bundle: str | Path | None = None) -> int:
-    """`python -m runtimes.serving` and a bundle's serve.py (which passes its folder: MANIFEST.sha256 is checked first)."""
+    """`python -m runtimes.serving` and a bundle's serve.py (which passes its folder: MANIFEST.sha256 is checked
+    first)."""
     import logging
 
     from runtimes.errors import EdgekitError

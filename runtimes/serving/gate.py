@@ -51,9 +51,17 @@ def _cookies(header: bytes) -> dict[bytes, bytes]:
 
 async def _answer(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -75,14 +83,22 @@ class Gate:
         host = hosts[0].lower() if len(hosts) == 1 else b""
         if self.allowed_hosts is not None and host not in self.allowed_hosts:
             shown = host.decode("latin-1")[:100] if len(hosts) == 1 else f"{len(hosts)} Host headers"
-            await _answer(send, 421, f"this server answers requests for {sorted(h.decode() for h in self.allowed_hosts)[0]} "
-                                     f"(loopback only without a token), not {shown!r}: a page whose address points here "
-                                     "cannot use it")
+            await _answer(
+                send,
+                421,
+                f"this server answers requests for {sorted(h.decode() for h in self.allowed_hosts)[0]} "
+                f"(loopback only without a token), not {shown!r}: a page whose address points here "
+                "cannot use it",
+            )
             return
         origin = next((value for name, value in scope["headers"] if name == b"origin"), None)
         if origin is not None and origin.lower() not in (b"http://" + host, b"https://" + host):
-            await _answer(send, 403, f"cross-origin request from {origin.decode('latin-1')[:100]!r} refused: "
-                                     "only this server's own page and non-browser clients may call it")
+            await _answer(
+                send,
+                403,
+                f"cross-origin request from {origin.decode('latin-1')[:100]!r} refused: "
+                "only this server's own page and non-browser clients may call it",
+            )
             return
         if self.token is None or self._authorized(scope):
             await self.app(scope, receive, send)
@@ -91,12 +107,21 @@ class Gate:
             given = (parse_qs(scope["query_string"].decode("latin-1")).get("token") or [""])[0].encode("latin-1")
             if hmac.compare_digest(given, self.token):
                 cookie = COOKIE.encode() + b"=" + self.cookie + b"; Path=/; HttpOnly; SameSite=Strict"
-                await send({"type": "http.response.start", "status": 303,
-                            "headers": [(b"location", b"/"), (b"set-cookie", cookie), (b"content-length", b"0")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 303,
+                        "headers": [(b"location", b"/"), (b"set-cookie", cookie), (b"content-length", b"0")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": b""})
                 return
-        await _answer(send, 401, "missing or wrong token: send Authorization: Bearer <token> (in a browser, open "
-                                 "/?token=<token> once)", [(b"www-authenticate", b"Bearer")])
+        await _answer(
+            send,
+            401,
+            "missing or wrong token: send Authorization: Bearer <token> (in a browser, open /?token=<token> once)",
+            [(b"www-authenticate", b"Bearer")],
+        )
 
     def _authorized(self, scope: dict) -> bool:
         bearer = cookie = b""

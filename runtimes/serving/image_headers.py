@@ -54,10 +54,15 @@ def read_header(data: bytes, where: str = "image") -> ImageHeader:
     elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         header = _webp(data, where)
     else:
-        raise RequestError(415, f"{where}: not a {ACCEPTED} image (the only formats this server decodes: each is "
-                                "checked against the pixel limits from its header first); convert it to JPEG or PNG")
+        raise RequestError(
+            415,
+            f"{where}: not a {ACCEPTED} image (the only formats this server decodes: each is "
+            "checked against the pixel limits from its header first); convert it to JPEG or PNG",
+        )
     if header.width < 1 or header.height < 1:
-        raise RequestError(400, f"{where}: its {header.format} header declares an empty image ({header.width}x{header.height})")
+        raise RequestError(
+            400, f"{where}: its {header.format} header declares an empty image ({header.width}x{header.height})"
+        )
     return header
 
 
@@ -82,13 +87,13 @@ def _jpeg(data: bytes, where: str) -> ImageHeader:
             raise RequestError(400, f"{where}: a JPEG with a second start-of-image marker")
         if i + 2 > end:
             break
-        length = int.from_bytes(data[i:i + 2], "big")
+        length = int.from_bytes(data[i : i + 2], "big")
         if length < 2:
             raise RequestError(400, f"{where}: a JPEG marker segment of length {length}")
         if marker in SOF_MARKERS:
             if i + 7 > end:
                 break
-            height, width = int.from_bytes(data[i + 3:i + 5], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+            height, width = int.from_bytes(data[i + 3 : i + 5], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
             if size is None or width * height > size[0] * size[1]:
                 size = (width, height)
         i += length
@@ -111,8 +116,8 @@ def _webp(data: bytes, where: str) -> ImageHeader:
     for _ in range(MAX_SEGMENTS):
         if i + 8 > end:
             break
-        kind, length = data[i:i + 4], int.from_bytes(data[i + 4:i + 8], "little")
-        body = data[i + 8:i + 8 + min(length, 32)]
+        kind, length = data[i : i + 4], int.from_bytes(data[i + 4 : i + 8], "little")
+        body = data[i + 8 : i + 8 + min(length, 32)]
         if kind == b"VP8X" and len(body) >= 10:
             sizes.append((1 + int.from_bytes(body[4:7], "little"), 1 + int.from_bytes(body[7:10], "little")))
         elif kind == b"VP8 " and len(body) >= 10 and body[3:6] == b"\x9d\x01\x2a":

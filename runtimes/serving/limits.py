@@ -46,5 +46,7 @@ class Limits:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"Limits.{field.name} must be a positive number, got {value!r}")
         if not self.max_image_pixels <= self.max_request_pixels <= self.max_pixels_in_flight:
-            raise ValueError(f"Limits need max_image_pixels <= max_request_pixels <= max_pixels_in_flight, got "
-                             f"{self.max_image_pixels}, {self.max_request_pixels}, {self.max_pixels_in_flight}")
+            raise ValueError(
+                f"Limits need max_image_pixels <= max_request_pixels <= max_pixels_in_flight, got "
+                f"{self.max_image_pixels}, {self.max_request_pixels}, {self.max_pixels_in_flight}"
+            )

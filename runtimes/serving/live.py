@@ -39,8 +39,16 @@ class Published:
 class LiveFeed:
     """Runs the stream in a daemon thread; `latest`/`wait_newer` hand its output to any number of viewers."""
 
-    def __init__(self, model: Any, source: Any, open_source: Callable[[Any], Any], stream_options: dict[str, Any] | None = None,
-                 jpeg_quality: int = 80, loop_files: bool = True, realtime_files: bool = True) -> None:
+    def __init__(
+        self,
+        model: Any,
+        source: Any,
+        open_source: Callable[[Any], Any],
+        stream_options: dict[str, Any] | None = None,
+        jpeg_quality: int = 80,
+        loop_files: bool = True,
+        realtime_files: bool = True,
+    ) -> None:
         self.model, self.source_spec, self._open = model, source, open_source
         self.options = dict(stream_options or {})
         self.jpeg_quality, self.loop_files, self.realtime_files = jpeg_quality, loop_files, realtime_files
@@ -126,15 +134,30 @@ class LiveFeed:
         task = self.model.task
         canvas = draw_overlay(result.frame.image, result.result, result.fps, task=task, labels=self.model.labels)
         text = f"{result.latency_ms:.1f} ms"
-        cv2.putText(canvas, text, (5, canvas.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, max(0.4, canvas.shape[0] / 480 * 0.6),
-                    (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            text,
+            (5, canvas.shape[0] - 8),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            max(0.4, canvas.shape[0] / 480 * 0.6),
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
         ok, encoded = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
             return
-        record = task.record(result.frame.position, result.result, None, latency_ms=result.latency_ms, age_ms=result.age_ms,
-                             fps=result.fps)
+        record = task.record(
+            result.frame.position,
+            result.result,
+            None,
+            latency_ms=result.latency_ms,
+            age_ms=result.age_ms,
+            fps=result.fps,
+        )
         self.fps, self.latency_ms = result.fps, result.latency_ms
         with self._condition:
-            self._published = Published(self._published.number + 1, encoded.tobytes(), {"frame": self._published.number + 1,
-                                                                                         **record})
+            self._published = Published(
+                self._published.number + 1, encoded.tobytes(), {"frame": self._published.number + 1, **record}
+            )
             self._condition.notify_all()

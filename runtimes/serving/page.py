@@ -12,13 +12,17 @@ import base64
 import hashlib
 import html
 
-STYLE = ("body{font-family:sans-serif;background:#111;color:#eee;margin:1em} img{width:min(100%,960px);border:1px solid #444}"
-         " #result{font-family:monospace;white-space:pre-wrap}")
+STYLE = (
+    "body{font-family:sans-serif;background:#111;color:#eee;margin:1em} "
+    "img{width:min(100%,960px);border:1px solid #444}"
+    " #result{font-family:monospace;white-space:pre-wrap}"
+)
 SCRIPT = """
 const events = new EventSource("results");
 events.onmessage = (event) => {
   const r = JSON.parse(event.data);
-  document.getElementById("stats").textContent = `frame ${r.frame}, ${(r.fps || 0).toFixed(1)} FPS, ${(r.latency_ms || 0).toFixed(1)} ms`;
+  const fps = (r.fps || 0).toFixed(1), latency = (r.latency_ms || 0).toFixed(1);
+  document.getElementById("stats").textContent = `frame ${r.frame}, ${fps} FPS, ${latency} ms`;
   document.getElementById("result").textContent = JSON.stringify(r, null, 1);
 };
 """
@@ -39,8 +43,10 @@ def _hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-CONTENT_SECURITY_POLICY = (f"default-src 'none'; img-src 'self'; connect-src 'self'; script-src {_hash(SCRIPT)}; "
-                           f"style-src {_hash(STYLE)}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; img-src 'self'; connect-src 'self'; script-src {_hash(SCRIPT)}; "
+    f"style-src {_hash(STYLE)}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 SECURITY_HEADERS = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),

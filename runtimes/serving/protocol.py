@@ -1,4 +1,5 @@
-"""The HTTP connection of `edgekit serve`: uvicorn's httptools protocol with the limits a server on an open network needs
+"""The HTTP connection of `edgekit serve`: uvicorn's httptools protocol with the limits a server on an open network
+needs
 before it knows who is asking.
 
 uvicorn caps none of these with httptools (h11 caps the header size only): the request line and headers
@@ -37,9 +38,13 @@ FD_RESERVE = 24  # descriptors kept free beyond the connection cap: the camera, 
 def raw_response(status: int, message: str) -> bytes:
     """A complete HTTP/1.1 error response that closes the connection (written straight to the socket)."""
     body = json.dumps({"error": message}).encode()
-    lines = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}", "content-type: application/json",
-             f"content-length: {len(body)}", "connection: close", *(f"{name.decode()}: {value.decode()}"
-                                                                    for name, value in SECURITY_HEADERS)]
+    lines = [
+        f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+        "connection: close",
+        *(f"{name.decode()}: {value.decode()}" for name, value in SECURITY_HEADERS),
+    ]
     if status == 503:
         lines.append("retry-after: 1")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
@@ -58,8 +63,13 @@ def connection_cap(limits: Limits) -> int:
         return limits.max_connections
     free = soft - open_now - FD_RESERVE
     if free < limits.max_connections:
-        log.warning("at most %d connections at once (file descriptor limit %d, %d in use): raise it with "
-                    "ulimit -n or LimitNOFILE= for more", max(free, 1), soft, open_now)
+        log.warning(
+            "at most %d connections at once (file descriptor limit %d, %d in use): raise it with "
+            "ulimit -n or LimitNOFILE= for more",
+            max(free, 1),
+            soft,
+            open_now,
+        )
     return max(1, min(limits.max_connections, free))
 
 
@@ -82,8 +92,9 @@ def guarded_protocol(limits: Limits, max_connections: int) -> type:
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             if len(self.connections) >= max_connections:
                 self._refused = self._over_cap = True
-                transport.write(raw_response(503, f"this server has its {max_connections} connections open: "
-                                                  "try again shortly"))
+                transport.write(
+                    raw_response(503, f"this server has its {max_connections} connections open: try again shortly")
+                )
                 transport.close()
                 return
             super().connection_made(transport)
@@ -99,7 +110,11 @@ def guarded_protocol(limits: Limits, max_connections: int) -> type:
                 return
             if self._awaiting_headers:
                 if not self._received_any and self._deadline is None:  # a kept-alive connection's next request begins
-                    self._arm(limits.header_timeout_s, 408, f"request headers not received within {limits.header_timeout_s:g} s")
+                    self._arm(
+                        limits.header_timeout_s,
+                        408,
+                        f"request headers not received within {limits.header_timeout_s:g} s",
+                    )
                 self._received_any = True
                 if not self._headers_fit(data):
                     self._refuse(431, f"request line and headers over {limits.max_header_bytes} bytes")
@@ -146,7 +161,9 @@ def guarded_protocol(limits: Limits, max_connections: int) -> type:
             self._awaiting_headers, self._header_bytes, self._tail, self._received_any = True, 0, b"", False
             self._disarm()
             if deadline:
-                self._arm(limits.header_timeout_s, 408, f"request headers not received within {limits.header_timeout_s:g} s")
+                self._arm(
+                    limits.header_timeout_s, 408, f"request headers not received within {limits.header_timeout_s:g} s"
+                )
 
         def _headers_fit(self, data: bytes) -> bool:
             """Whether the headers end within the cap, counting `data` as it arrives (a separator may straddle two)."""

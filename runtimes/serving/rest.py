@@ -29,8 +29,17 @@ from runtimes.serving.limits import Limits
 
 BASE64_SLICE = 1 << 20  # characters decoded per step (a multiple of 4)
 
-__all__ = ["Limits", "PendingRequest", "PredictRequest", "RequestError", "model_metadata", "model_status",
-           "parse_predict", "predict_response", "read_predict"]
+__all__ = [
+    "Limits",
+    "PendingRequest",
+    "PredictRequest",
+    "RequestError",
+    "model_metadata",
+    "model_status",
+    "parse_predict",
+    "predict_response",
+    "read_predict",
+]
 
 
 @dataclass(frozen=True)
@@ -56,13 +65,18 @@ class EncodedImage:
         except cv2.error as exc:
             if "CV_IO_MAX_IMAGE" in str(exc):  # OpenCV's own cap (the backstop behind the header check)
                 raise RequestError(413, f"{self.where}: over OpenCV's pixel limit ({_first_line(exc)})") from None
-            raise RequestError(400, f"{self.where}: a damaged {self.header.format} image ({_first_line(exc)})") from None
+            raise RequestError(
+                400, f"{self.where}: a damaged {self.header.format} image ({_first_line(exc)})"
+            ) from None
         if image is None:
             raise RequestError(400, f"{self.where}: a damaged {self.header.format} image: OpenCV could not decode it")
         height, width = image.shape[:2]
         if height * width > self.header.pixels:  # never expected: the header parser is the decoder's reading
-            raise RequestError(400, f"{self.where}: decoded to {width}x{height}, not the {self.header.width}x"
-                                    f"{self.header.height} its header declares")
+            raise RequestError(
+                400,
+                f"{self.where}: decoded to {width}x{height}, not the {self.header.width}x"
+                f"{self.header.height} its header declares",
+            )
         return image
 
 
@@ -120,8 +134,11 @@ def read_predict(body: bytes, limits: Limits) -> PendingRequest:
         raise RequestError(413, f"request body of {len(body)} bytes is over the {limits.max_body_bytes} byte limit")
     values_bound = body.count(b",") + body.count(b"[") + body.count(b"{")  # JSON values <= separators + containers
     if values_bound > limits.max_json_values:
-        raise RequestError(413, f"the request holds up to {values_bound} JSON values, over the {limits.max_json_values} "
-                                'limit: send large images encoded, as {"b64": "<base64 JPEG or PNG>"}')
+        raise RequestError(
+            413,
+            f"the request holds up to {values_bound} JSON values, over the {limits.max_json_values} "
+            'limit: send large images encoded, as {"b64": "<base64 JPEG or PNG>"}',
+        )
     try:
         request = json.loads(body)
     except RecursionError:
@@ -143,7 +160,9 @@ def read_predict(body: bytes, limits: Limits) -> PendingRequest:
     if isinstance(values, dict):
         values = [values]
     if not isinstance(values, list) or not values:
-        raise RequestError(400, f'"{key}" must be a non-empty list of images (each {{"b64": ...}} or H x W x 3 numbers)')
+        raise RequestError(
+            400, f'"{key}" must be a non-empty list of images (each {{"b64": ...}} or H x W x 3 numbers)'
+        )
     if _depth(values) == 3:
         raise RequestError(400, f'"{key}" holds one image as H x W x 3 lists: wrap it in a list (a batch of one)')
     if len(values) > limits.max_images:
@@ -153,8 +172,11 @@ def read_predict(body: bytes, limits: Limits) -> PendingRequest:
         image = _image(value, index, limits)
         total += image.pixels
         if total > limits.max_request_pixels:
-            raise RequestError(413, f"the images of this request hold over {total} pixels, over the "
-                                    f"{limits.max_request_pixels} pixel limit of one request: send fewer or smaller")
+            raise RequestError(
+                413,
+                f"the images of this request hold over {total} pixels, over the "
+                f"{limits.max_request_pixels} pixel limit of one request: send fewer or smaller",
+            )
         images.append(image)
     return PendingRequest(images, row)
 
@@ -171,7 +193,9 @@ def _first_line(exc: BaseException) -> str:
 
 def _named(value: dict) -> Any:
     if set(value) != {IMAGES_INPUT}:
-        raise RequestError(400, f"unknown input(s) {_shown(sorted(value))}; this model takes one input, {IMAGES_INPUT!r}")
+        raise RequestError(
+            400, f"unknown input(s) {_shown(sorted(value))}; this model takes one input, {IMAGES_INPUT!r}"
+        )
     return value[IMAGES_INPUT]
 
 
@@ -195,8 +219,11 @@ def _image(value: Any, index: int, limits: Limits) -> EncodedImage | PixelImage:
             raise RequestError(400, f"{where}: empty image data")
         header = read_header(data, where)
         if header.pixels > limits.max_image_pixels:
-            raise RequestError(413, f"{where}: {header.width}x{header.height} ({header.pixels} pixels) is over the "
-                                    f"{limits.max_image_pixels} pixel limit")
+            raise RequestError(
+                413,
+                f"{where}: {header.width}x{header.height} ({header.pixels} pixels) is over the "
+                f"{limits.max_image_pixels} pixel limit",
+            )
         return EncodedImage(data, header, where)
     if isinstance(value, list):
         return PixelImage(_pixels(value, where, limits))
@@ -210,7 +237,9 @@ def _base64(text: str, where: str) -> bytes:
             return base64.b64decode(text, validate=True)
         if len(text) % 4:
             raise ValueError(f"{len(text)} characters is not a multiple of 4")
-        return b"".join(base64.b64decode(text[i:i + BASE64_SLICE], validate=True) for i in range(0, len(text), BASE64_SLICE))
+        return b"".join(
+            base64.b64decode(text[i : i + BASE64_SLICE], validate=True) for i in range(0, len(text), BASE64_SLICE)
+        )
     except (binascii.Error, ValueError) as exc:
         raise RequestError(400, f"{where}: bad base64 ({exc})") from None
 
@@ -255,19 +284,31 @@ def predict_response(predictions: Sequence[dict[str, Any]], row_format: bool) ->
 
 def model_status(version: int = 1) -> dict[str, Any]:
     """GET /v1/models/<name>: the one loaded version, available."""
-    return {"model_version_status": [{"version": str(version), "state": "AVAILABLE",
-                                      "status": {"error_code": "OK", "error_message": ""}}]}
+    return {
+        "model_version_status": [
+            {"version": str(version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
 
 
 def model_metadata(name: str, version: int, outputs: dict[str, Any], contract: dict[str, Any] | None) -> dict[str, Any]:
     """GET /v1/models/<name>/metadata: the serving signature as TF Serving describes it, and edgekit's contract."""
-    tensor = lambda dtype, shape: {"dtype": dtype, "tensor_shape": {"dim": [{"size": str(s), "name": ""} for s in shape]}}  # noqa: E731
+    tensor = lambda dtype, shape: {
+        "dtype": dtype,
+        "tensor_shape": {"dim": [{"size": str(s), "name": ""} for s in shape]},
+    }  # noqa: E731
     signature = {
-        "inputs": {IMAGES_INPUT: {"name": f"{SERVING_SIGNATURE}_{IMAGES_INPUT}:0", **tensor("DT_UINT8", [-1, -1, -1, 3])}},
-        "outputs": {key: {"name": f"StatefulPartitionedCall:{i}", **tensor(dtype, shape)}
-                    for i, (key, (dtype, shape)) in enumerate(outputs.items())},
+        "inputs": {
+            IMAGES_INPUT: {"name": f"{SERVING_SIGNATURE}_{IMAGES_INPUT}:0", **tensor("DT_UINT8", [-1, -1, -1, 3])}
+        },
+        "outputs": {
+            key: {"name": f"StatefulPartitionedCall:{i}", **tensor(dtype, shape)}
+            for i, (key, (dtype, shape)) in enumerate(outputs.items())
+        },
         "method_name": "tensorflow/serving/predict",
     }
-    return {"model_spec": {"name": name, "signature_name": "", "version": str(version)},
-            "metadata": {"signature_def": {"signature_def": {SERVING_SIGNATURE: signature}}},
-            "edgekit_contract": contract}
+    return {
+        "model_spec": {"name": name, "signature_name": "", "version": str(version)},
+        "metadata": {"signature_def": {"signature_def": {SERVING_SIGNATURE: signature}}},
+        "edgekit_contract": contract,
+    }

@@ -17,13 +17,46 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from runtimes.sources.base import Frame, Source, SourceError, SourceStats, frame_problem, redact_credentials
-from runtimes.sources.files import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, ArraySource, FileSource, VideoSource, open_image_file,
-                                    open_image_folder, open_video_file)
-from runtimes.sources.live import STREAM_PREFIXES, FrameReader, LiveSource, OpenCVReader, Picamera2Reader, picamera_index
+from runtimes.sources.files import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    ArraySource,
+    FileSource,
+    VideoSource,
+    open_image_file,
+    open_image_folder,
+    open_video_file,
+)
+from runtimes.sources.live import (
+    STREAM_PREFIXES,
+    FrameReader,
+    LiveSource,
+    OpenCVReader,
+    Picamera2Reader,
+    picamera_index,
+)
 
-__all__ = ["IMAGE_SUFFIXES", "STREAM_PREFIXES", "SOURCE_KINDS", "VIDEO_SUFFIXES", "ArraySource", "FileSource", "Frame",
-           "FrameReader", "LiveSource", "OpenCVReader", "Picamera2Reader", "Source", "SourceError", "SourceKind",
-           "SourceStats", "VideoSource", "frame_problem", "open_source", "redact_credentials"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "STREAM_PREFIXES",
+    "SOURCE_KINDS",
+    "VIDEO_SUFFIXES",
+    "ArraySource",
+    "FileSource",
+    "Frame",
+    "FrameReader",
+    "LiveSource",
+    "OpenCVReader",
+    "Picamera2Reader",
+    "Source",
+    "SourceError",
+    "SourceKind",
+    "SourceStats",
+    "VideoSource",
+    "frame_problem",
+    "open_source",
+    "redact_credentials",
+]
 
 
 @dataclass(frozen=True)
@@ -36,20 +69,39 @@ class SourceKind:
 
 
 def _is_path_with(spec: Any, suffixes: tuple[str, ...]) -> bool:
-    return isinstance(spec, (str, Path)) and Path(spec).suffix.lower() in suffixes and not str(spec).startswith(STREAM_PREFIXES)
+    return (
+        isinstance(spec, (str, Path))
+        and Path(spec).suffix.lower() in suffixes
+        and not str(spec).startswith(STREAM_PREFIXES)
+    )
 
 
 SOURCE_KINDS: tuple[SourceKind, ...] = (
     SourceKind("frames", lambda s: not isinstance(s, (str, Path, int)) and isinstance(s, Iterable), ArraySource),
-    SourceKind("webcam", lambda s: isinstance(s, int) or (isinstance(s, str) and s.isdigit()),
-               lambda s: LiveSource(str(s), OpenCVReader(int(s)))),
-    SourceKind("picamera2", lambda s: isinstance(s, str) and s.split(":")[0] == "picamera2",
-               lambda s: LiveSource(s, Picamera2Reader(picamera_index(s)))),
-    SourceKind("stream", lambda s: isinstance(s, str) and s.startswith(STREAM_PREFIXES),
-               lambda s: LiveSource(s, OpenCVReader(s))),
-    SourceKind("image", lambda s: _is_path_with(s, IMAGE_SUFFIXES) and not any(c in str(s) for c in "*?["), open_image_file),
+    SourceKind(
+        "webcam",
+        lambda s: isinstance(s, int) or (isinstance(s, str) and s.isdigit()),
+        lambda s: LiveSource(str(s), OpenCVReader(int(s))),
+    ),
+    SourceKind(
+        "picamera2",
+        lambda s: isinstance(s, str) and s.split(":")[0] == "picamera2",
+        lambda s: LiveSource(s, Picamera2Reader(picamera_index(s))),
+    ),
+    SourceKind(
+        "stream",
+        lambda s: isinstance(s, str) and s.startswith(STREAM_PREFIXES),
+        lambda s: LiveSource(s, OpenCVReader(s)),
+    ),
+    SourceKind(
+        "image", lambda s: _is_path_with(s, IMAGE_SUFFIXES) and not any(c in str(s) for c in "*?["), open_image_file
+    ),
     SourceKind("video", lambda s: _is_path_with(s, VIDEO_SUFFIXES), open_video_file),
-    SourceKind("folder", lambda s: isinstance(s, (str, Path)) and (Path(s).is_dir() or any(c in str(s) for c in "*?[")), open_image_folder),
+    SourceKind(
+        "folder",
+        lambda s: isinstance(s, (str, Path)) and (Path(s).is_dir() or any(c in str(s) for c in "*?[")),
+        open_image_folder,
+    ),
 )
 
 

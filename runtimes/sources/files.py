@@ -112,7 +112,9 @@ class ArraySource(Source):
 def folder_files(spec: str | Path) -> list[Path]:
     """The image files of a folder or a glob, sorted by name."""
     text = str(spec)
-    paths = [Path(p) for p in sorted(glob.glob(text))] if any(c in text for c in "*?[") else sorted(Path(spec).iterdir())
+    paths = (
+        [Path(p) for p in sorted(glob.glob(text))] if any(c in text for c in "*?[") else sorted(Path(spec).iterdir())
+    )
     return [p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
 
 

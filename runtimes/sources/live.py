@@ -46,8 +46,11 @@ class OpenCVReader:
         if not self.capture.isOpened():
             self.capture.release()
             self.capture = None
-            hint = "check the index (ls /dev/video*) and that no other program holds it" if isinstance(self.target, int) \
+            hint = (
+                "check the index (ls /dev/video*) and that no other program holds it"
+                if isinstance(self.target, int)
                 else "check the URL, credentials and that the stream is up"
+            )
             raise SourceError(f"cannot open {self.name}: {hint}")
         self.capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # drivers that honour it keep no backlog
 
@@ -108,8 +111,9 @@ class LiveSource(Source):
 
     live = True
 
-    def __init__(self, spec: str, reader: FrameReader, max_reopens: int = 5, backoff: float = 0.5,
-                 frame_timeout: float = 10.0) -> None:
+    def __init__(
+        self, spec: str, reader: FrameReader, max_reopens: int = 5, backoff: float = 0.5, frame_timeout: float = 10.0
+    ) -> None:
         super().__init__(spec)
         self.reader, self.max_reopens, self.backoff, self.frame_timeout = reader, max_reopens, backoff, frame_timeout
         self.reader.open()  # fail now, in the caller's thread, with the device named
@@ -128,9 +132,21 @@ class LiveSource(Source):
                 if image is None:
                     failures += 1
                     if failures > self.max_reopens:
-                        raise SourceError(f"{self.reader.name} stopped delivering frames; gave up after {self.max_reopens} reopen attempts")
+                        raise SourceError(
+                            (
+                                f"{self.reader.name} stopped delivering frames; gave up after {self.max_reopens} "
+                                "reopen "
+                                "attempts"
+                            )
+                        )
                     delay = self.backoff * 2 ** (failures - 1)
-                    log.warning("%s delivered no frame; reopening in %.1f s (attempt %d/%d)", self.reader.name, delay, failures, self.max_reopens)
+                    log.warning(
+                        "%s delivered no frame; reopening in %.1f s (attempt %d/%d)",
+                        self.reader.name,
+                        delay,
+                        failures,
+                        self.max_reopens,
+                    )
                     if self._stopped.wait(delay):
                         return
                     self.reader.close()
@@ -158,7 +174,9 @@ class LiveSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         while True:
             with self._condition:
-                ready = self._condition.wait_for(lambda: self._latest is not None or self._stopped.is_set(), self.frame_timeout)
+                ready = self._condition.wait_for(
+                    lambda: self._latest is not None or self._stopped.is_set(), self.frame_timeout
+                )
                 if self._latest is not None:
                     frame, self._latest = self._latest, None
                 elif self._error is not None:

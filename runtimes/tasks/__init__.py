@@ -23,9 +23,13 @@ class Task(Protocol):
     name: str
     role: str  # what a model of this task is called: "classifier", "detector"
     record_help: str  # what one JSON line of the runner holds, for a bundle's README
-    scores_per_label: bool  # one output of one score per label (what CoreML's classifier and axis-label metadata describe)
+    scores_per_label: (
+        bool  # one output of one score per label (what CoreML's classifier and axis-label metadata describe)
+    )
     trackable: bool  # results have boxes that `runtimes.tracking` can follow across frames
-    float_scopes: tuple[str, ...]  # graph scopes (layer names) that int8 export keeps in float: measured to lose accuracy
+    float_scopes: tuple[
+        str, ...
+    ]  # graph scopes (layer names) that int8 export keeps in float: measured to lose accuracy
 
     def standard_outputs(self, specs: Sequence[Any], head: dict[str, Any] | None = None) -> tuple[str, ...]:
         """Each output's role in TFLite standard metadata, in the file's order (`head`: the contract's)."""
@@ -43,8 +47,9 @@ class Task(Protocol):
     def serving_spec(self, labels: Sequence[str], head: dict[str, Any]) -> dict[str, tuple[str, list[int]]]:
         """The serving signature's outputs: name -> (TensorFlow dtype name, shape with -1 for the batch)."""
 
-    def serving_outputs(self, tf: Any, outputs: list[Any], labels: Sequence[str], head: dict[str, Any],
-                        to_source: Any) -> dict[str, Any]:
+    def serving_outputs(
+        self, tf: Any, outputs: list[Any], labels: Sequence[str], head: dict[str, Any], to_source: Any
+    ) -> dict[str, Any]:
         """A SavedModel serving signature's named outputs from the model's `outputs`, as TensorFlow ops.
 
         `tf` is passed in by the converter (runtimes never imports TensorFlow); `to_source` maps
@@ -60,8 +65,15 @@ class Task(Protocol):
     def options(self, model: "Model", options: dict[str, Any]) -> Any:
         """predict()'s keyword options, checked once per call (InputError names the valid ones)."""
 
-    def results(self, model: "Model", outputs: list[np.ndarray], sizes: Sequence[tuple[int, int]], latency_ms: float,
-                preprocess_ms: float, options: Any) -> list[Any]:
+    def results(
+        self,
+        model: "Model",
+        outputs: list[np.ndarray],
+        sizes: Sequence[tuple[int, int]],
+        latency_ms: float,
+        preprocess_ms: float,
+        options: Any,
+    ) -> list[Any]:
         """The backend's raw outputs for a batch -> one result per image (sizes: each source image's height, width)."""
 
     def draw(self, image: np.ndarray, result: Any, labels: Sequence[str]) -> None:

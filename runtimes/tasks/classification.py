@@ -41,7 +41,9 @@ def require_finite(model: "Model", rows: list[list[float]]) -> None:
             )
 
 
-def classify(values: list[float], labels: Sequence[str], top_k: int, latency_ms: float, preprocess_ms: float) -> Classification:
+def classify(
+    values: list[float], labels: Sequence[str], top_k: int, latency_ms: float, preprocess_ms: float
+) -> Classification:
     k = max(1, top_k)
     if len(values) <= FEW_SCORES:  # plain Python is several times faster than numpy on a few scores
         order = sorted(range(len(values)), key=values.__getitem__, reverse=True)[:k]
@@ -49,8 +51,12 @@ def classify(values: list[float], labels: Sequence[str], top_k: int, latency_ms:
         order = np.argsort(-np.asarray(values), kind="stable")[:k].tolist()
     best = order[0]
     return Classification(
-        label=labels[best], index=best, score=values[best], top_k=tuple((labels[i], values[i]) for i in order),
-        latency_ms=latency_ms, preprocess_ms=preprocess_ms,
+        label=labels[best],
+        index=best,
+        score=values[best],
+        top_k=tuple((labels[i], values[i]) for i in order),
+        latency_ms=latency_ms,
+        preprocess_ms=preprocess_ms,
     )
 
 
@@ -66,8 +72,9 @@ class ClassificationTask:
         """Each output's role in standard metadata, in the file's order."""
         return ("scores",)
 
-    def serving_outputs(self, tf: Any, outputs: list[Any], labels: Sequence[str], head: dict[str, Any],
-                        to_source: Any) -> dict[str, Any]:
+    def serving_outputs(
+        self, tf: Any, outputs: list[Any], labels: Sequence[str], head: dict[str, Any], to_source: Any
+    ) -> dict[str, Any]:
         """`scores` (N, labels), the best one's `label_id` (N,) and `label` (N,) string."""
         scores = outputs[0]
         best = tf.argmax(scores, axis=-1, output_type=tf.int32)
@@ -75,7 +82,11 @@ class ClassificationTask:
 
     def serving_prediction(self, result: Classification, labels: Sequence[str], head: dict[str, Any]) -> dict[str, Any]:
         scores = dict(result.top_k)
-        return {"scores": [float(scores.get(label, 0.0)) for label in labels], "label_id": result.index, "label": result.label}
+        return {
+            "scores": [float(scores.get(label, 0.0)) for label in labels],
+            "label_id": result.index,
+            "label": result.label,
+        }
 
     def serving_options(self, labels: Sequence[str]) -> dict[str, Any]:
         return {"top_k": len(labels)}
@@ -95,9 +106,12 @@ class ClassificationTask:
         if len(specs) == 1 and len(specs[0].shape) == 2:
             return None
         outputs = ", ".join(f"{spec.name} {list(spec.shape)}" for spec in specs)
-        return (f"{model.path.name} has {len(specs)} output(s) ({outputs}); predict() reads one (batch, classes) score tensor "
-                "as a classification, so this is another kind of model (detection, landmarks, segmentation?): "
-                "use run_all(batch) for its raw outputs")
+        return (
+            f"{model.path.name} has {len(specs)} output(s) ({outputs}); predict() reads one (batch, classes) score "
+            "tensor "
+            "as a classification, so this is another kind of model (detection, landmarks, segmentation?): "
+            "use run_all(batch) for its raw outputs"
+        )
 
     def options(self, model: "Model", options: dict[str, Any]) -> int:
         unknown = set(options) - {"top_k"}
@@ -106,8 +120,15 @@ class ClassificationTask:
         top_k = options.get("top_k", 5)
         return 5 if top_k is None else top_k
 
-    def results(self, model: "Model", outputs: list[np.ndarray], sizes: Sequence[tuple[int, int]], latency_ms: float,
-                preprocess_ms: float, options: Any) -> list[Classification]:
+    def results(
+        self,
+        model: "Model",
+        outputs: list[np.ndarray],
+        sizes: Sequence[tuple[int, int]],
+        latency_ms: float,
+        preprocess_ms: float,
+        options: Any,
+    ) -> list[Classification]:
         rows = model._score_rows(outputs[0])
         if not model._output_quantized:  # 8-bit scores are finite by construction
             require_finite(model, rows)
@@ -119,18 +140,27 @@ class ClassificationTask:
 
     def lines(self, result: Classification, threshold: float = 0.0) -> list[str]:
         """The overlay's text for `result`."""
-        return [f"{result.label} {result.score:.2f}" if result.score >= threshold else f"? ({result.label} {result.score:.2f})"]
+        return [
+            f"{result.label} {result.score:.2f}"
+            if result.score >= threshold
+            else f"? ({result.label} {result.score:.2f})"
+        ]
 
     def cli_options(self, top_k: int | None, threshold: float | None) -> dict[str, Any]:
         """predict() options from the CLI's --top-k and --threshold (the threshold only marks results uncertain)."""
         return {"top_k": top_k}
 
-    def record(self, position: object, result: Classification, threshold: float | None, **extra: float) -> dict[str, Any]:
+    def record(
+        self, position: object, result: Classification, threshold: float | None, **extra: float
+    ) -> dict[str, Any]:
         """One result as a JSON-ready dict; `label` is None when the score is below `threshold`."""
         confident = result.score >= (threshold or 0.0)
         return {
-            "source": str(position), "label": result.label if confident else None, "best": result.label,
-            "score": round(result.score, 6), "top_k": [[label, round(score, 6)] for label, score in result.top_k],
+            "source": str(position),
+            "label": result.label if confident else None,
+            "best": result.label,
+            "score": round(result.score, 6),
+            "top_k": [[label, round(score, 6)] for label, score in result.top_k],
             **{key: round(value, 3) for key, value in extra.items()},
         }
 
@@ -141,7 +171,9 @@ class ClassificationTask:
         return f"{record['source']}: {label} {record['score']:.3f}" + (f"  ({others})" if others else "") + timing
 
     def summary(self, result: Classification) -> dict[str, Any]:
-        return {"label": result.label, "index": result.index, "score": round(result.score, 6),
-                "top_k": [[label, round(score, 6)] for label, score in result.top_k]}
-
-
+        return {
+            "label": result.label,
+            "index": result.index,
+            "score": round(result.score, 6),
+            "top_k": [[label, round(score, 6)] for label, score in result.top_k],
+        }

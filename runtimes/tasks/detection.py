@@ -33,8 +33,10 @@ BOX_SCOPES = ("sides_raw", "sides")  # the head's box-side layers: 1x1 conv and 
 #   "postprocess": TFLite_Detection_PostProcess's outputs, in its order: boxes (N, K, 4) as y0 x0 y1 x1, float
 #     classes (N, K), scores (N, K) and the number of detections (N,), with NMS in the graph. What MediaPipe
 #     Tasks' ObjectDetector, the TFLite Task Library and Frigate read.
-LAYOUTS = {"edgekit": ("xyxy", ("boxes", "scores", "classes")),
-           "postprocess": ("yxyx", ("boxes", "classes", "scores", "count"))}
+LAYOUTS = {
+    "edgekit": ("xyxy", ("boxes", "scores", "classes")),
+    "postprocess": ("yxyx", ("boxes", "classes", "scores", "count")),
+}
 
 
 @dataclass(frozen=True)
@@ -53,23 +55,32 @@ class DetectionHead:
 
     def __post_init__(self) -> None:
         if not 0 <= self.score_threshold <= 1 or not 0 < self.iou_threshold <= 1:
-            raise ContractError(f"detection thresholds out of range: score {self.score_threshold}, iou {self.iou_threshold}; "
-                                "both are fractions in [0, 1]")
+            raise ContractError(
+                f"detection thresholds out of range: score {self.score_threshold}, iou {self.iou_threshold}; "
+                "both are fractions in [0, 1]"
+            )
         if not isinstance(self.max_detections, int) or not 1 <= self.max_detections <= 10_000:
             raise ContractError(f"invalid max_detections {self.max_detections!r}; give an integer in 1..10000")
         if self.layout not in LAYOUTS:
             raise ContractError(f"unknown detection output layout {self.layout!r}; valid: {', '.join(LAYOUTS)}")
         box_format, outputs = LAYOUTS[self.layout]
         if self.box_format != box_format or self.box_coordinates != "normalized" or tuple(self.outputs) != outputs:
-            raise ContractError(f"unsupported boxes {self.box_format}/{self.box_coordinates} with outputs {list(self.outputs)} "
-                                f"for the {self.layout} layout; edgekit writes {box_format}/normalized with {list(outputs)}")
+            raise ContractError(
+                f"unsupported boxes {self.box_format}/{self.box_coordinates} with outputs {list(self.outputs)} "
+                f"for the {self.layout} layout; edgekit writes {box_format}/normalized with {list(outputs)}"
+            )
 
     @classmethod
     def postprocess(cls, head: "DetectionHead") -> "DetectionHead":
         """`head` for the same model exported with TFLite_Detection_PostProcess-style outputs (NMS in the graph)."""
         box_format, outputs = LAYOUTS["postprocess"]
-        return replace(head, layout="postprocess", box_format=box_format, outputs=outputs,
-                       nms="3x3 peak suppression and class-aware IoU NMS in graph (padded; count valid)")
+        return replace(
+            head,
+            layout="postprocess",
+            box_format=box_format,
+            outputs=outputs,
+            nms="3x3 peak suppression and class-aware IoU NMS in graph (padded; count valid)",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -150,6 +161,7 @@ class Detections(Sequence[Detection]):
 
 # -- NumPy decoding ---------------------------------------------------------------------------
 
+
 def decode_maps(maps: np.ndarray, num_classes: int, max_detections: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw (N, Gh, Gw, C + 4) maps -> normalized boxes (N, K, 4), scores (N, K), classes (N, K).
 
@@ -158,9 +170,9 @@ def decode_maps(maps: np.ndarray, num_classes: int, max_detections: int) -> tupl
     centre and its four sides.
     """
     n, gh, gw = maps.shape[:3]
-    heat, sides = maps[..., :num_classes], maps[..., num_classes:num_classes + 4]
+    heat, sides = maps[..., :num_classes], maps[..., num_classes : num_classes + 4]
     padded = np.pad(heat, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
-    pooled = np.max(np.stack([padded[:, dy:dy + gh, dx:dx + gw] for dy in range(3) for dx in range(3)]), axis=0)
+    pooled = np.max(np.stack([padded[:, dy : dy + gh, dx : dx + gw] for dy in range(3) for dx in range(3)]), axis=0)
     peaks = np.where(heat == pooled, heat, 0.0).reshape(n, gh * gw, num_classes)
     best, best_class = peaks.max(axis=-1), peaks.argmax(axis=-1)
     k = min(max_detections, gh * gw)
@@ -175,6 +187,7 @@ def decode_maps(maps: np.ndarray, num_classes: int, max_detections: int) -> tupl
 
 
 # -- the task ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DetectOptions:
@@ -215,8 +228,10 @@ class OutputReader:
     def __init__(self, specs: Sequence["TensorSpec"], head: DetectionHead, roles: dict[str, int] | None = None) -> None:
         roles = roles or output_roles(specs, head.layout)
         if roles is None:
-            raise InferenceError(f"outputs are not a {head.layout}-layout detector's "
-                                 f"({', '.join(f'{list(s.shape)} {np.dtype(s.dtype).name}' for s in specs)})")
+            raise InferenceError(
+                f"outputs are not a {head.layout}-layout detector's "
+                f"({', '.join(f'{list(s.shape)} {np.dtype(s.dtype).name}' for s in specs)})"
+            )
         self.roles = roles
         self.specs = {role: specs[i] if specs[i].quantization is not None else None for role, i in roles.items()}
         self.yxyx = head.box_format == "yxyx"
@@ -253,8 +268,12 @@ class OutputReader:
         return self.boxes(outputs), self.scores(outputs), self.classes(outputs)
 
 
-def decoded_outputs(outputs: Sequence[np.ndarray], specs: Sequence["TensorSpec"], head: DetectionHead,
-                    roles: dict[str, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decoded_outputs(
+    outputs: Sequence[np.ndarray],
+    specs: Sequence["TensorSpec"],
+    head: DetectionHead,
+    roles: dict[str, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A batch's raw outputs in any layout, read once (see `OutputReader`, which a model keeps)."""
     return OutputReader(specs, head, roles)(outputs)
 
@@ -266,9 +285,15 @@ def _colour(index: int) -> tuple[int, int, int]:
     return int(bgr[0]), int(bgr[1]), int(bgr[2])
 
 
-def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[str], scores: np.ndarray | None = None,
-                    classes: np.ndarray | None = None, thickness: int | None = None,
-                    track_ids: Sequence[int | None] | None = None) -> None:
+def draw_detections(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    labels: Sequence[str],
+    scores: np.ndarray | None = None,
+    classes: np.ndarray | None = None,
+    thickness: int | None = None,
+    track_ids: Sequence[int | None] | None = None,
+) -> None:
     """Boxes with label (and score, and track id) tags on the BGR `image`, in place; line and text sizes follow the
     frame size."""
     side = min(image.shape[:2])
@@ -287,16 +312,26 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[str],
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, max(1, thickness // 2))
         top = y0 - th - base - 2 if y0 - th - base - 2 >= 0 else y0  # inside the box when there is no room above
         cv2.rectangle(image, (x0, top), (x0 + tw + 4, top + th + base + 2), colour, -1)
-        cv2.putText(image, text, (x0 + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), max(1, thickness // 2),
-                    cv2.LINE_AA)
+        cv2.putText(
+            image,
+            text,
+            (x0 + 2, top + th + 1),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font,
+            (0, 0, 0),
+            max(1, thickness // 2),
+            cv2.LINE_AA,
+        )
 
 
 class DetectionTask:
     name = "detection"
     role = "detector"
-    record_help = ("source position and its detections (label, class index, score, box x0,y0,x1,y1 in the source's "
-                   "pixels, and the track id with --track), latency and frame age; with --count-line the objects "
-                   "that crossed the line so far")
+    record_help = (
+        "source position and its detections (label, class index, score, box x0,y0,x1,y1 in the source's "
+        "pixels, and the track id with --track), latency and frame age; with --count-line the objects "
+        "that crossed the line so far"
+    )
     trackable = True  # results have boxes a tracker can follow across frames
     scores_per_label = False
     # int8 box sides cost 8 mAP@[.5:.95] points in TFLite, kept in float about 0 (bench/detection_quality.py);
@@ -308,17 +343,26 @@ class DetectionTask:
         parsed = DetectionHead.from_dict(head or {})
         roles = output_roles(specs, parsed.layout)
         if roles is None:
-            raise ContractError(f"a detector in the {parsed.layout} layout needs outputs {', '.join(parsed.outputs)}; "
-                                f"got {[list(s.shape) for s in specs]}")
-        names = {index: {"scores": "detection_scores", "boxes": "boxes_yxyx" if parsed.box_format == "yxyx" else "boxes"}
-                 .get(role, role) for role, index in roles.items()}
+            raise ContractError(
+                f"a detector in the {parsed.layout} layout needs outputs {', '.join(parsed.outputs)}; "
+                f"got {[list(s.shape) for s in specs]}"
+            )
+        names = {
+            index: {
+                "scores": "detection_scores",
+                "boxes": "boxes_yxyx" if parsed.box_format == "yxyx" else "boxes",
+            }.get(role, role)
+            for role, index in roles.items()
+        }
         return tuple(names[i] for i in range(len(specs)))
 
     def head(self, model: "Model") -> DetectionHead:
         """The model's parsed head, parsed once per model: predict() on a camera asks for it every frame."""
         cache = model._task_cache
         if "head" not in cache:
-            cache["head"] = DetectionHead.from_dict(model.contract.head) if model.contract is not None else DetectionHead()
+            cache["head"] = (
+                DetectionHead.from_dict(model.contract.head) if model.contract is not None else DetectionHead()
+            )
         return cache["head"]
 
     def check_head(self, head: dict[str, Any]) -> None:
@@ -328,22 +372,30 @@ class DetectionTask:
         """Padded to max_detections with zeros past `count`, as the SavedModel's signature is."""
         size = max(DetectionHead.from_dict(head).max_detections, len(result))
         pad = size - len(result)
-        return {"boxes": [[round(v, 3) for v in d.box] for d in result] + [[0.0] * 4] * pad,
-                "scores": [round(d.score, 6) for d in result] + [0.0] * pad,
-                "classes": [d.index for d in result] + [0] * pad,
-                "labels": [d.label for d in result] + [labels[0] if labels else ""] * pad,
-                "count": len(result)}
+        return {
+            "boxes": [[round(v, 3) for v in d.box] for d in result] + [[0.0] * 4] * pad,
+            "scores": [round(d.score, 6) for d in result] + [0.0] * pad,
+            "classes": [d.index for d in result] + [0] * pad,
+            "labels": [d.label for d in result] + [labels[0] if labels else ""] * pad,
+            "count": len(result),
+        }
 
     def serving_options(self, labels: Sequence[str]) -> dict[str, Any]:
         return {}
 
     def serving_spec(self, labels: Sequence[str], head: dict[str, Any]) -> dict[str, tuple[str, list[int]]]:
         k = DetectionHead.from_dict(head).max_detections
-        return {"boxes": ("DT_FLOAT", [-1, k, 4]), "scores": ("DT_FLOAT", [-1, k]), "classes": ("DT_INT32", [-1, k]),
-                "labels": ("DT_STRING", [-1, k]), "count": ("DT_INT32", [-1])}
+        return {
+            "boxes": ("DT_FLOAT", [-1, k, 4]),
+            "scores": ("DT_FLOAT", [-1, k]),
+            "classes": ("DT_INT32", [-1, k]),
+            "labels": ("DT_STRING", [-1, k]),
+            "count": ("DT_INT32", [-1]),
+        }
 
-    def serving_outputs(self, tf: Any, outputs: list[Any], labels: Sequence[str], head: dict[str, Any],
-                        to_source: Any) -> dict[str, Any]:
+    def serving_outputs(
+        self, tf: Any, outputs: list[Any], labels: Sequence[str], head: dict[str, Any], to_source: Any
+    ) -> dict[str, Any]:
         """Final detections per image, as predict() gives them: `boxes` (N, K, 4) x0 y0 x1 y1 in the request
         image's pixels, `scores` (N, K), `classes` (N, K) int, `labels` (N, K) string, `count` (N,); rows past
         `count` are zeros. The contract's score threshold, then class-aware IoU NMS (boxes of each class
@@ -357,41 +409,74 @@ class DetectionTask:
             b, s, c = args
             shifted = b + 2.0 * tf.cast(c, tf.float32)[:, None]  # normalized boxes: classes never overlap
             selected, kept, valid = tf.raw_ops.NonMaxSuppressionV5(
-                boxes=shifted, scores=s, max_output_size=limit, iou_threshold=chosen.iou_threshold, score_threshold=floor,
-                soft_nms_sigma=0.0, pad_to_max_output_size=True)
+                boxes=shifted,
+                scores=s,
+                max_output_size=limit,
+                iou_threshold=chosen.iou_threshold,
+                score_threshold=floor,
+                soft_nms_sigma=0.0,
+                pad_to_max_output_size=True,
+            )
             mask = tf.range(limit) < valid
-            return (tf.where(mask[:, None], tf.gather(b, selected), 0.0), tf.where(mask, tf.gather(s, selected), 0.0),
-                    tf.where(mask, tf.gather(tf.cast(c, tf.int32), selected), 0), valid)
+            return (
+                tf.where(mask[:, None], tf.gather(b, selected), 0.0),
+                tf.where(mask, tf.gather(s, selected), 0.0),
+                tf.where(mask, tf.gather(tf.cast(c, tf.int32), selected), 0),
+                valid,
+            )
 
-        b, s, c, count = tf.map_fn(one, (boxes, scores, classes), fn_output_signature=(
-            tf.TensorSpec([limit, 4], tf.float32), tf.TensorSpec([limit], tf.float32), tf.TensorSpec([limit], tf.int32),
-            tf.TensorSpec([], tf.int32)))
+        b, s, c, count = tf.map_fn(
+            one,
+            (boxes, scores, classes),
+            fn_output_signature=(
+                tf.TensorSpec([limit, 4], tf.float32),
+                tf.TensorSpec([limit], tf.float32),
+                tf.TensorSpec([limit], tf.int32),
+                tf.TensorSpec([], tf.int32),
+            ),
+        )
         b = tf.where(tf.range(limit)[None, :, None] < count[:, None, None], to_source(b), 0.0)
-        return {"boxes": b, "scores": s, "classes": c, "labels": tf.gather(tf.constant(list(labels)), c), "count": count}
+        return {
+            "boxes": b,
+            "scores": s,
+            "classes": c,
+            "labels": tf.gather(tf.constant(list(labels)), c),
+            "count": count,
+        }
 
     def describe(self, head: dict[str, Any]) -> list[str]:
         h = DetectionHead.from_dict(head)
-        return [f"outputs: {', '.join(h.outputs)}; boxes {h.box_format}, {h.box_coordinates} to the input size",
-                f"decoding: {'in the graph' if h.decoding_in_graph else 'in runtimes (NumPy)'}; NMS: {h.nms}",
-                f"defaults: score >= {h.score_threshold:g}, IoU {h.iou_threshold:g}, at most {h.max_detections} detections"]
+        return [
+            f"outputs: {', '.join(h.outputs)}; boxes {h.box_format}, {h.box_coordinates} to the input size",
+            f"decoding: {'in the graph' if h.decoding_in_graph else 'in runtimes (NumPy)'}; NMS: {h.nms}",
+            f"defaults: score >= {h.score_threshold:g}, IoU {h.iou_threshold:g}, at most {h.max_detections} detections",
+        ]
 
     def problem(self, model: "Model") -> str | None:
         head = self.head(model)
         if output_roles(model.runtime.output_specs, head.layout) is not None:
             return None
-        outputs = ", ".join(f"{spec.name} {list(spec.shape)} {np.dtype(spec.dtype).name}" for spec in model.runtime.output_specs)
-        expected = ("boxes (N, K, 4), scores (N, K) and integer classes (N, K)" if head.layout == "edgekit" else
-                    "boxes (N, K, 4), classes (N, K), scores (N, K) and a count (N,)")
-        return (f"{model.path.name} is a detection model but its outputs ({outputs}) are not {expected}; "
-                "export it again with edgekit, or use run_all(batch)")
+        outputs = ", ".join(
+            f"{spec.name} {list(spec.shape)} {np.dtype(spec.dtype).name}" for spec in model.runtime.output_specs
+        )
+        expected = (
+            "boxes (N, K, 4), scores (N, K) and integer classes (N, K)"
+            if head.layout == "edgekit"
+            else "boxes (N, K, 4), classes (N, K), scores (N, K) and a count (N,)"
+        )
+        return (
+            f"{model.path.name} is a detection model but its outputs ({outputs}) are not {expected}; "
+            "export it again with edgekit, or use run_all(batch)"
+        )
 
     def _defaults(self, model: "Model") -> DetectOptions:
         """The contract's thresholds as options, kept: most frames ask for nothing else."""
         defaults = model._task_cache.get("defaults")
         if defaults is None:
             head = self.head(model)
-            defaults = model._task_cache["defaults"] = DetectOptions(head.score_threshold, head.iou_threshold,
-                                                                     head.max_detections)
+            defaults = model._task_cache["defaults"] = DetectOptions(
+                head.score_threshold, head.iou_threshold, head.max_detections
+            )
         return defaults
 
     def options(self, model: "Model", options: dict[str, Any]) -> DetectOptions:
@@ -406,14 +491,26 @@ class DetectionTask:
         head = self.head(model)
         chosen = {key: getattr(head, key) if options.get(key) is None else options[key] for key in valid}
         try:
-            DetectionHead(score_threshold=chosen["score_threshold"], iou_threshold=chosen["iou_threshold"],
-                          max_detections=chosen["max_detections"])
+            DetectionHead(
+                score_threshold=chosen["score_threshold"],
+                iou_threshold=chosen["iou_threshold"],
+                max_detections=chosen["max_detections"],
+            )
         except ContractError as exc:
             raise InputError(str(exc)) from None
-        return DetectOptions(float(chosen["score_threshold"]), float(chosen["iou_threshold"]), int(chosen["max_detections"]))
+        return DetectOptions(
+            float(chosen["score_threshold"]), float(chosen["iou_threshold"]), int(chosen["max_detections"])
+        )
 
-    def results(self, model: "Model", outputs: list[np.ndarray], sizes: Sequence[tuple[int, int]], latency_ms: float,
-                preprocess_ms: float, options: DetectOptions) -> list[Detections]:
+    def results(
+        self,
+        model: "Model",
+        outputs: list[np.ndarray],
+        sizes: Sequence[tuple[int, int]],
+        latency_ms: float,
+        preprocess_ms: float,
+        options: DetectOptions,
+    ) -> list[Detections]:
         if model._task_problem:  # predict() and stream() raise it first; run here directly, say it too
             raise InputError(model._task_problem)
         cache = model._task_cache
@@ -434,19 +531,25 @@ class DetectionTask:
                     self._damaged(model)
                 if boxes is None:
                     boxes, classes = reader.boxes(outputs), reader.classes(outputs)
-                b, s, c = suppress(boxes[i], scores[i], classes[i], above, options.iou_threshold, options.max_detections)
+                b, s, c = suppress(
+                    boxes[i], scores[i], classes[i], above, options.iou_threshold, options.max_detections
+                )
                 if not np.isfinite(b).all():
                     self._damaged(model)
                 to_source = self._to_source(model, (int(size[0]), int(size[1])))
-                found = tuple(Detection(labels[k] if 0 <= k < len(labels) else str(k), k, score, tuple(box))
-                              for box, score, k in zip(to_source(b).tolist(), s.tolist(), c.tolist()))
+                found = tuple(
+                    Detection(labels[k] if 0 <= k < len(labels) else str(k), k, score, tuple(box))
+                    for box, score, k in zip(to_source(b).tolist(), s.tolist(), c.tolist())
+                )
             results.append(Detections(found, latency_ms, preprocess_ms, (int(size[0]), int(size[1]))))
         return results
 
     @staticmethod
     def _damaged(model: "Model") -> NoReturn:
-        raise InferenceError(f"{model.path.name} produced non-finite boxes or scores; its weights are probably damaged: "
-                             "check the file's SHA-256 (edgekit info) and copy or export it again")
+        raise InferenceError(
+            f"{model.path.name} produced non-finite boxes or scores; its weights are probably damaged: "
+            "check the file's SHA-256 (edgekit info) and copy or export it again"
+        )
 
     @staticmethod
     def _to_source(model: "Model", size: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray]:
@@ -479,12 +582,17 @@ class DetectionTask:
         return [f"{len(result)} object(s)"]
 
     def cli_options(self, top_k: int | None, threshold: float | None) -> dict[str, Any]:
-        """predict() options from the CLI: --threshold is the minimum detection score (the model's default when unset)."""
+        """predict() options from the CLI: --threshold is the minimum detection score (the model's default when
+        unset)."""
         return {} if threshold is None else {"score_threshold": threshold}
 
     def record(self, position: object, result: Detections, threshold: float | None, **extra: float) -> dict[str, Any]:
         """One image's detections as a JSON-ready dict, boxes in source pixels."""
-        return {"source": str(position), **self.summary(result), **{key: round(value, 3) for key, value in extra.items()}}
+        return {
+            "source": str(position),
+            **self.summary(result),
+            **{key: round(value, 3) for key, value in extra.items()},
+        }
 
     def line(self, record: dict[str, Any]) -> str:
         def one(d: dict[str, Any]) -> str:
@@ -492,12 +600,29 @@ class DetectionTask:
             return f"{tag}{d['label']} {d['score']:.3f} [{', '.join(f'{v:.1f}' for v in d['box'])}]"
 
         found = "; ".join(one(d) for d in record["detections"])
-        counted = f"  {record['count']['total']} crossed (in {record['count']['in']}, out {record['count']['out']})" \
-            if "count" in record else ""
+        counted = (
+            f"  {record['count']['total']} crossed (in {record['count']['in']}, out {record['count']['out']})"
+            if "count" in record
+            else ""
+        )
         timing = "".join(f"  {key}={record[key]:.1f}" for key in ("latency_ms", "age_ms") if key in record)
-        return f"{record['source']}: {len(record['detections'])} object(s)" + (f": {found}" if found else "") + counted + timing
+        return (
+            f"{record['source']}: {len(record['detections'])} object(s)"
+            + (f": {found}" if found else "")
+            + counted
+            + timing
+        )
 
     def summary(self, result: Detections) -> dict[str, Any]:
-        return {"detections": [{"label": d.label, "index": d.index, "score": round(d.score, 6),
-                                "box": [round(v, 3) for v in d.box], **({"id": d.track_id} if d.track_id is not None else {})}
-                               for d in result]}
+        return {
+            "detections": [
+                {
+                    "label": d.label,
+                    "index": d.index,
+                    "score": round(d.score, 6),
+                    "box": [round(v, 3) for v in d.box],
+                    **({"id": d.track_id} if d.track_id is not None else {}),
+                }
+                for d in result
+            ]
+        }

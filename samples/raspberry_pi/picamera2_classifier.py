@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     with runtimes.open(args.model, num_threads=4) as model, model.stream(source) as stream:
         window = None if args.headless else Window("edgekit on Raspberry Pi")
         video = AnnotatedVideo(args.save) if args.save else None
-        for result in present(stream, threshold=args.threshold, window=window, video=video):
+        for _result in present(stream, threshold=args.threshold, window=window, video=video):
             pass  # result.classification.label, .score, result.age_ms: act on them here
     print(f"{stream.meter.fps:.1f} FPS; dropped {source.stats.dropped} stale frames")
     return 0
