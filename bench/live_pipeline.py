@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runtimes.base import RuntimeBase, TensorSpec  # noqa: E402
+from runtimes.backends.base import RuntimeBase, TensorSpec  # noqa: E402
 from runtimes.contract import ModelContract, Preprocessing  # noqa: E402
 from runtimes.model import Model  # noqa: E402
 from runtimes.sources import LiveSource  # noqa: E402

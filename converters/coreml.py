@@ -34,7 +34,7 @@ from converters.coreml_lint import neural_engine_lint
 from converters.shared_work import intermediate
 from runtimes._deps import require
 from runtimes._quiet import quiet_native
-from runtimes.base import artifact_size
+from runtimes.backends.base import artifact_size
 from runtimes.contract import ColorOrder, Layout, ModelContract
 from runtimes.metadata.coreml import COMPUTE_UNITS, CONTRACT_METADATA_KEY, INPUT_NAME
 from runtimes.tasks import task_for

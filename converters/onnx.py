@@ -318,8 +318,8 @@ def _choose_input(
 
 def _takes_raw_pixels(quantization: dict[str, float | int], activation_type: str, contract: ModelContract) -> bool:
     """True when quantizing the contract's tensor gives back every pixel value unchanged (uint8 input = pixels)."""
-    from runtimes.base import QuantParams, TensorSpec
     from runtimes.quantization import pixel_table
+    from runtimes.tensors import QuantParams, TensorSpec
 
     spec = contract.preprocessing
     if activation_type != "uint8":

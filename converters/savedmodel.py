@@ -33,7 +33,7 @@ from converters.base import (
 )
 from runtimes._deps import require
 from runtimes._quiet import quiet_native
-from runtimes.base import artifact_size
+from runtimes.backends.base import artifact_size
 from runtimes.contract import Layout, ModelContract, ResizeMode
 from runtimes.metadata.savedmodel import CONTRACT_ASSET, EDGEKIT_SIGNATURE, IMAGES_INPUT, SERVING_SIGNATURE
 from runtimes.tasks import task_for

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from edgekit import backends as _backends  # noqa: F401  (declares the SavedModel backend; imports nothing heavy)
 from edgekit import datasets, deploy
-from edgekit import savedmodel_backend as _savedmodel_backend  # noqa: F401  (edgekit.load opens SavedModel folders)
 from edgekit._version import __version__
 from edgekit.data import ArrayDataset, DetectionData, DetectionDataset, ImageDataset, ImageFolder, load_detection
 from edgekit.errors import (

@@ -14,7 +14,7 @@ import numpy as np
 
 def main(payload: str) -> int:
     from edgekit.benchmark import BenchResult
-    from runtimes.base import artifact_size, reference_backend_for
+    from runtimes.backends.base import artifact_size, reference_backend_for
     from runtimes.model import open_model
 
     args = json.loads(payload)

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from edgekit.errors import EdgekitError
 from edgekit.reports.progress import ProgressBar
 from edgekit.reports.tables import text_table
-from runtimes.base import artifact_size
+from runtimes.backends.base import artifact_size
 
 
 @dataclass

@@ -584,7 +584,7 @@ def _info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(contract.to_dict() if contract else None, indent=2))
         return 0
-    from runtimes.base import artifact_size
+    from runtimes.backends.base import artifact_size
     from runtimes.integrity import sha256_file
 
     print(f"model:   {args.model} ({artifact_size(args.model) / 1024:.1f} kB)")

@@ -18,7 +18,7 @@ from pathlib import Path
 import runtimes
 from converters.base import ordinary_permissions
 from edgekit.errors import EdgekitError
-from runtimes.base import backend_for
+from runtimes.backends.base import backend_for
 from runtimes.integrity import MANIFEST_NAME, write_manifest
 
 MAX_BUNDLE_BYTES = 1 << 30  # what extract_bundle writes at most: a bundle is a model and some code

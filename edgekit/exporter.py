@@ -14,7 +14,6 @@ import numpy as np
 
 from converters import CONVERTERS, CalibrationData, ConversionConfig, ConverterEntry, parse_target
 from converters.shared_work import shared_work
-from edgekit import savedmodel_backend as _savedmodel_backend  # noqa: F401  (checks open SavedModels)
 from edgekit.data.detection import DetectionData
 from edgekit.data.image_streaming import StreamingImageDataset, in_memory
 from edgekit.data.images import ImageDataset
@@ -23,7 +22,7 @@ from edgekit.keras_io import load_keras
 from edgekit.reports.progress import ProgressBar
 from edgekit.reports.tables import text_table
 from edgekit.tasks import HostTask, host_task
-from runtimes.base import BACKENDS, reference_backend_for
+from runtimes.backends.base import BACKENDS, reference_backend_for
 from runtimes.contract import ModelContract
 from runtimes.integrity import sha256_file
 from runtimes.model import Model, open_model

@@ -3,10 +3,7 @@
 Never imports TensorFlow. Backends register themselves by file suffix; `open` picks one.
 """
 
-from runtimes.backends import coreml as _coreml  # noqa: F401  (backends register; nothing heavy is imported)
-from runtimes.backends import onnxruntime as _onnxruntime  # noqa: F401
-from runtimes.backends import tflite as _tflite  # noqa: F401
-from runtimes.base import BACKENDS, QuantParams, Runtime, TensorSpec, open_runtime, register_backend
+from runtimes.backends.base import BACKENDS, Runtime, open_runtime, register_backend
 from runtimes.contract import ColorOrder, Interpolation, Layout, ModelContract, Preprocessing, ResizeMode
 from runtimes.errors import (
     BackendUnavailableError,
@@ -20,9 +17,9 @@ from runtimes.errors import (
 )
 from runtimes.model import Classification, Model, open_model
 from runtimes.preprocess import preprocess, read_image
-from runtimes.reference import coreml as _coreml_reference  # noqa: F401
 from runtimes.sources import Frame, FrameReader, LiveSource, Source, SourceError, open_source
 from runtimes.stream import RateMeter, Stream, StreamResult
+from runtimes.tensors import QuantParams, TensorSpec
 
 open = open_model  # noqa: A001  (runtimes.open(path) reads naturally)
 

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 import cv2
 import numpy as np
 
-from runtimes.base import Runtime, TensorSpec, open_runtime
+from runtimes.backends.base import Runtime, open_runtime
 from runtimes.contract import ModelContract, Preprocessing
 from runtimes.errors import ContractError, InputError
 from runtimes.preprocess import ColorName, PixelPlan, image_array, normalize, prepare_pixels, preprocess
 from runtimes.quantization import dequantize, dequantized_codes, is_quantized, pixel_table, quantize, table_shift
 from runtimes.tasks import Task, task_for
 from runtimes.tasks.classification import FEW_SCORES, Classification  # noqa: F401 (Classification: re-exported)
+from runtimes.tensors import TensorSpec
 
 if TYPE_CHECKING:
     from runtimes.stream import Stream

@@ -14,9 +14,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from runtimes.base import TensorSpec
 from runtimes.contract import Layout, Preprocessing
 from runtimes.preprocess import normalize
+from runtimes.tensors import TensorSpec
 
 EIGHT_BIT_DEPTHS = {np.dtype(np.int8): cv2.CV_8S, np.dtype(np.uint8): cv2.CV_8U}
 

@@ -13,8 +13,8 @@ import pytest
 import edgekit
 from converters import CalibrationData
 from converters.tflite import MODES, convert_tflite
-from runtimes.base import QuantParams
 from runtimes.contract import ModelContract
+from runtimes.tensors import QuantParams
 
 
 @pytest.mark.slow

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from needs import need_module
 
-from runtimes.base import QuantParams, TensorSpec
 from runtimes.contract import Preprocessing
 from runtimes.preprocess import normalize
 from runtimes.quantization import dequantize, dequantized_codes, is_quantized, pixel_table, quantize, table_shift
+from runtimes.tensors import QuantParams, TensorSpec
 
 ort = need_module("onnxruntime", extra="onnx")
 onnx = need_module("onnx", extra="onnx")

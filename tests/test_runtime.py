@@ -6,8 +6,8 @@ import pytest
 
 import edgekit
 import runtimes
-from runtimes.base import QuantParams
 from runtimes.errors import ContractError, InputError, ModelLoadError, UnknownNameError
+from runtimes.tensors import QuantParams
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from runtimes._deps import require
-from runtimes.base import RuntimeBase, TensorSpec, register_backend
+from runtimes.backends.base import RuntimeBase
 from runtimes.contract import ModelContract
 from runtimes.errors import BackendUnavailableError, ContractError, InputError, ModelLoadError
 from runtimes.metadata.coreml import COMPUTE_UNITS, CONTRACT_METADATA_KEY
+from runtimes.tensors import TensorSpec
 
 _COLOR_SPACES = {10: "gray", 20: "rgb", 30: "bgr"}  # CoreML ImageFeatureType.ColorSpace
 _ARRAY_TYPES = {
@@ -32,7 +33,6 @@ def prediction_supported() -> bool:
     return sys.platform == "darwin"
 
 
-@register_backend("coreml", suffixes=(".mlpackage", ".mlmodel"))
 class CoreMLRuntime(RuntimeBase):
     """An ML program package. `compute_units` (ALL, CPU_AND_NE, CPU_AND_GPU, CPU_ONLY) defaults to the one exported."""
 

@@ -12,9 +12,10 @@ import numpy as np
 
 from runtimes._deps import require
 from runtimes._quiet import quiet_native
-from runtimes.base import QuantParams, RuntimeBase, TensorSpec, register_backend
+from runtimes.backends.base import RuntimeBase
 from runtimes.errors import ContractError, InferenceError, InputError, ModelLoadError, UnknownNameError
 from runtimes.metadata.onnx import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
+from runtimes.tensors import QuantParams, TensorSpec
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,6 @@ def _input_quantization(stored: str | None, path: Path) -> QuantParams | None:
     return QuantParams(float(scale), zero_point)
 
 
-@register_backend("onnxruntime", suffixes=(".onnx",))
 class OnnxRuntime(RuntimeBase):
     """Runs an .onnx file. `providers` are tried in order (default: CPU); `num_threads` sets intra-op threads."""
 

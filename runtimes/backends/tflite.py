@@ -12,10 +12,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from runtimes._quiet import quiet_native
+from runtimes.backends.base import RuntimeBase, read_model_file
 from runtimes.backends.tflite_delegates import compiled_for_edgetpu, load_delegates, parse_delegate
-from runtimes.base import QuantParams, RuntimeBase, TensorSpec, read_model_file, register_backend
 from runtimes.errors import ContractError, InferenceError, InputError, MissingDependencyError, ModelLoadError
 from runtimes.metadata.tflite import is_tflite, read_metadata
+from runtimes.tensors import QuantParams, TensorSpec
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ def _spec(detail: dict) -> TensorSpec:
     return TensorSpec(detail["name"], tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]), quant)
 
 
-@register_backend("tflite", suffixes=(".tflite",))
 class TFLiteRuntime(RuntimeBase):
     """Runs a .tflite file; `num_threads` sets the CPU threads (None: the interpreter's default).
 

@@ -13,11 +13,9 @@ from typing import Any
 import numpy as np
 
 from runtimes.backends.coreml import CoreMLRuntime
-from runtimes.base import register_backend
 from runtimes.reference.mil_program import MILProgram, load_program
 
 
-@register_backend("reference", suffixes=(".mlpackage",), reference=True)
 class CoreMLReferenceRuntime(CoreMLRuntime):
     """An ML program evaluated with numpy, float16 ops in float16 (see `runtimes.reference.mil_program`)."""
 

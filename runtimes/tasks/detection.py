@@ -20,8 +20,8 @@ from runtimes.boxes import suppress
 from runtimes.errors import ContractError, InferenceError, InputError
 
 if TYPE_CHECKING:
-    from runtimes.base import TensorSpec
     from runtimes.model import Model
+    from runtimes.tensors import TensorSpec
 
 STRIDE = 4  # cells of the raw maps, in input pixels
 DECODE_SCOPE = "decode"  # the exported graph's decoding layer

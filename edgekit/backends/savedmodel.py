@@ -16,13 +16,13 @@ import numpy as np
 
 from runtimes._deps import require
 from runtimes._quiet import quiet_native
-from runtimes.base import QuantParams, RuntimeBase, TensorSpec, register_backend
+from runtimes.backends.base import RuntimeBase
 from runtimes.errors import InputError, ModelLoadError
 from runtimes.metadata.savedmodel import CONTRACT_ASSET
 from runtimes.metadata.savedmodel import EDGEKIT_SIGNATURE as SIGNATURE
+from runtimes.tensors import QuantParams, TensorSpec
 
 
-@register_backend("tensorflow", suffixes=(), markers=("saved_model.pb",))
 class SavedModelRuntime(RuntimeBase):
     """`tf.saved_model.load` of an edgekit SavedModel (TensorFlow's threads are process-wide: `num_threads` is not
     used)."""

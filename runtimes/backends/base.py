@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
@@ -10,22 +11,7 @@ import numpy as np
 
 from runtimes._registry import Registry
 from runtimes.errors import ModelLoadError
-
-
-@dataclass(frozen=True)
-class QuantParams:
-    """Affine quantization of a tensor: real = (q - zero_point) * scale."""
-
-    scale: float
-    zero_point: int
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    shape: tuple[int, ...]  # -1 (or 1 for batch in fixed-batch formats) where dynamic
-    dtype: np.dtype
-    quantization: QuantParams | None = None
+from runtimes.tensors import TensorSpec
 
 
 @runtime_checkable
@@ -105,37 +91,46 @@ def artifact_size(path: Path) -> int:
 
 @dataclass(frozen=True)
 class BackendEntry:
+    """A backend by name: the file suffixes (or folder markers) it opens and where its class lives.
+
+    `target` is "package.module:Class", imported on first use: registering a backend costs no import, so
+    host-only backends (TensorFlow's SavedModel) and the CoreML reference executor are declared the same
+    way as the device ones, and none is imported until a file of its kind is opened.
+    """
+
     name: str
     suffixes: tuple[str, ...]
-    factory: Callable[..., Runtime]
+    target: str
     reference: bool = False  # a correctness check where the real runtime cannot run, never the default
-    markers: tuple[
-        str, ...
-    ] = ()  # files that make a folder without a suffix this backend's (a SavedModel's saved_model.pb)
+    markers: tuple[str, ...] = ()  # files that make a folder without a suffix this backend's (saved_model.pb)
 
     def recognizes(self, path: Path) -> bool:
         if path.is_dir() and any((path / marker).is_file() for marker in self.markers):
             return True
         return path.suffix.lower() in self.suffixes
 
+    @property
+    def factory(self) -> Callable[..., Runtime]:
+        """The backend's class, imported now."""
+        module, _, attribute = self.target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
 
 BACKENDS: Registry[BackendEntry] = Registry("backend")
 
 
 def register_backend(
-    name: str, suffixes: Sequence[str], reference: bool = False, markers: Sequence[str] = ()
-) -> Callable[[type], type]:
-    """Class decorator: make a backend openable by name and by file suffix (or, for a folder, by a marker file in it).
+    name: str, suffixes: Sequence[str], target: str, reference: bool = False, markers: Sequence[str] = ()
+) -> BackendEntry:
+    """Make a backend openable by name and by file suffix (or, for a folder, by a marker file in it).
 
-    A `reference` backend is opened only by name, or by `reference_backend_for` to check an
-    artifact whose own runtime cannot run on this machine.
+    `target` ("package.module:Class") is imported when a file of this kind is first opened. A `reference`
+    backend is opened only by name, or by `reference_backend_for` to check an artifact whose own runtime
+    cannot run on this machine.
     """
-
-    def decorator(cls: type) -> type:
-        BACKENDS.register(name)(BackendEntry(name, tuple(s.lower() for s in suffixes), cls, reference, tuple(markers)))
-        return cls
-
-    return decorator
+    entry = BackendEntry(name, tuple(s.lower() for s in suffixes), target, reference, tuple(markers))
+    BACKENDS.register(name)(entry)
+    return entry
 
 
 def reference_backend_for(path: Path) -> BackendEntry | None:
