@@ -61,7 +61,7 @@ def int8_dot_product() -> str:
 def trained(name: str) -> tuple[Path, object, object]:
     """(model.keras, train split, test split) of `name`, trained once per recipe."""
     import edgekit
-    from edgekit.data.detection import load_detection
+    from edgekit.data.annotations import load_detection
 
     arch, images, size, epochs, folder = RECIPES[name]
     recipe = f"{arch}, {images} images at {size} px, {epochs} epochs, seed 0"
@@ -168,10 +168,10 @@ def width_sweep(size: int = 160, classes: int = 3) -> None:
     import edgekit
     from converters import CalibrationData
     from converters.tflite import MODES, convert_tflite
-    from edgekit.data.detection import load_detection
+    from edgekit.data.annotations import load_detection
     from edgekit.training.detector import DETECTORS, build_mobilenetv2_detector, with_decoding
     from runtimes.contract import ModelContract
-    from runtimes.tasks.detection import DetectionHead
+    from runtimes.heads.detection import DetectionHead
 
     root = edgekit.datasets.make_shapes_detection(
         CACHE / "detection-widths" / "data", n_images=60, image_size=size, seed=0

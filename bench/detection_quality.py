@@ -46,7 +46,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # edgekit's per-epoch lines
     import edgekit
-    from edgekit.data.detection import load_detection
+    from edgekit.data.annotations import load_detection
 
     recipe = f"small_detector, {args.images} images at {args.size} px, {args.epochs} epochs, seed 0"
     work = CACHE / "detection"

@@ -265,7 +265,7 @@ def main() -> int:
     if added >= ADDED_P50_TARGET_MS:
         misses.append(f"HTTP path adds {added:.2f} ms at p50")
 
-    from edgekit.datasets import make_tracking_video
+    from edgekit.data.synthetic import make_tracking_video
 
     clip = make_tracking_video(CACHE / "serve_clip.avi", frames=120, size=(480, 640))
     with start(path, source=str(clip.path), port=0, num_threads=1, realtime_files=False) as server:

@@ -44,9 +44,10 @@ class ConversionConfig:
     quantization: Quantization = Quantization.FLOAT32
     io_dtype: str = "float32"
     calibration_samples: int = 100
-    mixed_precision: bool = (
-        True  # int8: keep the layers the task names sensitive (a detector's box sides and decoding) in float
-    )
+    # int8: keep the graph scopes in `float_scopes` in float (the task's export policy, set by edgekit's host task:
+    # a detector's box sides and decoding); False gives full integer
+    mixed_precision: bool = True
+    float_scopes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         try:

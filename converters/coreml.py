@@ -36,8 +36,8 @@ from runtimes._deps import require
 from runtimes._quiet import quiet_native
 from runtimes.backends.base import artifact_size
 from runtimes.contract import ColorOrder, Layout, ModelContract
+from runtimes.heads import head_schema
 from runtimes.metadata.coreml import COMPUTE_UNITS, CONTRACT_METADATA_KEY, INPUT_NAME
-from runtimes.tasks import task_for
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def _compress(mlmodel: Any, config: CoreMLConfig) -> Any:
 def _output_names(model: Any, contract: ModelContract) -> list[str]:
     """The Keras model's output names (boxes, scores, classes), for tasks whose outputs are arrays; none for
     classifiers."""
-    if task_for(contract.task).scores_per_label:
+    if head_schema(contract.task).scores_per_label:
         return []
     return list(getattr(model, "output_names", None) or [])
 
@@ -197,7 +197,7 @@ def convert_coreml(
                 source="tensorflow",
                 inputs=[image],
                 classifier_config=ct.ClassifierConfig(list(contract.labels))
-                if task_for(contract.task).scores_per_label
+                if head_schema(contract.task).scores_per_label
                 else None,
                 convert_to="mlprogram",
                 compute_precision=precision,

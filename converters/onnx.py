@@ -36,7 +36,6 @@ from runtimes._deps import require
 from runtimes._quiet import quiet_native
 from runtimes.contract import ModelContract
 from runtimes.metadata.onnx import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
-from runtimes.tasks import task_for
 
 log = logging.getLogger(__name__)
 
@@ -381,7 +380,13 @@ def convert_onnx(
     """
     onnx = require("onnx", extra="onnx")
     if not isinstance(config, OnnxConfig):
-        config = OnnxConfig(config.quantization, config.io_dtype, config.calibration_samples, config.mixed_precision)
+        config = OnnxConfig(
+            config.quantization,
+            config.io_dtype,
+            config.calibration_samples,
+            config.mixed_precision,
+            config.float_scopes,
+        )
     output_path = Path(output_path)
     started = time.perf_counter()
     notes: list[str] = []
@@ -396,11 +401,7 @@ def convert_onnx(
         workdir = Path(tmp)
         notes.extend(path_notes)
         final = float_path
-        scopes = (
-            task_for(contract.task).float_scopes
-            if config.quantization is Quantization.INT8 and config.mixed_precision
-            else ()
-        )
+        scopes = config.float_scopes if config.quantization is Quantization.INT8 and config.mixed_precision else ()
         kept = 0
         if config.quantization is not Quantization.FLOAT32:
             final = workdir / "quantized.onnx"

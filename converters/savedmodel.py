@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from converters.base import (
     Artifact,
@@ -36,16 +36,19 @@ from runtimes._quiet import quiet_native
 from runtimes.backends.base import artifact_size
 from runtimes.contract import Layout, ModelContract, ResizeMode
 from runtimes.metadata.savedmodel import CONTRACT_ASSET, EDGEKIT_SIGNATURE, IMAGES_INPUT, SERVING_SIGNATURE
-from runtimes.tasks import task_for
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SavedModelConfig(ConversionConfig):
-    """`version`: the numbered folder TensorFlow Serving loads (it serves the highest)."""
+    """`version`: the numbered folder TensorFlow Serving loads (it serves the highest). `serving_outputs` builds
+    the serving signature's named outputs (the task's, from edgekit's host task):
+    ``serving_outputs(tf, outputs, labels, head, to_source) -> {name: tensor}``, where `to_source` maps (N, K, 4)
+    boxes normalized to the model input to the request image's pixels, clipped to it."""
 
     version: int = 1
+    serving_outputs: Callable[..., dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -163,11 +166,16 @@ def output_names(model: Any) -> list[str]:
     ]
 
 
-def build_module(tf: Any, model: Any, contract: ModelContract, contract_file: Path) -> Any:
+def build_module(tf: Any, model: Any, contract: ModelContract, contract_file: Path, config: SavedModelConfig) -> Any:
     """A tf.Module with both signatures and the contract as a tracked asset."""
     pre = contract.preprocessing
     out_h, out_w = pre.input_size
-    task = task_for(contract.task)
+    serving_outputs = config.serving_outputs
+    if serving_outputs is None:
+        raise ValueError(
+            f"a SavedModel's serving signature needs the {contract.task} task's outputs "
+            "(SavedModelConfig.serving_outputs); export through edgekit.export, which sets them"
+        )
     names = output_names(model)
 
     def run(pixels: Any) -> list[Any]:
@@ -191,7 +199,7 @@ def build_module(tf: Any, model: Any, contract: ModelContract, contract_file: Pa
             def to_source(boxes: Any) -> Any:  # BoxMapping.to_source, then the clip predict() applies
                 return tf.minimum(tf.maximum((boxes * size - offset) / scale, 0.0), limit)
 
-            return task.serving_outputs(tf, run(pixels), contract.labels, contract.head, to_source)
+            return serving_outputs(tf, run(pixels), contract.labels, contract.head, to_source)
 
         @tf.function(input_signature=[tf.TensorSpec([None, out_h, out_w, pre.channels], tf.uint8, name="pixels")])
         def edgekit(self, pixels: Any) -> dict[str, Any]:
@@ -226,7 +234,7 @@ def convert_savedmodel(
     try:
         contract_file = staging / CONTRACT_ASSET
         contract_file.write_text(embedded.to_signed_json())
-        module = build_module(tf, model, contract, contract_file)
+        module = build_module(tf, model, contract, contract_file, config)
         staged = staging / "savedmodel"
         with quiet_native("tf.saved_model.save"):
             tf.saved_model.save(

@@ -30,6 +30,7 @@ from converters.shared_work import intermediate
 from runtimes._deps import require
 from runtimes._quiet import quiet_native
 from runtimes.contract import ModelContract
+from runtimes.heads import head_schema
 from runtimes.metadata.standard import (
     LABELS_FILE,
     STANDARD_METADATA_NAME,
@@ -38,7 +39,6 @@ from runtimes.metadata.standard import (
     with_associated_files,
 )
 from runtimes.metadata.tflite import write_metadata
-from runtimes.tasks import task_for
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +177,7 @@ def convert_tflite(
             "in the graph; mAP is measured at that threshold, against Keras at the same"
         )
     if any(note.startswith(MIXED_PRECISION) for note in notes):
-        extra["float_scopes"] = list(
-            task_for(contract.task).float_scopes
-        )  # what stayed float, for readers of the contract
+        extra["float_scopes"] = list(config.float_scopes)  # what stayed float, for readers of the contract
     embedded = describe(contract, config, **extra)
     # a detector's outputs in its Keras (and the layout's) order, in the same rewrite as the contract
     flatbuffer = write_metadata(flatbuffer, embedded.to_signed_json().encode(), signature_order=True)
@@ -214,7 +212,7 @@ def _check_layout(config: TFLiteConfig, contract: ModelContract) -> None:
 
 def with_standard_metadata(flatbuffer: bytes, contract: ModelContract) -> bytes:
     """`flatbuffer` with TFLite Support metadata (normalization, colour space, labels.txt) beside edgekit's contract."""
-    roles = task_for(contract.task).standard_outputs(_output_specs(flatbuffer), contract.head)
+    roles = head_schema(contract.task).standard_outputs(_output_specs(flatbuffer), contract.head)
     flatbuffer = write_metadata(flatbuffer, build_metadata(contract, outputs=roles), name=STANDARD_METADATA_NAME)
     return with_associated_files(flatbuffer, {LABELS_FILE: ("\n".join(contract.labels) + "\n").encode()})
 
@@ -312,7 +310,7 @@ def _convert(
         io_type = {"int8": tf.int8, "uint8": tf.uint8}[config.io_dtype]
         converter.inference_input_type = io_type
         converter.inference_output_type = io_type
-    scopes = task_for(contract.task).float_scopes if quant is Quantization.INT8 and config.mixed_precision else ()
+    scopes = config.float_scopes if quant is Quantization.INT8 and config.mixed_precision else ()
     if scopes:
         try:
             with quiet_native(f"TFLite converter {quant.value} (mixed precision)"):

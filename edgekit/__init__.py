@@ -10,9 +10,10 @@ import importlib
 from typing import Any
 
 from edgekit import backends as _backends  # noqa: F401  (declares the SavedModel backend; imports nothing heavy)
-from edgekit import datasets, deploy
+from edgekit import deploy
 from edgekit._version import __version__
 from edgekit.data import ArrayDataset, DetectionData, DetectionDataset, ImageDataset, ImageFolder, load_detection
+from edgekit.data import synthetic as datasets  # edgekit.datasets.make_shapes(...): the generated datasets
 from edgekit.errors import (
     CalibrationError,
     ContractError,
@@ -29,18 +30,20 @@ from edgekit.errors import (
 )
 from edgekit.training import distribution  # edgekit.distribution: light, used before Keras loads
 from runtimes.contract import ColorOrder, Interpolation, Layout, ModelContract, Preprocessing, ResizeMode
+from runtimes.heads.detection import DetectionHead
 from runtimes.model import Classification, Model
-from runtimes.model import open_model as load
-from runtimes.tasks.detection import Detection, DetectionHead, Detections
+from edgekit.api import load
+from runtimes.tasks.detection import Detection, Detections
 
 # name -> module that defines it; imported when first used (these pull in Keras/TensorFlow).
 _LAZY = {
-    "train": "edgekit.training.classification",
-    "TrainResult": "edgekit.training.classification",
+    "train": "edgekit.api",
+    "TrainOptions": "edgekit.training.options",
+    "TrainResult": "edgekit.training.options",
     "ARCHITECTURES": "edgekit.training.architectures",
-    "export": "edgekit.exporter",
+    "export": "edgekit.api",
     "ExportReport": "edgekit.exporter",
-    "evaluate": "edgekit.evaluation",
+    "evaluate": "edgekit.api",
     "bench": "edgekit.benchmark",
     "BenchReport": "edgekit.benchmark",
     "prune": "edgekit.optimize.pruning",

@@ -67,7 +67,7 @@ def main(payload: str) -> int:
 def _quality(model, path: str) -> tuple[str, float]:
     """The task's headline metric on labelled data (a class folder; YOLO, COCO or VOC), read with the model's
     contract."""
-    from edgekit.tasks import host_task
+    from edgekit.host_tasks import host_task
 
     host = host_task(model.contract.task)
     return host.metric, host.headline(host.evaluate(model, host.load(path, model.require_preprocessing())))

@@ -397,9 +397,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from functools import partial
 
-    from edgekit.data.detection import load_detection
-    from edgekit.data.images import ImageFolder
-    from edgekit.training.classification import train
+    from edgekit.api import train
+    from edgekit.data.annotations import load_detection
+    from edgekit.data.folders import ImageFolder
     from edgekit.training.distribution import strategy_for
 
     detection = args.task == "detection"
@@ -453,7 +453,7 @@ def _train(args: argparse.Namespace) -> int:
 
 @command("prune")
 def _prune(args: argparse.Namespace) -> int:
-    from edgekit.data.images import folder_for
+    from edgekit.data.folders import folder_for
     from edgekit.errors import TrainingError
     from edgekit.keras_io import read_keras_contract
     from edgekit.optimize.pruning import prune
@@ -488,9 +488,9 @@ def _prune(args: argparse.Namespace) -> int:
 
 @command("export")
 def _export(args: argparse.Namespace) -> int:
-    from edgekit.exporter import export
+    from edgekit.api import export
+    from edgekit.host_tasks import host_task
     from edgekit.keras_io import read_keras_contract
-    from edgekit.tasks import host_task
 
     contract = read_keras_contract(args.model)
 

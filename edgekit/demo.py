@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from edgekit.data.images import ImageFolder
-from edgekit.datasets import make_shapes, make_shapes_detection
-from edgekit.exporter import ExportReport, export
-from edgekit.training.classification import train
+from edgekit.api import export, train
+from edgekit.data.folders import ImageFolder
+from edgekit.data.synthetic import make_shapes, make_shapes_detection
+from edgekit.exporter import ExportReport
 from runtimes._registry import Registry
 from runtimes.model import open_model
 
@@ -110,7 +110,7 @@ def run_detection_demo(
 ) -> ExportReport:
     """Shapes scenes -> small_detector -> every format checked on mAP and boxes; writes the same files as `run_demo`
     plus ``predicted.png`` (one test image with the int8 model's boxes)."""
-    from edgekit.data.detection import load_detection
+    from edgekit.data.annotations import load_detection
 
     out = Path(out_dir)
     started = time.perf_counter()

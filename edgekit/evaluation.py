@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekit.data.image_streaming import in_memory
 from edgekit.data.images import ImageDataset
-from edgekit.errors import DatasetError
 from edgekit.metrics.classification import classification_metrics, top1_agreement
-from runtimes.model import Model, open_model
+from runtimes.model import Model
 
 
 @dataclass(frozen=True)
@@ -66,28 +63,3 @@ def check_artifact(model: Model, dataset: ImageDataset, reference_scores: np.nda
         max_abs_error=float(np.max(np.abs(scores - reference_scores))),
         latency_ms=mean_latency_ms(model, dataset),
     )
-
-
-def evaluate(model: str | Path | Model, dataset: Any) -> Any:
-    """The task's metrics of an artifact on a labelled dataset: accuracy, confusion and per-class
-    precision/recall for a classifier; COCO mAP with per-class AP for a detector.
-
-    Example:
-        >>> edgekit.evaluate("runs/demo/export/model_int8.tflite", test).accuracy
-        0.96
-    """
-    from edgekit.tasks import host_task
-
-    owned = not isinstance(model, Model)
-    loaded = open_model(model) if owned else model
-    try:
-        task = host_task(loaded.contract.task if loaded.contract is not None else "classification")
-        dataset = in_memory(dataset)  # a streamed split: decoded once, then scored like any other
-        if not isinstance(dataset, task.dataset_type):
-            raise DatasetError(
-                f"a {task.name} model is evaluated on a {task.dataset_type.__name__}, got {type(dataset).__name__}"
-            )
-        return task.evaluate(loaded, dataset)
-    finally:
-        if owned:
-            loaded.close()

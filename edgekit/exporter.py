@@ -1,4 +1,5 @@
-"""`edgekit.export`: one Keras model to every target, each artifact checked against Keras."""
+"""The export pipeline behind `edgekit.export` (edgekit.api): each target converted, checked against Keras and
+reported; a failed or gated artifact is removed."""
 
 from __future__ import annotations
 
@@ -12,16 +13,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from converters import CONVERTERS, CalibrationData, ConversionConfig, ConverterEntry, parse_target
+from converters import CONVERTERS, CalibrationData, ConversionConfig, ConverterEntry
 from converters.shared_work import shared_work
 from edgekit.data.detection import DetectionData
-from edgekit.data.image_streaming import StreamingImageDataset, in_memory
+from edgekit.data.image_streaming import StreamingImageDataset
 from edgekit.data.images import ImageDataset
-from edgekit.errors import ContractError, ExportError
-from edgekit.keras_io import load_keras
+from edgekit.errors import ExportError
+from edgekit.host_tasks import HostTask, host_task
 from edgekit.reports.progress import ProgressBar
 from edgekit.reports.tables import text_table
-from edgekit.tasks import HostTask, host_task
 from runtimes.backends.base import BACKENDS, reference_backend_for
 from runtimes.contract import ModelContract
 from runtimes.integrity import sha256_file
@@ -180,7 +180,7 @@ class ExportReport:
         return paths
 
 
-def _calibration_data(
+def calibration_data(
     calibration: CalibrationInput | None, contract: ModelContract, count: int, task: HostTask
 ) -> CalibrationData | None:
     if calibration is None or isinstance(calibration, CalibrationData):
@@ -188,101 +188,6 @@ def _calibration_data(
     if isinstance(calibration, (ImageDataset, StreamingImageDataset, DetectionData)):
         return task.calibration(calibration, contract, count)  # a streamed dataset decodes just the sample
     return CalibrationData(np.asarray(calibration))
-
-
-def export(
-    model: Any,
-    targets: Sequence[str],
-    *,
-    out_dir: str | Path = "runs/export",
-    calibration: CalibrationInput | None = None,
-    check: CheckData | None = None,
-    contract: ModelContract | None = None,
-    name: str | None = None,
-    calibration_samples: int = 100,
-    max_drop: float | None = None,
-    fallback: bool = False,
-    options: Mapping[str, Mapping[str, Any]] | None = None,
-    progress: bool = True,
-) -> ExportReport:
-    """Convert `model` (a keras.Model or a .keras path) to each target and check each artifact.
-
-    Targets are ``format:mode`` strings (``tflite:int8``); an unknown one lists the valid
-    ones. A failing target does not stop the others: its error is in the report. With
-    `max_drop` (points of the task's metric: accuracy, or mAP@[.5:.95] for a detector), an
-    artifact that falls further below Keras is failed and
-    removed; with `fallback=True` the next safer mode of that format is tried instead.
-    `options` sets format-specific config fields for every mode of that format, e.g.
-    ``{"coreml": {"compute_units": "CPU_AND_NE", "minimum_deployment_target": "iOS17"}}``.
-
-    Example:
-        >>> report = edgekit.export("runs/train/model.keras", ["tflite:int8", "onnx:int8", "coreml:fp16"],
-        ...                         calibration=train, check=test, max_drop=1.0, fallback=True)
-        >>> print(report.table())
-    """
-    if isinstance(model, (str, Path)):
-        model, embedded = load_keras(model)
-        contract = contract or embedded
-    if contract is None:
-        raise ContractError(
-            "no preprocessing contract: export a .keras file written by edgekit.train, or pass "
-            "contract=ModelContract(Preprocessing(...), labels=[...])"
-        )
-    if max_drop is not None and check is None:
-        raise ExportError("max_drop needs check= data to measure accuracy against Keras; pass check=test_split")
-    task = host_task(contract.task)
-    model = task.deployable(model, contract)  # a detector's decoding goes into every artifact
-    parsed = [(target, *parse_target(target)) for target in targets]  # fail fast on unknown targets
-    configure = _configurator(options or {})
-    for _, entry, mode, _ in parsed:  # fail fast on bad options too
-        configure(entry, mode)
-    calib = _calibration_data(calibration, contract, calibration_samples, task)
-    calibration_warnings: list[str] = []
-    if calib is not None and any(config.needs_calibration for *_, config in parsed):
-        calibration_warnings = list(calib.check(contract.preprocessing, recommended=calibration_samples).warnings)
-    reference = keras_accuracy = None
-    check = in_memory(check)  # a streamed split is decoded once: every artifact is checked on the same images
-    if check is not None:
-        reference = task.reference(model, check, contract)
-        keras_accuracy = task.reference_quality(check, reference, contract)
-
-    job = _Job(
-        model,
-        contract,
-        Path(out_dir),
-        name or contract.model_name,
-        calib,
-        check,
-        reference,
-        max_drop,
-        configure,
-        progress,
-        task,
-    )
-    results = []
-    bar = ProgressBar("export", len(parsed), enabled=progress)
-    with shared_work():  # one SavedModel / float graph / base program per format, not per mode
-        for done, (target, entry, mode, _) in enumerate(parsed):
-            bar.update(done, target)
-            chain = entry.fallback_chain(mode) if fallback else [mode]
-            for attempt in chain:
-                result = job.run(entry, attempt, bar)
-                if attempt != mode:
-                    result.fallback_for = target
-                    log.warning("%s failed; fell back to %s: %s", target, result.target, result.status)
-                results.append(result)
-                if result.status != "failed":
-                    break
-    bar.close()
-    return ExportReport(
-        job.name,
-        keras_accuracy,
-        len(check) if check is not None else 0,
-        results,
-        max_drop,
-        calibration_warnings,
-        contract.task,
-    )
 
 
 def gzip_size(path: str | Path) -> int:
@@ -303,7 +208,7 @@ def _open_for_check(path: Path) -> Model:
 
 
 @dataclass
-class _Job:
+class ExportJob:
     """What every target of one export call shares."""
 
     model: Any
@@ -350,7 +255,7 @@ class _Job:
         path = entry.artifact_path(self.out_dir, self.name, mode, config)
         log.debug("exporting %s -> %s", target, path)
         try:
-            model, contract = self.task.for_config(self.model, self.contract, config)
+            model, contract, config = self.task.for_config(self.model, self.contract, config)
             artifact = entry.convert(
                 model, path, config, contract=contract, calibration=self.calibration, progress=self.progress
             )
@@ -405,7 +310,7 @@ class _Job:
         return result
 
 
-def _configurator(options: Mapping[str, Mapping[str, Any]]) -> Callable[[ConverterEntry, str], ConversionConfig]:
+def configurator(options: Mapping[str, Mapping[str, Any]]) -> Callable[[ConverterEntry, str], ConversionConfig]:
     """Config for (format, mode): the mode's preset with the caller's options for that format applied."""
     unknown = set(options) - set(CONVERTERS.names())
     if unknown:
@@ -432,3 +337,23 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
+
+
+def run_targets(job: ExportJob, parsed: Sequence[tuple[str, ConverterEntry, str, Any]], fallback: bool) -> list:
+    """Every target through `job`, in order; with `fallback`, a failed mode's next safer mode is tried."""
+    results = []
+    bar = ProgressBar("export", len(parsed), enabled=job.progress)
+    with shared_work():  # one SavedModel / float graph / base program per format, not per mode
+        for done, (target, entry, mode, _) in enumerate(parsed):
+            bar.update(done, target)
+            chain = entry.fallback_chain(mode) if fallback else [mode]
+            for attempt in chain:
+                result = job.run(entry, attempt, bar)
+                if attempt != mode:
+                    result.fallback_for = target
+                    log.warning("%s failed; fell back to %s: %s", target, result.target, result.status)
+                results.append(result)
+                if result.status != "failed":
+                    break
+    bar.close()
+    return results

@@ -40,6 +40,17 @@ def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshol
     return np.asarray(keep, np.int64)
 
 
+def passes(score: float, threshold: float) -> bool:
+    """The one score rule: a result counts when its score is at or above the threshold."""
+    return not score < threshold
+
+
+def above_threshold(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Indices of the scores that pass `threshold` (the same rule as `passes`). NaN is never below a threshold,
+    so a damaged score is kept here and refused by its reader rather than silently dropped."""
+    return np.flatnonzero(~(scores < threshold))
+
+
 def filter_detections(
     boxes: np.ndarray,
     scores: np.ndarray,
@@ -54,7 +65,7 @@ def filter_detections(
     threshold goes first, and a single survivor skips NMS (it has nothing to suppress).
     """
     scores = np.asarray(scores, np.float32).reshape(-1)
-    return suppress(boxes, scores, classes, np.flatnonzero(scores >= score_threshold), iou_threshold, max_detections)
+    return suppress(boxes, scores, classes, above_threshold(scores, score_threshold), iou_threshold, max_detections)
 
 
 def suppress(

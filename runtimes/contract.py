@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any, Iterable, Sequence
 
 from runtimes.errors import ContractError
+from runtimes.heads import HEADS
 
 CONTRACT_SCHEMA_VERSION = 1
 MAX_CONTRACT_BYTES = 1 << 20  # a contract is a few kB; anything near this is not one
@@ -274,11 +275,9 @@ class ModelContract:
             raise ContractError(f"labels must be unique; got {list(self.labels)}")
         if not isinstance(self.head, dict):
             raise ContractError(f"head must be a JSON object, got {self.head!r:.80}")
-        from runtimes.tasks import TASKS  # the task checks its own fields
-
-        if self.task not in TASKS:
-            raise ContractError(f"invalid task {self.task!r}; valid tasks: {', '.join(TASKS.names())}")
-        TASKS.get(self.task).check_head(self.head)
+        if self.task not in HEADS:
+            raise ContractError(f"invalid task {self.task!r}; valid tasks: {', '.join(HEADS.names())}")
+        HEADS.get(self.task).check(self.head)  # the task checks its own fields
 
     def with_quantization(self, **info: Any) -> "ModelContract":
         return replace(self, quantization=dict(info))

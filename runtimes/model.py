@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence, overload
 
 import cv2
 import numpy as np
@@ -14,18 +14,20 @@ from runtimes.backends.base import Runtime, open_runtime
 from runtimes.contract import ModelContract, Preprocessing
 from runtimes.errors import ContractError, InputError
 from runtimes.preprocess import ColorName, PixelPlan, image_array, normalize, prepare_pixels, preprocess
-from runtimes.quantization import dequantize, dequantized_codes, is_quantized, pixel_table, quantize, table_shift
-from runtimes.tasks import Task, task_for
-from runtimes.tasks.classification import FEW_SCORES, Classification  # noqa: F401 (Classification: re-exported)
+from runtimes.quantization import dequantize, is_quantized, pixel_table, quantize, table_shift
+from runtimes.sources import Source, open_source
+from runtimes.stream import Stream
+from runtimes.tasks import Decoder, Task, task_for
+from runtimes.tasks.binding import ModelInfo
+from runtimes.tasks.classification import Classification
+from runtimes.tasks.detection import Detections
 from runtimes.tensors import TensorSpec
-
-if TYPE_CHECKING:
-    from runtimes.stream import Stream
-    from runtimes.tracking import Tracker, TrackerOptions
+from runtimes.tracking import LineCounter, Tracker, TrackerOptions
 
 log = logging.getLogger(__name__)
 
 ImageLike = np.ndarray | str | Path
+TaskResult = Classification | Detections  # what predict() gives for one image, by the contract's task
 
 
 MAX_PIXEL_PLANS = 4  # frame shapes whose plans (and buffers) a Model keeps
@@ -55,18 +57,22 @@ class Model:
         self._frame_buffers: dict = {}  # float scratch reused by run() and predict()
         self._pixel_plans: dict = {}  # (shape, dtype, colour) -> PixelPlan with reused buffers, for single frames
         self._plan_bytes = 0  # frame bytes of the kept plans: their buffers are a fraction of that
-        self._labels = self.labels
         self._input_shape = tuple(self.input_spec.shape[1:])
         self._input_quantized = is_quantized(self.input_spec)
         self._output_quantized = is_quantized(self.output_spec)
-        self._task_cache: dict[
-            str, Any
-        ] = {}  # what the task parsed once from this model (a detector's head, its output roles)
         self.task: Task = task_for(contract.task if contract is not None else "classification")
-        self._task_problem = self.task.problem(self)
+        # the task's decoder for this model: its caches (a detector's head, output reader, box mappings) live there
+        self.decoder: Decoder = self.task.bind(
+            ModelInfo(
+                self.path.name,
+                tuple(runtime.output_specs),
+                self.labels,
+                contract.head if contract is not None else None,
+                self.preprocessing,
+            )
+        )
         self._pixel_table = self._pixel_lookup()
         self._pixel_shift = table_shift(self._pixel_table)
-        self._score_table = self._dequantized_codes()
 
     @property
     def output_specs(self) -> list[TensorSpec]:
@@ -192,25 +198,9 @@ class Model:
     def _run_pixels(self, pixels: np.ndarray) -> list[np.ndarray]:
         """The fast path: uint8 NHWC pixels -> the model's input by one table lookup, no float passes.
 
-        Returns the backend's own outputs (quantized for int8 models): see _score_rows.
+        Returns the backend's own outputs (quantized for int8 models): which the task's decoder reads.
         """
         return self.runtime.run_filled(pixels.shape, lambda buffer: self._map_pixels(pixels, buffer))
-
-    def _score_rows(self, raw: np.ndarray) -> list[list[float]]:
-        """The backend's output rows as float scores, exactly run()'s float32 values.
-
-        A classifier has a handful of scores, and after an inference has flushed the caches,
-        numpy's fixed cost per call is more than the work: few 8-bit scores are read from a
-        256-entry table of their dequantized values instead.
-        """
-        if self._score_table is not None and raw.shape[-1] <= FEW_SCORES:
-            table = self._score_table
-            return [[table[code] for code in row] for row in raw.view(np.uint8).tolist()]
-        return (dequantize(raw, self.output_spec) if self._output_quantized else raw).tolist()
-
-    def _dequantized_codes(self) -> list[float] | None:
-        """Every 8-bit output code's dequantized float32 value, indexed by the code's unsigned bits."""
-        return dequantized_codes(self.output_spec)
 
     def _map_pixels(self, pixels: np.ndarray, buffer: np.ndarray) -> None:
         """Write the model input for `pixels` into `buffer` (the backend's input memory)."""
@@ -258,9 +248,23 @@ class Model:
             )
         return self.contract.preprocessing
 
+    @overload
+    def predict(
+        self, image: ImageLike, color: ColorName = "rgb", top_k: int | None = None, **options: Any
+    ) -> TaskResult: ...
+
+    @overload
+    def predict(
+        self,
+        image: list[ImageLike] | tuple[ImageLike, ...],
+        color: ColorName = "rgb",
+        top_k: int | None = None,
+        **options: Any,
+    ) -> list[TaskResult]: ...
+
     def predict(
         self, image: ImageLike | Sequence[ImageLike], color: ColorName = "rgb", top_k: int | None = None, **options: Any
-    ) -> Any:
+    ) -> TaskResult | list[TaskResult]:
         """The task's result for an image (path, RGB array by default, or a BGR frame with color="bgr").
 
         A classifier returns a `Classification` (`top_k` best labels, 5 by default); a
@@ -276,11 +280,11 @@ class Model:
         if not images:
             return []
         spec = self.require_preprocessing()
-        if self._task_problem:
-            raise InputError(self._task_problem)
+        if self.decoder.problem:
+            raise InputError(self.decoder.problem)
         if top_k is not None:
             options["top_k"] = top_k
-        chosen = self.task.options(self, options)
+        chosen = self.decoder.options(options)
         started = time.perf_counter()
         if len(images) == 1:  # one camera frame: a cached plan writes every step into reused buffers
             frame, frame_color = image_array(images[0], color)
@@ -296,7 +300,7 @@ class Model:
         outputs = self._run_pixels(batch) if self._pixel_table is not None else self._run_raw(batch)
         inference_ms = (time.perf_counter() - prepared) * 1000 / len(images)
         preprocess_ms = (prepared - started) * 1000 / len(images)
-        results = self.task.results(self, outputs, sizes, inference_ms, preprocess_ms, chosen)
+        results = self.decoder.results(outputs, sizes, inference_ms, preprocess_ms, chosen)
         return results if isinstance(image, (list, tuple)) else results[0]
 
     def stream(
@@ -305,10 +309,10 @@ class Model:
         every: int = 1,
         max_frames: int | None = None,
         top_k: int | None = None,
-        track: "bool | TrackerOptions | Tracker" = False,
-        count_line: "Sequence[float] | str | None" = None,
+        track: bool | TrackerOptions | Tracker = False,
+        count_line: Sequence[float] | str | None = None,
         **options: Any,
-    ) -> "Stream":
+    ) -> Stream:
         """The task's result for each frame from `source` (anything `open_source` takes, or an open Source).
 
         `top_k` (classifiers) and the detection options are predict()'s, checked before the source opens.
@@ -321,15 +325,11 @@ class Model:
             ...     for r in results:
             ...         print(r.frame.position, r.classification.label, f"{r.age_ms:.0f} ms old")
         """
-        from runtimes.sources import Source, open_source
-        from runtimes.stream import Stream
-
         self.require_preprocessing()  # fail before a camera is opened
-        if self._task_problem:  # every frame would fail the same way: say so once
-            raise InputError(self._task_problem)
-        self.task.options(
-            self, {**options, **({"top_k": top_k} if top_k is not None else {})}
-        )  # bad options fail here, once
+        if self.decoder.problem:  # every frame would fail the same way: say so once
+            raise InputError(self.decoder.problem)
+        # bad options fail here, once
+        self.decoder.options({**options, **({"top_k": top_k} if top_k is not None else {})})
         tracker, counter = self._tracking(track, count_line)
         return Stream(
             self,
@@ -344,8 +344,6 @@ class Model:
 
     def _tracking(self, track: Any, count_line: Any) -> tuple[Any, Any]:
         """The stream's Tracker and LineCounter (None, None when not asked for); checked before a camera opens."""
-        from runtimes.tracking import LineCounter, Tracker, TrackerOptions
-
         if not track and count_line is None:
             return None, None
         if not self.task.trackable:

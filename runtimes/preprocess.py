@@ -304,6 +304,22 @@ class BoxMapping:
         offset = np.array([self.offset_x, self.offset_y] * 2, np.float32)
         return (np.asarray(boxes, np.float32).reshape(-1, 4) - offset) / scale
 
+    def normalized_to_source(
+        self, input_size: tuple[int, int], source_size: tuple[int, int]
+    ) -> Callable[[np.ndarray], np.ndarray]:
+        """A function for a camera's every frame: (..., 4) boxes normalized to the model input -> source pixels,
+        clipped to the source (`to_source`'s float32 steps, with its constants made once)."""
+        height, width = input_size
+        pixels = np.array([width, height, width, height], np.float32)
+        offset = np.array([self.offset_x, self.offset_y] * 2, np.float32)
+        scale = np.array([self.scale_x, self.scale_y] * 2, np.float32)
+        limit = np.array([source_size[1], source_size[0], source_size[1], source_size[0]], np.float32)
+
+        def to_source(boxes: np.ndarray) -> np.ndarray:
+            return np.minimum(np.maximum((boxes * pixels - offset) / scale, 0), limit)
+
+        return to_source
+
 
 def box_mapping(source_size: tuple[int, int], spec: Preprocessing) -> BoxMapping:
     """The map `_resize_steps` applies to an image of `source_size` (height, width), as numbers."""

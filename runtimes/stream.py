@@ -5,14 +5,21 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator, Protocol
 
 from runtimes.errors import InferenceError, InputError
 from runtimes.sources import Frame, Source
+from runtimes.tasks import Decoder
+from runtimes.tasks.classification import Classification
+from runtimes.tracking import LineCounter, LineCounts, Tracker
 
-if TYPE_CHECKING:
-    from runtimes.model import Classification, Model
-    from runtimes.tracking import LineCounter, LineCounts, Tracker
+
+class Predictor(Protocol):
+    """What a stream needs of a model (`runtimes.model.Model` is one): its decoder and predict()."""
+
+    decoder: Decoder
+
+    def predict(self, image: Any, color: str = "rgb", top_k: int | None = None, **options: Any) -> Any: ...
 
 
 class RateMeter:
@@ -44,10 +51,10 @@ class StreamResult:
     latency_ms: float  # preprocessing + inference for this frame
     age_ms: float  # how old the frame was when inference started
     fps: float  # rolling throughput of the stream
-    counts: "LineCounts | None" = None  # objects that crossed the counting line so far (count_line streams)
+    counts: LineCounts | None = None  # objects that crossed the counting line so far (count_line streams)
 
     @property
-    def classification(self) -> "Classification":
+    def classification(self) -> Classification:
         """The result of a classifier (the name streams have had since the start)."""
         return self.result
 
@@ -57,13 +64,13 @@ class Stream:
 
     def __init__(
         self,
-        model: "Model",
+        model: Predictor,
         source: Source,
         every: int = 1,
         max_frames: int | None = None,
         top_k: int | None = None,
-        tracker: "Tracker | None" = None,
-        counter: "LineCounter | None" = None,
+        tracker: Tracker | None = None,
+        counter: LineCounter | None = None,
         **options: Any,
     ) -> None:
         if every < 1:
@@ -77,7 +84,7 @@ class Stream:
         self._predict_options = dict(options)
         self._score_threshold = 0.0
         if tracker is not None:  # tracks also continue on weaker detections (ByteTrack's second pass): ask for them
-            self._score_threshold = model.task.options(model, options).score_threshold
+            self._score_threshold = model.decoder.options(options).score_threshold
             low = min(tracker.options.low_score, self._score_threshold)
             self._predict_options["score_threshold"] = low
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from runtimes.boxes import box_iou
+from runtimes.boxes import passes as score_passes
 from runtimes.errors import InputError
 
 if TYPE_CHECKING:
@@ -127,8 +128,12 @@ class Tracker:
         found = list(detections)
         boxes = np.array([d.box for d in found], np.float32).reshape(-1, 4)
         scores = np.array([d.score for d in found], np.float32)
-        confident = [i for i in range(len(found)) if scores[i] >= score_threshold]
-        weak = [i for i in range(len(found)) if o.low_score <= scores[i] < score_threshold]
+        confident = [i for i in range(len(found)) if score_passes(scores[i], score_threshold)]
+        weak = [
+            i
+            for i in range(len(found))
+            if score_passes(scores[i], o.low_score) and not score_passes(scores[i], score_threshold)
+        ]
         matched: dict[int, _Track] = {}  # detection index -> its track
         confirmed = [t for t in self._tracks if t.id is not None]
         tentative = [t for t in self._tracks if t.id is None]

@@ -310,8 +310,8 @@ def trained_detector(tmp_path_factory: pytest.TempPathFactory):
     Weak by the bench's standard (test mAP@.5 about 0.2), but its boxes are steady enough to
     track: objects of a fifth of the input side are found on nearly every frame of the tracking clip.
     """
-    from edgekit.data.detection import load_detection
-    from edgekit.datasets import make_shapes_detection
+    from edgekit.data.annotations import load_detection
+    from edgekit.data.synthetic import make_shapes_detection
 
     def build() -> tuple[Any, Any, Any]:
         root = make_shapes_detection(
@@ -355,6 +355,6 @@ def detector_exported(trained_detector, tmp_path_factory: pytest.TempPathFactory
 def tracking_clip(tmp_path_factory: pytest.TempPathFactory):
     """48 lossless 128x128 frames: a circle and a square cross the centre line in opposite directions, a
     triangle stops short of it (edgekit.datasets.make_tracking_video)."""
-    from edgekit.datasets import make_tracking_video
+    from edgekit.data.synthetic import make_tracking_video
 
     return make_tracking_video(tmp_path_factory.mktemp("tracking") / "clip.avi", size=(128, 128))

@@ -30,7 +30,7 @@ from runtimes import open_model
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"tflite:fp32": 1e-5, "tflite:int8": "one step", "onnx:fp32": 1e-5}
 # (box tolerance in source pixels, score tolerance). The int8 detector's scores come from its int8 heat: identical. Its
-# boxes do not: mixed precision keeps the box sides and decoding in float32 (runtimes.tasks.detection.float_scopes),
+# boxes do not: mixed precision keeps the box sides and decoding in float32 (the detection host task's float_scopes),
 # where x86 and ARM kernels may round one ulp apart, which can move the JSON's third decimal (seen: 0.001 px).
 DETECTOR_TARGETS = {"tflite:fp32": (1e-3, 1e-5), "tflite:int8": (1e-3, 0.0), "onnx:fp32": (1e-3, 1e-5)}
 

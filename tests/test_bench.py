@@ -68,9 +68,9 @@ def test_bench_command_json_plot_and_errors(exported, tmp_path, capsys):
 
 
 def test_bench_measures_a_detector_and_its_map_on_annotated_data(detector_exported, tmp_path):
-    from edgekit.data.detection import load_detection
-    from edgekit.datasets import make_shapes_detection
-    from edgekit.tasks import host_task
+    from edgekit.data.annotations import load_detection
+    from edgekit.data.synthetic import make_shapes_detection
+    from edgekit.host_tasks import host_task
 
     root = make_shapes_detection(tmp_path / "scenes", n_images=24, image_size=64, seed=11)  # YOLO folders
     models = [detector_exported.result("tflite:int8").path, detector_exported.result("onnx:fp32").path]

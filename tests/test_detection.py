@@ -13,12 +13,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edgekit.data.detection import load_detection
-from edgekit.datasets import make_shapes_detection
+from edgekit.data.annotations import load_detection
+from edgekit.data.synthetic import make_shapes_detection
 from edgekit.errors import DatasetError
 from runtimes.contract import Preprocessing
+from runtimes.heads.detection import DetectionHead
 from runtimes.preprocess import box_mapping, prepare_pixels
-from runtimes.tasks.detection import DetectionHead
 
 
 @pytest.fixture(scope="module")
@@ -263,9 +263,9 @@ def test_float_artifacts_match_keras_and_predict_returns_source_boxes(detector, 
         with pytest.raises(edgekit.InputError, match="valid: iou_threshold, max_detections, score_threshold"):
             model.predict(image, top_k=3)
     # the same answer by hand: the contract's letterbox, Keras' raw maps, NumPy decoding, the mapping undone
+    from edgekit.training.detector import decode_maps
     from runtimes.boxes import filter_detections
     from runtimes.preprocess import normalize
-    from runtimes.tasks.detection import decode_maps
 
     spec = result.contract.preprocessing
     maps = np.asarray(result.model(normalize(prepare_pixels(wide, spec, "bgr"), spec), training=False))
@@ -334,7 +334,7 @@ def test_mobilenetv2_detector_loads_a_local_backbone_file_and_trains_at_160(tmp_
 def test_an_artifact_whose_check_raises_is_failed_and_removed(detector, tmp_path, monkeypatch):
     """One target's broken check must not stop the export nor leave an unchecked file to ship."""
     import edgekit
-    from edgekit.tasks.detection import DetectionHost
+    from edgekit.host_tasks.detection import DetectionHost
 
     def broken(self, loaded, dataset, reference):
         raise edgekit.InferenceError("outputs are not boxes")
@@ -473,7 +473,7 @@ def test_max_drop_and_fallback_act_on_map_points(detector, tmp_path, monkeypatch
     """An int8 detector that loses 3 mAP points fails a 2-point gate, is removed, and the next safer mode replaces
     it."""
     import edgekit
-    from edgekit.tasks.detection import DetectionHost
+    from edgekit.host_tasks.detection import DetectionHost
 
     real_check = DetectionHost.check
 

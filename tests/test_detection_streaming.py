@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import edgekit
-from edgekit.data.detection import DetectionDataset, load_detection
+from edgekit.data.annotations import load_detection
+from edgekit.data.detection import DetectionDataset
 from edgekit.data.detection_streaming import StreamingDetectionDataset
-from edgekit.datasets import make_shapes_detection
+from edgekit.data.synthetic import make_shapes_detection
 from edgekit.errors import DatasetError
 from edgekit.training.detection import _batches
 from edgekit.training.detector import DETECTORS
@@ -122,7 +123,7 @@ def test_auto_streams_past_the_memory_threshold_and_bad_values_are_refused(scene
     path = _data_path(format_name, root)
     assert isinstance(load_detection(path, image_size=64, stream="auto"), DetectionDataset)  # 0.6 MB decoded
     monkeypatch.setattr(edgekit.data.image_streaming, "STREAM_ABOVE_BYTES", 100_000)
-    with caplog.at_level(logging.INFO, logger="edgekit.data.images"):
+    with caplog.at_level(logging.INFO, logger="edgekit.data"):
         assert isinstance(load_detection(path, image_size=64, stream="auto"), StreamingDetectionDataset)
     assert "streaming 48 images" in caplog.text and "stream=False" in caplog.text
     with pytest.raises(DatasetError, match=r"invalid stream='always'; valid: True, False or 'auto'"):

@@ -221,7 +221,7 @@ def test_camera_urls_are_shown_with_credentials_masked(tiny_artifacts, caplog):
 
 
 def test_a_video_file_plays_at_its_own_frame_rate(tiny_artifacts, tmp_path):
-    from edgekit.datasets import make_tracking_video
+    from edgekit.data.synthetic import make_tracking_video
 
     clip = make_tracking_video(tmp_path / "clip.avi", frames=30, size=(96, 128))
     fps = cv2.VideoCapture(str(clip.path)).get(cv2.CAP_PROP_FPS)

@@ -80,8 +80,8 @@ def test_every_training_input_has_the_autotuner_off_and_in_memory_batches_reshuf
     """Keras deletes each epoch's iterator, which waited up to 18 s for tf.data's sleeping autotuner: every
     pipeline edgekit hands to fit has it off. In-memory batches (a seeded generator) cover every image once an
     epoch, in a new order each epoch, the same for the same seed."""
-    from edgekit.data.detection import load_detection
-    from edgekit.datasets import make_shapes_detection
+    from edgekit.data.annotations import load_detection
+    from edgekit.data.synthetic import make_shapes_detection
     from edgekit.training.classification import _batches as classification_batches
     from edgekit.training.detection import _batches as detection_batches
     from edgekit.training.detector import DETECTORS
@@ -123,7 +123,7 @@ def test_auto_streams_past_the_memory_threshold_and_says_so(folder_with_corrupt_
 
     assert isinstance(edgekit.ImageFolder(folder_with_corrupt_files, image_size=48), edgekit.ImageDataset)  # 2.5 MB
     monkeypatch.setattr(edgekit.data.image_streaming, "STREAM_ABOVE_BYTES", 1 << 20)
-    with caplog.at_level(logging.INFO, logger="edgekit.data.images"):
+    with caplog.at_level(logging.INFO, logger="edgekit.data"):
         streamed = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48)
     assert isinstance(streamed, StreamingImageDataset)
     assert "streaming 362 images" in caplog.text and "stream=False" in caplog.text

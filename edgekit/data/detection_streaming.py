@@ -37,6 +37,8 @@ Encode = Callable[[np.ndarray, np.ndarray], np.ndarray]
 class StreamingDetectionDataset(DetectionData):
     """Annotated image files, decoded when read (see the module docstring). Splits like `DetectionDataset`."""
 
+    streams = True  # read per epoch: `edgekit.data.images.is_streaming`
+
     files: tuple[str, ...]
     boxes: list[np.ndarray]  # per image (n, 4) float32 x0 y0 x1 y1 in source pixels
     classes: list[np.ndarray]  # per image (n,) int64 class indices

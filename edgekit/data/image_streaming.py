@@ -65,6 +65,8 @@ class SkipLog:
 class StreamingImageDataset(SplitMixin):
     """Labelled image files, decoded when read (see the module docstring). Splits like `ImageDataset`."""
 
+    streams = True  # read per epoch: `edgekit.data.images.is_streaming`
+
     files: tuple[str, ...]
     targets: np.ndarray
     labels: tuple[str, ...]
@@ -320,13 +322,23 @@ def _without_flag(pixels: Any, target: Any, ok: Any) -> tuple[Any, Any]:
     return pixels, target
 
 
-def is_streaming(dataset: Any) -> bool:
-    """Whether `dataset` reads its images per epoch (an image folder or a detection dataset with stream=True)."""
-    from edgekit.data.detection_streaming import StreamingDetectionDataset
-
-    return isinstance(dataset, (StreamingImageDataset, StreamingDetectionDataset))
-
-
-def in_memory(dataset: Any) -> Any:
-    """`dataset` decoded into memory when it streams (for random access: checks, evaluation), else itself."""
-    return dataset.load() if is_streaming(dataset) else dataset
+def should_stream(stream: bool | str, count: int, geometry: Preprocessing, root: Path) -> bool:
+    """Whether a folder of `count` images streams: as asked, or ("auto") when the decoded pixels would pass
+    STREAM_ABOVE_BYTES."""
+    if stream not in (True, False, "auto"):
+        raise DatasetError(f"invalid stream={stream!r}; valid: True, False or 'auto'")
+    if stream != "auto":
+        return bool(stream)
+    height, width = geometry.input_size
+    decoded = count * height * width * geometry.channels
+    if decoded > STREAM_ABOVE_BYTES:
+        log.info(
+            "streaming %d images from %s: decoded they would take %.1f GiB (over %.0f GiB); pass stream=False "
+            "to hold them in memory",
+            count,
+            root,
+            decoded / 2**30,
+            STREAM_ABOVE_BYTES / 2**30,
+        )
+        return True
+    return False

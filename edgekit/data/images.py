@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -130,118 +129,6 @@ def _geometry(
     return Preprocessing(input_size=image_size, color_order=color_order, resize=resize, interpolation=interpolation)
 
 
-def ImageFolder(  # noqa: N802  (reads as a class, like torchvision's)
-    path: str | Path,
-    image_size: int | Sequence[int] = 96,
-    color_order: str | ColorOrder = "rgb",
-    resize: str | ResizeMode = "stretch",
-    interpolation: str | Interpolation = "area",
-    stream: bool | Literal["auto"] = "auto",
-    cache_dir: str | Path | None = None,
-) -> Any:
-    """Load ``path/<class>/<image>`` files; labels are the folder names in sorted order.
-
-    Unreadable images are skipped, counted (``dataset.skipped``) and logged. `interpolation`
-    ("area": antialiased, or "linear": one bilinear pass) is how larger images are shrunk,
-    here and, through the contract, on the device.
-
-    `stream=False` decodes every image into memory now (an `ImageDataset`); `stream=True`
-    lists the files and decodes them per epoch in a tf.data pipeline (a
-    `StreamingImageDataset`: for data larger than memory); "auto" streams when the decoded
-    pixels would pass 2 GiB, and says so. `cache_dir` keeps a streamed split's decoded pixels
-    on disk after its first epoch.
-
-    Example:
-        >>> ds = ImageFolder("shapes", image_size=64)
-        >>> train, val, test = ds.split(val=0.15, test=0.15, seed=0)
-    """
-    root = Path(path)
-    if not root.exists():
-        raise DatasetError(f"dataset folder not found: {root}")
-    if not root.is_dir():
-        raise DatasetError(f"dataset path is not a folder: {root}; expected one subfolder per class")
-    geometry = _geometry(image_size, color_order, resize, interpolation)
-    class_files = {
-        d.name: sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        for d in sorted(root.iterdir())
-        if d.is_dir() and not d.name.startswith(".")
-    }
-    empty = [name for name, files in class_files.items() if not files]
-    for name in empty:
-        log.warning("class folder %s has no images (%s) and is ignored", root / name, ", ".join(IMAGE_SUFFIXES))
-        del class_files[name]
-    if not class_files:
-        raise DatasetError(
-            f"no images found in {root}: expected one subfolder per class holding "
-            f"{', '.join(IMAGE_SUFFIXES)} files (e.g. {root}/cat/001.jpg)"
-        )
-    if len(class_files) < 2:
-        only = next(iter(class_files))
-        raise DatasetError(
-            f"found only one class ({only!r}) in {root}; classification needs at least two class subfolders"
-        )
-    labels = tuple(class_files)
-    if _streams(stream, sum(len(files) for files in class_files.values()), geometry, root):
-        from edgekit.data.image_streaming import StreamingImageDataset
-
-        files = tuple(str(file) for label in labels for file in class_files[label])
-        targets = np.concatenate([np.full(len(class_files[label]), i, np.int64) for i, label in enumerate(labels)])
-        return StreamingImageDataset(files, targets, labels, geometry, cache_dir=Path(cache_dir) if cache_dir else None)
-    pixels, targets, sources, skipped = [], [], [], []
-    for index, label in enumerate(labels):
-        for file in class_files[label]:
-            try:
-                pixels.append(prepare_pixels(file, geometry))
-            except InputError as exc:
-                skipped.append(SkippedFile(str(file), str(exc)))
-                continue
-            targets.append(index)
-            sources.append(str(file))
-    if skipped:
-        log.warning("skipped %d unreadable image(s) in %s, first: %s", len(skipped), root, skipped[0].reason)
-    if not pixels:
-        raise DatasetError(f"none of the images in {root} could be read ({len(skipped)} skipped)")
-    dataset = ImageDataset(np.stack(pixels), np.asarray(targets), labels, geometry, tuple(sources), tuple(skipped))
-    unreadable = [label for label, n in dataset.class_counts().items() if n == 0]
-    if unreadable:
-        raise DatasetError(f"class folder(s) {unreadable} in {root} hold no readable image; fix or remove them")
-    return dataset
-
-
-def _streams(stream: bool | str, count: int, geometry: Preprocessing, root: Path) -> bool:
-    """Whether ImageFolder streams: as asked, or ("auto") when the decoded pixels would pass STREAM_ABOVE_BYTES."""
-    from edgekit.data.image_streaming import STREAM_ABOVE_BYTES
-
-    if stream not in (True, False, "auto"):
-        raise DatasetError(f"invalid stream={stream!r}; valid: True, False or 'auto'")
-    if stream != "auto":
-        return bool(stream)
-    height, width = geometry.input_size
-    decoded = count * height * width * geometry.channels
-    if decoded > STREAM_ABOVE_BYTES:
-        log.info(
-            "streaming %d images from %s: decoded they would take %.1f GiB (over %.0f GiB); pass stream=False "
-            "to hold them in memory",
-            count,
-            root,
-            decoded / 2**30,
-            STREAM_ABOVE_BYTES / 2**30,
-        )
-        return True
-    return False
-
-
-def folder_for(path: str | Path, preprocessing: Preprocessing) -> ImageDataset:
-    """A labelled folder read at a contract's geometry (size, colour order, resize mode)."""
-    return ImageFolder(
-        path,
-        image_size=preprocessing.input_size,
-        color_order=preprocessing.color_order,
-        resize=preprocessing.resize,
-        interpolation=preprocessing.interpolation,
-    )
-
-
 def ArrayDataset(  # noqa: N802
     x: np.ndarray,
     y: Sequence[int] | np.ndarray,
@@ -281,3 +168,13 @@ def ArrayDataset(  # noqa: N802
     except InputError as exc:
         raise DatasetError(f"x cannot be used as images: {exc}") from None
     return ImageDataset(pixels, y.astype(np.int64), labels, geometry)
+
+
+def is_streaming(dataset: Any) -> bool:
+    """Whether `dataset` reads its images per epoch (an image folder or a detection dataset with stream=True)."""
+    return bool(getattr(dataset, "streams", False))
+
+
+def in_memory(dataset: Any) -> Any:
+    """`dataset` decoded into memory when it streams (for random access: checks, evaluation), else itself."""
+    return dataset.load() if is_streaming(dataset) else dataset

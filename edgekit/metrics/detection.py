@@ -12,7 +12,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from runtimes._deps import require
-from runtimes.boxes import box_iou
+from runtimes.boxes import box_iou, filter_detections
+from runtimes.heads.detection import DetectionHead
+
+EVAL_SCORE_THRESHOLD = 0.01  # mAP ranks every candidate, as COCO does
 
 log = logging.getLogger(__name__)
 
@@ -171,4 +174,42 @@ def detection_agreement(
         worst,
         total_ref,
         total_art,
+    )
+
+
+Found = list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per image: source boxes, scores, classes
+
+
+def source_detections(
+    dataset: Any,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    classes: np.ndarray,
+    head: DetectionHead,
+    score_threshold: float,
+) -> Found:
+    """Per image: thresholded, NMS-ed detections with boxes mapped from normalized input to source pixels.
+
+    The same steps as `Model.predict` (runtimes.tasks.detection), on a batch of outputs.
+    """
+    input_size = dataset.geometry.input_size
+    found = []
+    for i in range(len(dataset)):
+        b, s, c = filter_detections(
+            boxes[i], scores[i], classes[i], score_threshold, head.iou_threshold, head.max_detections
+        )
+        size = tuple(dataset.source_sizes[i])
+        found.append((dataset.mapping(i).normalized_to_source(input_size, size)(b.reshape(-1, 4)), s, c))
+    return found
+
+
+def map_of(dataset: Any, found: Found) -> DetectionMetrics:
+    """COCO mAP of per-image (source boxes, scores, classes) against the dataset's boxes."""
+    return coco_map(
+        dataset.boxes,
+        dataset.classes,
+        [f[0] for f in found],
+        [f[1] for f in found],
+        [f[2] for f in found],
+        dataset.labels,
     )

@@ -20,7 +20,11 @@ from edgekit._tf import keras
 from edgekit.data.images import ImageDataset
 from edgekit.errors import TrainingError
 from edgekit.keras_io import load_keras, save_keras
+from edgekit.metrics.classification import classification_metrics
 from edgekit.reports.tables import text_table
+from edgekit.training.classification import train_classifier
+from edgekit.training.options import TrainOptions, options_from_call
+from edgekit.training.scores import predict_scores
 from runtimes._registry import Registry
 
 log = logging.getLogger(__name__)
@@ -124,87 +128,134 @@ def _pruning_callback(
     return MagnitudePruning()
 
 
+@dataclass(frozen=True)
+class PruneOptions:
+    """How `edgekit.prune` fine-tunes; every field is also a keyword of `prune` (the options-free call works).
+
+    Attributes:
+        sparsity: the fraction of each kernel's weights set to zero, in (0, 1).
+        schedule: how sparsity rises over the fine-tuning (`SCHEDULES`: "polynomial", "constant").
+        epochs: fine-tuning epochs.
+        depthwise: prune DepthwiseConv2D kernels too (few weights, often costly to prune).
+        frequency: steps between mask updates.
+        learning_rate: Adam's, for the fine-tuning.
+        batch_size: images per step.
+        test: a held-out split the pruned accuracy is measured on (else the validation split).
+        out_dir: where model.keras and metrics.json go.
+        seed: the fine-tuning's seed.
+        verbose: 1 logs one line per epoch; 0 is silent.
+    """
+
+    sparsity: float = 0.8
+    schedule: str = "polynomial"
+    epochs: int = 4
+    depthwise: bool = False
+    frequency: int = 10
+    learning_rate: float = 3e-4
+    batch_size: int = 32
+    test: ImageDataset | None = None
+    out_dir: str | Path = "runs/prune"
+    seed: int = 0
+    verbose: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.sparsity < 1.0:
+            raise TrainingError(f"sparsity must be between 0 and 1 (exclusive), got {self.sparsity}")
+        if self.schedule not in SCHEDULES:
+            raise TrainingError(f"unknown pruning schedule {self.schedule!r}; valid: {', '.join(SCHEDULES.names())}")
+
+
 def prune(
     model: Any,
     train: ImageDataset,
     val: ImageDataset,
-    sparsity: float = 0.8,
-    schedule: str = "polynomial",
-    epochs: int = 4,
+    sparsity: float | None = None,
+    schedule: str | None = None,
+    epochs: int | None = None,
     *,
-    depthwise: bool = False,
-    frequency: int = 10,
-    learning_rate: float = 3e-4,
-    batch_size: int = 32,
-    test: ImageDataset | None = None,
-    out_dir: str | Path = "runs/prune",
-    seed: int = 0,
-    verbose: int = 1,
+    options: PruneOptions | None = None,
+    **keywords: Any,
 ) -> PruneResult:
-    """Fine-tune `model` (a keras.Model or .keras path) while pruning it to `sparsity` per kernel.
+    """Fine-tune `model` while pruning it to `sparsity` per kernel.
 
     Writes ``model.keras`` (with the contract), ``metrics.json`` with the per-layer sparsity
     report, and the training plots. Export the result like any model; TFLite stores it sparse.
+
+    Args:
+        model: a keras.Model or a .keras path.
+        train: the fine-tuning split.
+        val: the validation split.
+        sparsity: `PruneOptions.sparsity` (positional, as before).
+        schedule: `PruneOptions.schedule`.
+        epochs: `PruneOptions.epochs`.
+        options: a `PruneOptions`; keywords (any of its fields) win over it.
+        **keywords: any `PruneOptions` field.
+
+    Returns:
+        A `PruneResult`: the pruned model, its path, the per-layer sparsity and the metrics.
+
+    Raises:
+        TrainingError: a sparsity outside (0, 1), an unknown schedule or a model without prunable kernels.
 
     Example:
         >>> result = edgekit.prune("runs/train/model.keras", train, val, sparsity=0.8, epochs=4)
         >>> print(result.table())
     """
-    from edgekit.training.classification import train as train_model
-
-    if not 0.0 < sparsity < 1.0:
-        raise TrainingError(f"sparsity must be between 0 and 1 (exclusive), got {sparsity}")
-    if schedule not in SCHEDULES:
-        raise TrainingError(f"unknown pruning schedule {schedule!r}; valid: {', '.join(SCHEDULES.names())}")
+    given = {"sparsity": sparsity, "schedule": schedule, "epochs": epochs}
+    chosen = options_from_call(PruneOptions, options, {**{k: v for k, v in given.items() if v is not None}, **keywords})
     contract = None
     if isinstance(model, (str, Path)):
         model, contract = load_keras(model)
-    kernels = prunable_kernels(model, depthwise)
+    kernels = prunable_kernels(model, chosen.depthwise)
     if not kernels:
         raise TrainingError("the model has no Conv2D, Dense or DepthwiseConv2D kernels to prune")
-    steps = epochs * -(-len(train) // batch_size)
-    callback = _pruning_callback(kernels, sparsity, SCHEDULES.get(schedule), steps, frequency)
-    result = train_model(
+    steps = chosen.epochs * -(-len(train) // chosen.batch_size)
+    callback = _pruning_callback(kernels, chosen.sparsity, SCHEDULES.get(chosen.schedule), steps, chosen.frequency)
+    result = train_classifier(
         train,
         val,
         model,
-        test=test,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        patience=epochs,
-        preprocessing=contract.preprocessing if contract else None,
-        out_dir=out_dir,
-        seed=seed,
-        verbose=verbose,
-        callbacks=[callback],
-        restore_best=False,
+        TrainOptions(
+            test=chosen.test,
+            epochs=chosen.epochs,
+            batch_size=chosen.batch_size,
+            learning_rate=chosen.learning_rate,
+            patience=chosen.epochs,
+            preprocessing=contract.preprocessing if contract else None,
+            out_dir=chosen.out_dir,
+            seed=chosen.seed,
+            verbose=chosen.verbose,
+            callbacks=[callback],
+            restore_best=False,
+        ),
     )
-    callback.set_masks(sparsity)  # exactly the target, once more
+    callback.set_masks(chosen.sparsity)  # exactly the target, once more
     callback._apply()
+    save_keras(result.model, result.model_path, result.contract)
+    return _pruned(result, kernels, chosen, val)
+
+
+def _pruned(result: Any, kernels: list[tuple[Any, Any]], chosen: PruneOptions, val: ImageDataset) -> PruneResult:
+    """The per-layer sparsity and the pruned accuracy, written into metrics.json."""
     layers = [
         LayerSparsity(layer.name, type(layer).__name__, int(np.prod(var.shape)), int(np.sum(np.asarray(var) == 0)))
         for layer, var in kernels
     ]
-    save_keras(result.model, result.model_path, result.contract)
-    from edgekit.metrics.classification import classification_metrics
-    from edgekit.training.classification import predict_scores
-
-    evaluated = test if test is not None else val
+    evaluated = chosen.test if chosen.test is not None else val
     accuracy = classification_metrics(
         evaluated.targets, predict_scores(result.model, evaluated, result.preprocessing), evaluated.labels
     ).accuracy
     metrics = dict(
         result.metrics,
         pruning={
-            "target_sparsity": sparsity,
-            "schedule": schedule,
-            "depthwise": depthwise,
+            "target_sparsity": chosen.sparsity,
+            "schedule": chosen.schedule,
+            "depthwise": chosen.depthwise,
             "accuracy_after_pruning": accuracy,
             "layers": [dict(asdict(layer), sparsity=layer.sparsity) for layer in layers],
         },
     )
-    (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (Path(chosen.out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
     pruned = PruneResult(result.model, result.model_path, layers, metrics)
     log.info("pruned %d kernels to %.1f%% sparsity; accuracy %.3f", len(layers), pruned.sparsity * 100, accuracy)
     return pruned

@@ -1,92 +1,38 @@
-"""`edgekit.train`: fit an architecture on an image dataset and write everything a user checks."""
+"""Classifier training (`edgekit.train` for classification): fit an architecture on an image dataset and write
+everything a user checks."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from edgekit._tf import keras
 from edgekit._version import __version__
-from edgekit.data.image_streaming import fit_ready, is_streaming, memory_pipeline
-from edgekit.data.images import ImageDataset
+from edgekit.data.image_streaming import StreamingImageDataset, memory_pipeline
+from edgekit.data.images import ImageDataset, is_streaming
 from edgekit.errors import TrainingError, UnknownNameError
 from edgekit.keras_io import load_keras, save_keras
 from edgekit.metrics.classification import classification_metrics
 from edgekit.reports.plots import plot_confusion, plot_history
 from edgekit.reports.progress import epoch_progress
 from edgekit.training.architectures import ARCHITECTURES, Architecture
+from edgekit.training.batches import seeded_batches
 from edgekit.training.distribution import fit_multi_worker, is_chief, is_multi_worker, output_folder, scope
+from edgekit.training.options import TrainOptions, TrainResult
+from edgekit.training.scores import scored_targets
+from edgekit.training.soft_targets import distillation_loss, hard_label_accuracy, teacher_scores
 from runtimes._quiet import warnings_to_debug_log
 from runtimes.contract import ModelContract, Preprocessing
 
 log = logging.getLogger(__name__)
 
 DEFAULT_USER_MODEL_SCALING = dict(scale=1 / 255, offset=0.0)
-
-
-@dataclass
-class TrainResult:
-    """The trained model and where its files went."""
-
-    model: Any
-    contract: ModelContract
-    out_dir: Path
-    model_path: Path
-    metrics: dict[str, Any]
-    history: dict[str, list[float]] = field(default_factory=dict)
-
-    @property
-    def preprocessing(self) -> Preprocessing:
-        return self.contract.preprocessing
-
-
-def predict_scores(model: Any, dataset: ImageDataset, preprocessing: Preprocessing, batch_size: int = 64) -> np.ndarray:
-    """Keras scores for every image of `dataset`, batch by batch through the contract."""
-    chunks = [
-        np.asarray(model(dataset.tensors(preprocessing, slice(start, start + batch_size)), training=False))
-        for start in range(0, len(dataset), batch_size)
-    ]
-    return np.concatenate(chunks).astype(np.float32)
-
-
-def scored_targets(
-    model: Any, dataset: Any, preprocessing: Preprocessing, batch_size: int = 64
-) -> tuple[np.ndarray, np.ndarray]:
-    """(targets, Keras scores) of every readable image: a streamed split is read through its pipeline, once."""
-    if not is_streaming(dataset):
-        return dataset.targets, predict_scores(model, dataset, preprocessing, batch_size)
-    targets, chunks = [], []
-    for x, y in dataset.pipeline(preprocessing, batch_size):
-        chunks.append(np.asarray(model(x, training=False)))
-        targets.append(y.numpy())
-    return np.concatenate(targets), np.concatenate(chunks).astype(np.float32)
-
-
-def _train_detector(train: Any, val: Any, arch: Any, *, teacher: Any, **options: Any) -> TrainResult:
-    from edgekit.data.detection import DetectionData
-    from edgekit.training.detection import train_detector
-
-    if not isinstance(train, DetectionData) or not isinstance(val, DetectionData):
-        raise TrainingError("task='detection' needs DetectionDataset splits: edgekit.load_detection(path).split()")
-    if teacher is not None:
-        raise TrainingError("distillation (teacher=) is for classifiers; train the detector without it")
-    return train_detector(train, val, arch or "small_detector", **options)
-
-
-def _hard_label_accuracy(num_classes: int) -> Any:
-    """Accuracy on the hard labels when targets are [one-hot | teacher scores] (distillation)."""
-    k = keras()
-
-    def accuracy(y_true: Any, y_pred: Any) -> Any:
-        return k.ops.mean(k.ops.equal(k.ops.argmax(y_true[:, :num_classes], axis=-1), k.ops.argmax(y_pred, axis=-1)))
-
-    return accuracy
 
 
 def _batches(
@@ -121,39 +67,6 @@ def _batches(
         return x, np.concatenate([onehot, soft[chosen]], axis=1)
 
     return seeded_batches(len(dataset), batch_size, train, seed, make_batch)
-
-
-def seeded_batches(
-    count: int,
-    batch_size: int,
-    shuffle: bool,
-    seed: int,
-    make_batch: Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]],
-) -> Any:
-    """A tf.data.Dataset of `count` items' batches in a seeded order, reshuffled each epoch when `shuffle`.
-
-    `make_batch(indices, rng)` builds one batch in Python, one batch at a time; the same
-    generator drives the order and any augmentation, so a seed gives the same training run
-    (classification and detection share it). A tf.data.Dataset rather than a Keras PyDataset:
-    Keras turns a PyDataset into a pipeline with tf.data's autotuner on (see `fit_ready`).
-    """
-    import tensorflow as tf
-
-    rng = np.random.default_rng(seed)
-    steps = math.ceil(count / batch_size)
-    order = np.arange(count)
-
-    def epoch() -> Any:  # called by each epoch's iterator
-        nonlocal order
-        if shuffle:
-            order = rng.permutation(count)
-        for index in range(steps):
-            yield make_batch(order[index * batch_size : (index + 1) * batch_size], rng)
-
-    probe = make_batch(np.arange(min(count, batch_size)), np.random.default_rng(seed))  # shapes and types only
-    signature = tuple(tf.TensorSpec((None, *np.shape(part)[1:]), tf.as_dtype(np.asarray(part).dtype)) for part in probe)
-    data = tf.data.Dataset.from_generator(epoch, output_signature=signature)
-    return fit_ready(data.apply(tf.data.experimental.assert_cardinality(steps)))
 
 
 def _resolve_model(
@@ -198,208 +111,89 @@ def _resolve_model(
     return model, preprocessing, name
 
 
-def train(
-    train: Any,
-    val: Any,
-    arch: Any = None,
-    *,
-    task: str | None = None,
-    test: ImageDataset | None = None,
-    epochs: int | None = None,
-    batch_size: int = 32,
-    learning_rate: float | None = None,
-    patience: int | None = None,
-    weights: str | None = None,
-    preprocessing: Preprocessing | None = None,
-    augment: bool = True,
-    out_dir: str | Path = "runs/train",
-    seed: int = 0,
-    verbose: int = 1,
-    callbacks: Sequence[Any] = (),
-    restore_best: bool = True,
-    teacher: Any = None,
-    temperature: float = 4.0,
-    alpha: float = 0.5,
-    head: Any = None,
-    strategy: Any = None,
-) -> TrainResult:
-    """Train `arch` (a registered name, a keras.Model or a .keras path) and write its files.
-
-    With `teacher` (a Keras model, a .keras path or any artifact `edgekit.load` runs), the
-    model learns from a blend of the hard labels (weight `alpha`) and the teacher's outputs
-    softened by `temperature`: knowledge distillation. `restore_best=False` keeps the last
-    epoch's weights instead of the best validation loss's (pruning needs the final masks).
-    `verbose=1` logs one line per epoch (logger ``edgekit.training.classification``; shown by the CLI) and draws a
-    bar per epoch when stderr is a terminal; `verbose=0` is silent. Keras' own bars stay off.
-
-    Writes ``model.keras`` (best epoch by validation loss, with the contract inside),
-    ``metrics.json``, ``history.png`` and ``confusion.png`` to `out_dir`.
-
-    `strategy` (a tf.distribute strategy, e.g. `edgekit.training.distribution.strategy_for(2)`) trains on
-    several devices or machines: the model, optimizer and metrics are built in its scope,
-    `batch_size` is the global batch, and only the chief writes files (the same files as on one
-    device).
-
-    `task="detection"` (implied by DetectionDataset splits) trains a detector instead
-    (`arch` "small_detector" by default, or "mobilenetv2_detector"): see
-    `edgekit.training.detection.train_detector`; `head` (a DetectionHead) sets its default
-    thresholds and maximum detections.
-
-    Example:
-        >>> tr, va, te = edgekit.ImageFolder("shapes", image_size=64).split(seed=0)
-        >>> result = edgekit.train(tr, va, arch="small_cnn", test=te, epochs=15)
-        >>> result.metrics["accuracy"]["test"]
-        0.95
-    """
-    from edgekit.data.detection import DetectionData
-
-    task = task or ("detection" if isinstance(train, DetectionData) else "classification")
-    if task == "detection" and strategy is not None:
-        raise TrainingError(
-            "distributed training (strategy=, --devices) is for classifiers so far; train the detector on one device"
-        )
-    if task == "detection":  # the one place training forks: each task has its own loop
-        given = {
-            "epochs": epochs,
-            "learning_rate": learning_rate,
-            "patience": patience,
-        }  # unset: the detector's own defaults
-        return _train_detector(
-            train,
-            val,
-            arch,
-            test=test,
-            batch_size=batch_size,
-            weights=weights,
-            augment=augment,
-            out_dir=out_dir,
-            seed=seed,
-            verbose=verbose,
-            callbacks=callbacks,
-            teacher=teacher,
-            head=head,
-            **{key: value for key, value in given.items() if value is not None},
-        )
-    if task != "classification":
-        raise TrainingError(f"unknown task {task!r}; valid tasks: classification, detection")
-    if isinstance(train, DetectionData):
+def train_classifier(train: ImageDataset, val: ImageDataset, arch: Any, options: TrainOptions) -> TrainResult:
+    """Train a classifier (`edgekit.train` with task "classification"; its docstring says what is written)."""
+    if not isinstance(train, ImageDataset | StreamingImageDataset):
         raise TrainingError("task='classification' needs an ImageDataset; these splits hold boxes (a DetectionDataset)")
     arch = arch or "small_cnn"
-    epochs = 20 if epochs is None else epochs
-    learning_rate = 1e-3 if learning_rate is None else learning_rate
-    patience = 5 if patience is None else patience
-    if epochs < 1 or batch_size < 1:
-        raise TrainingError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
-    for name, other in (("val", val), ("test", test)):
+    options = replace(
+        options,
+        epochs=20 if options.epochs is None else options.epochs,
+        learning_rate=1e-3 if options.learning_rate is None else options.learning_rate,
+        patience=5 if options.patience is None else options.patience,
+    )
+    for name, other in (("val", val), ("test", options.test)):
         if other is not None and (other.labels != train.labels or other.geometry != train.geometry):
             raise TrainingError(
                 f"the {name} split has other labels or image geometry than the train split; split one dataset"
             )
-    k = keras()
-    k.utils.set_random_seed(seed)
-    with scope(strategy):  # variables (model, optimizer, metrics) are made where the strategy places them
-        model, preprocessing, model_name = _resolve_model(arch, train, weights, preprocessing)
-    with output_folder(Path(out_dir), is_chief(strategy)) as out:
-        return _fit_classifier(
-            model,
-            preprocessing,
-            model_name,
-            train,
-            val,
-            test,
-            out,
-            epochs,
-            batch_size,
-            learning_rate,
-            patience,
-            augment,
-            seed,
-            verbose,
-            callbacks,
-            restore_best,
-            teacher,
-            temperature,
-            alpha,
-            strategy,
-        )
-
-
-def _fit_classifier(
-    model: Any,
-    preprocessing: Preprocessing,
-    model_name: str,
-    train: Any,
-    val: Any,
-    test: Any,
-    out: Path,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    patience: int,
-    augment: bool,
-    seed: int,
-    verbose: int,
-    callbacks: Sequence[Any],
-    restore_best: bool,
-    teacher: Any,
-    temperature: float,
-    alpha: float,
-    strategy: Any,
-) -> TrainResult:
-    k = keras()
-    contract = ModelContract(preprocessing, train.labels, model_name=model_name, edgekit_version=__version__)
-    soft_targets = None
-    if teacher is not None and is_streaming(train):
+    if options.teacher is not None and is_streaming(train):
         raise TrainingError(
             "distillation reads the teacher's scores for every training image: load the dataset "
             "into memory (ImageFolder(..., stream=False)) to distill"
         )
-    if teacher is not None and strategy is not None:
+    if options.teacher is not None and options.strategy is not None:
         raise TrainingError("distillation runs on one device so far; drop strategy= (or --devices) to distill")
-    if teacher is not None:
-        from edgekit.optimize.distillation import distillation_loss, teacher_scores
+    k = keras()
+    k.utils.set_random_seed(options.seed)
+    with scope(options.strategy):  # variables (model, optimizer, metrics) are made where the strategy places them
+        model, preprocessing, model_name = _resolve_model(arch, train, options.weights, options.preprocessing)
+    with output_folder(Path(options.out_dir), is_chief(options.strategy)) as out:
+        contract = ModelContract(preprocessing, train.labels, model_name=model_name, edgekit_version=__version__)
+        history = _fit(model, preprocessing, train, val, out, options)
+        model_path = save_keras(model, out / "model.keras", contract)
+        metrics = _report(model, contract, train, val, out, history, options.test)
+        return TrainResult(model, contract, out, model_path, metrics, history)
 
-        soft_targets = teacher_scores(teacher, train, preprocessing)
-        loss: Any = distillation_loss(len(train.labels), temperature, alpha)
-        metrics: list[Any] = [_hard_label_accuracy(len(train.labels))]
-    else:
-        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
-    with scope(strategy):
-        model.compile(optimizer=k.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+
+def _fit(model: Any, preprocessing: Preprocessing, train: Any, val: Any, out: Path, options: TrainOptions) -> dict:
+    """Compile and fit `model` (with the teacher's scores when distilling); the best epoch's weights kept."""
+    k = keras()
+    soft_targets = val_soft = None
+    loss: Any = "sparse_categorical_crossentropy"
+    metrics: list[Any] = ["accuracy"]
+    if options.teacher is not None:
+        soft_targets = teacher_scores(options.teacher, train, preprocessing)
+        val_soft = teacher_scores(options.teacher, val, preprocessing)
+        loss = distillation_loss(len(train.labels), options.temperature, options.alpha)
+        metrics = [hard_label_accuracy(len(train.labels))]
+    with scope(options.strategy):
+        model.compile(optimizer=k.optimizers.Adam(options.learning_rate), loss=loss, metrics=metrics)
     checkpoint = out / ".best.weights.h5"
-    all_callbacks = [k.callbacks.EarlyStopping(monitor="val_loss", patience=patience), *callbacks]
-    if restore_best:
-        all_callbacks.insert(
-            0, k.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True)
-        )
-    val_soft = None if soft_targets is None else teacher_scores(teacher, val, preprocessing)
-    distributed = strategy is not None
-    batches = _batches(
-        train, preprocessing, batch_size, train=augment, seed=seed, soft=soft_targets, distributed=distributed
-    )
+    callbacks = [k.callbacks.EarlyStopping(monitor="val_loss", patience=options.patience), *options.callbacks]
+    if options.restore_best:
+        best = k.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True)
+        callbacks.insert(0, best)
+    distributed = options.strategy is not None
+    seed, batch_size = options.seed, options.batch_size
+    batches = _batches(train, preprocessing, batch_size, options.augment, seed, soft_targets, distributed)
     steps = math.ceil(len(train) / batch_size)
-    all_callbacks.append(epoch_progress(k, epochs, steps, enabled=bool(verbose), logger=log))
-    val_batches = _batches(
-        val, preprocessing, batch_size, train=False, seed=seed, soft=val_soft, distributed=distributed
-    )
-    if distributed and is_multi_worker(strategy):
-        history = fit_multi_worker(model, strategy, batches, val_batches, epochs, batch_size, all_callbacks)
+    callbacks.append(epoch_progress(k, options.epochs, steps, enabled=bool(options.verbose), logger=log))
+    val_batches = _batches(val, preprocessing, batch_size, False, seed, val_soft, distributed)
+    if distributed and is_multi_worker(options.strategy):
+        history = fit_multi_worker(model, options.strategy, batches, val_batches, options.epochs, batch_size, callbacks)
     else:
         with warnings_to_debug_log("Keras fit"):  # a streamed split's unknown length ("ran out of data") and the like
             fit = model.fit(  # Keras' own bars stay off: edgekit's callback shows one line per epoch
                 batches,
                 validation_data=val_batches,
-                epochs=epochs,
-                callbacks=all_callbacks,
+                epochs=options.epochs,
+                callbacks=callbacks,
                 verbose=0,
                 shuffle=False,  # the batches shuffle themselves, seeded
             )
         history = {key: [float(v) for v in values] for key, values in fit.history.items()}
-    if restore_best and checkpoint.exists():
+    if options.restore_best and checkpoint.exists():
         model.load_weights(checkpoint)
         checkpoint.unlink()
-    model_path = save_keras(model, out / "model.keras", contract)
+    return history
 
+
+def _report(
+    model: Any, contract: ModelContract, train: Any, val: Any, out: Path, history: dict, test: Any
+) -> dict[str, Any]:
+    """Score every split, write metrics.json, history.png and confusion.png; return the metrics."""
+    preprocessing, model_name = contract.preprocessing, contract.model_name
     splits = {"train": train, "val": val, **({"test": test} if test is not None else {})}
     results = {
         name: classification_metrics(*scored_targets(model, ds, preprocessing), ds.labels)
@@ -426,4 +220,4 @@ def _fit_classifier(
         results[report_split].confusion, train.labels, out / "confusion.png", title=f"confusion ({report_split})"
     )
     log.info("trained %s: %s", model_name, ", ".join(f"{n} {a:.3f}" for n, a in metrics["accuracy"].items()))
-    return TrainResult(model, contract, out, model_path, metrics, history)
+    return metrics

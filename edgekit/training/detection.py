@@ -6,9 +6,10 @@ import json
 import logging
 import math
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -16,18 +17,18 @@ import numpy as np
 from edgekit._tf import keras
 from edgekit._version import __version__
 from edgekit.data.detection import DetectionData, DetectionDataset
-from edgekit.data.image_streaming import in_memory, is_streaming
+from edgekit.data.images import in_memory, is_streaming
 from edgekit.errors import TrainingError
 from edgekit.keras_io import load_keras, save_keras
-from edgekit.metrics.detection import DetectionMetrics
+from edgekit.metrics.detection import EVAL_SCORE_THRESHOLD, DetectionMetrics, map_of, source_detections
 from edgekit.reports.progress import epoch_progress
-from edgekit.tasks.detection import EVAL_SCORE_THRESHOLD, map_of, source_detections
-from edgekit.training.classification import TrainResult, seeded_batches
-from edgekit.training.detector import DETECTORS, detection_loss, encode_targets
+from edgekit.training.batches import seeded_batches
+from edgekit.training.detector import DETECTORS, decode_maps, detection_loss, encode_targets
+from edgekit.training.options import TrainOptions, TrainResult
 from runtimes._quiet import warnings_to_debug_log
 from runtimes.contract import ModelContract, Preprocessing
+from runtimes.heads.detection import DetectionHead
 from runtimes.preprocess import normalize
-from runtimes.tasks.detection import DetectionHead, decode_maps
 
 log = logging.getLogger(__name__)
 
@@ -195,25 +196,8 @@ def _resolve(arch: Any, train: DetectionData, weights: str | None) -> tuple[Any,
     )
 
 
-def train_detector(
-    train: DetectionData,
-    val: DetectionData,
-    arch: Any = "small_detector",
-    *,
-    test: DetectionData | None = None,
-    epochs: int = 60,
-    batch_size: int = 32,
-    learning_rate: float = 3e-3,
-    patience: int = 10,
-    weights: str | None = None,
-    augment: bool = True,
-    head: DetectionHead | None = None,
-    out_dir: str | Path = "runs/train",
-    seed: int = 0,
-    verbose: int = 1,
-    callbacks: Sequence[Any] = (),
-) -> TrainResult:
-    """Train a detector (`edgekit.train(..., task="detection")` calls this) and write its files.
+def train_detector(train: DetectionData, val: DetectionData, arch: Any, options: TrainOptions) -> TrainResult:
+    """Train a detector (`edgekit.train` with task "detection") and write its files.
 
     Writes ``model.keras`` (the epoch with the best validation mAP@[.5:.95], contract
     inside), ``metrics.json`` (mAP, mAP@.5, per-class AP per split, training time),
@@ -221,9 +205,22 @@ def train_detector(
     against ground-truth boxes on validation images). Streamed splits (load_detection(...,
     stream=True)) train through tf.data; their validation and test images are decoded once.
     """
-    if epochs < 1 or batch_size < 1:
-        raise TrainingError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
-    for name, other in (("val", val), ("test", test)):
+    if not isinstance(train, DetectionData) or not isinstance(val, DetectionData):
+        raise TrainingError("task='detection' needs DetectionDataset splits: edgekit.load_detection(path).split()")
+    if options.teacher is not None:
+        raise TrainingError("distillation (teacher=) is for classifiers; train the detector without it")
+    if options.strategy is not None:
+        raise TrainingError(
+            "distributed training (strategy=, --devices) is for classifiers so far; train the detector on one device"
+        )
+    options = replace(
+        options,
+        epochs=60 if options.epochs is None else options.epochs,
+        learning_rate=3e-3 if options.learning_rate is None else options.learning_rate,
+        patience=10 if options.patience is None else options.patience,
+        head=options.head or DetectionHead(),
+    )
+    for name, other in (("val", val), ("test", options.test)):
         if other is not None and (other.labels != train.labels or other.geometry != train.geometry):
             raise TrainingError(
                 f"the {name} split has other labels or image geometry than the train split; split one dataset"
@@ -231,10 +228,9 @@ def train_detector(
     if train.object_count == 0:
         raise TrainingError("the training split has no objects: a detector needs annotated boxes to learn from")
     k = keras()
-    k.utils.set_random_seed(seed)
-    head = head or DetectionHead()
-    model, preprocessing, model_name = _resolve(arch, train, weights)
-    out = Path(out_dir)
+    k.utils.set_random_seed(options.seed)
+    model, preprocessing, model_name = _resolve(arch or "small_detector", train, options.weights)
+    out = Path(options.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     contract = ModelContract(
         preprocessing,
@@ -242,33 +238,55 @@ def train_detector(
         model_name=model_name,
         task="detection",
         edgekit_version=__version__,
-        head=head.to_dict(),
+        head=options.head.to_dict(),
     )
-    batches, steps = _batches(train, preprocessing, batch_size, train=augment, seed=seed)
-    val, test = in_memory(val), in_memory(test) if test is not None else None  # mAP reads every image each epoch
-    schedule = k.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps, alpha=0.02)
+    val = in_memory(val)  # mAP reads every image each epoch
+    test = in_memory(options.test) if options.test is not None else None
+    history, seconds = _fit_detector(model, preprocessing, train, val, options)
+    model_path = save_keras(model, out / "model.keras", contract)
+    metrics = _report_detector(model, contract, val, test, out, history, seconds)
+    return TrainResult(model, contract, out, model_path, metrics, history)
+
+
+def _fit_detector(
+    model: Any, preprocessing: Preprocessing, train: DetectionData, val: DetectionDataset, options: TrainOptions
+) -> tuple[dict[str, list[float]], float]:
+    """Fit with a cosine schedule, keeping the epoch with the best validation mAP; (history, seconds)."""
+    k = keras()
+    epochs = options.epochs
+    batches, steps = _batches(train, preprocessing, options.batch_size, train=options.augment, seed=options.seed)
+    schedule = k.optimizers.schedules.CosineDecay(options.learning_rate, decay_steps=epochs * steps, alpha=0.02)
     loss = detection_loss(len(train.labels))
     model.compile(optimizer=k.optimizers.Adam(schedule), loss=loss)
-    best = _map_callback(k, val, preprocessing, head, patience, loss)
+    best = _map_callback(k, val, preprocessing, options.head, options.patience, loss)
+    progress = epoch_progress(k, epochs, steps, enabled=bool(options.verbose), logger=log)
     started = time.perf_counter()
     with warnings_to_debug_log("Keras fit"):  # a streamed split's unknown length ("ran out of data") and the like
-        fit = model.fit(
-            batches,
-            epochs=epochs,
-            verbose=0,
-            callbacks=[best, epoch_progress(k, epochs, steps, enabled=bool(verbose), logger=log), *callbacks],
-        )
+        fit = model.fit(batches, epochs=epochs, verbose=0, callbacks=[best, progress, *options.callbacks])
     seconds = time.perf_counter() - started
     if best.best_weights is not None:
         model.set_weights(best.best_weights)
-    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
-    model_path = save_keras(model, out / "model.keras", contract)
+    return {key: [float(v) for v in values] for key, values in fit.history.items()}, seconds
 
+
+def _report_detector(
+    model: Any,
+    contract: ModelContract,
+    val: DetectionDataset,
+    test: DetectionDataset | None,
+    out: Path,
+    history: dict[str, list[float]],
+    seconds: float,
+) -> dict[str, Any]:
+    """mAP per split into metrics.json, history.png and val_boxes.png; return the metrics."""
+    from edgekit.reports.plots import plot_detection_history, plot_detection_samples
+
+    preprocessing, head = contract.preprocessing, DetectionHead.from_dict(contract.head)
     splits = {"val": val, **({"test": test} if test is not None else {})}
     results = {name: evaluate_keras(model, ds, preprocessing, head) for name, ds in splits.items()}
     report = "test" if test is not None else "val"
     metrics = {
-        "arch": model_name,
+        "arch": contract.model_name,
         "task": "detection",
         "edgekit_version": __version__,
         "epochs_run": len(history.get("loss", [])),
@@ -279,29 +297,22 @@ def train_detector(
         "report_split": report,
         "per_class_ap": results[report].per_class,
         "per_class_ap50": results[report].per_class50,
-        "labels": list(train.labels),
+        "labels": list(contract.labels),
         "contract": contract.to_dict(),
         "history": history,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    from edgekit.reports.plots import plot_detection_history, plot_detection_samples
-
     plot_detection_history(history, out / "history.png")
     shown = val.subset(np.arange(min(8, len(val))))
-    plot_detection_samples(
-        shown,
-        source_detections(
-            shown,
-            *decode_maps(predict_maps(model, shown, preprocessing), len(val.labels), head.max_detections),
-            head,
-            head.score_threshold,
-        ),
-        out / "val_boxes.png",
+    maps = predict_maps(model, shown, preprocessing)
+    found = source_detections(
+        shown, *decode_maps(maps, len(val.labels), head.max_detections), head, head.score_threshold
     )
+    plot_detection_samples(shown, found, out / "val_boxes.png")
     log.info(
         "trained %s in %.0f s: %s",
-        model_name,
+        contract.model_name,
         seconds,
         ", ".join(f"{n} mAP {m.map:.3f} (mAP@.5 {m.map50:.3f})" for n, m in results.items()),
     )
-    return TrainResult(model, contract, out, model_path, metrics, history)
+    return metrics

@@ -23,9 +23,11 @@ from edgekit.errors import TrainingError
 from edgekit.training.architectures import _check_weights, _fast_batchnorm
 from runtimes._registry import Registry
 from runtimes.contract import Preprocessing
-from runtimes.tasks.detection import BOX_SCOPES, DECODE_SCOPE, DetectionHead
+from runtimes.heads.detection import DetectionHead
 
-STRIDE = 4
+STRIDE = 4  # cells of the raw maps, in input pixels
+DECODE_SCOPE = "decode"  # the exported graph's decoding layer
+BOX_SCOPES = ("sides_raw", "sides")  # the head's box-side layers: 1x1 conv and its pixel scale
 BOX_UNIT = 16.0  # pixels per unit of the box-side output: relu(x) * 16 keeps the raw values small
 HEAT_PRIOR = 0.01  # initial heat everywhere: focal-loss training starts stable
 
@@ -236,7 +238,7 @@ def with_decoding(model: Any, num_classes: int, head: DetectionHead) -> Any:
     Peaks are cells whose best class heat equals its 3x3 max-pooled value (CenterNet's
     NMS); the top `max_detections` peaks are gathered with their box sides and turned into
     (x0, y0, x1, y1) boxes normalized to the input size. The same arithmetic as
-    `runtimes.tasks.detection.decode_maps`, which decodes raw maps in NumPy.
+    `decode_maps`, which decodes raw maps in NumPy.
     """
     k = keras()
     import tensorflow as tf
@@ -284,6 +286,51 @@ def _heat_and_sides(model: Any, num_classes: int) -> tuple[Any, Any]:
     return maps[..., :num_classes], maps[..., num_classes : num_classes + 4]
 
 
+def class_aware_nms(tf: Any, boxes: Any, scores: Any, classes: Any, head: DetectionHead) -> tuple[Any, Any, Any]:
+    """edgekit's one TensorFlow NMS, for one image's (K, 4) normalized boxes, (K,) scores and (K,) classes:
+    the contract's score threshold (`runtimes.boxes.passes`' rule), then class-aware IoU NMS, the boxes of each
+    class shifted apart so one NMS keeps classes separate (as the TFLite postprocess layout does).
+
+    Returns (selected indices padded to max_detections, their scores, the number valid).
+    """
+    # NMS keeps scores strictly above its threshold; runtimes keep those equal to theirs
+    floor = float(np.nextafter(np.float32(head.score_threshold), np.float32(0)))
+    shifted = boxes + 2.0 * tf.cast(classes, tf.float32)[:, None]  # normalized boxes: classes never overlap
+    return tf.raw_ops.NonMaxSuppressionV5(
+        boxes=shifted,
+        scores=scores,
+        max_output_size=head.max_detections,
+        iou_threshold=head.iou_threshold,
+        score_threshold=floor,
+        soft_nms_sigma=0.0,
+        pad_to_max_output_size=True,
+    )
+
+
+def decode_maps(maps: np.ndarray, num_classes: int, max_detections: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw (N, Gh, Gw, C + 4) maps -> normalized boxes (N, K, 4), scores (N, K), classes (N, K).
+
+    The in-graph decoding (`with_decoding`) step for step: 3x3 peaks,
+    best class per cell, top-k cells (ties to the lower cell index), boxes from the cell
+    centre and its four sides.
+    """
+    n, gh, gw = maps.shape[:3]
+    heat, sides = maps[..., :num_classes], maps[..., num_classes : num_classes + 4]
+    padded = np.pad(heat, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
+    pooled = np.max(np.stack([padded[:, dy : dy + gh, dx : dx + gw] for dy in range(3) for dx in range(3)]), axis=0)
+    peaks = np.where(heat == pooled, heat, 0.0).reshape(n, gh * gw, num_classes)
+    best, best_class = peaks.max(axis=-1), peaks.argmax(axis=-1)
+    k = min(max_detections, gh * gw)
+    cells = np.argsort(-best, axis=1, kind="stable")[:, :k]
+    scores = np.take_along_axis(best, cells, axis=1)
+    classes = np.take_along_axis(best_class, cells, axis=1)
+    chosen = np.take_along_axis(sides.reshape(n, gh * gw, 4), cells[..., None], axis=1)
+    cy, cx = np.divmod(cells, gw)
+    centres = np.stack([cx, cy, cx, cy], axis=-1).astype(np.float32) * STRIDE + STRIDE / 2
+    boxes = (centres + chosen * np.array([-1, -1, 1, 1], np.float32)) / np.array([gw, gh, gw, gh], np.float32) / STRIDE
+    return np.clip(boxes, 0.0, 1.0).astype(np.float32), scores.astype(np.float32), classes.astype(np.int64)
+
+
 def with_postprocess(model: Any, head: DetectionHead) -> Any:
     """A decoding model (`with_decoding`'s boxes, scores, classes) with TFLite_Detection_PostProcess's outputs.
 
@@ -299,23 +346,10 @@ def with_postprocess(model: Any, head: DetectionHead) -> Any:
     k = keras()
     import tensorflow as tf
 
-    # NMS keeps scores strictly above its threshold; runtimes keep those equal to theirs
-    floor = float(np.nextafter(np.float32(head.score_threshold), np.float32(0)))
-    limit = head.max_detections
-
     class Postprocess(k.layers.Layer):
         def call(self, boxes: Any, scores: Any, classes: Any) -> Any:
             boxes, scores, classes = boxes[0], scores[0], classes[0]
-            shifted = boxes + 2.0 * tf.cast(classes, tf.float32)[:, None]  # normalized boxes: classes never overlap
-            selected, kept_scores, valid = tf.raw_ops.NonMaxSuppressionV5(
-                boxes=shifted,
-                scores=scores,
-                max_output_size=limit,
-                iou_threshold=head.iou_threshold,
-                score_threshold=floor,
-                soft_nms_sigma=0.0,
-                pad_to_max_output_size=True,
-            )
+            selected, kept_scores, valid = class_aware_nms(tf, boxes, scores, classes, head)
             chosen = tf.gather(boxes, selected)
             yxyx = tf.stack([chosen[:, 1], chosen[:, 0], chosen[:, 3], chosen[:, 2]], axis=-1)
             kept_classes = tf.cast(tf.gather(classes, selected), tf.float32)

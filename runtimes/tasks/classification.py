@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from runtimes.errors import ContractError, InferenceError, InputError
-
-if TYPE_CHECKING:
-    from runtimes.model import Model
+from runtimes.boxes import passes
+from runtimes.errors import InferenceError, InputError
+from runtimes.quantization import dequantize, dequantized_codes, is_quantized
+from runtimes.tasks.binding import ModelInfo
 
 FEW_SCORES = 256  # up to this many classes, scores are handled as Python floats
 
@@ -31,12 +31,12 @@ class Classification:
         return f"{self.label} ({self.score:.3f})"
 
 
-def require_finite(model: "Model", rows: list[list[float]]) -> None:
+def require_finite(name: str, rows: list[list[float]]) -> None:
     """NaN or infinite scores are never a result: the weights are damaged or the input is far out of range."""
     for row in rows:
         if not all(map(math.isfinite, row)):
             raise InferenceError(
-                f"{model.path.name} produced non-finite scores ({', '.join(f'{v:g}' for v in row[:5])}); its weights "
+                f"{name} produced non-finite scores ({', '.join(f'{v:g}' for v in row[:5])}); its weights "
                 "are probably damaged: check the file's SHA-256 (edgekit info) and copy or export it again"
             )
 
@@ -60,25 +60,71 @@ def classify(
     )
 
 
+class ClassificationDecoder:
+    """One classifier's decoding, made when the model loads: its score reader (an 8-bit output's code table)."""
+
+    def __init__(self, model: ModelInfo) -> None:
+        self.model = model
+        self.spec = model.output_specs[0]
+        self.quantized = is_quantized(self.spec)
+        self._codes = dequantized_codes(self.spec)  # every 8-bit code's float value, or None
+        self.problem = self._problem()
+
+    def _problem(self) -> str | None:
+        specs = self.model.output_specs
+        if len(specs) == 1 and len(specs[0].shape) == 2:
+            return None
+        outputs = ", ".join(f"{spec.name} {list(spec.shape)}" for spec in specs)
+        return (
+            f"{self.model.name} has {len(specs)} output(s) ({outputs}); predict() reads one (batch, classes) "
+            "score tensor as a classification, so this is another kind of model (detection, landmarks, "
+            "segmentation?): use run_all(batch) for its raw outputs"
+        )
+
+    def rows(self, raw: np.ndarray) -> list[list[float]]:
+        """The backend's output rows as float scores, exactly `Model.run()`'s float32 values.
+
+        A classifier has a handful of scores, and after an inference has flushed the caches,
+        numpy's fixed cost per call is more than the work: few 8-bit scores are read from a
+        256-entry table of their dequantized values instead.
+        """
+        if self._codes is not None and raw.shape[-1] <= FEW_SCORES:
+            table = self._codes
+            return [[table[code] for code in row] for row in raw.view(np.uint8).tolist()]
+        return (dequantize(raw, self.spec) if self.quantized else raw).tolist()
+
+    def options(self, options: dict[str, Any]) -> int:
+        unknown = set(options) - {"top_k"}
+        if unknown:
+            raise InputError(f"unknown option(s) {sorted(unknown)} for a classifier; valid: top_k")
+        top_k = options.get("top_k", 5)
+        return 5 if top_k is None else top_k
+
+    def results(
+        self,
+        outputs: list[np.ndarray],
+        sizes: Sequence[tuple[int, int]],
+        latency_ms: float,
+        preprocess_ms: float,
+        options: Any,
+    ) -> list[Classification]:
+        rows = self.rows(outputs[0])
+        if not self.quantized:  # 8-bit scores are finite by construction
+            require_finite(self.model.name, rows)
+        labels = self.model.labels
+        return [classify(row, labels, options, latency_ms, preprocess_ms) for row in rows]
+
+
 class ClassificationTask:
+    """The classification task's device side: binds a model to a `ClassificationDecoder`; prints and serves."""
+
     name = "classification"
     role = "classifier"  # what a model of this task is called (bundle names, service descriptions)
     record_help = "source position, label (null below --threshold), score, top-k, latency and frame age"
     trackable = False  # one label per image: nothing for a tracker to follow
-    float_scopes: tuple[str, ...] = ()
-    scores_per_label = True  # the output is one score per label (CoreML's classifier, TFLite's axis labels)
 
-    def standard_outputs(self, specs: Sequence[Any], head: dict[str, Any] | None = None) -> tuple[str, ...]:
-        """Each output's role in standard metadata, in the file's order."""
-        return ("scores",)
-
-    def serving_outputs(
-        self, tf: Any, outputs: list[Any], labels: Sequence[str], head: dict[str, Any], to_source: Any
-    ) -> dict[str, Any]:
-        """`scores` (N, labels), the best one's `label_id` (N,) and `label` (N,) string."""
-        scores = outputs[0]
-        best = tf.argmax(scores, axis=-1, output_type=tf.int32)
-        return {"scores": scores, "label_id": best, "label": tf.gather(tf.constant(list(labels)), best)}
+    def bind(self, model: ModelInfo) -> ClassificationDecoder:
+        return ClassificationDecoder(model)
 
     def serving_prediction(self, result: Classification, labels: Sequence[str], head: dict[str, Any]) -> dict[str, Any]:
         scores = dict(result.top_k)
@@ -92,48 +138,11 @@ class ClassificationTask:
         return {"top_k": len(labels)}
 
     def serving_spec(self, labels: Sequence[str], head: dict[str, Any]) -> dict[str, tuple[str, list[int]]]:
-        return {"scores": ("DT_FLOAT", [-1, len(labels)]), "label_id": ("DT_INT32", [-1]), "label": ("DT_STRING", [-1])}
-
-    def check_head(self, head: dict[str, Any]) -> None:
-        if head:
-            raise ContractError(f"a classification contract has no head fields; got {sorted(head)}")
-
-    def describe(self, head: dict[str, Any]) -> list[str]:
-        return ["outputs: one score per label"]
-
-    def problem(self, model: "Model") -> str | None:
-        specs = model.runtime.output_specs
-        if len(specs) == 1 and len(specs[0].shape) == 2:
-            return None
-        outputs = ", ".join(f"{spec.name} {list(spec.shape)}" for spec in specs)
-        return (
-            f"{model.path.name} has {len(specs)} output(s) ({outputs}); predict() reads one (batch, classes) score "
-            "tensor "
-            "as a classification, so this is another kind of model (detection, landmarks, segmentation?): "
-            "use run_all(batch) for its raw outputs"
-        )
-
-    def options(self, model: "Model", options: dict[str, Any]) -> int:
-        unknown = set(options) - {"top_k"}
-        if unknown:
-            raise InputError(f"unknown option(s) {sorted(unknown)} for a classifier; valid: top_k")
-        top_k = options.get("top_k", 5)
-        return 5 if top_k is None else top_k
-
-    def results(
-        self,
-        model: "Model",
-        outputs: list[np.ndarray],
-        sizes: Sequence[tuple[int, int]],
-        latency_ms: float,
-        preprocess_ms: float,
-        options: Any,
-    ) -> list[Classification]:
-        rows = model._score_rows(outputs[0])
-        if not model._output_quantized:  # 8-bit scores are finite by construction
-            require_finite(model, rows)
-        labels = model._labels
-        return [classify(row, labels, options, latency_ms, preprocess_ms) for row in rows]
+        return {
+            "scores": ("DT_FLOAT", [-1, len(labels)]),
+            "label_id": ("DT_INT32", [-1]),
+            "label": ("DT_STRING", [-1]),
+        }
 
     def draw(self, image: np.ndarray, result: Any, labels: Sequence[str]) -> None:
         """Nothing on the picture itself: the label goes in the overlay's text box."""
@@ -142,7 +151,7 @@ class ClassificationTask:
         """The overlay's text for `result`."""
         return [
             f"{result.label} {result.score:.2f}"
-            if result.score >= threshold
+            if passes(result.score, threshold)
             else f"? ({result.label} {result.score:.2f})"
         ]
 
@@ -154,7 +163,7 @@ class ClassificationTask:
         self, position: object, result: Classification, threshold: float | None, **extra: float
     ) -> dict[str, Any]:
         """One result as a JSON-ready dict; `label` is None when the score is below `threshold`."""
-        confident = result.score >= (threshold or 0.0)
+        confident = passes(result.score, threshold or 0.0)
         return {
             "source": str(position),
             "label": result.label if confident else None,

@@ -9,7 +9,7 @@ import numpy as np
 from converters import CalibrationData
 from edgekit.data.images import ImageDataset
 from edgekit.errors import DatasetError
-from edgekit.tasks import Verdict, pct
+from edgekit.host_tasks.base import Verdict, pct, with_export_policy
 
 
 def _check_labels(dataset: Any, contract: Any, role: str) -> None:
@@ -25,15 +25,30 @@ class ClassificationHost:
     header = ["accuracy", "delta (pts)", "top-1 agreement", "max |error|"]
     dataset_type = ImageDataset
 
+    def train(self, train: Any, val: Any, arch: Any, options: Any) -> Any:
+        from edgekit.training.classification import train_classifier
+
+        return train_classifier(train, val, arch, options)
+
     def deployable(self, model: Any, contract: Any) -> Any:
         return model
 
-    def for_config(self, model: Any, contract: Any, config: Any) -> tuple[Any, Any]:
-        return model, contract  # one graph for every target
+    float_scopes: tuple[str, ...] = ()  # every layer quantizes well: int8 is full integer
+
+    def for_config(self, model: Any, contract: Any, config: Any) -> tuple[Any, Any, Any]:
+        return model, contract, with_export_policy(config, self)  # one graph for every target
+
+    def serving_outputs(
+        self, tf: Any, outputs: list[Any], labels: Any, head: dict[str, Any], to_source: Any
+    ) -> dict[str, Any]:
+        """`scores` (N, labels), the best one's `label_id` (N,) and `label` (N,) string."""
+        scores = outputs[0]
+        best = tf.argmax(scores, axis=-1, output_type=tf.int32)
+        return {"scores": scores, "label_id": best, "label": tf.gather(tf.constant(list(labels)), best)}
 
     def load(self, path: Any, preprocessing: Any) -> ImageDataset:
         """A labelled dataset on disk, read at the model's geometry."""
-        from edgekit.data.images import folder_for
+        from edgekit.data.folders import folder_for
 
         return folder_for(path, preprocessing)
 
@@ -45,7 +60,7 @@ class ClassificationHost:
         )
 
     def reference(self, model: Any, dataset: ImageDataset, contract: Any) -> np.ndarray:
-        from edgekit.training.classification import predict_scores
+        from edgekit.training.scores import predict_scores
 
         _check_labels(dataset, contract, "check")
         return predict_scores(model, dataset, contract.preprocessing)

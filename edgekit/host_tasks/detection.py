@@ -10,52 +10,19 @@ import numpy as np
 from converters import CalibrationData
 from edgekit.data.detection import DetectionData, DetectionDataset
 from edgekit.errors import DatasetError
-from edgekit.metrics.detection import DetectionMetrics, coco_map, detection_agreement
-from edgekit.tasks import Verdict, pct
-from runtimes.boxes import filter_detections
-from runtimes.tasks.detection import DetectionHead, decoded_outputs, output_roles
+from edgekit.host_tasks.base import Verdict, pct, with_export_policy
+from edgekit.metrics.detection import (
+    EVAL_SCORE_THRESHOLD,
+    DetectionMetrics,
+    detection_agreement,
+    map_of,
+    source_detections,
+)
+from edgekit.training.detector import BOX_SCOPES, DECODE_SCOPE
+from runtimes.heads.detection import DetectionHead, output_roles
+from runtimes.tasks.detection import decoded_outputs
 
-EVAL_SCORE_THRESHOLD = 0.01  # mAP ranks every candidate, as COCO does
 MATCH_IOU = 0.9  # a detection "agrees" when the other side has the same class at this IoU
-
-Found = list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per image: source boxes, scores, classes
-
-
-def source_detections(
-    dataset: DetectionDataset,
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    classes: np.ndarray,
-    head: DetectionHead,
-    score_threshold: float,
-) -> Found:
-    """Per image: thresholded, NMS-ed detections with boxes mapped from normalized input to source pixels.
-
-    The same steps as `Model.predict` (runtimes.tasks.detection), on a batch of outputs.
-    """
-    height, width = dataset.geometry.input_size
-    scale = np.array([width, height, width, height], np.float32)
-    found = []
-    for i in range(len(dataset)):
-        b, s, c = filter_detections(
-            boxes[i], scores[i], classes[i], score_threshold, head.iou_threshold, head.max_detections
-        )
-        size = dataset.source_sizes[i]
-        source = np.clip(dataset.mapping(i).to_source(b * scale), 0, [size[1], size[0], size[1], size[0]])
-        found.append((source, s, c))
-    return found
-
-
-def map_of(dataset: DetectionDataset, found: Found) -> DetectionMetrics:
-    """COCO mAP of per-image (source boxes, scores, classes) against the dataset's boxes."""
-    return coco_map(
-        dataset.boxes,
-        dataset.classes,
-        [f[0] for f in found],
-        [f[1] for f in found],
-        [f[2] for f in found],
-        dataset.labels,
-    )
 
 
 def artifact_outputs(loaded: Any, dataset: DetectionDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -90,6 +57,11 @@ class DetectionHost:
 
         self._postprocessed: Any = weakref.WeakKeyDictionary()  # model -> its postprocess graph, while the model lives
 
+    def train(self, train: Any, val: Any, arch: Any, options: Any) -> Any:
+        from edgekit.training.detection import train_detector
+
+        return train_detector(train, val, arch, options)
+
     def deployable(self, model: Any, contract: Any) -> Any:
         from edgekit.training.detector import with_decoding
 
@@ -98,11 +70,16 @@ class DetectionHost:
             return model
         return with_decoding(model, len(contract.labels), _head(contract))
 
-    def for_config(self, model: Any, contract: Any, config: Any) -> tuple[Any, Any]:
+    # int8 box sides cost 8 mAP@[.5:.95] points in TFLite, kept in float about 0 (bench/detection_quality.py);
+    # one 1x1 conv and the decoding: a tiny share of the compute
+    float_scopes = (*BOX_SCOPES, DECODE_SCOPE)
+
+    def for_config(self, model: Any, contract: Any, config: Any) -> tuple[Any, Any, Any]:
         """TFLite's postprocess layout converts `model` with NMS and TFLite_Detection_PostProcess's outputs added;
         every other target converts `model` (edgekit's layout). Built once per model."""
+        config = with_export_policy(config, self)
         if getattr(config, "detection_outputs", "edgekit") != "postprocess":
-            return model, contract
+            return model, contract, config
         from dataclasses import replace
 
         from edgekit.training.detector import with_postprocess
@@ -111,11 +88,54 @@ class DetectionHost:
         graph = self._postprocessed.get(model)
         if graph is None:
             graph = self._postprocessed[model] = with_postprocess(model, head)
-        return graph, replace(contract, head=head.to_dict())
+        return graph, replace(contract, head=head.to_dict()), config
+
+    def serving_outputs(
+        self, tf: Any, outputs: list[Any], labels: Any, head: dict[str, Any], to_source: Any
+    ) -> dict[str, Any]:
+        """Final detections per image, as predict() gives them: `boxes` (N, K, 4) x0 y0 x1 y1 in the request
+        image's pixels, `scores` (N, K), `classes` (N, K) int, `labels` (N, K) string, `count` (N,); rows past
+        `count` are zeros. The contract's score threshold, then class-aware IoU NMS (`class_aware_nms`, the
+        same as the TFLite postprocess layout's), K = max_detections."""
+        from edgekit.training.detector import class_aware_nms
+
+        chosen = DetectionHead.from_dict(head)
+        boxes, scores, classes = outputs[:3]
+        limit = chosen.max_detections
+
+        def one(args: Any) -> tuple[Any, Any, Any, Any]:
+            b, s, c = args
+            selected, _, valid = class_aware_nms(tf, b, s, c, chosen)
+            mask = tf.range(limit) < valid
+            return (
+                tf.where(mask[:, None], tf.gather(b, selected), 0.0),
+                tf.where(mask, tf.gather(s, selected), 0.0),
+                tf.where(mask, tf.gather(tf.cast(c, tf.int32), selected), 0),
+                valid,
+            )
+
+        b, s, c, count = tf.map_fn(
+            one,
+            (boxes, scores, classes),
+            fn_output_signature=(
+                tf.TensorSpec([limit, 4], tf.float32),
+                tf.TensorSpec([limit], tf.float32),
+                tf.TensorSpec([limit], tf.int32),
+                tf.TensorSpec([], tf.int32),
+            ),
+        )
+        b = tf.where(tf.range(limit)[None, :, None] < count[:, None, None], to_source(b), 0.0)
+        return {
+            "boxes": b,
+            "scores": s,
+            "classes": c,
+            "labels": tf.gather(tf.constant(list(labels)), c),
+            "count": count,
+        }
 
     def load(self, path: Any, preprocessing: Any) -> DetectionDataset:
         """An annotated dataset on disk (YOLO, COCO, VOC), read at the model's geometry."""
-        from edgekit.data.detection import load_detection
+        from edgekit.data.annotations import load_detection
 
         return load_detection(
             path,

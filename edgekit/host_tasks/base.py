@@ -1,18 +1,9 @@
-"""Host side of tasks as modules: how a task is deployed, scored and compared with Keras.
-
-`runtimes.tasks` says how outputs become results on the device; each module here adds
-what needs the host (Keras, pycocotools): the graph that is exported, calibration
-samples, the Keras reference on check data, the check of an artifact against it, the
-report's columns and the evaluation of an artifact on a labelled dataset. The exporter,
-`edgekit.evaluate` and the CLI look the contract's task up here.
-"""
+"""What every host task provides (`HostTask`), and the verdict of one artifact against Keras."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
-
-from runtimes._registry import Registry
 
 
 @dataclass
@@ -32,11 +23,24 @@ class HostTask(Protocol):
     metric: str  # the headline metric's name: what max_drop gates, in points
     header: list[str]  # the report's quality columns
 
+    def train(self, train: Any, val: Any, arch: Any, options: Any) -> Any:
+        """This task's training loop (`edgekit.train` with a `TrainOptions`): a TrainResult."""
+
     def deployable(self, model: Any, contract: Any) -> Any:
         """The Keras model that converters convert (a detector gets its decoding appended)."""
 
-    def for_config(self, model: Any, contract: Any, config: Any) -> tuple[Any, Any]:
-        """The deployable model and contract one target converts (a detector's output layout differs per config)."""
+    def for_config(self, model: Any, contract: Any, config: Any) -> tuple[Any, Any, Any]:
+        """The deployable model, contract and conversion config one target converts: a detector's output layout
+        differs per config, and the task's export policy (int8 float scopes, the serving signature's outputs)
+        goes into the config, so converters never look a task up."""
+
+    float_scopes: tuple[str, ...]  # graph scopes int8 keeps in float (mixed precision): measured to lose accuracy
+
+    def serving_outputs(
+        self, tf: Any, outputs: list[Any], labels: Any, head: dict[str, Any], to_source: Any
+    ) -> dict[str, Any]:
+        """A SavedModel serving signature's named outputs from the model's `outputs`, as TensorFlow ops (what
+        `runtimes.tasks`' `serving_spec` declares and `edgekit serve` answers)."""
 
     def load(self, path: Any, preprocessing: Any) -> Any:
         """The task's labelled dataset at `path`, read at the contract's geometry (CLI --check, --data)."""
@@ -63,25 +67,15 @@ class HostTask(Protocol):
         """The `metric` value of what `evaluate` returned, as a fraction."""
 
 
-HOST_TASKS: Registry[HostTask] = Registry("task")
-
-
-def host_task(name: str) -> HostTask:
-    return HOST_TASKS.get(name)
-
-
-def _register() -> None:
-    from edgekit.tasks.classification import ClassificationHost
-    from edgekit.tasks.detection import DetectionHost
-
-    HOST_TASKS.register("classification")(ClassificationHost())
-    HOST_TASKS.register("detection")(DetectionHost())
-
-
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
-_register()
-
-__all__ = ["HOST_TASKS", "HostTask", "Verdict", "host_task", "pct"]
+def with_export_policy(config: Any, task: HostTask) -> Any:
+    """`config` carrying the task's export policy: the int8 float scopes and, for a SavedModel, its serving
+    outputs. Converters read both from the config, so they never look a task up."""
+    names = {f.name for f in fields(config)}
+    changes: dict[str, Any] = {"float_scopes": tuple(task.float_scopes)}
+    if "serving_outputs" in names:
+        changes["serving_outputs"] = task.serving_outputs
+    return replace(config, **changes)
