@@ -10,17 +10,15 @@ from converters import tflite as _tflite  # noqa: F401
 from converters.base import (
     CONVERTERS,
     Artifact,
-    CalibrationError,
     ConversionConfig,
-    ConversionError,
     ConverterEntry,
     Quantization,
-    UnknownTargetError,
     all_targets,
     parse_target,
     register_converter,
 )
 from converters.calibration import CalibrationData, CalibrationReport
+from converters.errors import CalibrationError, ConversionError, UnknownTargetError
 
 __all__ = [
     "CONVERTERS",

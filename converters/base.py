@@ -10,21 +10,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from runtimes._registry import Registry
+from converters.errors import CalibrationError, ConversionError, UnknownTargetError  # noqa: F401 (re-exported)
 from runtimes.contract import ModelContract
-from runtimes.errors import EdgekitError
-
-
-class ConversionError(EdgekitError):
-    """A model could not be converted; nothing was written."""
-
-
-class CalibrationError(EdgekitError, ValueError):
-    """Calibration data cannot be what the model sees at inference."""
-
-
-class UnknownTargetError(EdgekitError, ValueError):
-    """A target string names no registered format or mode."""
+from runtimes.registry import Registry
 
 
 class Quantization(str, Enum):

@@ -8,7 +8,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from converters.base import CalibrationError
+from converters.errors import CalibrationError
 from runtimes.contract import Preprocessing
 
 log = logging.getLogger(__name__)

@@ -32,12 +32,12 @@ from converters.base import (
 from converters.calibration import CalibrationData
 from converters.coreml_lint import neural_engine_lint
 from converters.shared_work import intermediate
-from runtimes._deps import require
-from runtimes._quiet import quiet_native
 from runtimes.backends.base import artifact_size
 from runtimes.contract import ColorOrder, Layout, ModelContract
+from runtimes.deps import require
 from runtimes.heads import head_schema
 from runtimes.metadata.coreml import COMPUTE_UNITS, CONTRACT_METADATA_KEY, INPUT_NAME
+from runtimes.quiet import quiet_native
 
 log = logging.getLogger(__name__)
 

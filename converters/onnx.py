@@ -32,10 +32,10 @@ from converters.base import (
 )
 from converters.calibration import CalibrationData, input_range, require_calibration
 from converters.shared_work import intermediate
-from runtimes._deps import require
-from runtimes._quiet import quiet_native
 from runtimes.contract import ModelContract
+from runtimes.deps import require
 from runtimes.metadata.onnx import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
+from runtimes.quiet import quiet_native
 
 log = logging.getLogger(__name__)
 

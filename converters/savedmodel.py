@@ -31,11 +31,11 @@ from converters.base import (
     register_converter,
     replace_folder,
 )
-from runtimes._deps import require
-from runtimes._quiet import quiet_native
 from runtimes.backends.base import artifact_size
 from runtimes.contract import Layout, ModelContract, ResizeMode
+from runtimes.deps import require
 from runtimes.metadata.savedmodel import CONTRACT_ASSET, EDGEKIT_SIGNATURE, IMAGES_INPUT, SERVING_SIGNATURE
+from runtimes.quiet import quiet_native
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,8 @@ from converters.base import (
 )
 from converters.calibration import CalibrationData, input_range, require_calibration
 from converters.shared_work import intermediate
-from runtimes._deps import require
-from runtimes._quiet import quiet_native
 from runtimes.contract import ModelContract
+from runtimes.deps import require
 from runtimes.heads import head_schema
 from runtimes.metadata.standard import (
     LABELS_FILE,
@@ -39,6 +38,7 @@ from runtimes.metadata.standard import (
     with_associated_files,
 )
 from runtimes.metadata.tflite import write_metadata
+from runtimes.quiet import quiet_native
 
 log = logging.getLogger(__name__)
 

@@ -12,27 +12,36 @@ from typing import Any
 from edgekit import backends as _backends  # noqa: F401  (declares the SavedModel backend; imports nothing heavy)
 from edgekit import deploy
 from edgekit._version import __version__
+from edgekit.api import load
 from edgekit.data import ArrayDataset, DetectionData, DetectionDataset, ImageDataset, ImageFolder, load_detection
 from edgekit.data import synthetic as datasets  # edgekit.datasets.make_shapes(...): the generated datasets
 from edgekit.errors import (
+    BackendUnavailableError,
     CalibrationError,
     ContractError,
     ConversionError,
     DatasetError,
+    DeployError,
     EdgekitError,
+    ExportError,
     InferenceError,
     InputError,
+    IntegrityError,
     MissingDependencyError,
     ModelLoadError,
+    RequestError,
+    ServeConfigError,
+    SourceError,
     TrainingError,
     UnknownNameError,
     UnknownTargetError,
+    UnsupportedOpError,
 )
 from edgekit.training import distribution  # edgekit.distribution: light, used before Keras loads
 from runtimes.contract import ColorOrder, Interpolation, Layout, ModelContract, Preprocessing, ResizeMode
 from runtimes.heads.detection import DetectionHead
-from runtimes.model import Classification, Model
-from edgekit.api import load
+from runtimes.model import Model, TaskResult
+from runtimes.tasks.classification import Classification
 from runtimes.tasks.detection import Detection, Detections
 
 # name -> module that defines it; imported when first used (these pull in Keras/TensorFlow).
@@ -62,22 +71,26 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ArrayDataset",
+    "BackendUnavailableError",
     "CalibrationError",
     "Classification",
     "ColorOrder",
     "ContractError",
     "ConversionError",
     "DatasetError",
+    "DeployError",
     "Detection",
     "DetectionData",
     "DetectionDataset",
     "DetectionHead",
     "Detections",
     "EdgekitError",
+    "ExportError",
     "ImageDataset",
     "ImageFolder",
     "InferenceError",
     "InputError",
+    "IntegrityError",
     "Interpolation",
     "Layout",
     "MissingDependencyError",
@@ -85,10 +98,15 @@ __all__ = [
     "ModelContract",
     "ModelLoadError",
     "Preprocessing",
+    "RequestError",
     "ResizeMode",
+    "ServeConfigError",
+    "SourceError",
+    "TaskResult",
     "TrainingError",
     "UnknownNameError",
     "UnknownTargetError",
+    "UnsupportedOpError",
     "__version__",
     "datasets",
     "deploy",

@@ -6,7 +6,7 @@ import logging
 import os
 from types import ModuleType
 
-from runtimes._deps import require
+from runtimes.deps import require
 
 
 def keras() -> ModuleType:

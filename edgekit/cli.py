@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from runtimes.apps.runner import add_tracking_arguments
 from runtimes.errors import EdgekitError
-from runtimes.runner import add_tracking_arguments
 from runtimes.tasks import TASKS
 
 log = logging.getLogger("edgekit")
@@ -373,7 +373,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 @command("doctor")
 def _doctor(args: argparse.Namespace) -> int:
-    from runtimes.doctor import main as doctor
+    from runtimes.apps.doctor import main as doctor
 
     return doctor([])
 
@@ -522,7 +522,7 @@ def _predict(args: argparse.Namespace) -> int:
         from runtimes.errors import InputError
 
         raise InputError("nothing to classify: give image files or --source SPEC")
-    from runtimes.runner import backend_options
+    from runtimes.apps.runner import backend_options
 
     with open_model(args.model, num_threads=args.threads, **backend_options(args.delegate, args.provider)) as model:
         if args.source is not None:
@@ -531,8 +531,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _predict_files(model, args: argparse.Namespace) -> int:  # noqa: ANN001
+    from runtimes.apps.runner import result_line, result_record
     from runtimes.errors import InferenceError, InputError
-    from runtimes.runner import result_line, result_record
 
     failures = 0
     for image in args.images:
@@ -550,7 +550,7 @@ def _predict_files(model, args: argparse.Namespace) -> int:  # noqa: ANN001
 
 
 def _predict_stream(model, args: argparse.Namespace) -> int:  # noqa: ANN001
-    from runtimes.runner import StreamOptions, run_stream
+    from runtimes.apps.runner import StreamOptions, run_stream
 
     options = StreamOptions(
         every=args.every,

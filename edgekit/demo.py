@@ -16,8 +16,8 @@ from edgekit.api import export, train
 from edgekit.data.folders import ImageFolder
 from edgekit.data.synthetic import make_shapes, make_shapes_detection
 from edgekit.exporter import ExportReport
-from runtimes._registry import Registry
 from runtimes.model import open_model
+from runtimes.registry import Registry
 
 log = logging.getLogger(__name__)
 

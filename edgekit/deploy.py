@@ -1,7 +1,7 @@
 """Deploy bundles: a folder (and .tar.gz) that runs a model on a Raspberry Pi without TensorFlow.
 
 The bundle holds the model, a copy of the `runtimes` package, a runner (`run.py`, which is
-`runtimes.runner`), `doctor.py`, pinned requirements with aarch64 wheels, an installer, a
+`runtimes.apps.runner`), `doctor.py`, pinned requirements with aarch64 wheels, an installer, a
 systemd unit and a README. Its archive holds only relative paths inside one folder.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import runtimes
 from converters.base import ordinary_permissions
-from edgekit.errors import EdgekitError
+from edgekit.errors import DeployError
 from runtimes.backends.base import backend_for
 from runtimes.integrity import MANIFEST_NAME, write_manifest
 
@@ -36,10 +36,6 @@ PINNED = {
     # the versions tested; Starlette and uvicorn are pure Python, httptools and uvloop have cp311 aarch64 wheels
     "serve": ["starlette==1.10.0", "uvicorn==0.55.0", "httptools==0.9.0", "uvloop==0.23.0"],
 }
-
-
-class DeployError(EdgekitError, ValueError):
-    """A bundle cannot be made (unsupported model, unsafe archive)."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +87,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from runtimes.runner import main  # noqa: E402
+from runtimes.apps.runner import main  # noqa: E402
 
 sys.exit(main(default_model=str(HERE / {model!r}), bundle=HERE))  # verifies {manifest} first
 """
@@ -103,7 +99,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runtimes.doctor import main  # noqa: E402
+from runtimes.apps.doctor import main  # noqa: E402
 
 sys.exit(main())
 """

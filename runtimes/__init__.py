@@ -11,14 +11,21 @@ from runtimes.errors import (
     EdgekitError,
     InferenceError,
     InputError,
+    IntegrityError,
     MissingDependencyError,
     ModelLoadError,
+    RequestError,
+    ServeConfigError,
+    SourceError,
     UnknownNameError,
+    UnsupportedOpError,
 )
-from runtimes.model import Classification, Model, open_model
+from runtimes.model import Model, TaskResult, open_model
 from runtimes.preprocess import preprocess, read_image
-from runtimes.sources import Frame, FrameReader, LiveSource, Source, SourceError, open_source
+from runtimes.sources import Frame, FrameReader, LiveSource, Source, open_source
 from runtimes.stream import RateMeter, Stream, StreamResult
+from runtimes.tasks.classification import Classification
+from runtimes.tasks.detection import Detection, Detections
 from runtimes.tensors import QuantParams, TensorSpec
 
 open = open_model  # noqa: A001  (runtimes.open(path) reads naturally)
@@ -29,34 +36,41 @@ __all__ = [
     "Classification",
     "ColorOrder",
     "ContractError",
+    "Detection",
+    "Detections",
     "EdgekitError",
+    "Frame",
+    "FrameReader",
     "InferenceError",
     "InputError",
+    "IntegrityError",
     "Interpolation",
     "Layout",
+    "LiveSource",
     "MissingDependencyError",
     "Model",
     "ModelContract",
     "ModelLoadError",
     "Preprocessing",
     "QuantParams",
+    "RateMeter",
+    "RequestError",
     "ResizeMode",
     "Runtime",
+    "ServeConfigError",
+    "Source",
+    "SourceError",
+    "Stream",
+    "StreamResult",
+    "TaskResult",
     "TensorSpec",
     "UnknownNameError",
+    "UnsupportedOpError",
     "open",
     "open_model",
     "open_runtime",
+    "open_source",
     "preprocess",
     "read_image",
     "register_backend",
-    "Frame",
-    "FrameReader",
-    "LiveSource",
-    "Source",
-    "SourceError",
-    "open_source",
-    "RateMeter",
-    "Stream",
-    "StreamResult",
 ]

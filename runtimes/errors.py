@@ -1,4 +1,6 @@
-"""One error hierarchy for the whole SDK, rooted here so the device side owns it too."""
+"""One error hierarchy for the whole SDK, rooted here so the device side owns it too: every error the device
+side raises on purpose. The converters' errors are `converters.errors`, the host's `edgekit.errors`, which
+re-exports all of them."""
 
 from __future__ import annotations
 
@@ -37,3 +39,27 @@ class BackendUnavailableError(EdgekitError):
 class InferenceError(EdgekitError, RuntimeError):
     """The model ran but failed, or gave no valid result (non-finite scores): the file is damaged,
     or the input is far outside what the model was trained on."""
+
+
+class UnsupportedOpError(ModelLoadError):
+    """A program uses an op the reference executor does not implement."""
+
+
+class IntegrityError(EdgekitError):
+    """A file does not match the SHA-256 it was shipped with: it is damaged or was changed."""
+
+
+class SourceError(EdgekitError):
+    """A source cannot be opened, or a live source stopped and could not be reopened."""
+
+
+class RequestError(EdgekitError):
+    """A request edgekit refuses: its HTTP status and a message naming the problem."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class ServeConfigError(EdgekitError, ValueError):
+    """`edgekit serve` was asked to start in a way that is unsafe or cannot work (no token on an open address)."""

@@ -12,14 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from runtimes.errors import EdgekitError
+from runtimes.errors import IntegrityError
 
 MANIFEST_NAME = "MANIFEST.sha256"
 _CHUNK = 1 << 20
-
-
-class IntegrityError(EdgekitError):
-    """A file does not match the SHA-256 it was shipped with: it is damaged or was changed."""
 
 
 def sha256_file(path: str | Path) -> str:

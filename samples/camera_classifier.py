@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import runtimes
-from runtimes.video import AnnotatedVideo, Window, present
+from runtimes.display import AnnotatedVideo, Window, present
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 import runtimes
+from runtimes.display import AnnotatedVideo, Window, present
 from runtimes.tracking import parse_line
-from runtimes.video import AnnotatedVideo, Window, present
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,8 @@ import pytest
 
 import edgekit
 from converters import CONVERTERS, CalibrationData, CalibrationError, ConversionConfig, all_targets, parse_target
-from converters.base import ConversionError, UnknownTargetError, atomic_output
+from converters.base import atomic_output
+from converters.errors import ConversionError, UnknownTargetError
 from converters.tflite import MODES, convert_tflite
 from runtimes.metadata.tflite import read_metadata, write_metadata
 

@@ -11,7 +11,8 @@ import pytest
 from needs import missing
 
 from edgekit.cli import main
-from edgekit.deploy import DeployError, extract_bundle, rpi
+from edgekit.deploy import extract_bundle, rpi
+from edgekit.errors import DeployError
 
 
 @pytest.fixture(scope="module")

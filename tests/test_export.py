@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import edgekit
-from converters.base import CONVERTERS, ConversionConfig, ConverterEntry, UnknownTargetError
+from converters.base import CONVERTERS, ConversionConfig, ConverterEntry
+from converters.errors import UnknownTargetError
 from edgekit.errors import ContractError, DatasetError
 
 

@@ -130,7 +130,7 @@ def test_scratch_folder_removes_what_killed_exports_left(tmp_path, monkeypatch):
 
 
 def test_native_output_goes_to_the_debug_log_not_the_terminal(capfd, caplog):
-    from runtimes._quiet import quiet_native
+    from runtimes.quiet import quiet_native
 
     caplog.set_level(logging.DEBUG, logger="edgekit.native")
     with quiet_native("probe"):
@@ -260,7 +260,7 @@ def test_an_unexpected_error_is_one_line_naming_the_file(tiny_tflite, monkeypatc
 
 
 def test_quiet_native_runs_the_block_when_no_temp_file_can_be_made(monkeypatch, capfd):
-    from runtimes import _quiet
+    from runtimes import quiet as _quiet
 
     def refuse():
         raise OSError("read-only file system")

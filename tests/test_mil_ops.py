@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from needs import need_module
 
+from runtimes.errors import UnsupportedOpError
 from runtimes.reference import mil_ops as mil_ops
-from runtimes.reference.mil_program import MILProgram, Step, UnsupportedOpError, _Ref
+from runtimes.reference.mil_program import MILProgram, Step, _Ref
 
 need_module("coremltools", extra="coreml")
 

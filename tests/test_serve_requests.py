@@ -17,7 +17,7 @@ from encoded import RNG
 from encoded import b64 as _b64
 from encoded import encoded as _encoded
 
-from runtimes.serving.errors import RequestError
+from runtimes.errors import RequestError
 from runtimes.serving.image_headers import MAX_SEGMENTS, ImageHeader, read_header
 from runtimes.serving.limits import Limits
 from runtimes.serving.rest import (

@@ -194,7 +194,7 @@ def test_stream_from_a_live_source_releases_the_thread_on_exception(exported):
 
 
 def test_rate_meter_and_overlay():
-    from runtimes.draw import draw_overlay
+    from runtimes.display import draw_overlay
     from runtimes.model import Classification
     from runtimes.stream import RateMeter
 

@@ -14,12 +14,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from runtimes._deps import require
-from runtimes._quiet import quiet_native
 from runtimes.backends.base import RuntimeBase
+from runtimes.deps import require
 from runtimes.errors import InputError, ModelLoadError
 from runtimes.metadata.savedmodel import CONTRACT_ASSET
 from runtimes.metadata.savedmodel import EDGEKIT_SIGNATURE as SIGNATURE
+from runtimes.quiet import quiet_native
 from runtimes.tensors import QuantParams, TensorSpec
 
 

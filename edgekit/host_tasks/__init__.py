@@ -12,7 +12,7 @@ from __future__ import annotations
 from edgekit.host_tasks.base import HostTask, Verdict, pct
 from edgekit.host_tasks.classification import ClassificationHost
 from edgekit.host_tasks.detection import DetectionHost
-from runtimes._registry import Registry
+from runtimes.registry import Registry
 
 HOST_TASKS: Registry[HostTask] = Registry("task")
 

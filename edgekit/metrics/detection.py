@@ -11,8 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from runtimes._deps import require
 from runtimes.boxes import box_iou, filter_detections
+from runtimes.deps import require
 from runtimes.heads.detection import DetectionHead
 
 EVAL_SCORE_THRESHOLD = 0.01  # mAP ranks every candidate, as COCO does

@@ -25,7 +25,7 @@ from edgekit.reports.tables import text_table
 from edgekit.training.classification import train_classifier
 from edgekit.training.options import TrainOptions, options_from_call
 from edgekit.training.scores import predict_scores
-from runtimes._registry import Registry
+from runtimes.registry import Registry
 
 log = logging.getLogger(__name__)
 

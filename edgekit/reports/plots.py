@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from runtimes._deps import require
+from runtimes.deps import require
 
 
 def _pyplot() -> Any:

@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 from edgekit._tf import keras
 from edgekit.errors import TrainingError
-from runtimes._registry import Registry
 from runtimes.contract import Preprocessing
+from runtimes.registry import Registry
 
 Builder = Callable[[tuple[int, int, int], int, "str | None"], Any]
 

@@ -27,8 +27,8 @@ from edgekit.training.distribution import fit_multi_worker, is_chief, is_multi_w
 from edgekit.training.options import TrainOptions, TrainResult
 from edgekit.training.scores import scored_targets
 from edgekit.training.soft_targets import distillation_loss, hard_label_accuracy, teacher_scores
-from runtimes._quiet import warnings_to_debug_log
 from runtimes.contract import ModelContract, Preprocessing
+from runtimes.quiet import warnings_to_debug_log
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ from edgekit.reports.progress import epoch_progress
 from edgekit.training.batches import seeded_batches
 from edgekit.training.detector import DETECTORS, decode_maps, detection_loss, encode_targets
 from edgekit.training.options import TrainOptions, TrainResult
-from runtimes._quiet import warnings_to_debug_log
 from runtimes.contract import ModelContract, Preprocessing
 from runtimes.heads.detection import DetectionHead
 from runtimes.preprocess import normalize
+from runtimes.quiet import warnings_to_debug_log
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ import numpy as np
 from edgekit._tf import keras
 from edgekit.errors import TrainingError
 from edgekit.training.architectures import _check_weights, _fast_batchnorm
-from runtimes._registry import Registry
 from runtimes.contract import Preprocessing
 from runtimes.heads.detection import DetectionHead
+from runtimes.registry import Registry
 
 STRIDE = 4  # cells of the raw maps, in input pixels
 DECODE_SCOPE = "decode"  # the exported graph's decoding layer

@@ -9,8 +9,8 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from runtimes._registry import Registry
 from runtimes.errors import ModelLoadError
+from runtimes.registry import Registry
 from runtimes.tensors import TensorSpec
 
 

@@ -13,9 +13,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from runtimes._deps import require
 from runtimes.backends.base import RuntimeBase
 from runtimes.contract import ModelContract
+from runtimes.deps import require
 from runtimes.errors import BackendUnavailableError, ContractError, InputError, ModelLoadError
 from runtimes.metadata.coreml import COMPUTE_UNITS, CONTRACT_METADATA_KEY
 from runtimes.tensors import TensorSpec

@@ -10,11 +10,11 @@ from typing import Sequence
 
 import numpy as np
 
-from runtimes._deps import require
-from runtimes._quiet import quiet_native
 from runtimes.backends.base import RuntimeBase
+from runtimes.deps import require
 from runtimes.errors import ContractError, InferenceError, InputError, ModelLoadError, UnknownNameError
 from runtimes.metadata.onnx import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
+from runtimes.quiet import quiet_native
 from runtimes.tensors import QuantParams, TensorSpec
 
 log = logging.getLogger(__name__)

@@ -11,11 +11,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from runtimes._quiet import quiet_native
 from runtimes.backends.base import RuntimeBase, read_model_file
 from runtimes.backends.tflite_delegates import compiled_for_edgetpu, load_delegates, parse_delegate
 from runtimes.errors import ContractError, InferenceError, InputError, MissingDependencyError, ModelLoadError
 from runtimes.metadata.tflite import is_tflite, read_metadata
+from runtimes.quiet import quiet_native
 from runtimes.tensors import QuantParams, TensorSpec
 
 log = logging.getLogger(__name__)

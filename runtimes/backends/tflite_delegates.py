@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from runtimes._registry import Registry
 from runtimes.errors import BackendUnavailableError, InputError
+from runtimes.registry import Registry
 
 EDGETPU_OP = b"edgetpu-custom-op"  # the custom op edgetpu_compiler puts in a compiled model
 

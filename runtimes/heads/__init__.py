@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
-from runtimes._registry import Registry
 from runtimes.heads.classification import ClassificationHeadSchema
 from runtimes.heads.detection import DetectionHeadSchema
+from runtimes.registry import Registry
 from runtimes.tensors import TensorSpec
 
 

@@ -25,7 +25,7 @@ LABELS_FILE = "labels.txt"
 
 
 def _schema() -> Any:
-    from runtimes._deps import require
+    from runtimes.deps import require
 
     require("flatbuffers", extra="runtime", package="flatbuffers")
     from runtimes.metadata import tflite_schema_py_generated as schema

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from runtimes._deps import require
+from runtimes.deps import require
 from runtimes.metadata.standard import associated_files, with_associated_files
 
 TFLITE_IDENTIFIER = b"TFL3"

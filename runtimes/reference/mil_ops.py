@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runtimes._registry import Registry
+from runtimes.registry import Registry
 
 MILOp = Callable[..., Any]
 MIL_OPS: Registry[MILOp] = Registry("MIL op")

@@ -16,13 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from runtimes._deps import require
-from runtimes.errors import InputError, ModelLoadError
+from runtimes.deps import require
+from runtimes.errors import InputError, ModelLoadError, UnsupportedOpError
 from runtimes.reference.mil_ops import MIL_OPS
-
-
-class UnsupportedOpError(ModelLoadError):
-    """A program uses an op the reference executor does not implement."""
 
 
 @dataclass(frozen=True)

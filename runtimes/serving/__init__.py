@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from runtimes._deps import require
+from runtimes.deps import require
+from runtimes.errors import RequestError, ServeConfigError
 from runtimes.serving.app import Draining, ServeConfig, create_app
-from runtimes.serving.errors import RequestError, ServeConfigError
 from runtimes.serving.gate import loopback_hosts
 from runtimes.serving.limits import Limits
 from runtimes.serving.live import LiveFeed

@@ -21,10 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
-from runtimes._deps import require
-from runtimes.errors import InputError
+from runtimes.deps import require
+from runtimes.errors import InputError, RequestError
 from runtimes.serving.budget import Budget, BudgetExhausted
-from runtimes.serving.errors import RequestError
 from runtimes.serving.gate import Gate
 from runtimes.serving.limits import Limits
 from runtimes.serving.live import LiveFeed

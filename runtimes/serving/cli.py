@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from runtimes.serving.errors import ServeConfigError
+from runtimes.errors import ServeConfigError
 from runtimes.serving.limits import Limits
 
 TOKEN_VARIABLE = "EDGEKIT_SERVE_TOKEN"  # a token in the environment stays out of `ps` (systemd: EnvironmentFile)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from runtimes.serving.errors import RequestError
+from runtimes.errors import RequestError
 
 ACCEPTED = "JPEG, PNG or WebP"
 JPEG_SIGNATURE = b"\xff\xd8\xff"  # what OpenCV's JPEG decoder checks

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import cv2
 
-from runtimes.draw import draw_overlay
+from runtimes.display import draw_overlay
 from runtimes.sources.base import redact_credentials
 
 log = logging.getLogger("edgekit.serve")

@@ -22,8 +22,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from runtimes.errors import RequestError
 from runtimes.metadata.savedmodel import IMAGES_INPUT, SERVING_SIGNATURE
-from runtimes.serving.errors import RequestError
 from runtimes.serving.image_headers import ImageHeader, read_header
 from runtimes.serving.limits import Limits
 

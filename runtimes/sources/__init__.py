@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from runtimes.sources.base import Frame, Source, SourceError, SourceStats, frame_problem, redact_credentials
+from runtimes.errors import SourceError
+from runtimes.sources.base import Frame, Source, SourceStats, frame_problem, redact_credentials
 from runtimes.sources.files import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,

@@ -9,8 +9,6 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from runtimes.errors import EdgekitError
-
 log = logging.getLogger(__name__)
 
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
@@ -20,10 +18,6 @@ def redact_credentials(text: object) -> str:
     """`text` with the user and password of every URL in it masked (rtsp://admin:pw@cam/ -> rtsp://***@cam/), for
     logs, errors and anything a server shows."""
     return _USERINFO.sub(r"\g<scheme>***@", str(text))
-
-
-class SourceError(EdgekitError):
-    """A source cannot be opened, or a live source stopped and could not be reopened."""
 
 
 @dataclass(frozen=True)

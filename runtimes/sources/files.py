@@ -11,9 +11,9 @@ from typing import Any, Iterable, Iterator
 import cv2
 import numpy as np
 
-from runtimes.errors import InputError
+from runtimes.errors import InputError, SourceError
 from runtimes.preprocess import read_image
-from runtimes.sources.base import Frame, Source, SourceError, frame_problem
+from runtimes.sources.base import Frame, Source, frame_problem
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")

@@ -14,7 +14,8 @@ from typing import Any, Iterator, Protocol
 import cv2
 import numpy as np
 
-from runtimes.sources.base import Frame, Source, SourceError, redact_credentials
+from runtimes.errors import SourceError
+from runtimes.sources.base import Frame, Source, redact_credentials
 
 log = logging.getLogger(__name__)
 

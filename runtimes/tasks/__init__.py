@@ -12,7 +12,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from runtimes._registry import Registry
+from runtimes.registry import Registry
 from runtimes.tasks.binding import ModelInfo
 from runtimes.tasks.classification import ClassificationTask
 from runtimes.tasks.detection import DetectionTask

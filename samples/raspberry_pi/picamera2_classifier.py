@@ -14,8 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bundle folder, when copied there
 
 import runtimes  # noqa: E402
+from runtimes.display import AnnotatedVideo, Window, present  # noqa: E402
 from runtimes.sources import LiveSource, Picamera2Reader  # noqa: E402
-from runtimes.video import AnnotatedVideo, Window, present  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

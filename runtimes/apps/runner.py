@@ -3,7 +3,7 @@
 `edgekit predict --source` and the Raspberry Pi bundle's `run.py` both use this, so the
 Pi runs exactly what was tested on the host, with numpy, OpenCV and one runtime.
 
-    python -m runtimes.runner model.tflite --source 0 --json --output results.jsonl
+    python -m runtimes.apps.runner model.tflite --source 0 --json --output results.jsonl
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _task(task: Any) -> Any:
 
 def run_stream(model: Any, source: Any, options: StreamOptions, out: IO[str] | None = None) -> int:
     """Classify every frame of `source`, writing one line (or JSON object) per result to `out`."""
-    from runtimes.video import AnnotatedVideo, Window, present
+    from runtimes.display import AnnotatedVideo, Window, present
 
     out = out or sys.stdout
     window = Window("edgekit") if options.show else None
@@ -165,7 +165,7 @@ def backend_options(delegates: Sequence[str], providers: Sequence[str]) -> dict[
 
 
 def main(argv: Sequence[str] | None = None, default_model: str | None = None, bundle: str | Path | None = None) -> int:
-    """Entry point of `python -m runtimes.runner` and of the deploy bundle's run.py (JSON lines out).
+    """Entry point of `python -m runtimes.apps.runner` and of the deploy bundle's run.py (JSON lines out).
 
     A bundle's run.py passes its folder: its MANIFEST.sha256 is checked before anything loads,
     so a damaged model or runtime file is refused with the file named, never run.

@@ -6,8 +6,8 @@ import importlib
 import sys
 from types import ModuleType
 
-from runtimes._quiet import quiet_native
 from runtimes.errors import MissingDependencyError
+from runtimes.quiet import quiet_native
 
 # packages whose first import prints C++ start-up lines (oneDNN, CUDA probes, absl) or warnings
 NOISY_IMPORTS = ("tensorflow", "keras", "tf2onnx", "coremltools", "onnxruntime")
