@@ -169,7 +169,7 @@ def width_sweep(size: int = 160, classes: int = 3) -> None:
     from converters import CalibrationData
     from converters.tflite import MODES, convert_tflite
     from edgekit.data.annotations import load_detection
-    from edgekit.training.detector import DETECTORS, build_mobilenetv2_detector, with_decoding
+    from edgekit.training.detector_graph import DETECTORS, build_mobilenetv2_detector, with_decoding
     from runtimes.contract import ModelContract
     from runtimes.heads.detection import DetectionHead
 

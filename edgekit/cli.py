@@ -353,7 +353,7 @@ def _deploy(args: argparse.Namespace) -> int:
 
 @command("bench")
 def _bench(args: argparse.Namespace) -> int:
-    from edgekit.benchmark import bench
+    from edgekit.benchmarking.runner import bench
 
     try:
         threads = [int(t) for t in args.threads.split(",")] if args.threads else [None]

@@ -263,7 +263,7 @@ def test_float_artifacts_match_keras_and_predict_returns_source_boxes(detector, 
         with pytest.raises(edgekit.InputError, match="valid: iou_threshold, max_detections, score_threshold"):
             model.predict(image, top_k=3)
     # the same answer by hand: the contract's letterbox, Keras' raw maps, NumPy decoding, the mapping undone
-    from edgekit.training.detector import decode_maps
+    from edgekit.training.detector_graph import decode_maps
     from runtimes.boxes import filter_detections
     from runtimes.preprocess import normalize
 
@@ -284,7 +284,7 @@ def test_mobilenetv2_detector_loads_a_local_backbone_file_and_trains_at_160(tmp_
 
     import edgekit
     from edgekit._tf import keras
-    from edgekit.training.detector import DETECTORS
+    from edgekit.training.detector_graph import DETECTORS
 
     k = keras()
     plain = k.applications.MobileNetV2(input_shape=(160, 160, 3), include_top=False, weights=None, alpha=1.0)

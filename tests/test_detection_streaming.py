@@ -17,7 +17,7 @@ from edgekit.data.detection_streaming import StreamingDetectionDataset
 from edgekit.data.synthetic import make_shapes_detection
 from edgekit.errors import DatasetError
 from edgekit.training.detection import _batches
-from edgekit.training.detector import DETECTORS
+from edgekit.training.detector_graph import DETECTORS
 
 SPEC = DETECTORS.get("small_detector").preprocessing(
     edgekit.Preprocessing(64, resize="letterbox", interpolation="linear")
@@ -55,7 +55,7 @@ def _pipeline_batches(dataset, augment=None, **options):
 
 
 def _encode(dataset):
-    from edgekit.training.detector import encode_targets
+    from edgekit.training.detector_graph import encode_targets
 
     return lambda boxes, classes: encode_targets(boxes, classes, SPEC.input_size, len(dataset.labels))
 

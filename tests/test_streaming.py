@@ -84,7 +84,7 @@ def test_every_training_input_has_the_autotuner_off_and_in_memory_batches_reshuf
     from edgekit.data.synthetic import make_shapes_detection
     from edgekit.training.classification import _batches as classification_batches
     from edgekit.training.detection import _batches as detection_batches
-    from edgekit.training.detector import DETECTORS
+    from edgekit.training.detector_graph import DETECTORS
 
     streamed = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream=True)
     in_memory = edgekit.ImageFolder(folder_with_corrupt_files, image_size=48, stream=False)

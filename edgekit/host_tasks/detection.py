@@ -18,7 +18,7 @@ from edgekit.metrics.detection import (
     map_of,
     source_detections,
 )
-from edgekit.training.detector import BOX_SCOPES, DECODE_SCOPE
+from edgekit.training.detector_graph import BOX_SCOPES, DECODE_SCOPE
 from runtimes.heads.detection import DetectionHead, output_roles
 from runtimes.tasks.detection import decoded_outputs
 
@@ -63,7 +63,7 @@ class DetectionHost:
         return train_detector(train, val, arch, options)
 
     def deployable(self, model: Any, contract: Any) -> Any:
-        from edgekit.training.detector import with_decoding
+        from edgekit.training.detector_graph import with_decoding
 
         outputs = getattr(model, "outputs", [])
         if len(outputs) == 3:  # already decodes (a deployable model passed again)
@@ -82,7 +82,7 @@ class DetectionHost:
             return model, contract, config
         from dataclasses import replace
 
-        from edgekit.training.detector import with_postprocess
+        from edgekit.training.detector_graph import with_postprocess
 
         head = DetectionHead.postprocess(_head(contract))
         graph = self._postprocessed.get(model)
@@ -97,7 +97,7 @@ class DetectionHost:
         image's pixels, `scores` (N, K), `classes` (N, K) int, `labels` (N, K) string, `count` (N,); rows past
         `count` are zeros. The contract's score threshold, then class-aware IoU NMS (`class_aware_nms`, the
         same as the TFLite postprocess layout's), K = max_detections."""
-        from edgekit.training.detector import class_aware_nms
+        from edgekit.training.detector_graph import class_aware_nms
 
         chosen = DetectionHead.from_dict(head)
         boxes, scores, classes = outputs[:3]

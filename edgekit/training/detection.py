@@ -23,7 +23,7 @@ from edgekit.keras_io import load_keras, save_keras
 from edgekit.metrics.detection import EVAL_SCORE_THRESHOLD, DetectionMetrics, map_of, source_detections
 from edgekit.reports.progress import epoch_progress
 from edgekit.training.batches import seeded_batches
-from edgekit.training.detector import DETECTORS, decode_maps, detection_loss, encode_targets
+from edgekit.training.detector_graph import DETECTORS, decode_maps, detection_loss, encode_targets
 from edgekit.training.options import TrainOptions, TrainResult
 from runtimes.contract import ModelContract, Preprocessing
 from runtimes.heads.detection import DetectionHead

@@ -152,7 +152,7 @@ def _numpy_dtype(mil_type: Any) -> np.dtype | None:
 def load_program(path: str | Path) -> MILProgram:
     """Read a saved .mlpackage into a `MILProgram` (needs coremltools; not CoreML itself)."""
     ct = require("coremltools", extra="coreml")
-    from coremltools.converters.mil.frontend.milproto.load import load as load_milproto
+    milproto = require("coremltools.converters.mil.frontend.milproto.load", extra="coreml", package="coremltools")
 
     path = Path(path)
     try:
@@ -162,7 +162,7 @@ def load_program(path: str | Path) -> MILProgram:
             raise ModelLoadError(
                 f"{path.name} is a {spec.WhichOneof('Type')} model; the reference executor runs ML programs only"
             )
-        program = load_milproto(spec, spec.specificationVersion, mlmodel.weights_dir)
+        program = milproto.load(spec, spec.specificationVersion, mlmodel.weights_dir)
     except ModelLoadError:
         raise
     except Exception as exc:  # coremltools raises many types for unreadable packages

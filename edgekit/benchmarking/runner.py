@@ -93,7 +93,9 @@ def _measure(
     payload = json.dumps(
         {"model": model, "threads": threads, "runs": runs, "seconds": seconds, "warmup": warmup, "data": data}
     )
-    done = subprocess.run([sys.executable, "-m", "edgekit._bench_worker", payload], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "edgekit.benchmarking.worker", payload], capture_output=True, text=True
+    )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         reason = (done.stderr.strip().splitlines() or ["worker failed"])[-1]

@@ -13,7 +13,7 @@ import numpy as np
 
 
 def main(payload: str) -> int:
-    from edgekit.benchmark import BenchResult
+    from edgekit.benchmarking.runner import BenchResult
     from runtimes.backends.base import artifact_size, reference_backend_for
     from runtimes.model import open_model
 
