@@ -172,7 +172,7 @@ def test_prune_and_distill_commands(trained, shapes_tenth, tmp_path):
 
 
 def test_export_options_parse_numbers_and_flags():
-    from edgekit.cli import _options
+    from edgekit.cli.arguments import format_options as _options
 
     assert _options(
         [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Iterator
 
 from import_graph import PACKAGES
 
@@ -23,28 +24,30 @@ def module_lines(root: Path) -> dict[str, int]:
     }
 
 
+def _body_lines(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    body = function.body
+    if len(body) > 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring does not count
+    return body[-1].end_lineno - body[0].lineno + 1
+
+
+def _functions(node: ast.AST, prefix: str = "") -> Iterator[tuple[str, int]]:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield f"{prefix}{child.name}", _body_lines(child)
+            yield from _functions(child, f"{prefix}{child.name}.")
+        elif isinstance(child, ast.ClassDef):
+            yield from _functions(child, f"{prefix}{child.name}.")
+
+
 def function_lines(root: Path) -> dict[str, int]:
     """`module.py:qualified.name` -> lines of the function's body without its docstring."""
     found: dict[str, int] = {}
     for package in PACKAGES:
         for path in sorted((root / package).rglob("*.py")):
             relative = path.relative_to(root).as_posix()
-            if relative in EXEMPT_MODULES:
-                continue
-
-            def visit(node: ast.AST, prefix: str) -> None:
-                for child in ast.iter_child_nodes(node):
-                    if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                        name = f"{prefix}{child.name}"
-                        body = child.body
-                        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
-                            body = body[1:] or body
-                        found[f"{relative}:{name}"] = body[-1].end_lineno - body[0].lineno + 1
-                        visit(child, f"{name}.")
-                    elif isinstance(child, ast.ClassDef):
-                        visit(child, f"{prefix}{child.name}.")
-
-            visit(ast.parse(path.read_text()), "")
+            if relative not in EXEMPT_MODULES:
+                found.update((f"{relative}:{name}", lines) for name, lines in _functions(ast.parse(path.read_text())))
     return found
 
 

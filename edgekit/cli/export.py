@@ -1,0 +1,74 @@
+"""`edgekit export`: convert a .keras model to edge formats and check each artifact against it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from converters import all_targets
+from edgekit.cli.arguments import format_options, target_list
+
+HELP = "convert a .keras model to edge formats and check each"
+DESCRIPTION = (
+    "Convert MODEL to every --target, embed the contract, and compare each artifact with Keras on --check data."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help=".keras file written by `edgekit train`")
+    parser.add_argument(
+        "--target",
+        "-t",
+        action="append",
+        required=True,
+        help=f"format:mode, repeatable or comma-separated; one of: {', '.join(all_targets())}",
+    )
+    parser.add_argument("--calibration", type=Path, help="image folder for int8 calibration (needed for int8 modes)")
+    parser.add_argument("--calibration-samples", type=int, default=100, help="images used to calibrate (default: 100)")
+    parser.add_argument("--check", type=Path, help="labelled image folder to compare every artifact with Keras")
+    parser.add_argument(
+        "--max-drop",
+        type=float,
+        default=None,
+        help="accuracy gate in points: an artifact less accurate than Keras by more fails (needs --check)",
+    )
+    parser.add_argument(
+        "--fallback", action="store_true", help="when a mode fails, try the next safer one (int8 -> dynamic -> float16)"
+    )
+    parser.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="FORMAT.KEY=VALUE",
+        help="format option, repeatable: coreml.compute_units=CPU_AND_NE, "
+        "coreml.minimum_deployment_target=iOS17, tflite.calibration_samples=200, tflite.mixed_precision=false",
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/export"), help="output folder (default: runs/export)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgekit.api import export
+    from edgekit.host_tasks import host_task
+    from edgekit.keras_io import read_keras_contract
+
+    contract = read_keras_contract(args.model)
+
+    def folder(path: Path | None):  # noqa: ANN202
+        return None if path is None or contract is None else host_task(contract.task).load(path, contract.preprocessing)
+
+    report = export(
+        args.model,
+        target_list(args.target),
+        out_dir=args.out,
+        calibration=folder(args.calibration),
+        check=folder(args.check),
+        calibration_samples=args.calibration_samples,
+        max_drop=args.max_drop,
+        fallback=args.fallback,
+        options=format_options(args.option),
+    )
+    print(report.table())
+    paths = report.write(args.out)
+    print(f"report: {paths['markdown']}, {paths['json']}, {paths['plot']}")
+    return 0 if report.ok else 1

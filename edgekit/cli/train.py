@@ -1,0 +1,155 @@
+"""`edgekit train`: train a classifier (class subfolders) or a detector (YOLO, COCO, VOC)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edgekit.cli.arguments import image_size
+from runtimes.tasks import TASKS
+
+HELP = "train a classifier (class subfolders) or a detector (YOLO, COCO, VOC)"
+DESCRIPTION = (
+    "Train on DATA/<class>/<image>; writes model.keras (contract inside), metrics.json, history.png and confusion.png."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "data",
+        type=Path,
+        help="folder with one subfolder of images per class; for detection a YOLO, COCO (.json) or Pascal VOC dataset",
+    )
+    parser.add_argument(
+        "--task",
+        choices=TASKS.names(),
+        default="classification",
+        help="what the model learns (default: classification)",
+    )
+    parser.add_argument(
+        "--arch",
+        default=None,
+        help="architecture name or a .keras file (default: small_cnn; small_detector for detection)",
+    )
+    parser.add_argument(
+        "--image-size", type=image_size, default=None, help="input size, 96 or HxW (default: 96; 128 for detection)"
+    )
+    parser.add_argument(
+        "--color-order", choices=["rgb", "bgr", "gray"], default="rgb", help="channel order the model takes"
+    )
+    parser.add_argument(
+        "--resize",
+        choices=["stretch", "letterbox", "center_crop"],
+        default=None,
+        help="how images are fitted to the input size (default: stretch; letterbox for detection)",
+    )
+    parser.add_argument(
+        "--interpolation",
+        choices=["area", "linear"],
+        default=None,
+        help="how larger images are shrunk, in training and on the device: area (antialiased) or linear "
+        "(one bilinear pass, faster on camera frames) (default: area; linear for detection)",
+    )
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help="train on N local devices with tf.distribute's MirroredStrategy (GPUs, else N logical CPU "
+        "devices); with a TF_CONFIG naming several workers, MultiWorkerMirroredStrategy. Batch size is "
+        "global; only the chief writes files",
+    )
+    parser.add_argument(
+        "--stream",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="read images per epoch through tf.data instead of into memory (auto: when they would pass "
+        "2 GiB decoded); image folders and detection datasets",
+    )
+    parser.add_argument(
+        "--cache", default=None, help="folder for a streamed dataset's decoded pixels (epoch 2 on reads them)"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="maximum epochs; early stopping may end sooner (default: 20; 60 for detection)",
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="images per training step (default: 32)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: 1e-3; 3e-3 for detection)")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="epochs without improvement (val loss; val mAP for detection) before stopping (default: 5; 10)",
+    )
+    parser.add_argument("--weights", default=None, help="local weights file for the backbone (never downloaded)")
+    parser.add_argument("--val", type=float, default=0.15, help="validation fraction (default: 0.15)")
+    parser.add_argument("--test", type=float, default=0.15, help="test fraction (default: 0.15)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the split and training (default: 0)")
+    parser.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder (default: runs/train)")
+    parser.add_argument(
+        "--teacher",
+        default=None,
+        help="distill from this model: a .keras file or any artifact edgekit.load runs (.tflite, .onnx)",
+    )
+    parser.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default: 4)")
+    parser.add_argument(
+        "--alpha", type=float, default=0.5, help="weight of the hard labels when distilling (default: 0.5)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from edgekit.api import train
+    from edgekit.data.annotations import load_detection
+    from edgekit.data.folders import ImageFolder
+    from edgekit.training.distribution import strategy_for
+
+    detection = args.task == "detection"
+    strategy = strategy_for(args.devices)  # before any other TensorFlow work: it may split the CPU into devices
+    read = partial(
+        load_detection if detection else ImageFolder,
+        stream={"yes": True, "no": False}.get(args.stream, "auto"),
+        cache_dir=args.cache,
+    )
+    dataset = read(
+        args.data,
+        image_size=args.image_size or ((128, 128) if detection else (96, 96)),
+        color_order=args.color_order,
+        resize=args.resize or ("letterbox" if detection else "stretch"),
+        interpolation=args.interpolation or ("linear" if detection else "area"),
+    )
+    train_split, val_split, test_split = dataset.split(val=args.val, test=args.test, seed=args.seed)
+    result = train(
+        train_split,
+        val_split,
+        args.arch,
+        task=args.task,
+        test=test_split if len(test_split) else None,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        patience=args.patience,
+        weights=args.weights,
+        out_dir=args.out,
+        seed=args.seed,
+        teacher=args.teacher,
+        temperature=args.temperature,
+        alpha=args.alpha,
+        **({"strategy": strategy} if strategy is not None else {}),
+    )
+    if detection:
+        for split in result.metrics["map"]:
+            print(
+                (
+                    f"{split:>5} mAP@[.5:.95]: {result.metrics['map'][split] * 100:.1f}%  mAP@.5: "
+                    f"{result.metrics['map50'][split] * 100:.1f}%"
+                )
+            )
+        print(f"wrote {result.model_path}, metrics.json, history.png, val_boxes.png to {result.out_dir}")
+        return 0
+    for split, accuracy in result.metrics["accuracy"].items():
+        print(f"{split:>5} accuracy: {accuracy * 100:.1f}%")
+    print(f"wrote {result.model_path}, metrics.json, history.png, confusion.png to {result.out_dir}")
+    return 0
