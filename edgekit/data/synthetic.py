@@ -226,7 +226,7 @@ def make_shapes_detection(
     height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if n_images < 1 or min(height, width) < 32:
         raise ValueError(f"need n_images >= 1 and an image side >= 32, got {n_images} and {image_size}")
-    from edgekit.data.detection import write_annotations
+    from edgekit.data.annotations import write_annotations
 
     rng = np.random.default_rng(seed)
     scenes = []
