@@ -99,7 +99,7 @@ def warm_stages(model: Any, frame: np.ndarray, runs: int) -> tuple[float, float]
     """predict's preprocessing and its decoding, NMS and mapping back (ms, medians), repeated with no inference
     between: their floor, with nothing evicting this process's caches (between frames an inference streams its
     weights through them, and on a shared host other tenants evict them too)."""
-    options = model.task.options(model, {})
+    options = model.decoder.options({})
     raw = model._run_pixels(model._pixel_plan(frame, "bgr")(frame)[None])
     outputs = [np.array(output) for output in raw]  # copied: the backend reuses its own output memory
     pre, rest = [], []
@@ -107,7 +107,7 @@ def warm_stages(model: Any, frame: np.ndarray, runs: int) -> tuple[float, float]
         started = time.perf_counter()
         model._pixel_plan(frame, "bgr")(frame)
         prepared = time.perf_counter()
-        model.task.results(model, outputs, [frame.shape[:2]], 0.0, 0.0, options)
+        model.decoder.results(outputs, [frame.shape[:2]], 0.0, 0.0, options)
         pre.append(prepared - started)
         rest.append(time.perf_counter() - prepared)
     return statistics.median(pre) * 1000, statistics.median(rest) * 1000

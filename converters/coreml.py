@@ -153,6 +153,36 @@ def _mode_name(config: CoreMLConfig) -> str:
         "fp16": "fp32",
     },
 )
+def _image_input(ct: Any, spec: Any, scale: float, bias: list[float]) -> Any:
+    """The program's image input: the contract's size, colour layout and scaling (CoreML scales before the model)."""
+    layouts = {
+        ColorOrder.RGB: ct.colorlayout.RGB,
+        ColorOrder.BGR: ct.colorlayout.BGR,
+        ColorOrder.GRAY: ct.colorlayout.GRAYSCALE,
+    }
+    return ct.ImageType(
+        name=INPUT_NAME,
+        shape=(1, *spec.input_size, spec.channels),
+        scale=scale,
+        bias=bias if spec.channels == 3 else bias[0],
+        color_layout=layouts[spec.color_order],
+    )
+
+
+def _save(mlmodel: Any, output_path: Path) -> None:
+    """Save the package beside its destination and move it into place: never a half-written package."""
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_path.name}.", dir=output_path.parent))
+    try:
+        staged = staging / output_path.name
+        with quiet_native("coremltools save"):
+            mlmodel.save(str(staged))
+        ordinary_permissions(staged)  # coremltools copies its private temp folder's modes
+        replace_folder(staged, output_path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def convert_coreml(
     model: Any,
     output_path: str | Path,
@@ -175,18 +205,7 @@ def convert_coreml(
         raise ConversionError("CoreML export takes NHWC Keras models; this contract's layout is nchw")
     started = time.perf_counter()
     scale, bias, fold = image_scale_and_bias(contract)
-    layouts = {
-        ColorOrder.RGB: ct.colorlayout.RGB,
-        ColorOrder.BGR: ct.colorlayout.BGR,
-        ColorOrder.GRAY: ct.colorlayout.GRAYSCALE,
-    }
-    image = ct.ImageType(
-        name=INPUT_NAME,
-        shape=(1, *spec.input_size, spec.channels),
-        scale=scale,
-        bias=bias if spec.channels == 3 else bias[0],
-        color_layout=layouts[spec.color_order],
-    )
+    image = _image_input(ct, spec, scale, bias)
     precision = ct.precision.FLOAT32 if config.quantization is Quantization.FLOAT32 else ct.precision.FLOAT16
 
     @contextlib.contextmanager
@@ -226,16 +245,7 @@ def convert_coreml(
     )
     mlmodel.user_defined_metadata[CONTRACT_METADATA_KEY] = embedded.to_signed_json()
     mlmodel.short_description = f"{contract.model_name}: {contract.task} over {len(contract.labels)} labels (edgekit)"
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_path.name}.", dir=output_path.parent))
-    try:
-        staged = staging / output_path.name
-        with quiet_native("coremltools save"):
-            mlmodel.save(str(staged))
-        ordinary_permissions(staged)  # coremltools copies its private temp folder's modes
-        replace_folder(staged, output_path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    _save(mlmodel, output_path)
     size = artifact_size(output_path)
     seconds = time.perf_counter() - started
     log.debug("wrote %s (%.1f kB, %.1f s)", output_path, size / 1024, seconds)

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from edgekit.errors import ContractError, DatasetError, ExportError, TrainingError
 from runtimes.contract import ModelContract, Preprocessing
-from runtimes.model import Model, open_model
+from runtimes.loading import open_model
+from runtimes.model import Model
 
 if TYPE_CHECKING:
     from edgekit.exporter import CalibrationInput, CheckData, ExportReport

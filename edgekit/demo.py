@@ -16,7 +16,7 @@ from edgekit.api import export, train
 from edgekit.data.folders import ImageFolder
 from edgekit.data.synthetic import make_shapes, make_shapes_detection
 from edgekit.exporter import ExportReport
-from runtimes.model import open_model
+from runtimes.loading import open_model
 from runtimes.registry import Registry
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ from edgekit.reports.tables import text_table
 from runtimes.backends.base import BACKENDS, reference_backend_for
 from runtimes.contract import ModelContract
 from runtimes.integrity import sha256_file
-from runtimes.model import Model, open_model
+from runtimes.loading import open_model
+from runtimes.model import Model
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from runtimes.errors import (
     UnknownNameError,
     UnsupportedOpError,
 )
-from runtimes.model import Model, TaskResult, open_model
+from runtimes.loading import open_model
+from runtimes.model import Model, TaskResult
 from runtimes.preprocess import preprocess, read_image
 from runtimes.sources import Frame, FrameReader, LiveSource, Source, open_source
 from runtimes.stream import RateMeter, Stream, StreamResult

@@ -536,11 +536,11 @@ def test_non_finite_detector_outputs_fail_only_where_they_would_be_read(detector
         scores[:] = 0.0
         scores[0, :2] = 0.9, 0.8
         boxes[0, :2] = [0.1, 0.1, 0.3, 0.3], [0.6, 0.6, 0.9, 0.9]
-        options = model.task.options(model, {})
+        options = model.decoder.options({})
 
         def results(b, s):
             raw = [{roles[3]: b, roles[2]: s}.get(spec.name, outputs[spec.name]) for spec in specs]
-            return model.task.results(model, raw, [(48, 64)], 0.0, 0.0, options)[0]
+            return model.decoder.results(raw, [(48, 64)], 0.0, 0.0, options)[0]
 
         assert len(results(boxes, scores)) == 2
         unread = boxes.copy()

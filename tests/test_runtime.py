@@ -189,15 +189,15 @@ def test_predict_scores_are_run_scores_bit_for_bit(exported, dtype, zero_point):
     from dataclasses import replace
 
     from runtimes.quantization import dequantize
+    from runtimes.tasks.binding import ModelInfo
+    from runtimes.tasks.classification import ClassificationDecoder
 
     with edgekit.load(exported.result("tflite:int8").path) as model:
-        model.output_spec = replace(
-            model.output_spec, dtype=np.dtype(dtype), quantization=QuantParams(0.0123, zero_point)
-        )
-        model._score_table = model._dequantized_codes()
+        spec = replace(model.output_spec, dtype=np.dtype(dtype), quantization=QuantParams(0.0123, zero_point))
+        decoder = ClassificationDecoder(ModelInfo(model.path.name, (spec,), model.labels, None, model.preprocessing))
         raw = np.random.default_rng(0).integers(0, 256, (5, 3)).astype(np.uint8).view(dtype)
-        rows = model._score_rows(raw)
-        assert rows == dequantize(raw, model.output_spec).tolist()
+        rows = decoder.rows(raw)
+        assert rows == dequantize(raw, spec).tolist()
         assert rows[0][0] != (int(raw[0, 0]) - zero_point) * 0.0123  # float32 values, not float64 products
 
 

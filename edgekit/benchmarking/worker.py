@@ -15,7 +15,7 @@ import numpy as np
 def main(payload: str) -> int:
     from edgekit.benchmarking.runner import BenchResult
     from runtimes.backends.base import artifact_size, reference_backend_for
-    from runtimes.model import open_model
+    from runtimes.loading import open_model
 
     args = json.loads(payload)
     path = Path(args["model"])

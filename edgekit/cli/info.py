@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
         contract, tensors, runs, sources = read_keras_contract(args.model), [], "yes (Keras)", {}
     else:
-        from runtimes.model import open_model
+        from runtimes.loading import open_model
 
         with open_model(args.model) as model:
             contract, sources = model.contract, model.contract_sources

@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtimes.model import open_model
+    from runtimes.loading import open_model
 
     if not args.images and not args.source:
         from runtimes.errors import InputError

@@ -68,6 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache", default=None, help="folder for a streamed dataset's decoded pixels (epoch 2 on reads them)"
     )
+    _add_fit_arguments(parser)
+
+
+def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    """How long and how to fit, and distillation."""
     parser.add_argument(
         "--epochs",
         type=int,

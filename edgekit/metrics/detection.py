@@ -36,24 +36,14 @@ class DetectionMetrics:
         return asdict(self)
 
 
-def coco_map(
+def _coco_records(
     truth_boxes: Boxes,
     truth_classes: Sequence[np.ndarray],
     pred_boxes: Boxes,
     pred_scores: Sequence[np.ndarray],
     pred_classes: Sequence[np.ndarray],
-    labels: Sequence[str],
-) -> DetectionMetrics:
-    """mAP@[.5:.95], mAP@.5 and mAP@.75 with per-class AP, by pycocotools' COCOeval (bbox, 100 detections).
-
-    Example:
-        >>> m = coco_map([gt], [gt_cls], [boxes], [scores], [classes], ["circle", "square"])
-        >>> round(m.map50, 3)
-    """
-    require("pycocotools", extra="train")
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """COCO's images, ground-truth annotations and detection results (bbox x, y, w, h; category ids from 1)."""
     images, annotations, results = [], [], []
     for image_id, (tb, tc, pb, ps, pc) in enumerate(
         zip(truth_boxes, truth_classes, pred_boxes, pred_scores, pred_classes), 1
@@ -82,6 +72,28 @@ def coco_map(
                     "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
                 }
             )
+    return images, annotations, results
+
+
+def coco_map(
+    truth_boxes: Boxes,
+    truth_classes: Sequence[np.ndarray],
+    pred_boxes: Boxes,
+    pred_scores: Sequence[np.ndarray],
+    pred_classes: Sequence[np.ndarray],
+    labels: Sequence[str],
+) -> DetectionMetrics:
+    """mAP@[.5:.95], mAP@.5 and mAP@.75 with per-class AP, by pycocotools' COCOeval (bbox, 100 detections).
+
+    Example:
+        >>> m = coco_map([gt], [gt_cls], [boxes], [scores], [classes], ["circle", "square"])
+        >>> round(m.map50, 3)
+    """
+    require("pycocotools", extra="train")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, annotations, results = _coco_records(truth_boxes, truth_classes, pred_boxes, pred_scores, pred_classes)
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(labels)]
     chatter = io.StringIO()
     with contextlib.redirect_stdout(chatter):  # COCO prints its progress; keep it in the debug log

@@ -167,8 +167,22 @@ def fit_multi_worker(
     train_step, val_step = summed(train_replica), summed(val_replica)
     train_batches = strategy.experimental_distribute_dataset(train_data)
     val_batches = strategy.experimental_distribute_dataset(val_data)
+    return _epochs(
+        model,
+        k.callbacks.CallbackList(callbacks, model=model),
+        epochs,
+        train_step,
+        val_step,
+        train_batches,
+        val_batches,
+    )
+
+
+def _epochs(
+    model: Any, callback_list: Any, epochs: int, train_step: Any, val_step: Any, train_batches: Any, val_batches: Any
+) -> dict[str, list[float]]:
+    """The epoch loop of `fit_multi_worker`: sums per epoch, the callbacks at fit's points; the history."""
     history: dict[str, list[float]] = {"accuracy": [], "loss": [], "val_accuracy": [], "val_loss": []}
-    callback_list = k.callbacks.CallbackList(callbacks, model=model)
     callback_list.on_train_begin()
     for epoch in range(epochs):
         callback_list.on_epoch_begin(epoch)

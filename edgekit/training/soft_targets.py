@@ -29,7 +29,7 @@ def teacher_scores(
     if isinstance(teacher, k.Model):
         scores = predict_scores(teacher, dataset, preprocessing, batch_size)
     else:
-        from runtimes.model import open_model
+        from runtimes.loading import open_model
 
         with open_model(teacher) if isinstance(teacher, (str, Path)) else _borrowed(teacher) as model:
             own = model.require_preprocessing()

@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None, default_model: str | None = None, bu
     A bundle's run.py passes its folder: its MANIFEST.sha256 is checked before anything loads,
     so a damaged model or runtime file is refused with the file named, never run.
     """
-    from runtimes.model import open_model
+    from runtimes.loading import open_model
 
     args = build_parser(default_model).parse_args(argv)
     if bundle is not None:

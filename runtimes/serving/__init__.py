@@ -157,7 +157,7 @@ def _prepare(
     realtime_files: bool,
     **load_options: Any,
 ) -> _Service:
-    from runtimes.model import open_model
+    from runtimes.loading import open_model
     from runtimes.sources import open_source
 
     check_exposure(host, token, insecure)
