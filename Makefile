@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install warm mutation clean
+.PHONY: demo test test-fast lint install warm mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -17,15 +17,28 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/edgekit demo --out runs/demo
 
-# Every core (up to 4), a whole module per worker, the longest first (tests/conftest.py). A worker that
-# crashes ends the run, reported: xdist's replacement worker was seen to wait forever under loadfile.
-test: $(STAMP)
+# Lint and the architecture first: ruff (lint and format), import-linter's layer contracts (pyproject.toml), the
+# import-cycle and size checks (tests/project/test_architecture.py). ARCHITECTURE.md says what they enforce.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/project/test_architecture.py
+
+# Every core (up to 4), a whole module per worker, the longest first (recorded in tests/durations.json by the last
+# whole run). A worker that crashes ends the run, reported: xdist's replacement worker was seen to wait forever under
+# loadfile.
+test: lint
 	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --max-worker-restart=0
 
+# The quick loop while editing: no test that trains a model, installs into a cache or runs the product end to end.
+test-fast: lint
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not slow and not integration and not installs"
+
 # The caches a few tests fill on first use (arm64 userland, MediaPipe, TF Serving's client, Chromium and Playwright):
-# filled ahead of time, for a machine about to go offline or a CI image. tests/caches.py says what each holds.
+# filled ahead of time, for a machine about to go offline or a CI image. tests/helpers/caches.py says what each holds.
 warm: $(STAMP)
-	$(VENV)/bin/python tests/caches.py
+	$(VENV)/bin/python tests/helpers/caches.py
 
 clean:
 	rm -rf runs .pytest_cache

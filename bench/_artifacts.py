@@ -71,7 +71,7 @@ def trained_mobilenetv2_report(size: int = 96) -> dict:
     """Export report (as JSON) of MobileNetV2 trained from scratch at size x size on the shapes,
     checked on the test split. Built once under runs/bench/ (about 14 minutes at 96 on 2 cores).
 
-    The recipe of tests/test_quality_mobilenetv2.py: 1000 shapes per class, `TRAINING`.
+    The recipe of tests/integration/test_quality_mobilenetv2.py: 1000 shapes per class, `TRAINING`.
     """
     import json
 

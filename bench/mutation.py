@@ -9,7 +9,7 @@ listed in bench/mutation_equivalents.py with the reason, shown in the table and 
 
 It works in a scratch copy (nothing in the tree is touched), with the TensorFlow-free test modules in
 MODULES: each mutant costs those tests' run time, so slow fixtures stay out. Not part of `make test`
-(a full run took 6 minutes on a 2-core host); its smoke mode is (tests/test_mutation_bench.py).
+(a full run took 6 minutes on a 2-core host); its smoke mode is (tests/project/test_mutation_bench.py).
 
     .venv/bin/python bench/mutation.py                 # every module
     .venv/bin/python bench/mutation.py --module runtimes/integrity.py
@@ -47,22 +47,22 @@ DETECTED = {"killed", "timeout", "segfault"}  # a failing, hanging or crashing t
 # module -> the fast (TensorFlow-free) test files that cover it; mutmut runs, per mutant, only the tests
 # among these that executed the mutated function
 MODULES: dict[str, list[str]] = {
-    "runtimes/preprocess.py": ["tests/test_preprocess.py"],
-    "runtimes/quantization.py": ["tests/test_quantization.py"],
-    "runtimes/boxes.py": ["tests/test_boxes.py"],
+    "runtimes/preprocess.py": ["tests/runtimes/test_preprocess.py"],
+    "runtimes/quantization.py": ["tests/runtimes/test_quantization.py"],
+    "runtimes/boxes.py": ["tests/runtimes/test_boxes.py"],
     "runtimes/contract.py": [
-        "tests/test_contract.py",
-        "tests/test_contract_validation.py",
-        "tests/test_contract_limits.py",
+        "tests/runtimes/test_contract.py",
+        "tests/runtimes/test_contract_validation.py",
+        "tests/runtimes/test_contract_limits.py",
     ],
-    "runtimes/integrity.py": ["tests/test_integrity.py"],
-    "runtimes/serving/rest.py": ["tests/test_serve_requests.py"],
-    "runtimes/serving/image_headers.py": ["tests/test_serve_requests.py"],
+    "runtimes/integrity.py": ["tests/runtimes/test_integrity.py"],
+    "runtimes/serving/rest.py": ["tests/runtimes/test_serve_requests.py"],
+    "runtimes/serving/image_headers.py": ["tests/runtimes/test_serve_requests.py"],
 }
 # tests in those files that need TensorFlow or a trained model: not run against mutants (they run in make test)
-DESELECT = ["tests/test_preprocess.py::test_training_pipeline_and_runtime_give_the_same_tensor"]
+DESELECT = ["tests/runtimes/test_preprocess.py::test_training_pipeline_and_runtime_give_the_same_tensor"]
 # what the copied tests import besides the packages
-TEST_SUPPORT = ["tests/conftest.py", "tests/needs.py", "tests/encoded.py"]
+TEST_SUPPORT = ["tests/conftest.py", "tests/helpers"]
 SMOKE_MODULE = "runtimes/integrity.py"
 SMOKE_MUTANTS = "runtimes.integrity.x_sha256_file__mutmut_*"
 
@@ -93,9 +93,12 @@ def _scratch_copy(target: Path, modules: list[str], tests: list[str]) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for package in ("runtimes", "edgekit", "converters"):
         shutil.copytree(ROOT / package, target / package, ignore=ignore)
-    (target / "tests").mkdir()
     for name in [*TEST_SUPPORT, *tests]:
-        shutil.copy(ROOT / name, target / name)
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, target / name, ignore=ignore)
+        else:
+            shutil.copy(ROOT / name, target / name)
     listing = lambda items: "[" + ", ".join(json.dumps(i) for i in items) + "]"  # noqa: E731
     deselect = [arg for test in DESELECT if test.split("::")[0] in tests for arg in ("--deselect", test)]
     (target / "pyproject.toml").write_text(f"""
@@ -243,8 +246,8 @@ PLANTED = [
         'for chunk in iter(lambda: stream.read(_CHUNK), b""):\n            digest.update(chunk)',
         "digest.update(stream.read(_CHUNK))",
         (
-            "tests/test_integrity.py",
-            "tests/test_deploy.py::test_a_byte_flipped_past_the_first_mib_of_a_large_model_is_refused",
+            "tests/runtimes/test_integrity.py",
+            "tests/integration/test_deploy.py::test_a_byte_flipped_past_the_first_mib_of_a_large_model_is_refused",
         ),
     ),
     PlantedBug(
@@ -252,7 +255,7 @@ PLANTED = [
         "runtimes/quantization.py",
         "np.rint(scratch, out=scratch)",
         "np.floor(scratch + np.float32(0.5), out=scratch)",
-        ("tests/test_quantization.py",),
+        ("tests/runtimes/test_quantization.py",),
     ),
     PlantedBug(
         "the old one-pass quantize: times 1/scale, the zero point added before rounding",
@@ -266,8 +269,8 @@ PLANTED = [
         "        return out\n"
         "    np.divide(x, np.float32(q.scale), out=scratch, dtype=np.float32)\n",
         (
-            "tests/test_quantization.py",
-            "tests/test_onnx.py::test_portable_int8_keeps_float_input_where_pixels_would_not_be_exact",
+            "tests/runtimes/test_quantization.py",
+            "tests/converters/test_onnx.py::test_portable_int8_keeps_float_input_where_pixels_would_not_be_exact",
         ),
     ),
     PlantedBug(
@@ -275,28 +278,28 @@ PLANTED = [
         "runtimes/preprocess.py",
         "return BoxMapping(new_w / in_w, new_h / in_h, float((out_w - new_w) // 2), float((out_h - new_h) // 2))",
         "return BoxMapping(new_w / in_w, new_h / in_h, float((out_w - new_w) / 2), float((out_h - new_h) / 2))",
-        ("tests/test_preprocess.py",),
+        ("tests/runtimes/test_preprocess.py",),
     ),
     PlantedBug(
         "distillation: each image gets its neighbour's teacher scores",
-        "edgekit/optimize/distillation.py",
+        "edgekit/training/soft_targets.py",
         "    return np.clip(scores.astype(np.float32), 0.0, 1.0)",
         "    return np.roll(np.clip(scores.astype(np.float32), 0.0, 1.0), 1, axis=0)",
-        ("tests/test_optimize.py::test_distillation_learns_from_a_keras_or_exported_teacher",),
+        ("tests/edgekit/test_optimize.py::test_distillation_learns_from_a_keras_or_exported_teacher",),
     ),
     PlantedBug(
         "the contract's digest is not checked",
         "runtimes/contract.py",
         "        if digest is not None and digest != _digest(data):",
         "        if False:",
-        ("tests/test_fuzz.py",),
+        ("tests/converters/test_fuzz.py",),
     ),
     PlantedBug(
         "NMS suppresses at the threshold too (>= for >)",
         "runtimes/boxes.py",
         "suppresses = (box_iou(boxes, boxes) > iou_threshold)",
         "suppresses = (box_iou(boxes, boxes) >= iou_threshold)",
-        ("tests/test_boxes.py",),
+        ("tests/runtimes/test_boxes.py",),
     ),
 ]
 

@@ -6,7 +6,7 @@ QuantizeLinear and LiteRT's QUANTIZE both compute `q = saturate(rint(x / scale) 
 a float32 division, rounding half to even, and the zero point added as an integer after rounding.
 A [-1, 1] contract puts every pixel on a tie (p - 127.5 steps), so the order matters: multiplying by
 1/scale, or adding the zero point before rounding, moves one level on 32 of the 256 pixel values.
-tests/test_quantization.py compares every value with both runtimes' ops.
+tests/runtimes/test_quantization.py compares every value with both runtimes' ops.
 """
 
 from __future__ import annotations

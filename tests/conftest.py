@@ -8,6 +8,7 @@ the same (`built_once`), and the longest modules start first (`LONGEST_FIRST`).
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pickle
 import shutil
@@ -40,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from needs import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401 (CI's skip policy: tests/needs.py)
+from helpers.needs import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401 (CI's skip policy: tests/helpers/needs.py)
 
 import edgekit
 from runtimes.contract import ModelContract, Preprocessing
@@ -49,27 +50,54 @@ IMAGE_SIZE = 64
 TFLITE_TARGETS = ("tflite:fp32", "tflite:fp16", "tflite:dynamic", "tflite:int8", "tflite:uint8")
 ONNX_TARGETS = ("onnx:fp32", "onnx:dynamic", "onnx:int8")
 
-# The longest modules, longest first (on a 2-core host the first takes about 15 minutes beside the other worker, the
-# next few several minutes each, shared fixtures included). Workers take modules in collection
-# order, so these are collected first: a long one started last would run on alone. test_quality_mobilenetv2 trains only
-# its own model, so its
-# worker starts at once while the other trains the shared small CNN for test_arm64.
-LONGEST_FIRST = (
-    "test_quality_mobilenetv2.py",
-    "test_arm64.py",
-    "test_hygiene.py",
-    "test_coreml_reference.py",
-    "test_detection.py",
-    "test_optimize.py",
-    "test_cli.py",
-)
 MAX_WORKERS = 4  # each worker holds TensorFlow (about 2 GB); the suite's longest module bounds the gain
 
+# Seconds per test module, recorded by the last whole-suite run (`make test` rewrites it): workers take whole modules in
+# collection order, so the longest are collected first; a long one started last would run on alone.
+DURATIONS = Path(__file__).resolve().parent / "durations.json"
+# Fixtures that train or export a model: a test that uses one is `slow` (left out of `make test-fast`).
+TRAINING_FIXTURES = {"trained", "exported", "trained_detector", "detector_exported", "shapes_splits", "shapes_tenth"}
+MARKED_BY_FOLDER = {"integration": "integration"}  # tests/<folder>/: the marker its every test carries
+_DURATIONS_SEEN = pytest.StashKey[dict]()
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The `LONGEST_FIRST` modules first, in that order; the rest as collected (a stable sort)."""
-    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+def _module_of(item: pytest.Item) -> str:
+    return item.path.relative_to(Path(__file__).resolve().parent).as_posix()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The markers a test's folder and fixtures imply; then modules by their recorded duration, longest first."""
+    for item in items:
+        folder = _module_of(item).split("/")[0]
+        if folder in MARKED_BY_FOLDER:
+            item.add_marker(MARKED_BY_FOLDER[folder])
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker("slow")
+    recorded = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
+    items.sort(key=lambda item: -recorded.get(_module_of(item), 0.0))  # stable: unrecorded modules as collected
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Sum each module's setup, call and teardown time (on xdist's controller, from every worker's reports)."""
+    seen = _CONFIG[0].stash.setdefault(_DURATIONS_SEEN, {}) if _CONFIG else None
+    if seen is not None:
+        module = report.nodeid.split("::")[0].removeprefix("tests/")
+        seen[module] = seen.get(module, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After a whole-suite run (no -k, -m or paths narrower than tests/), record the modules' durations."""
+    config = session.config
+    if hasattr(config, "workerinput") or config.option.keyword or config.option.markexpr:
+        return
+    if any(Path(str(arg).split("::")[0]).resolve() != DURATIONS.parent for arg in config.args):
+        return
+    seen = config.stash.get(_DURATIONS_SEEN, {})
+    if len(seen) > 10:  # a run that collected the suite, not an early collection error
+        DURATIONS.write_text(json.dumps({k: round(v, 1) for k, v in sorted(seen.items())}, indent=1) + "\n")
+
+
+_CONFIG: list[pytest.Config] = []
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: pytest alone runs the suite too
@@ -86,18 +114,20 @@ def _runs_arm64_tests(config: pytest.Config) -> bool:
     tests = Path(__file__).resolve().parent
     for arg in config.args:
         path = Path(str(arg).split("::")[0]).resolve()
-        if path in (tests, tests / "test_arm64.py"):
+        if path in (tests, tests / "integration", tests / "integration" / "test_arm64.py"):
             return True
     return False
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Start the emulated Pi's set-up (downloads, then unpacking) at once, in the background.
+    """Keep the config for the duration hooks; start the emulated Pi's set-up (downloads, then unpacking) at once,
+    in the background.
 
     Only the first run on a machine does real work, mostly waiting on the package
     registries: begun here it overlaps the shared models' training instead of following it.
     The arm64 fixture runs the script again, which waits for this one (a lock) and finds it done.
     """
+    _CONFIG[:] = [config]
     if hasattr(config, "workerinput") or not sys.platform.startswith("linux") or shutil.which("apt-get") is None:
         return  # an xdist worker (the controller starts it), or a host the fixture skips
     if _runs_arm64_tests(config):

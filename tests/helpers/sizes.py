@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 from typing import Iterator
 
-from import_graph import PACKAGES
+from helpers.import_graph import PACKAGES
 
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60  # the body, without its docstring

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from needs import need_module
+from helpers.needs import need_module
 
 import edgekit
 from runtimes.contract import ModelContract

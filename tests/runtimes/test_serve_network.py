@@ -21,8 +21,8 @@ import time
 import cv2
 import numpy as np
 import pytest
-from needs import need_module
-from serve_process import ROOT, free_port, served
+from helpers.needs import need_module
+from helpers.serve_process import ROOT, free_port, served
 
 need_module("uvicorn", extra="serve")
 need_module("httptools", extra="serve")

@@ -2,7 +2,7 @@
 
 Truncations and byte flips of TFLite and ONNX artifacts (float and int8), in their structure,
 their first bytes and their embedded contract, each opened and run in its own forked process
-by tests/fuzz_artifacts.py. No other exception type, no signal, no hang. Bounded: about 300
+by tests/helpers/fuzz_artifacts.py. No other exception type, no signal, no hang. Bounded: about 300
 cases in well under two minutes on 2 cores.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-HARNESS = Path(__file__).resolve().parent / "fuzz_artifacts.py"
+HARNESS = Path(__file__).resolve().parents[1] / "helpers" / "fuzz_artifacts.py"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the harness forks one process per mutant")

@@ -13,9 +13,9 @@ import json
 import cv2
 import numpy as np
 import pytest
-from encoded import RNG
-from encoded import b64 as _b64
-from encoded import encoded as _encoded
+from helpers.encoded import RNG
+from helpers.encoded import b64 as _b64
+from helpers.encoded import encoded as _encoded
 
 from runtimes.errors import RequestError
 from runtimes.serving.image_headers import MAX_SEGMENTS, ImageHeader, read_header

@@ -12,7 +12,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from needs import need_module
+from helpers.needs import need_module
 
 from runtimes import open_model
 from runtimes.serving import Limits, start

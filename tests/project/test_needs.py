@@ -1,4 +1,4 @@
-"""The suite's skip policy (tests/needs.py): skips on a laptop, failures naming what was missing in CI."""
+"""The suite's skip policy (tests/helpers/needs.py): skips on a laptop, failures naming what was missing in CI."""
 
 import os
 import subprocess
@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 CONFTEST = f"""
 import sys
 sys.path.insert(0, {str(TESTS)!r})
-from needs import pytest_make_collect_report, pytest_runtest_makereport
+from helpers.needs import pytest_make_collect_report, pytest_runtest_makereport
 """
 
 TEST_SKIPS = """
 import sys
 import pytest
-from needs import missing
+from helpers.needs import missing
 
 def test_stray_skip():
     pytest.skip("a stray reason")
@@ -43,7 +43,7 @@ def test_never_collected():
 """
 
 TEST_NEED_MODULE = """
-from needs import need_module
+from helpers.needs import need_module
 need_module("edgekit_no_such_module", extra="onnx")
 
 def test_never_collected():
@@ -117,4 +117,4 @@ def test_ci_runs_make_test_with_require_all():
     ci = (TESTS.parent / ".ci" / "run").read_text()
     assert "EDGEKIT_REQUIRE_ALL=1 make test" in ci
     makefile = (TESTS.parent / "Makefile").read_text()
-    assert "\nwarm: $(STAMP)\n\t$(VENV)/bin/python tests/caches.py\n" in makefile
+    assert "\nwarm: $(STAMP)\n\t$(VENV)/bin/python tests/helpers/caches.py\n" in makefile

@@ -11,7 +11,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from needs import need_module
+from helpers.needs import need_module
 
 import runtimes
 from runtimes.errors import ContractError, InferenceError, InputError, ModelLoadError

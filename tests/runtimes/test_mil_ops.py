@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from needs import need_module
+from helpers.needs import need_module
 
 from runtimes.errors import UnsupportedOpError
 from runtimes.reference import mil_ops as mil_ops

@@ -2,23 +2,25 @@
 
 mediapipe 0.10.14 (the newest whose metadata writer imports; 1.x lacks `mediapipe.tasks.cc`)
 pins protobuf < 5 and numpy < 2, so it cannot share this environment with TensorFlow: it is
-installed once into its own virtualenv under ~/.cache and driven through tests/mediapipe_probe.py.
-Where it cannot be installed (no package registry), the tests skip with the reason (fail in CI: tests/needs.py);
-`make warm` installs it ahead of time (tests/caches.py).
+installed once into its own virtualenv under ~/.cache and driven through tests/helpers/mediapipe_probe.py.
+Where it cannot be installed (no package registry), the tests skip with the reason (fail in CI: tests/helpers/needs.py);
+`make warm` installs it ahead of time (tests/helpers/caches.py).
 """
 
 import json
 import subprocess
 from pathlib import Path
 
-import caches
 import numpy as np
 import pytest
-from needs import missing
+from helpers import caches
+from helpers.needs import missing
 
 import edgekit
 
-PROBE = Path(__file__).resolve().parent / "mediapipe_probe.py"
+pytestmark = pytest.mark.installs  # fills a cache on first use (tests/helpers/caches.py)
+
+PROBE = Path(__file__).resolve().parents[1] / "helpers" / "mediapipe_probe.py"
 
 
 @pytest.fixture(scope="session")

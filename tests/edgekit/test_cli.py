@@ -138,7 +138,7 @@ def test_predict_with_a_missing_delegate_names_the_library(exported, shapes_spli
 
 
 def test_prune_and_distill_commands(trained, shapes_tenth, tmp_path):
-    """One epoch of each on every tenth image: the commands' wiring, not their quality (tests/test_optimize.py)."""
+    """One epoch of each on every tenth image: the commands' wiring, not their quality (test_optimize.py)."""
     pruned = _edgekit(
         "prune",
         str(trained.model_path),

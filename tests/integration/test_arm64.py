@@ -19,15 +19,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-import caches
 import cv2
 import pytest
-from needs import missing
+from helpers import caches
+from helpers.needs import missing
 
 from edgekit.deploy import extract_bundle, rpi
 from runtimes import open_model
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.installs  # fills a cache on first use (tests/helpers/caches.py)
+
+ROOT = Path(__file__).resolve().parents[2]
 TARGETS = {"tflite:fp32": 1e-5, "tflite:int8": "one step", "onnx:fp32": 1e-5}
 # (box tolerance in source pixels, score tolerance). The int8 detector's scores come from its int8 heat: identical. Its
 # boxes do not: mixed precision keeps the box sides and decoding in float32 (the detection host task's float_scopes),
@@ -37,7 +39,7 @@ DETECTOR_TARGETS = {"tflite:fp32": (1e-3, 1e-5), "tflite:int8": (1e-3, 0.0), "on
 
 @pytest.fixture(scope="session")
 def arm64():
-    """Paths of the emulated userland (tests/caches.py), or missing(...) saying why it could not be set up."""
+    """Paths of the emulated userland (tests/helpers/caches.py), or missing(...) saying why it could not be set up."""
     try:
         return caches.arm64_userland()
     except caches.CacheUnavailable as exc:

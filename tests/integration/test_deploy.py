@@ -8,7 +8,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from needs import missing
+from helpers.needs import missing
 
 from edgekit.cli import main
 from edgekit.deploy import extract_bundle, rpi
@@ -151,7 +151,7 @@ def test_doctor_gives_advice_when_runtimes_are_missing(monkeypatch):
 def test_picamera2_sample_fails_clearly_without_a_pi_camera(exported):
     from pathlib import Path
 
-    sample = Path(__file__).resolve().parent.parent / "samples" / "raspberry_pi" / "picamera2_classifier.py"
+    sample = Path(__file__).resolve().parents[2] / "samples" / "raspberry_pi" / "picamera2_classifier.py"
     result = subprocess.run(
         [sys.executable, str(sample), exported.result("tflite:int8").path, "--headless"],
         capture_output=True,

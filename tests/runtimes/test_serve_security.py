@@ -16,9 +16,9 @@ import time
 import cv2
 import numpy as np
 import pytest
-from encoded import b64 as _b64
-from encoded import encoded as _encoded
-from needs import missing, need_module
+from helpers.encoded import b64 as _b64
+from helpers.encoded import encoded as _encoded
+from helpers.needs import missing, need_module
 
 from runtimes.serving import Limits, ServeConfigError, check_exposure, start
 

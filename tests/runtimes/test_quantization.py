@@ -9,7 +9,7 @@ Fast and TensorFlow-free: bench/mutation.py runs this module against mutants of 
 import flatbuffers
 import numpy as np
 import pytest
-from needs import need_module
+from helpers.needs import need_module
 
 from runtimes.contract import Preprocessing
 from runtimes.preprocess import normalize

@@ -66,7 +66,7 @@ def test_pruned_model_exports_to_every_format_with_the_same_bars(pruned, exporte
         assert result.status == "ok", (target, result.error)
         if target.endswith(("fp32", "fp16")):
             assert result.agreement >= 0.99
-        else:  # the dense model's int8 bars (tests/test_quality.py)
+        else:  # the dense model's int8 bars (tests/integration/test_quality.py)
             assert abs(result.accuracy_delta) <= 1.5 and result.agreement >= 0.95, result
     assert any("EXPERIMENTAL_SPARSITY" in note for note in report.result("tflite:fp32").notes)
     dense = exported  # the same small CNN before pruning

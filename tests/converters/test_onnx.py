@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from needs import need_module
+from helpers.needs import need_module
 
 import edgekit
 from converters.onnx import MODES, convert_onnx
@@ -27,7 +27,7 @@ def tiny_onnx(tiny_model, tiny_contract, tiny_calibration, tmp_path_factory):
 
 
 # Every architecture's ONNX export (Keras export, or the TFLite route for EfficientNet) is checked against
-# Keras in tests/test_hygiene.py, which exports each architecture to every format once.
+# Keras in tests/edgekit/test_hygiene.py, which exports each architecture to every format once.
 
 
 @pytest.mark.parametrize("mode", list(MODES))

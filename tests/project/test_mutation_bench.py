@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from needs import need_module
+from helpers.needs import need_module
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 need_module("mutmut", extra="dev")
 
 

@@ -1,7 +1,7 @@
 """The caches some tests fill once per machine: what each holds, how it is filled, and `make warm`.
 
 Nothing is downloaded while a test runs unless its cache is cold: then the first test that needs it
-fills it (package registries, apt). `make warm` (python tests/caches.py) fills them all ahead of time,
+fills it (package registries, apt). `make warm` (python tests/helpers/caches.py) fills them all ahead of time,
 for a machine about to go offline or a CI image, and exits non-zero naming any it could not fill.
 
 - arm64: a Debian bookworm arm64 userland for qemu user mode, plus the bundle's aarch64 wheels
@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("EDGEKIT_CACHE") or Path.home() / ".cache")
 MEDIAPIPE = CACHE / "edgekit-mediapipe-0.10.14"
 # mediapipe's own pins, without jax/jaxlib/sounddevice/opencv-contrib that only Model Maker, audio and the

@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 import pytest
-from needs import need_module
+from helpers.needs import need_module
 
 import edgekit
 from converters.coreml import MODES, CoreMLConfig, convert_coreml, image_scale_and_bias

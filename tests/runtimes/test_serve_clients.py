@@ -1,7 +1,7 @@
 """edgekit serve against real clients: TensorFlow Serving's own request and response messages (tensorflow-serving-api),
 and the live page in a real headless Chromium driven by Playwright, on a generated video. Both packages are installed
 into cached folders (no network at run time after that); a test skips with the reason when that cannot be done
-(fails in CI: tests/needs.py); `make warm` fills the caches ahead of time (tests/caches.py)."""
+(fails in CI: tests/helpers/needs.py); `make warm` fills the caches ahead of time (tests/helpers/caches.py)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import caches
 import cv2
 import numpy as np
 import pytest
-from needs import missing, need_module
+from helpers import caches
+from helpers.needs import missing, need_module
 
 from runtimes import open_model
 from runtimes.serving import start
 
+pytestmark = pytest.mark.installs  # fills a cache on first use (tests/helpers/caches.py)
+
 httpx = need_module("httpx", extra="dev")
 need_module("uvicorn", extra="serve")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "runs" / "test-artifacts"
 
 

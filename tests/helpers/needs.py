@@ -59,7 +59,7 @@ def _declared_skip(item: pytest.Item, reason: str) -> bool:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
-    """Under EDGEKIT_REQUIRE_ALL=1 (CI), a skip is a failure unless a `skipif` marker declared it (tests/needs.py)."""
+    """Under EDGEKIT_REQUIRE_ALL=1 (CI), a skip is a failure unless a `skipif` marker declared it (module docstring)."""
     outcome = yield
     report = outcome.get_result()
     if report.skipped and require_all() and not hasattr(report, "wasxfail"):

@@ -1,6 +1,6 @@
 """Mutate model files and open each mutant in its own forked process: the fuzz harness of test_fuzz.py.
 
-Usage: python tests/fuzz_artifacts.py JOB.json  (writes one JSON list of outcomes to JOB's "out")
+Usage: python tests/helpers/fuzz_artifacts.py JOB.json  (writes one JSON list of outcomes to JOB's "out")
 
 JOB: {"files": [paths], "seed": int, "per_file": {"truncate": n, "flip": n, "header": n, "metadata": n}, "out": path}.
 Mutations per file, named by kind: truncations ("truncate"), single-byte flips anywhere ("flip": structure
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
 

@@ -10,7 +10,7 @@ weights must track Keras closely enough to catch an executor bug.
 
 import numpy as np
 import pytest
-from needs import need_module
+from helpers.needs import need_module
 
 import edgekit
 from converters.coreml import MODES
@@ -20,7 +20,7 @@ need_module("coremltools", extra="coreml")
 
 FLOAT_MODES = ("fp32", "fp16")
 EIGHT_BIT_MODES = ("int8", "palettize8")
-MAX_WEIGHT_DROP = 2.0  # points: the int8 bar the other formats meet (tests/test_quality.py)
+MAX_WEIGHT_DROP = 2.0  # points: the int8 bar the other formats meet (tests/integration/test_quality.py)
 BACKBONES = [name for name in ARCHITECTURES.names() if name != "small_cnn"]
 
 
