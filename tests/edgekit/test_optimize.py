@@ -148,7 +148,7 @@ def test_a_teacher_whose_rows_are_shifted_by_one_image_teaches_measurably_worse(
 
 
 def test_teacher_scores_are_the_teachers_own_answers_image_by_image(exported, distill_split):
-    from edgekit.optimize.distillation import teacher_scores
+    from edgekit.training.soft_targets import teacher_scores
 
     train = distill_split[0].sample(40, seed=3)
     teacher = exported.result("tflite:fp32").path
@@ -160,7 +160,7 @@ def test_teacher_scores_are_the_teachers_own_answers_image_by_image(exported, di
 
 
 def test_distillation_loss_numbers():
-    from edgekit.optimize.distillation import distillation_loss
+    from edgekit.training.soft_targets import distillation_loss
 
     labels = np.array([[1.0, 0.0, 0.0]], np.float32)
     teacher = np.array([[0.7, 0.2, 0.1]], np.float32)
@@ -177,7 +177,7 @@ def test_distillation_loss_numbers():
 
 
 def test_distillation_refuses_a_teacher_with_other_labels(trained, shapes_splits, tmp_path):
-    from edgekit.optimize.distillation import teacher_scores
+    from edgekit.training.soft_targets import teacher_scores
 
     train = shapes_splits[0]
     import dataclasses

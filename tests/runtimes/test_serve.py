@@ -265,3 +265,44 @@ def test_the_serve_command_names_a_missing_model_and_the_module_entry_point_exis
     assert "model file not found" in capsys.readouterr().err
     assert serve_main([str(tmp_path / "missing.tflite")]) == 2
     assert "serve: error: model file not found" in capsys.readouterr().err
+
+
+def _request(method: str, path: str, body: bytes = b"") -> object:
+    """A Starlette request without a server: the ASGI scope and a receive that hands over `body`."""
+    from starlette.requests import Request
+
+    sent = []
+
+    async def receive() -> dict:
+        if sent:
+            return {"type": "http.disconnect"}
+        sent.append(True)
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    headers = [(b"content-length", str(len(body)).encode())]
+    scope = {"type": "http", "method": method, "path": path, "headers": headers, "query_string": b""}
+    scope["path_params"] = {"rest": path.removeprefix("/v1/models/")}
+    return Request(scope, receive)
+
+
+def test_the_model_routes_answer_without_a_server(tiny_artifacts, images):
+    """ModelRoutes alone: :predict, metadata, a wrong version and a wrong verb, each with its status and body."""
+    import asyncio
+
+    from runtimes.serving.app import Draining, ModelRoutes, ServeConfig
+
+    with open_model(tiny_artifacts["tflite_int8"]) as model:
+        routes = ModelRoutes(model, ServeConfig("tiny"), Draining())
+        body = json.dumps({"instances": [{"b64": _png(cv2.cvtColor(images[1], cv2.COLOR_RGB2BGR))}]}).encode()
+        expected = _expected(tiny_artifacts["tflite_int8"], images[1:2])
+
+        def call(method: str, path: str, payload: bytes = b"") -> tuple[int, dict]:
+            response = asyncio.run(routes.models(_request(method, path, payload)))
+            return response.status_code, json.loads(response.body)
+
+        assert call("POST", "/v1/models/tiny:predict", body) == (200, {"predictions": expected})
+        status, metadata = call("GET", "/v1/models/tiny/metadata")
+        assert status == 200 and metadata["model_spec"]["name"] == "tiny"
+        assert call("GET", "/v1/models/tiny/versions/7")[0] == 404
+        assert call("GET", "/v1/models/tiny:predict") == (405, {"error": "unsupported: GET :predict; POST :predict"})
+        assert routes.predict(body) == {"predictions": expected}  # the worker thread's job, called directly
