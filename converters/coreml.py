@@ -141,18 +141,6 @@ def _mode_name(config: CoreMLConfig) -> str:
     return "int8" if config.quantization is Quantization.DYNAMIC else config.quantization.value
 
 
-@register_converter(
-    "coreml",
-    suffix=".mlpackage",
-    modes=MODES,
-    fallbacks={
-        "palettize4": "palettize6",
-        "palettize6": "palettize8",
-        "palettize8": "int8",
-        "int8": "fp16",
-        "fp16": "fp32",
-    },
-)
 def _image_input(ct: Any, spec: Any, scale: float, bias: list[float]) -> Any:
     """The program's image input: the contract's size, colour layout and scaling (CoreML scales before the model)."""
     layouts = {
@@ -183,6 +171,18 @@ def _save(mlmodel: Any, output_path: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+@register_converter(
+    "coreml",
+    suffix=".mlpackage",
+    modes=MODES,
+    fallbacks={
+        "palettize4": "palettize6",
+        "palettize6": "palettize8",
+        "palettize8": "int8",
+        "int8": "fp16",
+        "fp16": "fp32",
+    },
+)
 def convert_coreml(
     model: Any,
     output_path: str | Path,

@@ -167,9 +167,6 @@ def portable_metadata(
     return props
 
 
-@register_converter(
-    "onnx", suffix=".onnx", modes=MODES, fallbacks={"int8_qinput": "int8", "int8": "dynamic", "dynamic": "fp32"}
-)
 def _with_contract(
     proto: Any,
     config: OnnxConfig,
@@ -205,6 +202,9 @@ def _with_contract(
     return proto, embedded, input_kind
 
 
+@register_converter(
+    "onnx", suffix=".onnx", modes=MODES, fallbacks={"int8_qinput": "int8", "int8": "dynamic", "dynamic": "fp32"}
+)
 def convert_onnx(
     model: Any,
     output_path: str | Path,

@@ -16,6 +16,8 @@ import edgekit
 from converters.coreml import MODES
 from edgekit.training.architectures import ARCHITECTURES, _scale_residual_branches
 
+pytestmark = pytest.mark.slow  # builds and converts keras.applications backbones
+
 need_module("coremltools", extra="coreml")
 
 FLOAT_MODES = ("fp32", "fp16")

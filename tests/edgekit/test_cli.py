@@ -73,6 +73,7 @@ def test_export_command_with_unknown_target(trained, capsys):
     assert "unknown target 'onnx:int9'; valid targets: coreml:fp32, " in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains a model
 def test_train_and_export_commands_end_to_end(shapes_root, tmp_path):
     import cv2
 

@@ -166,6 +166,7 @@ def dark_and_light(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # trains a model
 def test_training_and_export_take_streamed_splits(dark_and_light, tmp_path):
     """small_cnn trains on streamed splits (shuffled, flipped), and export calibrates and checks on streamed splits."""
     train, val, test = edgekit.ImageFolder(dark_and_light, image_size=32, stream=True).split(val=0.2, test=0.2, seed=0)
@@ -200,6 +201,7 @@ def _edgekit(*args, env=None, timeout=600):
     )
 
 
+@pytest.mark.slow  # trains a model
 @pytest.mark.parametrize("stream", ["no", "yes"])
 def test_mirrored_training_on_two_logical_cpus_learns_and_writes_the_usual_files(dark_and_light, tmp_path, stream):
     """--devices 2 on a machine without GPUs: MirroredStrategy over two logical CPU devices (its own process: devices
@@ -254,6 +256,7 @@ def _free_ports(count):
             s.close()
 
 
+@pytest.mark.slow  # trains a model
 def test_two_workers_on_localhost_train_together_and_only_the_chief_writes(dark_and_light, tmp_path):
     """MultiWorkerMirroredStrategy from TF_CONFIG: two `edgekit train` processes on free localhost ports, killed if
     they outlive the timeout; both run the same synchronous epochs, and only worker 0 writes the model and its files."""

@@ -8,12 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers.needs import need_module
 
 ROOT = Path(__file__).resolve().parents[2]
 need_module("mutmut", extra="dev")
 
 
+@pytest.mark.slow  # mutmut builds and tests a scratch copy of the tree
 def test_the_smoke_run_mutates_integrity_and_kills_what_it_should():
     before = sorted((p.relative_to(ROOT).as_posix(), p.stat().st_mtime_ns) for p in (ROOT / "runtimes").rglob("*.py"))
     run = subprocess.run(
