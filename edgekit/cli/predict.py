@@ -76,7 +76,7 @@ def _predict_files(model, args: argparse.Namespace) -> int:  # noqa: ANN001
     failures = 0
     for image in args.images:
         try:
-            result = model.predict(image, **model.task.cliformat_options(args.top_k, args.threshold))
+            result = model.predict(image, **model.task.cli_options(args.top_k, args.threshold))
         except (InputError, InferenceError) as exc:  # one bad file is reported, not fatal
             failures += 1
             print(f"{image}: skipped: {exc}", file=sys.stderr)

@@ -134,7 +134,7 @@ def test_deploy_and_doctor_commands(exported, tmp_path, capsys):
 
 
 def test_doctor_gives_advice_when_runtimes_are_missing(monkeypatch):
-    from runtimes import doctor
+    from runtimes.apps import doctor
 
     real = doctor._version
     monkeypatch.setattr(

@@ -130,8 +130,8 @@ with sync_playwright() as p:
     time.sleep(0.5)
     live.screenshot(path=out + "/live_2.png")
     page.screenshot(path=out + "/serve_live_page.png")
-    size = page.evaluate("[document.getElementById('live').naturalWidth,
-    document.getElementById('live').naturalHeight]")
+    size = page.evaluate("[document.getElementById('live').naturalWidth, "
+                         "document.getElementById('live').naturalHeight]")
     print(json.dumps({"stats": [first, page.text_content("#stats")], "size": size,
                       "detections": max(len(r.get("detections", [])) for r in records)}))
     browser.close()
