@@ -6,13 +6,20 @@ branching on it. The heavy work is imported on first call: ``import edgekit`` st
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from edgekit.errors import ContractError, DatasetError, ExportError, TrainingError
+from edgekit.reports.progress import shown_progress
+from edgekit.reports.summary import dataset_summary
+from edgekit.run_folders import new_run_folder
 from runtimes.contract import ModelContract, Preprocessing
 from runtimes.loading import open_model
 from runtimes.model import Model
+
+log = logging.getLogger("edgekit.training")
 
 if TYPE_CHECKING:
     from edgekit.exporter import CalibrationInput, CheckData, ExportReport
@@ -28,7 +35,9 @@ def train(train: Any, val: Any, arch: Any = None, options: TrainOptions | None =
     ``model.keras`` (best validation mAP@[.5:.95]), ``metrics.json``, ``history.png`` and ``val_boxes.png``.
     With `teacher` the model learns from a blend of the hard labels and the teacher's softened outputs
     (knowledge distillation); with `strategy` it trains on several devices (only the chief writes files).
-    `verbose=1` logs one line per epoch (logger ``edgekit.training``; shown by the CLI).
+    `verbose=1` logs a summary of the splits, then one line per epoch (logger ``edgekit.training``): on stderr
+    when the caller set up no logging, through the caller's handlers when it did; `verbose=0` is silent. A
+    folder holding an earlier run is kept: this run goes to ``runs/train2`` (``exist_ok=True`` reuses it).
 
     Args:
         train: the training split (an ImageDataset, a streamed one, or a DetectionDataset).
@@ -59,7 +68,11 @@ def train(train: Any, val: Any, arch: Any = None, options: TrainOptions | None =
     task = chosen.task or ("detection" if isinstance(train, DetectionData) else "classification")
     if task not in HOST_TASKS:
         raise TrainingError(f"unknown task {task!r}; valid tasks: {', '.join(HOST_TASKS.names())}")
-    return HOST_TASKS.get(task).train(train, val, arch, chosen)
+    with shown_progress(chosen.verbose):
+        chosen = replace(chosen, out_dir=new_run_folder(chosen.out_dir, chosen.exist_ok))
+        if chosen.verbose:
+            log.info("%s", dataset_summary({"train": train, "val": val, "test": chosen.test}))
+        return HOST_TASKS.get(task).train(train, val, arch, chosen)
 
 
 def export(

@@ -52,6 +52,7 @@ def run_demo(
         patience=6,
         learning_rate=1e-3,
         out_dir=out / "train",
+        exist_ok=True,  # the demo rewrites its own folder, data included
         seed=seed,
     )
 
@@ -130,6 +131,7 @@ def run_detection_demo(
         test=test_split,
         epochs=epochs,
         out_dir=out / "train",
+        exist_ok=True,  # the demo rewrites its own folder, data included
         seed=seed,
     )
 

@@ -7,14 +7,7 @@ import logging
 import sys
 from typing import Iterator
 
-
-class _UserFormatter(logging.Formatter):
-    """edgekit's own lines as plain text; warnings and errors say so."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        return f"{record.levelname.lower()}: {message}" if record.levelno >= logging.WARNING else message
-
+from edgekit.reports.progress import UserFormatter
 
 OWN_LOGGERS = ("edgekit", "converters", "runtimes", "edgekit.native")
 
@@ -35,7 +28,7 @@ def logging_for_the_cli(verbose: bool) -> Iterator[None]:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.setLevel(logging.DEBUG)
     else:
-        handler.setFormatter(_UserFormatter())
+        handler.setFormatter(UserFormatter())
         root.setLevel(logging.ERROR)  # third-party loggers (tf2onnx, coremltools, absl): errors only
         for name in ("edgekit", "converters", "runtimes"):
             logging.getLogger(name).setLevel(logging.INFO)

@@ -20,9 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help=".tflite, .onnx or .mlpackage model file")
     parser.add_argument("images", type=Path, nargs="*", help="image files (or use --source)")
     parser.add_argument(
-        "--source", "-s", help="frames to classify: path, folder, glob, video, 0 (webcam), rtsp://..., picamera2"
+        "--source", "-s", help="frames to predict on: path, folder, glob, video, 0 (webcam), rtsp://..., picamera2"
     )
-    parser.add_argument("--every", type=int, default=1, help="classify every Nth frame of --source (default: 1)")
+    parser.add_argument("--every", type=int, default=1, help="predict on every Nth frame of --source (default: 1)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many results")
     parser.add_argument("--top-k", type=int, default=3, help="labels to show per image (default: 3)")
     parser.add_argument(
@@ -51,25 +51,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--show", action="store_true", help="show frames with the overlay in a window (needs a display)"
     )
     parser.add_argument(
-        "--save", type=Path, default=None, help="write the annotated frames to this video (.mp4 or .avi)"
+        "--save",
+        type=Path,
+        default=None,
+        help="write annotated results: one image (.jpg, .png) for one input, a folder of images (no suffix), "
+        "or a video of --source frames (.mp4, .avi)",
     )
 
 
+STREAM_ONLY = {  # flag: (its value when unset, why it needs --source)
+    "every": (1, "skips frames of a stream"),
+    "max_frames": (None, "stops a stream"),
+    "track": (False, "follows objects across a stream's frames"),
+    "count_line": (None, "counts tracked objects across a stream's frames"),
+    "show": (False, "shows a stream in a window"),
+}
+
+
 def run(args: argparse.Namespace) -> int:
+    from runtimes.apps.runner import frames_in
+    from runtimes.display import annotated_output
+    from runtimes.errors import InputError
     from runtimes.loading import open_model
 
     if not args.images and not args.source:
-        from runtimes.errors import InputError
-
-        raise InputError("nothing to classify: give image files or --source SPEC")
-
+        raise InputError("nothing to predict on: give image files or --source SPEC")
+    if args.images and args.source:
+        raise InputError("give image files or --source, not both")
+    if args.images:
+        for name, (unset, job) in STREAM_ONLY.items():
+            if getattr(args, name) != unset:
+                flag = "--" + name.replace("_", "-")
+                raise InputError(f"{flag} {job}: use it with --source (a video, camera, folder or stream), not files")
+    saver = None
+    if args.save:
+        frames = len(args.images) if args.images else frames_in(args.source)
+        saver = annotated_output(args.save, frames, video_ok=not args.images)
     with open_model(args.model, num_threads=args.threads, **backend_options(args.delegate, args.provider)) as model:
         if args.source is not None:
             return _predict_stream(model, args)
-        return _predict_files(model, args)
+        return _predict_files(model, args, saver)
 
 
-def _predict_files(model, args: argparse.Namespace) -> int:  # noqa: ANN001
+def _predict_files(model, args: argparse.Namespace, saver) -> int:  # noqa: ANN001
     from runtimes.apps.runner import result_line, result_record
     from runtimes.errors import InferenceError, InputError
 
@@ -83,9 +107,24 @@ def _predict_files(model, args: argparse.Namespace) -> int:  # noqa: ANN001
             continue
         record = result_record(image, result, args.threshold, model.task, latency_ms=result.latency_ms)
         print(json.dumps(record) if args.json else result_line(record, model.task), flush=True)
+        if saver is not None:
+            _save_annotated(saver, image, result, model, args.threshold)
     if failures:
         print(f"{failures} image(s) skipped", file=sys.stderr)
+    if saver is not None and saver.frames:
+        print(f"annotated images: {saver.path} ({saver.frames} written)", file=sys.stderr)
     return 1 if failures == len(args.images) else 0
+
+
+def _save_annotated(saver, image: Path, result, model, threshold: float | None) -> None:  # noqa: ANN001
+    """`image` as read from its file, with the result's overlay, at its own size."""
+    import cv2
+    import numpy as np
+
+    from runtimes.display import draw_overlay
+
+    pixels = cv2.imdecode(np.fromfile(str(image), np.uint8), cv2.IMREAD_COLOR)
+    saver.write(draw_overlay(pixels, result, None, threshold, model.task, model.labels), position=str(image))
 
 
 def _predict_stream(model, args: argparse.Namespace) -> int:  # noqa: ANN001

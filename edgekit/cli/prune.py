@@ -22,7 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depthwise", action="store_true", help="prune DepthwiseConv2D kernels too")
     parser.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate (default: 3e-4)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the split and training (default: 0)")
-    parser.add_argument("--out", type=Path, default=Path("runs/prune"), help="output folder (default: runs/prune)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/prune"),
+        help="output folder (default: runs/prune; one holding an earlier run is kept: runs/prune2, ...)",
+    )
+    parser.add_argument("--exist-ok", action="store_true", help="write into --out even if it holds an earlier run")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         learning_rate=args.lr,
         test=test_split,
         out_dir=args.out,
+        exist_ok=args.exist_ok,
         seed=args.seed,
     )
     print(result.table())

@@ -91,7 +91,14 @@ def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", type=float, default=0.15, help="validation fraction (default: 0.15)")
     parser.add_argument("--test", type=float, default=0.15, help="test fraction (default: 0.15)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the split and training (default: 0)")
-    parser.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder (default: runs/train)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/train"),
+        help="output folder (default: runs/train); one holding an earlier run is kept and this run goes to "
+        "runs/train2, runs/train3, ...",
+    )
+    parser.add_argument("--exist-ok", action="store_true", help="write into --out even if it holds an earlier run")
     parser.add_argument(
         "--teacher",
         default=None,
@@ -138,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience,
         weights=args.weights,
         out_dir=args.out,
+        exist_ok=args.exist_ok,
         seed=args.seed,
         teacher=args.teacher,
         temperature=args.temperature,

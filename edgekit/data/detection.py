@@ -66,6 +66,15 @@ class DetectionData:
     def object_count(self) -> int:
         return int(sum(len(c) for c in self.classes))
 
+    counts_instances = True  # `class_counts` counts objects; `images_per_class` the images holding one
+
+    def images_per_class(self) -> dict[str, int]:
+        """Images holding at least one object of each class."""
+        counts = np.zeros(len(self.labels), np.int64)
+        for classes in self.classes:
+            counts[np.unique(classes)] += 1
+        return {label: int(n) for label, n in zip(self.labels, counts)}
+
     def class_counts(self) -> dict[str, int]:
         """Objects per class."""
         counts = np.bincount(np.concatenate([*self.classes, np.zeros(0, np.int64)]), minlength=len(self.labels))

@@ -34,6 +34,11 @@ class SplitMixin:
 
     targets: np.ndarray
     labels: tuple[str, ...]
+    counts_instances = False  # one label per image: images and instances are the same count
+
+    def images_per_class(self) -> dict[str, int]:
+        """Images per class (`class_counts`: a classification image is one instance)."""
+        return self.class_counts()  # type: ignore[attr-defined]
 
     def split(self, val: float = 0.15, test: float = 0.15, seed: int = 0) -> tuple[Any, Any, Any]:
         """Stratified (train, val, test) split: every class keeps its share in every part."""

@@ -21,7 +21,9 @@ from edgekit.data.images import ImageDataset
 from edgekit.errors import TrainingError
 from edgekit.keras_io import load_keras, save_keras
 from edgekit.metrics.classification import classification_metrics
+from edgekit.reports.progress import shown_progress
 from edgekit.reports.tables import text_table
+from edgekit.run_folders import new_run_folder
 from edgekit.training.classification import train_classifier
 from edgekit.training.options import TrainOptions, options_from_call
 from edgekit.training.scores import predict_scores
@@ -141,7 +143,8 @@ class PruneOptions:
         learning_rate: Adam's, for the fine-tuning.
         batch_size: images per step.
         test: a held-out split the pruned accuracy is measured on (else the validation split).
-        out_dir: where model.keras and metrics.json go.
+        out_dir: where model.keras and metrics.json go (an earlier run's folder is kept: ``runs/prune2``, ...).
+        exist_ok: write into `out_dir` even when it holds an earlier run.
         seed: the fine-tuning's seed.
         verbose: 1 logs one line per epoch; 0 is silent.
     """
@@ -155,6 +158,7 @@ class PruneOptions:
     batch_size: int = 32
     test: ImageDataset | None = None
     out_dir: str | Path = "runs/prune"
+    exist_ok: bool = False
     seed: int = 0
     verbose: int = 1
 
@@ -211,7 +215,17 @@ def prune(
         raise TrainingError("the model has no Conv2D, Dense or DepthwiseConv2D kernels to prune")
     steps = chosen.epochs * -(-len(train) // chosen.batch_size)
     callback = _pruning_callback(kernels, chosen.sparsity, SCHEDULES.get(chosen.schedule), steps, chosen.frequency)
-    result = train_classifier(
+    with shown_progress(chosen.verbose):
+        result = _fine_tune(train, val, model, contract, callback, chosen)
+    callback.set_masks(chosen.sparsity)  # exactly the target, once more
+    callback._apply()
+    save_keras(result.model, result.model_path, result.contract)
+    return _pruned(result, kernels, chosen, val)
+
+
+def _fine_tune(train: Any, val: Any, model: Any, contract: Any, callback: Any, chosen: PruneOptions) -> Any:
+    """Train with the pruning callback and no best-epoch restore (the last epoch holds the final masks)."""
+    return train_classifier(
         train,
         val,
         model,
@@ -222,17 +236,13 @@ def prune(
             learning_rate=chosen.learning_rate,
             patience=chosen.epochs,
             preprocessing=contract.preprocessing if contract else None,
-            out_dir=chosen.out_dir,
+            out_dir=new_run_folder(chosen.out_dir, chosen.exist_ok),
             seed=chosen.seed,
             verbose=chosen.verbose,
             callbacks=[callback],
             restore_best=False,
         ),
     )
-    callback.set_masks(chosen.sparsity)  # exactly the target, once more
-    callback._apply()
-    save_keras(result.model, result.model_path, result.contract)
-    return _pruned(result, kernels, chosen, val)
 
 
 def _pruned(result: Any, kernels: list[tuple[Any, Any]], chosen: PruneOptions, val: ImageDataset) -> PruneResult:
@@ -255,7 +265,7 @@ def _pruned(result: Any, kernels: list[tuple[Any, Any]], chosen: PruneOptions, v
             "layers": [dict(asdict(layer), sparsity=layer.sparsity) for layer in layers],
         },
     )
-    (Path(chosen.out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (result.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     pruned = PruneResult(result.model, result.model_path, layers, metrics)
     log.info("pruned %d kernels to %.1f%% sparsity; accuracy %.3f", len(layers), pruned.sparsity * 100, accuracy)
     return pruned

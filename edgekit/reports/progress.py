@@ -8,12 +8,50 @@ configures as they like.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 log = logging.getLogger(__name__)
+
+
+class UserFormatter(logging.Formatter):
+    """edgekit's own lines as plain text; warnings and errors say so."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return f"{record.levelname.lower()}: {message}" if record.levelno >= logging.WARNING else message
+
+
+@contextlib.contextmanager
+def shown_progress(verbose: int, stream: IO[str] | None = None) -> Iterator[None]:
+    """edgekit's INFO lines (progress, summaries) on stderr for one call when the caller set up no logging.
+
+    A library call that trains for minutes must not be silent, and must not configure the caller's logging
+    either: when no handler would receive the ``edgekit`` loggers' records (no `logging` setup anywhere, the
+    plain-script case), one is attached to the ``edgekit`` logger for the duration of the call and removed
+    after, levels put back. Where the caller configured logging (the CLI, an application), their setup
+    decides. `verbose=0` adds nothing.
+    """
+    own = logging.getLogger("edgekit")
+    if not verbose or own.hasHandlers():
+        yield
+        return
+    native = logging.getLogger("edgekit.native")  # captured C++ output: never by default
+    saved = (own.level, native.level)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(UserFormatter())
+    own.addHandler(handler)
+    own.setLevel(logging.INFO)
+    native.setLevel(max(native.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        own.removeHandler(handler)
+        own.setLevel(saved[0])
+        native.setLevel(saved[1])
 
 
 def is_terminal(stream: IO[str] | None) -> bool:

@@ -38,7 +38,9 @@ class TrainOptions:
         preprocessing: the contract's preprocessing for a user's own keras.Model (a registered architecture
             brings its own).
         augment: flip (and for detectors, scale and translate) training images.
-        out_dir: where model.keras, metrics.json and the plots go.
+        out_dir: where model.keras, metrics.json and the plots go; a folder holding an earlier run is kept and
+            this run goes to the next free ``out_dir2``, ``out_dir3``, ... (`TrainResult.out_dir` says which).
+        exist_ok: write into `out_dir` even when it holds an earlier run.
         seed: one seed for the order, augmentation and initialization: the same seed, the same run.
         verbose: 1 logs one line per epoch (and draws a bar on a terminal); 0 is silent.
         callbacks: extra Keras callbacks.
@@ -60,6 +62,7 @@ class TrainOptions:
     preprocessing: Preprocessing | None = None
     augment: bool = True
     out_dir: str | Path = "runs/train"
+    exist_ok: bool = False
     seed: int = 0
     verbose: int = 1
     callbacks: Sequence[Any] = ()

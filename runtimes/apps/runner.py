@@ -26,7 +26,7 @@ class StreamOptions:
     threshold: float | None = None  # classifiers: below it a result is uncertain (label None); detectors: minimum score
     json_lines: bool = False
     show: bool = False
-    save: Path | None = None  # annotated video
+    save: Path | None = None  # annotated frames: a video (.mp4, .avi), one image (.jpg, .png) or a folder
     track: bool = False  # detectors: ids that persist across frames
     count_line: tuple[float, float, float, float] | None = None  # detectors: count tracked objects crossing it
 
@@ -49,11 +49,11 @@ def _task(task: Any) -> Any:
 
 def run_stream(model: Any, source: Any, options: StreamOptions, out: IO[str] | None = None) -> int:
     """Classify every frame of `source`, writing one line (or JSON object) per result to `out`."""
-    from runtimes.display import AnnotatedVideo, Window, present
+    from runtimes.display import Window, annotated_output, present
 
     out = out or sys.stdout
+    video = annotated_output(options.save, frames_in(source)) if options.save else None
     window = Window("edgekit") if options.show else None
-    video = AnnotatedVideo(options.save) if options.save else None
     stream = model.stream(
         source,
         every=options.every,
@@ -89,8 +89,17 @@ def run_stream(model: Any, source: Any, options: StreamOptions, out: IO[str] | N
             f"{stream.counter.counts} over the line {','.join(f'{v:g}' for v in stream.counter.line)}", file=sys.stderr
         )
     if video:
-        print(f"annotated video: {options.save}", file=sys.stderr)
+        print(f"annotated frames: {options.save} ({video.frames} written)", file=sys.stderr)
     return 0 if count else 1
+
+
+def frames_in(source: Any) -> int | None:
+    """1 when `source` is one image file, else None (a video, camera, stream, folder or glob: frames unknown)."""
+    from runtimes.display import IMAGE_SUFFIXES
+
+    if isinstance(source, (str, Path)) and Path(source).suffix.lower() in IMAGE_SUFFIXES and Path(source).is_file():
+        return 1
+    return None
 
 
 def build_parser(default_model: str | None = None) -> argparse.ArgumentParser:
@@ -115,7 +124,12 @@ def build_parser(default_model: str | None = None) -> argparse.ArgumentParser:
     )
     add_tracking_arguments(parser)
     parser.add_argument("--output", type=Path, default=None, help="append JSON lines here instead of stdout")
-    parser.add_argument("--save", type=Path, default=None, help="write an annotated video")
+    parser.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        help="write the annotated frames: a video (.mp4, .avi), one image (.jpg, .png) or a folder of images",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
     parser.add_argument(
         "--delegate",

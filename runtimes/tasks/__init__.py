@@ -69,6 +69,9 @@ class Task(Protocol):
     def lines(self, result: Any, threshold: float = 0.0) -> list[str]:
         """The overlay's text for `result`."""
 
+    def occupied(self, result: Any) -> np.ndarray:
+        """(n, 4) x0 y0 x1 y1 source-pixel regions `draw` marks, which the overlay's text must not cover."""
+
     def summary(self, result: Any) -> dict[str, Any]:
         """`result` as JSON-ready data."""
 

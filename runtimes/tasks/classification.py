@@ -147,6 +147,10 @@ class ClassificationTask:
     def draw(self, image: np.ndarray, result: Any, labels: Sequence[str]) -> None:
         """Nothing on the picture itself: the label goes in the overlay's text box."""
 
+    def occupied(self, result: Classification) -> np.ndarray:
+        """Nothing: a classifier draws on no region of the picture."""
+        return np.zeros((0, 4), np.float32)
+
     def lines(self, result: Classification, threshold: float = 0.0) -> list[str]:
         """The overlay's text for `result`."""
         return [

@@ -348,6 +348,10 @@ class DetectionTask:
     def lines(self, result: Detections, threshold: float = 0.0) -> list[str]:
         return [f"{len(result)} object(s)"]
 
+    def occupied(self, result: Detections) -> np.ndarray:
+        """The boxes (their tags sit on their edges)."""
+        return result.boxes
+
     def cli_options(self, top_k: int | None, threshold: float | None) -> dict[str, Any]:
         """predict() options from the CLI: --threshold is the minimum detection score (the model's default when
         unset)."""

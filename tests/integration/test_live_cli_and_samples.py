@@ -64,7 +64,7 @@ def test_predict_source_prints_json_lines_and_saves_video(exported, clip, tmp_pa
 
 def test_predict_without_input_or_display_is_a_clear_error(exported, clip, capsys, monkeypatch):
     assert main(["predict", exported.result("tflite:int8").path]) == 2
-    assert "nothing to classify: give image files or --source SPEC" in capsys.readouterr().err
+    assert "nothing to predict on: give image files or --source SPEC" in capsys.readouterr().err
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
