@@ -14,6 +14,7 @@ from converters.base import (
     ConverterEntry,
     Quantization,
     all_targets,
+    needing_calibration,
     parse_target,
     register_converter,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "Quantization",
     "UnknownTargetError",
     "all_targets",
+    "needing_calibration",
     "parse_target",
     "register_converter",
 ]

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from converters.errors import CalibrationError, ConversionError, UnknownTargetError  # noqa: F401 (re-exported)
 from runtimes.contract import ModelContract
@@ -138,6 +138,11 @@ def parse_target(target: str) -> tuple[ConverterEntry, str, ConversionConfig]:
     entry = CONVERTERS.get(name)
     mode = mode or next(iter(entry.modes))
     return entry, mode, entry.modes[mode]
+
+
+def needing_calibration(targets: Sequence[str]) -> list[str]:
+    """The targets among `targets` whose mode quantizes activations (full integer): they need calibration data."""
+    return [target for target in targets if parse_target(target)[2].needs_calibration]
 
 
 def current_umask() -> int:

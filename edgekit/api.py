@@ -124,12 +124,24 @@ def export(
         ...                         calibration=train, check=test, max_drop=1.0, fallback=True)
         >>> print(report.table())
     """
-    from converters import parse_target
+    from converters import needing_calibration, parse_target
     from edgekit.data.images import in_memory
     from edgekit.exporter import ExportJob, ExportReport, calibration_data, configurator, run_targets
     from edgekit.host_tasks import host_task
     from edgekit.keras_io import load_keras
 
+    parsed = [(target, *parse_target(target)) for target in targets]  # fail fast on unknown targets
+    configure = configurator(options or {})
+    for _, entry, mode, _ in parsed:  # and on bad options, before the model loads
+        configure(entry, mode)
+    if calibration is None and needing_calibration(targets):
+        raise ExportError(
+            f"{', '.join(needing_calibration(targets))}: full-integer modes need calibration data; pass "
+            "calibration= (a few hundred training images, a dataset or an image folder), or pick a float or "
+            "dynamic mode"
+        )
+    if max_drop is not None and check is None:
+        raise ExportError("max_drop needs check= data to measure accuracy against Keras; pass check=test_split")
     if isinstance(model, (str, Path)):
         model, embedded = load_keras(model)
         contract = contract or embedded
@@ -138,14 +150,8 @@ def export(
             "no preprocessing contract: export a .keras file written by edgekit.train, or pass "
             "contract=ModelContract(Preprocessing(...), labels=[...])"
         )
-    if max_drop is not None and check is None:
-        raise ExportError("max_drop needs check= data to measure accuracy against Keras; pass check=test_split")
     task = host_task(contract.task)
     model = task.deployable(model, contract)  # a detector's decoding goes into every artifact
-    parsed = [(target, *parse_target(target)) for target in targets]  # fail fast on unknown targets
-    configure = configurator(options or {})
-    for _, entry, mode, _ in parsed:  # fail fast on bad options too
-        configure(entry, mode)
     calib = calibration_data(calibration, contract, calibration_samples, task)
     warnings: list[str] = []
     if calib is not None and any(config.needs_calibration for *_, config in parsed):

@@ -48,10 +48,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from converters import needing_calibration
     from edgekit.api import export
+    from edgekit.errors import ExportError
     from edgekit.host_tasks import host_task
     from edgekit.keras_io import read_keras_contract
 
+    targets = target_list(args.target)
+    needing = needing_calibration(targets)
+    if args.calibration is None and needing:
+        verb = "needs" if len(needing) == 1 else "need"
+        raise ExportError(f"{', '.join(needing)} {verb} calibration images: add --calibration DIR")
+    if args.max_drop is not None and args.check is None:
+        raise ExportError("--max-drop needs --check DIR to measure accuracy against Keras")
+    for flag, path in (("--calibration", args.calibration), ("--check", args.check)):
+        if path is not None and not path.exists():
+            raise ExportError(f"{flag} {path}: no such folder or file")
     contract = read_keras_contract(args.model)
 
     def folder(path: Path | None):  # noqa: ANN202
@@ -59,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     report = export(
         args.model,
-        target_list(args.target),
+        targets,
         out_dir=args.out,
         calibration=folder(args.calibration),
         check=folder(args.check),

@@ -66,23 +66,38 @@ def load_detection(
     if not root.exists():
         raise DatasetError(f"detection dataset not found: {root}")
     lazy = {"stream": stream, "cache_dir": Path(cache_dir) if cache_dir else None}
-    if root.is_file() and root.suffix == ".json":
-        return read_coco(root, geometry, Path(images_dir) if images_dir else None, **lazy)
-    if (root / "Annotations").is_dir():
+    found = detection_format(root)
+    if found == "coco":
+        annotations = root if root.is_file() else next(root.glob("*.json"))
+        return read_coco(annotations, geometry, Path(images_dir) if images_dir else None, **lazy)
+    if found == "voc":
         return read_voc(root, geometry, labels, **lazy)
-    if (
-        (root / "images").is_dir()
-        and (root / "labels").is_dir()
-        or any((root / n).is_file() for n in ("data.yaml", "classes.txt"))
-    ):
+    if found == "yolo":
         return read_yolo(root, geometry, labels, **lazy)
-    jsons = sorted(root.glob("*.json")) if root.is_dir() else []
-    if len(jsons) == 1:
-        return read_coco(jsons[0], geometry, Path(images_dir) if images_dir else None, **lazy)
     raise DatasetError(
         f"cannot tell the annotation format of {root}: expected YOLO (images/ + labels/ + data.yaml), "
         "a COCO instances .json, or Pascal VOC (Annotations/ + JPEGImages/)"
     )
+
+
+def detection_format(path: str | Path) -> str | None:
+    """ "yolo", "coco" or "voc" when `path` is laid out as that detection format, else None.
+
+    YOLO: images/ and labels/, or data.yaml / classes.txt; COCO: an instances .json, or a folder holding exactly one;
+    VOC: Annotations/.
+    """
+    root = Path(path)
+    if root.is_file():
+        return "coco" if root.suffix == ".json" else None
+    if not root.is_dir():
+        return None
+    if (root / "Annotations").is_dir():
+        return "voc"
+    if (root / "images").is_dir() and (root / "labels").is_dir():
+        return "yolo"
+    if any((root / name).is_file() for name in ("data.yaml", "dataset.yaml", "classes.txt")):
+        return "yolo"
+    return "coco" if len(list(root.glob("*.json"))) == 1 else None
 
 
 # -- writing (the generated dataset) ------------------------------------------------------

@@ -79,19 +79,11 @@ def read_folder(
         if d.is_dir() and not d.name.startswith(".")
     }
     empty = [name for name, files in class_files.items() if not files]
+    if len(class_files) - len(empty) < 2:
+        _not_class_folders(root, {name: files for name, files in class_files.items() if files})
     for name in empty:
         log.warning("class folder %s has no images (%s) and is ignored", root / name, ", ".join(IMAGE_SUFFIXES))
         del class_files[name]
-    if not class_files:
-        raise DatasetError(
-            f"no images found in {root}: expected one subfolder per class holding "
-            f"{', '.join(IMAGE_SUFFIXES)} files (e.g. {root}/cat/001.jpg)"
-        )
-    if len(class_files) < 2:
-        only = next(iter(class_files))
-        raise DatasetError(
-            f"found only one class ({only!r}) in {root}; classification needs at least two class subfolders"
-        )
     labels = tuple(class_files)
     if should_stream(stream, sum(len(files) for files in class_files.values()), geometry, root):
         files = tuple(str(file) for label in labels for file in class_files[label])
@@ -116,6 +108,25 @@ def read_folder(
     if unreadable:
         raise DatasetError(f"class folder(s) {unreadable} in {root} hold no readable image; fix or remove them")
     return dataset
+
+
+def _not_class_folders(root: Path, class_files: dict[str, list[Path]]) -> None:
+    """Raise the error for a folder without two class subfolders: a detection dataset is named as one, with the fix."""
+    from edgekit.data.annotations import detection_format
+
+    found = detection_format(root)
+    if found is not None:
+        raise DatasetError(
+            f"{root} is a {found.upper()} detection dataset, not one subfolder per class: add --task detection "
+            f"(Python: edgekit.load_detection)"
+        )
+    if not class_files:
+        raise DatasetError(
+            f"no images found in {root}: expected one subfolder per class holding "
+            f"{', '.join(IMAGE_SUFFIXES)} files (e.g. {root}/cat/001.jpg)"
+        )
+    only = next(iter(class_files))
+    raise DatasetError(f"found only one class ({only!r}) in {root}; classification needs at least two class subfolders")
 
 
 def folder_for(path: str | Path, preprocessing: Preprocessing) -> ImageDataset:
