@@ -65,6 +65,8 @@ def train(train: Any, val: Any, arch: Any = None, options: TrainOptions | None =
     from edgekit.training.options import TrainOptions
 
     chosen = TrainOptions.from_call(options, keywords)
+    if chosen.test is not None and not len(chosen.test):  # the data's splits may hold no test split
+        chosen = replace(chosen, test=None)
     task = chosen.task or ("detection" if isinstance(train, DetectionData) else "classification")
     if task not in HOST_TASKS:
         raise TrainingError(f"unknown task {task!r}; valid tasks: {', '.join(HOST_TASKS.names())}")

@@ -88,8 +88,20 @@ def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
         help="epochs without improvement (val loss; val mAP for detection) before stopping (default: 5; 10)",
     )
     parser.add_argument("--weights", default=None, help="local weights file for the backbone (never downloaded)")
-    parser.add_argument("--val", type=float, default=0.15, help="validation fraction (default: 0.15)")
-    parser.add_argument("--test", type=float, default=0.15, help="test fraction (default: 0.15)")
+    parser.add_argument(
+        "--val",
+        type=float,
+        default=0.15,
+        help="validation fraction where the data has no val split of its own (default: 0.15)",
+    )
+    parser.add_argument(
+        "--test", type=float, default=0.15, help="test fraction where the data has no splits (default: 0.15)"
+    )
+    parser.add_argument(
+        "--resplit",
+        action="store_true",
+        help="draw a random split even where the data has its own (data.yaml, COCO files per split, ImageSets)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for the split and training (default: 0)")
     parser.add_argument(
         "--out",
@@ -132,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
         resize=args.resize or ("letterbox" if detection else "stretch"),
         interpolation=args.interpolation or ("linear" if detection else "area"),
     )
-    train_split, val_split, test_split = dataset.split(val=args.val, test=args.test, seed=args.seed)
+    train_split, val_split, test_split = dataset.split(
+        val=args.val, test=args.test, seed=args.seed, resplit=args.resplit
+    )
     result = train(
         train_split,
         val_split,

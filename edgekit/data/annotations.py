@@ -15,7 +15,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from edgekit.data.coco import read_coco
+from edgekit.data.coco import coco_split_files, read_coco
 from edgekit.data.detection import (
     DetectionData,
 )
@@ -45,11 +45,13 @@ def load_detection(
     """Read a detection dataset, telling the format from its layout: YOLO, COCO or Pascal VOC.
 
     `path` is a YOLO root (images/ + labels/ + data.yaml or classes.txt), a COCO
-    instances .json (images beside it or in `images_dir`), a folder holding one, or a VOC
-    root (Annotations/ + JPEGImages/). Letterbox keeps objects' proportions. Larger images
-    are shrunk with one bilinear pass by default ("linear", as Ultralytics, TensorFlow's
-    detection API and MediaPipe do): the contract carries it, and a camera frame then costs
-    a quarter of the antialiased "area" path beside a sub-millisecond detector.
+    instances .json (images beside it or in `images_dir`), a folder holding one (or one per
+    split), or a VOC root (Annotations/ + JPEGImages/). The data's own splits (data.yaml's
+    train/val/test, COCO files per split, VOC's ImageSets/Main) are kept: `split()` uses them.
+    Letterbox keeps objects' proportions. Larger images are shrunk with one bilinear pass by
+    default ("linear", as Ultralytics, TensorFlow's detection API and MediaPipe do): the
+    contract carries it, and a camera frame then costs a quarter of the antialiased "area"
+    path beside a sub-millisecond detector.
 
     `stream=False` decodes every image now (a `DetectionDataset`); `stream=True` reads the
     annotations and the image headers only (a `StreamingDetectionDataset`, decoded per epoch
@@ -68,7 +70,7 @@ def load_detection(
     lazy = {"stream": stream, "cache_dir": Path(cache_dir) if cache_dir else None}
     found = detection_format(root)
     if found == "coco":
-        annotations = root if root.is_file() else next(root.glob("*.json"))
+        annotations = root if root.is_file() else coco_split_files(root) or next(root.glob("*.json"))
         return read_coco(annotations, geometry, Path(images_dir) if images_dir else None, **lazy)
     if found == "voc":
         return read_voc(root, geometry, labels, **lazy)
@@ -97,7 +99,7 @@ def detection_format(path: str | Path) -> str | None:
         return "yolo"
     if any((root / name).is_file() for name in ("data.yaml", "dataset.yaml", "classes.txt")):
         return "yolo"
-    return "coco" if len(list(root.glob("*.json"))) == 1 else None
+    return "coco" if len(list(root.glob("*.json"))) == 1 or coco_split_files(root) else None
 
 
 # -- writing (the generated dataset) ------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from edgekit.data.detection import MALFORMED_FILE, MALFORMED_LINE, MISSING_IMAGE, UNKNOWN_CLASS, DetectionData
@@ -12,33 +13,67 @@ from runtimes.contract import Preprocessing
 
 
 def read_coco(
-    annotations: Path,
+    annotations: Path | dict[str, Path],
     geometry: Preprocessing,
     images_dir: Path | None = None,
     stream: bool | str = False,
     cache_dir: Path | None = None,
 ) -> DetectionData:
-    """A COCO instances JSON: images, annotations (bbox x y w h in pixels) and categories."""
+    """COCO instances JSON: images, annotations (bbox x y w h in pixels) and categories; `annotations` one file or
+    one per split ({"train": ..., "val": ..., "test": ...}, the same categories in each), whose splits are kept."""
+    files = annotations if isinstance(annotations, dict) else {"": annotations}
+    first = next(iter(files.values()))
+    names, index_of = None, None
+    reader: RecordReader | None = None
+    records: list[Record] = []
+    for split, file in files.items():
+        images, anns, categories = _load(file)
+        file_names, file_index = _categories(categories, file)
+        if reader is None:
+            names, index_of = file_names, file_index
+            reader = RecordReader(first.parent, names, geometry)
+        elif (file_names, file_index) != (names, index_of):
+            raise DatasetError(f"{file}'s categories differ from {first}'s; every split needs the same categories")
+        folder = images_dir or next(d for d in (file.parent / "images", file.parent) if d.is_dir())
+        records.extend(_records(file, images, anns, index_of, folder, split, reader))
+    assert reader is not None
+    source = ", ".join(f"{split} {file.name}" for split, file in files.items()) if len(files) > 1 else ""
+    return reader.build(records, stream, cache_dir, split_source=source and f"COCO files per split: {source}")
+
+
+def _load(annotations: Path) -> tuple[list, list, list]:
     try:
         data = json.loads(annotations.read_text())
-        images, anns, categories = data["images"], data.get("annotations", []), data["categories"]
+        return data["images"], data.get("annotations", []), data["categories"]
     except (ValueError, KeyError, TypeError) as exc:
         raise DatasetError(
             f"{annotations} is not a COCO instances file ({type(exc).__name__}: {exc}); "
             "it needs 'images', 'annotations' and 'categories'"
         ) from None
+
+
+def _categories(categories: list, annotations: Path) -> tuple[list[str], dict[int, int]]:
     try:
         ordered = sorted(categories, key=lambda c: int(c["id"]))
-        index_of = {int(c["id"]): i for i, c in enumerate(ordered)}
-        names = [str(c["name"]) for c in ordered]
+        return [str(c["name"]) for c in ordered], {int(c["id"]): i for i, c in enumerate(ordered)}
     except (KeyError, TypeError, ValueError) as exc:
         raise DatasetError(f"{annotations}: categories need an id and a name ({exc})") from None
-    folder = images_dir or next((d for d in (annotations.parent / "images", annotations.parent) if d.is_dir()))
-    reader = RecordReader(annotations.parent, names, geometry)
+
+
+def _records(
+    annotations: Path,
+    images: list,
+    anns: list,
+    index_of: dict[int, int],
+    folder: Path,
+    split: str,
+    reader: RecordReader,
+) -> list[Record]:
+    """One file's records, bad entries skipped and counted by `reader`."""
     records: dict[int, Record] = {}
     for entry in images:
         try:
-            records[int(entry["id"])] = Record(folder / str(entry["file_name"]))
+            records[int(entry["id"])] = Record(folder / str(entry["file_name"]), split=split)
         except (KeyError, TypeError, ValueError):
             reader.skip(f"{annotations}:images", MALFORMED_FILE, f"image entry {str(entry)[:60]}")
     for number, ann in enumerate(anns):
@@ -59,4 +94,21 @@ def read_coco(
         record.boxes.append([x, y, x + w, y + h])
         record.classes.append(index_of[category])
         record.where.append(where)
-    return reader.build(records.values(), stream, cache_dir)
+    return list(records.values())
+
+
+SPLIT_WORDS = (("train", "train"), ("val", "val"), ("valid", "val"), ("test", "test"))
+
+
+def coco_split_files(root: Path) -> dict[str, Path]:
+    """{split: instances file} for a folder holding one COCO file per split: names such as instances_train2017.json,
+    val.json (in the folder or its annotations/), or Roboflow's train/_annotations.coco.json; {} when none."""
+    candidates = [*root.glob("*.json"), *root.glob("annotations/*.json"), *root.glob("*/_annotations.coco.json")]
+    found: dict[str, Path] = {}
+    for file in sorted(candidates):
+        words = re.split(r"[^a-z]+", str(file.relative_to(root)).lower())
+        for word, split in SPLIT_WORDS:
+            if word in words and split not in found:
+                found[split] = file
+                break
+    return {split: found[split] for split in ("train", "val", "test") if split in found} if "train" in found else {}

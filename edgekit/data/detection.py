@@ -91,18 +91,73 @@ class DetectionData:
         """Image `index`'s boxes in model-input pixels (where the resize put them)."""
         return self.mapping(index).to_input(self.boxes[index])
 
-    def split(self, val: float = 0.15, test: float = 0.15, seed: int = 0) -> tuple[Any, Any, Any]:
-        """(train, val, test), stratified by each image's most frequent class (empty images are a group too)."""
+    given_splits: tuple[str, ...]
+    split_source: str
+
+    def split(
+        self, val: float = 0.15, test: float = 0.15, seed: int = 0, resplit: bool = False
+    ) -> tuple[Any, Any, Any]:
+        """(train, val, test): the data's own splits when it has them (YOLO data.yaml, COCO files per split, VOC
+        ImageSets), else drawn at random, stratified by each image's most frequent class (empty images a group).
+
+        With the data's splits, `val` and `test` are used only where the data lacks one: no val split takes `val`
+        of the training images; no test split leaves test empty (the final metrics are then on val). What was
+        done is logged and kept in each part's `split_origin`.
+
+        Args:
+            val: the validation fraction of a random split.
+            test: the test fraction of a random split.
+            seed: the random split's seed.
+            resplit: draw a random split even where the data has its own.
+        """
         if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
             raise DatasetError(f"invalid split fractions val={val}, test={test}; each in [0, 1) and val + test < 1")
-        if len(self) < 3:
-            raise DatasetError(f"{len(self)} image(s) are too few to split into train, val and test")
+        if self.given_splits and not resplit:
+            return self._given(val, seed)
+        parts = tuple(self.subset(part) for part in self._drawn(np.arange(len(self)), val, test, seed))
+        origin = f"drawn at random (val {val:g}, test {test:g}, seed {seed})"
+        if self.given_splits:
+            origin += f"; the data's own splits ({self.split_source}) set aside by resplit=True"
+        else:
+            origin += ": the data has no splits of its own"
+        log.info("splits: %s", origin)
+        return _with_origin(parts, origin)
+
+    def _given(self, val: float, seed: int) -> tuple[Any, Any, Any]:
+        """The data's splits; a missing val split drawn from train, a missing test split left empty."""
+        names = np.asarray(self.given_splits)
+        indices = {name: np.flatnonzero(names == name) for name in ("train", "val", "test")}
+        if not len(indices["train"]):
+            raise DatasetError(
+                f"the data's splits ({self.split_source}) hold no training image; add a train split, or call "
+                "split(resplit=True) to draw one at random"
+            )
+        notes = [f"the data's own splits ({self.split_source})"]
+        if not len(indices["val"]):
+            train, drawn_val, _ = self._drawn(indices["train"], val, 0.0, seed)
+            indices["train"], indices["val"] = train, drawn_val
+            notes.append(f"no val split in the data: {len(drawn_val)} training images drawn for it (val {val:g})")
+        if not len(indices["test"]):
+            notes.append("no test split in the data: final metrics on val")
+        outside = int(np.sum(names == ""))
+        if outside:
+            notes.append(f"{outside} image(s) in no split left out")
+        origin = "; ".join(notes)
+        log.info("splits: %s", origin)
+        return _with_origin(tuple(self.subset(np.sort(indices[n])) for n in ("train", "val", "test")), origin)
+
+    def _drawn(
+        self, among: np.ndarray, val: float, test: float, seed: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`among`'s indices split at random into (train, val, test), stratified by each image's main class."""
+        if len(among) < 3:
+            raise DatasetError(f"{len(among)} image(s) are too few to split into train, val and test")
         rng = np.random.default_rng(seed)
-        groups = np.array([np.bincount(c).argmax() if len(c) else -1 for c in self.classes])
+        groups = np.array([np.bincount(self.classes[i]).argmax() if len(self.classes[i]) else -1 for i in among])
         parts: tuple[list[int], list[int], list[int]] = ([], [], [])
         carry_val = carry_test = 0.0  # fractional shares carried between groups keep small groups from rounding to zero
         for group in np.unique(groups):
-            members = rng.permutation(np.flatnonzero(groups == group))
+            members = rng.permutation(among[groups == group])
             carry_test += test * len(members)
             carry_val += val * len(members)
             n_test, n_val = min(int(carry_test), len(members)), 0
@@ -114,9 +169,9 @@ class DetectionData:
             parts[0].extend(members[n_test + n_val :])
         if not parts[0]:
             raise DatasetError(
-                f"the split leaves no training image ({len(self)} images); add images or lower the fractions"
+                f"the split leaves no training image ({len(among)} images); add images or lower the fractions"
             )
-        return tuple(self.subset(np.sort(p)) for p in parts)  # type: ignore[return-value]
+        return tuple(np.sort(np.asarray(p, np.int64)) for p in parts)  # type: ignore[return-value]
 
     def sample(self, count: int, seed: int = 0) -> "DetectionDataset":
         """Up to `count` images drawn without replacement (calibration, quick checks), in memory."""
@@ -136,6 +191,8 @@ class DetectionDataset(DetectionData):
     geometry: Preprocessing
     sources: tuple[str, ...] = ()
     skipped: tuple[SkippedFile, ...] = field(default=())  # type: ignore[assignment]
+    given_splits: tuple[str, ...] = ()  # per image: the split the data put it in ("" for none); () when it has none
+    split_source: str = ""  # where the splits came from (data.yaml, ImageSets/Main, one COCO file per split)
 
     def __post_init__(self) -> None:
         if not (len(self.pixels) == len(self.boxes) == len(self.classes) == len(self.source_sizes)):
@@ -162,7 +219,16 @@ class DetectionDataset(DetectionData):
             self.geometry,
             tuple(self.sources[i] for i in indices),
             self.skipped,
+            tuple(self.given_splits[i] for i in indices) if self.given_splits else (),
+            self.split_source,
         )
+
+
+def _with_origin(parts: tuple[Any, ...], origin: str) -> tuple[Any, Any, Any]:
+    """`parts` with `split_origin` saying where they came from (the training summary prints it)."""
+    for part in parts:
+        part.split_origin = origin
+    return parts  # type: ignore[return-value]
 
 
 def _decoded(dataset: DetectionData) -> DetectionDataset:

@@ -48,6 +48,8 @@ class StreamingDetectionDataset(DetectionData):
     listing_skipped: tuple[SkippedFile, ...] = ()  # annotations and files skipped while listing
     skip_log: SkipLog = field(default_factory=SkipLog)  # images found unreadable while decoding (shared by splits)
     cache_dir: Path | None = None
+    given_splits: tuple[str, ...] = ()  # per image: the split the data put it in ("" for none); () when it has none
+    split_source: str = ""  # where the splits came from (data.yaml, ImageSets/Main, one COCO file per split)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -74,6 +76,8 @@ class StreamingDetectionDataset(DetectionData):
             self.listing_skipped,
             self.skip_log,
             self.cache_dir,
+            tuple(self.given_splits[i] for i in indices) if self.given_splits else (),
+            self.split_source,
         )
 
     def read(self, index: int) -> np.ndarray | None:
@@ -103,6 +107,8 @@ class StreamingDetectionDataset(DetectionData):
             self.geometry,
             tuple(self.files[i] for i in kept),
             self.skipped,
+            tuple(self.given_splits[i] for i in kept) if self.given_splits else (),
+            self.split_source,
         )
 
     def tensors(self, preprocessing: Preprocessing, indices: np.ndarray | slice = slice(None)) -> np.ndarray:

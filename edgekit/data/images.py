@@ -40,8 +40,14 @@ class SplitMixin:
         """Images per class (`class_counts`: a classification image is one instance)."""
         return self.class_counts()  # type: ignore[attr-defined]
 
-    def split(self, val: float = 0.15, test: float = 0.15, seed: int = 0) -> tuple[Any, Any, Any]:
-        """Stratified (train, val, test) split: every class keeps its share in every part."""
+    def split(
+        self, val: float = 0.15, test: float = 0.15, seed: int = 0, resplit: bool = False
+    ) -> tuple[Any, Any, Any]:
+        """Stratified (train, val, test) split: every class keeps its share in every part.
+
+        Class folders carry no splits of their own, so this always draws one (`resplit` is accepted for the same
+        call as detection datasets'); each part's `split_origin` says so.
+        """
         if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
             raise DatasetError(f"invalid split fractions val={val}, test={test}; each in [0, 1) and val + test < 1")
         rng = np.random.default_rng(seed)
@@ -58,7 +64,10 @@ class SplitMixin:
             parts[2].extend(members[:n_test])
             parts[1].extend(members[n_test : n_test + n_val])
             parts[0].extend(members[n_test + n_val :])
-        return tuple(self.subset(np.sort(p)) for p in parts)  # type: ignore[return-value]
+        split = tuple(self.subset(np.sort(p)) for p in parts)
+        for part in split:
+            part.split_origin = f"drawn at random (val {val:g}, test {test:g}, seed {seed})"
+        return split  # type: ignore[return-value]
 
     def sample(self, count: int, seed: int = 0) -> Any:
         """Up to `count` images drawn without replacement (e.g. for calibration)."""

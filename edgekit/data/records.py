@@ -45,6 +45,7 @@ class Record:
     classes: list[int] = field(default_factory=list)
     where: list[str] = field(default_factory=list)  # file:line of each box, for skip messages
     size: tuple[int, int] | None = None  # (height, width) when the annotation states it
+    split: str = ""  # the split the data puts it in (train, val, test), "" when it says none
 
 
 class RecordReader:
@@ -64,12 +65,19 @@ class RecordReader:
         return False
 
     def build(
-        self, records: Iterable[Record], stream: bool | str = False, cache_dir: Path | None = None
+        self,
+        records: Iterable[Record],
+        stream: bool | str = False,
+        cache_dir: Path | None = None,
+        split_source: str = "",
     ) -> DetectionData:
-        """The dataset of `records`: decoded now, or (`stream`) listed with their sizes read from the file headers."""
+        """The dataset of `records`: decoded now, or (`stream`) listed with their sizes read from the file headers.
+
+        `split_source` names where the records' `split`s came from; the dataset keeps them when any record has one.
+        """
         records = list(records)
         stream = should_stream(stream, len(records), self.geometry, self.root)
-        pixels, boxes, classes, sizes, sources = [], [], [], [], []
+        pixels, boxes, classes, sizes, sources, splits = [], [], [], [], [], []
         for record in records:
             read = self._read_image(record.image, stream)
             if read is None:
@@ -87,8 +95,10 @@ class RecordReader:
             classes.append(np.asarray(kept_classes, np.int64))
             sizes.append((height, width))
             sources.append(str(record.image))
+            splits.append(record.split)
         self._report(bool(sources))
         source_sizes = np.asarray(sizes, np.int64).reshape(-1, 2)
+        given = (tuple(splits), split_source) if any(splits) else ((), "")
         if stream:
             return StreamingDetectionDataset(
                 tuple(sources),
@@ -99,8 +109,10 @@ class RecordReader:
                 self.geometry,
                 tuple(self.skipped),
                 cache_dir=cache_dir,
+                given_splits=given[0],
+                split_source=given[1],
             )
-        kept = (tuple(sources), tuple(self.skipped))
+        kept = (tuple(sources), tuple(self.skipped), *given)
         return DetectionDataset(np.stack(pixels), boxes, classes, source_sizes, self.labels, self.geometry, *kept)
 
     def _read_image(self, image: Path, stream: bool) -> tuple[tuple[int, int], np.ndarray | None] | None:

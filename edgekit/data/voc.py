@@ -41,9 +41,13 @@ def read_voc(
     reader = RecordReader(root, names, geometry)
     reader.skipped.extend(SkippedFile(path, reason) for path, reason in problems)
     index_of = {name: i for i, name in enumerate(names)}
+    split_of = voc_splits(root)
     records = []
     for file, xml in parsed:
-        record = Record(root / "JPEGImages" / (xml.findtext("filename") or file.with_suffix(".jpg").name).strip())
+        record = Record(
+            root / "JPEGImages" / (xml.findtext("filename") or file.with_suffix(".jpg").name).strip(),
+            split=split_of.get(file.stem, ""),
+        )
         for number, obj in enumerate(xml.iter("object")):
             where = f"{file}:object[{number}]"
             name = (obj.findtext("name") or "").strip()
@@ -60,4 +64,20 @@ def read_voc(
             record.classes.append(index_of[name])
             record.where.append(where)
         records.append(record)
-    return reader.build(records, stream, cache_dir)
+    return reader.build(records, stream, cache_dir, split_source="ImageSets/Main" if split_of else "")
+
+
+def voc_splits(root: Path) -> dict[str, str]:
+    """{image id: split} from ImageSets/Main/{train,val,test}.txt (trainval.txt as train where train.txt is
+    missing); {} when there are none."""
+    folder = root / "ImageSets" / "Main"
+    lists = {"train": "train.txt", "val": "val.txt", "test": "test.txt"}
+    if not (folder / "train.txt").is_file() and (folder / "trainval.txt").is_file():
+        lists["train"] = "trainval.txt"
+    split_of: dict[str, str] = {}
+    for split, name in lists.items():
+        if (folder / name).is_file():
+            for line in (folder / name).read_text().splitlines():
+                if line.split():
+                    split_of.setdefault(line.split()[0], split)
+    return split_of

@@ -27,6 +27,9 @@ def dataset_summary(splits: Mapping[str, Any]) -> str:
     total = sum(len(data) for data in present.values())
     unit = " (images/objects)" if first.counts_instances else ""
     lines = [f"data: {len(first.labels)} classes, {total} images ({sizes}){unit}"]
+    origin = getattr(first, "split_origin", "")
+    if origin:
+        lines.append(f"splits: {origin}")
     rows = [
         [label]
         + [
