@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from edgekit.errors import ContractError, DatasetError, ExportError, TrainingError
 from edgekit.reports.progress import shown_progress
 from edgekit.reports.summary import dataset_summary
-from edgekit.run_folders import new_run_folder
+from edgekit.run_folders import new_run_folder, read_run_splits, seen_in_training, write_run_splits
 from runtimes.contract import ModelContract, Preprocessing
 from runtimes.loading import open_model
 from runtimes.model import Model
@@ -72,9 +72,12 @@ def train(train: Any, val: Any, arch: Any = None, options: TrainOptions | None =
         raise TrainingError(f"unknown task {task!r}; valid tasks: {', '.join(HOST_TASKS.names())}")
     with shown_progress(chosen.verbose):
         chosen = replace(chosen, out_dir=new_run_folder(chosen.out_dir, chosen.exist_ok))
+        splits = {"train": train, "val": val, "test": chosen.test}
         if chosen.verbose:
-            log.info("%s", dataset_summary({"train": train, "val": val, "test": chosen.test}))
-        return HOST_TASKS.get(task).train(train, val, arch, chosen)
+            log.info("%s", dataset_summary(splits))
+        result = HOST_TASKS.get(task).train(train, val, arch, chosen)
+        write_run_splits(result.out_dir, splits)
+        return result
 
 
 def export(
@@ -144,6 +147,7 @@ def export(
         )
     if max_drop is not None and check is None:
         raise ExportError("max_drop needs check= data to measure accuracy against Keras; pass check=test_split")
+    run_splits = read_run_splits(Path(model).parent) if isinstance(model, (str, Path)) else None
     if isinstance(model, (str, Path)):
         model, embedded = load_keras(model)
         contract = contract or embedded
@@ -178,7 +182,8 @@ def export(
     )
     results = run_targets(job, parsed, fallback)
     checked = len(check) if check is not None else 0
-    return ExportReport(job.name, keras_quality, checked, results, max_drop, warnings, contract.task)
+    seen = seen_in_training(check.sources, run_splits) if check is not None else None
+    return ExportReport(job.name, keras_quality, checked, results, max_drop, warnings, contract.task, seen)
 
 
 def evaluate(model: str | Path | Model, dataset: Any) -> Any:

@@ -70,6 +70,7 @@ class ExportReport:
     max_drop: float | None = None
     calibration_warnings: list[str] = field(default_factory=list)
     task: str = "classification"  # whose metric `keras_accuracy` and each result's `accuracy` hold (mAP for detection)
+    check_seen_in_training: int | None = None  # check images the model trained on (None: its run recorded no splits)
 
     @property
     def metric(self) -> str:
@@ -95,6 +96,8 @@ class ExportReport:
             "model_name": self.model_name,
             "keras_accuracy": self.keras_accuracy,
             "check_samples": self.check_samples,
+            "check_seen_in_training": self.check_seen_in_training,
+            "check_data": self.check_data,
             "max_drop": self.max_drop,
             "calibration_warnings": self.calibration_warnings,
             "task": self.task,
@@ -102,11 +105,30 @@ class ExportReport:
             "results": [asdict(r) for r in self.results],
         }
 
+    @property
+    def check_data(self) -> str:
+        """What the check data was, honestly: held-out, partly seen in training, or of unknown provenance."""
+        if not self.check_samples:
+            return "no check data"
+        seen = self.check_seen_in_training
+        if seen is None:
+            return f"{self.check_samples} check images (no splits recorded by the model's run: overlap unknown)"
+        if seen:
+            return (
+                f"{self.check_samples} check images, {seen} of them seen in training: not held-out "
+                "(check on the run's test split: --check RUN_FOLDER)"
+            )
+        return f"{self.check_samples} held-out images (none seen in training)"
+
+    def errors(self) -> list[str]:
+        """One line per failed or unverified target with its whole message (the table cell keeps it short)."""
+        return [f"{r.target}: {r.error}" for r in self.results if r.status in ("failed", "unverified") and r.error]
+
     def rows(self) -> list[list[str]]:
         task = host_task(self.task)
         rows = [["keras", "reference", "-", "-", *task.reference_cells(self.keras_accuracy), "-", "-"]]
         for r in self.results:
-            status = {"failed": f"FAILED: {r.error}", "unverified": f"unverified: {r.error}"}.get(r.status, r.status)
+            status = {"failed": "FAILED (below)", "unverified": "unverified (below)"}.get(r.status, r.status)
             if r.fallback_for:
                 status += f" (fallback for {r.fallback_for})"
             rows.append(
@@ -132,13 +154,14 @@ class ExportReport:
         return [f"{', '.join(names)}: {note}" for note, names in targets.items()]
 
     def table(self) -> str:
-        notes = self.note_lines()
-        return text_table(self.header, self.rows()) + (
-            "\nnotes:\n" + "\n".join(f"  {n}" for n in notes) if notes else ""
-        )
+        lines = [f"check: {self.check_data}", text_table(self.header, self.rows())]
+        for title, items in (("errors", self.errors()), ("notes", self.note_lines())):
+            if items:
+                lines.append(f"{title}:\n" + "\n".join(f"  {item}" for item in items))
+        return "\n".join(lines)
 
     def markdown(self) -> str:
-        lines = [f"# Export report: {self.model_name}", "", f"Checked on {self.check_samples} held-out images."]
+        lines = [f"# Export report: {self.model_name}", "", f"Checked on {self.check_data}."]
         if self.max_drop is not None:
             lines.append(
                 f"{self.metric[0].upper()}{self.metric[1:]} gate: at most {self.max_drop:g} points below Keras."
@@ -148,6 +171,8 @@ class ExportReport:
         lines.append("| " + " | ".join(self.header) + " |")
         lines.append("|" + "---|" * len(self.header))
         lines.extend("| " + " | ".join(row) + " |" for row in self.rows())
+        if self.errors():
+            lines.extend(["", "Errors:", ""] + [f"- {line}" for line in self.errors()])
         notes = self.note_lines()
         if notes:
             lines.extend(["", "Notes:", ""] + [f"- {n}" for n in notes])

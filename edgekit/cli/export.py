@@ -25,7 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--calibration", type=Path, help="image folder for int8 calibration (needed for int8 modes)")
     parser.add_argument("--calibration-samples", type=int, default=100, help="images used to calibrate (default: 100)")
-    parser.add_argument("--check", type=Path, help="labelled image folder to compare every artifact with Keras")
+    parser.add_argument(
+        "--check",
+        type=Path,
+        help="data to compare every artifact with Keras on: a labelled folder (classes, or a detection dataset), "
+        "or the training run's folder (runs/train) for its own test split",
+    )
     parser.add_argument(
         "--max-drop",
         type=float,
@@ -53,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from edgekit.errors import ExportError
     from edgekit.host_tasks import host_task
     from edgekit.keras_io import read_keras_contract
+    from edgekit.run_folders import read_run_splits, run_data_root
 
     targets = target_list(args.target)
     needing = needing_calibration(targets)
@@ -69,12 +75,27 @@ def run(args: argparse.Namespace) -> int:
     def folder(path: Path | None):  # noqa: ANN202
         return None if path is None or contract is None else host_task(contract.task).load(path, contract.preprocessing)
 
+    def check_data(path: Path | None):  # noqa: ANN202
+        """--check DIR: a labelled folder, or a training run's folder (its own test split, else its val split)."""
+        root = run_data_root(path) if path is not None else None
+        if root is None or contract is None:
+            return folder(path)
+        splits = read_run_splits(path) or {}
+        name = "test" if splits.get("test") else "val"
+        wanted = set(splits.get(name, ()))
+        dataset = folder(root)
+        chosen = [i for i, source in enumerate(dataset.sources) if str(Path(source).resolve()) in wanted]
+        if not chosen:
+            raise ExportError(f"--check {path}: none of the run's {name} images are in {root} any more")
+        print(f"check: the {name} split of the run in {path} ({len(chosen)} images of {root})")
+        return dataset.subset(chosen)
+
     report = export(
         args.model,
         targets,
         out_dir=args.out,
         calibration=folder(args.calibration),
-        check=folder(args.check),
+        check=check_data(args.check),
         calibration_samples=args.calibration_samples,
         max_drop=args.max_drop,
         fallback=args.fallback,

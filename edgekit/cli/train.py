@@ -128,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from edgekit.api import train
     from edgekit.data.annotations import load_detection
     from edgekit.data.folders import ImageFolder
+    from edgekit.run_folders import write_run_splits
     from edgekit.training.distribution import strategy_for
 
     detection = args.task == "detection"
@@ -166,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         **({"strategy": strategy} if strategy is not None else {}),
     )
+    write_run_splits(result.out_dir, {"train": train_split, "val": val_split, "test": test_split}, data=args.data)
     if detection:
         for split in result.metrics["map"]:
             print(

@@ -99,6 +99,9 @@ def test_train_and_export_commands_end_to_end(shapes_root, tmp_path):
     )
     assert trained.returncode == 0, trained.stderr
     assert "test accuracy:" in trained.stdout and (tmp_path / "run" / "model.keras").exists()
+    assert "data: 2 classes, 24 images (train 12, val 6, test 6)" in trained.stderr
+    assert "splits: drawn at random (val 0.25, test 0.25, seed 0)" in trained.stderr
+    assert "epoch 1/1  " in trained.stderr
     exported = _edgekit(
         "export",
         str(tmp_path / "run" / "model.keras"),
@@ -116,6 +119,22 @@ def test_train_and_export_commands_end_to_end(shapes_root, tmp_path):
     assert exported.returncode == 0, exported.stderr
     assert "tflite:int8" in exported.stdout and "top-1 agreement" in exported.stdout
     assert "only 24 calibration samples" in exported.stderr  # the lint speaks up
+    assert "check: 24 check images, 12 of them seen in training: not held-out" in exported.stdout
+    report = json.loads((tmp_path / "exp" / "export_report.json").read_text())
+    assert (report["check_samples"], report["check_seen_in_training"]) == (24, 12)
+    on_run = _edgekit(
+        "export",
+        str(tmp_path / "run" / "model.keras"),
+        "-t",
+        "tflite:fp32",
+        "--check",
+        str(tmp_path / "run"),
+        "--out",
+        str(tmp_path / "exp2"),
+    )
+    assert on_run.returncode == 0, on_run.stderr
+    assert f"check: the test split of the run in {tmp_path / 'run'} (6 images of {small})" in on_run.stdout
+    assert "check: 6 held-out images (none seen in training)" in on_run.stdout
     assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == [
         "export_report.json",
         "export_report.md",

@@ -20,14 +20,16 @@ def test_report_is_written_as_table_markdown_json_and_png(exported, tmp_path):
     assert "| tflite:int8 | ok |" in markdown and "top-1 agreement" in markdown
     assert paths["plot"].read_bytes()[:4] == b"\x89PNG"
     table = exported.table()
-    assert table.splitlines()[0].split()[:4] == ["target", "status", "size", "gzip"]
+    # the shared model's run recorded its splits, and the check is its test split
+    assert table.splitlines()[0] == f"check: {exported.check_samples} held-out images (none seen in training)"
+    assert table.splitlines()[1].split()[:4] == ["target", "status", "size", "gzip"]
     notes = exported.note_lines()
     assert notes == [
         "onnx:fp32, onnx:dynamic, onnx:int8: float graph via keras-export",  # one line per distinct note
         "onnx:dynamic, onnx:int8: weights in 7 bits (reduce_range): uint8 x int8 products cannot saturate "
         "on x86 CPUs without VNNI",
     ]
-    assert table.splitlines()[2 + 1 + len(exported.results) :] == ["notes:", *[f"  {n}" for n in notes]]
+    assert table.splitlines()[3 + 1 + len(exported.results) :] == ["notes:", *[f"  {n}" for n in notes]]
     assert all(0 < r.gzip_bytes < r.size_bytes for r in exported.results)
     assert "- onnx:fp32, onnx:dynamic, onnx:int8: float graph via keras-export" in markdown
     sums = {r.target: r.sha256 for r in exported.results}

@@ -113,3 +113,47 @@ def test_a_plain_script_sees_the_summary_and_each_epoch_and_a_second_run_goes_to
     assert (tmp_path / "runs" / "train" / "model.keras").is_file()
     assert (tmp_path / "runs" / "train2" / "model.keras").is_file()
     assert (tmp_path / "runs" / "quiet" / "model.keras").is_file()  # verbose=0: trained, and not a line about it
+
+
+def test_a_run_records_its_splits_and_a_check_counts_what_it_trained_on(tmp_path):
+    from edgekit.run_folders import read_run_splits, run_data_root, seen_in_training, write_run_splits
+
+    class Split:
+        def __init__(self, *names):
+            self.sources = tuple(str(tmp_path / "data" / name) for name in names)
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_run_splits(run, {"train": Split("a.png", "b.png"), "val": Split("c.png"), "test": None}, data=tmp_path)
+    recorded = read_run_splits(run)
+    assert recorded == {"train": [str(tmp_path / "data" / n) for n in ("a.png", "b.png")], "val": [recorded["val"][0]]}
+    assert run_data_root(run) == tmp_path.resolve()
+    relative = tmp_path / "data" / ".." / "data" / "b.png"  # the same file named another way still matches
+    assert seen_in_training([str(relative), str(tmp_path / "data" / "c.png"), "array[0]"], recorded) == 1
+    assert seen_in_training(["x.png"], None) is None and read_run_splits(tmp_path / "none") is None
+    assert write_run_splits(tmp_path / "gone", {}) is None  # a non-chief worker's scratch folder, removed
+
+
+def test_the_report_says_how_held_out_its_check_was_and_lists_long_errors_below_the_table():
+    from edgekit.exporter import ExportReport, ExportResult
+
+    long_error = "CalibrationError: " + "the int8 converter could not quantize this graph; " * 5
+    results = [
+        ExportResult("tflite:fp32", "ok", accuracy=0.9, accuracy_delta=0.0, agreement=1.0),
+        ExportResult("tflite:int8", "failed", error=long_error),
+    ]
+    seen = ExportReport("m", 0.9, 500, results, check_seen_in_training=350)
+    assert seen.check_data == (
+        "500 check images, 350 of them seen in training: not held-out (check on the run's test split: "
+        "--check RUN_FOLDER)"
+    )
+    assert ExportReport("m", 0.9, 75, results, check_seen_in_training=0).check_data == (
+        "75 held-out images (none seen in training)"
+    )
+    assert "overlap unknown" in ExportReport("m", 0.9, 75, results).check_data
+    lines = seen.table().splitlines()
+    assert lines[0] == f"check: {seen.check_data}"
+    assert max(len(line) for line in lines[:6]) < 120  # the table itself stays readable
+    assert lines[lines.index("errors:") + 1] == f"  tflite:int8: {long_error}"
+    assert "FAILED (below)" in seen.table() and f"- tflite:int8: {long_error}" in seen.markdown()
+    assert seen.to_dict()["check_seen_in_training"] == 350
