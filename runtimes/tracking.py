@@ -233,19 +233,22 @@ class Tracker:
 
 @dataclass(frozen=True)
 class LineCounts:
-    """Objects that crossed the counting line so far: `inward` crossed to the line's right-hand side
-    (walking from its first point to its second, image y pointing down), `outward` to its left."""
+    """Objects that crossed the counting line so far. "in" is crossing to the line's right-hand side, walking from
+    its first point (x0, y0) to its second (x1, y1) with image y pointing down: for a vertical line drawn top to
+    bottom, right to left is "in"; for a horizontal line drawn left to right, downwards is "in". The overlay draws an
+    arrow pointing "in". `by_label` holds (label, in, out) per label."""
 
     inward: int = 0
     outward: int = 0
-    by_label: tuple[tuple[str, int], ...] = ()
+    by_label: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def total(self) -> int:
         return self.inward + self.outward
 
     def to_dict(self) -> dict[str, object]:
-        return {"in": self.inward, "out": self.outward, "total": self.total, "by_label": dict(self.by_label)}
+        per_label = {label: {"in": i, "out": o, "total": i + o} for label, i, o in self.by_label}
+        return {"in": self.inward, "out": self.outward, "total": self.total, "by_label": per_label}
 
     def __str__(self) -> str:
         return f"crossed: {self.total} (in {self.inward}, out {self.outward})"
@@ -300,25 +303,59 @@ class LineCounter:
     @property
     def counts(self) -> LineCounts:
         directions = [direction for direction, _ in self._counted.values()]
-        labels: dict[str, int] = {}
-        for _, label in self._counted.values():
-            labels[label] = labels.get(label, 0) + 1
-        return LineCounts(directions.count("in"), directions.count("out"), tuple(sorted(labels.items())))
+        labels: dict[str, list[int]] = {}
+        for direction, label in self._counted.values():
+            labels.setdefault(label, [0, 0])[0 if direction == "in" else 1] += 1
+        per_label = tuple((label, i, o) for label, (i, o) in sorted(labels.items()))
+        return LineCounts(directions.count("in"), directions.count("out"), per_label)
+
+    def in_arrow(self, length: float) -> tuple[np.ndarray, np.ndarray]:
+        """(tail, head) of an arrow `length` pixels long from the line's middle towards its "in" side."""
+        x0, y0, x1, y1 = self.line
+        middle = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+        return middle, middle + in_direction(self.line) * length
 
     def draw(self, image: np.ndarray) -> None:
-        """The line and the counts, on the BGR `image` in place."""
+        """The line, an arrow pointing to its "in" side, and the counts, on the BGR `image` in place."""
         import cv2
 
         side = min(image.shape[:2])
         thickness = max(1, round(side / 200))
         x0, y0, x1, y1 = (int(round(v)) for v in self.line)
         cv2.line(image, (x0, y0), (x1, y1), (0, 255, 255), thickness, cv2.LINE_AA)
+        tail, head = self.in_arrow(max(12.0, side / 8))
+        cv2.arrowedLine(
+            image,
+            tuple(int(round(v)) for v in tail),
+            tuple(int(round(v)) for v in head),
+            (0, 255, 255),
+            thickness,
+            cv2.LINE_AA,
+            tipLength=0.35,
+        )
+        cv2.putText(
+            image,
+            "in",
+            (int(round(head[0])) + 3, int(round(head[1])) + 3),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            max(0.35, side / 900),
+            (0, 255, 255),
+            max(1, thickness // 2),
+            cv2.LINE_AA,
+        )
         text = str(self.counts)
         font = max(0.4, side / 800)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thickness)
         origin = (min(max(0, x1 - tw), image.shape[1] - tw), min(max(th + 2, y1 - 4), image.shape[0] - base))
         cv2.rectangle(image, (origin[0], origin[1] - th - 2), (origin[0] + tw, origin[1] + base), (0, 0, 0), -1)
         cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, font, (0, 255, 255), thickness, cv2.LINE_AA)
+
+
+def in_direction(line: Sequence[float]) -> np.ndarray:
+    """The unit vector from a counting line towards its "in" side (its right-hand side, image y down)."""
+    x0, y0, x1, y1 = line
+    normal = np.array([-(y1 - y0), x1 - x0], np.float64)  # (dx, dy) turned a quarter clockwise on screen
+    return normal / np.linalg.norm(normal)
 
 
 def _side(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> int:

@@ -121,8 +121,47 @@ def test_line_counter_counts_each_crossing_track_once_with_its_direction():
             (200, 300),
         )
         counts = counter.update(frame)
-    assert counts.to_dict() == {"in": 1, "out": 2, "total": 3, "by_label": {"circle": 1, "square": 1, "triangle": 1}}
+    assert counts.to_dict() == {
+        "in": 1,
+        "out": 2,
+        "total": 3,
+        "by_label": {  # the square walked right to left, into the left half: "in"; the others out
+            "circle": {"in": 0, "out": 1, "total": 1},
+            "square": {"in": 1, "out": 0, "total": 1},
+            "triangle": {"in": 0, "out": 1, "total": 1},
+        },
+    }
     assert str(counts) == "crossed: 3 (in 1, out 2)"
+
+
+@pytest.mark.parametrize(
+    "line, inward",
+    [
+        ((150, 0, 150, 200), (-1, 0)),  # down the screen: "in" is to the left
+        ((0, 50, 300, 50), (0, 1)),  # left to right: "in" is below
+        ((300, 50, 0, 50), (0, -1)),
+    ],
+)
+def test_the_in_side_is_the_right_hand_side_and_the_overlay_points_to_it(line, inward):
+    from runtimes.tracking import in_direction
+
+    assert np.allclose(in_direction(line), inward)
+    counter = LineCounter(line)
+    image = np.zeros((200, 300, 3), np.uint8)
+    counter.draw(image)
+    tail, head = counter.in_arrow(30)
+    assert np.allclose(head - tail, np.array(inward) * 30)
+    x, y = (int(round(v)) for v in tail + np.array(inward) * 22)  # along the arrow's shaft, off the line
+    blue, green, red = image[y, x].tolist()
+    assert blue == 0 and green == red > 150  # the arrow is drawn (antialiased), in the line's yellow
+    middle = (np.array(line[:2]) + np.array(line[2:])) / 2
+
+    def car_at(centre):
+        return Detections((Detection("car", 0, 0.9, _box(*centre), track_id=1),), 1.0, 0.1, (200, 300))
+
+    before, after = car_at(middle - np.array(inward) * 20), car_at(middle + np.array(inward) * 20)
+    counter.update(before)
+    assert counter.update(after).to_dict()["by_label"] == {"car": {"in": 1, "out": 0, "total": 1}}
 
 
 @pytest.mark.parametrize("text", ["1,2,3", "1,2,x,4", "5,5,5,5", "nan,0,1,1"])
