@@ -24,10 +24,12 @@ def draw_overlay(
     threshold: float | None = 0.0,
     task: Any = None,
     labels: Sequence[str] = (),
+    counter: Any = None,
+    latency_ms: float | None = None,
 ) -> np.ndarray:
-    """Return a copy of `image` with the result drawn by its task (a detector's boxes) and its summary
-    line (the top label and score, or the object count) and FPS in a readable box, put in the corner
-    where it covers the least of what the task drew (top left when nothing is in the way)."""
+    """Return a copy of `image` with the result drawn by its task (a detector's boxes), a `counter`'s line and
+    "in" arrow, and one banner of text (the top label and score or the object count, the line's counts, FPS and
+    latency) in the corner where it covers the least of what was drawn (top left when nothing is in the way)."""
     canvas = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     task = task or task_for("classification")
     lines = []
@@ -36,8 +38,13 @@ def draw_overlay(
         task.draw(canvas, result, labels)
         lines.extend(task.lines(result, threshold or 0.0))
         occupied = task.occupied(result)
-    if fps is not None:
-        lines.append(f"{fps:.1f} FPS")
+    if counter is not None:
+        counter.draw(canvas)
+        lines.append(str(counter.counts))
+    speed = [f"{fps:.1f} FPS"] if fps is not None else []
+    speed += [f"{latency_ms:.1f} ms"] if latency_ms is not None else []
+    if speed:
+        lines.append(", ".join(speed))
     if lines:
         _draw_banner(canvas, lines, occupied)
     return canvas
@@ -47,8 +54,13 @@ def _draw_banner(canvas: np.ndarray, lines: Sequence[str], occupied: np.ndarray)
     """White text on black, one line under another, in the corner that covers the least of `occupied`."""
     scale = max(0.4, canvas.shape[0] / 480 * 0.7)
     thickness = max(1, int(round(scale * 2)))
+    widest = max(cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0] for text in lines) + 10
+    tallest = len(lines) * (cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][1] * 2 + 8)
+    fit = min(1.0, 0.6 * canvas.shape[1] / widest, 0.35 * canvas.shape[0] / tallest)  # small frames: smaller text
+    scale, thickness = max(0.25, scale * fit), 1 if fit < 1 else thickness
     sizes = [cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness) for text in lines]
-    heights = [height + baseline + 8 for (_, height), baseline in sizes]
+    pad = 8 if scale >= 0.4 else 4
+    heights = [height + baseline + pad for (_, height), baseline in sizes]
     width, height = max(w for (w, _), _ in sizes) + 10, sum(heights)
     x, y = banner_corner(canvas.shape[:2], (width, height), occupied)
     for text, (_, baseline), step in zip(lines, sizes, heights):
@@ -56,7 +68,7 @@ def _draw_banner(canvas: np.ndarray, lines: Sequence[str], occupied: np.ndarray)
         cv2.putText(
             canvas,
             text,
-            (x + 5, y + step - baseline - 4),
+            (x + 5, y + step - baseline - pad // 2),
             cv2.FONT_HERSHEY_SIMPLEX,
             scale,
             (255, 255, 255),
@@ -233,10 +245,14 @@ def present(
             keep_going = True
             if window or video:
                 annotated = draw_overlay(
-                    item.frame.image, item.result, item.fps, threshold, stream.model.task, stream.model.labels
+                    item.frame.image,
+                    item.result,
+                    item.fps,
+                    threshold,
+                    stream.model.task,
+                    stream.model.labels,
+                    counter=stream.counter,
                 )
-                if stream.counter is not None:
-                    stream.counter.draw(annotated)
                 if video:
                     video.write(annotated, fps_hint=getattr(stream.source, "fps", 0.0), position=item.frame.position)
                 if window:

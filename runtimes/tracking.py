@@ -316,7 +316,8 @@ class LineCounter:
         return middle, middle + in_direction(self.line) * length
 
     def draw(self, image: np.ndarray) -> None:
-        """The line, an arrow pointing to its "in" side, and the counts, on the BGR `image` in place."""
+        """The line and an arrow pointing to its "in" side, on the BGR `image` in place (the counts go in the
+        overlay's banner: `runtimes.display.draw_overlay`)."""
         import cv2
 
         side = min(image.shape[:2])
@@ -343,12 +344,6 @@ class LineCounter:
             max(1, thickness // 2),
             cv2.LINE_AA,
         )
-        text = str(self.counts)
-        font = max(0.4, side / 800)
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thickness)
-        origin = (min(max(0, x1 - tw), image.shape[1] - tw), min(max(th + 2, y1 - 4), image.shape[0] - base))
-        cv2.rectangle(image, (origin[0], origin[1] - th - 2), (origin[0] + tw, origin[1] + base), (0, 0, 0), -1)
-        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, font, (0, 255, 255), thickness, cv2.LINE_AA)
 
 
 def in_direction(line: Sequence[float]) -> np.ndarray:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from runtimes.arguments import add_threshold_argument, add_tracking_arguments
+
 HELP = "package a model to run on a device without TensorFlow"
 DESCRIPTION = "Write a self-contained bundle folder and its .tar.gz."
 
@@ -14,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help=".tflite or .onnx model exported by edgekit")
     parser.add_argument("--out", type=Path, required=True, help="bundle folder to create (must be new or empty)")
     parser.add_argument("--name", default=None, help="service name (default: edgekit-classifier or edgekit-detector)")
-    parser.add_argument("--source", default="picamera2", help="source the service reads (default: picamera2)")
+    parser.add_argument(
+        "--source", default="picamera2", help="source the bundle reads, in its config.json (default: picamera2)"
+    )
     parser.add_argument("--user", default="pi", help="user the service runs as (default: pi)")
     parser.add_argument(
         "--serve",
@@ -22,13 +26,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="add edgekit serve (REST API, live view) and a systemd unit for it, with a token made on install",
     )
     parser.add_argument("--port", type=int, default=8500, help="port of the --serve unit (default: 8500)")
+    add_threshold_argument(parser)
+    add_tracking_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from edgekit.deploy import rpi
 
     bundle = rpi(
-        args.model, args.out, name=args.name, source=args.source, user=args.user, serve=args.serve, port=args.port
+        args.model,
+        args.out,
+        name=args.name,
+        source=args.source,
+        user=args.user,
+        serve=args.serve,
+        port=args.port,
+        threshold=args.threshold,
+        track=args.track,
+        count_line=args.count_line,
     )
     print(f"bundle: {bundle.folder}/ and {bundle.archive}")
     print(

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from runtimes.apps.runner import add_tracking_arguments, backend_options
+from runtimes.arguments import add_backend_arguments, add_threshold_argument, add_tracking_arguments, backend_options
 
 HELP = "classify or detect in images, folders, videos, cameras or streams"
 DESCRIPTION = (
@@ -24,27 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--every", type=int, default=1, help="predict on every Nth frame of --source (default: 1)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many results")
-    parser.add_argument("--top-k", type=int, default=3, help="labels to show per image (default: 3)")
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="classifiers: scores below this are reported as uncertain ('?') (default: 0); "
-        "detectors: the minimum detection score (default: the model's)",
-    )
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
-    parser.add_argument(
-        "--delegate",
-        action="append",
-        default=[],
-        help="TFLite delegate: edgetpu, gpu, xnnpack[:num_threads=N] or a library path (repeatable)",
-    )
-    parser.add_argument(
-        "--provider",
-        action="append",
-        default=[],
-        help="ONNX Runtime execution provider: cuda, tensorrt, openvino, coreml, cpu (repeatable, in order)",
-    )
+    parser.add_argument("--top-k", type=int, default=3, help="classifiers: labels per result (default: 3)")
+    add_threshold_argument(parser)
+    add_backend_arguments(parser)
     add_tracking_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object per image or frame")
     parser.add_argument(
@@ -87,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.save:
         frames = len(args.images) if args.images else frames_in(args.source)
         saver = annotated_output(args.save, frames, video_ok=not args.images)
-    with open_model(args.model, num_threads=args.threads, **backend_options(args.delegate, args.provider)) as model:
+    with open_model(args.model, **backend_options(args)) as model:
         if args.source is not None:
             return _predict_stream(model, args)
         return _predict_files(model, args, saver)

@@ -7,6 +7,7 @@ systemd unit and a README. Its archive holds only relative paths inside one fold
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tarfile
@@ -14,7 +15,7 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import runtimes
 from converters.base import ordinary_permissions
@@ -31,8 +32,10 @@ from edgekit.deploy.templates import (
     TRACKING_RUN,
 )
 from edgekit.errors import DeployError
+from runtimes.arguments import BUNDLE_CONFIG
 from runtimes.backends.base import backend_for
 from runtimes.integrity import MANIFEST_NAME, write_manifest
+from runtimes.tracking import LineCounter, parse_line
 
 MAX_BUNDLE_BYTES = 1 << 30  # what extract_bundle writes at most: a bundle is a model and some code
 MAX_EXPANSION = 200  # uncompressed / archive size beyond which an archive is a decompression bomb
@@ -161,8 +164,15 @@ def rpi(
     user: str = "pi",
     serve: bool = False,
     port: int = 8500,
+    threshold: float | None = None,
+    track: bool = False,
+    count_line: Sequence[float] | str | None = None,
 ) -> Bundle:
     """Write a Raspberry Pi bundle folder and its .tar.gz, for any task's model (classifier, detector).
+
+    `source`, `threshold`, `track` and `count_line` (a detector's counting line, x0,y0,x1,y1 in source pixels)
+    go into the bundle's `config.json`, which run.py, serve.py and so both services read: a Pi that counts
+    does so out of the box, and the one file changes it (a flag on the command line still wins).
 
     `name` names the systemd service; by default `edgekit-<role>` (edgekit-classifier, edgekit-detector).
     `serve` adds `edgekit serve` (serve.py, Starlette and uvicorn in the requirements) and a sandboxed
@@ -176,6 +186,7 @@ def rpi(
     """
     model = Path(model)
     contract, task, backend = _bundleable(model)
+    config = _config(task, source, threshold, track, count_line)
     name = name or f"edgekit-{task.role}"
     folder = Path(out_dir)
     if folder.exists() and any(folder.iterdir()):
@@ -187,8 +198,9 @@ def rpi(
         work.mkdir()
         shutil.copy2(model, work / model.name)
         _copy_runtimes(work / "runtimes")
-        where = _Where(name, folder.name, user, source, port)
-        for filename, text in _bundle_files(model, contract, task, backend, where, serve).items():
+        where = _Where(name, folder.name, user, port)
+        files = {**_bundle_files(model, contract, task, backend, where, serve, config), BUNDLE_CONFIG: config}
+        for filename, text in files.items():
             path = work / filename
             path.write_text(text)
             if filename.endswith((".sh", ".py")):
@@ -217,6 +229,17 @@ def _bundleable(model: Path) -> tuple[Any, Any, str]:
     return contract, task, backend_for(model).name
 
 
+def _config(task: Any, source: str, threshold: float | None, track: bool, count_line: Any) -> str:
+    """The bundle's config.json: the settings both its programs start with."""
+    if (track or count_line is not None) and not task.trackable:
+        raise DeployError(f"track and count_line need a detector; this model is a {task.role}")
+    config: dict[str, Any] = {"source": source, "threshold": threshold, "track": bool(track or count_line)}
+    if count_line is not None:
+        line = parse_line(count_line) if isinstance(count_line, str) else LineCounter(count_line).line
+        config["count_line"] = ",".join(f"{v:g}" for v in line)
+    return json.dumps(config, indent=2) + "\n"
+
+
 @dataclass(frozen=True)
 class _Where:
     """Where and how the bundle's services run on the Pi."""
@@ -224,12 +247,13 @@ class _Where:
     name: str  # the systemd service
     folder: str  # the bundle folder's name
     user: str
-    source: str
     port: int
 
 
-def _bundle_files(model: Path, contract: Any, task: Any, backend: str, where: _Where, serve: bool) -> dict[str, str]:
-    """Every generated file of the bundle: name -> text."""
+def _bundle_files(
+    model: Path, contract: Any, task: Any, backend: str, where: _Where, serve: bool, config: str
+) -> dict[str, str]:
+    """Every generated file of the bundle but config.json: name -> text."""
     home = f"/home/{where.user}/{where.folder}"
     readme = README.format(
         name=where.name,
@@ -240,6 +264,7 @@ def _bundle_files(model: Path, contract: Any, task: Any, backend: str, where: _W
         folder=home,
         record_help=task.record_help,
         task_runs=TRACKING_RUN if task.trackable else "",
+        config=f"`{json.dumps(json.loads(config))}`",
     )
     files = {
         "run.py": RUN_PY.format(model=model.name, manifest=MANIFEST_NAME, role=task.role),
@@ -248,9 +273,7 @@ def _bundle_files(model: Path, contract: Any, task: Any, backend: str, where: _W
         "install.sh": INSTALL_SH.format(
             manifest=MANIFEST_NAME, serve_token=SERVE_TOKEN.format(port=where.port) if serve else ""
         ),
-        f"{where.name}.service": SERVICE.format(
-            name=where.name, folder=home, source=where.source, user=where.user, role=task.role
-        ),
+        f"{where.name}.service": SERVICE.format(name=where.name, folder=home, user=where.user, role=task.role),
         "README.md": readme,
     }
     if serve:
@@ -260,15 +283,19 @@ def _bundle_files(model: Path, contract: Any, task: Any, backend: str, where: _W
         )
         files["serve.py"] = SERVE_PY.format(model=model.name, manifest=MANIFEST_NAME, role=task.role)
         files[f"{where.name}-serve.service"] = SERVE_SERVICE.format(
-            name=where.name, folder=opt, source=where.source, role=task.role, port=where.port
+            name=where.name, folder=opt, role=task.role, port=where.port
         )
     return files
 
 
 def _seal(work: Path, staging: Path, folder: Path) -> Path:
     """The manifest, ordinary permissions and the .tar.gz; the folder and archive moved into place. The archive."""
-    # everything but the files a user edits in place (the service unit, the README)
-    shipped = [p.relative_to(work) for p in work.rglob("*") if p.is_file() and p.suffix not in (".service", ".md")]
+    # everything but the files a user edits in place (the service unit, the README, config.json)
+    shipped = [
+        p.relative_to(work)
+        for p in work.rglob("*")
+        if p.is_file() and p.suffix not in (".service", ".md") and p.name != BUNDLE_CONFIG
+    ]
     write_manifest(work, shipped)
     ordinary_permissions(work)
     archive_tmp = staging / "bundle.tar.gz"

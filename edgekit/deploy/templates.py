@@ -84,7 +84,8 @@ SupplementaryGroups=video
 WorkingDirectory={folder}
 # read by systemd as root: the token stays out of `ps`, the command line and the logs; no file, no start
 EnvironmentFile={folder}/serve.env
-ExecStart={folder}/.venv/bin/python {folder}/serve.py --source {source} --host 0.0.0.0 --port {port}
+# the source, threshold, tracking and counting line come from {folder}/config.json
+ExecStart={folder}/.venv/bin/python {folder}/serve.py --host 0.0.0.0 --port {port}
 Restart=on-failure
 RestartSec=5
 RestartPreventExitStatus=2
@@ -142,7 +143,8 @@ After=network-online.target
 [Service]
 Type=simple
 WorkingDirectory={folder}
-ExecStart={folder}/.venv/bin/python {folder}/run.py --source {source} --output {folder}/results.jsonl
+# the source, threshold, tracking and counting line come from {folder}/config.json
+ExecStart={folder}/.venv/bin/python {folder}/run.py --output {folder}/results.jsonl
 Restart=on-failure
 RestartSec=5
 User={user}
@@ -168,8 +170,16 @@ Labels: {labels}
 damaged copy (SD cards and interrupted transfers flip and cut bytes): `sha256sum -c MANIFEST.sha256`
 shows which file. Copy the bundle again when it fails.
 
+## Settings
+
+`config.json` holds what run.py, serve.py and the services start with: `source` (picamera2, a webcam index, a
+video, an rtsp:// URL), `threshold`, and for detectors `track` and `count_line` ("x0,y0,x1,y1" in source
+pixels; "in" is the line's right-hand side going from the first point to the second, drawn as an arrow).
+Edit it and restart the service; a flag on the command line still wins. Now: {config}
+
 ## Run
 
+    .venv/bin/python run.py                               # as config.json says
     .venv/bin/python run.py --source picamera2            # Pi camera; 0 for a USB webcam
     .venv/bin/python run.py --source clip.mp4 --save annotated.mp4
     .venv/bin/python run.py --source photos/ --threshold 0.6 --output results.jsonl

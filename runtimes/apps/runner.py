@@ -15,6 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Sequence
 
+from runtimes.arguments import (
+    add_backend_arguments,
+    add_threshold_argument,
+    add_tracking_arguments,
+    apply_bundle_config,
+    backend_options,
+)
 from runtimes.errors import EdgekitError
 
 
@@ -112,16 +119,10 @@ def build_parser(default_model: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--source", default="0", help="image, folder, glob, video, webcam index, rtsp:// URL or picamera2"
     )
-    parser.add_argument("--every", type=int, default=1, help="classify every Nth frame")
+    parser.add_argument("--every", type=int, default=1, help="predict on every Nth frame")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many results")
-    parser.add_argument("--top-k", type=int, default=3)
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="classifiers: scores below this are reported with label null; detectors: the minimum "
-        "detection score (default: the model's)",
-    )
+    parser.add_argument("--top-k", type=int, default=3, help="classifiers: labels per result (default: 3)")
+    add_threshold_argument(parser)
     add_tracking_arguments(parser)
     parser.add_argument("--output", type=Path, default=None, help="append JSON lines here instead of stdout")
     parser.add_argument(
@@ -130,52 +131,8 @@ def build_parser(default_model: str | None = None) -> argparse.ArgumentParser:
         default=None,
         help="write the annotated frames: a video (.mp4, .avi), one image (.jpg, .png) or a folder of images",
     )
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
-    parser.add_argument(
-        "--delegate",
-        action="append",
-        default=[],
-        help="TFLite delegate: edgetpu, gpu, xnnpack[:num_threads=N] or a library path (repeatable)",
-    )
-    parser.add_argument(
-        "--provider",
-        action="append",
-        default=[],
-        help="ONNX Runtime execution provider: cuda, tensorrt, openvino, coreml, cpu (repeatable, in order)",
-    )
+    add_backend_arguments(parser)
     return parser
-
-
-def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
-    """--track and --count-line, shared by `edgekit predict` and the runner."""
-    from runtimes.tracking import parse_line
-
-    parser.add_argument("--track", action="store_true", help="detectors: give each object an id kept across frames")
-    parser.add_argument(
-        "--count-line",
-        type=_line(parse_line),
-        default=None,
-        metavar="X0,Y0,X1,Y1",
-        help="detectors: count tracked objects whose centre crosses this line (source pixels; implies --track)",
-    )
-
-
-def _line(parse: Any) -> Any:
-    def parsed(text: str) -> tuple[float, float, float, float]:
-        try:
-            return parse(text)
-        except EdgekitError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return parsed
-
-
-def backend_options(delegates: Sequence[str], providers: Sequence[str]) -> dict[str, Any]:
-    """open_model options for --delegate / --provider (only those given, so every backend accepts them)."""
-    return {
-        **({"delegates": list(delegates)} if delegates else {}),
-        **({"providers": list(providers)} if providers else {}),
-    }
 
 
 def main(argv: Sequence[str] | None = None, default_model: str | None = None, bundle: str | Path | None = None) -> int:
@@ -186,15 +143,17 @@ def main(argv: Sequence[str] | None = None, default_model: str | None = None, bu
     """
     from runtimes.loading import open_model
 
-    args = build_parser(default_model).parse_args(argv)
-    if bundle is not None:
-        from runtimes.integrity import verify_manifest
+    parser = build_parser(default_model)
+    try:
+        if bundle is not None:
+            from runtimes.integrity import verify_manifest
 
-        try:
             verify_manifest(bundle)
-        except EdgekitError as exc:
-            print(f"runner: error: {exc}", file=sys.stderr)
-            return 2
+        apply_bundle_config(parser, bundle)  # the bundle's config.json: its settings, a flag still wins
+    except EdgekitError as exc:
+        print(f"runner: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     options = StreamOptions(
         every=args.every,
         max_frames=args.max_frames,
@@ -206,7 +165,7 @@ def main(argv: Sequence[str] | None = None, default_model: str | None = None, bu
         count_line=args.count_line,
     )
     try:
-        with open_model(args.model, num_threads=args.threads, **backend_options(args.delegate, args.provider)) as model:
+        with open_model(args.model, **backend_options(args)) as model:
             if args.output is None:
                 return run_stream(model, args.source, options)
             args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -180,7 +180,12 @@ def _prepare(
         if source is not None:
             live_model = open_model(model_path, **load_options)  # its own interpreter: requests never wait on frames
             models = (model, live_model)
-            feed = LiveFeed(live_model, source, open_source, stream_options, realtime_files=realtime_files).start()
+            options = dict(stream_options or {})
+            threshold = options.pop("threshold", None)
+            options.update({k: v for k, v in live_model.task.cli_options(None, threshold).items() if v is not None})
+            feed = LiveFeed(
+                live_model, source, open_source, options, threshold=threshold, realtime_files=realtime_files
+            ).start()
         draining = Draining()
         workers = ThreadPoolExecutor(limits.max_predicts_in_flight, thread_name_prefix="edgekit-predict")
         app = create_app(model, config, feed, draining=draining, workers=workers)
@@ -312,7 +317,8 @@ def serve(
         token: required on every request (``Authorization: Bearer``); None serves loopback only.
         insecure: serve a non-loopback `host` without a token (anyone who reaches it may use it).
         limits: caps and deadlines (`Limits`).
-        stream_options: the live stream's options (a detector's thresholds, tracking).
+        stream_options: the live stream's options: ``track``, ``count_line``, ``threshold`` (a detector's minimum
+            score, a classifier's "uncertain" line) and `Model.stream`'s others.
         realtime_files: play a video file source at its own frame rate (False: as fast as it decodes).
         **load_options: `open_model`'s (``num_threads``).
 

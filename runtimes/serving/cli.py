@@ -7,6 +7,13 @@ import os
 import sys
 from pathlib import Path
 
+from runtimes.arguments import (
+    add_backend_arguments,
+    add_threshold_argument,
+    add_tracking_arguments,
+    apply_bundle_config,
+    backend_options,
+)
 from runtimes.errors import ServeConfigError
 from runtimes.serving.limits import Limits
 
@@ -65,7 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser, default_model: str | None = N
         default=256,
         help="open connections at most (default: 256, fewer where the file descriptor limit is lower)",
     )
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
+    add_threshold_argument(parser)
+    add_tracking_arguments(parser)
+    add_backend_arguments(parser)
 
 
 def token_of(args: argparse.Namespace) -> str | None:
@@ -146,9 +155,17 @@ def run(args: argparse.Namespace, process: bool = False) -> int:
         token=token,
         insecure=args.insecure,
         limits=limits,
-        num_threads=args.threads,
+        stream_options=live_options(args),
+        **backend_options(args),
     )
     return 0
+
+
+def live_options(args: argparse.Namespace) -> dict[str, object]:
+    """The live view's options from the command line: tracking, a counting line and the threshold."""
+    if (args.track or args.count_line) and args.source is None:
+        raise ServeConfigError("--track and --count-line act on the live view: add --source (a camera or a video)")
+    return {"track": args.track, "count_line": args.count_line, "threshold": args.threshold}
 
 
 def main(argv: list[str] | None = None, default_model: str | None = None, bundle: str | Path | None = None) -> int:
@@ -160,14 +177,14 @@ def main(argv: list[str] | None = None, default_model: str | None = None, bundle
 
     parser = argparse.ArgumentParser(prog="serve", description="edgekit serve: TF Serving's REST API and a live view")
     add_arguments(parser, default_model)
-    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if bundle is not None:
             from runtimes.integrity import verify_manifest
 
             verify_manifest(bundle)
-        return run(args, process=argv is None)
+        apply_bundle_config(parser, bundle)  # the bundle's config.json: its settings, a flag still wins
+        return run(parser.parse_args(argv), process=argv is None)
     except EdgekitError as exc:
         print(f"serve: error: {exc}", file=sys.stderr)
         return 2

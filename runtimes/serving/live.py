@@ -48,8 +48,10 @@ class LiveFeed:
         jpeg_quality: int = 80,
         loop_files: bool = True,
         realtime_files: bool = True,
+        threshold: float | None = None,
     ) -> None:
         self.model, self.source_spec, self._open = model, source, open_source
+        self.threshold = threshold  # a classifier's "uncertain" line in the records and the overlay
         self.options = dict(stream_options or {})
         self.jpeg_quality, self.loop_files, self.realtime_files = jpeg_quality, loop_files, realtime_files
         self._condition = threading.Condition()
@@ -132,17 +134,16 @@ class LiveFeed:
 
     def _publish(self, result: Any) -> None:
         task = self.model.task
-        canvas = draw_overlay(result.frame.image, result.result, result.fps, task=task, labels=self.model.labels)
-        text = f"{result.latency_ms:.1f} ms"
-        cv2.putText(
-            canvas,
-            text,
-            (5, canvas.shape[0] - 8),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            max(0.4, canvas.shape[0] / 480 * 0.6),
-            (255, 255, 255),
-            1,
-            cv2.LINE_AA,
+        stream = self._stream
+        canvas = draw_overlay(
+            result.frame.image,
+            result.result,
+            result.fps,
+            self.threshold,
+            task=task,
+            labels=self.model.labels,
+            counter=stream.counter if stream is not None else None,
+            latency_ms=result.latency_ms,
         )
         ok, encoded = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
@@ -150,11 +151,13 @@ class LiveFeed:
         record = task.record(
             result.frame.position,
             result.result,
-            None,
+            self.threshold,
             latency_ms=result.latency_ms,
             age_ms=result.age_ms,
             fps=result.fps,
         )
+        if result.counts is not None:
+            record["count"] = result.counts.to_dict()
         self.fps, self.latency_ms = result.fps, result.latency_ms
         with self._condition:
             self._published = Published(

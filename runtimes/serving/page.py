@@ -22,7 +22,8 @@ const events = new EventSource("results");
 events.onmessage = (event) => {
   const r = JSON.parse(event.data);
   const fps = (r.fps || 0).toFixed(1), latency = (r.latency_ms || 0).toFixed(1);
-  document.getElementById("stats").textContent = `frame ${r.frame}, ${fps} FPS, ${latency} ms`;
+  const count = r.count ? `, crossed ${r.count.total} (in ${r.count.in}, out ${r.count.out})` : "";
+  document.getElementById("stats").textContent = `frame ${r.frame}, ${fps} FPS, ${latency} ms${count}`;
   document.getElementById("result").textContent = JSON.stringify(r, null, 1);
 };
 """

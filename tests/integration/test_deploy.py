@@ -25,6 +25,7 @@ def test_bundle_holds_everything_a_pi_needs(bundle):
     assert names == [
         "MANIFEST.sha256",
         "README.md",
+        "config.json",
         "doctor.py",
         "edgekit-classifier.service",
         "install.sh",
@@ -39,7 +40,12 @@ def test_bundle_holds_everything_a_pi_needs(bundle):
     )
     assert "--system-site-packages" in (bundle.folder / "install.sh").read_text()
     service = (bundle.folder / "edgekit-classifier.service").read_text()
-    assert "ExecStart=/home/pi/shapes/.venv/bin/python /home/pi/shapes/run.py --source picamera2" in service
+    assert "ExecStart=/home/pi/shapes/.venv/bin/python /home/pi/shapes/run.py --output" in service
+    assert json.loads((bundle.folder / "config.json").read_text()) == {
+        "source": "picamera2",
+        "threshold": None,
+        "track": False,
+    }
     assert "Labels: circle, square, triangle" in (bundle.folder / "README.md").read_text()
     assert not list((bundle.folder / "runtimes").rglob("__pycache__"))
 
@@ -170,7 +176,7 @@ def test_manifest_lists_every_shipped_file_and_sha256sum_agrees(bundle):
     lines = (bundle.folder / "MANIFEST.sha256").read_text().splitlines()
     listed = {line.split("  ", 1)[1]: line.split("  ", 1)[0] for line in lines}
     shipped = {p.relative_to(bundle.folder).as_posix() for p in bundle.folder.rglob("*") if p.is_file()}
-    assert set(listed) == shipped - {"MANIFEST.sha256", "README.md", "edgekit-classifier.service"}
+    assert set(listed) == shipped - {"MANIFEST.sha256", "README.md", "edgekit-classifier.service", "config.json"}
     model = "small_cnn_int8.tflite"
     assert listed[model] == hashlib.sha256((bundle.folder / model).read_bytes()).hexdigest()
     assert "runtimes/model.py" in listed and "run.py" in listed
@@ -335,9 +341,7 @@ def test_a_serve_bundle_serves_from_the_extracted_folder_and_stops_on_sigterm(ex
     bundle = rpi(exported.result("tflite:int8").path, tmp_path / "dist" / "shapes", serve=True, port=8600)
     unit = (bundle.folder / "edgekit-classifier-serve.service").read_text()
     folder = "/opt/edgekit-classifier"  # a root-owned copy, run as the service's own user
-    assert (
-        f"ExecStart={folder}/.venv/bin/python {folder}/serve.py --source picamera2 --host 0.0.0.0 --port 8600" in unit
-    )
+    assert f"ExecStart={folder}/.venv/bin/python {folder}/serve.py --host 0.0.0.0 --port 8600" in unit
     assert f"EnvironmentFile={folder}/serve.env" in unit
     for directive in (
         "User=edgekit",
