@@ -10,7 +10,9 @@ from runtimes.tasks import TASKS
 
 HELP = "train a classifier (class subfolders) or a detector (YOLO, COCO, VOC)"
 DESCRIPTION = (
-    "Train on DATA/<class>/<image>; writes model.keras (contract inside), metrics.json, history.png and confusion.png."
+    "Classification: DATA/<class>/<image>; detection (--task detection): a YOLO, COCO or Pascal VOC dataset, its own "
+    "train/val/test splits kept. Writes model.keras (contract inside), metrics.json, history.png, splits.json and "
+    "confusion.png (classification) or val_boxes.png (detection) to a new run folder."
 )
 
 
