@@ -81,11 +81,13 @@ def run_data_root(folder: Path) -> Path | None:
 
 
 def seen_in_training(sources: Any, run_splits: Mapping[str, list[str]] | None) -> int | None:
-    """How many of `sources` (file paths) the run trained on; None when the run recorded no splits."""
-    if run_splits is None:
+    """How many of `sources` (file paths) the run trained on; None when that cannot be known: the run recorded no
+    splits, or the check images are arrays' rows (``array[i]`` names a row, not an image)."""
+    files = [source for source in sources if not source.startswith("array[")]
+    if run_splits is None or not files:
         return None
     trained = set(run_splits.get("train", ()))
-    return sum(_key(source) in trained for source in sources)
+    return sum(_key(source) in trained for source in files)
 
 
 def _key(source: str) -> str:

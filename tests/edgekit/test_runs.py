@@ -130,6 +130,7 @@ def test_a_run_records_its_splits_and_a_check_counts_what_it_trained_on(tmp_path
     assert run_data_root(run) == tmp_path.resolve()
     relative = tmp_path / "data" / ".." / "data" / "b.png"  # the same file named another way still matches
     assert seen_in_training([str(relative), str(tmp_path / "data" / "c.png"), "array[0]"], recorded) == 1
+    assert seen_in_training(["array[0]", "array[1]"], {"train": ["array[0]"]}) is None  # rows of other arrays
     assert seen_in_training(["x.png"], None) is None and read_run_splits(tmp_path / "none") is None
     assert write_run_splits(tmp_path / "gone", {}) is None  # a non-chief worker's scratch folder, removed
 
