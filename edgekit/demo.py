@@ -88,8 +88,7 @@ def _finish(
 ) -> None:
     """The table, the sample prediction and where everything went; demo_report.{json,md}."""
     elapsed = time.perf_counter() - started
-    print()
-    print(report.table())
+    print(report.table())  # opens with its "check:" line
     print(prediction)
     print(
         f"done in {elapsed:.0f} s; report: {out / 'export' / 'export_report.md'} (+ .json, .png); "

@@ -102,7 +102,7 @@ class DetectionData:
 
         With the data's splits, `val` and `test` are used only where the data lacks one: no val split takes `val`
         of the training images; no test split leaves test empty (the final metrics are then on val). What was
-        done is logged and kept in each part's `split_origin`.
+        done is kept in each part's `split_origin` (the training summary prints it).
 
         Args:
             val: the validation fraction of a random split.
@@ -120,7 +120,6 @@ class DetectionData:
             origin += f"; the data's own splits ({self.split_source}) set aside by resplit=True"
         else:
             origin += ": the data has no splits of its own"
-        log.info("splits: %s", origin)
         return _with_origin(parts, origin)
 
     def _given(self, val: float, seed: int) -> tuple[Any, Any, Any]:
@@ -143,7 +142,6 @@ class DetectionData:
         if outside:
             notes.append(f"{outside} image(s) in no split left out")
         origin = "; ".join(notes)
-        log.info("splits: %s", origin)
         return _with_origin(tuple(self.subset(np.sort(indices[n])) for n in ("train", "val", "test")), origin)
 
     def _drawn(

@@ -99,8 +99,11 @@ def test_train_and_export_commands_end_to_end(shapes_root, tmp_path):
     )
     assert trained.returncode == 0, trained.stderr
     assert "test accuracy:" in trained.stdout and (tmp_path / "run" / "model.keras").exists()
-    assert "data: 2 classes, 24 images (train 12, val 6, test 6)" in trained.stderr
-    assert "splits: drawn at random (val 0.25, test 0.25, seed 0)" in trained.stderr
+    assert (
+        "data: 2 classes, 24 images (train 12, val 6, test 6); splits: drawn at random (val 0.25, test 0.25, seed 0)"
+        in trained.stderr
+    )
+    assert "per class, images in train, val, test: circle 6 3 3; square 6 3 3" in trained.stderr
     assert "epoch 1/1  " in trained.stderr
     exported = _edgekit(
         "export",

@@ -66,21 +66,25 @@ def test_the_summary_counts_images_and_objects_per_class_and_split_and_the_skipp
     images.skipped = skipped
     text = dataset_summary({"train": images.subset([0, 1, 3]), "val": images.subset([2, 4]), "test": None})
     lines = text.splitlines()
-    assert lines[0] == "data: 3 classes, 5 images (train 3, val 2)"
-    assert lines[1].split() == ["class", "train", "val"]
-    assert [line.split() for line in lines[3:6]] == [["cat", "1", "0"], ["dog", "1", "1"], ["eel", "1", "1"]]
-    assert lines[6:] == [
+    assert lines == [
+        "data: 3 classes, 5 images (train 3, val 2)",
+        "per class, images in train, val: cat 1 0; dog 1 1; eel 1 1",
         "skipped 2 file(s) or annotation(s):",
         "  2 x image unreadable (e.g. a/bad.png: image unreadable: not an image)",
     ]
+    many = edgekit.ArrayDataset(
+        np.zeros((40, 8, 12, 3), np.uint8), np.arange(40) % 20, [f"class{i:02d}" for i in range(20)]
+    )
+    wrapped = dataset_summary({"train": many}, width=60).splitlines()
+    assert all(len(line) <= 60 for line in wrapped) and wrapped[2].startswith("  class") and len(wrapped) > 3
+    assert " ".join(wrapped).count("; ") == 19  # every class once
     from edgekit.data.detection import DetectionDataset
 
     boxes = [np.zeros((n, 4), np.float32) for n in (3, 1, 0)]
     classes = [np.array([0, 0, 1]), np.array([1]), np.zeros(0, np.int64)]
     detection = DetectionDataset(pixels[:3], boxes, classes, np.full((3, 2), 8), ("car", "bus"), geometry)
     lines = dataset_summary({"train": detection}).splitlines()
-    assert lines[0] == "data: 2 classes, 3 images (train 3) (images/objects)"
-    assert [line.split() for line in lines[3:5]] == [["car", "1/2"], ["bus", "2/2"]]
+    assert lines == ["data: 2 classes, 3 images (train 3)", "per class, images/objects in train: car 1/2; bus 2/2"]
 
 
 SCRIPT = """
@@ -103,10 +107,10 @@ def test_a_plain_script_sees_the_summary_and_each_epoch_and_a_second_run_goes_to
     assert done.stdout == ""  # a library call leaves sys.stdout to its caller
     ours = [line for line in done.stderr.splitlines() if line.startswith(("data:", "epoch", "runs/"))]
     assert ours == [
-        "data: 3 classes, 36 images (train 24, val 6, test 6)",
+        "data: 3 classes, 36 images (train 24, val 6, test 6); splits: drawn at random (val 0.15, test 0.15, seed 0)",
         ours[1],
         "runs/train holds an earlier run: this one writes to runs/train2 (exist_ok=True / --exist-ok reuses it)",
-        "data: 3 classes, 36 images (train 24, val 6, test 6)",
+        "data: 3 classes, 36 images (train 24, val 6, test 6); splits: drawn at random (val 0.15, test 0.15, seed 0)",
         ours[4],
     ], done.stderr[-3000:]
     assert all(line.startswith("epoch 1/1  ") and " val_loss " in line for line in (ours[1], ours[4]))
