@@ -171,5 +171,6 @@ def test_the_live_page_in_a_headless_browser_shows_changing_annotated_frames(
         for rows in (slice(None, height // 4), slice(-height // 4, None))
         for cols in (slice(None, width // 2), slice(-width // 2, None))
     ]
-    # the overlay's text box (white text on black) sits in one corner, the one with the least drawn under it
-    assert any((c.max(axis=2) < 40).mean() > 0.4 and (c.min(axis=2) > 180).mean() > 0.01 for c in corners)
+    # the overlay's text box (white text on black, thin on a small frame, blurred by the page's scaling) sits in
+    # one corner, the one with the least drawn under it
+    assert any((c.max(axis=2) < 40).mean() > 0.4 and (c.min(axis=2) > 150).mean() > 0.01 for c in corners)
