@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import CLASSIFIER_RUN_FILES
 
 import edgekit
 from edgekit.data.image_streaming import StreamingImageDataset
@@ -233,13 +234,7 @@ def test_mirrored_training_on_two_logical_cpus_learns_and_writes_the_usual_files
         next(line for line in done.stdout.splitlines() if "test accuracy" in line).split()[-1].rstrip("%")
     )
     assert test_accuracy >= 95.0, done.stdout
-    assert sorted(p.name for p in out.iterdir()) == [
-        "confusion.png",
-        "history.png",
-        "metrics.json",
-        "model.keras",
-        "splits.json",
-    ]
+    assert sorted(p.name for p in out.iterdir()) == CLASSIFIER_RUN_FILES
     with edgekit.load(
         edgekit.export(out / "model.keras", ["tflite:fp32"], out_dir=tmp_path / "export", progress=False)
         .result("tflite:fp32")
@@ -321,13 +316,7 @@ def test_two_workers_on_localhost_train_together_and_only_the_chief_writes(dark_
         next(line for line in logs[0][0].splitlines() if "test accuracy" in line).split()[-1].rstrip("%")
     )
     assert chief_accuracy >= 95.0, logs[0][0]
-    assert sorted(p.name for p in out.iterdir()) == [
-        "confusion.png",
-        "history.png",
-        "metrics.json",
-        "model.keras",
-        "splits.json",
-    ]
+    assert sorted(p.name for p in out.iterdir()) == CLASSIFIER_RUN_FILES
     assert str(out) in logs[0][0] and str(out) not in logs[1][0]  # worker 1 wrote to a scratch folder, since removed
     scratch = next(line for line in logs[1][0].splitlines() if line.startswith("wrote ")).rsplit(" to ", 1)[1]
     assert not os.path.exists(scratch)

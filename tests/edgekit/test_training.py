@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import CLASSIFIER_RUN_FILES
 
 import edgekit
 from edgekit.errors import TrainingError, UnknownNameError
@@ -13,13 +14,7 @@ from edgekit.training.architectures import ARCHITECTURES, _residual_branch_norms
 
 def test_training_writes_model_metrics_and_plots(trained):
     out = trained.out_dir
-    assert sorted(p.name for p in out.iterdir()) == [
-        "confusion.png",
-        "history.png",
-        "metrics.json",
-        "model.keras",
-        "splits.json",
-    ]
+    assert sorted(p.name for p in out.iterdir()) == CLASSIFIER_RUN_FILES
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["accuracy"]) == {"train", "val", "test"}
     assert 0.85 <= metrics["accuracy"]["test"] < 1.0  # learnt, and the shapes are not trivial
