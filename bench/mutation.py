@@ -297,8 +297,8 @@ PLANTED = [
     PlantedBug(
         "NMS suppresses at the threshold too (>= for >)",
         "runtimes/boxes.py",
-        "suppresses = (box_iou(boxes, boxes) > iou_threshold)",
-        "suppresses = (box_iou(boxes, boxes) >= iou_threshold)",
+        "suppresses = box_iou(boxes, boxes) > iou_threshold",
+        "suppresses = box_iou(boxes, boxes) >= iou_threshold",
         ("tests/runtimes/test_boxes.py",),
     ),
 ]

@@ -66,6 +66,8 @@ class TFLiteConfig(ConversionConfig):
         """The MODES key this config stands for."""
         if self.detection_outputs == "postprocess" and self.quantization is Quantization.FLOAT32:
             return "mediapipe"
+        if self.detection_outputs == "postprocess" and self.quantization is Quantization.INT8:
+            return "mediapipe_int8"
         return "uint8" if self.io_dtype == "uint8" else self.quantization.value
 
 
@@ -78,6 +80,9 @@ MODES = {
     # float32 in the form MediaPipe Tasks runs: a classifier's fp32 file as is; a detector with
     # TFLite_Detection_PostProcess's outputs (its ObjectDetector takes no other layout)
     "mediapipe": TFLiteConfig(Quantization.FLOAT32, detection_outputs="postprocess"),
+    # int8 in the form MediaPipe's own quantized models take: uint8 pixels in; a detector's box layers, decoding
+    # and NMS in float (mixed precision), so its outputs are float as TFLite_Detection_PostProcess's are
+    "mediapipe_int8": TFLiteConfig(Quantization.INT8, io_dtype="uint8", detection_outputs="postprocess"),
 }
 
 
@@ -139,7 +144,10 @@ def float_flatbuffer(model: Any) -> bytes:
 
 
 @register_converter(
-    "tflite", suffix=".tflite", modes=MODES, fallbacks={"int8": "dynamic", "uint8": "dynamic", "dynamic": "fp16"}
+    "tflite",
+    suffix=".tflite",
+    modes=MODES,
+    fallbacks={"int8": "dynamic", "uint8": "dynamic", "dynamic": "fp16", "mediapipe_int8": "mediapipe"},
 )
 def convert_tflite(
     model: Any,

@@ -9,19 +9,57 @@ from pathlib import Path
 from typing import Any, Callable
 
 from runtimes.errors import EdgekitError, InputError
+from runtimes.vocabulary import BY_NAME, config_terms, help_text, predict_terms
 
 BUNDLE_CONFIG = "config.json"  # a bundle's settings, edited in place: not in MANIFEST.sha256
 # what a bundle's config.json may set: the options its run.py and serve.py both take, under their Python names
-BUNDLE_KEYS = ("source", "threshold", "track", "count_line", "threads", "delegate", "provider")
+BUNDLE_KEYS = config_terms()
 
 
-def add_threshold_argument(parser: argparse.ArgumentParser) -> None:
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    """--threshold, --iou, --max-detections, --agnostic and --top-k: predict()'s options, by their one name."""
+    parser.add_argument("--threshold", type=_score("threshold"), default=None, help=help_text("threshold"))
+    parser.add_argument("--iou", type=_score("iou"), default=None, help=help_text("iou"))
     parser.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="classifiers: scores below this are reported with label null ('?'); detectors: the minimum "
-        "detection score (default: the model's)",
+        "--max-detections", type=_whole("max-detections"), default=None, metavar="N", help=help_text("max_detections")
+    )
+    parser.add_argument("--agnostic", action="store_true", default=None, help=help_text("agnostic"))
+    parser.add_argument("--top-k", type=_whole("top-k"), default=None, metavar="K", help=help_text("top_k"))
+
+
+PREDICT_FLAGS = ("threshold", "iou", "max_detections", "agnostic", "top_k")
+
+
+def predict_options(args: argparse.Namespace, task: Any, model_name: str = "the model") -> dict[str, Any]:
+    """predict()'s options from `add_predict_arguments`' flags for a model of `task` (see `checked_options`)."""
+    return checked_options({name: getattr(args, name, None) for name in PREDICT_FLAGS}, task, model_name)
+
+
+def checked_options(given: dict[str, Any], task: Any, model_name: str = "the model") -> dict[str, Any]:
+    """The predict() options `given` (unset: None or False) that a model of `task` takes, after the task's
+    command-line defaults. An option for another task is refused (InputError naming its flag), never ignored."""
+    given = {name: value for name, value in given.items() if value is not None and value is not False}
+    taken = predict_terms(task.name)
+    for name in given:
+        if name not in taken:
+            term = BY_NAME[name]
+            raise InputError(
+                f"{term.flag} applies to {' and '.join(t + ' models' for t in term.tasks)}; "
+                f"{model_name} is a {task.role}"
+            )
+    return {**task.command_line_defaults, **given}
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, json_default: bool) -> None:
+    """--json / --no-json and --output FILE: how and where results are written."""
+    parser.add_argument(
+        "--json",
+        action=argparse.BooleanOptionalAction,
+        default=json_default,
+        help="one JSON object per image or frame (default: %s)" % ("on" if json_default else "readable lines"),
+    )
+    parser.add_argument(
+        "--output", type=Path, default=None, metavar="FILE", help="append the results to FILE instead of stdout"
     )
 
 
@@ -29,32 +67,17 @@ def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
     """--track and --count-line."""
     from runtimes.tracking import parse_line
 
-    parser.add_argument("--track", action="store_true", help="detectors: give each object an id kept across frames")
+    parser.add_argument("--track", action="store_true", help=help_text("track"))
     parser.add_argument(
-        "--count-line",
-        type=_argument(parse_line),
-        default=None,
-        metavar="X0,Y0,X1,Y1",
-        help="detectors: count tracked objects whose centre crosses this line (source pixels; implies --track); "
-        "'in' is the line's right-hand side going from (x0, y0) to (x1, y1), drawn as an arrow",
+        "--count-line", type=_argument(parse_line), default=None, metavar="X0,Y0,X1,Y1", help=help_text("count_line")
     )
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """--threads, --delegate and --provider: how the runtime runs the model."""
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
-    parser.add_argument(
-        "--delegate",
-        action="append",
-        default=[],
-        help="TFLite delegate: edgetpu, gpu, xnnpack[:num_threads=N] or a library path (repeatable)",
-    )
-    parser.add_argument(
-        "--provider",
-        action="append",
-        default=[],
-        help="ONNX Runtime execution provider: cuda, tensorrt, openvino, coreml, cpu (repeatable, in order)",
-    )
+    parser.add_argument("--threads", type=int, default=None, help=help_text("threads"))
+    parser.add_argument("--delegate", action="append", default=[], help=help_text("delegate"))
+    parser.add_argument("--provider", action="append", default=[], help=help_text("provider"))
 
 
 def backend_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -109,8 +132,26 @@ def _checked(action: argparse.Action, value: Any, where: str) -> Any:
         raise InputError(f"{where}: {exc}") from None
 
 
-def _listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
+def _score(flag: str) -> Callable[[str], float]:
+    def score(text: str) -> float:
+        value = float(text)
+        if not 0 <= value <= 1:
+            raise argparse.ArgumentTypeError(f"--{flag} is a score in 0..1, got {text}")
+        return value
+
+    score.__name__ = "score in 0..1"
+    return score
+
+
+def _whole(flag: str) -> Callable[[str], int]:
+    def whole(text: str) -> int:
+        value = int(text)
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"--{flag} is a whole number >= 1, got {text}")
+        return value
+
+    whole.__name__ = "whole number >= 1"
+    return whole
 
 
 def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:

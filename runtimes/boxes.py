@@ -1,4 +1,4 @@
-"""Boxes as numbers: IoU, class-aware greedy NMS, the score threshold and the cap.
+"""Boxes as numbers: IoU, greedy NMS (class-aware or agnostic), the score threshold and the cap.
 
 The one NumPy implementation every detector layout shares after its own decoding (runtimes.tasks.detection),
 the COCO evaluator and the tracker use. Boxes are (N, 4) x0 y0 x1 y1 in any one coordinate system.
@@ -23,13 +23,18 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices kept by class-aware greedy NMS, best score first (ties keep the earlier box)."""
+def nms(
+    boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float, agnostic: bool = False
+) -> np.ndarray:
+    """Indices kept by greedy NMS, best score first (ties keep the earlier box): class-aware, or across classes
+    when `agnostic`."""
     order = np.argsort(-scores, kind="stable")
     if len(order) < 2:
         return order.astype(np.int64)
     # who suppresses whom, worked out at once; the greedy pass then costs one row per kept box
-    suppresses = (box_iou(boxes, boxes) > iou_threshold) & (classes[:, None] == classes[None, :])
+    suppresses = box_iou(boxes, boxes) > iou_threshold
+    if not agnostic:
+        suppresses &= classes[:, None] == classes[None, :]
     keep: list[int] = []
     suppressed = np.zeros(len(boxes), bool)
     for i in order.tolist():
@@ -75,12 +80,13 @@ def suppress(
     above: np.ndarray,
     iou_threshold: float,
     max_detections: int,
+    agnostic: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """NMS and the cap over the candidates `above` the score threshold (indices into one image's flat outputs)."""
     scores = np.asarray(scores, np.float32).reshape(-1)
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     classes = np.asarray(classes, np.int64).reshape(-1)
     if len(above) > 1:
-        above = above[nms(boxes[above], scores[above], classes[above], iou_threshold)]
+        above = above[nms(boxes[above], scores[above], classes[above], iou_threshold, agnostic)]
     keep = above[:max_detections]
     return boxes[keep], scores[keep], classes[keep]

@@ -168,6 +168,13 @@ def _frame_name(position: str | int | None, index: int) -> str:
     return f"frame_{position if isinstance(position, int) else index:06d}.jpg"
 
 
+def frames_in(source: Any) -> int | None:
+    """1 when `source` is one image file, else None (a video, camera, stream, folder or glob: frames unknown)."""
+    if isinstance(source, (str, Path)) and Path(source).suffix.lower() in IMAGE_SUFFIXES and Path(source).is_file():
+        return 1
+    return None
+
+
 def annotated_output(
     path: str | Path, frames: int | None = None, video_ok: bool = True
 ) -> AnnotatedVideo | AnnotatedImages:

@@ -267,13 +267,14 @@ class Model:
     ) -> TaskResult | list[TaskResult]:
         """The task's result for an image (path, RGB array by default, or a BGR frame with color="bgr").
 
-        A classifier returns a `Classification` (`top_k` best labels, 5 by default); a
-        detector returns `Detections` with boxes in the original image's pixels
-        (`score_threshold`, `iou_threshold`, `max_detections` per call, defaults from the
-        contract). Any size is accepted; grayscale and RGBA are converted. A list gives a list.
+        A classifier returns a `Classification` (`top_k` best labels, 5 by default; with `threshold`, a best
+        score below it gives label None). A detector returns `Detections` with boxes in the original image's
+        pixels (`threshold`, `iou`, `max_detections` and `agnostic` per call, defaults from the contract). The
+        options have the same names on the command line, in the server's requests and in a bundle's config
+        (runtimes.vocabulary). Any size is accepted; grayscale and RGBA are converted. A list gives a list.
 
         Example:
-            >>> model.predict("street.jpg", score_threshold=0.5)[0].box
+            >>> model.predict("street.jpg", threshold=0.5)[0].box
             (12.0, 40.5, 96.0, 133.0)
         """
         images = image if isinstance(image, (list, tuple)) else [image]

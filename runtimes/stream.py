@@ -12,6 +12,7 @@ from runtimes.sources import Frame, Source
 from runtimes.tasks import Decoder
 from runtimes.tasks.classification import Classification
 from runtimes.tracking import LineCounter, LineCounts, Tracker
+from runtimes.vocabulary import renamed_options
 
 
 class Predictor(Protocol):
@@ -81,12 +82,12 @@ class Stream:
         self.options = options  # the task's predict() options (a detector's thresholds)
         self.tracker, self.counter = tracker, counter
         self.meter = RateMeter()
-        self._predict_options = dict(options)
-        self._score_threshold = 0.0
+        self._predict_options = renamed_options(options, warn=False)
+        self._threshold = 0.0
         if tracker is not None:  # tracks also continue on weaker detections (ByteTrack's second pass): ask for them
-            self._score_threshold = model.decoder.options(options).score_threshold
-            low = min(tracker.options.low_score, self._score_threshold)
-            self._predict_options["score_threshold"] = low
+            self._threshold = model.decoder.options(self._predict_options).threshold
+            low = min(tracker.options.low_score, self._threshold)
+            self._predict_options = {**self._predict_options, "threshold": low}
 
     def __iter__(self) -> Iterator[StreamResult]:
         produced = 0
@@ -102,7 +103,7 @@ class Stream:
                     continue
                 counts = None
                 if self.tracker is not None:
-                    result = self.tracker.update(result, self._score_threshold)
+                    result = self.tracker.update(result, self._threshold)
                     counts = self.counter.update(result) if self.counter is not None else None
                 latency_ms = (time.monotonic() - started) * 1000
                 self.meter.tick(latency_ms)

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.headless and not args.save:
         parser.error("--headless needs --save out.mp4 (otherwise nothing would be produced)")
     line = parse_line(args.count_line) if args.count_line else None
-    options = {} if args.threshold is None else {"score_threshold": args.threshold}
+    options = {} if args.threshold is None else {"threshold": args.threshold}
 
     with (
         runtimes.open(args.model) as model,

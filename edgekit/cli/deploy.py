@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from runtimes.arguments import add_threshold_argument, add_tracking_arguments
+from runtimes.arguments import add_backend_arguments, add_predict_arguments, add_tracking_arguments
 
 HELP = "package a model to run on a device without TensorFlow"
 DESCRIPTION = "Write a self-contained bundle folder and its .tar.gz."
@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="add edgekit serve (REST API, live view) and a systemd unit for it, with a token made on install",
     )
     parser.add_argument("--port", type=int, default=8500, help="port of the --serve unit (default: 8500)")
-    add_threshold_argument(parser)
+    add_predict_arguments(parser)
     add_tracking_arguments(parser)
+    add_backend_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +45,13 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         track=args.track,
         count_line=args.count_line,
+        iou=args.iou,
+        max_detections=args.max_detections,
+        agnostic=bool(args.agnostic),
+        top_k=args.top_k,
+        threads=args.threads,
+        delegate=args.delegate or None,
+        provider=args.provider or None,
     )
     print(f"bundle: {bundle.folder}/ and {bundle.archive}")
     print(

@@ -6,8 +6,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import IO
 
-from runtimes.arguments import add_backend_arguments, add_threshold_argument, add_tracking_arguments, backend_options
+from runtimes.arguments import (
+    add_backend_arguments,
+    add_output_arguments,
+    add_predict_arguments,
+    add_tracking_arguments,
+    backend_options,
+    predict_options,
+)
 
 HELP = "classify or detect in images, folders, videos, cameras or streams"
 DESCRIPTION = (
@@ -24,11 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--every", type=int, default=1, help="predict on every Nth frame of --source (default: 1)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many results")
-    parser.add_argument("--top-k", type=int, default=3, help="classifiers: labels per result (default: 3)")
-    add_threshold_argument(parser)
+    add_predict_arguments(parser)
     add_backend_arguments(parser)
     add_tracking_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print one JSON object per image or frame")
+    add_output_arguments(parser, json_default=False)
     parser.add_argument(
         "--show", action="store_true", help="show frames with the overlay in a window (needs a display)"
     )
@@ -51,8 +58,7 @@ STREAM_ONLY = {  # flag: (its value when unset, why it needs --source)
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtimes.apps.runner import frames_in
-    from runtimes.display import annotated_output
+    from runtimes.display import annotated_output, frames_in
     from runtimes.errors import InputError
     from runtimes.loading import open_model
 
@@ -65,40 +71,45 @@ def run(args: argparse.Namespace) -> int:
             if getattr(args, name) != unset:
                 flag = "--" + name.replace("_", "-")
                 raise InputError(f"{flag} {job}: use it with --source (a video, camera, folder or stream), not files")
-    saver = None
+    sink = None
     if args.save:
         frames = len(args.images) if args.images else frames_in(args.source)
-        saver = annotated_output(args.save, frames, video_ok=not args.images)
+        sink = annotated_output(args.save, frames, video_ok=not args.images)
     with open_model(args.model, **backend_options(args)) as model:
+        options = predict_options(args, model.task, args.model.name)
         if args.source is not None:
-            return _predict_stream(model, args)
-        return _predict_files(model, args, saver)
+            return _predict_stream(model, args, options, sink)
+        if args.output is None:
+            return _predict_files(model, args, options, sink, sys.stdout)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        with args.output.open("a", encoding="utf-8") as out:
+            return _predict_files(model, args, options, sink, out)
 
 
-def _predict_files(model, args: argparse.Namespace, saver) -> int:  # noqa: ANN001
+def _predict_files(model, args: argparse.Namespace, options: dict, sink, out: IO[str]) -> int:  # noqa: ANN001
     from runtimes.apps.runner import result_line, result_record
     from runtimes.errors import InferenceError, InputError
 
     failures = 0
     for image in args.images:
         try:
-            result = model.predict(image, **model.task.cli_options(args.top_k, args.threshold))
+            result = model.predict(image, **options)
         except (InputError, InferenceError) as exc:  # one bad file is reported, not fatal
             failures += 1
             print(f"{image}: skipped: {exc}", file=sys.stderr)
             continue
-        record = result_record(image, result, args.threshold, model.task, latency_ms=result.latency_ms)
-        print(json.dumps(record) if args.json else result_line(record, model.task), flush=True)
-        if saver is not None:
-            _save_annotated(saver, image, result, model, args.threshold)
+        record = result_record({"source": str(image)}, result, args.threshold, model.task, latency_ms=result.latency_ms)
+        print(json.dumps(record) if args.json else result_line(record, model.task), file=out, flush=True)
+        if sink is not None:
+            _save_annotated(sink, image, result, model, args.threshold)
     if failures:
         print(f"{failures} image(s) skipped", file=sys.stderr)
-    if saver is not None and saver.frames:
-        print(f"annotated images: {saver.path} ({saver.frames} written)", file=sys.stderr)
+    if sink is not None and sink.frames:
+        print(f"annotated images: {sink.path} ({sink.frames} written)", file=sys.stderr)
     return 1 if failures == len(args.images) else 0
 
 
-def _save_annotated(saver, image: Path, result, model, threshold: float | None) -> None:  # noqa: ANN001
+def _save_annotated(sink, image: Path, result, model, threshold: float | None) -> None:  # noqa: ANN001
     """`image` as read from its file, with the result's overlay, at its own size."""
     import cv2
     import numpy as np
@@ -106,21 +117,20 @@ def _save_annotated(saver, image: Path, result, model, threshold: float | None) 
     from runtimes.display import draw_overlay
 
     pixels = cv2.imdecode(np.fromfile(str(image), np.uint8), cv2.IMREAD_COLOR)
-    saver.write(draw_overlay(pixels, result, None, threshold, model.task, model.labels), position=str(image))
+    sink.write(draw_overlay(pixels, result, None, threshold, model.task, model.labels), position=str(image))
 
 
-def _predict_stream(model, args: argparse.Namespace) -> int:  # noqa: ANN001
-    from runtimes.apps.runner import StreamOptions, run_stream
+def _predict_stream(model, args: argparse.Namespace, predict: dict, sink) -> int:  # noqa: ANN001
+    from runtimes.apps.runner import StreamOptions, run_to_output
 
     options = StreamOptions(
         every=args.every,
         max_frames=args.max_frames,
-        top_k=args.top_k,
-        threshold=args.threshold,
+        predict=predict,
         json_lines=args.json,
         show=args.show,
         save=args.save,
         track=args.track,
         count_line=args.count_line,
     )
-    return run_stream(model, args.source, options)
+    return run_to_output(model, args.source, options, args.output, sink)

@@ -31,8 +31,8 @@ from edgekit.deploy.templates import (
     SERVICE,
     TRACKING_RUN,
 )
-from edgekit.errors import DeployError
-from runtimes.arguments import BUNDLE_CONFIG
+from edgekit.errors import DeployError, InputError
+from runtimes.arguments import BUNDLE_CONFIG, checked_options
 from runtimes.backends.base import backend_for
 from runtimes.integrity import MANIFEST_NAME, write_manifest
 from runtimes.tracking import LineCounter, parse_line
@@ -167,12 +167,21 @@ def rpi(
     threshold: float | None = None,
     track: bool = False,
     count_line: Sequence[float] | str | None = None,
+    iou: float | None = None,
+    max_detections: int | None = None,
+    agnostic: bool = False,
+    top_k: int | None = None,
+    threads: int | None = None,
+    delegate: Sequence[str] | None = None,
+    provider: Sequence[str] | None = None,
 ) -> Bundle:
     """Write a Raspberry Pi bundle folder and its .tar.gz, for any task's model (classifier, detector).
 
-    `source`, `threshold`, `track` and `count_line` (a detector's counting line, x0,y0,x1,y1 in source pixels)
-    go into the bundle's `config.json`, which run.py, serve.py and so both services read: a Pi that counts
-    does so out of the box, and the one file changes it (a flag on the command line still wins).
+    `source`, `track`, `count_line` (a detector's counting line, x0,y0,x1,y1 in source pixels), predict()'s
+    options (`threshold`, `iou`, `max_detections`, `agnostic`, `top_k`: runtimes.vocabulary's names) and the
+    runtime's (`threads`, `delegate`, `provider`) go into the bundle's `config.json`, which run.py, serve.py
+    and so both services read: a Pi that counts does so out of the box, and the one file changes it (a flag on
+    the command line still wins).
 
     `name` names the systemd service; by default `edgekit-<role>` (edgekit-classifier, edgekit-detector).
     `serve` adds `edgekit serve` (serve.py, Starlette and uvicorn in the requirements) and a sandboxed
@@ -186,7 +195,9 @@ def rpi(
     """
     model = Path(model)
     contract, task, backend = _bundleable(model)
-    config = _config(task, source, threshold, track, count_line)
+    predict = {"iou": iou, "max_detections": max_detections, "agnostic": agnostic, "top_k": top_k}
+    runtime = {"threads": threads, "delegate": list(delegate or []), "provider": list(provider or [])}
+    config = _config(task, source, threshold, track, count_line, predict, runtime)
     name = name or f"edgekit-{task.role}"
     folder = Path(out_dir)
     if folder.exists() and any(folder.iterdir()):
@@ -229,11 +240,30 @@ def _bundleable(model: Path) -> tuple[Any, Any, str]:
     return contract, task, backend_for(model).name
 
 
-def _config(task: Any, source: str, threshold: float | None, track: bool, count_line: Any) -> str:
+def _config(
+    task: Any,
+    source: str,
+    threshold: float | None,
+    track: bool,
+    count_line: Any,
+    predict: dict[str, Any],
+    runtime: dict[str, Any],
+) -> str:
     """The bundle's config.json: the settings both its programs start with."""
     if (track or count_line is not None) and not task.trackable:
         raise DeployError(f"track and count_line need a detector; this model is a {task.role}")
-    config: dict[str, Any] = {"source": source, "threshold": threshold, "track": bool(track or count_line)}
+    try:
+        checked_options({"threshold": threshold, **predict}, task)
+    except InputError as exc:
+        raise DeployError(str(exc)) from None
+    given = {name: value for name, value in predict.items() if value is not None and value is not False}
+    config: dict[str, Any] = {
+        "source": source,
+        "threshold": threshold,
+        **given,
+        "track": bool(track or count_line),
+        **{name: value for name, value in runtime.items() if value},
+    }
     if count_line is not None:
         line = parse_line(count_line) if isinstance(count_line, str) else LineCounter(count_line).line
         config["count_line"] = ",".join(f"{v:g}" for v in line)

@@ -173,8 +173,10 @@ shows which file. Copy the bundle again when it fails.
 ## Settings
 
 `config.json` holds what run.py, serve.py and the services start with: `source` (picamera2, a webcam index, a
-video, an rtsp:// URL), `threshold`, and for detectors `track` and `count_line` ("x0,y0,x1,y1" in source
-pixels; "in" is the line's right-hand side going from the first point to the second, drawn as an arrow).
+video, an rtsp:// URL), `threshold`, `top_k` for classifiers, and for detectors `iou`, `max_detections`,
+`agnostic`, `track` and `count_line` ("x0,y0,x1,y1" in source pixels; "in" is the line's right-hand side going
+from the first point to the second, drawn as an arrow). The keys are the flags' names (`--max-detections` is
+`max_detections`).
 Edit it and restart the service; a flag on the command line still wins. Now: {config}
 
 ## Run

@@ -18,9 +18,9 @@ from edgekit.metrics.detection import (
     map_of,
     source_detections,
 )
-from edgekit.training.detector_graph import BOX_SCOPES, DECODE_SCOPE
+from edgekit.training.detector_graph import BOX_SCOPES, DECODE_SCOPE, POSTPROCESS_SCOPE
 from runtimes.heads.detection import DetectionHead, output_roles
-from runtimes.tasks.detection import decoded_outputs
+from runtimes.tasks.detection_outputs import decoded_outputs
 
 MATCH_IOU = 0.9  # a detection "agrees" when the other side has the same class at this IoU
 
@@ -88,6 +88,8 @@ class DetectionHost:
         graph = self._postprocessed.get(model)
         if graph is None:
             graph = self._postprocessed[model] = with_postprocess(model, head)
+        if config.float_scopes:  # int8: NMS and its count stay float, or a reader truncating 2.98 to an int loses one
+            config = replace(config, float_scopes=(*config.float_scopes, POSTPROCESS_SCOPE))
         return graph, replace(contract, head=head.to_dict()), config
 
     def serving_outputs(

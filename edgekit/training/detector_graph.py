@@ -27,6 +27,7 @@ from runtimes.registry import Registry
 
 STRIDE = 4  # cells of the raw maps, in input pixels
 DECODE_SCOPE = "decode"  # the exported graph's decoding layer
+POSTPROCESS_SCOPE = "postprocess"  # the TFLite postprocess layout's NMS layer (`with_postprocess`)
 BOX_SCOPES = ("sides_raw", "sides")  # the head's box-side layers: 1x1 conv and its pixel scale
 BOX_UNIT = 16.0  # pixels per unit of the box-side output: relu(x) * 16 keeps the raw values small
 HEAT_PRIOR = 0.01  # initial heat everywhere: focal-loss training starts stable
@@ -355,7 +356,7 @@ def with_postprocess(model: Any, head: DetectionHead) -> Any:
             kept_classes = tf.cast(tf.gather(classes, selected), tf.float32)
             return yxyx[None], kept_classes[None], kept_scores[None], tf.cast(valid, tf.float32)[None]
 
-    outputs = Postprocess(name="postprocess")(*model.outputs)
+    outputs = Postprocess(name=POSTPROCESS_SCOPE)(*model.outputs)
     names = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")  # TF Object Detection API's
     return k.Model(
         model.input, [k.layers.Identity(name=name)(out) for name, out in zip(names, outputs)], name=model.name

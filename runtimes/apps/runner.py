@@ -11,16 +11,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Sequence
 
 from runtimes.arguments import (
     add_backend_arguments,
-    add_threshold_argument,
+    add_output_arguments,
+    add_predict_arguments,
     add_tracking_arguments,
     apply_bundle_config,
     backend_options,
+    predict_options,
 )
 from runtimes.errors import EdgekitError
 
@@ -29,18 +31,25 @@ from runtimes.errors import EdgekitError
 class StreamOptions:
     every: int = 1
     max_frames: int | None = None
-    top_k: int = 3
-    threshold: float | None = None  # classifiers: below it a result is uncertain (label None); detectors: minimum score
+    predict: dict[str, Any] = field(default_factory=dict)  # predict()'s options (runtimes.vocabulary's names)
     json_lines: bool = False
     show: bool = False
     save: Path | None = None  # annotated frames: a video (.mp4, .avi), one image (.jpg, .png) or a folder
     track: bool = False  # detectors: ids that persist across frames
     count_line: tuple[float, float, float, float] | None = None  # detectors: count tracked objects crossing it
 
+    @property
+    def threshold(self) -> float | None:
+        """classifiers: below it a result is uncertain (label None); detectors: the minimum score."""
+        return self.predict.get("threshold")
 
-def result_record(position: object, result: Any, threshold: float, task: Any = None, **extra: float) -> dict[str, Any]:
-    """One result as a JSON-ready dict, in its task's terms (a classifier's `label` is None below `threshold`)."""
-    return _task(task).record(position, result, threshold, **extra)
+
+def result_record(
+    origin: dict[str, Any], result: Any, threshold: float | None, task: Any = None, **extra: float
+) -> dict[str, Any]:
+    """One result as a JSON-ready dict after its origin (``{"source": ...}``, and ``"frame"`` for a stream's), in
+    its task's terms (a classifier's `label` is None below `threshold`)."""
+    return _task(task).record(origin, result, threshold, **extra)
 
 
 def result_line(record: dict[str, Any], task: Any = None) -> str:
@@ -54,12 +63,13 @@ def _task(task: Any) -> Any:
     return task if task is not None else task_for("classification")
 
 
-def run_stream(model: Any, source: Any, options: StreamOptions, out: IO[str] | None = None) -> int:
-    """Classify every frame of `source`, writing one line (or JSON object) per result to `out`."""
-    from runtimes.display import Window, annotated_output, present
+def run_stream(model: Any, source: Any, options: StreamOptions, out: IO[str] | None = None, sink: Any = None) -> int:
+    """Predict on every frame of `source`, writing one line (or JSON object) per result to `out` (stdout), and the
+    annotated frames to `sink` (`runtimes.display.annotated_output`; made from ``options.save`` when not given)."""
+    from runtimes.display import Window, annotated_output, frames_in, present
 
     out = out or sys.stdout
-    video = annotated_output(options.save, frames_in(source)) if options.save else None
+    video = sink if sink is not None else annotated_output(options.save, frames_in(source)) if options.save else None
     window = Window("edgekit") if options.show else None
     stream = model.stream(
         source,
@@ -67,14 +77,14 @@ def run_stream(model: Any, source: Any, options: StreamOptions, out: IO[str] | N
         max_frames=options.max_frames,
         track=options.track,
         count_line=options.count_line,
-        **model.task.cli_options(options.top_k, options.threshold),
+        **options.predict,
     )
     count = 0
     with stream:
         for item in present(stream, threshold=options.threshold, window=window, video=video):
             count += 1
             record = result_record(
-                item.frame.position,
+                item.frame.origin(),
                 item.result,
                 options.threshold,
                 model.task,
@@ -100,13 +110,13 @@ def run_stream(model: Any, source: Any, options: StreamOptions, out: IO[str] | N
     return 0 if count else 1
 
 
-def frames_in(source: Any) -> int | None:
-    """1 when `source` is one image file, else None (a video, camera, stream, folder or glob: frames unknown)."""
-    from runtimes.display import IMAGE_SUFFIXES
-
-    if isinstance(source, (str, Path)) and Path(source).suffix.lower() in IMAGE_SUFFIXES and Path(source).is_file():
-        return 1
-    return None
+def run_to_output(model: Any, source: Any, options: StreamOptions, output: Path | None, sink: Any = None) -> int:
+    """`run_stream` writing to stdout, or appending to the file `output` (its folder made)."""
+    if output is None:
+        return run_stream(model, source, options, sink=sink)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("a", encoding="utf-8") as out:
+        return run_stream(model, source, options, out, sink)
 
 
 def build_parser(default_model: str | None = None) -> argparse.ArgumentParser:
@@ -121,10 +131,9 @@ def build_parser(default_model: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--every", type=int, default=1, help="predict on every Nth frame")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many results")
-    parser.add_argument("--top-k", type=int, default=3, help="classifiers: labels per result (default: 3)")
-    add_threshold_argument(parser)
+    add_predict_arguments(parser)
     add_tracking_arguments(parser)
-    parser.add_argument("--output", type=Path, default=None, help="append JSON lines here instead of stdout")
+    add_output_arguments(parser, json_default=True)
     parser.add_argument(
         "--save",
         type=Path,
@@ -154,23 +163,18 @@ def main(argv: Sequence[str] | None = None, default_model: str | None = None, bu
         print(f"runner: error: {exc}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    options = StreamOptions(
-        every=args.every,
-        max_frames=args.max_frames,
-        top_k=args.top_k,
-        threshold=args.threshold,
-        json_lines=True,
-        save=args.save,
-        track=args.track,
-        count_line=args.count_line,
-    )
     try:
         with open_model(args.model, **backend_options(args)) as model:
-            if args.output is None:
-                return run_stream(model, args.source, options)
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            with args.output.open("a") as out:
-                return run_stream(model, args.source, options, out)
+            options = StreamOptions(
+                every=args.every,
+                max_frames=args.max_frames,
+                predict=predict_options(args, model.task, Path(args.model).name),
+                json_lines=args.json,
+                save=args.save,
+                track=args.track,
+                count_line=args.count_line,
+            )
+            return run_to_output(model, args.source, options, args.output)
     except EdgekitError as exc:
         print(f"runner: error: {exc}", file=sys.stderr)
         return 2

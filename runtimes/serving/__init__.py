@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from runtimes.arguments import PREDICT_FLAGS, checked_options
 from runtimes.deps import require
 from runtimes.errors import RequestError, ServeConfigError
 from runtimes.serving.app import Draining, ServeConfig, create_app
@@ -155,6 +156,7 @@ def _prepare(
     limits: Limits | None,
     stream_options: dict[str, Any] | None,
     realtime_files: bool,
+    predict_options: dict[str, Any] | None = None,
     **load_options: Any,
 ) -> _Service:
     from runtimes.loading import open_model
@@ -171,20 +173,27 @@ def _prepare(
         models = (model,)
         model.require_preprocessing()
         allowed = loopback_hosts(host, bound) if not token and is_loopback(host) else None
+        live = {key: value for key, value in (stream_options or {}).items() if key not in PREDICT_FLAGS}
+        given = {**{k: v for k, v in (stream_options or {}).items() if k in PREDICT_FLAGS}, **(predict_options or {})}
+        chosen = checked_options(given, model.task, Path(model_path).name)
+        model.decoder.options(chosen)  # out-of-range values fail here, before anything listens
         config = ServeConfig(
             name or (model.contract.model_name if model.contract else Path(model_path).stem),
             token or None,
             limits,
             allowed,
+            chosen,
         )
         if source is not None:
             live_model = open_model(model_path, **load_options)  # its own interpreter: requests never wait on frames
             models = (model, live_model)
-            options = dict(stream_options or {})
-            threshold = options.pop("threshold", None)
-            options.update({k: v for k, v in live_model.task.cli_options(None, threshold).items() if v is not None})
             feed = LiveFeed(
-                live_model, source, open_source, options, threshold=threshold, realtime_files=realtime_files
+                live_model,
+                source,
+                open_source,
+                {**live, **chosen},
+                threshold=chosen.get("threshold"),
+                realtime_files=realtime_files,
             ).start()
         draining = Draining()
         workers = ThreadPoolExecutor(limits.max_predicts_in_flight, thread_name_prefix="edgekit-predict")
@@ -272,12 +281,24 @@ def start(
     limits: Limits | None = None,
     stream_options: dict[str, Any] | None = None,
     realtime_files: bool = True,
+    predict_options: dict[str, Any] | None = None,
     **load_options: Any,
 ) -> Server:
     """Serve in a background thread and return once it listens (tests, notebooks, apps that do more); `port=0` picks a
     free port (`Server.url` says which). The arguments are `serve`'s."""
     service = _prepare(
-        model_path, source, host, port, name, token, insecure, limits, stream_options, realtime_files, **load_options
+        model_path,
+        source,
+        host,
+        port,
+        name,
+        token,
+        insecure,
+        limits,
+        stream_options,
+        realtime_files,
+        predict_options,
+        **load_options,
     )
     server = _uvicorn(service)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [service.sock]}, name="edgekit-serve", daemon=True)
@@ -304,6 +325,7 @@ def serve(
     limits: Limits | None = None,
     stream_options: dict[str, Any] | None = None,
     realtime_files: bool = True,
+    predict_options: dict[str, Any] | None = None,
     **load_options: Any,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM (systemd's stop), then drain and return; the camera is released first.
@@ -317,9 +339,11 @@ def serve(
         token: required on every request (``Authorization: Bearer``); None serves loopback only.
         insecure: serve a non-loopback `host` without a token (anyone who reaches it may use it).
         limits: caps and deadlines (`Limits`).
-        stream_options: the live stream's options: ``track``, ``count_line``, ``threshold`` (a detector's minimum
-            score, a classifier's "uncertain" line) and `Model.stream`'s others.
+        stream_options: the live stream's own options: ``track`` and ``count_line``.
         realtime_files: play a video file source at its own frame rate (False: as fast as it decodes).
+        predict_options: predict()'s options for the live view and the defaults of ``:predict`` requests:
+            ``threshold``, ``iou``, ``max_detections``, ``agnostic``, ``top_k`` (runtimes.vocabulary); a request's
+            ``"parameters"`` override them.
         **load_options: `open_model`'s (``num_threads``).
 
     Raises:
@@ -329,7 +353,18 @@ def serve(
         >>> serve("shapes_int8.tflite", source=0, host="0.0.0.0", token=open("serve.token").read().strip())
     """
     service = _prepare(
-        model_path, source, host, port, name, token, insecure, limits, stream_options, realtime_files, **load_options
+        model_path,
+        source,
+        host,
+        port,
+        name,
+        token,
+        insecure,
+        limits,
+        stream_options,
+        realtime_files,
+        predict_options,
+        **load_options,
     )
     if not token and insecure:
         log.warning("serving on %s without a token (--insecure): anyone who can reach it can use it", host)

@@ -29,6 +29,7 @@ from runtimes.serving.limits import Limits
 from runtimes.serving.live import LiveFeed
 from runtimes.serving.page import live_page
 from runtimes.serving.rest import model_metadata, model_status, predict_response, read_predict
+from runtimes.vocabulary import predict_terms, rest_terms
 
 FRAME_POLL_SECONDS = 0.01  # how often a viewer looks for a newer frame (no thread per viewer)
 VERSION = 1
@@ -43,6 +44,7 @@ class ServeConfig:
     token: str | None = None
     limits: Limits = field(default_factory=Limits)
     allowed_hosts: frozenset[bytes] | None = None
+    predict_options: dict[str, Any] = field(default_factory=dict)  # serve's flags: the defaults of every request
 
 
 class Draining:
@@ -95,7 +97,8 @@ class ModelRoutes:
         self.pixels = Budget(limits.max_pixels_in_flight)
         self.task, self.labels = model.task, model.labels
         self.head = model.contract.head if model.contract is not None else {}
-        self.options = self.task.serving_options(self.labels)
+        self.options = {**config.predict_options, **self.task.serving_options(self.labels)}
+        self.parameters = set(predict_terms(self.task.name)) & set(rest_terms())
         self.contract = model.contract.to_dict() if model.contract is not None else None
         self.responses = require("starlette.responses", extra="serve", package="starlette")
         self.requests = require("starlette.requests", extra="serve", package="starlette")
@@ -104,11 +107,12 @@ class ModelRoutes:
         """A worker thread's whole job for one request: check, decode within the pixel budget, infer, answer."""
         pending = read_predict(body, self.limits)
         del body
+        options = {**self.options, **self._parameters(pending.parameters)}
         try:
             with self.pixels.take(pending.pixels, self.limits.queue_timeout_s):
                 images, color = pending.for_model()
                 with self.lock:
-                    results = self.model.predict(images, color=color, **self.options)
+                    results = self.model.predict(images, color=color, **options)
         except BudgetExhausted as exc:
             raise RequestError(
                 503, f"busy: the pixels being decoded for other requests leave no room ({exc}); retry"
@@ -117,6 +121,17 @@ class ModelRoutes:
             raise RequestError(400, str(exc)) from None
         answers = [self.task.serving_prediction(result, self.labels, self.head) for result in results]
         return predict_response(answers, pending.row_format)
+
+    def _parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """A request's ``"parameters"`` that this model's task takes; another task's are refused (400)."""
+        for name in parameters:
+            if name not in self.parameters:
+                raise RequestError(
+                    400,
+                    f'"parameters": {name!r} does not apply to a {self.task.role}; it takes '
+                    f"{', '.join(sorted(self.parameters)) or 'none'}",
+                )
+        return parameters
 
     async def body_of(self, request: Any) -> bytes:
         """The request's body, refused (413) as soon as it passes the limit, declared or streamed."""

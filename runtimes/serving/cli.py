@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from runtimes.arguments import (
+    PREDICT_FLAGS,
     add_backend_arguments,
-    add_threshold_argument,
+    add_predict_arguments,
     add_tracking_arguments,
     apply_bundle_config,
     backend_options,
@@ -72,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser, default_model: str | None = N
         default=256,
         help="open connections at most (default: 256, fewer where the file descriptor limit is lower)",
     )
-    add_threshold_argument(parser)
+    add_predict_arguments(parser)
     add_tracking_arguments(parser)
     add_backend_arguments(parser)
 
@@ -156,16 +157,22 @@ def run(args: argparse.Namespace, process: bool = False) -> int:
         insecure=args.insecure,
         limits=limits,
         stream_options=live_options(args),
+        predict_options=served_options(args),
         **backend_options(args),
     )
     return 0
 
 
 def live_options(args: argparse.Namespace) -> dict[str, object]:
-    """The live view's options from the command line: tracking, a counting line and the threshold."""
+    """The live view's own options from the command line: tracking and a counting line."""
     if (args.track or args.count_line) and args.source is None:
         raise ServeConfigError("--track and --count-line act on the live view: add --source (a camera or a video)")
-    return {"track": args.track, "count_line": args.count_line, "threshold": args.threshold}
+    return {"track": args.track, "count_line": args.count_line}
+
+
+def served_options(args: argparse.Namespace) -> dict[str, object]:
+    """predict()'s options from the command line (the live view's and every request's defaults), as given."""
+    return {name: getattr(args, name) for name in PREDICT_FLAGS if getattr(args, name) not in (None, False)}
 
 
 def main(argv: list[str] | None = None, default_model: str | None = None, bundle: str | Path | None = None) -> int:

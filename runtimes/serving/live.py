@@ -149,7 +149,7 @@ class LiveFeed:
         if not ok:
             return
         record = task.record(
-            result.frame.position,
+            result.frame.origin(),
             result.result,
             self.threshold,
             latency_ms=result.latency_ms,
@@ -161,6 +161,6 @@ class LiveFeed:
         self.fps, self.latency_ms = result.fps, result.latency_ms
         with self._condition:
             self._published = Published(
-                self._published.number + 1, encoded.tobytes(), {"frame": self._published.number + 1, **record}
+                self._published.number + 1, encoded.tobytes(), {"sequence": self._published.number + 1, **record}
             )
             self._condition.notify_all()

@@ -23,7 +23,7 @@ events.onmessage = (event) => {
   const r = JSON.parse(event.data);
   const fps = (r.fps || 0).toFixed(1), latency = (r.latency_ms || 0).toFixed(1);
   const count = r.count ? `, crossed ${r.count.total} (in ${r.count.in}, out ${r.count.out})` : "";
-  document.getElementById("stats").textContent = `frame ${r.frame}, ${fps} FPS, ${latency} ms${count}`;
+  document.getElementById("stats").textContent = `frame ${r.sequence}, ${fps} FPS, ${latency} ms${count}`;
   document.getElementById("result").textContent = JSON.stringify(r, null, 1);
 };
 """

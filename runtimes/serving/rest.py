@@ -4,7 +4,9 @@ Requests (``POST /v1/models/<name>[/versions/<v>]:predict``): ``{"instances": [.
 or ``{"inputs": ...}`` (columnar), optionally ``"signature_name": "serving_default"``. An image is
 ``{"b64": "<base64 JPEG, PNG or WebP>"}`` (the formats whose size is read from their header before decoding,
 image_headers.py), or nested lists of 0..255 values (H x W x 3, RGB, as `tf.io.decode_image` gives), or
-either under the input's name (``{"images": ...}``). Every image is checked against `Limits` before it is
+either under the input's name (``{"images": ...}``). An optional ``"parameters"`` object sets predict()'s options
+for this request under their one name (runtimes.vocabulary): ``threshold``, ``iou``, ``max_detections``,
+``agnostic``. Every image is checked against `Limits` before it is
 decoded; `read_predict` checks, `PendingRequest.decoded` decodes. Responses are
 ``{"predictions": [...]}`` (row) or ``{"outputs": {...}}`` (columnar), with the output names of
 edgekit's SavedModel signature (a classifier's ``scores``, ``label_id``, ``label``; a detector's
@@ -16,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import cv2
@@ -26,6 +28,7 @@ from runtimes.errors import RequestError
 from runtimes.metadata.savedmodel import IMAGES_INPUT, SERVING_SIGNATURE
 from runtimes.serving.image_headers import ImageHeader, read_header
 from runtimes.serving.limits import Limits
+from runtimes.vocabulary import rest_terms
 
 BASE64_SLICE = 1 << 20  # characters decoded per step (a multiple of 4)
 
@@ -100,6 +103,7 @@ class PendingRequest:
 
     images: list[EncodedImage | PixelImage]
     row_format: bool
+    parameters: dict[str, Any] = field(default_factory=dict)  # predict() options sent with the request
 
     @property
     def pixels(self) -> int:
@@ -152,6 +156,14 @@ def read_predict(body: bytes, limits: Limits) -> PendingRequest:
         raise RequestError(400, f"unknown signature_name {_shown(signature)}; this model serves {SERVING_SIGNATURE!r}")
     if ("instances" in request) == ("inputs" in request):
         raise RequestError(400, 'give exactly one of "instances" (row format) or "inputs" (columnar format)')
+    parameters = _parameters(request.get("parameters", {}))
+    unknown = set(request) - {"instances", "inputs", "signature_name", "parameters"}
+    if unknown:
+        raise RequestError(
+            400,
+            f"unknown field(s) {_shown(sorted(unknown))}; a request has instances or inputs, signature_name, "
+            "parameters",
+        )
     row = "instances" in request
     key = "instances" if row else "inputs"
     values = request[key]
@@ -178,7 +190,37 @@ def read_predict(body: bytes, limits: Limits) -> PendingRequest:
                 f"{limits.max_request_pixels} pixel limit of one request: send fewer or smaller",
             )
         images.append(image)
-    return PendingRequest(images, row)
+    return PendingRequest(images, row, parameters)
+
+
+_PARAMETER_TYPES = {
+    "threshold": "a number",
+    "iou": "a number",
+    "max_detections": "a whole number",
+    "agnostic": "true or false",
+}
+
+
+def _parameters(value: Any) -> dict[str, Any]:
+    """A request's ``"parameters"``: known names (runtimes.vocabulary's REST options), each of the right JSON type;
+    ranges are the model's to check (a 400 from its InputError)."""
+    if not isinstance(value, dict):
+        raise RequestError(400, '"parameters" must be an object, e.g. {"threshold": 0.5}')
+    valid = rest_terms()
+    for name, item in value.items():
+        if name not in valid:
+            raise RequestError(400, f"unknown parameter {_shown(name)}; valid: {', '.join(valid)}")
+        kind = _PARAMETER_TYPES[name]
+        ok = (
+            isinstance(item, bool)
+            if kind == "true or false"
+            else isinstance(item, int) and not isinstance(item, bool)
+            if kind == "a whole number"
+            else isinstance(item, (int, float)) and not isinstance(item, bool)
+        )
+        if not ok:
+            raise RequestError(400, f'parameter "{name}" must be {kind}, got {_shown(item)}')
+    return dict(value)
 
 
 def _shown(value: Any) -> str:

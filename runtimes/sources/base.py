@@ -27,6 +27,14 @@ class Frame:
     image: np.ndarray
     timestamp: float  # time.monotonic() at capture
     position: str | int  # file name, or frame index for videos and live sources
+    source: str = ""  # the file's path, or the video, camera or stream as given (credentials masked)
+
+    def origin(self) -> dict[str, str | int]:
+        """Where the frame came from, as a JSON result says it: ``{"source": path}`` for an image file,
+        ``{"source": spec, "frame": index}`` for a frame of a video, camera or stream."""
+        if isinstance(self.position, int):
+            return {"source": self.source, "frame": self.position}
+        return {"source": self.source or self.position}
 
 
 @dataclass
@@ -45,6 +53,7 @@ class Source:
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
+        self.shown = redact_credentials(spec)  # the spec as results and logs show it (a URL's password masked)
         self.stats = SourceStats()
 
     def __iter__(self) -> Iterator[Frame]:

@@ -34,7 +34,7 @@ class FileSource(Source):
                 self._skip(str(path), str(exc))
                 continue
             self.stats.delivered += 1
-            yield Frame(image, time.monotonic(), path.name)
+            yield Frame(image, time.monotonic(), path.name, str(path))
 
 
 class VideoSource(Source):
@@ -69,7 +69,7 @@ class VideoSource(Source):
                     self._skip(f"frame {missing}", "the decoder could not read it")
                 bad_run = 0
                 self.stats.delivered += 1
-                yield Frame(image, time.monotonic(), index)
+                yield Frame(image, time.monotonic(), index, self.shown)
                 index += 1
                 continue
             if self.frame_count is None or index >= self.frame_count:
@@ -106,7 +106,7 @@ class ArraySource(Source):
                 self._skip(f"frame {index}", problem)
                 continue
             self.stats.delivered += 1
-            yield Frame(image, time.monotonic(), index)
+            yield Frame(image, time.monotonic(), index, self.shown)
 
 
 def folder_files(spec: str | Path) -> list[Path]:

@@ -158,7 +158,7 @@ class LiveSource(Source):
                         log.warning("%s", exc)
                     continue
                 failures = 0
-                frame = Frame(image, time.monotonic(), index)
+                frame = Frame(image, time.monotonic(), index, self.shown)
                 index += 1
                 with self._condition:
                     if self._latest is not None:

@@ -49,6 +49,7 @@ class Task(Protocol):
     role: str  # what a model of this task is called: "classifier", "detector"
     record_help: str  # what one JSON line of the runner holds, for a bundle's README
     trackable: bool  # results have boxes that `runtimes.tracking` can follow across frames
+    command_line_defaults: dict[str, Any]  # predict() options the CLI sets when their flags are not given
 
     def bind(self, model: ModelInfo) -> Decoder:
         """The decoder for one loaded model."""
@@ -75,11 +76,8 @@ class Task(Protocol):
     def summary(self, result: Any) -> dict[str, Any]:
         """`result` as JSON-ready data."""
 
-    def cli_options(self, top_k: int | None, threshold: float | None) -> dict[str, Any]:
-        """predict() options from the CLI's --top-k and --threshold."""
-
-    def record(self, position: object, result: Any, threshold: float | None, **extra: float) -> dict[str, Any]:
-        """One result as a JSON line's object (the CLI and the runner)."""
+    def record(self, origin: dict[str, Any], result: Any, threshold: float | None, **extra: float) -> dict[str, Any]:
+        """One result as a JSON line's object after its origin (``source``, and ``frame`` for a stream's)."""
 
     def line(self, record: dict[str, Any]) -> str:
         """The human-readable line for a record."""

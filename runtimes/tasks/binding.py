@@ -27,3 +27,8 @@ class ModelInfo:
                 "edgekit.load(path, preprocessing=Preprocessing(...), labels=[...])"
             )
         return self.preprocessing
+
+
+def where(record: dict[str, Any]) -> str:
+    """A JSON result's origin as its text line starts: the file, or the source and the frame index."""
+    return f"{record['source']} #{record['frame']}" if "frame" in record else str(record["source"])

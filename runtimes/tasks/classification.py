@@ -11,16 +11,20 @@ import numpy as np
 from runtimes.boxes import passes
 from runtimes.errors import InferenceError, InputError
 from runtimes.quantization import dequantize, dequantized_codes, is_quantized
-from runtimes.tasks.binding import ModelInfo
+from runtimes.tasks.binding import ModelInfo, where
+from runtimes.vocabulary import predict_terms
 
 FEW_SCORES = 256  # up to this many classes, scores are handled as Python floats
 
 
 @dataclass(frozen=True)
 class Classification:
-    """One prediction: the best label, its score, the top-k and what it cost."""
+    """One prediction: the best label, its score, the top-k and what it cost.
 
-    label: str
+    `label` is None when predict() was given a `threshold` the best score is below (`best` is still the label).
+    """
+
+    label: str | None
     index: int
     score: float
     top_k: tuple[tuple[str, float], ...]
@@ -28,7 +32,20 @@ class Classification:
     preprocess_ms: float
 
     def __str__(self) -> str:
-        return f"{self.label} ({self.score:.3f})"
+        return f"{self.label or '? ' + self.best} ({self.score:.3f})"
+
+    @property
+    def best(self) -> str:
+        """The best-scoring label, whether or not it passed the threshold."""
+        return self.top_k[0][0]
+
+
+@dataclass(frozen=True)
+class ClassifyOptions:
+    """A classifier's per-call options (runtimes.vocabulary's names)."""
+
+    top_k: int = 5
+    threshold: float | None = None
 
 
 def require_finite(name: str, rows: list[list[float]]) -> None:
@@ -42,7 +59,12 @@ def require_finite(name: str, rows: list[list[float]]) -> None:
 
 
 def classify(
-    values: list[float], labels: Sequence[str], top_k: int, latency_ms: float, preprocess_ms: float
+    values: list[float],
+    labels: Sequence[str],
+    top_k: int,
+    latency_ms: float,
+    preprocess_ms: float,
+    threshold: float | None = None,
 ) -> Classification:
     k = max(1, top_k)
     if len(values) <= FEW_SCORES:  # plain Python is several times faster than numpy on a few scores
@@ -51,7 +73,7 @@ def classify(
         order = np.argsort(-np.asarray(values), kind="stable")[:k].tolist()
     best = order[0]
     return Classification(
-        label=labels[best],
+        label=labels[best] if threshold is None or passes(values[best], threshold) else None,
         index=best,
         score=values[best],
         top_k=tuple((labels[i], values[i]) for i in order),
@@ -93,12 +115,20 @@ class ClassificationDecoder:
             return [[table[code] for code in row] for row in raw.view(np.uint8).tolist()]
         return (dequantize(raw, self.spec) if self.quantized else raw).tolist()
 
-    def options(self, options: dict[str, Any]) -> int:
-        unknown = set(options) - {"top_k"}
+    def options(self, options: dict[str, Any]) -> ClassifyOptions:
+        """predict()'s keyword options, checked (InputError names the valid ones)."""
+        names = predict_terms("classification")
+        unknown = set(options) - set(names)
         if unknown:
-            raise InputError(f"unknown option(s) {sorted(unknown)} for a classifier; valid: top_k")
-        top_k = options.get("top_k", 5)
-        return 5 if top_k is None else top_k
+            raise InputError(f"unknown option(s) {sorted(unknown)} for a classifier; valid: {', '.join(names)}")
+        top_k, threshold = options.get("top_k"), options.get("threshold")
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise InputError(f"top_k must be a whole number >= 1, got {top_k!r}")
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1
+        ):
+            raise InputError(f"threshold must be a score in 0..1, got {threshold!r}")
+        return ClassifyOptions(5 if top_k is None else top_k, threshold)
 
     def results(
         self,
@@ -112,7 +142,7 @@ class ClassificationDecoder:
         if not self.quantized:  # 8-bit scores are finite by construction
             require_finite(self.model.name, rows)
         labels = self.model.labels
-        return [classify(row, labels, options, latency_ms, preprocess_ms) for row in rows]
+        return [classify(row, labels, options.top_k, latency_ms, preprocess_ms, options.threshold) for row in rows]
 
 
 class ClassificationTask:
@@ -120,7 +150,7 @@ class ClassificationTask:
 
     name = "classification"
     role = "classifier"  # what a model of this task is called (bundle names, service descriptions)
-    record_help = "source position, label (null below --threshold), score, top-k, latency and frame age"
+    record_help = "source (and frame), label (null below --threshold), score, top-k, latency and frame age"
     trackable = False  # one label per image: nothing for a tracker to follow
 
     def bind(self, model: ModelInfo) -> ClassificationDecoder:
@@ -155,23 +185,22 @@ class ClassificationTask:
         """The overlay's text for `result`."""
         return [
             f"{result.label} {result.score:.2f}"
-            if passes(result.score, threshold)
-            else f"? ({result.label} {result.score:.2f})"
+            if result.label is not None and passes(result.score, threshold)
+            else f"? ({result.best} {result.score:.2f})"
         ]
 
-    def cli_options(self, top_k: int | None, threshold: float | None) -> dict[str, Any]:
-        """predict() options from the CLI's --top-k and --threshold (the threshold only marks results uncertain)."""
-        return {"top_k": top_k}
+    command_line_defaults = {"top_k": 3}  # predict options the CLI sets when its flag is not given
 
     def record(
-        self, position: object, result: Classification, threshold: float | None, **extra: float
+        self, origin: dict[str, Any], result: Classification, threshold: float | None, **extra: float
     ) -> dict[str, Any]:
-        """One result as a JSON-ready dict; `label` is None when the score is below `threshold`."""
-        confident = passes(result.score, threshold or 0.0)
+        """One result as a JSON-ready dict after its `origin` (``source``, and ``frame`` for a stream's);
+        `label` is None when the score is below `threshold`."""
+        confident = result.label is not None and passes(result.score, threshold or 0.0)
         return {
-            "source": str(position),
+            **origin,
             "label": result.label if confident else None,
-            "best": result.label,
+            "best": result.best,
             "score": round(result.score, 6),
             "top_k": [[label, round(score, 6)] for label, score in result.top_k],
             **{key: round(value, 3) for key, value in extra.items()},
@@ -181,7 +210,7 @@ class ClassificationTask:
         label = record["label"] or f"? ({record['best']})"
         others = ", ".join(f"{lbl} {score:.3f}" for lbl, score in record["top_k"][1:])
         timing = "".join(f"  {key}={record[key]:.1f}" for key in ("latency_ms", "age_ms") if key in record)
-        return f"{record['source']}: {label} {record['score']:.3f}" + (f"  ({others})" if others else "") + timing
+        return f"{where(record)}: {label} {record['score']:.3f}" + (f"  ({others})" if others else "") + timing
 
     def summary(self, result: Classification) -> dict[str, Any]:
         return {

@@ -19,9 +19,9 @@ from runtimes.boxes import above_threshold, suppress
 from runtimes.errors import ContractError, InferenceError, InputError
 from runtimes.heads.detection import DetectionHead, output_roles
 from runtimes.preprocess import box_mapping
-from runtimes.quantization import dequantize
-from runtimes.tasks.binding import ModelInfo
-from runtimes.tensors import TensorSpec
+from runtimes.tasks.binding import ModelInfo, where
+from runtimes.tasks.detection_outputs import OutputReader
+from runtimes.vocabulary import predict_terms, renamed_options
 
 
 @dataclass(frozen=True)
@@ -86,67 +86,12 @@ class Detections(Sequence[Detection]):
 
 @dataclass(frozen=True)
 class DetectOptions:
-    score_threshold: float
-    iou_threshold: float
+    """A detector's per-call options (runtimes.vocabulary's names), the contract's defaults filled in."""
+
+    threshold: float
+    iou: float
     max_detections: int
-
-
-class OutputReader:
-    """A detector's outputs in any layout -> boxes (N, K, 4) x0 y0 x1 y1 normalized, float scores (N, K), integer
-    classes (N, K). Padding past a postprocess model's count gets score -1, below every threshold.
-
-    Built once per model (roles, which outputs are quantized, the box order): predict() reads
-    a camera's every frame through it.
-    """
-
-    def __init__(self, specs: Sequence[TensorSpec], head: DetectionHead, roles: dict[str, int] | None = None) -> None:
-        roles = roles or output_roles(specs, head.layout)
-        if roles is None:
-            raise InferenceError(
-                f"outputs are not a {head.layout}-layout detector's "
-                f"({', '.join(f'{list(s.shape)} {np.dtype(s.dtype).name}' for s in specs)})"
-            )
-        self.roles = roles
-        self.specs = {role: specs[i] if specs[i].quantization is not None else None for role, i in roles.items()}
-        self.yxyx = head.box_format == "yxyx"
-
-    def read(self, outputs: Sequence[np.ndarray], role: str) -> np.ndarray:
-        """One output as float (or integer classes): raw quantized outputs are dequantized, run_all's are not."""
-        array, spec = np.asarray(outputs[self.roles[role]]), self.specs[role]
-        return dequantize(array, spec) if spec is not None and array.dtype.kind in "iu" else array
-
-    def scores(self, outputs: Sequence[np.ndarray]) -> np.ndarray:
-        """(N, K) float32 scores: a float output as it is, without a copy; past a count, -1."""
-        scores = self.read(outputs, "scores")
-        if scores.dtype != np.float32:
-            scores = scores.astype(np.float32)
-        if "count" in self.roles:
-            count = self.read(outputs, "count").reshape(len(scores), -1)[:, 0]
-            scores = np.where(np.arange(scores.shape[1])[None, :] < count[:, None], scores, np.float32(-1.0))
-        return scores
-
-    def boxes(self, outputs: Sequence[np.ndarray]) -> np.ndarray:
-        """(N, K, 4) float32 boxes, x0 y0 x1 y1 normalized."""
-        boxes = np.asarray(self.read(outputs, "boxes"), np.float32)
-        return boxes[..., [1, 0, 3, 2]] if self.yxyx else boxes
-
-    def classes(self, outputs: Sequence[np.ndarray]) -> np.ndarray:
-        """(N, K) int64 class indices (the postprocess layout's float classes rounded)."""
-        classes = self.read(outputs, "classes")
-        return np.asarray(np.rint(classes) if "count" in self.roles else classes, np.int64)
-
-    def __call__(self, outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.boxes(outputs), self.scores(outputs), self.classes(outputs)
-
-
-def decoded_outputs(
-    outputs: Sequence[np.ndarray],
-    specs: Sequence[TensorSpec],
-    head: DetectionHead,
-    roles: dict[str, int] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A batch's raw outputs in any layout, read once (see `OutputReader`, which a model keeps)."""
-    return OutputReader(specs, head, roles)(outputs)
+    agnostic: bool = False
 
 
 def _colour(index: int) -> tuple[int, int, int]:
@@ -203,6 +148,7 @@ class DetectionDecoder:
         self.model = model
         self.head = DetectionHead.from_dict(model.head) if model.head is not None else DetectionHead()
         self.defaults = DetectOptions(self.head.score_threshold, self.head.iou_threshold, self.head.max_detections)
+        self.names = predict_terms("detection")
         self.problem = self._problem()
         self._reader = OutputReader(model.output_specs, self.head) if self.problem is None else None
         self._to_source: dict[tuple[int, int], Callable[[np.ndarray], np.ndarray]] = {}
@@ -227,23 +173,28 @@ class DetectionDecoder:
         """predict()'s keyword options, checked (InputError names the valid ones); none: the contract's defaults."""
         if not options:  # the usual frame: the contract's defaults, kept
             return self.defaults
-        valid = {"score_threshold", "iou_threshold", "max_detections"}
-        unknown = set(options) - valid
+        options = renamed_options(options)
+        unknown = set(options) - set(self.names)
         if unknown:
-            raise InputError(f"unknown option(s) {sorted(unknown)} for a detector; valid: {', '.join(sorted(valid))}")
-        if all(value is None for value in options.values()):
+            raise InputError(
+                f"unknown option(s) {sorted(unknown)} for a detector; valid: {', '.join(sorted(self.names))}"
+            )
+        given = {key: value for key, value in options.items() if value is not None}
+        if not given:
             return self.defaults
-        chosen = {key: getattr(self.head, key) if options.get(key) is None else options[key] for key in valid}
+        chosen = {**vars(self.defaults), **given}
         try:
             DetectionHead(
-                score_threshold=chosen["score_threshold"],
-                iou_threshold=chosen["iou_threshold"],
+                score_threshold=chosen["threshold"],
+                iou_threshold=chosen["iou"],
                 max_detections=chosen["max_detections"],
             )
         except ContractError as exc:
             raise InputError(str(exc)) from None
+        if not isinstance(chosen["agnostic"], bool):
+            raise InputError(f"agnostic must be true or false, got {chosen['agnostic']!r}")
         return DetectOptions(
-            float(chosen["score_threshold"]), float(chosen["iou_threshold"]), int(chosen["max_detections"])
+            float(chosen["threshold"]), float(chosen["iou"]), int(chosen["max_detections"]), chosen["agnostic"]
         )
 
     def results(
@@ -265,7 +216,7 @@ class DetectionDecoder:
         results = []
         for i, size in enumerate(sizes):
             size = (int(size[0]), int(size[1]))
-            above = above_threshold(scores[i], options.score_threshold)
+            above = above_threshold(scores[i], options.threshold)
             found: tuple[Detection, ...] = ()
             if len(above):
                 if not np.isfinite(scores[i][above]).all():
@@ -273,7 +224,7 @@ class DetectionDecoder:
                 if boxes is None:
                     boxes, classes = reader.boxes(outputs), reader.classes(outputs)
                 b, s, c = suppress(
-                    boxes[i], scores[i], classes[i], above, options.iou_threshold, options.max_detections
+                    boxes[i], scores[i], classes[i], above, options.iou, options.max_detections, options.agnostic
                 )
                 if not np.isfinite(b).all():
                     self._damaged()
@@ -308,7 +259,7 @@ class DetectionTask:
     name = "detection"
     role = "detector"
     record_help = (
-        "source position and its detections (label, class index, score, box x0,y0,x1,y1 in the source's "
+        "source (and frame) and its detections (label, class index, score, box x0,y0,x1,y1 in the source's "
         "pixels, and the track id with --track), latency and frame age; with --count-line the objects "
         "that crossed the line so far"
     )
@@ -352,15 +303,15 @@ class DetectionTask:
         """The boxes (their tags sit on their edges)."""
         return result.boxes
 
-    def cli_options(self, top_k: int | None, threshold: float | None) -> dict[str, Any]:
-        """predict() options from the CLI: --threshold is the minimum detection score (the model's default when
-        unset)."""
-        return {} if threshold is None else {"score_threshold": threshold}
+    command_line_defaults: dict[str, Any] = {}  # the model's own defaults stand
 
-    def record(self, position: object, result: Detections, threshold: float | None, **extra: float) -> dict[str, Any]:
-        """One image's detections as a JSON-ready dict, boxes in source pixels."""
+    def record(
+        self, origin: dict[str, Any], result: Detections, threshold: float | None, **extra: float
+    ) -> dict[str, Any]:
+        """One image's detections as a JSON-ready dict after its `origin` (``source``, and ``frame`` for a
+        stream's), boxes in source pixels."""
         return {
-            "source": str(position),
+            **origin,
             **self.summary(result),
             **{key: round(value, 3) for key, value in extra.items()},
         }
@@ -378,7 +329,7 @@ class DetectionTask:
         )
         timing = "".join(f"  {key}={record[key]:.1f}" for key in ("latency_ms", "age_ms") if key in record)
         return (
-            f"{record['source']}: {len(record['detections'])} object(s)"
+            f"{where(record)}: {len(record['detections'])} object(s)"
             + (f": {found}" if found else "")
             + counted
             + timing

@@ -17,7 +17,8 @@ EXPECTED_INPUT = {
     "int8": np.int8,
     "uint8": np.uint8,
     "mediapipe": np.float32,
-}  # a classifier's mediapipe file is its fp32 one
+    "mediapipe_int8": np.uint8,
+}  # a classifier's mediapipe files are its fp32 and uint8 ones
 
 
 @pytest.mark.parametrize("mode", list(MODES))

@@ -256,11 +256,11 @@ def test_float_artifacts_match_keras_and_predict_returns_source_boxes(detector, 
     wide = cv2.copyMakeBorder(image, 0, 0, 32, 32, cv2.BORDER_CONSTANT, value=(0, 0, 0))  # non-square: letterboxed
     with edgekit.load(report.result("tflite:fp32").path) as model:
         assert model.task.name == "detection"
-        found = model.predict(wide, color="bgr", score_threshold=0.01)  # five epochs: the letterboxed copy scores low
+        found = model.predict(wide, color="bgr", threshold=0.01)  # five epochs: the letterboxed copy scores low
         assert isinstance(found, edgekit.Detections) and found.image_size == (64, 128)
         boxes = found.boxes
         assert len(boxes) and (boxes[:, [0, 2]] <= 128).all() and (boxes[:, [1, 3]] <= 64).all()
-        with pytest.raises(edgekit.InputError, match="valid: iou_threshold, max_detections, score_threshold"):
+        with pytest.raises(edgekit.InputError, match="valid: agnostic, iou, max_detections, threshold"):
             model.predict(image, top_k=3)
     # the same answer by hand: the contract's letterbox, Keras' raw maps, NumPy decoding, the mapping undone
     from edgekit.training.detector_graph import decode_maps

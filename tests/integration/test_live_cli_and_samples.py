@@ -52,8 +52,8 @@ def test_predict_source_prints_json_lines_and_saves_video(exported, clip, tmp_pa
     assert code == 0
     captured = capsys.readouterr()
     records = [json.loads(line) for line in captured.out.splitlines()]
-    assert [r["source"] for r in records] == [str(i) for i in range(0, 30, 3)]
-    correct = sum(r["best"] == labels[int(r["source"])] for r in records)
+    assert [r["frame"] for r in records] == list(range(0, 30, 3)) and {r["source"] for r in records} == {str(path)}
+    correct = sum(r["best"] == labels[r["frame"]] for r in records)
     assert correct >= 8  # same images as the test split, through video compression
     assert all(r["label"] in (None, r["best"]) and "latency_ms" in r and "age_ms" in r for r in records)
     assert "10 result(s); source delivered 30, dropped 0 stale, skipped 0" in captured.err
@@ -138,7 +138,8 @@ def test_predict_source_for_a_detector_writes_boxes_tracks_counts_and_video(
     assert code == 0
     captured = capsys.readouterr()
     records = [json.loads(line) for line in captured.out.splitlines()]
-    assert [r["source"] for r in records] == [str(i) for i in range(48)]  # one JSON line per frame
+    assert [r["frame"] for r in records] == list(range(48))  # one JSON line per frame, after its source
+    assert {r["source"] for r in records} == {str(clip.path)}
     boxes = np.array([d["box"] for r in records for d in r["detections"]])
     assert len(boxes) >= 3 * 40 and (boxes >= 0).all() and (boxes <= 128).all()  # source pixels of the 128x128 clip
     assert {d["id"] for r in records[10:] for d in r["detections"] if "id" in d} == {1, 2, 3}
