@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgekit.data.images import SkippedFile, check_geometry
+from edgekit.data.splits import check_fractions, drawn_origin, given_parts, with_origin
 from edgekit.errors import DatasetError
 from runtimes.contract import Preprocessing
 from runtimes.preprocess import BoxMapping, box_mapping, normalize
@@ -110,39 +111,12 @@ class DetectionData:
             seed: the random split's seed.
             resplit: draw a random split even where the data has its own.
         """
-        if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
-            raise DatasetError(f"invalid split fractions val={val}, test={test}; each in [0, 1) and val + test < 1")
+        check_fractions(val, test)
         if self.given_splits and not resplit:
-            return self._given(val, seed)
+            parts, origin = given_parts(self.given_splits, self.split_source, val, seed, self._drawn)
+            return with_origin(tuple(self.subset(part) for part in parts), origin)
         parts = tuple(self.subset(part) for part in self._drawn(np.arange(len(self)), val, test, seed))
-        origin = f"drawn at random (val {val:g}, test {test:g}, seed {seed})"
-        if self.given_splits:
-            origin += f"; the data's own splits ({self.split_source}) set aside by resplit=True"
-        else:
-            origin += ": the data has no splits of its own"
-        return _with_origin(parts, origin)
-
-    def _given(self, val: float, seed: int) -> tuple[Any, Any, Any]:
-        """The data's splits; a missing val split drawn from train, a missing test split left empty."""
-        names = np.asarray(self.given_splits)
-        indices = {name: np.flatnonzero(names == name) for name in ("train", "val", "test")}
-        if not len(indices["train"]):
-            raise DatasetError(
-                f"the data's splits ({self.split_source}) hold no training image; add a train split, or call "
-                "split(resplit=True) to draw one at random"
-            )
-        notes = [f"the data's own splits ({self.split_source})"]
-        if not len(indices["val"]):
-            train, drawn_val, _ = self._drawn(indices["train"], val, 0.0, seed)
-            indices["train"], indices["val"] = train, drawn_val
-            notes.append(f"no val split in the data: {len(drawn_val)} training images drawn for it (val {val:g})")
-        if not len(indices["test"]):
-            notes.append("no test split in the data: final metrics on val")
-        outside = int(np.sum(names == ""))
-        if outside:
-            notes.append(f"{outside} image(s) in no split left out")
-        origin = "; ".join(notes)
-        return _with_origin(tuple(self.subset(np.sort(indices[n])) for n in ("train", "val", "test")), origin)
+        return with_origin(parts, drawn_origin(val, test, seed, self.split_source if self.given_splits else ""))
 
     def _drawn(
         self, among: np.ndarray, val: float, test: float, seed: int
@@ -220,13 +194,6 @@ class DetectionDataset(DetectionData):
             tuple(self.given_splits[i] for i in indices) if self.given_splits else (),
             self.split_source,
         )
-
-
-def _with_origin(parts: tuple[Any, ...], origin: str) -> tuple[Any, Any, Any]:
-    """`parts` with `split_origin` saying where they came from (the training summary prints it)."""
-    for part in parts:
-        part.split_origin = origin
-    return parts  # type: ignore[return-value]
 
 
 def _decoded(dataset: DetectionData) -> DetectionDataset:

@@ -73,6 +73,8 @@ class StreamingImageDataset(SplitMixin):
     geometry: Preprocessing
     skip_log: SkipLog = field(default_factory=SkipLog)
     cache_dir: Path | None = None  # where decoded pixels are cached (one file set per split and geometry)
+    given_splits: tuple[str, ...] = ()  # per image: the split the data put it in ("" for none); () when it has none
+    split_source: str = ""  # where the splits came from (train/, val/, test/ folders)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -104,6 +106,8 @@ class StreamingImageDataset(SplitMixin):
             self.geometry,
             self.skip_log,
             self.cache_dir,
+            tuple(self.given_splits[i] for i in indices) if self.given_splits else (),
+            self.split_source,
         )
 
     def read(self, index: int) -> np.ndarray | None:
@@ -119,7 +123,14 @@ class StreamingImageDataset(SplitMixin):
         """Decode every image into memory (threads: OpenCV releases the GIL), skipping unreadable ones."""
         pixels, kept = read_all(self, workers)
         return ImageDataset(
-            pixels, self.targets[kept], self.labels, self.geometry, tuple(self.files[i] for i in kept), self.skipped
+            pixels,
+            self.targets[kept],
+            self.labels,
+            self.geometry,
+            tuple(self.files[i] for i in kept),
+            self.skipped,
+            tuple(self.given_splits[i] for i in kept) if self.given_splits else (),
+            self.split_source,
         )
 
     def sample(self, count: int, seed: int = 0) -> ImageDataset:  # type: ignore[override]

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from edgekit.data.splits import check_fractions, drawn_origin, given_parts, with_origin
 from edgekit.errors import DatasetError
 from runtimes.contract import ColorOrder, Interpolation, Preprocessing, ResizeMode
 from runtimes.errors import InputError
@@ -43,17 +44,38 @@ class SplitMixin:
     def split(
         self, val: float = 0.15, test: float = 0.15, seed: int = 0, resplit: bool = False
     ) -> tuple[Any, Any, Any]:
-        """Stratified (train, val, test) split: every class keeps its share in every part.
+        """(train, val, test): the data's own splits when it has them (``train/``, ``val/`` and ``test/`` folders of
+        class folders), else drawn at random, stratified: every class keeps its share in every part.
 
-        Class folders carry no splits of their own, so this always draws one (`resplit` is accepted for the same
-        call as detection datasets'); each part's `split_origin` says so.
+        With the data's splits, `val` and `test` are used only where the data lacks one: no val split takes `val`
+        of the training images; no test split leaves test empty (the final metrics are then on val). What was
+        done is kept in each part's `split_origin` (the training summary prints it).
+
+        Args:
+            val: the validation fraction of a random split.
+            test: the test fraction of a random split.
+            seed: the random split's seed.
+            resplit: draw a random split even where the data has its own.
         """
-        if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
-            raise DatasetError(f"invalid split fractions val={val}, test={test}; each in [0, 1) and val + test < 1")
+        check_fractions(val, test)
+        given: tuple[str, ...] = getattr(self, "given_splits", ())
+        source: str = getattr(self, "split_source", "")
+        if given and not resplit:
+            parts, origin = given_parts(given, source, val, seed, self._drawn)
+            return with_origin(tuple(self.subset(part) for part in parts), origin)
+        parts = tuple(self.subset(part) for part in self._drawn(np.arange(len(self.targets)), val, test, seed))
+        return with_origin(parts, drawn_origin(val, test, seed, source if given else ""))
+
+    def _drawn(
+        self, among: np.ndarray, val: float, test: float, seed: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`among`'s indices split at random into (train, val, test), every class keeping its share."""
         rng = np.random.default_rng(seed)
         parts: tuple[list[int], list[int], list[int]] = ([], [], [])
         for cls in range(len(self.labels)):
-            members = rng.permutation(np.flatnonzero(self.targets == cls))
+            members = rng.permutation(among[self.targets[among] == cls])
+            if not len(members):
+                continue
             n_test = int(round(test * len(members)))
             n_val = int(round(val * len(members)))
             if len(members) - n_test - n_val < 1:
@@ -64,10 +86,7 @@ class SplitMixin:
             parts[2].extend(members[:n_test])
             parts[1].extend(members[n_test : n_test + n_val])
             parts[0].extend(members[n_test + n_val :])
-        split = tuple(self.subset(np.sort(p)) for p in parts)
-        for part in split:
-            part.split_origin = f"drawn at random (val {val:g}, test {test:g}, seed {seed})"
-        return split  # type: ignore[return-value]
+        return tuple(np.sort(np.asarray(p, np.int64)) for p in parts)  # type: ignore[return-value]
 
     def sample(self, count: int, seed: int = 0) -> Any:
         """Up to `count` images drawn without replacement (e.g. for calibration)."""
@@ -86,6 +105,8 @@ class ImageDataset(SplitMixin):
     geometry: Preprocessing  # size, colour order and resize mode the pixels were made with
     sources: tuple[str, ...] = ()
     skipped: tuple[SkippedFile, ...] = field(default=())
+    given_splits: tuple[str, ...] = ()  # per image: the split the data put it in ("" for none); () when it has none
+    split_source: str = ""  # where the splits came from (train/, val/, test/ folders)
 
     def __post_init__(self) -> None:
         if len(self.pixels) != len(self.targets):
@@ -121,6 +142,8 @@ class ImageDataset(SplitMixin):
             self.geometry,
             tuple(self.sources[i] for i in indices),
             self.skipped,
+            tuple(self.given_splits[i] for i in indices) if self.given_splits else (),
+            self.split_source,
         )
 
 

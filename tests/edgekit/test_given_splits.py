@@ -129,3 +129,51 @@ def test_voc_imagesets_keep_their_splits(tmp_path):
     train, val, test = edgekit.load_detection(root, image_size=64).split(val=0.4, test=0.0)
     assert (_names(train), _names(val), _names(test)) == (_expected("train"), _expected("val"), _expected("test"))
     assert train.split_origin == "the data's own splits (ImageSets/Main)"
+
+
+def _classification_splits(root, counts):
+    """Ultralytics' classification layout with non-square photos-like images: root/<split>/<class>/<n>.jpg."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for split, per_class in counts.items():
+        for label, n in per_class.items():
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(n):
+                image = rng.integers(0, 255, (36, 60, 3), np.uint8)
+                image[..., 0 if label == "cat" else 2] = 255
+                cv2.imwrite(str(folder / f"{split}_{label}_{i}.jpg"), image)
+    return root
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_class_folders_under_split_folders_keep_their_splits(tmp_path, stream):
+    root = _classification_splits(
+        tmp_path / "pets", {"train": {"cat": 6, "dog": 5}, "valid": {"cat": 2, "dog": 2}, "test": {"dog": 1}}
+    )
+    data = edgekit.ImageFolder(root, image_size=32, stream=stream)
+    assert data.labels == ("cat", "dog") and len(data) == 16  # the classes, not the split folders
+    train, val, test = data.split(val=0.4, test=0.4, seed=1)
+    names = [sorted(Path(s).name for s in part.sources) for part in (train, val, test)]
+    assert all(n.startswith("train_") for n in names[0]) and len(names[0]) == 11
+    assert all(n.startswith("valid_") for n in names[1]) and len(names[1]) == 4
+    assert names[2] == ["test_dog_0.jpg"]
+    assert train.split_origin == "the data's own splits (test/, train/, valid/ folders)"
+    assert [train.class_counts(), test.class_counts()] == [{"cat": 6, "dog": 5}, {"cat": 0, "dog": 1}]
+    redrawn = data.split(val=0.25, test=0.25, seed=0, resplit=True)
+    assert "set aside by resplit=True" in redrawn[0].split_origin
+    assert any(not Path(s).name.startswith("train_") for s in redrawn[0].sources)
+
+
+def test_a_train_folder_alone_gets_its_val_drawn_and_classes_named_like_splits_stay_classes(tmp_path):
+    data = edgekit.ImageFolder(_classification_splits(tmp_path / "a", {"train": {"cat": 5, "dog": 5}}), image_size=32)
+    train, val, test = data.split(val=0.2, test=0.2)
+    assert (len(train), len(val), len(test)) == (8, 2, 0)
+    assert "no val split in the data: 2 training images drawn" in train.split_origin
+    assert "no test split in the data: final metrics on val" in train.split_origin
+    flat = _classification_splits(tmp_path / "b", {"x": {"train": 3, "test": 3}})  # x/train/*.jpg: one level down
+    classes = edgekit.ImageFolder(flat / "x", image_size=32)
+    assert classes.labels == ("test", "train") and not classes.given_splits
+    assert "the data has no splits of its own" in classes.split(val=0.34, test=0.0)[0].split_origin
