@@ -194,7 +194,7 @@ def convert_coreml(
 ) -> Artifact:
     """Convert a Keras model to an ML program package with the contract in its user metadata.
 
-    Example:
+    Examples:
         >>> convert_coreml(model, "m.mlpackage", MODES["fp16"], contract=c)
     """
     ct = require("coremltools", extra="coreml")

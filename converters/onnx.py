@@ -216,7 +216,7 @@ def convert_onnx(
 ) -> Artifact:
     """Convert a Keras model to an .onnx file with `contract` in its metadata_props.
 
-    Example:
+    Examples:
         >>> convert_onnx(model, "m.onnx", MODES["int8"], contract=c, calibration=data)
     """
     onnx = require("onnx", extra="onnx")

@@ -220,7 +220,7 @@ def convert_savedmodel(
 ) -> Artifact:
     """Write `model` as a versioned SavedModel folder with raw-image and edgekit signatures (module docstring).
 
-    Example:
+    Examples:
         >>> convert_savedmodel(model, "runs/serving/shapes/1", MODES["fp32"], contract=c)
     """
     tf = require("tensorflow", extra="train")

@@ -160,7 +160,7 @@ def convert_tflite(
 ) -> Artifact:
     """Convert a Keras model to a .tflite file with `contract` embedded in its metadata.
 
-    Example:
+    Examples:
         >>> convert_tflite(model, "m.tflite", MODES["int8"], contract=c, calibration=data)
     """
     tf = require("tensorflow", extra="tflite")

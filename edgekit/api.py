@@ -54,7 +54,7 @@ def train(train: Any, val: Any, arch: Any = None, options: TrainOptions | None =
         TrainingError: splits that do not match, or options the task cannot honour.
         TypeError: a keyword that is not a `TrainOptions` field.
 
-    Example:
+    Examples:
         >>> tr, va, te = edgekit.ImageFolder("shapes", image_size=64).split(seed=0)
         >>> result = edgekit.train(tr, va, arch="small_cnn", test=te, epochs=15)
         >>> result.metrics["accuracy"]["test"]
@@ -124,7 +124,7 @@ def export(
         ExportError: `max_drop` without `check` data.
         UnknownTargetError: a target that is not registered (the message lists the valid ones).
 
-    Example:
+    Examples:
         >>> report = edgekit.export("runs/train/model.keras", ["tflite:int8", "onnx:int8", "coreml:fp16"],
         ...                         calibration=train, check=test, max_drop=1.0, fallback=True)
         >>> print(report.table())
@@ -200,7 +200,7 @@ def evaluate(model: str | Path | Model, dataset: Any) -> Any:
     Raises:
         DatasetError: a dataset of another task, or with other labels than the model's.
 
-    Example:
+    Examples:
         >>> edgekit.evaluate("runs/demo/export/model_int8.tflite", test).accuracy
         0.96
     """
@@ -246,7 +246,7 @@ def load(
         ModelLoadError: a missing, unreadable or unknown file.
         ContractError: `preprocessing` or `labels` that contradict the embedded contract.
 
-    Example:
+    Examples:
         >>> with edgekit.load("runs/demo/export/model_int8.tflite") as model:
         ...     print(model.predict("circle.png").label)
         circle

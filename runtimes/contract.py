@@ -102,7 +102,7 @@ class Preprocessing:
     A pixel value p (0..255, in `color_order`) becomes ``p * scale + offset``, then
     ``(x - mean) / std`` per channel when `mean`/`std` are given (torchvision style).
 
-    Example:
+    Examples:
         >>> Preprocessing(input_size=96, scale=1 / 127.5, offset=-1.0).output_range()
         ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
     """
@@ -230,7 +230,7 @@ class Preprocessing:
 class ModelContract:
     """Everything a runtime needs besides the weights: preprocessing, labels, provenance.
 
-    Example:
+    Examples:
         >>> c = ModelContract(Preprocessing(input_size=32), labels=("cat", "dog"))
         >>> ModelContract.from_json(c.to_json()) == c
         True

@@ -37,7 +37,7 @@ MAX_PLAN_BYTES = 64 << 20  # frame bytes whose plans a Model keeps; a larger fra
 class Model:
     """A model file plus its contract. Use `edgekit.load` / `runtimes.open` to make one.
 
-    Example:
+    Examples:
         >>> with runtimes.open("shapes_int8.tflite") as model:
         ...     print(model.predict("circle.png").label)
         circle
@@ -155,7 +155,7 @@ class Model:
     def run_all(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Every output by name, dequantized to float where the model's outputs are quantized.
 
-        Example:
+        Examples:
             >>> outputs = model.run_all(model.preprocess("face.jpg"))
             >>> {name: array.shape for name, array in outputs.items()}
         """
@@ -273,7 +273,7 @@ class Model:
         options have the same names on the command line, in the server's requests and in a bundle's config
         (runtimes.vocabulary). Any size is accepted; grayscale and RGBA are converted. A list gives a list.
 
-        Example:
+        Examples:
             >>> model.predict("street.jpg", threshold=0.5)[0].box
             (12.0, 40.5, 96.0, 133.0)
         """
@@ -321,7 +321,7 @@ class Model:
         a Tracker to continue); `count_line` (x0, y0, x1, y1 in source pixels) counts tracked objects
         crossing it, in each result's `counts` (it turns tracking on).
 
-        Example:
+        Examples:
             >>> with model.stream("clip.mp4", every=2) as results:
             ...     for r in results:
             ...         print(r.frame.position, r.classification.label, f"{r.age_ms:.0f} ms old")

@@ -95,7 +95,7 @@ class _Track:
 class Tracker:
     """Give each detected object an id that persists across the frames of one stream.
 
-    Example:
+    Examples:
         >>> tracker = Tracker()
         >>> for r in model.stream("clip.mp4"):
         ...     for d in tracker.update(r.result):

@@ -228,7 +228,10 @@ edgekit predict model.tflite photo.jpg --threshold 0.4 --iou 0.5 --max-detection
 ```
 
 ```python
-model.predict("photo.jpg", threshold=0.4, iou=0.5, max_detections=20, agnostic=True)
+import edgekit
+
+with edgekit.load("small_detector_int8.tflite") as model:
+    model.predict("photo.jpg", threshold=0.4, iou=0.5, max_detections=20, agnostic=True)
 ```
 
 ```json

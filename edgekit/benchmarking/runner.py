@@ -115,7 +115,7 @@ def bench(
 ) -> BenchReport:
     """Measure every model (and every thread count) on this machine.
 
-    Example:
+    Examples:
         >>> report = edgekit.bench(["m_fp32.tflite", "m_int8.tflite", "m_int8.onnx"], threads=[1, 2])
         >>> print(report.table())
     """

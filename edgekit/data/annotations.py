@@ -58,7 +58,7 @@ def load_detection(
     by tf.data, pixels optionally cached in `cache_dir`); "auto" streams when the decoded
     pixels would pass 2 GiB, and says so.
 
-    Example:
+    Examples:
         >>> ds = edgekit.load_detection("data/shapes_det", image_size=128)
         >>> ds.skip_counts()
         {}

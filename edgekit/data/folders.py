@@ -39,7 +39,7 @@ class ImageFolder(metaclass=ABCMeta):  # noqa: B024 (an isinstance-able factory,
     The result is an `ImageDataset` or a `StreamingImageDataset`; both are instances of `ImageFolder`, so
     ``isinstance(ds, edgekit.ImageFolder)`` holds for what it returns.
 
-    Example:
+    Examples:
         >>> ds = ImageFolder("shapes", image_size=64)
         >>> train, val, test = ds.split(val=0.15, test=0.15, seed=0)
     """

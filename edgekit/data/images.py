@@ -178,10 +178,13 @@ def ArrayDataset(  # noqa: N802
 ) -> ImageDataset:
     """Images from arrays: `x` is (N, H, W) or (N, H, W, C) uint8 pixels in colour order `color`.
 
-    Example (scikit-learn's digits, 0..16 greyscale):
+    Examples:
+        scikit-learn's digits, 0..16 greyscale:
+
         >>> d = sklearn.datasets.load_digits()
-        >>> ds = ArrayDataset((d.images * 255 / 16).astype("uint8"), d.target, [str(i) for i in range(10)],
-        image_size=32)
+        >>> ds = ArrayDataset(
+        ...     (d.images * 255 / 16).astype("uint8"), d.target, [str(i) for i in range(10)], image_size=32
+        ... )
     """
     x = np.asarray(x)
     y = np.asarray(y)

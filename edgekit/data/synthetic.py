@@ -87,7 +87,7 @@ def make_shapes(
     Random colours, sizes, positions, rotations, backgrounds, outlines, blur and noise
     make it hard enough that a small model does not reach 100%.
 
-    Example:
+    Examples:
         >>> root = make_shapes("data/shapes", n_per_class=100, image_size=64, seed=0)
     """
     if n_per_class < 1 or image_size < 16:
@@ -217,7 +217,7 @@ def make_shapes_detection(
     written: "yolo" (images/, labels/, data.yaml), "coco" (images/, annotations.json) or
     "voc" (JPEGImages/, Annotations/). `image_size` is a side or (height, width).
 
-    Example:
+    Examples:
         >>> root = make_shapes_detection("data/shapes_det", n_images=600, image_size=128, seed=0)
         >>> train, val, test = edgekit.load_detection(root, image_size=128).split(seed=0)
     """
@@ -266,7 +266,7 @@ def make_tracking_video(
     clip is the test bed for tracking (ids must stay stable) and line counting (exactly two
     crossings: one "in", one "out").
 
-    Example:
+    Examples:
         >>> clip = make_tracking_video("clip.avi")
         >>> clip.expected_counts
         {'in': 1, 'out': 1}

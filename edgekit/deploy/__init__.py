@@ -188,7 +188,7 @@ def rpi(
     `<name>-serve.service` unit listening on all interfaces at `port` as its own user from /opt/<name>, with a
     token that install.sh makes (and stops at when it cannot).
 
-    Example:
+    Examples:
         >>> bundle = edgekit.deploy.rpi("runs/demo/export/small_cnn_int8.tflite", "dist/shapes")
         >>> bundle.archive
         PosixPath('dist/shapes.tar.gz')

@@ -85,7 +85,7 @@ def coco_map(
 ) -> DetectionMetrics:
     """mAP@[.5:.95], mAP@.5 and mAP@.75 with per-class AP, by pycocotools' COCOeval (bbox, 100 detections).
 
-    Example:
+    Examples:
         >>> m = coco_map([gt], [gt_cls], [boxes], [scores], [classes], ["circle", "square"])
         >>> round(m.map50, 3)
     """

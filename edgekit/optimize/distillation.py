@@ -47,7 +47,7 @@ def distill(
     Raises:
         TrainingError: a streamed training split, a teacher with other labels, or bad temperature/alpha.
 
-    Example:
+    Examples:
         >>> result = edgekit.distill("runs/big/model.keras", "small_cnn", train, val, temperature=4, alpha=0.3)
     """
     given = {"temperature": temperature, "alpha": alpha, "epochs": epochs}

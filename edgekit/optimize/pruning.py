@@ -201,7 +201,7 @@ def prune(
     Raises:
         TrainingError: a sparsity outside (0, 1), an unknown schedule or a model without prunable kernels.
 
-    Example:
+    Examples:
         >>> result = edgekit.prune("runs/train/model.keras", train, val, sparsity=0.8, epochs=4)
         >>> print(result.table())
     """

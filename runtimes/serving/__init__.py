@@ -349,7 +349,7 @@ def serve(
     Raises:
         ServeConfigError: no token on an open address, an empty token, or the address cannot be used.
 
-    Example:
+    Examples:
         >>> serve("shapes_int8.tflite", source=0, host="0.0.0.0", token=open("serve.token").read().strip())
     """
     service = _prepare(

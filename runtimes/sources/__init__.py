@@ -110,7 +110,7 @@ def open_source(spec: Any) -> Source:
     """Open `spec`: a path to an image, folder, glob or video; a webcam index (0); an RTSP/HTTP
     URL; ``picamera2`` (or ``picamera2:1``); or an iterable of numpy BGR frames.
 
-    Example:
+    Examples:
         >>> with open_source("clip.mp4") as frames:
         ...     for frame in frames:
         ...         print(frame.position, frame.image.shape)
