@@ -21,7 +21,19 @@ CONTRACT_ENTRY = "edgekit_contract.json"
 
 
 def save_keras(model: Any, path: str | Path, contract: ModelContract) -> Path:
-    """Save atomically: a failure leaves no half-written .keras file."""
+    """Save a Keras model with its contract inside, atomically: a failure leaves no half-written .keras file.
+
+    Args:
+        model: the keras.Model.
+        path: the .keras file to write (its folder is made).
+        contract: the `ModelContract` to embed (an extra entry of the archive).
+
+    Returns:
+        `path`.
+
+    Raises:
+        OSError: the file cannot be written (nothing is left behind).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".keras-save-", dir=path.parent))
@@ -50,7 +62,17 @@ def read_keras_contract(path: str | Path) -> ModelContract | None:
 
 
 def load_keras(path: str | Path) -> tuple[Any, ModelContract | None]:
-    """Load a .keras model with safe_mode=True (no arbitrary code) and its contract, if any."""
+    """Load a .keras model with safe_mode=True (no arbitrary code) and its contract, if any.
+
+    Args:
+        path: a .keras file (edgekit's carry their contract; any other Keras 3 file loads without one).
+
+    Returns:
+        (the keras.Model, its `ModelContract` or None).
+
+    Raises:
+        ModelLoadError: a missing file, another suffix, or a file Keras cannot load.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"Keras model file not found: {path}")

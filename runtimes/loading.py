@@ -27,6 +27,27 @@ def open_model(
 
     Passing `preprocessing` or `labels` that contradict an embedded contract is an
     error: the model would run with preprocessing it was not trained for.
+
+    Args:
+        path: a .tflite, .onnx or .mlpackage file (a SavedModel folder where TensorFlow is installed).
+        preprocessing: the contract for a file that carries none (a third-party model); a file's own wins.
+        labels: the labels for a file that carries none.
+        backend: force a backend by name ("tflite", "onnxruntime", "coreml", "reference"); None: by suffix.
+        **options: the backend's: `num_threads`; TFLite `delegates` ("edgetpu", "gpu", "xnnpack", a library
+            path); ONNX Runtime `providers` ("cuda", "tensorrt", "openvino", "coreml", "cpu") and
+            `allow_fallback`; CoreML `compute_units`.
+
+    Returns:
+        A `Model`: `predict`, `stream`, `run`; close it (or use `with`) to release the runtime.
+
+    Raises:
+        ModelLoadError: a missing, truncated or unreadable file.
+        BackendUnavailableError: the backend's package is not installed (the error names the extra).
+        ContractError: `preprocessing` or `labels` that contradict the file's own contract.
+
+    Examples:
+        >>> with open_model("small_cnn_int8.tflite") as model:
+        ...     print(model.predict("photo.jpg").label)
     """
     runtime = open_runtime(path, backend=backend, **options)
     try:

@@ -103,10 +103,12 @@ class Model:
     # -- description -------------------------------------------------------------------
     @property
     def path(self) -> Path:
+        """The model file."""
         return self.runtime.path
 
     @property
     def backend(self) -> str:
+        """The backend running it: "tflite", "onnxruntime", "coreml" or "reference"."""
         return self.runtime.backend_name
 
     @property
@@ -116,10 +118,12 @@ class Model:
 
     @property
     def preprocessing(self) -> Preprocessing | None:
+        """The contract's preprocessing (None for a file without one, loaded without one)."""
         return self.contract.preprocessing if self.contract else None
 
     @property
     def labels(self) -> tuple[str, ...]:
+        """The class names, by index (from the contract, or the standard metadata's labels file)."""
         if self.contract is not None:
             return self.contract.labels
         return tuple(str(i) for i in range(self.output_spec.shape[-1]))
@@ -148,12 +152,32 @@ class Model:
 
         The per-call path is kept short: shapes are checked against a precomputed tuple and
         int8 inputs are quantized into reused buffers. `run_all` returns every output.
+
+        Args:
+            batch: (N, H, W, C) float32 inputs as `preprocess` makes them (NCHW for an NCHW model).
+
+        Returns:
+            The first output as float32 (N, ...): a classifier's scores.
+
+        Raises:
+            InputError: a batch whose shape or type the model cannot take.
+            InferenceError: the runtime failed on it.
         """
         scores = self._run_raw(batch)[0]
         return dequantize(scores, self.output_spec) if self._output_quantized else scores.astype(np.float32, copy=False)
 
     def run_all(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Every output by name, dequantized to float where the model's outputs are quantized.
+
+        Args:
+            batch: (N, H, W, C) float32 inputs as `preprocess` makes them.
+
+        Returns:
+            Output name -> float32 array (integer outputs, such as a detector's classes, as they are).
+
+        Raises:
+            InputError: a batch whose shape or type the model cannot take.
+            InferenceError: the runtime failed on it.
 
         Examples:
             >>> outputs = model.run_all(model.preprocess("face.jpg"))
@@ -236,7 +260,19 @@ class Model:
         return plan
 
     def preprocess(self, image: ImageLike, color: ColorName = "rgb") -> np.ndarray:
-        """Apply the contract to one image: the exact tensor `predict` feeds the model."""
+        """Apply the contract to one image: the exact tensor `predict` feeds the model.
+
+        Args:
+            image: a path, or an H x W (x 1, 3 or 4) uint8 array.
+            color: the array's colour order, "rgb" or "bgr" (an OpenCV frame).
+
+        Returns:
+            A (1, H, W, C) float32 batch of one (NCHW for an NCHW model).
+
+        Raises:
+            ContractError: the model carries no contract and none was given when loading.
+            InputError: an unreadable file or an array that is not an image.
+        """
         return preprocess(image, self.require_preprocessing(), color)
 
     def require_preprocessing(self) -> Preprocessing:
@@ -272,6 +308,22 @@ class Model:
         pixels (`threshold`, `iou`, `max_detections` and `agnostic` per call, defaults from the contract). The
         options have the same names on the command line, in the server's requests and in a bundle's config
         (runtimes.vocabulary). Any size is accepted; grayscale and RGBA are converted. A list gives a list.
+
+        Args:
+            image: a path, an H x W (x 1, 3 or 4) uint8 array, or a list of them.
+            color: an array's colour order, "rgb" or "bgr" (an OpenCV frame).
+            top_k: classifiers: how many labels `top_k` lists (5).
+            **options: the task's options: `threshold` (both tasks), `iou`, `max_detections` and `agnostic`
+                (detectors).
+
+        Returns:
+            A `Classification` for a classifier, `Detections` for a detector (boxes in the image's own pixels);
+            a list of them for a list of images.
+
+        Raises:
+            ContractError: the model carries no contract and none was given when loading.
+            InputError: an unreadable image, an option the task does not take, or a value out of range.
+            InferenceError: the runtime failed, or the model produced non-finite scores (damaged weights).
 
         Examples:
             >>> model.predict("street.jpg", threshold=0.5)[0].box
@@ -321,6 +373,25 @@ class Model:
         a Tracker to continue); `count_line` (x0, y0, x1, y1 in source pixels) counts tracked objects
         crossing it, in each result's `counts` (it turns tracking on).
 
+        Args:
+            source: a path (image, folder, glob, video), a webcam index, an rtsp:// or http:// URL, "picamera2",
+                an iterable of BGR frames, or an open `Source`.
+            every: predict on every Nth frame (files) or frame read (live sources).
+            max_frames: stop after this many results (None: until the source ends).
+            top_k: classifiers: labels per result.
+            track: detectors: True, `TrackerOptions` or a `Tracker` for ids kept across frames.
+            count_line: detectors: (x0, y0, x1, y1) or "x0,y0,x1,y1" in source pixels; implies `track`.
+            **options: predict()'s options (`threshold`, `iou`, `max_detections`, `agnostic`).
+
+        Returns:
+            A `Stream`: iterate for `StreamResult`s (the frame, the task's result, latency, frame age, FPS and
+            counts); leaving its `with` block releases the source.
+
+        Raises:
+            ContractError: the model carries no contract.
+            InputError: a model whose outputs predict() cannot read, or an option it does not take.
+            SourceError: the source cannot be opened.
+
         Examples:
             >>> with model.stream("clip.mp4", every=2) as results:
             ...     for r in results:
@@ -357,6 +428,7 @@ class Model:
 
     # -- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:
+        """Release the runtime (an interpreter or session); `predict` afterwards is an InputError. Idempotent."""
         self.runtime.close()
 
     def __enter__(self) -> "Model":

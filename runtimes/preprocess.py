@@ -20,7 +20,17 @@ Step = Callable[[np.ndarray], np.ndarray]
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to a uint8 BGR (or grayscale) array; raise InputError if unreadable."""
+    """Decode an image file to a uint8 array as OpenCV reads it.
+
+    Args:
+        path: a JPEG, PNG, BMP or WebP file (non-ASCII paths work).
+
+    Returns:
+        H x W x 3 BGR, H x W x 4 BGRA or H x W grayscale, uint8.
+
+    Raises:
+        InputError: a missing file, or one that is corrupt or not an image.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"image file not found: {path}")
@@ -276,7 +286,19 @@ def normalize(pixels: np.ndarray, spec: Preprocessing, out: np.ndarray | None = 
 
 
 def preprocess(image: np.ndarray | str | Path, spec: Preprocessing, color: ColorName = "rgb") -> np.ndarray:
-    """Full contract: any image -> float32 tensor of shape (1, *spec.input_shape)."""
+    """Apply the whole contract to one image: colour order, resize, scaling, layout.
+
+    Args:
+        image: a path or an H x W (x 1, 3 or 4) uint8 array.
+        spec: the contract's `Preprocessing`.
+        color: the array's colour order, "rgb" or "bgr".
+
+    Returns:
+        A float32 tensor of shape (1, *spec.input_shape): what training, calibration and inference all feed.
+
+    Raises:
+        InputError: an unreadable file or an array that is not an image.
+    """
     return normalize(prepare_pixels(image, spec, color), spec)
 
 

@@ -50,10 +50,12 @@ class Term:
 
     @property
     def flag(self) -> str:
+        """The command-line flag: ``--`` and the name with dashes."""
         return "--" + self.name.replace("_", "-")
 
     @property
     def keyword(self) -> str:
+        """The Python keyword (the name, but for the backend options of `edgekit.load`)."""
         return self.python or self.name
 
 

@@ -22,6 +22,8 @@ from runtimes.backends.base import artifact_size
 
 @dataclass
 class BenchResult:
+    """One model at one thread count: latency percentiles, throughput, memory and, with data, its accuracy."""
+
     model: str
     backend: str | None
     threads: int | None
@@ -47,11 +49,15 @@ class BenchResult:
 
 @dataclass
 class BenchReport:
+    """Every `BenchResult` of one `edgekit.bench` call."""
+
     results: list[BenchResult]
 
     HEADER = ("model", "threads", "size", "load", "p50", "p90", "p99", "throughput", "peak RSS", "quality", "status")
 
     def rows(self) -> list[list[str]]:
+        """The table's rows, formatted (one per model and thread count)."""
+
         def ms(value: float | None) -> str:
             return "-" if value is None else f"{value:.2f} ms"
 
@@ -73,9 +79,11 @@ class BenchReport:
         ]
 
     def table(self) -> str:
+        """The results as a text table, as `edgekit bench` prints them."""
         return text_table(self.HEADER, self.rows())
 
     def to_dict(self) -> dict[str, Any]:
+        """The results as JSON-ready data."""
         return {"results": [asdict(r) for r in self.results]}
 
     def plot(self, path: str | Path) -> Path:
@@ -113,7 +121,22 @@ def bench(
     data: str | Path | None = None,
     progress: bool = True,
 ) -> BenchReport:
-    """Measure every model (and every thread count) on this machine.
+    """Measure every model (and every thread count) on this machine, each in its own process.
+
+    Args:
+        models: model files (.tflite, .onnx, .mlpackage).
+        runs: timed inferences per model and thread count.
+        seconds: time each for this long instead of `runs`.
+        warmup: untimed inferences first.
+        threads: the thread counts to try (None: the runtime's default).
+        data: a labelled dataset (class folders, or YOLO/COCO/VOC for detectors) to also measure accuracy or mAP.
+        progress: draw a progress bar on a terminal.
+
+    Returns:
+        A `BenchReport`: latency percentiles, throughput, peak memory and, with `data`, accuracy per model.
+
+    Raises:
+        EdgekitError: a missing model file, or `runs` < 1 or `warmup` < 0.
 
     Examples:
         >>> report = edgekit.bench(["m_fp32.tflite", "m_int8.tflite", "m_int8.onnx"], threads=[1, 2])

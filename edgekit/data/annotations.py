@@ -58,6 +58,23 @@ def load_detection(
     by tf.data, pixels optionally cached in `cache_dir`); "auto" streams when the decoded
     pixels would pass 2 GiB, and says so.
 
+    Args:
+        path: the dataset (above).
+        image_size: the model's input side, or (height, width).
+        color_order: "rgb", "bgr" or "gray": what the model takes.
+        resize: "letterbox" (default), "stretch" or "center_crop".
+        labels: the class names in order, for data that does not name them (a VOC folder).
+        images_dir: where a COCO file's images are, when not beside it.
+        interpolation: "linear" (default) or "area".
+        stream: False, True or "auto" (above).
+        cache_dir: where a streamed dataset keeps its decoded pixels after the first epoch.
+
+    Returns:
+        A `DetectionDataset` (in memory) or a streamed one; both `split()` and report `skipped` files with reasons.
+
+    Raises:
+        DatasetError: a path that is no detection dataset, a data.yaml naming missing folders, or no readable image.
+
     Examples:
         >>> ds = edgekit.load_detection("data/shapes_det", image_size=128)
         >>> ds.skip_counts()
@@ -83,7 +100,7 @@ def load_detection(
 
 
 def detection_format(path: str | Path) -> str | None:
-    """ "yolo", "coco" or "voc" when `path` is laid out as that detection format, else None.
+    """The detection format `path` is laid out as: "yolo", "coco" or "voc"; None for none of them.
 
     YOLO: images/ and labels/, or data.yaml / classes.txt; COCO: an instances .json, or a folder holding exactly one;
     VOC: Annotations/.

@@ -44,7 +44,7 @@ class ImageFolder(metaclass=ABCMeta):  # noqa: B024 (an isinstance-able factory,
         >>> train, val, test = ds.split(val=0.15, test=0.15, seed=0)
     """
 
-    def __new__(  # type: ignore[misc]
+    def __new__(  # type: ignore[misc]  # noqa: D102 (the class's docstring says what it reads)
         cls,
         path: str | Path,
         image_size: int | Sequence[int] = 96,

@@ -26,6 +26,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 @dataclass(frozen=True)
 class SkippedFile:
+    """A file left out of a dataset, and why (unreadable, a bad annotation)."""
+
     path: str
     reason: str
 
@@ -119,9 +121,11 @@ class ImageDataset(SplitMixin):
 
     @property
     def image_size(self) -> tuple[int, int]:
+        """(height, width) of every image: the model's input size."""
         return self.geometry.input_size
 
     def class_counts(self) -> dict[str, int]:
+        """Images per class, by label."""
         counts = np.bincount(self.targets, minlength=len(self.labels))
         return {label: int(n) for label, n in zip(self.labels, counts)}
 
@@ -134,6 +138,7 @@ class ImageDataset(SplitMixin):
         check_geometry(self.geometry, preprocessing)
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> "ImageDataset":
+        """The images at `indices`, in that order, with their labels, sources and splits."""
         indices = np.asarray(indices, dtype=np.int64)
         return ImageDataset(
             self.pixels[indices],
@@ -177,6 +182,23 @@ def ArrayDataset(  # noqa: N802
     interpolation: str | Interpolation = "area",
 ) -> ImageDataset:
     """Images from arrays: `x` is (N, H, W) or (N, H, W, C) uint8 pixels in colour order `color`.
+
+    Args:
+        x: (N, H, W) or (N, H, W, C) uint8 pixels, 0..255.
+        y: one class index per image.
+        labels: the class names, by index.
+        image_size: the model's input side or (height, width); None: the arrays' own size.
+        color: the arrays' colour order, "rgb" or "bgr".
+        color_order: what the model takes: "rgb", "bgr" or "gray".
+        resize: "stretch" (default), "letterbox" or "center_crop".
+        interpolation: "area" (default) or "linear".
+
+    Returns:
+        An `ImageDataset` at the contract's geometry (sources named ``array[i]``).
+
+    Raises:
+        DatasetError: pixels that are not uint8, shapes that do not match, fewer than two labels, or an index
+            outside them.
 
     Examples:
         scikit-learn's digits, 0..16 greyscale:

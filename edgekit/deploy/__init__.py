@@ -56,6 +56,8 @@ PINNED = {
 
 @dataclass(frozen=True)
 class Bundle:
+    """A written bundle: its folder, its .tar.gz and the model inside."""
+
     folder: Path
     archive: Path
     model: Path

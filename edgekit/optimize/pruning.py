@@ -40,6 +40,8 @@ SCHEDULES.register("polynomial")(lambda progress, target: target * (1.0 - (1.0 -
 
 @dataclass(frozen=True)
 class LayerSparsity:
+    """One pruned layer: its name, kind, weight count and exact zeros."""
+
     name: str
     kind: str
     weights: int
@@ -47,6 +49,7 @@ class LayerSparsity:
 
     @property
     def sparsity(self) -> float:
+        """The share of the layer's weights that are exactly zero."""
         return self.zeros / self.weights if self.weights else 0.0
 
 
@@ -61,10 +64,12 @@ class PruneResult:
 
     @property
     def sparsity(self) -> float:
+        """The share of all pruned weights that are exactly zero."""
         total = sum(layer.weights for layer in self.layers)
         return sum(layer.zeros for layer in self.layers) / total if total else 0.0
 
     def table(self) -> str:
+        """Per-layer sparsity as a text table, with the total."""
         rows = [[layer.name, layer.kind, str(layer.weights), f"{layer.sparsity * 100:.1f}%"] for layer in self.layers]
         rows.append(["total", "", str(sum(layer.weights for layer in self.layers)), f"{self.sparsity * 100:.1f}%"])
         return text_table(["layer", "kind", "weights", "sparsity"], rows)

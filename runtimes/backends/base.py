@@ -127,6 +127,19 @@ def register_backend(
     `target` ("package.module:Class") is imported when a file of this kind is first opened. A `reference`
     backend is opened only by name, or by `reference_backend_for` to check an artifact whose own runtime
     cannot run on this machine.
+
+    Args:
+        name: the backend's name (`open_model(path, backend=name)`).
+        suffixes: the file suffixes it opens (".tflite").
+        target: "package.module:Class", a `Runtime` whose constructor takes the path and the backend's options.
+        reference: a checking backend, opened only by name or for artifacts nothing else here can run.
+        markers: for model folders, a file whose presence identifies the kind (saved_model.pb).
+
+    Returns:
+        The registered `BackendEntry`.
+
+    Raises:
+        ValueError: `name` is already registered.
     """
     entry = BackendEntry(name, tuple(s.lower() for s in suffixes), target, reference, tuple(markers))
     BACKENDS.register(name)(entry)
@@ -156,7 +169,21 @@ FOLDER_SUFFIXES = (".mlpackage",)  # model formats that are folders; every other
 
 
 def open_runtime(path: str | Path, backend: str | None = None, **options: Any) -> Runtime:
-    """Open a model file on the backend registered for its suffix (or the one named)."""
+    """Open a model file on the backend registered for its suffix (or the one named), without a contract: the raw
+    `Runtime` that `open_model` wraps.
+
+    Args:
+        path: the model file (or package folder).
+        backend: a registered backend's name; None: the one registered for the suffix.
+        **options: the backend's own (`num_threads`, `delegates`, `providers`, ...).
+
+    Returns:
+        The backend's `Runtime`: `run(batch)`, `input_spec`, `output_specs`, `close()`.
+
+    Raises:
+        ModelLoadError: a missing file, a folder given for a file (or the reverse), or a suffix no backend takes.
+        BackendUnavailableError: the backend's package is not installed.
+    """
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"model file not found: {path}")

@@ -110,6 +110,16 @@ def open_source(spec: Any) -> Source:
     """Open `spec`: a path to an image, folder, glob or video; a webcam index (0); an RTSP/HTTP
     URL; ``picamera2`` (or ``picamera2:1``); or an iterable of numpy BGR frames.
 
+    Args:
+        spec: what to read frames from (above); a number as a string ("0") is a webcam index too.
+
+    Returns:
+        A `Source`: iterate for `Frame`s (BGR pixels, capture time, position, origin); live sources keep only the
+        newest frame. Close it, or use `with`.
+
+    Raises:
+        SourceError: nothing matches `spec`, or the file, camera or stream cannot be opened.
+
     Examples:
         >>> with open_source("clip.mp4") as frames:
         ...     for frame in frames:

@@ -9,6 +9,7 @@ for a machine about to go offline or a CI image, and exits non-zero naming any i
 - mediapipe: mediapipe 0.10.14 in its own virtualenv (its pins clash with TensorFlow's; test_mediapipe).
 - tfserving: tensorflow-serving-api's messages, without dependencies (test_serve_clients).
 - browser: Debian's chromium and Playwright's Python package (test_serve_clients' live page).
+- wheel-*: virtualenvs holding the wheel built in the test run with one role's extras (test_wheel).
 
 All under $EDGEKIT_CACHE (default ~/.cache), the arm64 userland under its script's own default.
 """
@@ -122,6 +123,41 @@ def cached_site(folder: str, *packages: str, no_deps: bool = False) -> Path:
         raise CacheUnavailable(f"cannot install {' '.join(packages)}: {_last_line(result)}")
     done.write_text("ok")
     return site
+
+
+def wheel_venv(name: str, wheel: Path, extras: str) -> Path:
+    """The python of a fresh virtualenv under $EDGEKIT_CACHE/edgekit-wheel-<name> holding `wheel` with `extras`.
+
+    The dependencies are installed once (the first `pip install wheel[extras]`); later runs reinstall only the
+    wheel itself, so each run tests the wheel it just built. The venv is remade when the extras change.
+    """
+    folder = CACHE / f"edgekit-wheel-{name}"
+    python, ready = folder / "venv" / "bin" / "python", folder / "ready"
+    try:
+        if not ready.exists() or ready.read_text() != extras:
+            shutil.rmtree(folder, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", str(folder / "venv")], check=True, capture_output=True)
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", f"{wheel}[{extras}]"],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            folder.joinpath("ready").write_text(extras)
+        else:
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        raise CacheUnavailable(
+            f"cannot install the wheel with [{extras}] into a virtualenv: {_last_line(exc)}"
+        ) from None
+    return python
 
 
 def tf_serving_site() -> Path:
