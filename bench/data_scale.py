@@ -58,7 +58,7 @@ def first_batch(count: int, stream: bool) -> dict:
     dataset = edgekit.ImageFolder(root, image_size=SIZE, stream=stream)
     spec = ARCHITECTURES.get("small_cnn").preprocessing(dataset.geometry)
     batches = _batches(dataset, spec, 32, train=True, seed=0)
-    x, _ = batches[0] if not stream else next(iter(batches))
+    x, _ = next(iter(batches))  # in memory and streamed alike: a tf.data pipeline
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "peak_mb": _peak_mb(), "batch": list(x.shape)}
 
@@ -128,7 +128,10 @@ def main() -> int:
     parser.add_argument("--sizes", default="2000,20000")
     parser.add_argument("--only", default="rss,decode,epochs", help="which measurements: rss, decode, epochs")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="60 images, the first-batch stage only: the harness works")
     args = parser.parse_args()
+    if args.smoke:
+        args.sizes, args.only = "60", "rss"
     if args.measure:
         what, *rest = args.measure
         function = {"first_batch": first_batch, "decode_rate": decode_rate, "epoch_seconds": epoch_seconds}[what]
@@ -167,7 +170,7 @@ def main() -> int:
             misses.append(f"parallel decode {speedup:.2f}x")
     if "epochs" not in only:
         print("misses: " + "; ".join(misses) if misses else "every target met")
-        return 1 if misses else 0
+        return 0 if args.smoke else 1 if misses else 0
     steady = {}
     for mode in ("memory", "streamed", "cached"):
         times = measure("epoch_seconds", sizes[0], mode)["epochs"]

@@ -1,0 +1,28 @@
+"""Every bench with a smoke mode runs it here, so none rots between full runs (bench/mutation.py's smoke mode has its
+own test: test_mutation_bench.py). A smoke run checks the harness, not the targets: it exits 0 when it ran."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKES = {"overhead": ["--smoke"], "data_scale": ["--smoke"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bench", list(SMOKES))
+def test_the_bench_runs_in_smoke_mode(bench):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / f"{bench}.py"), *SMOKES[bench]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert {"overhead": "worst Model.run / raw runtime ratio:", "data_scale": "every target met"}[bench] in last or (
+        bench == "data_scale" and last.startswith("misses:")
+    ), last
