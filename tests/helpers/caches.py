@@ -133,6 +133,7 @@ def wheel_venv(name: str, wheel: Path, extras: str) -> Path:
     """
     folder = CACHE / f"edgekit-wheel-{name}"
     python, ready = folder / "venv" / "bin" / "python", folder / "ready"
+    env = isolated_env()  # a PYTHONPATH onto the tree would make pip think edgekit is installed already
     try:
         if not ready.exists() or ready.read_text() != extras:
             shutil.rmtree(folder, ignore_errors=True)
@@ -143,6 +144,7 @@ def wheel_venv(name: str, wheel: Path, extras: str) -> Path:
                 capture_output=True,
                 text=True,
                 timeout=900,
+                env=env,
             )
             folder.joinpath("ready").write_text(extras)
         else:
@@ -152,12 +154,18 @@ def wheel_venv(name: str, wheel: Path, extras: str) -> Path:
                 capture_output=True,
                 text=True,
                 timeout=300,
+                env=env,
             )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         raise CacheUnavailable(
             f"cannot install the wheel with [{extras}] into a virtualenv: {_last_line(exc)}"
         ) from None
     return python
+
+
+def isolated_env() -> dict[str, str]:
+    """This process's environment without what points Python at the source tree (PYTHONPATH, PYTHONHOME)."""
+    return {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
 
 
 def tf_serving_site() -> Path:

@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*command: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    """`command` in an environment that cannot see the source tree: only what the venv installed is importable."""
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=caches.isolated_env(), cwd="/")
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +112,8 @@ def test_a_server_venv_answers_a_rest_request(wheel, exported, shapes_splits, ca
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=caches.isolated_env(),
+        cwd="/",
     )
     try:
         deadline = time.monotonic() + 60
