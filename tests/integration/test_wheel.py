@@ -26,9 +26,9 @@ pytestmark = pytest.mark.installs
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(*command: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def _run(*command: str, timeout: float = 300, cwd: Path | str = "/") -> subprocess.CompletedProcess:
     """`command` in an environment that cannot see the source tree: only what the venv installed is importable."""
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=caches.isolated_env(), cwd="/")
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=caches.isolated_env(), cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def wheel(tmp_path_factory) -> Path:
     (wheel,) = out.glob("*.whl")
     checked = _run(sys.executable, "-m", "twine", "check", *map(str, out.iterdir()))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    contents = _run(str(Path(sys.executable).with_name("check-wheel-contents")), str(wheel))
+    contents = _run(str(Path(sys.executable).with_name("check-wheel-contents")), str(wheel), cwd=ROOT)  # its config
     assert contents.returncode == 0, contents.stdout + contents.stderr
     return wheel
 
