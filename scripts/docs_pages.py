@@ -63,10 +63,20 @@ def cli_page() -> str:
     """Every command's `--help`, as `edgekit COMMAND --help` prints it (at a fixed width)."""
     import os
 
-    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal; the page must not depend on it
     from edgekit.cli import COMMANDS, build_parser
 
-    parser = build_parser()
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal; the page must not depend on it
+    try:
+        return _cli_page(build_parser(), COMMANDS)
+    finally:
+        if previous is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = previous
+
+
+def _cli_page(parser, commands) -> str:  # noqa: ANN001
     subparsers = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
     parts = [
         "# Command line\n",
@@ -75,7 +85,7 @@ def cli_page() -> str:
         "`edgekit serve`; the shared options have one name everywhere ([vocabulary](vocabulary.md)).\n",
         "```text\n" + parser.format_help().replace("\u2018", "'").replace("\u2019", "'") + "```\n",
     ]
-    for name in COMMANDS:
+    for name in commands:
         help_text = subparsers[name].format_help()
         parts.append(f"## edgekit {name}\n\n```text\n{help_text}```\n")
     return "\n".join(parts)
