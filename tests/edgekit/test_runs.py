@@ -107,10 +107,12 @@ def test_a_plain_script_sees_the_summary_and_each_epoch_and_a_second_run_goes_to
     assert done.stdout == ""  # a library call leaves sys.stdout to its caller
     ours = [line for line in done.stderr.splitlines() if line.startswith(("data:", "epoch", "runs/"))]
     assert ours == [
-        "data: 3 classes, 36 images (train 24, val 6, test 6); splits: drawn at random (val 0.15, test 0.15, seed 0)",
+        "data: 3 classes, 36 images (train 24, val 6, test 6); splits: drawn at random (val 0.15, test 0.15, seed 0): "
+        "the data has no splits of its own",
         ours[1],
         "runs/train holds an earlier run: this one writes to runs/train2 (exist_ok=True / --exist-ok reuses it)",
-        "data: 3 classes, 36 images (train 24, val 6, test 6); splits: drawn at random (val 0.15, test 0.15, seed 0)",
+        "data: 3 classes, 36 images (train 24, val 6, test 6); splits: drawn at random (val 0.15, test 0.15, seed 0): "
+        "the data has no splits of its own",
         ours[4],
     ], done.stderr[-3000:]
     assert all(line.startswith("epoch 1/1  ") and " val_loss " in line for line in (ours[1], ours[4]))

@@ -105,7 +105,10 @@ def test_a_bundle_made_to_count_counts_out_of_the_box_and_its_config_changes_it(
     (folder / "config.json").write_text(json.dumps({**config, "threshhold": 0.5}))
     refused = run()
     assert refused.returncode == 2
-    assert "config.json: unknown option 'threshhold'; valid: source, threshold, track, count_line" in refused.stderr
+    assert (
+        "config.json: unknown option 'threshhold'; valid: threshold, iou, max_detections, agnostic, top_k"
+        in refused.stderr
+    )
     (folder / "config.json").write_text(json.dumps({**config, "count_line": "1,2,3"}))
     assert "config.json: count_line: invalid counting line '1,2,3'" in run().stderr
 
