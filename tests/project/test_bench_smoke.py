@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SMOKES = {"overhead": ["--smoke"], "frame_path": ["--smoke"], "data_scale": ["--smoke"]}
+SMOKES = {name: ["--smoke"] for name in ("overhead", "frame_path", "data_scale", "quantization")}
 
 
 @pytest.mark.slow
@@ -27,5 +27,6 @@ def test_the_bench_runs_in_smoke_mode(bench):
         "overhead": "worst Model.run / raw runtime ratio:",
         "frame_path": "worst predict(640x480 frame) / run(tensor) ratio:",
         "data_scale": "every target met",
+        "quantization": "smoke: worst int8/fp32 size ratio",
     }
     assert expected[bench] in last or (bench == "data_scale" and last.startswith("misses:")), last
