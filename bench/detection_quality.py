@@ -90,10 +90,9 @@ def main() -> int:
     )
     for result in full.results:  # what mixed precision saves: the same targets with every layer in int8
         print(
-            f"full integer {result.target}: mAP@[.5:.95] {result.accuracy_delta:+.1f} points, mAP@.5 "(
-                f"{result.details['map50_delta']:+.1f} points, agreement {result.agreement:.3f}, box error "
-                f"{result.max_abs_error:.2f} px"
-            )
+            f"full integer {result.target}: mAP@[.5:.95] {result.accuracy_delta:+.1f} points, mAP@.5 "
+            f"{result.details['map50_delta']:+.1f} points, agreement {result.agreement:.3f}, box error "
+            f"{result.max_abs_error:.2f} px"
         )
 
     misses = []
