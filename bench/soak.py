@@ -7,6 +7,9 @@ artifact (TFLite and ONNX, float32 and int8) this prints the resident memory gro
 when RSS grows by 5 MB or more, or any descriptor leaks.
 
     .venv/bin/python bench/soak.py [--frames 10000] [--cycles 200] [--size 96]
+    .venv/bin/python bench/soak.py --smoke            # a 32 px model, 50 frames, 5 cycles: the harness works
+
+A full run writes bench/records/soak.json (the benchmarks page's figures).
 """
 
 from __future__ import annotations
@@ -69,12 +72,15 @@ def cycles(path, frame: np.ndarray, count: int) -> tuple[float, int, int]:
     return rss_mb() - rss, open_fds() - fds, threading.active_count() - threads
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=10_000)
     parser.add_argument("--cycles", type=int, default=200)
     parser.add_argument("--size", type=int, default=96, help="MobileNetV2 input size (default: 96)")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="32 px, 50 frames, 5 cycles; no record, no target")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.frames, args.cycles, args.size = 50, 5, 32
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(4)]
     worst_rss, leaked = 0.0, 0
@@ -89,6 +95,23 @@ def main() -> int:
             f"{args.cycles} load/close: RSS {cycle_growth:+.2f} MB, fds {cycle_fds:+d}, threads {cycle_threads:+d}"
         )
     print(f"worst RSS growth {worst_rss:+.2f} MB (target < {RSS_TARGET_MB:g}), leaked fds {leaked} (target 0)")
+    if args.smoke:
+        return 0
+    from records import Figure, write_record
+
+    write_record(
+        "soak",
+        [
+            Figure(
+                f"worst RSS growth over {args.frames} frames or {args.cycles} load/close cycles",
+                round(worst_rss, 2),
+                "MB",
+                f"<= {RSS_TARGET_MB:g}",
+            ),
+            Figure("leaked file descriptors", leaked, "", "<= 0"),
+        ],
+        command=f"bench/soak.py --frames {args.frames} --cycles {args.cycles} --size {args.size}",
+    )
     return 0 if worst_rss < RSS_TARGET_MB and leaked == 0 else 1
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SMOKES = {name: ["--smoke"] for name in ("overhead", "frame_path", "data_scale", "quantization")}
+SMOKES = {
+    name: ["--smoke"] for name in ("overhead", "frame_path", "data_scale", "quantization", "live_pipeline", "soak")
+}
 
 
 @pytest.mark.slow
@@ -28,5 +30,7 @@ def test_the_bench_runs_in_smoke_mode(bench):
         "frame_path": "worst predict(640x480 frame) / run(tensor) ratio:",
         "data_scale": "every target met",
         "quantization": "smoke: worst int8/fp32 size ratio",
+        "live_pipeline": "worst pipelined throughput ratio:",
+        "soak": "worst RSS growth",
     }
     assert expected[bench] in last or (bench == "data_scale" and last.startswith("misses:")), last
