@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKES = {
-    name: ["--smoke"] for name in ("overhead", "frame_path", "data_scale", "quantization", "live_pipeline", "soak")
+    name: ["--smoke"]
+    for name in ("overhead", "frame_path", "data_scale", "quantization", "live_pipeline", "soak", "export_time")
 }
 
 
@@ -32,5 +33,6 @@ def test_the_bench_runs_in_smoke_mode(bench):
         "quantization": "smoke: worst int8/fp32 size ratio",
         "live_pipeline": "worst pipelined throughput ratio:",
         "soak": "worst RSS growth",
+        "export_time": "export of mobilenetv2 32x32 to 2 targets",
     }
     assert expected[bench] in last or (bench == "data_scale" and last.startswith("misses:")), last
