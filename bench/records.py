@@ -72,11 +72,15 @@ def host() -> dict[str, Any]:
 
 
 def commit() -> str:
+    """The short commit the bench ran on, with "+changes" when the tree differed from it."""
     try:
         done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        return done.stdout.strip() or "unknown"
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        )
     except OSError:
         return "unknown"
+    return (done.stdout.strip() or "unknown") + ("+changes" if changed.stdout.strip() else "")
 
 
 def write_record(bench: str, figures: list[Figure], command: str = "", notes: list[str] | None = None) -> Path:
