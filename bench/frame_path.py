@@ -12,45 +12,17 @@ A full run writes bench/records/frame_path.json (the benchmarks page's figures).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 
 import numpy as np
-from _artifacts import mobilenetv2_artifacts
-from overhead import interleaved_ratio
+from overhead import interleaved_ratio, ratio_bench
 
 TARGET = 1.10
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=3, help="whole measurements, for the spread (default: 3)")
-    parser.add_argument("--smoke", action="store_true", help="a 32 px model and 5 calls; no record, no target")
-    args = parser.parse_args(argv)
-    size, runs, repeat = (32, 5, 1) if args.smoke else (224, args.runs, args.repeat)
-    worsts = [measure(mobilenetv2_artifacts(size), runs) for _ in range(repeat)]
-    worst = statistics.median(worsts)
-    print(f"worst predict(640x480 frame) / run(tensor) ratio: {worst:.3f} (target <= {TARGET}; runs {worsts})")
-    if args.smoke:
-        return 0
-    from records import Figure, write_record
-
-    write_record(
-        "frame_path",
-        [
-            Figure(
-                "worst predict(640x480 frame) / run(tensor) ratio (median of repeats)",
-                round(worst, 3),
-                "",
-                f"<= {TARGET}",
-                tuple(round(w, 3) for w in worsts),
-            )
-        ],
-        command=f"bench/frame_path.py --runs {runs} --repeat {repeat}",
-    )
-    return 0 if worst <= TARGET else 1
+    return ratio_bench("frame_path", __doc__, "predict(640x480 frame) / run(tensor) ratio", TARGET, measure, argv)
 
 
 def measure(artifacts: dict, runs: int) -> float:

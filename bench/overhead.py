@@ -62,8 +62,10 @@ def interleaved_ratio(wrapped, raw, runs: int) -> tuple[float, float, float]:
     return statistics.median(ratios), statistics.median(wrapped_ms), statistics.median(raw_ms)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def ratio_bench(name: str, doc: str, what: str, target: float, measure, argv: list[str] | None) -> int:  # noqa: ANN001
+    """A ratio bench's command line: `measure(artifacts, runs)` `--repeat` times on MobileNetV2 at 224 px (32 px and
+    5 calls with `--smoke`), the median of the worst ratios against `target`, and its record (`what` names it)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3, help="whole measurements, for the spread (default: 3)")
     parser.add_argument("--smoke", action="store_true", help="a 32 px model and 5 calls; no record, no target")
@@ -71,25 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     size, runs, repeat = (32, 5, 1) if args.smoke else (224, args.runs, args.repeat)
     worsts = [measure(mobilenetv2_artifacts(size), runs) for _ in range(repeat)]
     worst = statistics.median(worsts)
-    print(f"worst Model.run / raw runtime ratio: {worst:.3f} (target <= {TARGET}; runs {worsts})")
+    print(f"worst {what}: {worst:.3f} (target <= {target}; runs {worsts})")
     if args.smoke:
         return 0
     from records import Figure, write_record
 
-    write_record(
-        "overhead",
-        [
-            Figure(
-                "worst Model.run / raw runtime ratio (median of repeats)",
-                round(worst, 3),
-                "",
-                f"<= {TARGET}",
-                tuple(round(w, 3) for w in worsts),
-            )
-        ],
-        command=f"bench/overhead.py --runs {runs} --repeat {repeat}",
-    )
-    return 0 if worst <= TARGET else 1
+    spread = tuple(round(w, 3) for w in worsts)
+    figure = Figure(f"worst {what} (median of repeats)", round(worst, 3), "", f"<= {target}", spread)
+    write_record(name, [figure], command=f"bench/{name}.py --runs {runs} --repeat {repeat}")
+    return 0 if worst <= target else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return ratio_bench("overhead", __doc__, "Model.run / raw runtime ratio", TARGET, measure, argv)
 
 
 def measure(artifacts: dict, runs: int) -> float:
