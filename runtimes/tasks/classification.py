@@ -91,6 +91,8 @@ class ClassificationDecoder:
         self.quantized = is_quantized(self.spec)
         self._codes = dequantized_codes(self.spec)  # every 8-bit code's float value, or None
         self.problem = self._problem()
+        self.names = predict_terms("classification")
+        self.defaults = ClassifyOptions()  # the usual frame's, kept
 
     def _problem(self) -> str | None:
         specs = self.model.output_specs
@@ -117,10 +119,11 @@ class ClassificationDecoder:
 
     def options(self, options: dict[str, Any]) -> ClassifyOptions:
         """predict()'s keyword options, checked (InputError names the valid ones)."""
-        names = predict_terms("classification")
-        unknown = set(options) - set(names)
+        if not options:
+            return self.defaults
+        unknown = set(options).difference(self.names)
         if unknown:
-            raise InputError(f"unknown option(s) {sorted(unknown)} for a classifier; valid: {', '.join(names)}")
+            raise InputError(f"unknown option(s) {sorted(unknown)} for a classifier; valid: {', '.join(self.names)}")
         top_k, threshold = options.get("top_k"), options.get("threshold")
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise InputError(f"top_k must be a whole number >= 1, got {top_k!r}")

@@ -174,7 +174,7 @@ class DetectionDecoder:
         if not options:  # the usual frame: the contract's defaults, kept
             return self.defaults
         options = renamed_options(options)
-        unknown = set(options) - set(self.names)
+        unknown = set(options).difference(self.names)
         if unknown:
             raise InputError(
                 f"unknown option(s) {sorted(unknown)} for a detector; valid: {', '.join(sorted(self.names))}"
