@@ -13,6 +13,9 @@ points; the distilled students' mean test accuracy above that of the students tr
 Exits 1 when a target is missed; the last lines have the figures.
 
     .venv/bin/python bench/optimize.py [--only mobilenetv2|small] [--seeds 0,1,2]
+    .venv/bin/python bench/optimize.py --smoke   # the small section on a few images, 1 epoch each (make test)
+
+A full run of both sections writes bench/records/optimize.json (the benchmarks page's figures).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -28,8 +32,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 SIZE_TARGET = 0.45
 DROP_TARGET = 2.0
 IMAGE_SIZE = 64
-MOBILENET_PER_CLASS, MOBILENET_EPOCHS = 2000, 18  # takes off after 7-9 epochs, ~19 s each
-SMALL_PER_CLASS = 400
+
+
+@dataclass(frozen=True)
+class Effort:
+    """How much data and how many epochs each section spends."""
+
+    mobilenet_per_class: int = 2000
+    mobilenet_epochs: int = 18  # takes off after 7-9 epochs, ~19 s each
+    mobilenet_prune_epochs: int = 4
+    small_per_class: int = 400
+    teacher_epochs: int = 20
+    small_prune_epochs: int = 10
+    student_epochs: int = 30
+
+
+SMOKE = Effort(10, 1, 1, 10, 1, 1, 1)
 
 
 def _student(num_classes: int):
@@ -48,12 +66,23 @@ def _student(num_classes: int):
     return k.Model(inputs, k.layers.Dense(num_classes, activation="softmax")(x), name="tiny_student")
 
 
-def _mobilenetv2_section(out: Path, rows: list[list[str]]) -> tuple[list[str], list[str]]:
-    """Dense and pruned MobileNetV2 rows; returns the figures' lines and the missed targets."""
+@dataclass
+class Section:
+    """What a section found: its lines, its missed targets and its figures for the record."""
+
+    lines: list[str]
+    misses: list[str]
+    figures: list
+
+
+def _mobilenetv2_section(out: Path, rows: list[list[str]], effort: Effort) -> Section:
+    """Dense and pruned MobileNetV2 rows, and the pruned file's size and accuracy against the dense one."""
+    from records import Figure
+
     import edgekit
 
     root = edgekit.datasets.make_shapes(
-        out / "shapes_big", n_per_class=MOBILENET_PER_CLASS, image_size=IMAGE_SIZE, seed=0
+        out / "shapes_big", n_per_class=effort.mobilenet_per_class, image_size=IMAGE_SIZE, seed=0
     )
     train, val, test = edgekit.ImageFolder(root, image_size=IMAGE_SIZE).split(val=0.15, test=0.15, seed=0)
     dense = edgekit.train(
@@ -61,8 +90,8 @@ def _mobilenetv2_section(out: Path, rows: list[list[str]]) -> tuple[list[str], l
         val,
         "mobilenetv2",
         test=test,
-        epochs=MOBILENET_EPOCHS,
-        patience=MOBILENET_EPOCHS,
+        epochs=effort.mobilenet_epochs,
+        patience=effort.mobilenet_epochs,
         out_dir=out / "dense",
         seed=0,
         verbose=0,
@@ -74,7 +103,7 @@ def _mobilenetv2_section(out: Path, rows: list[list[str]]) -> tuple[list[str], l
             train,
             val,
             sparsity=sparsity,
-            epochs=4,
+            epochs=effort.mobilenet_prune_epochs,
             test=test,
             out_dir=out / f"pruned{sparsity}",
             verbose=0,
@@ -114,22 +143,44 @@ def _mobilenetv2_section(out: Path, rows: list[list[str]]) -> tuple[list[str], l
         misses.append("the dense MobileNetV2 stayed near chance: its comparison means nothing")
     if size_ratio > SIZE_TARGET or drop > DROP_TARGET:
         misses.append(f"pruned MobileNetV2 {size_ratio:.3f}x at {drop:+.1f} points")
-    return [line], misses
+    figures = [
+        Figure("MobileNetV2 80% pruned / dense fp32 TFLite size", round(size_ratio, 3), "", f"<= {SIZE_TARGET}"),
+        Figure("MobileNetV2 80% pruned accuracy drop", round(drop, 1), "points", f"<= {DROP_TARGET}"),
+    ]
+    return Section([line], misses, figures)
 
 
-def _small_section(out: Path, rows: list[list[str]], seeds: list[int]) -> tuple[list[str], list[str]]:
-    """The small CNN dense and pruned, then the tiny student alone and distilled per seed; returns lines and misses."""
+def _small_section(out: Path, rows: list[list[str]], effort: Effort, seeds: list[int]) -> Section:
+    """The small CNN dense and pruned, then the tiny student alone and distilled per seed."""
     import numpy as np
+    from records import Figure
 
     import edgekit
 
-    root = edgekit.datasets.make_shapes(out / "shapes", n_per_class=SMALL_PER_CLASS, image_size=IMAGE_SIZE, seed=0)
+    root = edgekit.datasets.make_shapes(
+        out / "shapes", n_per_class=effort.small_per_class, image_size=IMAGE_SIZE, seed=0
+    )
     train, val, test = edgekit.ImageFolder(root, image_size=IMAGE_SIZE).split(val=0.15, test=0.15, seed=0)
     teacher = edgekit.train(
-        train, val, "small_cnn", test=test, epochs=20, patience=6, out_dir=out / "teacher", seed=0, verbose=0
+        train,
+        val,
+        "small_cnn",
+        test=test,
+        epochs=effort.teacher_epochs,
+        patience=6,
+        out_dir=out / "teacher",
+        seed=0,
+        verbose=0,
     )
     small_pruned = edgekit.prune(
-        teacher.model_path, train, val, sparsity=0.8, epochs=10, test=test, out_dir=out / "small_pruned", verbose=0
+        teacher.model_path,
+        train,
+        val,
+        sparsity=0.8,
+        epochs=effort.small_prune_epochs,
+        test=test,
+        out_dir=out / "small_pruned",
+        verbose=0,
     )
     accuracy = {}
     for name, path in (("small_cnn dense", teacher.model_path), ("small_cnn 80% pruned", small_pruned.model_path)):
@@ -159,8 +210,8 @@ def _small_section(out: Path, rows: list[list[str]], seeds: list[int]) -> tuple[
             val,
             _student(len(train.labels)),
             test=test,
-            epochs=30,
-            patience=30,
+            epochs=effort.student_epochs,
+            patience=effort.student_epochs,
             preprocessing=teacher.preprocessing,
             out_dir=out / f"alone{seed}",
             seed=seed,
@@ -173,8 +224,8 @@ def _small_section(out: Path, rows: list[list[str]], seeds: list[int]) -> tuple[
             val,
             temperature=4.0,
             alpha=0.3,
-            epochs=30,
-            patience=30,
+            epochs=effort.student_epochs,
+            patience=effort.student_epochs,
             test=test,
             preprocessing=teacher.preprocessing,
             out_dir=out / f"distilled{seed}",
@@ -196,32 +247,54 @@ def _small_section(out: Path, rows: list[list[str]], seeds: list[int]) -> tuple[
             f"{mean['distilled']:.1%} ({spread['distilled']}): {gain:+.1f} points (target > 0)"
         ),
     ]
+    figures = [
+        Figure("small CNN 80% pruned accuracy drop", round(small_drop, 1), "points"),
+        Figure(
+            f"distillation gain (tiny CNN, mean of {len(seeds)} seeds)",
+            round(gain, 1),
+            "points",
+            "> 0",
+            tuple(round((d - a) * 100, 1) for a, d in zip(students["alone"], students["distilled"])),
+        ),
+    ]
     if mean["alone"] <= chance + 0.10:
-        return lines, ["the students stayed near chance: the comparison means nothing"]
-    return lines, [f"distillation {gain:+.1f} points"] if gain <= 0 else []
+        return Section(lines, ["the students stayed near chance: the comparison means nothing"], figures)
+    return Section(lines, [f"distillation {gain:+.1f} points"] if gain <= 0 else [], figures)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     from edgekit.reports.tables import text_table
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["mobilenetv2", "small"], help="run one section (default: both)")
     parser.add_argument("--seeds", default="0,1,2", help="the tiny student's seeds, each trained alone and distilled")
-    args = parser.parse_args()
-    seeds = [int(seed) for seed in args.seeds.split(",")]
+    parser.add_argument(
+        "--smoke", action="store_true", help="10 images per class, 1 epoch each; the small section unless --only"
+    )
+    args = parser.parse_args(argv)
+    seeds = [0] if args.smoke else [int(seed) for seed in args.seeds.split(",")]
+    effort = SMOKE if args.smoke else Effort()
+    if args.smoke and args.only is None:  # MobileNetV2's exports alone take minutes: `--only mobilenetv2` for them
+        args.only = "small"
     rows: list[list[str]] = []
-    lines: list[str] = []
-    misses: list[str] = []
+    found = Section([], [], [])
     with tempfile.TemporaryDirectory() as tmp:
-        for name, section in (("mobilenetv2", _mobilenetv2_section), ("small", partial(_small_section, seeds=seeds))):
+        sections = (("mobilenetv2", _mobilenetv2_section), ("small", partial(_small_section, seeds=seeds)))
+        for name, section in sections:
             if args.only in (None, name):
-                section_lines, section_misses = section(Path(tmp), rows)
-                lines += section_lines
-                misses += section_misses
+                part = section(Path(tmp), rows, effort)
+                found = Section(found.lines + part.lines, found.misses + part.misses, found.figures + part.figures)
     print(text_table(["model", "artifact", "size", "gzip", "test accuracy"], rows))
-    print("\n".join(lines))
-    print("misses: " + "; ".join(misses) if misses else "every target met")
-    return 1 if misses else 0
+    print("\n".join(found.lines))
+    if args.smoke:
+        print(f"smoke: {len(rows)} rows, {len(found.figures)} figures")
+        return 0
+    if args.only is None:
+        from records import write_record
+
+        write_record("optimize", found.figures, command=f"bench/optimize.py --seeds {args.seeds}")
+    print("misses: " + "; ".join(found.misses) if found.misses else "every target met")
+    return 1 if found.misses else 0
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ class Figure:
         if not self.target:
             return None
         op, bound = self.target.split()
-        return self.value <= float(bound) if op == "<=" else self.value >= float(bound)
+        compare = {"<=": float.__le__, ">=": float.__ge__, "<": float.__lt__, ">": float.__gt__}[op]
+        return compare(float(self.value), float(bound))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@ Clients run in another process (their Python does not share the server's interpr
 Exits 1 on a miss.
 
     .venv/bin/python bench/serve.py [--requests 200] [--seconds 20]
+    .venv/bin/python bench/serve.py --smoke   # a 32x32 file, a few requests, short windows (make test)
+
+A full run writes bench/records/serve.json (the benchmarks page's figures).
 """
 
 from __future__ import annotations
@@ -23,12 +26,28 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from _artifacts import CACHE, mobilenetv2_artifacts
 
 ADDED_P50_TARGET_MS, LOOP_TARGET, HEALTH_ADDED_TARGET_MS = 2.0, 0.9, 100.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The model's input size, the heaviest request's side and the live loop's windows (seconds)."""
+
+    size: int = 224
+    heavy_side: int = 4096
+    heavy_requests: int = 5
+    warmup: float = 3.0
+    window: float = 10.0
+    viewing: float = 14.0
+
+
+SMOKE = Plan(32, 512, 1, 0.5, 1.0, 2.5)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -174,12 +193,16 @@ def _loop_rate(feed, seconds: float) -> float:
     return (feed.latest().number - start_number) / (time.monotonic() - started)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200, help="requests per client at most")
     parser.add_argument("--seconds", type=float, default=20.0, help="time limit of each client run")
+    parser.add_argument("--smoke", action="store_true", help="a 32x32 file, 10 requests, short windows; no record")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    plan = SMOKE if args.smoke else Plan()
+    if args.smoke:
+        args.requests, args.seconds = 10, 2.0
     if args.child:
         what, *rest = args.child
         if what == "clients":
@@ -198,9 +221,11 @@ def main() -> int:
     from runtimes import open_model
     from runtimes.serving import start
 
-    path = mobilenetv2_artifacts()["tflite:int8"]
+    path = mobilenetv2_artifacts(plan.size)["tflite:int8"]
     rng = np.random.default_rng(0)
-    image = cv2.resize(rng.integers(0, 256, (28, 28, 3), dtype=np.uint8), (224, 224), interpolation=cv2.INTER_CUBIC)
+    image = cv2.resize(
+        rng.integers(0, 256, (28, 28, 3), dtype=np.uint8), (plan.size, plan.size), interpolation=cv2.INTER_CUBIC
+    )
     jpeg_bytes = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
     jpeg_file = CACHE / "serve_request.b64"
     jpeg_file.write_text(base64.b64encode(jpeg_bytes).decode())
@@ -214,7 +239,7 @@ def main() -> int:
     rounds = 5  # in-process and HTTP timed in turns, so the host's changing load falls on both alike
     per_round = max(10, args.requests // rounds)
     with open_model(path, num_threads=1) as model, start(path, port=0, num_threads=1) as server:
-        url = f"{server.url}/v1/models/mobilenetv2_224:predict"
+        url = f"{server.url}/v1/models/mobilenetv2_{plan.size}:predict"
         for _ in range(10):
             decode_and_predict()
         local, remote, added_by_round = [], [], []
@@ -225,7 +250,8 @@ def main() -> int:
             remote += remote_round
             added_by_round.append(_percentile(remote_round, 50) - _percentile(local_round, 50))
         print(
-            f"Model.predict in-process, 224x224 JPEG decoded each time: p50 {_percentile(local, 50):.2f} ms, "
+            f"Model.predict in-process, {plan.size}x{plan.size} JPEG decoded each time: "
+            f"p50 {_percentile(local, 50):.2f} ms, "
             f"p99 {_percentile(local, 99):.2f} ms; POST :predict from one client: p50 {_percentile(remote, 50):.2f} "
             "ms, "
             f"p99 {_percentile(remote, 99):.2f} ms"
@@ -239,17 +265,20 @@ def main() -> int:
             if result["errors"]:
                 misses.append(f"{result['errors']} failed requests with {count} clients")
         heavy = cv2.resize(
-            rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (4096, 4096), interpolation=cv2.INTER_CUBIC
+            rng.integers(0, 256, (64, 64, 3), dtype=np.uint8),
+            (plan.heavy_side, plan.heavy_side),
+            interpolation=cv2.INTER_CUBIC,
         )
         heavy_file = CACHE / "serve_heavy.json"
         heavy_file.write_bytes(
             json.dumps({"instances": [{"b64": base64.b64encode(cv2.imencode(".jpg", heavy)[1]).decode()}]}).encode()
         )
-        health = _in_child("health", url, heavy_file, 5)
+        health = _in_child("health", url, heavy_file, plan.heavy_requests)
         idle, busy = health["idle"], health["busy"]
         health_added = _percentile(busy, 95) - _percentile(idle, 50)
         print(
-            f"/healthz during the heaviest request ({heavy_file.stat().st_size / 2**20:.1f} MB body, a 4096x4096 JPEG, "
+            f"/healthz during the heaviest request ({heavy_file.stat().st_size / 2**20:.1f} MB body, a "
+            f"{plan.heavy_side}x{plan.heavy_side} JPEG, "
             f"{health['request_ms']:.0f} ms each): p50 {_percentile(busy, 50):.2f} ms, p95 "
             f"{_percentile(busy, 95):.2f} ms, "
             f"max {max(busy):.2f} ms; idle p50 {_percentile(idle, 50):.2f} ms: p95 adds {health_added:.2f} ms "
@@ -269,25 +298,50 @@ def main() -> int:
 
     clip = make_tracking_video(CACHE / "serve_clip.avi", frames=120, size=(480, 640))
     with start(path, source=str(clip.path), port=0, num_threads=1, realtime_files=False) as server:
-        time.sleep(3)  # warm up: the loop runs, the video is in the page cache
-        alone = _loop_rate(server.feed, 10)
+        time.sleep(plan.warmup)  # warm up: the loop runs, the video is in the page cache
+        alone = _loop_rate(server.feed, plan.window)
         import threading
 
         watched: dict = {}
         thread = threading.Thread(
-            target=lambda: watched.update(_in_child("viewers", f"{server.url}/stream.mjpg", 8, 14))
+            target=lambda: watched.update(_in_child("viewers", f"{server.url}/stream.mjpg", 8, plan.viewing))
         )
         thread.start()
-        time.sleep(3)
-        busy = _loop_rate(server.feed, 10)
+        time.sleep(plan.warmup)
+        busy = _loop_rate(server.feed, plan.window)
         thread.join()
     ratio = busy / alone
     print(
         f"live loop alone {alone:.1f} frames/s; with 8 MJPEG viewers {busy:.1f} frames/s: {ratio:.2f} "
-        f"(target >= {LOOP_TARGET}); frames each viewer got in 14 s: {watched.get('frames')}"
+        f"(target >= {LOOP_TARGET}); frames each viewer got in {plan.viewing:g} s: {watched.get('frames')}"
     )
+    if args.smoke:
+        print(f"smoke: HTTP path adds {added:.2f} ms at p50; live loop with viewers {ratio:.2f}")
+        return 0
     if ratio < LOOP_TARGET:
         misses.append(f"live loop keeps {ratio:.2f} of its rate with 8 viewers")
+    from records import Figure, write_record
+
+    write_record(
+        "serve",
+        [
+            Figure(
+                "HTTP path's added p50 over Model.predict (224x224 JPEG)",
+                round(added, 2),
+                "ms",
+                f"< {ADDED_P50_TARGET_MS}",
+                tuple(round(value, 2) for value in added_by_round),
+            ),
+            Figure(
+                "/healthz p95 added during the heaviest request",
+                round(health_added, 1),
+                "ms",
+                f"< {HEALTH_ADDED_TARGET_MS}",
+            ),
+            Figure("live loop's rate with 8 MJPEG viewers / alone", round(ratio, 2), "", f">= {LOOP_TARGET}"),
+        ],
+        command=f"bench/serve.py --requests {args.requests} --seconds {args.seconds:g}",
+    )
     print("misses: " + "; ".join(misses) if misses else "every target met")
     return 1 if misses else 0
 

@@ -61,7 +61,18 @@ class ExportResult:
 
 @dataclass
 class ExportReport:
-    """Every target's result plus the Keras reference, printable as a table or Markdown."""
+    """Every target's result plus the Keras reference, printable as a table or Markdown.
+
+    Attributes:
+        model_name: The exported model's name.
+        keras_accuracy: The Keras model's accuracy (mAP for detection) on the check data, or None without it.
+        check_samples: How many check images each artifact was compared on.
+        results: One `ExportResult` per target, in the order asked.
+        max_drop: The accuracy gate in points, or None.
+        calibration_warnings: What the calibration data lacked (too few images, a missing class).
+        task: Whose metric `keras_accuracy` and each result's `accuracy` hold.
+        check_seen_in_training: Check images the model was trained on (None: its run recorded no splits).
+    """
 
     model_name: str
     keras_accuracy: float | None

@@ -105,6 +105,19 @@ class Preprocessing:
     Examples:
         >>> Preprocessing(input_size=96, scale=1 / 127.5, offset=-1.0).output_range()
         ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
+
+    Attributes:
+        input_size: (height, width) of the model's input.
+        color_order: The channel order the model expects (RGB or BGR).
+        resize: How an image of another shape is fitted (stretch, letterbox, center crop).
+        scale: The factor each pixel value is multiplied by.
+        offset: Added after `scale`.
+        mean: Per-channel mean subtracted after scale and offset, or None.
+        std: Per-channel divisor after `mean`, or None.
+        layout: NHWC or NCHW.
+        dtype: The input tensor's type in the float model.
+        pad_value: The pixel value letterboxing pads with.
+        interpolation: The resize filter ("area" or "linear").
     """
 
     input_size: tuple[int, int]
@@ -234,6 +247,16 @@ class ModelContract:
         >>> c = ModelContract(Preprocessing(input_size=32), labels=("cat", "dog"))
         >>> ModelContract.from_json(c.to_json()) == c
         True
+
+    Attributes:
+        preprocessing: How pixels become the input tensor.
+        labels: The class names, in the outputs' index order.
+        model_name: The model's name, used in file names and reports.
+        task: The task module that decodes the outputs ("classification", "detection").
+        edgekit_version: The edgekit that wrote the contract.
+        quantization: How the file was quantized (mode, calibration, float scopes).
+        schema: The contract's schema version.
+        head: What the outputs mean, in the task's own fields (detection's boxes).
     """
 
     preprocessing: Preprocessing

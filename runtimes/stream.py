@@ -47,6 +47,17 @@ class RateMeter:
 
 @dataclass(frozen=True)
 class StreamResult:
+    """One frame of a stream with the model's answer and what it cost.
+
+    Attributes:
+        frame: The frame the answer is for.
+        result: The task's result: a Classification, or Detections for a detector.
+        latency_ms: Preprocessing and inference for this frame, in milliseconds.
+        age_ms: How old the frame was when inference started, in milliseconds.
+        fps: The stream's rolling throughput, frames per second.
+        counts: Objects that crossed the counting line so far (count_line streams), else None.
+    """
+
     frame: Frame
     result: Any  # the task's result: a Classification, or Detections for a detector
     latency_ms: float  # preprocessing + inference for this frame

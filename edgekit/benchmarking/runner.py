@@ -49,7 +49,11 @@ class BenchResult:
 
 @dataclass
 class BenchReport:
-    """Every `BenchResult` of one `edgekit.bench` call."""
+    """Every `BenchResult` of one `edgekit.bench` call.
+
+    Attributes:
+        results: One `BenchResult` per model and thread count.
+    """
 
     results: list[BenchResult]
 

@@ -153,7 +153,20 @@ class DetectionData:
 
 @dataclass
 class DetectionDataset(DetectionData):
-    """Images at the contract's geometry, decoded into memory, with their boxes in source pixels."""
+    """Images at the contract's geometry, decoded into memory, with their boxes in source pixels.
+
+    Attributes:
+        pixels: (N, H, W, C) uint8 images in `geometry`'s colour order and resize mode.
+        boxes: Per image, an (n, 4) float32 array of x0, y0, x1, y1 in source pixels.
+        classes: Per image, an (n,) int64 array of class indices.
+        source_sizes: (N, 2) source (height, width) of each image.
+        labels: The class names, in index order.
+        geometry: The input size, colour order and resize the pixels were made with.
+        sources: Each image's file path.
+        skipped: Files and annotations left out, each with its reason.
+        given_splits: Per image, the split the data put it in ("" for none); () when the data has none.
+        split_source: Where the given splits came from (data.yaml, ImageSets/Main, one COCO file per split).
+    """
 
     pixels: np.ndarray  # (N, H, W, C) uint8, in geometry.color_order, resized with geometry.resize
     boxes: list[np.ndarray]  # per image (n, 4) float32 x0 y0 x1 y1 in source pixels

@@ -99,7 +99,18 @@ class SplitMixin:
 
 @dataclass
 class ImageDataset(SplitMixin):
-    """Labelled uint8 images at one size and colour order (the contract's geometry)."""
+    """Labelled uint8 images at one size and colour order (the contract's geometry).
+
+    Attributes:
+        pixels: (N, H, W, C) uint8 images in `geometry`'s colour order.
+        targets: (N,) int class indices.
+        labels: The class names, in index order.
+        geometry: The input size, colour order and resize mode the pixels were made with.
+        sources: Each image's file path.
+        skipped: Files left out, each with its reason.
+        given_splits: Per image, the split the data put it in ("" for none); () when the data has none.
+        split_source: Where the given splits came from (train/, val/, test/ folders).
+    """
 
     pixels: np.ndarray  # (N, H, W, C) uint8, in geometry.color_order
     targets: np.ndarray  # (N,) int class indices

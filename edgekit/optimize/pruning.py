@@ -55,7 +55,15 @@ class LayerSparsity:
 
 @dataclass
 class PruneResult:
-    """The pruned model, its file and the sparsity of every pruned kernel."""
+    """The pruned model, its file and the sparsity of every pruned kernel.
+
+    Attributes:
+        model: The pruned Keras model.
+        model_path: Where it was saved.
+        layers: The sparsity of every pruned kernel.
+        metrics: What metrics.json holds: the fine-tuning run's metrics, and under "pruning" the target sparsity,
+            schedule, per-layer sparsity and the pruned accuracy.
+    """
 
     model: Any
     model_path: Path

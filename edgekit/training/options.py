@@ -87,7 +87,16 @@ class TrainOptions:
 
 @dataclass
 class TrainResult:
-    """The trained model and where its files went."""
+    """The trained model and where its files went.
+
+    Attributes:
+        model: The trained Keras model.
+        contract: Its preprocessing contract, labels and task.
+        out_dir: The run's folder.
+        model_path: The saved model (model.keras, the contract inside).
+        metrics: What metrics.json holds: accuracy (or mAP) per split, epochs, training time.
+        history: Keras' per-epoch history (loss, val_loss, ...).
+    """
 
     model: Any
     contract: ModelContract

@@ -26,7 +26,19 @@ LAYOUTS = {
 
 @dataclass(frozen=True)
 class DetectionHead:
-    """What a detector's outputs mean; stored in the contract's ``head``."""
+    """What a detector's outputs mean; stored in the contract's ``head``.
+
+    Attributes:
+        box_format: The order of a box's four numbers ("xyxy": x0, y0, x1, y1).
+        box_coordinates: "normalized": fractions of the model input's width and height.
+        decoding_in_graph: True when the model computes peaks, top-k and boxes itself.
+        nms: How overlapping boxes are suppressed, in words.
+        score_threshold: The default lowest score kept.
+        iou_threshold: The default IoU above which a lower-scored box is dropped.
+        max_detections: The default largest number of objects per image.
+        outputs: The output tensors' names, in order.
+        layout: Which output layout decodes them (see `LAYOUTS`).
+    """
 
     box_format: str = "xyxy"  # x0, y0, x1, y1
     box_coordinates: str = "normalized"  # fractions of the model input's width and height

@@ -22,7 +22,14 @@ def redact_credentials(text: object) -> str:
 
 @dataclass(frozen=True)
 class Frame:
-    """One image from a source: BGR uint8 pixels, when it was captured, and where it came from."""
+    """One image from a source: BGR uint8 pixels, when it was captured, and where it came from.
+
+    Attributes:
+        image: (H, W, 3) BGR uint8 pixels.
+        timestamp: time.monotonic() at capture.
+        position: The file name, or the frame's index for videos and live sources.
+        source: The file's path, or the video, camera or stream as given (credentials masked).
+    """
 
     image: np.ndarray
     timestamp: float  # time.monotonic() at capture

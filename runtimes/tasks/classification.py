@@ -22,6 +22,14 @@ class Classification:
     """One prediction: the best label, its score, the top-k and what it cost.
 
     `label` is None when predict() was given a `threshold` the best score is below (`best` is still the label).
+
+    Attributes:
+        label: The best label, or None when it scored below predict()'s `threshold`.
+        index: The best label's class index.
+        score: The best label's score (the model's probability, 0..1).
+        top_k: (label, score) pairs, best first.
+        latency_ms: The model's inference alone, in milliseconds.
+        preprocess_ms: Decoding, resizing and normalizing the image, in milliseconds.
     """
 
     label: str | None

@@ -29,6 +29,13 @@ class Detection:
     """One object: its label, class index, score and box (x0, y0, x1, y1) in the original image's pixels.
 
     `track_id` is the object's id across a stream's frames when it is tracked (`stream(track=True)`).
+
+    Attributes:
+        label: The object's class name.
+        index: The object's class index.
+        score: The detector's confidence, 0..1.
+        box: (x0, y0, x1, y1) in the original image's pixels.
+        track_id: The object's id across a stream's frames, or None when not tracked.
     """
 
     label: str
@@ -45,7 +52,14 @@ class Detection:
 
 @dataclass(frozen=True)
 class Detections(Sequence[Detection]):
-    """Every object found in one image, best first, plus what it cost."""
+    """Every object found in one image, best first, plus what it cost.
+
+    Attributes:
+        detections: The objects, best score first.
+        latency_ms: The model's inference alone, in milliseconds.
+        preprocess_ms: Decoding, letterboxing and normalizing the image, in milliseconds.
+        image_size: (height, width) of the image the boxes refer to.
+    """
 
     detections: tuple[Detection, ...]
     latency_ms: float

@@ -1,13 +1,15 @@
 """The wheel installs anywhere: built from the tree, checked (twine, check-wheel-contents), then installed into fresh
 virtualenvs with one role's extras. A device's (`runtime,runtime-onnx`: no TensorFlow, Keras or edgekit's host
 dependencies) runs `edgekit predict` and `runtimes` on TFLite and ONNX files exported earlier in the run and gives
-the host's answers; a server's (`runtime,serve`) answers one REST request.
+the host's answers; a server's (`runtime,serve`) answers one REST request; a laptop's (`all`) runs the quickstart of
+docs/getting-started.md as a user would paste it.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -135,3 +137,27 @@ def test_a_server_venv_answers_a_rest_request(wheel, exported, shapes_splits, ca
     assert main(["predict", str(model), image, "--json"]) == 0
     host = json.loads(capsys.readouterr().out)
     assert answer["predictions"][0]["label"] == host["best"]
+
+
+def quickstart() -> str:
+    """The first Python block under "## Quickstart" in docs/getting-started.md (the README's, word for word)."""
+    page = (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    section = page.split("## Quickstart", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slow
+def test_a_laptop_venv_from_the_wheel_runs_the_quickstart(wheel, tmp_path):
+    python = _venv("host", wheel, "all")
+    where = _run(str(python), "-c", "import edgekit; print(edgekit.__file__)")
+    assert where.stdout.startswith(str(python.parent.parent)), where.stdout + where.stderr  # the wheel, not the tree
+    (tmp_path / "quickstart.py").write_text(quickstart(), encoding="utf-8")
+    done = _run(str(python), "quickstart.py", timeout=900, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    for target in ("tflite:int8", "onnx:fp32", "coreml:fp16"):
+        assert re.search(rf"^{target}\s+ok\s", done.stdout, re.M), done.stdout
+    labels = sorted(path.name for path in (tmp_path / "data" / "shapes").iterdir() if path.is_dir())
+    prediction = done.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(rf"({'|'.join(labels)}) \(0\.\d{{3}}\)", prediction), prediction  # label (score)
+    written = sorted(path.suffix for path in (tmp_path / "runs" / "export").iterdir())
+    assert {".tflite", ".onnx", ".mlpackage"} <= set(written), written

@@ -10,7 +10,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SMOKES = {
     name: ["--smoke"]
-    for name in ("overhead", "frame_path", "data_scale", "quantization", "live_pipeline", "soak", "export_time")
+    for name in (
+        "overhead",
+        "frame_path",
+        "data_scale",
+        "quantization",
+        "live_pipeline",
+        "soak",
+        "export_time",
+        "detection_quality",
+        "detection",
+        "optimize",
+        "serve",
+    )
 }
 
 
@@ -34,5 +46,9 @@ def test_the_bench_runs_in_smoke_mode(bench):
         "live_pipeline": "worst pipelined throughput ratio:",
         "soak": "worst RSS growth",
         "export_time": "export of mobilenetv2 32x32 to 2 targets",
+        "detection_quality": "smoke: test mAP@.5",
+        "detection": "smoke: worst predict/run ratio",
+        "optimize": "smoke: 5 rows, 2 figures",
+        "serve": "smoke: HTTP path adds",
     }
     assert expected[bench] in last or (bench == "data_scale" and last.startswith("misses:")), last

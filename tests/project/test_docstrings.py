@@ -1,9 +1,11 @@
 """The public API documents itself: every function in `edgekit.__all__` and `runtimes.__all__`, and `Model`'s
-methods, has a Google-style docstring whose Args name every parameter and whose Returns says what comes back (the
-API reference is generated from them: docs/reference/api.md)."""
+methods, has a Google-style docstring whose Args name every parameter and whose Returns says what comes back, and
+every public dataclass's Attributes name every field (the API reference is generated from them:
+docs/reference/api.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 
@@ -30,8 +32,7 @@ def documentation_gaps(fn: object) -> list[str]:
     doc = inspect.getdoc(fn) or ""
     signature = inspect.signature(fn)
     params = [p.name for p in signature.parameters.values() if p.name not in ("self", "cls")]
-    section = re.search(r"^Args:\n((?:[ ]{4}.*\n?|\n)*)", doc, re.M)
-    documented = set(re.findall(r"^    \**(\w+)", section.group(1), re.M)) if section else set()
+    documented = _section_names(doc, "Args")
     gaps = [f"Args: {name}" for name in params if name not in documented]
     returns_nothing = signature.return_annotation in (None, "None")
     if not returns_nothing and not re.search(r"^(Returns|Yields):", doc, re.M):
@@ -39,6 +40,44 @@ def documentation_gaps(fn: object) -> list[str]:
     if not doc.split("\n", 1)[0].strip():
         gaps.append("a summary line")
     return gaps
+
+
+def _section_names(doc: str, title: str) -> set[str]:
+    section = re.search(rf"^{title}:\n((?:[ ]{{4}}.*\n?|\n)*)", doc, re.M)
+    return set(re.findall(r"^    \**(\w+)", section.group(1), re.M)) if section else set()
+
+
+def attribute_gaps(cls: type) -> list[str]:
+    """The fields of dataclass `cls` its docstring's Attributes section does not name."""
+    documented = _section_names(inspect.getdoc(cls) or "", "Attributes")
+    return [field.name for field in dataclasses.fields(cls) if field.name not in documented]
+
+
+def test_every_public_dataclass_documents_its_fields():
+    classes = {
+        getattr(module, name)
+        for module in (edgekit, runtimes)
+        for name in module.__all__
+        if dataclasses.is_dataclass(getattr(module, name)) and inspect.isclass(getattr(module, name))
+    }
+    assert len(classes) >= 15
+    gaps = {cls.__qualname__: attribute_gaps(cls) for cls in classes}
+    assert not {name: gap for name, gap in gaps.items() if gap}
+
+
+def test_the_attributes_check_finds_a_missing_field():
+    @dataclasses.dataclass
+    class Pair:
+        """Two numbers.
+
+        Attributes:
+            a: one.
+        """
+
+        a: int
+        b: int
+
+    assert attribute_gaps(Pair) == ["b"]
 
 
 def test_every_public_function_documents_its_arguments_and_result():
