@@ -22,3 +22,9 @@ def keras() -> ModuleType:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     require("tensorflow", extra="train")
     return require("keras", extra="train", package="tensorflow")
+
+
+def tensorflow() -> ModuleType:
+    """TensorFlow itself (its ops that Keras 3 does not wrap: fake quantization), imported as `keras()` does."""
+    keras()
+    return require("tensorflow", extra="train")
