@@ -222,6 +222,9 @@ def in_float_scopes(name: str, scopes: tuple[str, ...]) -> bool:
 MIXED_PRECISION = "mixed precision:"
 
 
+AWARE_TRAINING = "aware_training"  # a contract's quantization key: the model was trained quantization-aware
+
+
 def mixed_precision_note(kept: int, scopes: tuple[str, ...]) -> str:
     return (
         f"{MIXED_PRECISION} {kept} op(s) of {', '.join(scopes)} kept in float32, the rest int8 (the task measured "
@@ -230,5 +233,7 @@ def mixed_precision_note(kept: int, scopes: tuple[str, ...]) -> str:
 
 
 def describe(contract: ModelContract, config: ConversionConfig, **extra: Any) -> ModelContract:
-    """The contract as embedded in an artifact: with this artifact's quantization recorded."""
-    return contract.with_quantization(mode=config.quantization.value, io_dtype=config.io_dtype, **extra)
+    """The contract as embedded in an artifact: with this artifact's quantization recorded (and, for a model
+    trained quantization-aware, that record)."""
+    aware = {AWARE_TRAINING: contract.quantization[AWARE_TRAINING]} if AWARE_TRAINING in contract.quantization else {}
+    return contract.with_quantization(mode=config.quantization.value, io_dtype=config.io_dtype, **aware, **extra)

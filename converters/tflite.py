@@ -14,6 +14,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from converters.base import (
+    AWARE_TRAINING,
     MIXED_PRECISION,
     Artifact,
     ConversionConfig,
@@ -305,6 +306,9 @@ def _convert(
         notes.append(f"kernels {sparsity * 100:.0f}% zeros: stored with EXPERIMENTAL_SPARSITY")
     if quant is Quantization.FLOAT16:
         converter.target_spec.supported_types = [tf.float16]
+    if quant is Quantization.INT8 and AWARE_TRAINING in contract.quantization:
+        flatbuffer = _aware_int8(tf, converter, config)
+        return flatbuffer, [*notes, AWARE_NOTE]
     if quant is Quantization.INT8:
         data, lint = require_calibration(calibration, contract.preprocessing, config.calibration_samples)
         notes.extend(lint)
@@ -335,6 +339,41 @@ def _convert(
     except Exception as exc:  # the converter raises many unrelated types
         raise ConversionError(f"TFLite conversion ({quant.value}) failed: {exc}") from exc
     return flatbuffer, notes
+
+
+AWARE_NOTE = "int8 ranges from quantization-aware training: no calibration data, integer everywhere"
+
+
+def _aware_int8(tf: Any, converter: Any, config: ConversionConfig) -> bytes:
+    """A quantization-aware model's int8 file: every range from its fake-quant ops, every tensor integer.
+
+    Not `supported_ops = TFLITE_BUILTINS_INT8`: the converter's own check wants a representative dataset then,
+    though the graph needs none. Integer everywhere is verified on the result instead.
+    """
+    io_type = {"int8": tf.int8, "uint8": tf.uint8}[config.io_dtype]
+    converter.inference_input_type = io_type
+    converter.inference_output_type = io_type
+    try:
+        with quiet_native("TFLite converter int8 (quantization-aware)"):
+            flatbuffer = converter.convert()
+    except Exception as exc:  # the converter raises many unrelated types
+        raise ConversionError(f"TFLite conversion of the quantization-aware model failed: {exc}") from exc
+    left = float_tensors(flatbuffer)
+    if left:
+        raise ConversionError(
+            f"the quantization-aware model left {len(left)} float tensor(s) in the int8 file ({', '.join(left[:4])}): "
+            "a layer without an int8 range; quantize_aware names the layers it supports"
+        )
+    return flatbuffer
+
+
+def float_tensors(flatbuffer: bytes) -> list[str]:
+    """The names of `flatbuffer`'s floating-point tensors (none in a full-integer file)."""
+    from runtimes.backends.tflite import interpreter_class
+
+    with quiet_native("LiteRT"):
+        interpreter = interpreter_class()[0](model_content=flatbuffer)
+    return [d["name"] for d in interpreter.get_tensor_details() if np.issubdtype(d["dtype"], np.floating)]
 
 
 def _mixed_int8(tf: Any, converter: Any, config: ConversionConfig, scopes: tuple[str, ...]) -> tuple[bytes, int]:

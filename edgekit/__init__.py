@@ -58,6 +58,8 @@ _LAZY = {
     "prune": "edgekit.optimize.pruning",
     "PruneResult": "edgekit.optimize.pruning",
     "distill": "edgekit.optimize.distillation",
+    "quantize_aware": "edgekit.optimize.qat",
+    "QATOptions": "edgekit.optimize.qat",
     "load_keras": "edgekit.keras_io",
     "save_keras": "edgekit.keras_io",
 }

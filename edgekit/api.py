@@ -134,12 +134,13 @@ def export(
     from edgekit.exporter import ExportJob, ExportReport, calibration_data, configurator, run_targets
     from edgekit.host_tasks import host_task
     from edgekit.keras_io import load_keras
+    from edgekit.optimize.qat import trained_aware
 
     parsed = [(target, *parse_target(target)) for target in targets]  # fail fast on unknown targets
     configure = configurator(options or {})
     for _, entry, mode, _ in parsed:  # and on bad options, before the model loads
         configure(entry, mode)
-    if calibration is None and needing_calibration(targets):
+    if calibration is None and needing_calibration(targets) and not trained_aware(model, contract):
         raise ExportError(
             f"{', '.join(needing_calibration(targets))}: full-integer modes need calibration data; pass "
             "calibration= (a few hundred training images, a dataset or an image folder), or pick a float or "

@@ -58,11 +58,12 @@ def run(args: argparse.Namespace) -> int:
     from edgekit.errors import ExportError
     from edgekit.host_tasks import host_task
     from edgekit.keras_io import read_keras_contract
+    from edgekit.optimize.qat import trained_aware
     from edgekit.run_folders import read_run_splits, run_data_root
 
     targets = target_list(args.target)
     needing = needing_calibration(targets)
-    if args.calibration is None and needing:
+    if args.calibration is None and needing and not trained_aware(args.model):
         verb = "needs" if len(needing) == 1 else "need"
         raise ExportError(f"{', '.join(needing)} {verb} calibration images: add --calibration DIR")
     if args.max_drop is not None and args.check is None:

@@ -1,5 +1,6 @@
-"""Making a trained Keras 3 model smaller before export: `pruning` (``edgekit.prune``) and `distillation`
-(``edgekit.distill``).
+"""Making a trained Keras 3 model smaller or integer-ready before export: `pruning` (``edgekit.prune``),
+`distillation` (``edgekit.distill``) and quantization-aware training (``edgekit.quantize_aware``: `qat`, on
+`qat_graph` and `fake_quant`).
 
-tensorflow-model-optimization supports only Keras 2, so both are edgekit's own.
+tensorflow-model-optimization supports only Keras 2, so all three are edgekit's own.
 """
