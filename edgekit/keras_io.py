@@ -14,6 +14,7 @@ from typing import Any
 
 from converters.base import ordinary_permissions
 from edgekit._tf import keras
+from edgekit.layers import fake_quant
 from edgekit.errors import ModelLoadError
 from runtimes.contract import ModelContract
 
@@ -79,6 +80,7 @@ def load_keras(path: str | Path) -> tuple[Any, ModelContract | None]:
     if path.suffix != ".keras":
         raise ModelLoadError(f"{path} is not a .keras file; save Keras 3 models with model.save('name.keras')")
     contract = read_keras_contract(path)
+    fake_quant.register()  # a quantization-aware model holds edgekit's layers
     try:
         model = keras().saving.load_model(
             path, safe_mode=True, compile=False

@@ -16,7 +16,7 @@ from runtimes.errors import EdgekitError
 log = logging.getLogger("edgekit")
 
 # the commands in the order `edgekit --help` lists them; each is edgekit.cli.<name> (imported when the parser is built)
-COMMANDS = ("demo", "train", "prune", "export", "predict", "info", "deploy", "bench", "serve", "doctor")
+COMMANDS = ("demo", "train", "prune", "qat", "export", "predict", "info", "deploy", "bench", "serve", "doctor")
 
 
 def command_module(name: str) -> ModuleType:

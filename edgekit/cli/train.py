@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from edgekit.cli.arguments import image_size
 from runtimes.tasks import TASKS
@@ -118,6 +119,13 @@ def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="distill from this model: a .keras file or any artifact edgekit.load runs (.tflite, .onnx)",
     )
+    parser.add_argument(
+        "--qat",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="then fine-tune quantization-aware for EPOCHS into OUT/qat (edgekit qat; default: 0, none)",
+    )
     parser.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default: 4)")
     parser.add_argument(
         "--alpha", type=float, default=0.5, help="weight of the hard labels when distilling (default: 0.5)"
@@ -170,17 +178,32 @@ def run(args: argparse.Namespace) -> int:
         **({"strategy": strategy} if strategy is not None else {}),
     )
     write_run_splits(result.out_dir, {"train": train_split, "val": val_split, "test": test_split}, data=args.data)
+    print_metrics(result, detection)
+    if args.qat:
+        from edgekit.cli import qat
+
+        options = argparse.Namespace(
+            epochs=args.qat,
+            lr=1e-4,
+            batch_size=args.batch_size,
+            out=result.out_dir / "qat",
+            exist_ok=True,
+            seed=args.seed,
+        )
+        qat.print_result(qat.fine_tune(result.model_path, (train_split, val_split, test_split), options))
+    return 0
+
+
+def print_metrics(result: Any, detection: bool) -> None:
+    """Each split's headline metric and what the run wrote."""
     if detection:
         for split in result.metrics["map"]:
             print(
-                (
-                    f"{split:>5} mAP@[.5:.95]: {result.metrics['map'][split] * 100:.1f}%  mAP@.5: "
-                    f"{result.metrics['map50'][split] * 100:.1f}%"
-                )
+                f"{split:>5} mAP@[.5:.95]: {result.metrics['map'][split] * 100:.1f}%  mAP@.5: "
+                f"{result.metrics['map50'][split] * 100:.1f}%"
             )
         print(f"wrote {result.model_path}, metrics.json, history.png, val_boxes.png to {result.out_dir}")
-        return 0
+        return
     for split, accuracy in result.metrics["accuracy"].items():
         print(f"{split:>5} accuracy: {accuracy * 100:.1f}%")
     print(f"wrote {result.model_path}, metrics.json, history.png, confusion.png to {result.out_dir}")
-    return 0

@@ -3,9 +3,10 @@
 The plan reads the graph the way TFLite's converter lowers it: a BatchNormalization right after a convolution or
 dense layer is folded into its kernel and bias (the converter's fold, before it quantizes the kernel per channel);
 a ReLU or ReLU6 after a convolution, dense layer or addition is fused into it (no int8 tensor between them); a
-sigmoid or softmax gets TFLite's fixed int8 output range; pooling by max, reshapes, padding, dropout and nearest
-upsampling keep their input's range. Every other tensor (the input, each layer's output) gets its own learned
-int8 range. A layer outside this list is named in the error.
+sigmoid or softmax gets TFLite's fixed int8 output range; pooling (max or average, not global average), reshapes,
+padding, dropout and nearest upsampling keep their input's range, as TFLite's kernels for them require. Every other
+tensor (the input, each layer's output) gets its own learned int8 range.
+A layer outside this list is named in the error.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import numpy as np
 
 from edgekit._tf import keras
 from edgekit.errors import TrainingError
-from edgekit.optimize.fake_quant import ACTIVATION_RANGE, SIGMOID_RANGE, quantized_class
+from edgekit.layers.fake_quant import ACTIVATION_RANGE, SIGMOID_RANGE, quantized_class
 
 WEIGHTED = ("Conv2D", "DepthwiseConv2D", "Dense", "SeparableConv2D")
-KEEP_RANGE = (
+KEEP_RANGE = (  # TFLite's int8 kernels for these take the input's scale for their output
     "MaxPooling2D",
+    "AveragePooling2D",
     "GlobalMaxPooling2D",
     "Reshape",
     "Flatten",
@@ -37,7 +39,6 @@ RANGED = (
     "Multiply",
     "Average",
     "Concatenate",
-    "AveragePooling2D",
     "GlobalAveragePooling2D",
     "Rescaling",
     "Activation",

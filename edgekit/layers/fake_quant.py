@@ -91,15 +91,19 @@ def _activation_range_class() -> type:
     return ActivationRange
 
 
+def _finish(layer: Any, outputs: Any, channels: int) -> Any:
+    """A weighted layer's bias and activation after its (fake-quantized) product."""
+    ops = keras().ops
+    if layer.use_bias:
+        outputs = ops.add(outputs, ops.reshape(layer.bias, (1,) * (len(outputs.shape) - 1) + (channels,)))
+    return layer.activation(outputs) if layer.activation is not None else outputs
+
+
 def _quantized_classes() -> dict[str, type]:
-    """Conv2D, DepthwiseConv2D, Dense and SeparableConv2D whose kernels go through `fake_quant_kernel`."""
+    """Conv2D, DepthwiseConv2D and Dense whose kernels go through `fake_quant_kernel`."""
     k = keras()
     ops = k.ops
-
-    def finish(layer: Any, outputs: Any, channels: int) -> Any:
-        if layer.use_bias:
-            outputs = ops.add(outputs, ops.reshape(layer.bias, (1,) * (len(outputs.shape) - 1) + (channels,)))
-        return layer.activation(outputs) if layer.activation is not None else outputs
+    finish = _finish
 
     @k.saving.register_keras_serializable(package=PACKAGE)
     class QuantConv2D(k.layers.Conv2D):
@@ -124,6 +128,14 @@ def _quantized_classes() -> dict[str, type]:
         def call(self, inputs: Any, training: bool | None = None) -> Any:
             return finish(self, ops.matmul(inputs, fake_quant_kernel(self.kernel, per_channel=False)), self.units)
 
+    return {"Conv2D": QuantConv2D, "DepthwiseConv2D": QuantDepthwiseConv2D, "Dense": QuantDense}
+
+
+def _two_step_classes() -> dict[str, type]:
+    """SeparableConv2D and Rescaling, which TFLite runs as two ops: the tensor between them is int8 too."""
+    k = keras()
+    ops = k.ops
+
     @k.saving.register_keras_serializable(package=PACKAGE)
     class QuantSeparableConv2D(k.layers.SeparableConv2D):
         """TFLite runs it as a depthwise then a 1x1 convolution: the tensor between them is int8 too."""
@@ -143,7 +155,7 @@ def _quantized_classes() -> dict[str, type]:
             )
             between = self.between(depthwise, training=training)
             outputs = ops.conv(between, fake_quant_kernel(self.pointwise_kernel), data_format=self.data_format)
-            return finish(self, outputs, self.filters)
+            return _finish(self, outputs, self.filters)
 
     @k.saving.register_keras_serializable(package=PACKAGE)
     class QuantRescaling(k.layers.Rescaling):
@@ -159,13 +171,7 @@ def _quantized_classes() -> dict[str, type]:
                 return scaled
             return ops.add(self.between(scaled, training=training), ops.cast(self.offset, self.compute_dtype))
 
-    return {
-        "Rescaling": QuantRescaling,
-        "Conv2D": QuantConv2D,
-        "DepthwiseConv2D": QuantDepthwiseConv2D,
-        "Dense": QuantDense,
-        "SeparableConv2D": QuantSeparableConv2D,
-    }
+    return {"SeparableConv2D": QuantSeparableConv2D, "Rescaling": QuantRescaling}
 
 
 _CLASSES: dict[str, Any] = {}
@@ -183,6 +189,7 @@ def quantized_class(kind: str) -> type:
     ACTIVATION_RANGE()
     if kind not in _CLASSES:
         _CLASSES.update(_quantized_classes())
+        _CLASSES.update(_two_step_classes())
     return _CLASSES[kind]
 
 
