@@ -14,8 +14,8 @@ from typing import Any
 
 from converters.base import ordinary_permissions
 from edgekit._tf import keras
-from edgekit.layers import fake_quant
 from edgekit.errors import ModelLoadError
+from edgekit.layers import fake_quant
 from runtimes.contract import ModelContract
 
 CONTRACT_ENTRY = "edgekit_contract.json"
