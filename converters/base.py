@@ -36,6 +36,9 @@ class ConversionConfig:
     # a detector's box sides and decoding); False gives full integer
     mixed_precision: bool = True
     float_scopes: tuple[str, ...] = ()
+    # int8 for accelerators (Coral Edge TPU, Hailo, NPUs): no float operator anywhere, batch 1 and static shapes,
+    # verified on the file; a detector's peaks and boxes are decoded in runtimes (the `maps` layout)
+    full_integer: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -51,6 +54,8 @@ class ConversionConfig:
             )
         if self.calibration_samples < 1:
             raise ValueError(f"calibration_samples must be >= 1, got {self.calibration_samples}")
+        if self.full_integer and (self.quantization is not Quantization.INT8 or self.mixed_precision):
+            raise ValueError("full_integer needs int8 quantization without mixed precision")
 
     @property
     def needs_calibration(self) -> bool:

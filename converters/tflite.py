@@ -14,7 +14,6 @@ from typing import Any, Iterator
 import numpy as np
 
 from converters.base import (
-    AWARE_TRAINING,
     MIXED_PRECISION,
     Artifact,
     ConversionConfig,
@@ -22,12 +21,12 @@ from converters.base import (
     Quantization,
     atomic_output,
     describe,
-    in_float_scopes,
     mixed_precision_note,
     register_converter,
 )
 from converters.calibration import CalibrationData, input_range, require_calibration
 from converters.shared_work import intermediate
+from converters.tflite_integer import AWARE_NOTE, _aware_int8, _full_integer, _mixed_int8, aware_int8
 from runtimes.contract import ModelContract
 from runtimes.deps import require
 from runtimes.heads import head_schema
@@ -65,6 +64,8 @@ class TFLiteConfig(ConversionConfig):
     @property
     def mode(self) -> str:
         """The MODES key this config stands for."""
+        if self.full_integer:
+            return "int8_full"
         if self.detection_outputs == "postprocess" and self.quantization is Quantization.FLOAT32:
             return "mediapipe"
         if self.detection_outputs == "postprocess" and self.quantization is Quantization.INT8:
@@ -84,6 +85,9 @@ MODES = {
     # int8 in the form MediaPipe's own quantized models take: uint8 pixels in; a detector's box layers, decoding
     # and NMS in float (mixed precision), so its outputs are float as TFLite_Detection_PostProcess's are
     "mediapipe_int8": TFLiteConfig(Quantization.INT8, io_dtype="uint8", detection_outputs="postprocess"),
+    # for accelerators (Coral Edge TPU, Hailo, NPUs): int8 everywhere, int8 in and out, batch 1, no float operator
+    # (checked on the file); a detector's raw maps, decoded in runtimes
+    "int8_full": TFLiteConfig(Quantization.INT8, io_dtype="int8", mixed_precision=False, full_integer=True),
 }
 
 
@@ -167,7 +171,13 @@ def convert_tflite(
     tf = require("tensorflow", extra="tflite")
     output_path = Path(output_path)
     if not isinstance(config, TFLiteConfig):
-        config = TFLiteConfig(config.quantization, config.io_dtype, config.calibration_samples, config.mixed_precision)
+        config = TFLiteConfig(
+            config.quantization,
+            config.io_dtype,
+            config.calibration_samples,
+            config.mixed_precision,
+            full_integer=config.full_integer,
+        )
     _check_layout(config, contract)
     started = time.perf_counter()
     sparsity = kernel_sparsity(model)
@@ -212,7 +222,7 @@ def _check_layout(config: TFLiteConfig, contract: ModelContract) -> None:
     if contract.task != "detection":
         return
     layout = contract.head.get("layout", "edgekit")
-    if layout != config.detection_outputs:
+    if layout != ("maps" if config.full_integer or aware_int8(config, contract) else config.detection_outputs):
         raise ConversionError(
             f"detection_outputs={config.detection_outputs!r} but the model and its contract have the "
             f"{layout!r} output layout; export with edgekit.export, which builds each layout's graph"
@@ -306,7 +316,7 @@ def _convert(
         notes.append(f"kernels {sparsity * 100:.0f}% zeros: stored with EXPERIMENTAL_SPARSITY")
     if quant is Quantization.FLOAT16:
         converter.target_spec.supported_types = [tf.float16]
-    if quant is Quantization.INT8 and AWARE_TRAINING in contract.quantization:
+    if aware_int8(config, contract):
         flatbuffer = _aware_int8(tf, converter, config)
         return flatbuffer, [*notes, AWARE_NOTE]
     if quant is Quantization.INT8:
@@ -322,6 +332,9 @@ def _convert(
         io_type = {"int8": tf.int8, "uint8": tf.uint8}[config.io_dtype]
         converter.inference_input_type = io_type
         converter.inference_output_type = io_type
+    if config.full_integer:
+        flatbuffer = _converted(converter, quant)
+        return _full_integer(flatbuffer), notes
     scopes = config.float_scopes if quant is Quantization.INT8 and config.mixed_precision else ()
     if scopes:
         try:
@@ -333,71 +346,12 @@ def _convert(
             log.debug("mixed-precision int8 failed (%r); converting to full integer", exc)
             notes.append(f"mixed precision failed ({type(exc).__name__}); full integer instead")
             converter._experimental_calibrate_only = False
+    return _converted(converter, quant), notes
+
+
+def _converted(converter: Any, quant: Quantization) -> bytes:
     try:  # the converter prints `fully_quantize: ...` from C++ and Keras its signature: debug log only
         with quiet_native(f"TFLite converter {quant.value}"):
-            flatbuffer = converter.convert()
+            return converter.convert()
     except Exception as exc:  # the converter raises many unrelated types
         raise ConversionError(f"TFLite conversion ({quant.value}) failed: {exc}") from exc
-    return flatbuffer, notes
-
-
-AWARE_NOTE = "int8 ranges from quantization-aware training: no calibration data, integer everywhere"
-
-
-def _aware_int8(tf: Any, converter: Any, config: ConversionConfig) -> bytes:
-    """A quantization-aware model's int8 file: every range from its fake-quant ops, every tensor integer.
-
-    Not `supported_ops = TFLITE_BUILTINS_INT8`: the converter's own check wants a representative dataset then,
-    though the graph needs none. Integer everywhere is verified on the result instead.
-    """
-    io_type = {"int8": tf.int8, "uint8": tf.uint8}[config.io_dtype]
-    converter.inference_input_type = io_type
-    converter.inference_output_type = io_type
-    try:
-        with quiet_native("TFLite converter int8 (quantization-aware)"):
-            flatbuffer = converter.convert()
-    except Exception as exc:  # the converter raises many unrelated types
-        raise ConversionError(f"TFLite conversion of the quantization-aware model failed: {exc}") from exc
-    left = float_tensors(flatbuffer)
-    if left:
-        raise ConversionError(
-            f"the quantization-aware model left {len(left)} float tensor(s) in the int8 file ({', '.join(left[:4])}): "
-            "a layer without an int8 range; quantize_aware names the layers it supports"
-        )
-    return flatbuffer
-
-
-def float_tensors(flatbuffer: bytes) -> list[str]:
-    """The names of `flatbuffer`'s floating-point tensors (none in a full-integer file)."""
-    from runtimes.backends.tflite import interpreter_class
-
-    with quiet_native("LiteRT"):
-        interpreter = interpreter_class()[0](model_content=flatbuffer)
-    return [d["name"] for d in interpreter.get_tensor_details() if np.issubdtype(d["dtype"], np.floating)]
-
-
-def _mixed_int8(tf: Any, converter: Any, config: ConversionConfig, scopes: tuple[str, ...]) -> tuple[bytes, int]:
-    """Integer everywhere except the ops under `scopes` (a detector's box sides and decoding), and how many.
-
-    What TFLite's QuantizationDebugger does for selective quantization, without its layer-by-layer
-    debug run: calibrate only, then quantize with those ops denylisted. The input keeps the
-    requested integer type; outputs computed in float stay float32.
-    """
-    from tensorflow.lite.python import convert as lite_convert
-
-    converter._experimental_calibrate_only = True
-    calibrated = converter.convert()
-    interpreter = tf.lite.Interpreter(model_content=calibrated)
-    outputs = {detail["name"] for detail in interpreter.get_output_details()}  # the scope's results, kept float too
-    denied = sorted(
-        detail["name"]
-        for detail in interpreter.get_tensor_details()
-        if in_float_scopes(detail["name"], scopes) or detail["name"] in outputs
-    )
-    if not any(in_float_scopes(name, scopes) for name in denied):
-        raise ConversionError(f"no op under {scopes} in the graph")
-    io_type = {"int8": tf.int8, "uint8": tf.uint8}[config.io_dtype]
-    flatbuffer = lite_convert.mlir_quantize(
-        calibrated, fully_quantize=False, input_data_type=io_type, output_data_type=tf.float32, denylisted_nodes=denied
-    )
-    return flatbuffer, len(denied)

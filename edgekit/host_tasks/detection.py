@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from converters import CalibrationData
+from converters.tflite_integer import aware_int8
 from edgekit.data.detection import DetectionData, DetectionDataset
 from edgekit.errors import DatasetError
 from edgekit.host_tasks.base import Verdict, pct, with_export_policy
@@ -56,6 +58,7 @@ class DetectionHost:
         import weakref
 
         self._postprocessed: Any = weakref.WeakKeyDictionary()  # model -> its postprocess graph, while the model lives
+        self._mapped: Any = weakref.WeakKeyDictionary()  # model -> its maps graph
 
     def train(self, train: Any, val: Any, arch: Any, options: Any) -> Any:
         from edgekit.training.detection import train_detector
@@ -78,10 +81,14 @@ class DetectionHost:
         """TFLite's postprocess layout converts `model` with NMS and TFLite_Detection_PostProcess's outputs added;
         every other target converts `model` (edgekit's layout). Built once per model."""
         config = with_export_policy(config, self)
+        if config.full_integer or aware_int8(config, contract):  # no float op: the raw maps, decoded in runtimes
+            return (
+                self._maps(model, contract),
+                replace(contract, head=DetectionHead.maps(_head(contract)).to_dict()),
+                config,
+            )
         if getattr(config, "detection_outputs", "edgekit") != "postprocess":
             return model, contract, config
-        from dataclasses import replace
-
         from edgekit.training.detector_graph import with_postprocess
 
         head = DetectionHead.postprocess(_head(contract))
@@ -91,6 +98,15 @@ class DetectionHost:
         if config.float_scopes:  # int8: NMS and its count stay float, or a reader truncating 2.98 to an int loses one
             config = replace(config, float_scopes=(*config.float_scopes, POSTPROCESS_SCOPE))
         return graph, replace(contract, head=head.to_dict()), config
+
+    def _maps(self, model: Any, contract: Any) -> Any:
+        """`model`'s `maps`-layout graph (its raw heat and box sides), built once per model."""
+        from edgekit.training.detector_graph import with_maps
+
+        graph = self._mapped.get(model)
+        if graph is None:
+            graph = self._mapped[model] = with_maps(model, len(contract.labels))
+        return graph
 
     def serving_outputs(
         self, tf: Any, outputs: list[Any], labels: Any, head: dict[str, Any], to_source: Any

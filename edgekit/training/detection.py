@@ -173,7 +173,9 @@ def _map_callback(
     return ValidationMap()
 
 
-def _resolve(arch: Any, train: DetectionData, weights: str | None) -> tuple[Any, Preprocessing, str]:
+def _resolve(
+    arch: Any, train: DetectionData, weights: str | None, preprocessing: Preprocessing | None = None
+) -> tuple[Any, Preprocessing, str]:
     geometry = train.geometry
     if isinstance(arch, str) and arch in DETECTORS:
         spec = DETECTORS.get(arch)
@@ -191,6 +193,8 @@ def _resolve(arch: Any, train: DetectionData, weights: str | None) -> tuple[Any,
         if contract is None or contract.task != "detection":
             raise TrainingError(f"{arch} is not an edgekit detector (its contract's task is not detection)")
         return model, contract.preprocessing, Path(arch).stem
+    if isinstance(arch, keras().Model) and preprocessing is not None:  # a built detector (quantize_aware's)
+        return arch, preprocessing, arch.name
     raise TrainingError(
         f"unknown detector architecture {arch!r}; valid: {', '.join(DETECTORS.names())} or a detector .keras file"
     )
@@ -229,7 +233,7 @@ def train_detector(train: DetectionData, val: DetectionData, arch: Any, options:
         raise TrainingError("the training split has no objects: a detector needs annotated boxes to learn from")
     k = keras()
     k.utils.set_random_seed(options.seed)
-    model, preprocessing, model_name = _resolve(arch or "small_detector", train, options.weights)
+    model, preprocessing, model_name = _resolve(arch or "small_detector", train, options.weights, options.preprocessing)
     out = Path(options.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     contract = ModelContract(

@@ -24,8 +24,9 @@ from edgekit.training.architectures import _check_weights, _fast_batchnorm
 from runtimes.contract import Preprocessing
 from runtimes.heads.detection import DetectionHead
 from runtimes.registry import Registry
+from runtimes.tasks.detection_maps import STRIDE  # cells of the raw maps, in input pixels
+from runtimes.tasks.detection_maps import decode_maps as decode_raw_maps
 
-STRIDE = 4  # cells of the raw maps, in input pixels
 DECODE_SCOPE = "decode"  # the exported graph's decoding layer
 POSTPROCESS_SCOPE = "postprocess"  # the TFLite postprocess layout's NMS layer (`with_postprocess`)
 BOX_SCOPES = ("sides_raw", "sides")  # the head's box-side layers: 1x1 conv and its pixel scale
@@ -281,8 +282,9 @@ def _heat_and_sides(model: Any, num_classes: int) -> tuple[Any, Any]:
     the box sides a pixel scale. Models without the named layers are split by slicing.
     """
     names = {layer.name for layer in model.layers}
-    if {"heat", BOX_SCOPES[1]} <= names:
-        return model.get_layer("heat").output, model.get_layer(BOX_SCOPES[1]).output
+    if {"heat", BOX_SCOPES[1]} <= names:  # a quantization-aware model's maps are its layers' int8 ranges
+        heat, sides = (f"{name}_range" if f"{name}_range" in names else name for name in ("heat", BOX_SCOPES[1]))
+        return model.get_layer(heat).output, model.get_layer(sides).output
     maps = model.output
     return maps[..., :num_classes], maps[..., num_classes : num_classes + 4]
 
@@ -309,27 +311,17 @@ def class_aware_nms(tf: Any, boxes: Any, scores: Any, classes: Any, head: Detect
 
 
 def decode_maps(maps: np.ndarray, num_classes: int, max_detections: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Raw (N, Gh, Gw, C + 4) maps -> normalized boxes (N, K, 4), scores (N, K), classes (N, K).
+    """Raw (N, Gh, Gw, C + 4) maps -> normalized boxes (N, K, 4), scores (N, K), classes (N, K): the in-graph
+    decoding (`with_decoding`) step for step, as runtimes decodes a `maps`-layout file."""
+    return decode_raw_maps(maps[..., :num_classes], maps[..., num_classes : num_classes + 4], max_detections)
 
-    The in-graph decoding (`with_decoding`) step for step: 3x3 peaks,
-    best class per cell, top-k cells (ties to the lower cell index), boxes from the cell
-    centre and its four sides.
-    """
-    n, gh, gw = maps.shape[:3]
-    heat, sides = maps[..., :num_classes], maps[..., num_classes : num_classes + 4]
-    padded = np.pad(heat, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
-    pooled = np.max(np.stack([padded[:, dy : dy + gh, dx : dx + gw] for dy in range(3) for dx in range(3)]), axis=0)
-    peaks = np.where(heat == pooled, heat, 0.0).reshape(n, gh * gw, num_classes)
-    best, best_class = peaks.max(axis=-1), peaks.argmax(axis=-1)
-    k = min(max_detections, gh * gw)
-    cells = np.argsort(-best, axis=1, kind="stable")[:, :k]
-    scores = np.take_along_axis(best, cells, axis=1)
-    classes = np.take_along_axis(best_class, cells, axis=1)
-    chosen = np.take_along_axis(sides.reshape(n, gh * gw, 4), cells[..., None], axis=1)
-    cy, cx = np.divmod(cells, gw)
-    centres = np.stack([cx, cy, cx, cy], axis=-1).astype(np.float32) * STRIDE + STRIDE / 2
-    boxes = (centres + chosen * np.array([-1, -1, 1, 1], np.float32)) / np.array([gw, gh, gw, gh], np.float32) / STRIDE
-    return np.clip(boxes, 0.0, 1.0).astype(np.float32), scores.astype(np.float32), classes.astype(np.int64)
+
+def with_maps(model: Any, num_classes: int) -> Any:
+    """`model` with its heat and box-side maps as two outputs, no decoding: the `maps` layout, all of which an
+    accelerator runs in int8 (runtimes decodes peaks and boxes in NumPy)."""
+    k = keras()
+    heat, sides = _heat_and_sides(model, num_classes)
+    return k.Model(model.input, [k.layers.Identity(name="heat_map")(heat), k.layers.Identity(name="box_sides")(sides)])
 
 
 def with_postprocess(model: Any, head: DetectionHead) -> Any:

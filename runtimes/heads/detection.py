@@ -21,6 +21,8 @@ from runtimes.tensors import TensorSpec
 LAYOUTS = {
     "edgekit": ("xyxy", ("boxes", "scores", "classes")),
     "postprocess": ("yxyx", ("boxes", "classes", "scores", "count")),
+    # the raw maps, decoded in runtimes: a full-integer file for accelerators (no float op for peaks and boxes)
+    "maps": ("xyxy", ("heat", "sides")),
 }
 
 
@@ -68,6 +70,19 @@ class DetectionHead:
             )
 
     @classmethod
+    def maps(cls, head: "DetectionHead") -> "DetectionHead":
+        """`head` for the same model exported with its raw heat and box-side maps, decoded in runtimes (NumPy)."""
+        box_format, outputs = LAYOUTS["maps"]
+        return replace(
+            head,
+            layout="maps",
+            box_format=box_format,
+            outputs=outputs,
+            decoding_in_graph=False,
+            nms="3x3 peak suppression and class-aware IoU NMS in runtimes (NumPy)",
+        )
+
+    @classmethod
     def postprocess(cls, head: "DetectionHead") -> "DetectionHead":
         """`head` for the same model exported with TFLite_Detection_PostProcess-style outputs (NMS in the graph)."""
         box_format, outputs = LAYOUTS["postprocess"]
@@ -106,6 +121,16 @@ def output_roles(specs: Sequence[TensorSpec], layout: str = "edgekit") -> dict[s
     postprocess layout classes and scores are both float (N, K): TFLite_Detection_PostProcess's
     order (classes before scores), which edgekit keeps in the file, tells them apart.
     """
+    if layout == "maps":  # (N, Gh, Gw, classes) heat then (N, Gh, Gw, 4) box sides, in the file's order
+        grids = [i for i, s in enumerate(specs) if len(s.shape) == 4]
+        if (
+            len(specs) == 2
+            and len(grids) == 2
+            and specs[1].shape[-1] == 4
+            and specs[0].shape[1:3] == specs[1].shape[1:3]
+        ):
+            return {"heat": 0, "sides": 1}
+        return None
     boxes = [i for i, s in enumerate(specs) if len(s.shape) == 3 and s.shape[-1] == 4]
     pairs = [i for i, s in enumerate(specs) if len(s.shape) == 2 and s.shape[-1] != 1]
     if layout == "postprocess":
@@ -140,6 +165,8 @@ class DetectionHeadSchema:
             )
         names = {
             index: {
+                "heat": "heatmap",
+                "sides": "box_sides",
                 "scores": "detection_scores",
                 "boxes": "boxes_yxyx" if parsed.box_format == "yxyx" else "boxes",
             }.get(role, role)

@@ -173,7 +173,20 @@ def _count_metadata(schema: Any, contract: ModelContract) -> Any:
     return tensor
 
 
+def _described(name: str, description: str) -> Any:
+    """Metadata for an output that standard readers do not decode: its name and what it holds."""
+
+    def make(schema: Any, contract: ModelContract) -> Any:
+        tensor = schema.TensorMetadataT()
+        tensor.name, tensor.description = name, description
+        return tensor
+
+    return make
+
+
 _OUTPUT_METADATA = {
+    "heatmap": _described("heatmap", "per stride-4 cell, each class's centre score (sigmoid)"),
+    "box_sides": _described("box sides", "per stride-4 cell, the box's left, top, right and bottom in input pixels"),
     "scores": _scores_metadata,
     "boxes": _boxes_metadata,
     "boxes_yxyx": _boxes_yxyx_metadata,

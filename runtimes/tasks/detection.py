@@ -173,11 +173,10 @@ class DetectionDecoder:
         if output_roles(specs, self.head.layout) is not None:
             return None
         outputs = ", ".join(f"{spec.name} {list(spec.shape)} {np.dtype(spec.dtype).name}" for spec in specs)
-        expected = (
-            "boxes (N, K, 4), scores (N, K) and integer classes (N, K)"
-            if self.head.layout == "edgekit"
-            else "boxes (N, K, 4), classes (N, K), scores (N, K) and a count (N,)"
-        )
+        expected = {
+            "edgekit": "boxes (N, K, 4), scores (N, K) and integer classes (N, K)",
+            "maps": "a heat map (N, Gh, Gw, classes) then box sides (N, Gh, Gw, 4)",
+        }.get(self.head.layout, "boxes (N, K, 4), classes (N, K), scores (N, K) and a count (N,)")
         return (
             f"{self.model.name} is a detection model but its outputs ({outputs}) are not {expected}; "
             "export it again with edgekit, or use run_all(batch)"

@@ -104,7 +104,7 @@ def test_a_nested_model_is_refused_with_the_fix():
 
 def test_the_int8_file_computes_what_the_fake_quantized_model_does(tmp_path):
     """Every usual layer: the TFLite file is integer everywhere and within 2 output steps of Keras' simulation."""
-    from converters.tflite import float_tensors
+    from converters.tflite_integer import float_tensors
     from runtimes.backends.tflite import interpreter_class
 
     model = usual_layers_model()
@@ -165,7 +165,7 @@ def test_the_qat_command_reports_its_simulated_int8_accuracy(aware, trained):
 
 @pytest.mark.slow
 def test_a_qat_model_exports_full_integer_without_calibration(aware, trained, shapes_splits, tmp_path):
-    from converters.tflite import float_tensors
+    from converters.tflite_integer import float_tensors
     from edgekit.keras_io import load_keras, read_keras_contract
 
     _, _, test = shapes_splits
