@@ -1,0 +1,171 @@
+"""Quantization-aware training against post-training quantization, on the full-integer files accelerators run.
+
+Detector: the default small detector on shapes-detection (bench/detection_quality.py's model: 2000 scenes at
+128 px, 30 epochs). Its full-integer TFLite file after post-training quantization (`tflite:int8_full`, calibrated on
+the training split) against the same file from `edgekit.quantize_aware` (`--detector-epochs`, default 4: 13% of
+the original 30), each as mAP@[.5:.95] points from the float Keras model; and the QAT file against the
+fake-quantized Keras model it came from (detection agreement, box error).
+
+Classifier (`--classifier`, about 15 more minutes: it trains bench/quantization.py's MobileNetV2 at 96 px once):
+its full-integer TFLite accuracy after PTQ and after QAT (`--classifier-epochs`, default 2 of the original 10),
+against float; top-1 agreement of the QAT file with its fake-quantized model.
+
+Targets: the QAT detector within 1.5 mAP points of float; its agreement >= 0.97 and box error <= 1 px; the QAT
+classifier within 0.5 points of float and no worse than PTQ, agreement >= 0.995; QAT epochs <= 25% of training's.
+Exits 1 on a miss.
+
+    .venv/bin/python bench/qat.py [--detector-epochs 4] [--classifier] [--classifier-epochs 2]
+    .venv/bin/python bench/qat.py --smoke   # 60 scenes at 64 px, 1 epoch each (make test)
+
+A full run writes bench/records/qat.json (the benchmarks page's figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from _artifacts import CACHE
+
+DETECTOR_TARGET, AGREEMENT_TARGET, BOX_TARGET = 1.5, 0.97, 1.0
+CLASSIFIER_TARGET, CLASSIFIER_AGREEMENT, EPOCH_SHARE = 0.5, 0.995, 0.25
+DETECTOR_EPOCHS, CLASSIFIER_EPOCHS = 30, 10  # the original trainings' epochs
+
+
+def detector_section(args: argparse.Namespace) -> list:
+    """PTQ and QAT full-integer detectors against float: the figures."""
+    from detection import RECIPES, trained
+    from records import Figure
+
+    import edgekit
+
+    if args.smoke:
+        RECIPES["small_detector"] = ("small_detector", 60, 64, 1, "detection-smoke")
+    model_path, train, test = trained("small_detector")
+    val = train.subset(list(range(0, len(train), 7)))  # the fine-tuning's validation: a slice of the training split
+    work = CACHE / RECIPES["small_detector"][4]
+    ptq = edgekit.export(
+        model_path, ["tflite:int8_full"], calibration=train, check=test, out_dir=work / "full-int8", progress=False
+    )
+    float_map = ptq.keras_accuracy
+    aware = edgekit.quantize_aware(
+        model_path, train, val, epochs=args.detector_epochs, out_dir=work / "qat", exist_ok=True, verbose=1
+    )
+    qat = edgekit.export(aware.model_path, ["tflite:int8"], check=test, out_dir=work / "qat-export", progress=False)
+    print(ptq.table())
+    print(qat.table())
+    (ptq_file,), (qat_file,) = ptq.results, qat.results
+    ptq_delta, box_error = ptq_file.accuracy_delta, qat_file.max_abs_error or 0.0  # None: no box matched
+    qat_delta = (qat_file.accuracy - float_map) * 100
+    print(
+        f"small detector, full-integer TFLite: float mAP@[.5:.95] {float_map:.3f}; PTQ {ptq_delta:+.1f} points, QAT "
+        f"({args.detector_epochs} epochs) {qat_delta:+.1f} points; QAT file vs its Keras model: agreement "
+        f"{qat_file.agreement:.3f}, box error {box_error:.2f} px"
+    )
+    return [
+        Figure("detector full-integer PTQ: mAP@[.5:.95] delta", round(ptq_delta, 1), "points"),
+        Figure(
+            "detector full-integer QAT: mAP@[.5:.95] delta", round(qat_delta, 1), "points", f">= -{DETECTOR_TARGET}"
+        ),
+        Figure(
+            "detector QAT file vs its Keras model: agreement",
+            round(qat_file.agreement, 3),
+            "",
+            f">= {AGREEMENT_TARGET}",
+        ),
+        Figure(
+            "detector QAT file vs its Keras model: box error",
+            round(box_error, 2),
+            "px",
+            f"<= {BOX_TARGET}",
+        ),
+        Figure(
+            "detector QAT epochs / training epochs",
+            round(args.detector_epochs / DETECTOR_EPOCHS, 2),
+            "",
+            f"<= {EPOCH_SHARE}",
+        ),
+    ]
+
+
+def classifier_section(args: argparse.Namespace) -> list:
+    """PTQ and QAT full-integer MobileNetV2 (96 px) against float: the figures."""
+    from _artifacts import trained_mobilenetv2_report
+    from records import Figure
+
+    import edgekit
+
+    trained_mobilenetv2_report(96)
+    out = CACHE / "mobilenetv2_96_trained"
+    root = out / "shapes"
+    train, val, test = edgekit.ImageFolder(root, image_size=96).split(val=0.15, test=0.15, seed=0)
+    model_path = out / "train" / "model.keras"
+    ptq = edgekit.export(
+        model_path, ["tflite:int8_full"], calibration=train, check=test, out_dir=out / "full-int8", progress=False
+    )
+    aware = edgekit.quantize_aware(
+        model_path, train, val, epochs=args.classifier_epochs, batch_size=16, out_dir=out / "qat", exist_ok=True
+    )
+    qat = edgekit.export(aware.model_path, ["tflite:int8"], check=test, out_dir=out / "qat-export", progress=False)
+    (ptq_file,), (qat_file,) = ptq.results, qat.results
+    ptq_delta, qat_delta = ptq_file.accuracy_delta, (qat_file.accuracy - ptq.keras_accuracy) * 100
+    print(
+        f"MobileNetV2 96, full-integer TFLite: float {ptq.keras_accuracy:.1%}; PTQ {ptq_delta:+.1f} points, QAT "
+        f"({args.classifier_epochs} epochs) {qat_delta:+.1f} points; QAT file vs its Keras model: top-1 agreement "
+        f"{qat_file.agreement:.3f}"
+    )
+    return [
+        Figure("MobileNetV2 full-integer PTQ: accuracy delta", round(ptq_delta, 1), "points"),
+        Figure(
+            "MobileNetV2 full-integer QAT: accuracy delta", round(qat_delta, 1), "points", f">= -{CLASSIFIER_TARGET}"
+        ),
+        Figure("MobileNetV2 QAT minus PTQ", round(qat_delta - ptq_delta, 1), "points", ">= 0"),
+        Figure(
+            "MobileNetV2 QAT file vs its Keras model: agreement",
+            round(qat_file.agreement, 3),
+            "",
+            f">= {CLASSIFIER_AGREEMENT}",
+        ),
+        Figure(
+            "MobileNetV2 QAT epochs / training epochs",
+            round(args.classifier_epochs / CLASSIFIER_EPOCHS, 2),
+            "",
+            f"<= {EPOCH_SHARE}",
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--detector-epochs", type=int, default=4)
+    parser.add_argument("--classifier", action="store_true", help="also the MobileNetV2 classifier (trains it once)")
+    parser.add_argument("--classifier-epochs", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="the smoke detector, 1 QAT epoch; no record")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.detector_epochs, args.classifier = 1, False
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    figures = detector_section(args)
+    if args.classifier:
+        figures += classifier_section(args)
+    if args.smoke:
+        print(f"smoke: {len(figures)} figures, QAT detector file agreement {figures[2].value}")
+        return 0
+    from records import write_record
+
+    command = f"bench/qat.py --detector-epochs {args.detector_epochs}" + (
+        f" --classifier --classifier-epochs {args.classifier_epochs}" if args.classifier else ""
+    )
+    write_record("qat", figures, command=command)
+    misses = [
+        f"{figure.name} {figure.value:g} (target {figure.target})" for figure in figures if figure.passed is False
+    ]
+    print("misses: " + "; ".join(misses) if misses else "every target met")
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.exit(main())
