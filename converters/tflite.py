@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from converters.accelerators import accelerator_fit
 from converters.base import (
     MIXED_PRECISION,
     Artifact,
@@ -24,7 +25,7 @@ from converters.base import (
     mixed_precision_note,
     register_converter,
 )
-from converters.calibration import CalibrationData, input_range, require_calibration
+from converters.calibration import CalibrationData, full_integer_warnings, input_range, require_calibration
 from converters.shared_work import intermediate
 from converters.tflite_integer import AWARE_NOTE, _aware_int8, _full_integer, _mixed_int8, aware_int8
 from runtimes.contract import ModelContract
@@ -203,6 +204,8 @@ def convert_tflite(
     flatbuffer = with_standard_metadata(flatbuffer, embedded)
     with atomic_output(output_path) as tmp:
         tmp.write_bytes(flatbuffer)
+        if config.quantization is Quantization.INT8:  # what Coral's and Hailo's compilers would map
+            notes.extend(fit.line() for fit in accelerator_fit(tmp, output_path.name))
     seconds = time.perf_counter() - started
     log.debug("wrote %s (%.1f kB, %.1f s)", output_path, len(flatbuffer) / 1024, seconds)
     return Artifact(
@@ -322,6 +325,8 @@ def _convert(
     if quant is Quantization.INT8:
         data, lint = require_calibration(calibration, contract.preprocessing, config.calibration_samples)
         notes.extend(lint)
+        if config.full_integer:  # every range from these samples: each class, the whole input range
+            notes.extend(full_integer_warnings(data, contract.preprocessing, contract.labels))
         data = data.spanning(
             *input_range(contract.preprocessing)
         )  # the input's range is the contract's, not the samples'

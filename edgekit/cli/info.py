@@ -72,4 +72,15 @@ def run(args: argparse.Namespace) -> int:
         print("contract derived (no edgekit contract in the file):")
         for name, source in sorted(sources.items()):
             print(f"  {name + ':':14} {source}")
+    if args.model.suffix == ".tflite" and contract.quantization.get("mode") == "int8":
+        print_accelerators(args.model)
     return 0
+
+
+def print_accelerators(path: Path) -> None:
+    """Which operators Coral's and Hailo's compilers would map, and the command that compiles the file."""
+    from converters.accelerators import accelerator_fit
+
+    print("accelerators (from their compilers' published operator tables; the compilers are not run here):")
+    for fit in accelerator_fit(path):
+        print(f"  {fit.line()}")

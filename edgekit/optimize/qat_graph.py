@@ -47,6 +47,7 @@ RANGED = (
     "Softmax",
     "BatchNormalization",
     "UpSampling2D",
+    "Resizing",
 )
 FUSED_ACTIVATIONS = ("linear", "relu", "relu6")  # what TFLite fuses into a convolution, dense layer or addition
 FIXED_RANGE_ACTIVATIONS = ("sigmoid", "softmax", "hard_sigmoid")
@@ -114,7 +115,8 @@ def plan_qat(model: Any) -> QATPlan:
                 f"{', '.join(sorted(set(WEIGHTED + KEEP_RANGE + RANGED)))}"
             )
         activation = _activation(layer)
-        if kind == "UpSampling2D" and layer.get_config().get("interpolation") == "nearest" or kind in KEEP_RANGE:
+        nearest = kind in ("UpSampling2D", "Resizing") and layer.get_config().get("interpolation") == "nearest"
+        if nearest or kind in KEEP_RANGE:
             plan.kept.add(layer.name)
         if kind in WEIGHTED and activation not in FUSED_ACTIVATIONS:
             plan.split[layer.name] = activation

@@ -86,13 +86,17 @@ def _head(features: Any, num_classes: int, width: int) -> Any:
 
 
 def _top_down(levels: list[Any], width: int) -> Any:
-    """Merge coarse levels into the finest (stride 4) by nearest upsampling and addition (a small FPN)."""
+    """Merge coarse levels into the finest (stride 4) by nearest upsampling and addition (a small FPN).
+
+    Upsampled by a nearest-neighbour resize to the finer level's size, not UpSampling2D: the same values, but one
+    RESIZE_NEAREST_NEIGHBOR in TFLite (which accelerators map) where UpSampling2D's repeat lowers to SHAPE and TILE
+    (which they do not)."""
     k = keras()
     merged = k.layers.Conv2D(width, 1)(levels[-1])
     for level in reversed(levels[:-1]):
-        merged = k.layers.Add()(
-            [k.layers.Conv2D(width, 1)(level), k.layers.UpSampling2D(2, interpolation="nearest")(merged)]
-        )
+        height, width_cells = level.shape[1:3]
+        upsampled = k.layers.Resizing(height, width_cells, interpolation="nearest")(merged)
+        merged = k.layers.Add()([k.layers.Conv2D(width, 1)(level), upsampled])
     return merged
 
 

@@ -1,0 +1,101 @@
+"""The full-integer profile for accelerators (`tflite:int8_full`): no float tensor, int8 in and out, batch 1 and
+static shapes, checked on the file; a detector's raw maps decoded in runtimes; the accelerator report; the
+full-integer calibration check; and a quantization-aware detector, whose int8 file is all-integer too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgekit
+from converters.accelerators import accelerator_fit
+from converters.errors import ConversionError
+from converters.tflite_integer import _full_integer, float_tensors
+
+
+def _static_int8(path: Path) -> None:
+    from runtimes.backends.tflite import interpreter_class
+
+    interpreter = interpreter_class()[0](model_path=str(path))
+    assert float_tensors(path.read_bytes()) == []
+    for detail in interpreter.get_input_details() + interpreter.get_output_details():
+        assert detail["dtype"] == np.int8 and list(detail["shape_signature"])[0] in (1, -1)
+        assert all(size > 0 for size in list(detail["shape_signature"])[1:])
+
+
+@pytest.mark.slow
+def test_a_classifier_in_the_full_integer_profile(trained, shapes_splits, tmp_path):
+    train, _, test = shapes_splits
+    by_class = [np.flatnonzero(train.targets == k) for k in range(len(train.labels))]
+    few = train.subset([int(by_class[0][0]), *by_class[1][:20].tolist(), *by_class[2][:20].tolist()])
+    report = edgekit.export(trained.model_path, ["tflite:int8_full"], calibration=few, check=test, out_dir=tmp_path)
+    (result,) = report.results
+    assert result.status == "ok" and result.target == "tflite:int8_full", result.error
+    _static_int8(Path(result.path))
+    assert result.agreement >= 0.98 and abs(result.accuracy_delta) <= 2.0
+    label = trained.contract.labels[0]
+    assert any(f"full integer: calibration images per class {label!r} 1 (of 41)" in note for note in result.notes)
+    assert any(note.startswith("Coral Edge TPU: every operator maps") for note in result.notes), result.notes
+    assert any(note.startswith("Hailo-8 / Hailo-8L: every operator maps") for note in result.notes)
+
+
+@pytest.mark.slow
+def test_a_detector_in_the_full_integer_profile_is_decoded_in_runtimes(trained_detector, tmp_path):
+    result, train, test = trained_detector
+    report = edgekit.export(result.model_path, ["tflite:int8_full"], calibration=train, check=test, out_dir=tmp_path)
+    (artifact,) = report.results
+    assert artifact.status == "ok", artifact.error
+    _static_int8(Path(artifact.path))
+    with edgekit.load(artifact.path) as model:
+        assert model.contract.head["layout"] == "maps" and not model.contract.head["decoding_in_graph"]
+        assert [list(spec.shape[1:3]) for spec in model.output_specs] == [[16, 16], [16, 16]]
+        assert len(model.predict(test.sources[0], threshold=0.0)) > 0  # decoded: boxes in the source's pixels
+    assert artifact.agreement >= 0.8  # full integer after PTQ: its box sides lose precision (QAT's job)
+    edgetpu = next(fit for fit in accelerator_fit(artifact.path) if fit.accelerator == "Coral Edge TPU")
+    assert edgetpu.complete, edgetpu.line()  # no float op left for peaks and boxes; the FPN's resize maps too
+
+
+@pytest.mark.slow
+def test_a_quantization_aware_detector_exports_all_integer(trained_detector, tmp_path):
+    result, train, test = trained_detector
+    aware = edgekit.quantize_aware(result.model_path, train, test, epochs=2, out_dir=tmp_path / "qat", verbose=0)
+    report = edgekit.export(aware.model_path, ["tflite:int8"], check=test, out_dir=tmp_path / "export")
+    (artifact,) = report.results
+    assert artifact.status == "ok", artifact.error
+    _static_int8(Path(artifact.path))
+    # against its fake-quantized Keras model: a 1-step difference in an int8 heat plateau moves a peak; this weak
+    # 64 px detector has many (bench/qat.py holds the default detector to 0.97)
+    assert artifact.agreement >= 0.93 and (artifact.max_abs_error or 0.0) <= 1.0
+    with edgekit.load(artifact.path) as model:
+        assert model.contract.head["layout"] == "maps" and "aware_training" in model.contract.quantization
+
+
+def test_a_float_tensor_fails_the_profile_with_its_name(tiny_tflite):
+    with pytest.raises(ConversionError, match=r"not full integer: \d+ float tensor\(s\) left \(.+\); an accelerator"):
+        _full_integer(Path(tiny_tflite).read_bytes())
+
+
+def test_the_accelerator_report_names_float_ops_and_where_the_edge_tpu_cuts(tiny_tflite):
+    fits = {fit.accelerator: fit for fit in accelerator_fit(tiny_tflite)}
+    edgetpu, hailo = fits["Coral Edge TPU"], fits["Hailo-8 / Hailo-8L"]
+    assert not edgetpu.mapped and edgetpu.first_fallback.endswith("(float)")  # float: nothing maps
+    assert all(name.endswith("(float)") for name in hailo.fallback) and hailo.first_fallback == ""
+    assert edgetpu.compile == f"edgetpu_compiler -s {Path(tiny_tflite).name}"
+    assert "coral.ai" in edgetpu.source and "read 2026-12-07" in edgetpu.source
+
+
+@pytest.mark.slow
+def test_edgekit_info_shows_the_accelerator_report(trained, shapes_splits, tmp_path, capsys):
+    from edgekit.cli import main
+
+    train, _, _ = shapes_splits
+    report = edgekit.export(trained.model_path, ["tflite:int8_full"], calibration=train, out_dir=tmp_path)
+    assert main(["info", str(report.results[0].path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    index = lines.index(
+        "accelerators (from their compilers' published operator tables; the compilers are not run here):"
+    )
+    assert lines[index + 1].startswith("  Coral Edge TPU: every operator maps")
+    assert lines[index + 1].endswith("compile: edgetpu_compiler -s small_cnn_int8_full.tflite")
