@@ -30,8 +30,10 @@ from converters.base import (
     register_converter,
 )
 from converters.calibration import CalibrationData, input_range, require_calibration
+from converters.onnx_aware import aware_qdq
 from converters.onnx_quantization import OnnxConfig, choose_input, quantize_onnx, reduced_range
 from converters.shared_work import intermediate
+from converters.tflite_integer import AWARE_NOTE, aware_int8
 from runtimes.contract import ModelContract
 from runtimes.deps import require
 from runtimes.metadata.onnx import CONTRACT_METADATA_KEY, INPUT_QUANTIZATION_KEY
@@ -175,13 +177,14 @@ def _with_contract(
     scopes: tuple[str, ...],
     kept: int,
     notes: list[str],
+    aware: bool = False,
 ) -> tuple[Any, ModelContract, str]:
     """`proto` with the contract (edgekit's and the portable keys) in its metadata_props and, for int8, its input
     moved out of the graph where pixels map straight to it; (proto, the embedded contract, the input kind)."""
     extra: dict[str, Any] = {}
     if config.quantization is Quantization.INT8:
         extra["activation_type"] = config.activation_type
-    if config.quantization is not Quantization.FLOAT32 and reduced_range(config):
+    if config.quantization is not Quantization.FLOAT32 and reduced_range(config) and not aware:
         extra["weight_bits"] = 7
         notes.append("weights in 7 bits (reduce_range): uint8 x int8 products cannot saturate on x86 CPUs without VNNI")
     if kept:
@@ -231,7 +234,8 @@ def convert_onnx(
     output_path = Path(output_path)
     started = time.perf_counter()
     notes: list[str] = []
-    if config.quantization is Quantization.INT8:
+    aware = aware_int8(config, contract)
+    if config.quantization is Quantization.INT8 and not aware:
         calibration, lint = require_calibration(calibration, contract.preprocessing, config.calibration_samples)
         notes.extend(lint)
     probe = _probe_inputs(contract, calibration)
@@ -244,7 +248,11 @@ def convert_onnx(
         final = float_path
         scopes = config.float_scopes if config.quantization is Quantization.INT8 and config.mixed_precision else ()
         kept = 0
-        if config.quantization is not Quantization.FLOAT32:
+        if aware:
+            final = workdir / "aware.onnx"
+            aware_qdq(float_path, final)
+            notes.append(AWARE_NOTE)
+        elif config.quantization is not Quantization.FLOAT32:
             final = workdir / "quantized.onnx"
             try:
                 with quiet_native(f"ONNX Runtime quantization {config.quantization.value}"):
@@ -254,7 +262,7 @@ def convert_onnx(
             except Exception as exc:
                 raise ConversionError(f"ONNX {config.quantization.value} quantization failed: {exc!r}") from exc
         proto, embedded, input_kind = _with_contract(
-            onnx.load(str(final)), config, contract, path_name, scopes, kept, notes
+            onnx.load(str(final)), config, contract, path_name, scopes, kept, notes, aware
         )
         proto.producer_name = "edgekit"
         with atomic_output(output_path) as tmp_out:

@@ -171,14 +171,17 @@ def test_a_qat_model_exports_full_integer_without_calibration(aware, trained, sh
     _, _, test = shapes_splits
     record = read_keras_contract(aware[0]).quantization["aware_training"]
     assert record["epochs"] == 2 and "frozen for 1" in record["ranges"]
-    report = edgekit.export(aware[0], ["tflite:int8", "tflite:uint8"], check=test, out_dir=tmp_path)
+    report = edgekit.export(aware[0], ["tflite:int8", "tflite:uint8", "onnx:int8"], check=test, out_dir=tmp_path)
     simulated, contract = load_keras(aware[0])
     tensors = test.tensors(contract.preprocessing)
     expected = simulated.predict(tensors, verbose=0)
     float_accuracy = trained.metrics["accuracy"]["test"]
     for result in report.results:
         assert result.status == "ok", result.error
-        assert float_tensors(Path(result.path).read_bytes()) == []
+        if result.target.startswith("tflite"):
+            assert float_tensors(Path(result.path).read_bytes()) == []
+        else:  # every convolution's and the dense layer's weights stored as integers
+            assert integer_weights(Path(result.path)) == (4, 4)
         assert result.agreement >= 0.995  # against the fake-quantized Keras model it came from
         assert result.accuracy >= float_accuracy - 0.015  # and against the float model it was fine-tuned from
         with edgekit.load(result.path) as model:
@@ -188,6 +191,25 @@ def test_a_qat_model_exports_full_integer_without_calibration(aware, trained, sh
         # 1-step change in a logit moves a softmax score by a few of its steps
         assert np.mean(steps <= 2 + 1e-3) >= 0.98 and steps.max() <= 6, (np.mean(steps <= 2 + 1e-3), steps.max())
     assert any("quantization-aware training" in note for note in report.results[0].notes)
+
+
+def integer_weights(path: Path) -> tuple[int, int]:
+    """(weighted ONNX nodes, those whose weights come through a DequantizeLinear of an integer initializer)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    producers = {output: node for node in graph.node for output in node.output}
+    weighted = [node for node in graph.node if node.op_type in ("Conv", "MatMul") and len(node.input) > 1]
+    integer = [
+        node
+        for node in weighted
+        if (source := producers.get(node.input[1])) is not None
+        and source.op_type == "DequantizeLinear"
+        and initializers[source.input[0]].dtype == np.uint8
+    ]
+    return len(weighted), len(integer)
 
 
 @pytest.mark.slow
