@@ -88,7 +88,7 @@ def _probe_inputs(contract: ModelContract, calibration: CalibrationData | None) 
     return np.ascontiguousarray(np.moveaxis(probe, -1, 1)) if spec.layout.value == "nchw" else probe
 
 
-def _verify_float(path: Path, model: Any, probe: np.ndarray) -> str | None:
+def _verify_float(path: Path, model: Any, probe: np.ndarray, tolerance: float = 0.0) -> str | None:
     """None when the ONNX file is usable and matches Keras on `probe`; else why not."""
     ort = require("onnxruntime", extra="onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -107,7 +107,7 @@ def _verify_float(path: Path, model: Any, probe: np.ndarray) -> str | None:
         if not errors:
             return f"no output of shape {want.shape} (Keras' output)"
         error = max(error, min(errors))
-    return None if error <= PROBE_TOLERANCE else f"outputs differ from Keras by {error:.3g}"
+    return None if error <= (tolerance or PROBE_TOLERANCE) else f"outputs differ from Keras by {error:.3g}"
 
 
 @contextlib.contextmanager
@@ -117,7 +117,20 @@ def _float_onnx(model: Any, probe: np.ndarray) -> Iterator[tuple[Path, str, list
         yield _first_matching_export(model, Path(tmp), probe)
 
 
-def _first_matching_export(model: Any, workdir: Path, probe: np.ndarray) -> tuple[Path, str, list[str]]:
+AWARE_PROBE_TOLERANCE = 0.1  # int8 kernels against the simulation: a few output steps (the check measures them)
+
+
+@contextlib.contextmanager
+def _aware_onnx(model: Any, probe: np.ndarray) -> Iterator[tuple[Path, str, list[str]]]:
+    """A quantization-aware model's int8 ONNX graph (`aware_qdq`) from the first export path whose int8 graph
+    matches the fake-quantized Keras model: (path, export path name, notes)."""
+    with tempfile.TemporaryDirectory(prefix="edgekit-onnx-aware-") as tmp:
+        yield _first_matching_export(model, Path(tmp), probe, aware=True)
+
+
+def _first_matching_export(
+    model: Any, workdir: Path, probe: np.ndarray, aware: bool = False
+) -> tuple[Path, str, list[str]]:
     notes: list[str] = []
     model(probe[:1], training=False)  # Keras export refuses models that were never called
     for float_path in FLOAT_PATHS:
@@ -125,7 +138,9 @@ def _first_matching_export(model: Any, workdir: Path, probe: np.ndarray) -> tupl
         try:
             with quiet_native(f"ONNX {float_path.name}"):  # tf2onnx logs optimizer tracebacks; keep them in -v
                 float_path.export(model, target)
-                problem = _verify_float(target, model, probe)
+                if aware:
+                    aware_qdq(target, target)
+                problem = _verify_float(target, model, probe, AWARE_PROBE_TOLERANCE if aware else 0.0)
         except Exception as exc:  # exporters raise many types; try the next path
             problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if problem is None:
@@ -240,7 +255,11 @@ def convert_onnx(
         notes.extend(lint)
     probe = _probe_inputs(contract, calibration)
     with (
-        intermediate(model, "onnx-float", lambda: _float_onnx(model, probe)) as (float_path, path_name, path_notes),
+        intermediate(
+            model,
+            "onnx-aware" if aware else "onnx-float",
+            lambda: _aware_onnx(model, probe) if aware else _float_onnx(model, probe),
+        ) as (float_path, path_name, path_notes),
         tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as tmp,
     ):
         workdir = Path(tmp)
@@ -249,8 +268,6 @@ def convert_onnx(
         scopes = config.float_scopes if config.quantization is Quantization.INT8 and config.mixed_precision else ()
         kept = 0
         if aware:
-            final = workdir / "aware.onnx"
-            aware_qdq(float_path, final)
             notes.append(AWARE_NOTE)
         elif config.quantization is not Quantization.FLOAT32:
             final = workdir / "quantized.onnx"
