@@ -143,6 +143,7 @@ def _two_step_classes() -> dict[str, type]:
         def build(self, input_shape: Any) -> None:
             super().build(input_shape)
             self.between = ACTIVATION_RANGE()(name=f"{self.name}_between")
+            self.between.build(input_shape)  # built with its parent, so a saved model's range loads into it
 
         def call(self, inputs: Any, training: bool | None = None) -> Any:
             depthwise = ops.depthwise_conv(
@@ -164,6 +165,7 @@ def _two_step_classes() -> dict[str, type]:
         def build(self, input_shape: Any) -> None:
             super().build(input_shape)
             self.between = ACTIVATION_RANGE()(name=f"{self.name}_between")
+            self.between.build(input_shape)  # built with its parent, so a saved model's range loads into it
 
         def call(self, inputs: Any, training: bool | None = None) -> Any:
             scaled = ops.multiply(ops.cast(inputs, self.compute_dtype), ops.cast(self.scale, self.compute_dtype))

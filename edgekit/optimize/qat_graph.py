@@ -212,14 +212,19 @@ def qat_model(model: Any, input_range: tuple[float, float]) -> tuple[Any, QATPla
         if source is None or not source.weights or layer.name in plan.folded:
             continue
         norm = next((by_name[bn] for bn, conv in plan.folded.items() if conv == layer.name), None)
-        layer.set_weights(folded_weights(source, norm) if norm is not None else source.get_weights())
+        values = folded_weights(source, norm) if norm is not None else source.get_weights()
+        inner = {id(v) for v in getattr(getattr(layer, "between", None), "weights", [])}  # its own int8 range
+        for variable, value in zip([w for w in layer.weights if id(w) not in inner], values, strict=True):
+            variable.assign(value)
     return quantized, plan
 
 
 def activation_ranges(model: Any) -> list[Any]:
     """Every learned-range `ActivationRange` layer of a QAT model (fixed ranges left out)."""
     kind = ACTIVATION_RANGE()
-    return [layer for layer in model.layers if isinstance(layer, kind) and layer.fixed is None]
+    inner = [layer.between for layer in model.layers if hasattr(layer, "between")]  # two-op layers' own ranges
+    found = [*model.layers, *inner]
+    return [layer for layer in found if isinstance(layer, kind) and layer.fixed is None]
 
 
 def is_qat_model(model: Any) -> bool:

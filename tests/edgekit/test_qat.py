@@ -103,6 +103,23 @@ def test_a_nested_model_is_refused_with_the_fix():
         plan_qat(model)
 
 
+def test_a_saved_qat_model_loads_with_every_range(tmp_path):
+    """Ranges inside two-op layers (Rescaling with an offset, SeparableConv2D) load with the model."""
+    from edgekit.keras_io import load_keras, save_keras
+    from runtimes.contract import ModelContract, Preprocessing
+
+    aware, _ = qat_model(usual_layers_model(), (0.0, 255.0))
+    data = pixels(16)
+    aware(data, training=True)
+    save_keras(aware, tmp_path / "model.keras", ModelContract(Preprocessing((24, 40), scale=1.0), ("a", "b", "c", "d")))
+    loaded, _ = load_keras(tmp_path / "model.keras")
+    between = {
+        layer.name: float(layer.between.range_max.numpy()) for layer in loaded.layers if hasattr(layer, "between")
+    }
+    assert len(between) == 2 and all(value > 0 for value in between.values()), between
+    np.testing.assert_array_equal(loaded(data, training=False).numpy(), aware(data, training=False).numpy())
+
+
 def test_the_int8_file_computes_what_the_fake_quantized_model_does(tmp_path):
     """Every usual layer: the TFLite file is integer everywhere and within 2 output steps of Keras' simulation."""
     from converters.tflite_integer import float_tensors
