@@ -86,18 +86,29 @@ def _head(features: Any, num_classes: int, width: int) -> Any:
 
 
 def _top_down(levels: list[Any], width: int) -> Any:
-    """Merge coarse levels into the finest (stride 4) by nearest upsampling and addition (a small FPN).
-
-    Upsampled by a nearest-neighbour resize to the finer level's size, not UpSampling2D: the same values, but one
-    RESIZE_NEAREST_NEIGHBOR in TFLite (which accelerators map) where UpSampling2D's repeat lowers to SHAPE and TILE
-    (which they do not)."""
+    """Merge coarse levels into the finest (stride 4) by nearest upsampling and addition (a small FPN)."""
     k = keras()
     merged = k.layers.Conv2D(width, 1)(levels[-1])
     for level in reversed(levels[:-1]):
-        height, width_cells = level.shape[1:3]
-        upsampled = k.layers.Resizing(height, width_cells, interpolation="nearest")(merged)
-        merged = k.layers.Add()([k.layers.Conv2D(width, 1)(level), upsampled])
+        merged = k.layers.Add()(
+            [k.layers.Conv2D(width, 1)(level), k.layers.UpSampling2D(2, interpolation="nearest")(merged)]
+        )
     return merged
+
+
+def with_nearest_resizes(model: Any) -> Any:
+    """`model` (its layers shared) with each nearest UpSampling2D as a nearest resize to the same size: the same
+    values, but one RESIZE_NEAREST_NEIGHBOR in TFLite, which accelerators map, where UpSampling2D's repeat lowers
+    to SHAPE and TILE, which they do not."""
+    k = keras()
+
+    def swap(layer: Any) -> Any:
+        if type(layer).__name__ == "UpSampling2D" and layer.get_config().get("interpolation") == "nearest":
+            height, width = layer.output.shape[1:3]
+            return k.layers.Resizing(height, width, interpolation="nearest", name=layer.name)
+        return layer
+
+    return k.models.clone_model(model, clone_function=swap)
 
 
 @register_detector(
@@ -325,7 +336,8 @@ def with_maps(model: Any, num_classes: int) -> Any:
     accelerator runs in int8 (runtimes decodes peaks and boxes in NumPy)."""
     k = keras()
     heat, sides = _heat_and_sides(model, num_classes)
-    return k.Model(model.input, [k.layers.Identity(name="heat_map")(heat), k.layers.Identity(name="box_sides")(sides)])
+    maps = k.Model(model.input, [k.layers.Identity(name="heat_map")(heat), k.layers.Identity(name="box_sides")(sides)])
+    return with_nearest_resizes(maps)
 
 
 def with_postprocess(model: Any, head: DetectionHead) -> Any:

@@ -18,6 +18,7 @@ EXPECTED_INPUT = {
     "uint8": np.uint8,
     "mediapipe": np.float32,
     "mediapipe_int8": np.uint8,
+    "int8_full": np.int8,
 }  # a classifier's mediapipe files are its fp32 and uint8 ones
 
 

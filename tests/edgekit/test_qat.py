@@ -206,9 +206,10 @@ def test_a_qat_model_exports_full_integer_without_calibration(aware, trained, sh
         with edgekit.load(result.path) as model:
             assert "aware_training" in model.contract.quantization
             steps = np.abs(model.run(tensors) - expected) / STEP
-        # int8 kernels round where the simulation's float ops do not (TFLite's softmax is a lookup table): a
-        # 1-step change in a logit moves a softmax score by a few of its steps
-        assert np.mean(steps <= 2 + 1e-3) >= 0.98 and steps.max() <= 6, (np.mean(steps <= 2 + 1e-3), steps.max())
+        # int8 kernels round where the simulation's float ops do not (TFLite's softmax is a lookup table; ONNX
+        # Runtime requantizes between its QDQ pairs): a 1-step change in a logit moves a sharp softmax several steps
+        within, worst = np.mean(steps <= 2 + 1e-3), steps.max()
+        assert within >= 0.98 and worst <= (6 if result.target.startswith("tflite") else 12), (within, worst)
     assert any("quantization-aware training" in note for note in report.results[0].notes)
 
 
