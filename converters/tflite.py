@@ -204,7 +204,7 @@ def convert_tflite(
     flatbuffer = with_standard_metadata(flatbuffer, embedded)
     with atomic_output(output_path) as tmp:
         tmp.write_bytes(flatbuffer)
-        if config.quantization is Quantization.INT8:  # what Coral's and Hailo's compilers would map
+        if config.full_integer or aware_int8(config, contract):  # what Coral's and Hailo's compilers would map
             notes.extend(fit.line() for fit in accelerator_fit(tmp, output_path.name))
     seconds = time.perf_counter() - started
     log.debug("wrote %s (%.1f kB, %.1f s)", output_path, len(flatbuffer) / 1024, seconds)

@@ -190,8 +190,6 @@ def qat_model(model: Any, input_range: tuple[float, float]) -> tuple[Any, QATPla
             return quantized_class(_kind(layer)).from_config(config)
         if _kind(layer) == "Rescaling":
             return quantized_class("Rescaling").from_config(config)
-        if _kind(layer) == "UpSampling2D" and config.get("interpolation") == "nearest":  # RESIZE_NEAREST_NEIGHBOR
-            return k.layers.Resizing(*layer.output.shape[1:3], interpolation="nearest", name=layer.name)
         return type(layer).from_config(config)
 
     def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
