@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from converters.base import (
+    AWARE_TRAINING,
     Artifact,
     ConversionConfig,
     ConversionError,
@@ -30,8 +31,10 @@ from converters.base import (
     replace_folder,
 )
 from converters.calibration import CalibrationData
+from converters.coreml_aware import aware_target, fake_quant_as_int8, int8_weights
 from converters.coreml_lint import neural_engine_lint
 from converters.shared_work import intermediate
+from converters.tflite_integer import AWARE_NOTE
 from runtimes.backends.base import artifact_size
 from runtimes.contract import ColorOrder, Layout, ModelContract
 from runtimes.deps import require
@@ -105,8 +108,16 @@ def _concrete_function(model: Any, contract: ModelContract, fold: np.ndarray | N
     return tf.function(lambda x: model(x * factor, training=False)).get_concrete_function(signature)
 
 
-def _compress(mlmodel: Any, config: CoreMLConfig) -> Any:
+def aware_w8a8(config: ConversionConfig, contract: ModelContract) -> bool:
+    """True for `coreml:int8` of a model trained quantization-aware: int8 weights and activations, its ranges."""
+    palettized = getattr(config, "palettize_bits", None) is not None
+    return config.quantization is Quantization.DYNAMIC and not palettized and AWARE_TRAINING in contract.quantization
+
+
+def _compress(mlmodel: Any, config: CoreMLConfig, aware: bool = False) -> Any:
     optimize = require("coremltools.optimize.coreml", extra="coreml", package="coremltools")
+    if aware:
+        return int8_weights(mlmodel)
     if config.palettize_bits is not None:
         op_config = optimize.OpPalettizerConfig(mode="kmeans", nbits=config.palettize_bits)
         return optimize.palettize_weights(mlmodel, optimize.OptimizationConfig(global_config=op_config))
@@ -204,13 +215,16 @@ def convert_coreml(
     if spec.layout is not Layout.NHWC:
         raise ConversionError("CoreML export takes NHWC Keras models; this contract's layout is nchw")
     started = time.perf_counter()
+    aware = aware_w8a8(config, contract)
+    target = aware_target(config.minimum_deployment_target) if aware else config.minimum_deployment_target
     scale, bias, fold = image_scale_and_bias(contract)
     image = _image_input(ct, spec, scale, bias)
     precision = ct.precision.FLOAT32 if config.quantization is Quantization.FLOAT32 else ct.precision.FLOAT16
 
     @contextlib.contextmanager
     def base_program() -> Iterator[Any]:
-        with quiet_native("coremltools convert"):  # pass-by-pass progress bars and version warnings
+        activations = fake_quant_as_int8() if aware else contextlib.nullcontext()
+        with quiet_native("coremltools convert"), activations:  # progress bars and version warnings; QAT's ranges
             program = ct.convert(
                 [_concrete_function(model, contract, fold)],
                 source="tensorflow",
@@ -221,15 +235,15 @@ def convert_coreml(
                 convert_to="mlprogram",
                 compute_precision=precision,
                 compute_units=getattr(ct.ComputeUnit, config.compute_units),
-                minimum_deployment_target=getattr(ct.target, config.minimum_deployment_target),
+                minimum_deployment_target=getattr(ct.target, target),
             )
         yield program
 
     # the compressions rebuild the program from the base's spec, so one base serves every mode
-    key = ("coreml-program", str(precision), config.compute_units, config.minimum_deployment_target, contract.to_json())
+    key = ("coreml-program", str(precision), config.compute_units, target, aware, contract.to_json())
     try:
         with intermediate(model, key, base_program) as base, quiet_native(f"coremltools {config.quantization.value}"):
-            mlmodel = _named_outputs(ct, _compress(base, config), _output_names(model, contract))
+            mlmodel = _named_outputs(ct, _compress(base, config, aware), _output_names(model, contract))
     except Exception as exc:  # coremltools raises many types from its graph passes
         raise ConversionError(f"CoreML conversion failed: {exc}") from exc
     mode = _mode_name(config)
@@ -238,7 +252,8 @@ def convert_coreml(
         config,
         coreml_mode=mode,
         compute_units=config.compute_units,
-        minimum_deployment_target=config.minimum_deployment_target,
+        minimum_deployment_target=target,
+        **({"activations": "int8"} if aware else {}),
         image_scale=scale,
         image_bias=bias,
         folded_std=fold is not None,
@@ -250,4 +265,6 @@ def convert_coreml(
     seconds = time.perf_counter() - started
     log.debug("wrote %s (%.1f kB, %.1f s)", output_path, size / 1024, seconds)
     notes = tuple(f"Neural Engine: {finding}" for finding in neural_engine_lint(output_path, config.compute_units))
+    if aware:
+        notes = (f"{AWARE_NOTE} (W8A8, {target} or later)", *notes)
     return Artifact(output_path, f"coreml:{mode}", config, embedded, size, seconds, notes)

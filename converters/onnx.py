@@ -31,6 +31,7 @@ from converters.base import (
 )
 from converters.calibration import CalibrationData, input_range, require_calibration
 from converters.onnx_aware import aware_qdq
+from converters.onnx_integer import float_nodes
 from converters.onnx_quantization import OnnxConfig, choose_input, quantize_onnx, reduced_range
 from converters.shared_work import intermediate
 from converters.tflite_integer import AWARE_NOTE, aware_int8
@@ -50,6 +51,8 @@ MODES = {
     "dynamic": OnnxConfig(Quantization.DYNAMIC),
     "int8": OnnxConfig(Quantization.INT8, io_dtype="float32"),  # portable: float or raw-pixel input
     "int8_qinput": OnnxConfig(Quantization.INT8, io_dtype="float32", integer_input="always"),  # the reader quantizes
+    # for accelerators and integer runtimes: every operator between a DequantizeLinear and a QuantizeLinear
+    "int8_full": OnnxConfig(Quantization.INT8, mixed_precision=False, full_integer=True, integer_input="always"),
 }
 
 
@@ -89,7 +92,8 @@ def _probe_inputs(contract: ModelContract, calibration: CalibrationData | None) 
 
 
 def _verify_float(path: Path, model: Any, probe: np.ndarray, tolerance: float = 0.0) -> str | None:
-    """None when the ONNX file is usable and matches Keras on `probe`; else why not."""
+    """None when the ONNX file is usable and matches Keras on `probe` (its outputs then put in Keras' order, as
+    readers of a layout such as the detector's maps take them); else why not."""
     ort = require("onnxruntime", extra="onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
@@ -101,13 +105,35 @@ def _verify_float(path: Path, model: Any, probe: np.ndarray, tolerance: float = 
     actual = [np.concatenate([row[i] for row in rows]) for i in range(len(rows[0]))]
     if len(actual) != len(expected):
         return f"graph has {len(actual)} outputs, Keras {len(expected)}"
-    error = 0.0
+    error, order = 0.0, []
     for want in expected:  # outputs may come in another order: each Keras output against the closest same-shaped one
-        errors = [float(np.max(np.abs(got.astype(np.float64) - want))) for got in actual if got.shape == want.shape]
+        errors = {
+            i: float(np.max(np.abs(got.astype(np.float64) - want)))
+            for i, got in enumerate(actual)
+            if got.shape == want.shape and i not in order
+        }
         if not errors:
             return f"no output of shape {want.shape} (Keras' output)"
-        error = max(error, min(errors))
-    return None if error <= (tolerance or PROBE_TOLERANCE) else f"outputs differ from Keras by {error:.3g}"
+        order.append(min(errors, key=errors.__getitem__))
+        error = max(error, errors[order[-1]])
+    if error > (tolerance or PROBE_TOLERANCE):
+        return f"outputs differ from Keras by {error:.3g}"
+    if order != sorted(order):
+        _reorder_outputs(path, order)
+    return None
+
+
+def _reorder_outputs(path: Path, order: list[int]) -> None:
+    """Rewrite the ONNX file at `path` with its graph outputs in `order` (indices into the current ones)."""
+    onnx = require("onnx", extra="onnx")
+    proto = onnx.load(str(path))
+    outputs = [proto.graph.output[i] for i in order]
+    copies = [type(value)() for value in outputs]
+    for copy, value in zip(copies, outputs):
+        copy.CopyFrom(value)
+    del proto.graph.output[:]
+    proto.graph.output.extend(copies)
+    onnx.save(proto, str(path))
 
 
 @contextlib.contextmanager
@@ -220,6 +246,23 @@ def _with_contract(
     return proto, embedded, input_kind
 
 
+def _integer_everywhere(proto: Any, config: OnnxConfig, aware: bool, notes: list[str]) -> None:
+    """The full-integer profile's check (a float operator fails it, by name); for a quantization-aware file, a
+    note of any operator left in float."""
+    if not (config.full_integer or aware):
+        return
+    left = float_nodes(proto)
+    if left and config.full_integer:
+        raise ConversionError(
+            f"not full integer: {len(left)} operator(s) compute in float ({', '.join(left[:4])}); an accelerator "
+            "would run them on the CPU or refuse the file"
+        )
+    if left:
+        notes.append(
+            f"{len(left)} operator(s) outside QuantizeLinear/DequantizeLinear run in float: {', '.join(left[:4])}"
+        )
+
+
 @register_converter(
     "onnx", suffix=".onnx", modes=MODES, fallbacks={"int8_qinput": "int8", "int8": "dynamic", "dynamic": "fp32"}
 )
@@ -278,9 +321,9 @@ def convert_onnx(
                     )
             except Exception as exc:
                 raise ConversionError(f"ONNX {config.quantization.value} quantization failed: {exc!r}") from exc
-        proto, embedded, input_kind = _with_contract(
-            onnx.load(str(final)), config, contract, path_name, scopes, kept, notes, aware
-        )
+        proto = onnx.load(str(final))
+        _integer_everywhere(proto, config, aware, notes)
+        proto, embedded, input_kind = _with_contract(proto, config, contract, path_name, scopes, kept, notes, aware)
         proto.producer_name = "edgekit"
         with atomic_output(output_path) as tmp_out:
             onnx.save(proto, str(tmp_out))

@@ -57,6 +57,8 @@ class OnnxConfig(ConversionConfig):
     @property
     def mode(self) -> str:
         """The MODES key this config stands for."""
+        if self.full_integer:
+            return "int8_full"
         if self.quantization is Quantization.INT8 and self.integer_input == "always":
             return "int8_qinput"
         return self.quantization.value
@@ -90,11 +92,9 @@ def quantize_onnx(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = output.with_name("prepared.onnx")
-    try:
-        quant_pre_process(str(float_path), str(prepared))
-    except Exception as exc:  # noqa: BLE001  symbolic shape inference asserts on some graphs (TopK, Gather in decoders)
-        log.debug("ONNX quantization pre-processing: symbolic shape inference failed (%r); using ONNX's own", exc)
-        quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
+    # ONNX's own shape inference: edgekit's graphs have static shapes, and ONNX Runtime's symbolic one, where it
+    # fails (TopK, Gather in decoders), saves its half-inferred model with external data into the working folder
+    quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
     if config.quantization is Quantization.DYNAMIC:  # activations are uint8 at run time: U8S8 kernels
         quantization.quantize_dynamic(
             str(prepared),

@@ -51,6 +51,34 @@ def constexpr_affine_dequantize(quantized_data: np.ndarray, zero_point: Any, sca
     return out.astype(scale.dtype)
 
 
+def _along(value: Any, rank: int, axis: Any) -> np.ndarray:
+    """A scalar, or a vector shaped to broadcast along `axis` of a rank-`rank` tensor."""
+    value = np.asarray(value)
+    if value.size == 1 or axis is None:
+        return value
+    shape = [1] * rank
+    shape[int(axis) % rank] = -1
+    return value.reshape(shape)
+
+
+@mil_op("quantize")
+def quantize(input: np.ndarray, scale: Any, output_dtype: str, zero_point: Any = None, axis: Any = None) -> np.ndarray:
+    """clip(round(input / scale) + zero_point) into int8 or uint8 (iOS17 activation quantization)."""
+    dtype = np.dtype(np.int8 if output_dtype == "int8" else np.uint8)
+    scale = _along(scale, input.ndim, axis).astype(np.float32)
+    offset = 0.0 if zero_point is None else _along(zero_point, input.ndim, axis).astype(np.float32)
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(input.astype(np.float32) / scale) + offset, info.min, info.max).astype(dtype)
+
+
+@mil_op("dequantize")
+def dequantize(input: np.ndarray, scale: Any, zero_point: Any = None, axis: Any = None) -> np.ndarray:
+    """(input - zero_point) * scale, in the scale's float type (iOS17)."""
+    scale = _along(scale, input.ndim, axis)
+    offset = 0.0 if zero_point is None else _along(zero_point, input.ndim, axis).astype(np.float32)
+    return ((input.astype(np.float32) - offset) * scale.astype(np.float32)).astype(scale.dtype)
+
+
 def unpack_indices(packed: np.ndarray, nbits: int, count: int) -> np.ndarray:
     """Indices packed LSB-first into bytes (MIL's constexpr_lut_to_dense layout) -> one per element."""
     bits = np.unpackbits(packed.astype(np.uint8), bitorder="little")[: nbits * count].reshape(count, nbits)

@@ -155,6 +155,48 @@ def test_the_int8_file_computes_what_the_fake_quantized_model_does(tmp_path):
     assert decided.sum() >= 32 and np.all(found.argmax(1)[decided] == expected.argmax(1)[decided])
 
 
+def test_the_coreml_int8_program_is_w8a8_with_the_trained_ranges(tmp_path):
+    """coreml:int8 of a QAT model: activations through int8 quantize/dequantize pairs at the fake-quant ops' ranges,
+    every weight stored as int8 on QAT's grid, and the reference executor within 2 output steps of Keras."""
+    from converters.coreml import MODES, convert_coreml
+    from runtimes.contract import ModelContract, Preprocessing
+    from runtimes.reference.mil_program import load_program
+
+    aware, _ = qat_model(usual_layers_model(), (0.0, 255.0))
+    data = pixels(64)
+    for start in range(0, 64, 16):
+        aware(data[start : start + 16], training=True)
+    contract = ModelContract(Preprocessing((24, 40), scale=1.0), ("a", "b", "c", "d"))
+    contract = contract.with_quantization(aware_training={"epochs": 1, "ranges": "moving average"})
+    artifact = convert_coreml(aware, tmp_path / "aware.mlpackage", MODES["int8"], contract=contract, progress=False)
+    assert artifact.contract.quantization["activations"] == "int8"
+    assert artifact.contract.quantization["aware_training"]["epochs"] == 1
+    assert artifact.notes[0].endswith("(W8A8, iOS17 or later)")
+    program = load_program(artifact.path)
+    sources = weight_sources(artifact.path)
+    assert sources == ["constexpr_affine_dequantize"] * 7  # 5 convolutions (the separable one is two), 2 dense
+    assert program.op_counts["constexpr_affine_dequantize"] == 7
+    assert program.op_counts["quantize"] >= len([r for r in activation_ranges(aware) if r.fixed is None])
+    expected = aware(data, training=False).numpy()
+    with edgekit.load(artifact.path, backend="reference") as model:
+        found = model.run(data)
+    assert np.abs(found - expected).max() <= 2 * STEP + 1e-6
+    top2 = np.sort(expected, 1)[:, -2:]
+    decided = top2[:, 1] - top2[:, 0] > 2 * STEP
+    assert np.all(found.argmax(1)[decided] == expected.argmax(1)[decided])
+
+
+def weight_sources(path: Path) -> list[str]:
+    """The op that makes each conv's, matmul's and linear's weight in a saved ML program."""
+    import coremltools as ct
+    from coremltools.converters.mil.frontend.milproto.load import load
+
+    spec = ct.models.MLModel(str(path), skip_model_load=True)
+    program = load(spec.get_spec(), spec.get_spec().specificationVersion, spec.weights_dir)
+    weighted = [op for op in program.functions["main"].operations if op.op_type in ("conv", "matmul", "linear")]
+    return [(op.inputs.get("weight") or op.inputs["y"]).op.op_type for op in weighted]
+
+
 @pytest.fixture(scope="module")
 def aware(trained, shapes_root, tmp_path_factory):
     """The suite's trained small CNN after 2 epochs of quantization-aware fine-tuning, by `edgekit qat`, on the
@@ -189,7 +231,8 @@ def test_a_qat_model_exports_full_integer_without_calibration(aware, trained, sh
     _, _, test = shapes_splits
     record = read_keras_contract(aware[0]).quantization["aware_training"]
     assert record["epochs"] == 2 and "frozen for 1" in record["ranges"]
-    report = edgekit.export(aware[0], ["tflite:int8", "tflite:uint8", "onnx:int8"], check=test, out_dir=tmp_path)
+    targets = ["tflite:int8", "tflite:uint8", "onnx:int8", "coreml:int8"]
+    report = edgekit.export(aware[0], targets, check=test, out_dir=tmp_path)
     simulated, contract = load_keras(aware[0])
     tensors = test.tensors(contract.preprocessing)
     expected = simulated.predict(tensors, verbose=0)
@@ -198,12 +241,14 @@ def test_a_qat_model_exports_full_integer_without_calibration(aware, trained, sh
         assert result.status == "ok", result.error
         if result.target.startswith("tflite"):
             assert float_tensors(Path(result.path).read_bytes()) == []
+        elif result.target.startswith("coreml"):  # W8A8: int8 weights, activations through quantize ops
+            assert weight_sources(Path(result.path)) == ["constexpr_affine_dequantize"] * 5
         else:  # every convolution's and the dense layer's weights stored as integers
             weighted, integer = integer_weights(Path(result.path))
             assert weighted == integer == 5  # small_cnn: 4 convolutions and the scores layer
         assert result.agreement >= 0.995  # against the fake-quantized Keras model it came from
         assert result.accuracy >= float_accuracy - 0.015  # and against the float model it was fine-tuned from
-        with edgekit.load(result.path) as model:
+        with edgekit.load(result.path, backend="reference" if result.target.startswith("coreml") else None) as model:
             assert "aware_training" in model.contract.quantization
             steps = np.abs(model.run(tensors) - expected) / STEP
         # int8 kernels round where the simulation's float ops do not (TFLite's softmax is a lookup table; ONNX
