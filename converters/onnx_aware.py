@@ -55,6 +55,7 @@ def aware_qdq(source: Path, target: Path) -> int:
         node.input[index] = f"{name}_dequantized"
         count += 1
     graph.node.extend(added)
+    _requantize_kept(graph)
     used = {name for node in graph.node for name in node.input}
     unused = [init for init in graph.initializer if init.name not in used]
     for init in unused:  # the float weights the integer ones replace
@@ -62,6 +63,49 @@ def aware_qdq(source: Path, target: Path) -> int:
     _sort(graph)
     onnx.save(model, str(target))
     return count
+
+
+KEPT_SCALE_OPS = (
+    *("Resize", "MaxPool", "GlobalMaxPool"),
+    *("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"),
+)
+
+
+def _requantize_kept(graph: Any) -> int:
+    """After each operator that keeps its input's scale (nearest resize, max pooling, layout ops: QAT gives them no
+    range of their own, as TFLite requires), a QuantizeLinear/DequantizeLinear pair at its input's scale and zero
+    point, so that it too sits between integer tensors (its values are already on that grid: no value moves).
+    Returns how many pairs were added."""
+    from onnx import helper
+
+    makers = {output: node for node in graph.node for output in node.output}
+    scalars = {init.name for init in graph.initializer if int(np.prod(init.dims)) == 1}
+    outputs = {value.name for value in graph.output}
+    users: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    added = []
+    for node in list(graph.node):
+        source = makers.get(node.input[0]) if node.input else None
+        if node.op_type not in KEPT_SCALE_OPS or source is None or source.op_type != "DequantizeLinear":
+            continue
+        if source.input[1] not in scalars:
+            continue  # a per-channel (weight) dequantization: not an activation
+        name = node.output[0]
+        if name not in outputs and all(user.op_type == "QuantizeLinear" for user in users.get(name, [])):
+            continue
+        float_name = f"{name}_kept"
+        node.output[0] = float_name
+        scale_zero = list(source.input[1:3])
+        pair = [
+            helper.make_node("QuantizeLinear", [float_name, *scale_zero], [f"{name}_requantized"]),
+            helper.make_node("DequantizeLinear", [f"{name}_requantized", *scale_zero], [name]),
+        ]
+        makers[name] = pair[1]  # an operator after this one reads a dequantized tensor now (graph order: inputs first)
+        added += pair
+    graph.node.extend(added)
+    return len(added) // 2
 
 
 def _scales(values: np.ndarray, axis: int, node: Any, model: Any) -> np.ndarray:

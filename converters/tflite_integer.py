@@ -45,35 +45,44 @@ def aware_int8(config: ConversionConfig, contract: ModelContract) -> bool:
 def _full_integer(flatbuffer: bytes) -> bytes:
     """`flatbuffer` when it is what accelerators take: no float tensor, batch 1 and static shapes; else an error
     naming what is not."""
-    left = float_tensors(flatbuffer)
+    tensors, boundary = _details(flatbuffer)
+    left = _floating(tensors)
     if left:
         raise ConversionError(
             f"not full integer: {len(left)} float tensor(s) left ({', '.join(left[:4])}); an accelerator would run "
             "them on the CPU or refuse the file"
         )
-    dynamic = dynamic_tensors(flatbuffer)
+    dynamic = _dynamic(boundary)
     if dynamic:
         raise ConversionError(f"not static: tensor(s) {', '.join(dynamic[:4])} have dynamic dimensions")
     return flatbuffer
 
 
-def dynamic_tensors(flatbuffer: bytes) -> list[str]:
-    """The input and output tensors of `flatbuffer` with a dynamic dimension other than a batch of 1."""
+def _details(flatbuffer: bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(every tensor's details, the inputs' and outputs' details) of `flatbuffer`, read by one interpreter."""
     from runtimes.backends.tflite import interpreter_class
 
     with quiet_native("LiteRT"):
         interpreter = interpreter_class()[0](model_content=flatbuffer)
-    details = interpreter.get_input_details() + interpreter.get_output_details()
+    return interpreter.get_tensor_details(), interpreter.get_input_details() + interpreter.get_output_details()
+
+
+def _floating(details: list[dict[str, Any]]) -> list[str]:
+    return [d["name"] for d in details if np.issubdtype(d["dtype"], np.floating)]
+
+
+def _dynamic(details: list[dict[str, Any]]) -> list[str]:
     return [d["name"] for d in details if any(size < 0 for size in list(d["shape_signature"])[1:])]
+
+
+def dynamic_tensors(flatbuffer: bytes) -> list[str]:
+    """The input and output tensors of `flatbuffer` with a dynamic dimension other than a batch of 1."""
+    return _dynamic(_details(flatbuffer)[1])
 
 
 def float_tensors(flatbuffer: bytes) -> list[str]:
     """The names of `flatbuffer`'s floating-point tensors (none in a full-integer file)."""
-    from runtimes.backends.tflite import interpreter_class
-
-    with quiet_native("LiteRT"):
-        interpreter = interpreter_class()[0](model_content=flatbuffer)
-    return [d["name"] for d in interpreter.get_tensor_details() if np.issubdtype(d["dtype"], np.floating)]
+    return _floating(_details(flatbuffer)[0])
 
 
 def _mixed_int8(tf: Any, converter: Any, config: ConversionConfig, scopes: tuple[str, ...]) -> tuple[bytes, int]:

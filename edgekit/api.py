@@ -134,7 +134,7 @@ def export(
     from edgekit.exporter import ExportJob, ExportReport, calibration_data, configurator, run_targets
     from edgekit.host_tasks import host_task
     from edgekit.keras_io import load_keras
-    from edgekit.optimize.qat import trained_aware
+    from edgekit.optimize.qat import float_reference, trained_aware
 
     parsed = [(target, *parse_target(target)) for target in targets]  # fail fast on unknown targets
     configure = configurator(options or {})
@@ -184,7 +184,10 @@ def export(
     results = run_targets(job, parsed, fallback)
     checked = len(check) if check is not None else 0
     seen = seen_in_training(check.sources, run_splits) if check is not None else None
-    return ExportReport(job.name, keras_quality, checked, results, max_drop, warnings, contract.task, seen)
+    report = ExportReport(job.name, keras_quality, checked, results, max_drop, warnings, contract.task, seen)
+    if check is not None:
+        report.compare_with_float(float_reference(contract, check, task))
+    return report
 
 
 def evaluate(model: str | Path | Model, dataset: Any) -> Any:

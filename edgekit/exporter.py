@@ -72,6 +72,8 @@ class ExportReport:
         calibration_warnings: What the calibration data lacked (too few images, a missing class).
         task: Whose metric `keras_accuracy` and each result's `accuracy` hold.
         check_seen_in_training: Check images the model was trained on (None: its run recorded no splits).
+        float_accuracy: For a quantization-aware model, the float model it was fine-tuned from, on the same check
+            data (None otherwise, or when that file has moved).
     """
 
     model_name: str
@@ -82,6 +84,21 @@ class ExportReport:
     calibration_warnings: list[str] = field(default_factory=list)
     task: str = "classification"  # whose metric `keras_accuracy` and each result's `accuracy` hold (mAP for detection)
     check_seen_in_training: int | None = None  # check images the model trained on (None: its run recorded no splits)
+    float_accuracy: float | None = None  # a QAT model's float original, on the same check data
+
+    def compare_with_float(self, reference: tuple[str, float] | None) -> None:
+        """Record the float model a QAT model came from (its file name, its quality on the check data), and each
+        checked file's delta from it in that file's notes."""
+        if reference is None:
+            return
+        name, self.float_accuracy = reference
+        for r in self.results:
+            if r.accuracy is not None:
+                delta = (r.accuracy - self.float_accuracy) * 100
+                r.notes.append(
+                    f"against the float model before quantization-aware training ({name}, {self.metric} "
+                    f"{self.float_accuracy:.1%}): {delta:+.1f} points"
+                )
 
     @property
     def metric(self) -> str:
@@ -108,6 +125,7 @@ class ExportReport:
             "keras_accuracy": self.keras_accuracy,
             "check_samples": self.check_samples,
             "check_seen_in_training": self.check_seen_in_training,
+            "float_accuracy": self.float_accuracy,
             "check_data": self.check_data,
             "max_drop": self.max_drop,
             "calibration_warnings": self.calibration_warnings,
@@ -138,6 +156,8 @@ class ExportReport:
     def rows(self) -> list[list[str]]:
         task = host_task(self.task)
         rows = [["keras", "reference", "-", "-", *task.reference_cells(self.keras_accuracy), "-", "-"]]
+        if self.float_accuracy is not None:
+            rows.append(["keras float", "before QAT", "-", "-", *task.reference_cells(self.float_accuracy), "-", "-"])
         for r in self.results:
             status = {"failed": "FAILED (below)", "unverified": "unverified (below)"}.get(r.status, r.status)
             if r.fallback_for:

@@ -226,6 +226,7 @@ class DetectionHost:
                 "reverse": agreement.reverse,
                 "detections": agreement.artifact_count,
                 "keras_detections": agreement.reference_count,
+                "within_1px": agreement.within_1px,
             },
         )
 

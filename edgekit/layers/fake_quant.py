@@ -131,6 +131,13 @@ def _quantized_classes() -> dict[str, type]:
     return {"Conv2D": QuantConv2D, "DepthwiseConv2D": QuantDepthwiseConv2D, "Dense": QuantDense}
 
 
+def _add_between(layer: Any, input_shape: Any) -> None:
+    """The int8 range of the tensor between a two-op layer's ops, built with its parent so that a saved model's
+    range loads into it."""
+    layer.between = ACTIVATION_RANGE()(name=f"{layer.name}_between")
+    layer.between.build(input_shape)
+
+
 def _two_step_classes() -> dict[str, type]:
     """SeparableConv2D and Rescaling, which TFLite runs as two ops: the tensor between them is int8 too."""
     k = keras()
@@ -142,8 +149,7 @@ def _two_step_classes() -> dict[str, type]:
 
         def build(self, input_shape: Any) -> None:
             super().build(input_shape)
-            self.between = ACTIVATION_RANGE()(name=f"{self.name}_between")
-            self.between.build(input_shape)  # built with its parent, so a saved model's range loads into it
+            _add_between(self, input_shape)
 
         def call(self, inputs: Any, training: bool | None = None) -> Any:
             depthwise = ops.depthwise_conv(
@@ -164,8 +170,7 @@ def _two_step_classes() -> dict[str, type]:
 
         def build(self, input_shape: Any) -> None:
             super().build(input_shape)
-            self.between = ACTIVATION_RANGE()(name=f"{self.name}_between")
-            self.between.build(input_shape)  # built with its parent, so a saved model's range loads into it
+            _add_between(self, input_shape)
 
         def call(self, inputs: Any, training: bool | None = None) -> Any:
             scaled = ops.multiply(ops.cast(inputs, self.compute_dtype), ops.cast(self.scale, self.compute_dtype))

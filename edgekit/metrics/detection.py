@@ -140,6 +140,7 @@ class DetectionAgreement:
     max_box_error_px: float | None  # largest coordinate difference over matched pairs, source pixels; None: no pair
     reference_count: int
     artifact_count: int
+    within_1px: float = 1.0  # share of reference detections matched with every box side within 1 source pixel
 
     @property
     def agreement(self) -> float:
@@ -171,7 +172,7 @@ def detection_agreement(
     iou: float = 0.9,
 ) -> DetectionAgreement:
     """Per image (boxes, classes) of the reference and the artifact, both after the same thresholds and NMS."""
-    matched = total_ref = total_art = 0
+    matched = total_ref = total_art = close = 0
     worst: float | None = None
     for (rb, rc), (ab, ac) in zip(reference, artifact):
         pairs = _matches(rb, rc, ab, ac, iou)
@@ -179,13 +180,16 @@ def detection_agreement(
         total_ref += len(rb)
         total_art += len(ab)
         for i, j in pairs:
-            worst = max(worst or 0.0, float(np.max(np.abs(rb[i] - ab[j]))))
+            error = float(np.max(np.abs(rb[i] - ab[j])))
+            worst = max(worst or 0.0, error)
+            close += error <= 1.0
     return DetectionAgreement(
         matched / total_ref if total_ref else 1.0,
         matched / total_art if total_art else 1.0,
         worst,
         total_ref,
         total_art,
+        close / total_ref if total_ref else 1.0,
     )
 
 

@@ -107,6 +107,7 @@ def quantize_aware(
         >>> edgekit.export(result.model_path, ["tflite:int8"], check=test)  # no calibration data needed
     """
     chosen = options_from_call(QATOptions, options, {**({"epochs": epochs} if epochs else {}), **keywords})
+    source = str(Path(model).resolve()) if isinstance(model, (str, Path)) else None
     if isinstance(model, (str, Path)):
         model, contract = load_keras(model)
     if contract is None:
@@ -137,6 +138,8 @@ def quantize_aware(
         result = task.train(train, val, aware, _train_options(chosen, contract, out_dir))
     write_run_splits(result.out_dir, {"train": train, "val": val, "test": chosen.test})
     record = {"epochs": chosen.epochs, "ranges": policy, "learning_rate": chosen.learning_rate}
+    if source is not None:  # export checks the QAT model's files against this float model too
+        record["float_model"] = source
     qat_contract = replace(
         result.contract, quantization={**result.contract.quantization, AWARE_TRAINING: record}, head=contract.head
     )
@@ -198,3 +201,17 @@ def trained_aware(model: Any, contract: ModelContract | None = None) -> bool:
     if contract is None and isinstance(model, (str, Path)) and Path(model).is_file():
         contract = read_keras_contract(model)
     return contract is not None and AWARE_TRAINING in contract.quantization
+
+
+def float_reference(contract: ModelContract, check: Any, task: Any) -> tuple[str, float] | None:
+    """The float model a quantization-aware model was fine-tuned from, scored on `check`: (its file name, its
+    quality). None for a model not trained aware, or when that file has moved."""
+    record = contract.quantization.get(AWARE_TRAINING) or {}
+    source = record.get("float_model")
+    if not source or not Path(source).is_file():
+        return None
+    model, float_contract = load_keras(source)
+    model = task.deployable(model, float_contract)
+    return Path(source).name, task.reference_quality(
+        check, task.reference(model, check, float_contract), float_contract
+    )

@@ -102,10 +102,21 @@ def with_nearest_resizes(model: Any) -> Any:
     to SHAPE and TILE, which they do not."""
     k = keras()
 
+    class NearestResize(k.layers.Layer):
+        """A nearest resize with no `training` argument: Keras' Resizing defaults it to True, and its call then
+        sets the whole call's training phase, so that every layer after it (BatchNorm, QAT ranges) would run as
+        in training when a graph is traced without an explicit phase, as Keras' ONNX export traces it."""
+
+        def __init__(self, size: tuple[int, int], **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.size = tuple(size)
+
+        def call(self, inputs: Any) -> Any:
+            return k.ops.image.resize(inputs, self.size, interpolation="nearest")
+
     def swap(layer: Any) -> Any:
         if type(layer).__name__ == "UpSampling2D" and layer.get_config().get("interpolation") == "nearest":
-            height, width = layer.output.shape[1:3]
-            return k.layers.Resizing(height, width, interpolation="nearest", name=layer.name)
+            return NearestResize(tuple(layer.output.shape[1:3]), name=layer.name)
         return layer
 
     return k.models.clone_model(model, clone_function=swap)

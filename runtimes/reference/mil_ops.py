@@ -480,20 +480,27 @@ mil_op("tile")(lambda x, reps: np.tile(x, [int(r) for r in np.atleast_1d(reps)])
 
 
 @mil_op("reduce_argmax")
-def reduce_argmax(x: np.ndarray, axis: int = -1, keep_dims: bool = False) -> np.ndarray:
-    """Index of the largest value (the first on ties, as MIL and TensorFlow specify)."""
-    return np.argmax(x, axis=int(axis), keepdims=bool(keep_dims)).astype(np.int32)
+def reduce_argmax(x: np.ndarray, axis: int = -1, keep_dims: bool = False, output_dtype: str = "int32") -> np.ndarray:
+    """Index of the largest value (the first on ties, as MIL and TensorFlow specify); iOS17 names the index type."""
+    return np.argmax(x, axis=int(axis), keepdims=bool(keep_dims)).astype(_CAST_TYPES.get(output_dtype, np.int32))
 
 
 @mil_op("topk")
 def topk(
-    x: np.ndarray, k: int = 1, axis: int = -1, ascending: bool = False, sort: bool = True, return_indices: bool = True
+    x: np.ndarray,
+    k: int = 1,
+    axis: int = -1,
+    ascending: bool = False,
+    sort: bool = True,
+    return_indices: bool = True,
+    output_indices_dtype: str = "int32",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The k largest (or smallest) values along `axis` and their indices; equal values keep index order."""
+    """The k largest (or smallest) values along `axis` and their indices; equal values keep index order (iOS17
+    names the indices' type)."""
     axis = int(axis) % x.ndim
     order = np.argsort(x if ascending else -x, axis=axis, kind="stable")
     indices = np.take(order, np.arange(int(k)), axis=axis)
-    return np.take_along_axis(x, indices, axis=axis), indices.astype(np.int32)
+    return np.take_along_axis(x, indices, axis=axis), indices.astype(_CAST_TYPES.get(output_indices_dtype, np.int32))
 
 
 @mil_op("gather")

