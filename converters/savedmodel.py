@@ -117,6 +117,11 @@ def to_geometry(tf: Any, images: Any, contract: ModelContract) -> tuple[Any, Any
         x = tf.image.resize(images, tf.stack([height, width]), method="bilinear", antialias=antialias)
         return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
 
+    if pre.resize is ResizeMode.AFFINE:
+        raise ConversionError(
+            "the serving signature does not implement the affine (MediaPipe) resize; use a stretch, letterbox or "
+            "center-crop contract for TensorFlow Serving"
+        )
     if pre.resize is ResizeMode.STRETCH:
         out = resized(out_h, out_w)
         mapping = tf.stack([out_w / in_w, out_h / in_h, tf.zeros_like(in_w), tf.zeros_like(in_w)])

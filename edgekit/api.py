@@ -232,6 +232,7 @@ def load(
     preprocessing: Preprocessing | None = None,
     labels: Sequence[str] | None = None,
     backend: str | None = None,
+    contract: ModelContract | str | Path | None = None,
     **options: Any,
 ) -> Model:
     """Open an artifact (TFLite, ONNX, CoreML, SavedModel) on the runtime for its file type, contract applied.
@@ -241,6 +242,8 @@ def load(
         preprocessing: the contract's preprocessing for a file that carries none.
         labels: the labels for a file that carries none.
         backend: a backend by name (`runtimes.BACKENDS`) instead of the one for the suffix.
+        contract: the whole contract for a third-party file: a `ModelContract`, a contract JSON file or a contract
+            edgekit ships by name ("mediapipe_face_detection_short_range": MediaPipe's BlazeFace).
         **options: the backend's options (`num_threads`, `delegate`, `providers`, `compute_units`).
 
     Returns:
@@ -255,4 +258,4 @@ def load(
         ...     print(model.predict("circle.png").label)
         circle
     """
-    return open_model(path, preprocessing=preprocessing, labels=labels, backend=backend, **options)
+    return open_model(path, preprocessing=preprocessing, labels=labels, backend=backend, contract=contract, **options)

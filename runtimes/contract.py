@@ -37,6 +37,9 @@ class ResizeMode(str, Enum):
     STRETCH = "stretch"
     LETTERBOX = "letterbox"
     CENTER_CROP = "center_crop"
+    # MediaPipe's ImageToTensor with keep_aspect_ratio: the whole image warped (bilinear) onto the input, centred,
+    # its aspect kept, the padding offsets left fractional, not rounded to a resized image's whole pixels
+    AFFINE = "affine"
 
 
 class Interpolation(str, Enum):
@@ -109,7 +112,8 @@ class Preprocessing:
     Attributes:
         input_size: (height, width) of the model's input.
         color_order: The channel order the model expects (RGB or BGR).
-        resize: How an image of another shape is fitted (stretch, letterbox, center crop).
+        resize: How an image of another shape is fitted (stretch, letterbox, center crop, or affine: MediaPipe's
+            ImageToTensor warp, a letterbox with fractional padding).
         scale: The factor each pixel value is multiplied by.
         offset: Added after `scale`.
         mean: Per-channel mean subtracted after scale and offset, or None.

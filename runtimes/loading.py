@@ -21,6 +21,7 @@ def open_model(
     preprocessing: Preprocessing | None = None,
     labels: Sequence[str] | None = None,
     backend: str | None = None,
+    contract: ModelContract | str | Path | None = None,
     **options: Any,
 ) -> Model:
     """Open a model file; its embedded contract is used unless it has none.
@@ -33,6 +34,8 @@ def open_model(
         preprocessing: the contract for a file that carries none (a third-party model); a file's own wins.
         labels: the labels for a file that carries none.
         backend: force a backend by name ("tflite", "onnxruntime", "coreml", "reference"); None: by suffix.
+        contract: the whole contract for a file that carries none: a `ModelContract`, a contract JSON file, or
+            the name of one edgekit ships (`BUNDLED_CONTRACTS`: "mediapipe_face_detection_short_range").
         **options: the backend's: `num_threads`; TFLite `delegates` ("edgetpu", "gpu", "xnnpack", a library
             path); ONNX Runtime `providers` ("cuda", "tensorrt", "openvino", "coreml", "cpu") and
             `allow_fallback`; CoreML `compute_units`.
@@ -49,11 +52,16 @@ def open_model(
         >>> with open_model("small_cnn_int8.tflite") as model:
         ...     print(model.predict("photo.jpg").label)
     """
+    given = given_contract(contract)
     runtime = open_runtime(path, backend=backend, **options)
     try:
         raw = runtime.embedded_contract()
         contract = ModelContract.from_json(raw) if raw is not None else None
         sources: dict[str, str] = {}
+        if given is not None:
+            if contract is not None and contract != given:
+                raise ContractError(f"{Path(path).name} embeds its own contract; drop contract= to use it")
+            contract, sources = given, {"contract": "given when loading"}
         if contract is None and preprocessing is None:  # a third-party file: its standard metadata, if any
             derived = runtime.standard_contract()
             if derived is not None:
@@ -81,3 +89,22 @@ def open_model(
     except BaseException:
         runtime.close()
         raise
+
+
+BUNDLED = Path(__file__).resolve().parent / "data"
+BUNDLED_CONTRACTS = ("mediapipe_face_detection_short_range",)  # third-party models edgekit has a contract for
+
+
+def given_contract(value: ModelContract | str | Path | None) -> ModelContract | None:
+    """`contract=`'s value as a `ModelContract`: as given, read from a JSON file, or one edgekit ships by name."""
+    if value is None or isinstance(value, ModelContract):
+        return value
+    if str(value) in BUNDLED_CONTRACTS:
+        return ModelContract.from_json((BUNDLED / f"{value}.json").read_text(encoding="utf-8"))
+    path = Path(value)
+    if not path.is_file():
+        raise ContractError(
+            f"contract {str(value)!r} is neither a contract JSON file nor one edgekit ships "
+            f"({', '.join(BUNDLED_CONTRACTS)})"
+        )
+    return ModelContract.from_json(path.read_text(encoding="utf-8"))

@@ -208,6 +208,18 @@ def _resize_steps(shape: tuple[int, ...], spec: Preprocessing, reuse: bool) -> l
             return canvas
 
         return [letterbox]
+    if spec.resize is ResizeMode.AFFINE:
+        mapping = box_mapping((in_h, in_w), spec)
+        matrix = np.array([[mapping.scale_x, 0, mapping.offset_x], [0, mapping.scale_y, mapping.offset_y]])
+        fill = (spec.pad_value,) * 4
+
+        def warp(image: np.ndarray) -> np.ndarray:
+            warped = cv2.warpAffine(
+                image, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=fill
+            )
+            return warped.reshape(out_h, out_w, channels)
+
+        return [warp]
     ratio = max(out_h / in_h, out_w / in_w)  # center crop: cover, then cut the middle
     new_w, new_h = max(out_w, round(in_w * ratio)), max(out_h, round(in_h * ratio))
     top, left = (new_h - out_h) // 2, (new_w - out_w) // 2
@@ -342,6 +354,15 @@ class BoxMapping:
 
         return to_source
 
+    def points_to_source(self, points: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+        """(..., 2) x y points normalized to the model input -> the source image's pixels (not clipped: a
+        keypoint may lie outside the image, as an occluded ear does)."""
+        height, width = input_size
+        pixels = np.array([width, height], np.float32)
+        offset = np.array([self.offset_x, self.offset_y], np.float32)
+        scale = np.array([self.scale_x, self.scale_y], np.float32)
+        return (np.asarray(points, np.float32) * pixels - offset) / scale
+
 
 def box_mapping(source_size: tuple[int, int], spec: Preprocessing) -> BoxMapping:
     """The map `_resize_steps` applies to an image of `source_size` (height, width), as numbers."""
@@ -354,6 +375,9 @@ def box_mapping(source_size: tuple[int, int], spec: Preprocessing) -> BoxMapping
         ratio = min(out_h / in_h, out_w / in_w)
         new_w, new_h = max(1, round(in_w * ratio)), max(1, round(in_h * ratio))
         return BoxMapping(new_w / in_w, new_h / in_h, float((out_w - new_w) // 2), float((out_h - new_h) // 2))
+    if spec.resize is ResizeMode.AFFINE:  # MediaPipe's: the image's rectangle, grown to the input's aspect, onto it
+        ratio = min(out_h / in_h, out_w / in_w)
+        return BoxMapping(ratio, ratio, (out_w - in_w * ratio) / 2, (out_h - in_h * ratio) / 2)
     ratio = max(out_h / in_h, out_w / in_w)
     new_w, new_h = max(out_w, round(in_w * ratio)), max(out_h, round(in_h * ratio))
     return BoxMapping(new_w / in_w, new_h / in_h, -float((new_w - out_w) // 2), -float((new_h - out_h) // 2))

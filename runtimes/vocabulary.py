@@ -59,8 +59,9 @@ class Term:
         return self.python or self.name
 
 
-BOTH = ("classification", "detection")
+BOTH = ("classification", "detection", "keypoints")  # every task
 DETECTION = ("detection",)
+OBJECTS = ("detection", "keypoints")  # tasks whose results are boxed objects
 EVERYWHERE = (PREDICT, *DEVICE_COMMANDS)
 
 TERMS: tuple[Term, ...] = (
@@ -77,7 +78,7 @@ TERMS: tuple[Term, ...] = (
         "iou",
         "detectors: boxes of one class overlapping a better one by more than this IoU are suppressed "
         "(default: the model's)",
-        DETECTION,
+        OBJECTS,
         EVERYWHERE,
         rest=True,
         config=True,
@@ -85,7 +86,7 @@ TERMS: tuple[Term, ...] = (
     Term(
         "max_detections",
         "detectors: the most detections per image (default: the model's)",
-        DETECTION,
+        OBJECTS,
         EVERYWHERE,
         rest=True,
         config=True,

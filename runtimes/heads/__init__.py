@@ -11,6 +11,7 @@ from typing import Any, Protocol, Sequence
 
 from runtimes.heads.classification import ClassificationHeadSchema
 from runtimes.heads.detection import DetectionHeadSchema
+from runtimes.heads.keypoints import KeypointHeadSchema
 from runtimes.registry import Registry
 from runtimes.tensors import TensorSpec
 
@@ -34,6 +35,7 @@ class HeadSchema(Protocol):
 HEADS: Registry[HeadSchema] = Registry("task")
 HEADS.register("classification")(ClassificationHeadSchema())
 HEADS.register("detection")(DetectionHeadSchema())
+HEADS.register("keypoints")(KeypointHeadSchema())
 
 
 def head_schema(task: str) -> HeadSchema:

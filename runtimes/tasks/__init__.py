@@ -16,6 +16,7 @@ from runtimes.registry import Registry
 from runtimes.tasks.binding import ModelInfo
 from runtimes.tasks.classification import ClassificationTask
 from runtimes.tasks.detection import DetectionTask
+from runtimes.tasks.keypoints import KeypointsTask
 
 
 class Decoder(Protocol):
@@ -92,3 +93,4 @@ def task_for(name: str) -> Task:
 
 TASKS.register("classification")(ClassificationTask())
 TASKS.register("detection")(DetectionTask())
+TASKS.register("keypoints")(KeypointsTask())

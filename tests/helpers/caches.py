@@ -10,6 +10,7 @@ for a machine about to go offline or a CI image, and exits non-zero naming any i
 - tfserving: tensorflow-serving-api's messages, without dependencies (test_serve_clients).
 - browser: Debian's chromium and Playwright's Python package (test_serve_clients' live page).
 - wheel-*: virtualenvs holding the wheel built in the test run with one role's extras (test_wheel).
+- photos: real photographs, scikit-image's data images read out of its wheel (test_faces).
 
 All under $EDGEKIT_CACHE (default ~/.cache), the arm64 userland under its script's own default.
 """
@@ -163,6 +164,36 @@ def wheel_venv(name: str, wheel: Path, extras: str) -> Path:
     return python
 
 
+PHOTOS = ("astronaut.png", "camera.png", "coffee.png", "chelsea.png")  # scikit-image's data photographs
+
+
+def skimage_photos() -> Path:
+    """A folder of real photographs: scikit-image's data images, read out of its wheel (downloaded once, not
+    installed: only the pictures are wanted)."""
+    folder = CACHE / "edgekit-photos"
+    if all((folder / name).is_file() for name in PHOTOS):
+        return folder
+    import zipfile
+
+    download = folder / "wheel"
+    shutil.rmtree(download, ignore_errors=True)
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:"]
+    try:
+        result = subprocess.run(
+            [*command, "-d", str(download), "scikit-image"], capture_output=True, text=True, timeout=600
+        )
+    except subprocess.TimeoutExpired:
+        raise CacheUnavailable("downloading scikit-image took over 10 minutes (no package registry?)") from None
+    wheels = sorted(download.glob("scikit_image-*.whl"))
+    if result.returncode != 0 or not wheels:
+        raise CacheUnavailable(f"cannot download scikit-image for its photographs: {_last_line(result)}")
+    with zipfile.ZipFile(wheels[-1]) as wheel:
+        for name in PHOTOS:
+            (folder / name).write_bytes(wheel.read(f"skimage/data/{name}"))
+    shutil.rmtree(download, ignore_errors=True)
+    return folder
+
+
 def isolated_env() -> dict[str, str]:
     """This process's environment without what points Python at the source tree (PYTHONPATH, PYTHONHOME)."""
     return {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
@@ -195,6 +226,7 @@ def playwright_site() -> Path:
 WARMERS = {
     "arm64": arm64_userland,
     "mediapipe": mediapipe_python,
+    "photos": skimage_photos,
     "tfserving": tf_serving_site,
     "chromium": chromium,
     "playwright": playwright_site,

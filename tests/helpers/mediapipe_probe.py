@@ -5,6 +5,9 @@
     python mediapipe_probe.py detect JOB.json OUT.json
         JOB: {"models": [paths], "images": [paths]}; OUT: {model: [[[label, index, score, x, y, w, h], ...] per image]}
         MediaPipe's ObjectDetector with its defaults (score threshold from the model's metadata, every result)
+    python mediapipe_probe.py faces JOB.json OUT.json
+        JOB: {"images": [paths]}; OUT: [[[score, x0, y0, x1, y1, [[x, y] * 6]], ...] per image], pixels
+        MediaPipe's own face detection (the legacy solution: face_detection_short_range.tflite from its wheel)
     python mediapipe_probe.py write-metadata IN.tflite OUT.tflite MEAN STD LABEL [LABEL ...]
         MediaPipe's own metadata writer (image classifier), as another tool would use it.
 
@@ -34,6 +37,26 @@ def classify(job_path: str, out_path: str) -> None:
                 rows.append([[c.category_name, c.score] for c in sorted(categories, key=lambda c: c.index)])
             results[model] = rows
     Path(out_path).write_text(json.dumps(results))
+
+
+def faces(job_path: str, out_path: str) -> None:
+    import cv2
+    import mediapipe as mp
+
+    job = json.loads(Path(job_path).read_text())
+    rows = []
+    with mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5) as detector:
+        for image_path in job["images"]:
+            image = cv2.cvtColor(cv2.imread(image_path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            height, width = image.shape[:2]
+            found = []
+            for detection in detector.process(image).detections or []:
+                box = detection.location_data.relative_bounding_box
+                x0, y0 = box.xmin * width, box.ymin * height
+                points = [[p.x * width, p.y * height] for p in detection.location_data.relative_keypoints]
+                found.append([detection.score[0], x0, y0, x0 + box.width * width, y0 + box.height * height, points])
+            rows.append(found)
+    Path(out_path).write_text(json.dumps(rows))
 
 
 def detect(job_path: str, out_path: str) -> None:
@@ -82,4 +105,4 @@ def write_metadata(source: str, target: str, mean: str, std: str, *labels: str) 
 
 if __name__ == "__main__":
     command, *arguments = sys.argv[1:]
-    {"classify": classify, "detect": detect, "write-metadata": write_metadata}[command](*arguments)
+    {"classify": classify, "detect": detect, "faces": faces, "write-metadata": write_metadata}[command](*arguments)

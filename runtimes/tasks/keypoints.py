@@ -1,0 +1,318 @@
+"""Keypoints on the device: objects with named points (faces and their landmarks, poses), drawn with their
+skeleton, and as JSON.
+
+The contract's ``head`` (`runtimes.heads.keypoints`) names the points and says how the outputs decode; today's
+layout is an SSD-anchor detector with keypoints (`runtimes.tasks.ssd_anchors`, MediaPipe's BlazeFace family).
+Boxes and points come back in the source image's pixels through the contract's resize (`runtimes.preprocess`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from runtimes.boxes import nms
+from runtimes.errors import ContractError, InputError
+from runtimes.heads.keypoints import KeypointHead, output_roles
+from runtimes.preprocess import box_mapping
+from runtimes.tasks.binding import ModelInfo, where
+from runtimes.tasks.detection import draw_detections
+from runtimes.tasks.ssd_anchors import decode_ssd, ssd_anchors, weighted_nms
+from runtimes.vocabulary import predict_terms, renamed_options
+
+
+@dataclass(frozen=True)
+class Keypoint:
+    """One named point of an object, in the source image's pixels.
+
+    Attributes:
+        name: The point's name (the contract's keypoint_names).
+        x: Horizontal position in the source image's pixels.
+        y: Vertical position in the source image's pixels.
+        score: The point's own confidence or visibility, or None where the model gives none.
+    """
+
+    name: str
+    x: float
+    y: float
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class KeypointObject:
+    """One object with its points: label, class index, score, box (x0, y0, x1, y1) and keypoints, in the source
+    image's pixels.
+
+    Attributes:
+        label: The object's class name.
+        index: The object's class index.
+        score: The model's confidence, 0..1.
+        box: (x0, y0, x1, y1) in the source image's pixels.
+        keypoints: The object's points, in the contract's order.
+    """
+
+    label: str
+    index: int
+    score: float
+    box: tuple[float, float, float, float]
+    keypoints: tuple[Keypoint, ...]
+
+    def point(self, name: str) -> Keypoint:
+        """The keypoint called `name` (KeyError names the points there are)."""
+        for keypoint in self.keypoints:
+            if keypoint.name == name:
+                return keypoint
+        raise KeyError(f"no keypoint {name!r}; this object has {[k.name for k in self.keypoints]}")
+
+    def __str__(self) -> str:
+        x0, y0, x1, y1 = self.box
+        return (
+            f"{self.label} {self.score:.2f} at ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}), {len(self.keypoints)} points"
+        )
+
+
+@dataclass(frozen=True)
+class KeypointObjects(Sequence[KeypointObject]):
+    """Every object found in one image, best first, with its points, plus what it cost.
+
+    Attributes:
+        objects: The objects, best score first.
+        latency_ms: The model's inference alone, in milliseconds.
+        preprocess_ms: Decoding, resizing and normalizing the image, in milliseconds.
+        image_size: (height, width) of the image the boxes and points refer to.
+        skeleton: The contract's pairs of point indices joined when drawn.
+    """
+
+    objects: tuple[KeypointObject, ...]
+    latency_ms: float
+    preprocess_ms: float
+    image_size: tuple[int, int]
+    skeleton: tuple[tuple[int, int], ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.objects[index]
+
+    def __iter__(self) -> Iterator[KeypointObject]:
+        return iter(self.objects)
+
+    @property
+    def boxes(self) -> np.ndarray:
+        return np.array([o.box for o in self.objects], np.float32).reshape(-1, 4)
+
+    @property
+    def scores(self) -> np.ndarray:
+        return np.array([o.score for o in self.objects], np.float32)
+
+    @property
+    def classes(self) -> np.ndarray:
+        return np.array([o.index for o in self.objects], np.int64)
+
+    @property
+    def points(self) -> np.ndarray:
+        """(objects, K, 2) x y of every point, source pixels."""
+        count = len(self.objects[0].keypoints) if self.objects else 0
+        return np.array([[(k.x, k.y) for k in o.keypoints] for o in self.objects], np.float32).reshape(-1, count, 2)
+
+    def __str__(self) -> str:
+        return f"{len(self)} object(s)" + "".join(f"\n  {o}" for o in self.objects)
+
+
+@dataclass(frozen=True)
+class KeypointOptions:
+    """A keypoint model's per-call options, the contract's defaults filled in."""
+
+    threshold: float
+    iou: float
+    max_detections: int
+
+
+class KeypointDecoder:
+    """One keypoint model's decoding, made when the model loads: its head, anchors and default options."""
+
+    def __init__(self, model: ModelInfo) -> None:
+        self.model = model
+        if model.head is None:
+            raise ContractError(f"{model.name} is a keypoints model without a head: give its contract when loading")
+        self.head = KeypointHead.from_dict(model.head)
+        self.decoding = self.head.decoding()
+        self.anchors = ssd_anchors(self.decoding.anchors) if self.decoding.anchors is not None else np.zeros((0, 4))
+        self.defaults = KeypointOptions(self.head.score_threshold, self.head.iou_threshold, self.head.max_detections)
+        self.roles = output_roles(model.output_specs, self.head)
+        self.problem = self._problem()
+
+    def _problem(self) -> str | None:
+        specs = self.model.output_specs
+        outputs = ", ".join(f"{spec.name} {list(spec.shape)}" for spec in specs)
+        if self.roles is None:
+            return (
+                f"{self.model.name}'s outputs ({outputs}) are not raw boxes (1, N, {self.decoding.num_coords}) and "
+                "raw scores (1, N, classes), as its contract's ssd layout says"
+            )
+        count = specs[self.roles["boxes"]].shape[1]
+        if count != len(self.anchors):
+            return f"{self.model.name} has {count} boxes but its contract's anchors make {len(self.anchors)}"
+        return None
+
+    def options(self, options: dict[str, Any]) -> KeypointOptions:
+        if not options:
+            return self.defaults
+        options = renamed_options(options)
+        unknown = set(options).difference(predict_terms("keypoints"))
+        if unknown:
+            raise InputError(
+                f"unknown option(s) {sorted(unknown)} for a keypoint model; valid: "
+                f"{', '.join(sorted(predict_terms('keypoints')))}"
+            )
+        chosen = {**vars(self.defaults), **{key: value for key, value in options.items() if value is not None}}
+        try:
+            KeypointHead(
+                self.head.keypoint_names,
+                score_threshold=chosen["threshold"],
+                iou_threshold=chosen["iou"],
+                max_detections=chosen["max_detections"],
+                ssd=self.head.ssd,
+            )
+        except ContractError as exc:
+            raise InputError(str(exc)) from None
+        return KeypointOptions(float(chosen["threshold"]), float(chosen["iou"]), int(chosen["max_detections"]))
+
+    def results(
+        self,
+        outputs: list[np.ndarray],
+        sizes: Sequence[tuple[int, int]],
+        latency_ms: float,
+        preprocess_ms: float,
+        options: KeypointOptions,
+    ) -> list[KeypointObjects]:
+        if self.problem is not None:
+            raise InputError(self.problem)
+        assert self.roles is not None
+        spec = self.model.require_preprocessing()
+        results = []
+        for i, size in enumerate(sizes):
+            size = (int(size[0]), int(size[1]))
+            boxes, points, scores, classes = decode_ssd(
+                outputs[self.roles["boxes"]][i], outputs[self.roles["scores"]][i], self.anchors, self.decoding
+            )
+            kept = np.flatnonzero(scores >= options.threshold)
+            boxes, points, scores, classes = boxes[kept], points[kept], scores[kept], classes[kept]
+            if self.head.nms == "weighted":
+                boxes, points, scores = weighted_nms(boxes, points, scores, options.iou, options.max_detections)
+                classes = np.zeros(len(scores), np.int64)
+            else:
+                chosen = nms(boxes, scores, classes, options.iou)[: options.max_detections]
+                boxes, points, scores, classes = boxes[chosen], points[chosen], scores[chosen], classes[chosen]
+            mapping = box_mapping(size, spec)
+            source_boxes = mapping.normalized_to_source(spec.input_size, size)(boxes)
+            source_points = mapping.points_to_source(points, spec.input_size)
+            found = self._objects(source_boxes, source_points, scores, classes)
+            results.append(KeypointObjects(found, latency_ms, preprocess_ms, size, self.head.skeleton))
+        return results
+
+    def _objects(
+        self, boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, classes: np.ndarray
+    ) -> tuple[KeypointObject, ...]:
+        labels, names = self.model.labels, self.head.keypoint_names
+        return tuple(
+            KeypointObject(
+                labels[k] if 0 <= k < len(labels) else str(k),
+                int(k),
+                float(score),
+                tuple(box),
+                tuple(Keypoint(name, float(x), float(y)) for name, (x, y) in zip(names, object_points)),
+            )
+            for box, object_points, score, k in zip(boxes.tolist(), points.tolist(), scores, classes)
+        )
+
+
+def draw_keypoints(image: np.ndarray, result: KeypointObjects) -> None:
+    """Each object's skeleton and points on the BGR `image`, in place; sizes follow the frame."""
+    side = min(image.shape[:2])
+    thickness, radius = max(1, round(side / 320)), max(2, round(side / 160))
+    for object_points in result.points:
+        for a, b in result.skeleton:
+            start, end = (tuple(int(round(v)) for v in object_points[i]) for i in (a, b))
+            cv2.line(image, start, end, (255, 200, 0), thickness, cv2.LINE_AA)
+        for x, y in object_points:
+            cv2.circle(image, (int(round(x)), int(round(y))), radius, (0, 0, 255), -1, cv2.LINE_AA)
+
+
+class KeypointsTask:
+    """The keypoints task's device side: binds a model to a `KeypointDecoder`; draws, prints and serves results."""
+
+    name = "keypoints"
+    role = "keypoint model"
+    record_help = (
+        "source (and frame) and its objects (label, class index, score, box x0,y0,x1,y1 and each keypoint's name, "
+        "x, y in the source's pixels), latency and frame age"
+    )
+    trackable = False
+    command_line_defaults: dict[str, Any] = {}
+
+    def bind(self, model: ModelInfo) -> KeypointDecoder:
+        return KeypointDecoder(model)
+
+    def serving_prediction(
+        self, result: KeypointObjects, labels: Sequence[str], head: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {**self.summary(result), "count": len(result)}
+
+    def serving_options(self, labels: Sequence[str]) -> dict[str, Any]:
+        return {}
+
+    def serving_spec(self, labels: Sequence[str], head: dict[str, Any]) -> dict[str, tuple[str, list[int]]]:
+        parsed = KeypointHead.from_dict(head)
+        k, count = parsed.max_detections, len(parsed.keypoint_names)
+        return {
+            "boxes": ("DT_FLOAT", [-1, k, 4]),
+            "scores": ("DT_FLOAT", [-1, k]),
+            "keypoints": ("DT_FLOAT", [-1, k, count, 2]),
+            "count": ("DT_INT32", [-1]),
+        }
+
+    def draw(self, image: np.ndarray, result: KeypointObjects, labels: Sequence[str]) -> None:
+        draw_detections(image, result.boxes, labels, result.scores, result.classes)
+        draw_keypoints(image, result)
+
+    def lines(self, result: KeypointObjects, threshold: float = 0.0) -> list[str]:
+        return [f"{len(result)} object(s)"]
+
+    def occupied(self, result: KeypointObjects) -> np.ndarray:
+        return result.boxes
+
+    def summary(self, result: KeypointObjects) -> dict[str, Any]:
+        return {
+            "objects": [
+                {
+                    "label": o.label,
+                    "index": o.index,
+                    "score": round(o.score, 6),
+                    "box": [round(v, 3) for v in o.box],
+                    "keypoints": [
+                        {"name": k.name, "x": round(k.x, 3), "y": round(k.y, 3)}
+                        | ({"score": round(k.score, 6)} if k.score is not None else {})
+                        for k in o.keypoints
+                    ],
+                }
+                for o in result
+            ]
+        }
+
+    def record(
+        self, origin: dict[str, Any], result: KeypointObjects, threshold: float | None, **extra: float
+    ) -> dict[str, Any]:
+        return {**origin, **self.summary(result), **{key: round(value, 3) for key, value in extra.items()}}
+
+    def line(self, record: dict[str, Any]) -> str:
+        found = "; ".join(
+            f"{o['label']} {o['score']:.3f} [{', '.join(f'{v:.1f}' for v in o['box'])}] {len(o['keypoints'])} points"
+            for o in record["objects"]
+        )
+        timing = "".join(f"  {key}={record[key]:.1f}" for key in ("latency_ms", "age_ms") if key in record)
+        return f"{where(record)}: {len(record['objects'])} object(s)" + (f": {found}" if found else "") + timing
