@@ -94,7 +94,7 @@ class ExportReport:
         name, self.float_accuracy = reference
         for r in self.results:
             if r.accuracy is not None:
-                delta = (r.accuracy - self.float_accuracy) * 100
+                delta = round((r.accuracy - self.float_accuracy) * 100, 1) + 0.0  # no "-0.0"
                 r.notes.append(
                     f"against the float model before quantization-aware training ({name}, {self.metric} "
                     f"{self.float_accuracy:.1%}): {delta:+.1f} points"

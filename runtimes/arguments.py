@@ -74,10 +74,11 @@ def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """--threads, --delegate and --provider: how the runtime runs the model."""
+    """--threads, --delegate and --provider: how the runtime runs the model; --contract for a file without one."""
     parser.add_argument("--threads", type=int, default=None, help=help_text("threads"))
     parser.add_argument("--delegate", action="append", default=[], help=help_text("delegate"))
     parser.add_argument("--provider", action="append", default=[], help=help_text("provider"))
+    parser.add_argument("--contract", default=None, metavar="JSON|NAME", help=help_text("contract"))
 
 
 def backend_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -86,6 +87,7 @@ def backend_options(args: argparse.Namespace) -> dict[str, Any]:
         "num_threads": args.threads,
         **({"delegates": list(args.delegate)} if args.delegate else {}),
         **({"providers": list(args.provider)} if args.provider else {}),
+        **({"contract": args.contract} if getattr(args, "contract", None) else {}),
     }
 
 

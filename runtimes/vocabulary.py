@@ -140,6 +140,14 @@ TERMS: tuple[Term, ...] = (
         python="delegates",
     ),
     Term(
+        "contract",
+        "the contract for a model file that carries none: a contract JSON file, or the name of one edgekit ships "
+        "(mediapipe_face_detection_short_range: MediaPipe's BlazeFace)",
+        BOTH,
+        EVERYWHERE,
+        config=True,
+    ),
+    Term(
         "provider",
         "ONNX Runtime execution providers in order: cuda, tensorrt, openvino, coreml, cpu (repeatable)",
         BOTH,
@@ -150,7 +158,12 @@ TERMS: tuple[Term, ...] = (
 )
 
 BY_NAME = {term.name: term for term in TERMS}
-BACKEND_TERMS = ("threads", "delegate", "provider")  # options of edgekit.load / open_model, not of predict()
+BACKEND_TERMS = (
+    "threads",
+    "delegate",
+    "provider",
+    "contract",
+)  # options of edgekit.load / open_model, not of predict()
 
 
 def predict_terms(task: str) -> tuple[str, ...]:

@@ -79,7 +79,7 @@ def test_a_flag_for_another_task_fails_before_any_work(exported, detector_export
     classifier = Path(exported.result("tflite:int8").path)
     assert main(["predict", str(classifier), str(street), "--iou", "0.4"]) == 2
     err = capsys.readouterr().err
-    assert f"--iou applies to detection models; {classifier.name} is a classifier" in err
+    assert f"--iou applies to detection models and keypoints models; {classifier.name} is a classifier" in err
     detector = Path(detector_exported.result("tflite:fp32").path)
     assert main(["predict", str(detector), str(street), "--top-k", "2"]) == 2
     assert f"--top-k applies to classification models; {detector.name} is a detector" in capsys.readouterr().err

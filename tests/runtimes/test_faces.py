@@ -143,3 +143,14 @@ def test_the_result_is_drawn_and_written_as_json(mediapipe, photos):
     task.draw(image, result, model.contract.labels)
     x, y = (int(round(v)) for v in result.points[0][2])  # the nose tip: a dot drawn on it
     assert not np.array_equal(image[y, x], before[y, x])
+
+
+def test_edgekit_predict_takes_the_contract_by_name(mediapipe, photos, capsys):
+    from edgekit.cli import main
+
+    contract = ["--contract", CONTRACT]
+    assert main(["predict", str(mediapipe[1]), str(photos[0]), *contract, "--json", "--threshold", "0.6"]) == 0
+    (face,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["objects"]
+    assert face["label"] == "face" and face["score"] >= 0.6 and len(face["keypoints"]) == 6
+    assert main(["predict", str(mediapipe[1]), str(photos[0]), "--contract", "no_such_contract"]) != 0
+    assert "neither a contract JSON file nor one edgekit ships" in capsys.readouterr().err

@@ -92,6 +92,7 @@ def test_predict_takes_the_tables_keywords_per_task_and_names_them_when_refusing
         "threads",
         "delegate",
         "provider",
+        "contract",
     }
     values = {"threshold": 0.4, "iou": 0.6, "max_detections": 7, "agnostic": True, "top_k": 2}
     for name in names:
@@ -177,7 +178,9 @@ def test_the_old_keywords_still_work_with_a_deprecation_warning():
 
 def test_an_option_for_another_task_is_refused_with_its_flag():
     classifier, detector = task_for("classification"), task_for("detection")
-    with pytest.raises(InputError, match="--iou applies to detection models; m.tflite is a classifier"):
+    with pytest.raises(
+        InputError, match="--iou applies to detection models and keypoints models; m.tflite is a classifier"
+    ):
         checked_options({"iou": 0.4}, classifier, "m.tflite")
     with pytest.raises(InputError, match="--top-k applies to classification models; m.onnx is a detector"):
         checked_options({"top_k": 2}, detector, "m.onnx")
@@ -219,6 +222,7 @@ def test_a_bundles_config_takes_every_config_key_in_both_programs(tmp_path):
         "threads": 2,
         "delegate": ["xnnpack"],
         "provider": ["cpu"],
+        "contract": "mediapipe_face_detection_short_range",
     }
     assert set(values) == set(config_terms())
     (tmp_path / BUNDLE_CONFIG).write_text(json.dumps(values))
@@ -229,6 +233,7 @@ def test_a_bundles_config_takes_every_config_key_in_both_programs(tmp_path):
         args = parser.parse_args([])
         assert (args.iou, args.max_detections, args.agnostic, args.top_k) == (0.45, 9, True, 2)
         assert args.count_line == (1.0, 2.0, 3.0, 4.0) and args.source == "clip.mp4"
+        assert args.contract == "mediapipe_face_detection_short_range"
     (tmp_path / BUNDLE_CONFIG).write_text(json.dumps({"iou": 3}))
     with pytest.raises(InputError, match="config.json: iou: --iou is a score in 0..1, got 3"):
         apply_bundle_config(runner_parser("model.onnx"), tmp_path)
