@@ -173,7 +173,7 @@ class Tracker:
         self._names.update((d.index, d.label) for d in found)
         kept = [self._tracked(d, matched[i]) for i, d in enumerate(found) if i in matched]
         kept.sort(key=lambda d: -d.score)
-        return replace(detections, detections=tuple(kept))
+        return detections.with_objects(kept)
 
     def _tracked(self, detection: "Detection", track: _Track) -> "Detection":
         """`detection` with its track's id and, for a confirmed track, the track's voted class."""

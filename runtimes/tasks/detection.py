@@ -9,7 +9,7 @@ back to the source image (`runtimes.preprocess.BoxMapping`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 import cv2
@@ -90,6 +90,10 @@ class Detections(Sequence[Detection]):
     @property
     def track_ids(self) -> list[int | None]:
         return [d.track_id for d in self.detections]
+
+    def with_objects(self, objects: Sequence[Detection]) -> "Detections":
+        """The same result holding `objects` (what a tracker kept, ids set)."""
+        return replace(self, detections=tuple(objects))
 
     def __str__(self) -> str:
         return f"{len(self)} object(s)" + ("".join(f"\n  {d}" for d in self.detections) if self.detections else "")

@@ -8,7 +8,7 @@ Boxes and points come back in the source image's pixels through the contract's r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator, Sequence
 
 import cv2
@@ -52,6 +52,7 @@ class KeypointObject:
         score: The model's confidence, 0..1.
         box: (x0, y0, x1, y1) in the source image's pixels.
         keypoints: The object's points, in the contract's order.
+        track_id: The object's id across a stream's frames, or None when not tracked.
     """
 
     label: str
@@ -59,6 +60,7 @@ class KeypointObject:
     score: float
     box: tuple[float, float, float, float]
     keypoints: tuple[Keypoint, ...]
+    track_id: int | None = None
 
     def point(self, name: str) -> Keypoint:
         """The keypoint called `name` (KeyError names the points there are)."""
@@ -69,9 +71,9 @@ class KeypointObject:
 
     def __str__(self) -> str:
         x0, y0, x1, y1 = self.box
-        return (
-            f"{self.label} {self.score:.2f} at ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}), {len(self.keypoints)} points"
-        )
+        where = f"({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f})"
+        tag = f"#{self.track_id} " if self.track_id is not None else ""
+        return f"{tag}{self.label} {self.score:.2f} at {where}, {len(self.keypoints)} points"
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,14 @@ class KeypointObjects(Sequence[KeypointObject]):
         """(objects, K, 2) x y of every point, source pixels."""
         count = len(self.objects[0].keypoints) if self.objects else 0
         return np.array([[(k.x, k.y) for k in o.keypoints] for o in self.objects], np.float32).reshape(-1, count, 2)
+
+    @property
+    def track_ids(self) -> list[int | None]:
+        return [o.track_id for o in self.objects]
+
+    def with_objects(self, objects: Sequence[KeypointObject]) -> "KeypointObjects":
+        """The same result holding `objects` (what a tracker kept, ids set)."""
+        return replace(self, objects=tuple(objects))
 
     def __str__(self) -> str:
         return f"{len(self)} object(s)" + "".join(f"\n  {o}" for o in self.objects)
@@ -252,7 +262,7 @@ class KeypointsTask:
         "source (and frame) and its objects (label, class index, score, box x0,y0,x1,y1 and each keypoint's name, "
         "x, y in the source's pixels), latency and frame age"
     )
-    trackable = False
+    trackable = True  # boxes a tracker follows; each object keeps its points
     command_line_defaults: dict[str, Any] = {}
 
     def bind(self, model: ModelInfo) -> KeypointDecoder:
@@ -277,7 +287,7 @@ class KeypointsTask:
         }
 
     def draw(self, image: np.ndarray, result: KeypointObjects, labels: Sequence[str]) -> None:
-        draw_detections(image, result.boxes, labels, result.scores, result.classes)
+        draw_detections(image, result.boxes, labels, result.scores, result.classes, track_ids=result.track_ids)
         draw_keypoints(image, result)
 
     def lines(self, result: KeypointObjects, threshold: float = 0.0) -> list[str]:
@@ -294,6 +304,7 @@ class KeypointsTask:
                     "index": o.index,
                     "score": round(o.score, 6),
                     "box": [round(v, 3) for v in o.box],
+                    **({"id": o.track_id} if o.track_id is not None else {}),
                     "keypoints": [
                         {"name": k.name, "x": round(k.x, 3), "y": round(k.y, 3)}
                         | ({"score": round(k.score, 6)} if k.score is not None else {})
@@ -310,9 +321,11 @@ class KeypointsTask:
         return {**origin, **self.summary(result), **{key: round(value, 3) for key, value in extra.items()}}
 
     def line(self, record: dict[str, Any]) -> str:
-        found = "; ".join(
-            f"{o['label']} {o['score']:.3f} [{', '.join(f'{v:.1f}' for v in o['box'])}] {len(o['keypoints'])} points"
-            for o in record["objects"]
-        )
+        def one(o: dict[str, Any]) -> str:
+            tag = f"#{o['id']} " if o.get("id") is not None else ""
+            box = ", ".join(f"{v:.1f}" for v in o["box"])
+            return f"{tag}{o['label']} {o['score']:.3f} [{box}] {len(o['keypoints'])} points"
+
+        found = "; ".join(one(o) for o in record["objects"])
         timing = "".join(f"  {key}={record[key]:.1f}" for key in ("latency_ms", "age_ms") if key in record)
         return f"{where(record)}: {len(record['objects'])} object(s)" + (f": {found}" if found else "") + timing

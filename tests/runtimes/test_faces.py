@@ -154,3 +154,20 @@ def test_edgekit_predict_takes_the_contract_by_name(mediapipe, photos, capsys):
     assert face["label"] == "face" and face["score"] >= 0.6 and len(face["keypoints"]) == 6
     assert main(["predict", str(mediapipe[1]), str(photos[0]), "--contract", "no_such_contract"]) != 0
     assert "neither a contract JSON file nor one edgekit ships" in capsys.readouterr().err
+
+
+def test_a_face_is_tracked_across_frames_with_its_points(mediapipe, photos, tmp_path):
+    """A camera panning across the portrait (frames of a fixed size, the face moving): one id on every frame once
+    confirmed, and each tracked object still carries its six points."""
+    image = cv2.imread(str(photos[0]))
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(frames / f"{i:02d}.png"), image[40 : 40 + 360, 12 * i : 12 * i + 400])  # 360x400
+    with edgekit.load(mediapipe[1], contract=CONTRACT) as model:
+        results = [frame.result for frame in model.stream(str(frames), track=True)]
+    ids = [[o.track_id for o in result] for result in results]
+    assert ids[0] == [None] and all(found == [1] for found in ids[1:]), ids  # an id from its second sighting
+    noses = [result[0].point("nose_tip").x for result in results[1:]]
+    assert all(later < earlier for earlier, later in zip(noses, noses[1:]))  # the window moves right: the face left
+    assert "#1 face" in str(results[-1])
