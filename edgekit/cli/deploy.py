@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         delegate=args.delegate or None,
         provider=args.provider or None,
+        contract=args.contract,
     )
     print(f"bundle: {bundle.folder}/ and {bundle.archive}")
     print(

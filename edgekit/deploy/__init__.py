@@ -35,6 +35,7 @@ from edgekit.errors import DeployError, InputError
 from runtimes.arguments import BUNDLE_CONFIG, checked_options
 from runtimes.backends.base import backend_for
 from runtimes.integrity import MANIFEST_NAME, write_manifest
+from runtimes.loading import BUNDLED_CONTRACTS
 from runtimes.tracking import LineCounter, parse_line
 
 MAX_BUNDLE_BYTES = 1 << 30  # what extract_bundle writes at most: a bundle is a model and some code
@@ -80,6 +81,9 @@ def _requirements(model: Path, serve: bool = False) -> str:
     else:
         lines.append(PINNED["onnxruntime"])
     return "\n".join(lines) + "\n"
+
+
+CONTRACT_FILE = "contract.json"  # a third-party model's contract in the bundle (its services run from the folder)
 
 
 def _copy_runtimes(target: Path) -> None:
@@ -176,6 +180,7 @@ def rpi(
     threads: int | None = None,
     delegate: Sequence[str] | None = None,
     provider: Sequence[str] | None = None,
+    contract: str | Path | None = None,
 ) -> Bundle:
     """Write a Raspberry Pi bundle folder and its .tar.gz, for any task's model (classifier, detector).
 
@@ -184,6 +189,9 @@ def rpi(
     runtime's (`threads`, `delegate`, `provider`) go into the bundle's `config.json`, which run.py, serve.py
     and so both services read: a Pi that counts does so out of the box, and the one file changes it (a flag on
     the command line still wins).
+
+    `contract` is the contract of a third-party file that carries none: the name of one edgekit ships (the Pi's
+    runtimes hold it too) or a JSON file, copied into the bundle as contract.json.
 
     `name` names the systemd service; by default `edgekit-<role>` (edgekit-classifier, edgekit-detector).
     `serve` adds `edgekit serve` (serve.py, Starlette and uvicorn in the requirements) and a sandboxed
@@ -196,9 +204,12 @@ def rpi(
         PosixPath('dist/shapes.tar.gz')
     """
     model = Path(model)
-    contract, task, backend = _bundleable(model)
+    given = contract
+    contract, task, backend = _bundleable(model, given)
     predict = {"iou": iou, "max_detections": max_detections, "agnostic": agnostic, "top_k": top_k}
     runtime = {"threads": threads, "delegate": list(delegate or []), "provider": list(provider or [])}
+    if given is not None:  # a shipped contract by name; a file travels in the bundle
+        runtime["contract"] = str(given) if str(given) in BUNDLED_CONTRACTS else CONTRACT_FILE
     config = _config(task, source, threshold, track, count_line, predict, runtime)
     name = name or f"edgekit-{task.role}"
     folder = Path(out_dir)
@@ -210,6 +221,8 @@ def rpi(
         work = staging / folder.name
         work.mkdir()
         shutil.copy2(model, work / model.name)
+        if runtime.get("contract") == CONTRACT_FILE:
+            (work / CONTRACT_FILE).write_text(contract.to_json())
         _copy_runtimes(work / "runtimes")
         where = _Where(name, folder.name, user, port)
         files = {**_bundle_files(model, contract, task, backend, where, serve, config), BUNDLE_CONFIG: config}
@@ -224,18 +237,20 @@ def rpi(
     return Bundle(folder, archive, folder / model.name)
 
 
-def _bundleable(model: Path) -> tuple[Any, Any, str]:
-    """The model's contract, task and backend name; a DeployError when the Pi could not run it as it is."""
+def _bundleable(model: Path, contract: str | Path | None = None) -> tuple[Any, Any, str]:
+    """The model's contract (`contract` for a file without one), task and backend name; a DeployError when the Pi
+    could not run it as it is."""
     if model.suffix not in BUNDLE_FORMATS:
         raise DeployError(
             f"cannot bundle {model.name} for a Raspberry Pi: use one of {', '.join(BUNDLE_FORMATS)} "
             "(CoreML runs on Apple devices only)"
         )
-    with runtimes.open(model) as loaded:  # the bundle must carry a model that loads and has its contract
+    with runtimes.open(model, contract=contract) as loaded:  # the bundle's model must load, with its contract
         contract, task, problem = loaded.contract, loaded.task, loaded.decoder.problem
     if contract is None:
         raise DeployError(
-            f"{model.name} has no embedded contract; export it with edgekit so the Pi knows its preprocessing"
+            f"{model.name} has no embedded contract; export it with edgekit so the Pi knows its preprocessing, "
+            "or give one with --contract"
         )
     if problem:
         raise DeployError(f"cannot bundle {model.name}: {problem}")

@@ -171,3 +171,42 @@ def test_a_face_is_tracked_across_frames_with_its_points(mediapipe, photos, tmp_
     noses = [result[0].point("nose_tip").x for result in results[1:]]
     assert all(later < earlier for earlier, later in zip(noses, noses[1:]))  # the window moves right: the face left
     assert "#1 face" in str(results[-1])
+
+
+def test_edgekit_serve_answers_with_faces_and_their_points(mediapipe, photos):
+    """`edgekit serve` on the third-party file with its contract: the REST answer is predict()'s, points included."""
+    import base64
+
+    from helpers.needs import need_module
+
+    httpx = need_module("httpx", extra="dev")
+    need_module("uvicorn", extra="serve")
+    from runtimes.serving import start
+
+    image = cv2.imread(str(photos[2]))  # the wide crop, 260x512
+    body = {"instances": [{"b64": base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()}]}
+    with start(mediapipe[1], port=0, token="t0ken", contract=CONTRACT) as server:
+        with httpx.Client(base_url=server.url, headers={"Authorization": "Bearer t0ken"}, timeout=30) as client:
+            answer = client.post("/v1/models/face_detection_short_range:predict", json=body)
+    assert answer.status_code == 200, answer.text
+    (prediction,) = answer.json()["predictions"]
+    with edgekit.load(mediapipe[1], contract=CONTRACT) as model:
+        expected = model.task.serving_prediction(model.predict(str(photos[2])), model.labels, model.contract.head)
+    assert prediction == expected and prediction["count"] == 1 and len(prediction["objects"][0]["keypoints"]) == 6
+
+
+def test_a_pi_bundle_of_the_third_party_model_runs_with_its_contract(mediapipe, photos, tmp_path):
+    """The bundle carries the contract (by name: the Pi's runtimes ship it) and its runner prints the faces."""
+    import sys
+
+    from edgekit.deploy import rpi
+
+    bundle = rpi(mediapipe[1], tmp_path / "dist" / "faces", contract=CONTRACT, source=str(photos[0]))
+    assert json.loads((bundle.folder / "config.json").read_text())["contract"] == CONTRACT
+    assert "keypoint model" in (bundle.folder / "README.md").read_text()
+    done = subprocess.run([sys.executable, "run.py"], cwd=bundle.folder, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (record,) = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    with edgekit.load(mediapipe[1], contract=CONTRACT) as model:
+        expected = model.task.summary(model.predict(str(photos[0])))
+    assert record["objects"] == expected["objects"] and len(record["objects"][0]["keypoints"]) == 6
