@@ -8,7 +8,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -46,6 +46,7 @@ class Record:
     where: list[str] = field(default_factory=list)  # file:line of each box, for skip messages
     size: tuple[int, int] | None = None  # (height, width) when the annotation states it
     split: str = ""  # the split the data puts it in (train, val, test), "" when it says none
+    keypoints: list[np.ndarray] = field(default_factory=list)  # per box (K, 3) x y visibility: keypoint data only
 
 
 class RecordReader:
@@ -54,6 +55,9 @@ class RecordReader:
     def __init__(self, root: Path, labels: Sequence[str], geometry: Preprocessing) -> None:
         self.root, self.labels, self.geometry = root, tuple(labels), geometry
         self.skipped: list[SkippedFile] = []
+        self.kept_keypoints: list[np.ndarray] = []  # after `build`: per image (n, K, 3), of the boxes kept
+        self.point_check: Any = None  # keypoint data: (points, width, height, where) -> points or None (skipped)
+        self.keypoint_count = 0
 
     def skip(self, where: str, reason: str, detail: str = "") -> None:
         self.skipped.append(SkippedFile(where, f"{reason}: {detail}" if detail else reason))
@@ -85,12 +89,20 @@ class RecordReader:
             (height, width), prepared = read
             if prepared is not None:
                 pixels.append(prepared)
-            kept_boxes, kept_classes = [], []
-            for box, cls, where in zip(record.boxes, record.classes, record.where):
+            kept_boxes, kept_classes, kept_points = [], [], []
+            for number, (box, cls, where) in enumerate(zip(record.boxes, record.classes, record.where)):
                 checked = self._checked_box(box, width, height, where)
+                points = record.keypoints[number] if record.keypoints else None
+                if checked is not None and points is not None:
+                    points = self.point_check(points, width, height, where)
+                    checked = None if points is None else checked
                 if checked is not None:
                     kept_boxes.append(checked)
                     kept_classes.append(cls)
+                    kept_points.append(points)
+            if self.point_check is not None:
+                shape = (len(kept_points), self.keypoint_count, 3)
+                self.kept_keypoints.append(np.asarray(kept_points, np.float32).reshape(shape))
             boxes.append(np.asarray(kept_boxes, np.float32).reshape(-1, 4))
             classes.append(np.asarray(kept_classes, np.int64))
             sizes.append((height, width))

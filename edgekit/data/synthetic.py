@@ -323,3 +323,108 @@ def _outline(kind: str, centre: np.ndarray, extent: float, angle: float) -> np.n
     unit = np.stack([np.cos(angles), np.sin(angles)], axis=1)
     radius = extent / (unit.max(axis=0) - unit.min(axis=0)).max()
     return centre - (unit.max(axis=0) + unit.min(axis=0)) / 2 * radius + radius * unit
+
+
+# -- scenes of objects with named points (keypoints) ------------------------------------------
+
+KEYPOINT_CLASSES = ("triangle", "arrow", "cross")
+KEYPOINT_NAMES = ("tip", "left", "right", "tail")  # left and right as seen facing along the object's tip
+KEYPOINT_FLIP = (0, 2, 1, 3)  # a mirrored image swaps its objects' left and right
+KEYPOINT_SKELETON = ((0, 1), (0, 2), (1, 3), (2, 3))
+# each class's outline and its 4 points, in a unit frame facing +x (y down: "left" is -y); the right-hand side is
+# shorter, so a mirrored object is told apart from a turned one only through left and right
+_KEYPOINT_SHAPES = {
+    "triangle": ([(1, 0), (-0.6, -0.8), (-0.6, 0.5)], [(1, 0), (-0.6, -0.8), (-0.6, 0.5), (-0.6, -0.15)]),
+    "arrow": (
+        [(1, 0), (0.1, -0.7), (0.1, -0.2), (-1, -0.2), (-1, 0.2), (0.1, 0.2), (0.1, 0.45)],
+        [(1, 0), (0.1, -0.7), (0.1, 0.45), (-1, 0)],
+    ),
+    "cross": (
+        [(1, -0.15), (1, 0.15), (-1, 0.15), (-1, -0.15), (-0.15, -0.15), (-0.15, -0.9), (0.15, -0.9), (0.15, -0.15)]
+        + [(0.15, 0.15), (0.15, 0.55), (-0.15, 0.55), (-0.15, 0.15)],
+        [(1, 0), (0, -0.9), (0, 0.55), (-1, 0)],
+    ),
+}
+
+
+def draw_keypoint_scene(
+    height: int, width: int, rng: np.random.Generator, max_objects: int = 3
+) -> tuple[np.ndarray, list[tuple[int, np.ndarray, np.ndarray]]]:
+    """One BGR scene with 1..max_objects shapes and their (class, box, (4, 3) points x y visibility): some shapes
+    mirrored, and now and then a patch of clutter over one point, which is then labelled hidden (visibility 1)."""
+    canvas = _cluttered_background(rng, height, width)
+    found: list[tuple[int, np.ndarray, np.ndarray]] = []
+    for _ in range(int(rng.integers(1, max_objects + 1))):
+        cls = int(rng.integers(0, len(KEYPOINT_CLASSES)))
+        outline, named = (np.asarray(v, np.float64) for v in _KEYPOINT_SHAPES[KEYPOINT_CLASSES[cls]])
+        if rng.random() < 0.5:  # mirrored: the long side on the right
+            outline, named = outline * [1, -1], (named * [1, -1])[list(KEYPOINT_FLIP)]
+        angle, radius = rng.uniform(0, 2 * math.pi), rng.uniform(0.1, 0.3) * min(height, width)
+        turn = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        outline, named = outline @ turn.T * radius, named @ turn.T * radius
+        low, high = -outline.min(axis=0), np.array([width, height]) - outline.max(axis=0)
+        centre = rng.uniform(low, high) if np.all(high > low) else None
+        box = None if centre is None else np.concatenate([(outline + centre).min(0), (outline + centre).max(0)])
+        if box is None or any(_overlap(box, other[1]) >= 0.1 for other in found):
+            continue
+        colour = _contrasting_colour(rng, canvas, min_contrast=rng.uniform(60, 120))
+        cv2.fillPoly(canvas, [np.round((outline + centre) * 16).astype(np.int32)], colour.tolist(), cv2.LINE_AA, 4)
+        points = np.concatenate([named + centre, np.full((4, 1), 2.0)], axis=1)
+        if rng.random() < 0.25:  # a patch of background over one point: labelled but hidden
+            hidden = int(rng.integers(0, 4))
+            x, y = points[hidden, :2]
+            cv2.circle(canvas, (int(x), int(y)), max(3, int(radius * 0.25)), _random_colour(rng).tolist(), -1)
+            points[hidden, 2] = 1.0
+        found.append((cls, box, points))
+    canvas = canvas + rng.normal(0.0, rng.uniform(2, 10), size=canvas.shape).astype(np.float32)
+    return np.clip(canvas, 0, 255).astype(np.uint8), found
+
+
+def make_shapes_keypoints(
+    out_dir: str | Path, n_images: int = 400, image_size: int | tuple[int, int] = 128, seed: int = 0
+) -> Path:
+    """Write a keypoint dataset of shape scenes (COCO keypoints: images/ and annotations.json) and return its JSON.
+
+    Triangles, arrows and crosses, each with the points tip, left, right and tail; half of them mirrored (so a
+    horizontal flip must swap left and right: the flip map is (0, 2, 1, 3)), some points hidden under clutter.
+
+    Examples:
+        >>> annotations = edgekit.datasets.make_shapes_keypoints("data/shapes_kp", n_images=400)
+        >>> train, val, test = edgekit.load_keypoints(annotations, image_size=128).split(seed=0)
+    """
+    import json
+
+    height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if n_images < 1 or min(height, width) < 32:
+        raise ValueError(f"need n_images >= 1 and an image side >= 32, got {n_images} and {image_size}")
+    rng, root = np.random.default_rng(seed), Path(out_dir)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for index in range(n_images):
+        image, objects = draw_keypoint_scene(height, width, rng)
+        name = f"{index:05d}.png"
+        cv2.imwrite(str(root / "images" / name), image)
+        images.append({"id": index, "file_name": name, "height": height, "width": width})
+        for cls, box, points in objects:
+            x0, y0, x1, y1 = (float(v) for v in box)
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": index,
+                    "category_id": cls + 1,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": (x1 - x0) * (y1 - y0),
+                    "iscrowd": 0,
+                    "num_keypoints": int((points[:, 2] > 0).sum()),
+                    "keypoints": [round(float(v), 2) for v in points.reshape(-1)],
+                }
+            )
+    skeleton = [[a + 1, b + 1] for a, b in KEYPOINT_SKELETON]  # COCO counts points from 1
+    flip = list(KEYPOINT_FLIP)  # not COCO's: edgekit's (and Ultralytics') flip map, which load_keypoints reads
+    categories = [
+        {"id": i + 1, "name": name, "keypoints": list(KEYPOINT_NAMES), "skeleton": skeleton, "flip_idx": flip}
+        for i, name in enumerate(KEYPOINT_CLASSES)
+    ]
+    path = root / "annotations.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return path

@@ -366,11 +366,12 @@ def test_a_serve_bundle_serves_from_the_extracted_folder_and_stops_on_sigterm(ex
     port = _free_port()
     modules = tmp_path / "modules.json"
     probe = (  # serve.py as systemd runs it, and a thread that reports what the process has imported
-        "import json, runpy, sys, threading, time\n"
+        "import json, os, runpy, sys, threading, time\n"
         "def report():\n"
         "    while True:\n"
-        f"        open({str(modules)!r}, 'w').write(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('tensorflow', 'edgekit', 'keras'))))\n"
+        f"        open({str(modules)!r} + '.tmp', 'w').write(json.dumps(sorted(m for m in sys.modules if "
+        "m.split('.')[0] in ('tensorflow', 'edgekit', 'keras'))))\n"
+        f"        os.replace({str(modules)!r} + '.tmp', {str(modules)!r})  # whole, never read half-written\n"
         "        time.sleep(0.2)\n"
         "threading.Thread(target=report, daemon=True).start()\n"
         f"sys.argv = ['serve.py', '--port', '{port}']\n"

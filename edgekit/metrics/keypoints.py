@@ -1,0 +1,160 @@
+"""Keypoint metrics: OKS mAP by pycocotools' keypoint evaluation (with each point's sigma), PCK@0.1 and the mean
+point error in pixels, each prediction matched to a ground-truth object of its class by box IoU."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from runtimes.boxes import box_iou
+from runtimes.deps import require
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIGMA = 0.05  # a point's OKS sigma when the contract gives none (COCO's range is 0.025 to 0.107)
+
+
+@dataclass(frozen=True)
+class KeypointMetrics:
+    """How well predicted points match the truth.
+
+    Attributes:
+        oks_map: COCO's keypoint mAP over OKS thresholds 0.5:0.95.
+        oks_map50: The same at OKS 0.5.
+        pck: The share of labelled points within 0.1 of their object's longer box side (PCK@0.1), over objects
+            matched by box IoU >= 0.5.
+        mean_error_px: The mean distance of those points from the truth, in source pixels.
+        objects: How many ground-truth objects there were.
+    """
+
+    oks_map: float
+    oks_map50: float
+    pck: float
+    mean_error_px: float
+    objects: int
+
+
+def keypoint_metrics(
+    truth_boxes: Sequence[np.ndarray],
+    truth_classes: Sequence[np.ndarray],
+    truth_points: Sequence[np.ndarray],
+    pred_boxes: Sequence[np.ndarray],
+    pred_scores: Sequence[np.ndarray],
+    pred_classes: Sequence[np.ndarray],
+    pred_points: Sequence[np.ndarray],
+    labels: Sequence[str],
+    sigmas: Sequence[float] = (),
+) -> KeypointMetrics:
+    """Per image: truth boxes (n, 4) x0 y0 x1 y1, classes (n,) and points (n, K, 3) x y visibility; predictions
+    likewise with scores and points (m, K, 2), all in source pixels.
+
+    Examples:
+        >>> m = keypoint_metrics([boxes], [classes], [points], [boxes], [scores], [classes], [xy], ["arrow"])
+        >>> round(m.oks_map, 3)
+    """
+    count = truth_points[0].shape[1] if len(truth_points) and truth_points[0].ndim == 3 else 0
+    sigmas = np.asarray(sigmas or [DEFAULT_SIGMA] * count, np.float64)
+    oks_map, oks_map50 = _oks_map(
+        truth_boxes, truth_classes, truth_points, pred_boxes, pred_scores, pred_classes, pred_points, labels, sigmas
+    )
+    pck, error = _pck(truth_boxes, truth_classes, truth_points, pred_boxes, pred_classes, pred_points)
+    return KeypointMetrics(oks_map, oks_map50, pck, error, int(sum(len(b) for b in truth_boxes)))
+
+
+def _oks_map(
+    truth_boxes: Sequence[np.ndarray],
+    truth_classes: Sequence[np.ndarray],
+    truth_points: Sequence[np.ndarray],
+    pred_boxes: Sequence[np.ndarray],
+    pred_scores: Sequence[np.ndarray],
+    pred_classes: Sequence[np.ndarray],
+    pred_points: Sequence[np.ndarray],
+    labels: Sequence[str],
+    sigmas: np.ndarray,
+) -> tuple[float, float]:
+    require("pycocotools", extra="train")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, annotations, results = [], [], []
+    for i, (boxes, classes, points) in enumerate(zip(truth_boxes, truth_classes, truth_points)):
+        images.append({"id": i})
+        for box, cls, object_points in zip(boxes, classes, points):
+            x0, y0, x1, y1 = (float(v) for v in box)
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i,
+                    "category_id": int(cls) + 1,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": (x1 - x0) * (y1 - y0),
+                    "iscrowd": 0,
+                    "keypoints": [float(v) for v in object_points.reshape(-1)],
+                    "num_keypoints": int((object_points[:, 2] > 0).sum()),
+                }
+            )
+    for i, (boxes, scores, classes, points) in enumerate(zip(pred_boxes, pred_scores, pred_classes, pred_points)):
+        for box, score, cls, object_points in zip(boxes, scores, classes, points):
+            x0, y0, x1, y1 = (float(v) for v in box)
+            flat = np.concatenate([object_points[:, :2], np.ones((len(object_points), 1))], axis=1).reshape(-1)
+            results.append(
+                {
+                    "image_id": i,
+                    "category_id": int(cls) + 1,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "score": float(score),
+                    "keypoints": [float(v) for v in flat],
+                }
+            )
+    if not annotations or not results:
+        return 0.0, 0.0
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(labels)]
+    chatter = io.StringIO()
+    with contextlib.redirect_stdout(chatter):  # COCO prints its progress; keep it in the debug log
+        truth = COCO()
+        truth.dataset = {"images": images, "annotations": annotations, "categories": categories}
+        truth.createIndex()
+        evaluation = COCOeval(truth, truth.loadRes(results), "keypoints")
+        evaluation.params.kpt_oks_sigmas = sigmas
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    log.debug("pycocotools:\n%s", chatter.getvalue())
+    return max(0.0, float(evaluation.stats[0])), max(0.0, float(evaluation.stats[1]))
+
+
+def _pck(
+    truth_boxes: Sequence[np.ndarray],
+    truth_classes: Sequence[np.ndarray],
+    truth_points: Sequence[np.ndarray],
+    pred_boxes: Sequence[np.ndarray],
+    pred_classes: Sequence[np.ndarray],
+    pred_points: Sequence[np.ndarray],
+) -> tuple[float, float]:
+    """(PCK@0.1, mean point error in px) over labelled points of truth objects matched by box IoU >= 0.5."""
+    hits, distances = [], []
+    for boxes, classes, points, p_boxes, p_classes, p_points in zip(
+        truth_boxes, truth_classes, truth_points, pred_boxes, pred_classes, pred_points
+    ):
+        if not len(boxes):
+            continue
+        ious = box_iou(np.asarray(boxes, np.float32), np.asarray(p_boxes, np.float32).reshape(-1, 4))
+        ious = ious * (np.asarray(classes)[:, None] == np.asarray(p_classes)[None, :])
+        used: set[int] = set()
+        for t in np.argsort(-ious.max(axis=1) if ious.size else np.zeros(len(boxes))):
+            labelled = points[t, :, 2] > 0
+            candidates = [j for j in np.argsort(-ious[t]) if ious[t, j] >= 0.5 and j not in used] if ious.size else []
+            if not candidates:
+                hits += [False] * int(labelled.sum())  # a missed object misses its points
+                continue
+            used.add(candidates[0])
+            gap = np.linalg.norm(p_points[candidates[0]][labelled, :2] - points[t, labelled, :2], axis=1)
+            side = float(max(boxes[t][2] - boxes[t][0], boxes[t][3] - boxes[t][1]))
+            hits += list(gap <= 0.1 * side)
+            distances += list(gap)
+    return (float(np.mean(hits)) if hits else 0.0, float(np.mean(distances)) if distances else 0.0)
