@@ -13,6 +13,9 @@ DESCRIPTION = "Shows what travels inside MODEL: labels, preprocessing, quantizat
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="model file (.tflite, .keras, ...)")
     parser.add_argument("--json", action="store_true", help="print the contract as JSON")
+    parser.add_argument(
+        "--contract", default=None, metavar="JSON|NAME", help="the contract of a file that carries none (as predict's)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from runtimes.loading import open_model
 
-        with open_model(args.model) as model:
+        with open_model(args.model, contract=args.contract) as model:
             contract, sources = model.contract, model.contract_sources
             tensors = [("input", spec) for spec in model.runtime.input_specs] + [
                 ("output", spec) for spec in model.runtime.output_specs

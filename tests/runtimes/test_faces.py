@@ -210,3 +210,12 @@ def test_a_pi_bundle_of_the_third_party_model_runs_with_its_contract(mediapipe, 
     with edgekit.load(mediapipe[1], contract=CONTRACT) as model:
         expected = model.task.summary(model.predict(str(photos[0])))
     assert record["objects"] == expected["objects"] and len(record["objects"][0]["keypoints"]) == 6
+
+
+def test_edgekit_info_describes_the_keypoints_from_the_contract(mediapipe, capsys):
+    from edgekit.cli import main
+
+    assert main(["info", str(mediapipe[1]), "--contract", CONTRACT]) == 0
+    printed = capsys.readouterr().out
+    assert "keypoints: right_eye, left_eye, nose_tip, mouth_center, right_ear_tragion, left_ear_tragion" in printed
+    assert "decoding: ssd in runtimes (NumPy), weighted NMS" in printed and "affine" in printed
