@@ -33,6 +33,16 @@ class KeypointDataset(DetectionDataset):
     """A `DetectionDataset` whose objects have named points.
 
     Attributes:
+        pixels: (N, H, W, C) uint8 images in `geometry`'s colour order and resize mode.
+        boxes: Per image, an (n, 4) float32 array of x0, y0, x1, y1 in source pixels.
+        classes: Per image, an (n,) int64 array of class indices.
+        source_sizes: (N, 2) source (height, width) of each image.
+        labels: The class names, in index order.
+        geometry: The input size, colour order and resize the pixels were made with.
+        sources: Each image's file path.
+        skipped: Files and annotations left out, each with its reason.
+        given_splits: Per image, the split the data put it in ("" for none); () when the data has none.
+        split_source: Where the given splits came from.
         keypoints: Per image, an (n, K, 3) float32 array: each object's points as x, y (source pixels) and
             visibility (0 not labelled, 1 labelled but hidden, 2 visible).
         keypoint_names: The K points' names.
