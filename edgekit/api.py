@@ -26,6 +26,16 @@ if TYPE_CHECKING:
     from edgekit.training.options import TrainOptions, TrainResult
 
 
+def _task_of(train: Any) -> str:
+    """The task a training split implies: keypoints, detection or classification."""
+    from edgekit.data.detection import DetectionData
+    from edgekit.data.keypoints import KeypointDataset
+
+    if isinstance(train, KeypointDataset):
+        return "keypoints"
+    return "detection" if isinstance(train, DetectionData) else "classification"
+
+
 def train(train: Any, val: Any, arch: Any = None, options: TrainOptions | None = None, **keywords: Any) -> TrainResult:
     """Train `arch` (a registered name, a keras.Model or a .keras path) and write its files.
 
@@ -60,14 +70,13 @@ def train(train: Any, val: Any, arch: Any = None, options: TrainOptions | None =
         >>> result.metrics["accuracy"]["test"]
         0.95
     """
-    from edgekit.data.detection import DetectionData
     from edgekit.host_tasks import HOST_TASKS
     from edgekit.training.options import TrainOptions
 
     chosen = TrainOptions.from_call(options, keywords)
     if chosen.test is not None and not len(chosen.test):  # the data's splits may hold no test split
         chosen = replace(chosen, test=None)
-    task = chosen.task or ("detection" if isinstance(train, DetectionData) else "classification")
+    task = chosen.task or _task_of(train)
     if task not in HOST_TASKS:
         raise TrainingError(f"unknown task {task!r}; valid tasks: {', '.join(HOST_TASKS.names())}")
     with shown_progress(chosen.verbose):

@@ -40,6 +40,15 @@ def augment(
 
     A box pushed mostly out of the frame (under 40% of it left) is dropped, one partly out is clipped.
     """
+    out, boxes, classes, _, _ = moved_with_pixels(pixels, boxes, classes, rng, pad_value)
+    return out, boxes, classes
+
+
+def moved_with_pixels(
+    pixels: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.random.Generator, pad_value: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`augment`'s work, and what else must follow the pixels: (image, boxes, classes, the boxes kept (a mask
+    over the given ones), the 2x3 affine matrix applied; its [0, 0] is negative for a flip)."""
     height, width = pixels.shape[:2]
     scale = rng.uniform(0.7, 1.3)
     flip = rng.random() < 0.5
@@ -57,6 +66,7 @@ def augment(
     )
     if out.ndim == 2:
         out = out[..., None]
+    keep = np.ones(len(boxes), bool)
     if len(boxes):
         xs = boxes[:, [0, 2]] * sx + matrix[0, 2]
         ys = boxes[:, [1, 3]] * scale + matrix[1, 2]
@@ -71,7 +81,7 @@ def augment(
         boxes, classes = clipped[keep].astype(np.float32), classes[keep]
     jittered = out.astype(np.float32) * rng.uniform(0.7, 1.3) + rng.uniform(-30, 30)
     jittered *= rng.uniform(0.85, 1.15, size=out.shape[-1]).astype(np.float32)
-    return np.clip(jittered, 0, 255).astype(np.uint8), boxes, classes
+    return np.clip(jittered, 0, 255).astype(np.uint8), boxes, classes, keep, matrix
 
 
 def _batches(

@@ -7,6 +7,8 @@ the per-point sigmas of the OKS metric, besides how the outputs are decoded. Lay
   "ssd": an SSD-anchor detector with keypoints (MediaPipe's BlazeFace, palm and pose detectors): raw boxes
          (1, N, num_coords) and raw scores (1, N, classes), decoded with the anchors and options in ``ssd``
          (`runtimes.tasks.ssd_anchors`), then weighted or plain NMS.
+  "maps": edgekit's keypoint detector: one map of C heat, 4 box sides, 2K point offsets and K visibilities per
+         stride-4 cell (the detector's peaks; each object's points read at its peak cell).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from runtimes.errors import ContractError
 from runtimes.heads.ssd_options import SsdDecoding
 from runtimes.tensors import TensorSpec
 
-LAYOUTS = ("ssd",)
+LAYOUTS = ("ssd", "maps")
 NMS = ("weighted", "plain")
 
 

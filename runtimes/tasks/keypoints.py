@@ -150,9 +150,18 @@ class KeypointDecoder:
         if model.head is None:
             raise ContractError(f"{model.name} is a keypoints model without a head: give its contract when loading")
         self.head = KeypointHead.from_dict(model.head)
+        self.defaults = KeypointOptions(self.head.score_threshold, self.head.iou_threshold, self.head.max_detections)
+        if self.head.layout != "ssd":
+            self.roles, self.problem = (
+                None,
+                (
+                    f"{model.name} holds a keypoint model's raw maps, which edgekit decodes on the host only so far; "
+                    "run it with run_all(batch)"
+                ),
+            )
+            return
         self.decoding = self.head.decoding()
         self.anchors = ssd_anchors(self.decoding.anchors) if self.decoding.anchors is not None else np.zeros((0, 4))
-        self.defaults = KeypointOptions(self.head.score_threshold, self.head.iou_threshold, self.head.max_detections)
         self.roles = output_roles(model.output_specs, self.head)
         self.problem = self._problem()
 
@@ -186,6 +195,7 @@ class KeypointDecoder:
                 score_threshold=chosen["threshold"],
                 iou_threshold=chosen["iou"],
                 max_detections=chosen["max_detections"],
+                layout=self.head.layout,
                 ssd=self.head.ssd,
             )
         except ContractError as exc:

@@ -174,3 +174,35 @@ def test_detector_bundle_on_emulated_pi_matches_x86(target, arm64, detector_expo
     print(f"{target}: {found} detections, largest box difference {worst:.4f} px (JSON boxes carry 3 decimals)")
     assert worst <= tolerance + 1e-9  # within 1e-3 px: the JSON's resolution
     assert found >= 16  # the comparison compared boxes, not empty lists
+
+
+@pytest.mark.slow
+def test_a_face_detector_bundle_on_emulated_pi_matches_x86(arm64, tmp_path):
+    """MediaPipe's BlazeFace bundled with the contract edgekit ships: on the emulated Pi its runner finds the same
+    faces and landmarks as on x86 (the affine resize is the same OpenCV warp on both), from non-square photos."""
+    try:
+        python = caches.mediapipe_python()
+        photos = caches.skimage_photos()
+    except caches.CacheUnavailable as exc:
+        missing(str(exc))
+    site = subprocess.run(
+        [python, "-c", "import mediapipe, os; print(os.path.dirname(mediapipe.__file__))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    model = Path(site) / "modules" / "face_detection" / "face_detection_short_range.tflite"
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    astronaut = cv2.imread(str(photos / "astronaut.png"))
+    cv2.imwrite(str(folder / "tall.png"), astronaut[10:500, 120:400])
+    cv2.imwrite(str(folder / "odd.png"), cv2.resize(astronaut[30:470, 90:430], (257, 333)))
+    bundle = rpi(model, tmp_path / "dist" / "faces", contract="mediapipe_face_detection_short_range")
+    ((on_pi, on_x86),) = _both(bundle.archive, arm64, tmp_path, {"photos": ["--source", str(folder)]}).values()
+    assert len(on_pi) == len(on_x86) == 2
+    for pi, x86 in zip(on_pi, on_x86):
+        assert pi["source"] == x86["source"] and len(pi["objects"]) == len(x86["objects"]) == 1
+        (a,), (b,) = pi["objects"], x86["objects"]
+        assert max(abs(u - v) for u, v in zip(a["box"], b["box"])) <= 1e-2
+        assert max(abs(p[key] - q[key]) for p, q in zip(a["keypoints"], b["keypoints"]) for key in "xy") <= 1e-2
+        assert abs(a["score"] - b["score"]) <= 1e-5

@@ -1,0 +1,76 @@
+"""The keypoint detector: edgekit's small detector with a keypoint head, its training targets and loss.
+
+Each cell of the stride-4 maps holds, besides the detector's heat and box sides, the object's K points as offsets
+from the cell's centre (in cells) and each point's visibility. An object's points are learned at its centre cell
+and the cells around it, so the peak cell that decoding picks always holds them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from edgekit._tf import keras
+from edgekit.training.detector_graph import STRIDE, build_small_detector, detection_loss, encode_targets, grid_size
+
+OFFSETS, VISIBILITY = "keypoint_offsets", "keypoint_visibility"
+
+
+def build_keypoint_detector(input_shape: tuple[int, int, int], num_classes: int, num_points: int) -> Any:
+    """small_detector with a keypoint head on the same features: maps of C + 4 + 2K + K channels."""
+    k = keras()
+    detector = build_small_detector(input_shape, num_classes)
+    features = detector.get_layer("heat").input  # the head's shared features
+    offsets = k.layers.Conv2D(2 * num_points, 1, name=OFFSETS)(features)
+    visible = k.layers.Conv2D(num_points, 1, activation="sigmoid", name=VISIBILITY)(features)
+    maps = k.layers.Concatenate(name="keypoint_maps")([detector.output, offsets, visible])
+    return k.Model(detector.input, maps, name="small_keypoint_detector")
+
+
+def encode_keypoint_targets(
+    boxes: np.ndarray, classes: np.ndarray, points: np.ndarray, input_size: tuple[int, int], num_classes: int
+) -> np.ndarray:
+    """One image's input-pixel boxes (n, 4) and points (n, K, 3) -> (Gh, Gw, C + 5 + 4K): the detector's targets,
+    then each point's offset from the cell centre (2K, in cells), visibility (K) and whether it is labelled (K),
+    at each object's centre cell and its 3x3 neighbourhood (smaller objects win shared cells)."""
+    base = encode_targets(boxes, classes, input_size, num_classes)
+    count = points.shape[1] if points.ndim == 3 else 0
+    gh, gw = grid_size(input_size)
+    extra = np.zeros((gh, gw, 4 * count), np.float32)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) if len(boxes) else np.zeros(0)
+    for index in np.argsort(-areas):
+        x0, y0, x1, y1 = boxes[index]
+        peak_y = min(int((y0 + y1) / 2 // STRIDE), gh - 1)
+        peak_x = min(int((x0 + x1) / 2 // STRIDE), gw - 1)
+        labelled = points[index, :, 2] > 0
+        for cy in range(max(0, peak_y - 1), min(gh, peak_y + 2)):
+            for cx in range(max(0, peak_x - 1), min(gw, peak_x + 2)):
+                centre = (np.array([cx, cy], np.float32) + 0.5) * STRIDE
+                offsets = (points[index, :, :2] - centre) / STRIDE
+                extra[cy, cx, : 2 * count] = np.where(labelled[:, None], offsets, 0.0).reshape(-1)
+                extra[cy, cx, 2 * count : 3 * count] = points[index, :, 2] == 2
+                extra[cy, cx, 3 * count :] = labelled
+    return np.concatenate([base, extra], axis=-1)
+
+
+def keypoint_loss(num_classes: int, num_points: int, point_weight: float = 1.0) -> Callable[[Any, Any], Any]:
+    """The detector's loss, plus an L1 loss on labelled points' offsets and a binary cross-entropy on their
+    visibility, both where an object's points are learned."""
+    ops = keras().ops
+    detection = detection_loss(num_classes)
+    c, k = num_classes, num_points
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        boxes = detection(y_true[..., : c + 5], y_pred[..., : c + 4])
+        offsets_t, visible_t = y_true[..., c + 5 : c + 5 + 2 * k], y_true[..., c + 5 + 2 * k : c + 5 + 3 * k]
+        labelled = y_true[..., c + 5 + 3 * k :]
+        offsets_p = y_pred[..., c + 4 : c + 4 + 2 * k]
+        visible_p = ops.clip(y_pred[..., c + 4 + 2 * k :], 1e-4, 1 - 1e-4)
+        mask = ops.repeat(labelled, 2, axis=-1)
+        offset = ops.sum(ops.abs(offsets_t - offsets_p) * mask) / ops.maximum(ops.sum(mask), 1.0)
+        bce = -(visible_t * ops.log(visible_p) + (1 - visible_t) * ops.log(1 - visible_p))
+        visibility = ops.sum(bce * labelled) / ops.maximum(ops.sum(labelled), 1.0)
+        return boxes + point_weight * offset + 0.5 * visibility
+
+    return loss

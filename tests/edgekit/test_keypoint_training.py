@@ -1,0 +1,68 @@
+"""Training a keypoint model, piece by piece: augmentation moves points with the pixels (a flip swaps them through
+the flip map), targets encode each object's points at its peak cell, and decoding the targets as if a model had
+predicted them gives the objects and points back, in source pixels, through a letterbox of non-square images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import edgekit
+from edgekit.training.keypoint_graph import encode_keypoint_targets
+from edgekit.training.keypoints import augment_keypoints, found_objects, input_points
+from runtimes.heads.keypoints import KeypointHead
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    annotations = edgekit.datasets.make_shapes_keypoints(
+        tmp_path_factory.mktemp("kp") / "shapes", n_images=12, image_size=(72, 112), seed=5
+    )
+    return edgekit.load_keypoints(annotations, image_size=64)  # letterboxed: 112x72 -> 64x41, 11.5 px bands
+
+
+def test_a_flip_mirrors_the_points_and_swaps_left_and_right(shapes):
+    pixels, boxes, classes = shapes.pixels[0], shapes.input_boxes(0), shapes.classes[0]
+    points = input_points(shapes, 0)
+    flips = 0
+    for seed in range(40):  # some draws flip, some do not
+        draws = np.random.default_rng(seed)
+        draws.uniform(0.7, 1.3)  # the scale, then the flip: the augmentation's first two draws
+        flipped = draws.random() < 0.5
+        rng = np.random.default_rng(seed)
+        out, moved_boxes, _, moved = augment_keypoints(pixels, boxes, classes, points, shapes.flip_idx, rng)
+        assert out.shape == pixels.shape and len(moved) == len(moved_boxes)
+        labelled = moved[..., 2] > 0
+        inside = (moved[..., 0] >= 0) & (moved[..., 0] <= 64) & (moved[..., 1] >= 0) & (moved[..., 1] <= 64)
+        assert np.all(inside[labelled])  # a point pushed out of the frame is unlabelled
+        if len(moved) == len(points) and (moved[..., 2] > 0).all():
+            # facing the tip, "left" stays on the left only because the flip map swapped it with "right"
+            tip, left, tail = moved[:, 0, :2], moved[:, 1, :2], moved[:, 3, :2]
+            cross = (tip - tail)[:, 0] * (left - tail)[:, 1] - (tip - tail)[:, 1] * (left - tail)[:, 0]
+            assert np.all(cross < 0), (seed, flipped)
+            flips += flipped
+            if flipped:  # without the flip map, a mirrored object's left would be on its right
+                rng = np.random.default_rng(seed)
+                _, _, _, unswapped = augment_keypoints(pixels, boxes, classes, points, (0, 1, 2, 3), rng)
+                tip, left, tail = unswapped[:, 0, :2], unswapped[:, 1, :2], unswapped[:, 3, :2]
+                wrong = (tip - tail)[:, 0] * (left - tail)[:, 1] - (tip - tail)[:, 1] * (left - tail)[:, 0]
+                assert np.all(wrong > 0)
+    assert flips >= 5
+
+
+def test_decoding_the_targets_gives_the_objects_and_points_back_in_source_pixels(shapes):
+    head = KeypointHead(shapes.keypoint_names, shapes.skeleton, shapes.flip_idx, layout="maps", max_detections=20)
+    c = len(shapes.labels)
+    maps = []
+    for i in range(len(shapes)):
+        target = encode_keypoint_targets(shapes.input_boxes(i), shapes.classes[i], input_points(shapes, i), (64, 64), c)
+        maps.append(np.concatenate([target[..., : c + 4], target[..., c + 5 :]], axis=-1))  # as a model's maps
+    found = found_objects(np.stack(maps), shapes, head, threshold=0.99)
+    for i, (boxes, scores, classes, points) in enumerate(found):
+        assert np.all(scores >= 0.99)  # the peak cells, whose heat is 1
+        assert len(boxes) == len(shapes.boxes[i])
+        order = [int(np.argmin(np.abs(boxes[:, :2] - truth[:2]).sum(1))) for truth in shapes.boxes[i]]
+        assert np.allclose(boxes[order], shapes.boxes[i], atol=0.2)  # the letterbox undone: source pixels
+        labelled = shapes.keypoints[i][..., 2] > 0
+        assert np.allclose(points[order][labelled], shapes.keypoints[i][..., :2][labelled], atol=0.2)
+        assert list(classes[order]) == list(shapes.classes[i])
