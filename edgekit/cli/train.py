@@ -141,13 +141,18 @@ def run(args: argparse.Namespace) -> int:
     from edgekit.run_folders import write_run_splits
     from edgekit.training.distribution import strategy_for
 
-    detection = args.task == "detection"
+    detection = args.task in ("detection", "keypoints")  # boxed objects: letterboxed 128 px, linear resize
     strategy = strategy_for(args.devices)  # before any other TensorFlow work: it may split the CPU into devices
-    read = partial(
-        load_detection if detection else ImageFolder,
-        stream={"yes": True, "no": False}.get(args.stream, "auto"),
-        cache_dir=args.cache,
-    )
+    if args.task == "keypoints":  # in memory only, so far
+        from edgekit.data.keypoints import load_keypoints
+
+        read: Any = load_keypoints
+    else:
+        read = partial(
+            load_detection if detection else ImageFolder,
+            stream={"yes": True, "no": False}.get(args.stream, "auto"),
+            cache_dir=args.cache,
+        )
     dataset = read(
         args.data,
         image_size=args.image_size or ((128, 128) if detection else (96, 96)),
@@ -196,6 +201,14 @@ def run(args: argparse.Namespace) -> int:
 
 def print_metrics(result: Any, detection: bool) -> None:
     """Each split's headline metric and what the run wrote."""
+    if "oks_map" in result.metrics:  # keypoints
+        for split, value in result.metrics["oks_map"].items():
+            print(
+                f"{split:>5} OKS mAP: {value * 100:.1f}%  PCK@0.1: {result.metrics['pck'][split] * 100:.1f}%  "
+                f"point error: {result.metrics['mean_error_px'][split]:.1f} px"
+            )
+        print(f"wrote {result.model_path}, metrics.json to {result.out_dir}")
+        return
     if detection:
         for split in result.metrics["map"]:
             print(
