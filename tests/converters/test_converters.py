@@ -123,8 +123,8 @@ def test_targets_parse_and_unknown_ones_list_the_valid_ones():
     with pytest.raises(
         UnknownTargetError,
         match=(
-            "unknown target 'tflite:int4'; valid targets: .*onnx:int8, onnx:int8_qinput, savedmodel:fp32, "
-            "tflite:fp32, tflite:fp16"
+            "unknown target 'tflite:int4'; valid targets: .*onnx:int8, onnx:int8_qinput, onnx:int8_full, "
+            "savedmodel:fp32, tflite:fp32, tflite:fp16"
         ),
     ):
         parse_target("tflite:int4")

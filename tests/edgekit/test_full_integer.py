@@ -114,7 +114,9 @@ def test_a_quantization_aware_detector_exports_all_integer(trained_detector, tmp
         # against its fake-quantized Keras model: a 1-step difference in an int8 heat plateau moves a peak; this
         # weak 64 px detector has many (bench/qat.py holds the default detector to 0.97)
         assert artifact.agreement >= 0.93, (artifact.target, artifact.agreement)
-        assert (artifact.max_abs_error or 0.0) <= 1.0, (artifact.target, artifact.max_abs_error)
+        # a peak that moves to the neighbouring cell gives its box a few pixels; most boxes are within one pixel
+        assert artifact.details["within_1px"] >= 0.9, (artifact.target, artifact.details)
+        assert (artifact.max_abs_error or 0.0) <= 4.0, (artifact.target, artifact.max_abs_error)
         assert any("quantization-aware training" in note for note in artifact.notes), artifact.notes
         assert not any("outside QuantizeLinear" in note for note in artifact.notes), artifact.notes
     for artifact in report.results[:2]:

@@ -257,7 +257,9 @@ def test_a_qat_model_exports_full_integer_without_calibration(aware, trained, sh
         # int8 kernels round where the simulation's float ops do not (TFLite's softmax is a lookup table; ONNX
         # Runtime requantizes between its QDQ pairs): a 1-step change in a logit moves a sharp softmax several steps
         within, worst = np.mean(steps <= 2 + 1e-3), steps.max()
-        assert within >= 0.98 and worst <= 16, (result.target, within, worst)  # 16 steps: 6% of the score range
+        # CoreML computes between its int8 tensors in float16 (as the Neural Engine does): a little further off
+        floor = 0.95 if result.target.startswith("coreml") else 0.98
+        assert within >= floor and worst <= 16, (result.target, within, worst)  # 16 steps: 6% of the score range
     assert any("quantization-aware training" in note for note in report.results[0].notes)
     # besides its own Keras model, each file against the float model QAT started from (the record names it)
     assert record["float_model"] == str(Path(trained.model_path).resolve())

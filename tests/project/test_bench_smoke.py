@@ -51,6 +51,6 @@ def test_the_bench_runs_in_smoke_mode(bench):
         "detection": "smoke: worst predict/run ratio",
         "optimize": "smoke: 5 rows, 2 figures",
         "serve": "smoke: HTTP path adds",
-        "qat": "smoke: 5 figures",
+        "qat": "smoke: 14 figures",
     }
     assert expected[bench] in last or (bench == "data_scale" and last.startswith("misses:")), last
