@@ -113,7 +113,9 @@ def test_a_quantization_aware_detector_exports_all_integer(trained_detector, tmp
     for artifact in report.results:
         # against its fake-quantized Keras model: a 1-step difference in an int8 heat plateau moves a peak; this
         # weak 64 px detector has many (bench/qat.py holds the default detector to 0.97)
-        assert artifact.agreement >= 0.93, (artifact.target, artifact.agreement)
+        # CoreML computes between its int8 tensors in float16, which moves more of this weak model's near-tied peaks
+        floor = 0.9 if artifact.target.startswith("coreml") else 0.93
+        assert artifact.agreement >= floor, (artifact.target, artifact.agreement)
         # a peak that moves to the neighbouring cell gives its box a few pixels; most boxes are within one pixel
         assert artifact.details["within_1px"] >= 0.9, (artifact.target, artifact.details)
         assert (artifact.max_abs_error or 0.0) <= 4.0, (artifact.target, artifact.max_abs_error)
