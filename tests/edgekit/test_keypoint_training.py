@@ -66,3 +66,34 @@ def test_decoding_the_targets_gives_the_objects_and_points_back_in_source_pixels
         labelled = shapes.keypoints[i][..., 2] > 0
         assert np.allclose(points[order][labelled], shapes.keypoints[i][..., :2][labelled], atol=0.2)
         assert list(classes[order]) == list(shapes.classes[i])
+
+
+@pytest.mark.slow
+def test_training_writes_a_keypoint_model_with_its_contract_and_export_says_what_is_missing(tmp_path, capsys):
+    """Two epochs through `edgekit train --task keypoints`: the model, its contract (points, skeleton, flip map)
+    and every split's OKS mAP, PCK and point error; exporting a keypoint model is refused with the reason."""
+    from edgekit.cli import main
+    from edgekit.keras_io import read_keras_contract
+
+    annotations = edgekit.datasets.make_shapes_keypoints(tmp_path / "data", n_images=30, image_size=64, seed=2)
+    out = tmp_path / "run"
+    assert (
+        main(
+            ["train", str(annotations), "--task", "keypoints", "--image-size", "64", "--epochs", "2", "--out", str(out)]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "OKS mAP:" in printed and "PCK@0.1:" in printed and "point error:" in printed
+    contract = read_keras_contract(out / "model.keras")
+    assert contract.task == "keypoints" and contract.head["layout"] == "maps"
+    assert contract.head["keypoint_names"] == ["tip", "left", "right", "tail"] and contract.head["flip_idx"] == [
+        0,
+        2,
+        1,
+        3,
+    ]
+    metrics = __import__("json").loads((out / "metrics.json").read_text())
+    assert set(metrics["oks_map"]) == {"val", "test"} and all(0 <= v <= 1 for v in metrics["pck"].values())
+    with pytest.raises(edgekit.ExportError, match="exporting keypoint models is not available yet"):
+        edgekit.export(out / "model.keras", ["tflite:fp32"], out_dir=tmp_path / "export")
