@@ -133,33 +133,13 @@ def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from functools import partial
-
     from edgekit.api import train
-    from edgekit.data.annotations import load_detection
-    from edgekit.data.folders import ImageFolder
     from edgekit.run_folders import write_run_splits
     from edgekit.training.distribution import strategy_for
 
     detection = args.task in ("detection", "keypoints")  # boxed objects: letterboxed 128 px, linear resize
     strategy = strategy_for(args.devices)  # before any other TensorFlow work: it may split the CPU into devices
-    if args.task == "keypoints":  # in memory only, so far
-        from edgekit.data.keypoints import load_keypoints
-
-        read: Any = load_keypoints
-    else:
-        read = partial(
-            load_detection if detection else ImageFolder,
-            stream={"yes": True, "no": False}.get(args.stream, "auto"),
-            cache_dir=args.cache,
-        )
-    dataset = read(
-        args.data,
-        image_size=args.image_size or ((128, 128) if detection else (96, 96)),
-        color_order=args.color_order,
-        resize=args.resize or ("letterbox" if detection else "stretch"),
-        interpolation=args.interpolation or ("linear" if detection else "area"),
-    )
+    dataset = _read(args, detection)
     train_split, val_split, test_split = dataset.split(
         val=args.val, test=args.test, seed=args.seed, resplit=args.resplit
     )
@@ -220,3 +200,29 @@ def print_metrics(result: Any, detection: bool) -> None:
     for split, accuracy in result.metrics["accuracy"].items():
         print(f"{split:>5} accuracy: {accuracy * 100:.1f}%")
     print(f"wrote {result.model_path}, metrics.json, history.png, confusion.png to {result.out_dir}")
+
+
+def _read(args: argparse.Namespace, detection: bool) -> Any:
+    """The task's dataset at DATA, with the task's default geometry."""
+    from functools import partial
+
+    from edgekit.data.annotations import load_detection
+    from edgekit.data.folders import ImageFolder
+
+    if args.task == "keypoints":  # in memory only, so far
+        from edgekit.data.keypoints import load_keypoints
+
+        read: Any = load_keypoints
+    else:
+        read = partial(
+            load_detection if detection else ImageFolder,
+            stream={"yes": True, "no": False}.get(args.stream, "auto"),
+            cache_dir=args.cache,
+        )
+    return read(
+        args.data,
+        image_size=args.image_size or ((128, 128) if detection else (96, 96)),
+        color_order=args.color_order,
+        resize=args.resize or ("letterbox" if detection else "stretch"),
+        interpolation=args.interpolation or ("linear" if detection else "area"),
+    )
