@@ -359,7 +359,9 @@ def draw_keypoint_scene(
         outline, named = (np.asarray(v, np.float64) for v in _KEYPOINT_SHAPES[KEYPOINT_CLASSES[cls]])
         if rng.random() < 0.5:  # mirrored: the long side on the right
             outline, named = outline * [1, -1], (named * [1, -1])[list(KEYPOINT_FLIP)]
-        angle, radius = rng.uniform(0, 2 * math.pi), rng.uniform(0.1, 0.3) * min(height, width)
+        # upright within 30 degrees, as people and faces mostly are: a flip keeps them upright and mirrors them
+        angle = -math.pi / 2 + rng.uniform(-math.pi / 6, math.pi / 6)
+        radius = rng.uniform(0.1, 0.3) * min(height, width)
         turn = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
         outline, named = outline @ turn.T * radius, named @ turn.T * radius
         low, high = -outline.min(axis=0), np.array([width, height]) - outline.max(axis=0)
@@ -385,8 +387,9 @@ def make_shapes_keypoints(
 ) -> Path:
     """Write a keypoint dataset of shape scenes (COCO keypoints: images/ and annotations.json) and return its JSON.
 
-    Triangles, arrows and crosses, each with the points tip, left, right and tail; half of them mirrored (so a
-    horizontal flip must swap left and right: the flip map is (0, 2, 1, 3)), some points hidden under clutter.
+    Triangles, arrows and crosses, each with the points tip, left, right and tail, pointing up within 30 degrees;
+    half of them mirrored (so a horizontal flip must swap left and right: the flip map is (0, 2, 1, 3)), some
+    points hidden under clutter.
 
     Examples:
         >>> annotations = edgekit.datasets.make_shapes_keypoints("data/shapes_kp", n_images=400)

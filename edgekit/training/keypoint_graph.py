@@ -12,7 +12,14 @@ from typing import Any, Callable
 import numpy as np
 
 from edgekit._tf import keras
-from edgekit.training.detector_graph import STRIDE, build_small_detector, detection_loss, encode_targets, grid_size
+from edgekit.training.detector_graph import (
+    STRIDE,
+    _conv,
+    build_small_detector,
+    detection_loss,
+    encode_targets,
+    grid_size,
+)
 
 OFFSETS, VISIBILITY = "keypoint_offsets", "keypoint_visibility"
 
@@ -22,6 +29,8 @@ def build_keypoint_detector(input_shape: tuple[int, int, int], num_classes: int,
     k = keras()
     detector = build_small_detector(input_shape, num_classes)
     features = detector.get_layer("heat").input  # the head's shared features
+    for _ in range(2):  # a branch of its own: where each point lies needs the object's orientation, not its box
+        features = _conv(features, 64)
     offsets = k.layers.Conv2D(2 * num_points, 1, name=OFFSETS)(features)
     visible = k.layers.Conv2D(num_points, 1, activation="sigmoid", name=VISIBILITY)(features)
     maps = k.layers.Concatenate(name="keypoint_maps")([detector.output, offsets, visible])
