@@ -50,8 +50,47 @@ class Detection:
         return f"{tag}{self.label} {self.score:.2f} at ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f})"
 
 
+class BoxedObjects:
+    """What every result made of boxed objects (label, class index, score, box, track id) offers: a sequence of
+    them, best first, their arrays, and the same result holding other objects (what a tracker kept)."""
+
+    ITEMS = "detections"  # the dataclass field holding the objects
+
+    def _items(self) -> tuple[Any, ...]:
+        return getattr(self, self.ITEMS)
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._items()[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items())
+
+    @property
+    def boxes(self) -> np.ndarray:
+        return np.array([d.box for d in self._items()], np.float32).reshape(-1, 4)
+
+    @property
+    def scores(self) -> np.ndarray:
+        return np.array([d.score for d in self._items()], np.float32)
+
+    @property
+    def classes(self) -> np.ndarray:
+        return np.array([d.index for d in self._items()], np.int64)
+
+    @property
+    def track_ids(self) -> list[int | None]:
+        return [d.track_id for d in self._items()]
+
+    def with_objects(self, objects: Sequence[Any]) -> Any:
+        """The same result holding `objects` (what a tracker kept, ids set)."""
+        return replace(self, **{self.ITEMS: tuple(objects)})  # type: ignore[type-var]
+
+
 @dataclass(frozen=True)
-class Detections(Sequence[Detection]):
+class Detections(BoxedObjects, Sequence[Detection]):
     """Every object found in one image, best first, plus what it cost.
 
     Attributes:
@@ -65,35 +104,6 @@ class Detections(Sequence[Detection]):
     latency_ms: float
     preprocess_ms: float
     image_size: tuple[int, int]  # (height, width) of the image the boxes refer to
-
-    def __len__(self) -> int:
-        return len(self.detections)
-
-    def __getitem__(self, index: Any) -> Any:
-        return self.detections[index]
-
-    def __iter__(self) -> Iterator[Detection]:
-        return iter(self.detections)
-
-    @property
-    def boxes(self) -> np.ndarray:
-        return np.array([d.box for d in self.detections], np.float32).reshape(-1, 4)
-
-    @property
-    def scores(self) -> np.ndarray:
-        return np.array([d.score for d in self.detections], np.float32)
-
-    @property
-    def classes(self) -> np.ndarray:
-        return np.array([d.index for d in self.detections], np.int64)
-
-    @property
-    def track_ids(self) -> list[int | None]:
-        return [d.track_id for d in self.detections]
-
-    def with_objects(self, objects: Sequence[Detection]) -> "Detections":
-        """The same result holding `objects` (what a tracker kept, ids set)."""
-        return replace(self, detections=tuple(objects))
 
     def __str__(self) -> str:
         return f"{len(self)} object(s)" + ("".join(f"\n  {d}" for d in self.detections) if self.detections else "")

@@ -8,8 +8,8 @@ Boxes and points come back in the source image's pixels through the contract's r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -19,7 +19,7 @@ from runtimes.errors import ContractError, InputError
 from runtimes.heads.keypoints import KeypointHead, output_roles
 from runtimes.preprocess import box_mapping
 from runtimes.tasks.binding import ModelInfo, where
-from runtimes.tasks.detection import draw_detections
+from runtimes.tasks.detection import BoxedObjects, draw_detections
 from runtimes.tasks.ssd_anchors import decode_ssd, ssd_anchors, weighted_nms
 from runtimes.vocabulary import predict_terms, renamed_options
 
@@ -77,7 +77,7 @@ class KeypointObject:
 
 
 @dataclass(frozen=True)
-class KeypointObjects(Sequence[KeypointObject]):
+class KeypointObjects(BoxedObjects, Sequence[KeypointObject]):
     """Every object found in one image, best first, with its points, plus what it cost.
 
     Attributes:
@@ -94,40 +94,13 @@ class KeypointObjects(Sequence[KeypointObject]):
     image_size: tuple[int, int]
     skeleton: tuple[tuple[int, int], ...] = ()
 
-    def __len__(self) -> int:
-        return len(self.objects)
-
-    def __getitem__(self, index: Any) -> Any:
-        return self.objects[index]
-
-    def __iter__(self) -> Iterator[KeypointObject]:
-        return iter(self.objects)
-
-    @property
-    def boxes(self) -> np.ndarray:
-        return np.array([o.box for o in self.objects], np.float32).reshape(-1, 4)
-
-    @property
-    def scores(self) -> np.ndarray:
-        return np.array([o.score for o in self.objects], np.float32)
-
-    @property
-    def classes(self) -> np.ndarray:
-        return np.array([o.index for o in self.objects], np.int64)
+    ITEMS = "objects"
 
     @property
     def points(self) -> np.ndarray:
         """(objects, K, 2) x y of every point, source pixels."""
         count = len(self.objects[0].keypoints) if self.objects else 0
         return np.array([[(k.x, k.y) for k in o.keypoints] for o in self.objects], np.float32).reshape(-1, count, 2)
-
-    @property
-    def track_ids(self) -> list[int | None]:
-        return [o.track_id for o in self.objects]
-
-    def with_objects(self, objects: Sequence[KeypointObject]) -> "KeypointObjects":
-        """The same result holding `objects` (what a tracker kept, ids set)."""
-        return replace(self, objects=tuple(objects))
 
     def __str__(self) -> str:
         return f"{len(self)} object(s)" + "".join(f"\n  {o}" for o in self.objects)

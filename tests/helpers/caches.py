@@ -164,6 +164,18 @@ def wheel_venv(name: str, wheel: Path, extras: str) -> Path:
     return python
 
 
+def mediapipe_face_model() -> Path:
+    """MediaPipe's short-range BlazeFace, as its 0.10.14 wheel ships it (in the mediapipe cache)."""
+    python = mediapipe_python()
+    site = subprocess.run(
+        [python, "-c", "import mediapipe, os; print(os.path.dirname(mediapipe.__file__))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return Path(site) / "modules" / "face_detection" / "face_detection_short_range.tflite"
+
+
 PHOTOS = ("astronaut.png", "camera.png", "coffee.png", "chelsea.png")  # scikit-image's data photographs
 
 

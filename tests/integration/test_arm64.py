@@ -181,17 +181,9 @@ def test_a_face_detector_bundle_on_emulated_pi_matches_x86(arm64, tmp_path):
     """MediaPipe's BlazeFace bundled with the contract edgekit ships: on the emulated Pi its runner finds the same
     faces and landmarks as on x86, from non-square photos (the affine resize is OpenCV's warp on both)."""
     try:
-        python = caches.mediapipe_python()
-        photos = caches.skimage_photos()
+        model, photos = caches.mediapipe_face_model(), caches.skimage_photos()
     except caches.CacheUnavailable as exc:
         missing(str(exc))
-    site = subprocess.run(
-        [python, "-c", "import mediapipe, os; print(os.path.dirname(mediapipe.__file__))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    model = Path(site) / "modules" / "face_detection" / "face_detection_short_range.tflite"
     folder = tmp_path / "photos"
     folder.mkdir()
     astronaut = cv2.imread(str(photos / "astronaut.png"))

@@ -34,16 +34,9 @@ CONTRACT = "mediapipe_face_detection_short_range"
 def mediapipe() -> tuple[str, Path]:
     """(MediaPipe's python, the BlazeFace model inside its wheel)."""
     try:
-        python = caches.mediapipe_python()
+        return caches.mediapipe_python(), caches.mediapipe_face_model()
     except caches.CacheUnavailable as exc:
         missing(str(exc))
-    site = subprocess.run(
-        [python, "-c", "import mediapipe, os; print(os.path.dirname(mediapipe.__file__))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    return python, Path(site) / "modules" / "face_detection" / "face_detection_short_range.tflite"
 
 
 @pytest.fixture(scope="module")
