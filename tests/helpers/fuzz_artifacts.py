@@ -69,7 +69,7 @@ def probe(path: str) -> str:
             )
             return "ok" if well_formed else f"bad-result:{result!r}"
     except EdgekitError as error:
-        return f"edgekit:{type(error).__name__}"
+        return f"edgekit:{type(error).__name__}: {str(error)[:300]}"
     except BaseException as error:  # noqa: BLE001  (what the fuzz test exists to find)
         return f"other:{type(error).__name__}: {str(error)[:200]}"
 
