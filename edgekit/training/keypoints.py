@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -28,7 +28,8 @@ from runtimes.contract import ModelContract, Preprocessing
 from runtimes.heads.keypoints import KeypointHead
 from runtimes.preprocess import normalize
 from runtimes.quiet import warnings_to_debug_log
-from runtimes.tasks.detection_maps import STRIDE, decode_points, peak_cells
+from runtimes.tasks.keypoint_maps import DecodedKeypoints, decode_keypoint_maps, per_image
+from runtimes.tasks.keypoints import KeypointOptions, select_objects
 
 log = logging.getLogger(__name__)
 
@@ -82,25 +83,35 @@ def _batches(dataset: KeypointDataset, preprocessing: Preprocessing, batch_size:
     return seeded_batches(len(dataset), batch_size, train, seed, make_batch)
 
 
-def found_objects(maps: np.ndarray, dataset: KeypointDataset, head: KeypointHead, threshold: float) -> list:
-    """Per image: (boxes, scores, classes, points (m, K, 2)) in source pixels, from the raw maps (peaks as the
-    detector's, each object's points read at its peak cell), scores at least `threshold`."""
-    c, k = len(dataset.labels), len(dataset.keypoint_names)
-    cells, scores, classes = peak_cells(maps[..., :c], head.max_detections)
-    n, gh, gw, _ = maps.shape
-    sides = np.take_along_axis(maps[..., c : c + 4].reshape(n, gh * gw, 4), cells[..., None], axis=1)
-    cy, cx = np.divmod(cells, gw)
-    centres = (np.stack([cx, cy, cx, cy], axis=-1).astype(np.float32) + 0.5) * STRIDE
-    boxes = centres + sides * np.array([-1, -1, 1, 1], np.float32)
-    points = decode_points(maps[..., c + 4 : c + 4 + 2 * k], cells) * np.array([gw, gh], np.float32) * STRIDE
+def split_maps(maps: np.ndarray, num_classes: int, num_points: int) -> list[np.ndarray]:
+    """The training graph's one concatenated map -> the maps layout's heat, box sides, point offsets and point
+    visibilities (what an exported file's four outputs hold)."""
+    c, k = num_classes, num_points
+    return [maps[..., :c], maps[..., c : c + 4], maps[..., c + 4 : c + 4 + 2 * k], maps[..., c + 4 + 2 * k :]]
+
+
+def source_objects(
+    candidates: Sequence[DecodedKeypoints], dataset: KeypointDataset, head: KeypointHead, threshold: float
+) -> list:
+    """Per image: (boxes, scores, classes, points (m, K, 2), point scores (m, K)) in source pixels, the candidates
+    scoring at least `threshold` after the head's NMS: what predict() gives for each image."""
+    options = KeypointOptions(threshold, head.iou_threshold, head.max_detections)
     height, width = dataset.geometry.input_size
     found = []
-    for i in range(n):
-        keep = scores[i] >= threshold
+    for i, candidate in enumerate(candidates):
+        kept = select_objects(candidate, head.nms, options)
         mapping = dataset.mapping(i)
-        source_points = mapping.points_to_source(points[i][keep] / np.array([width, height]), (height, width))
-        found.append((mapping.to_source(boxes[i][keep]), scores[i][keep], classes[i][keep], source_points))
+        boxes = mapping.normalized_to_source((height, width), tuple(dataset.source_sizes[i]))(kept.boxes)
+        points = mapping.points_to_source(kept.points, (height, width))
+        found.append((boxes, kept.scores, kept.classes, points, kept.point_scores))
     return found
+
+
+def found_objects(maps: np.ndarray, dataset: KeypointDataset, head: KeypointHead, threshold: float) -> list:
+    """`source_objects` of the training graph's raw maps (a batch, one per image of `dataset`)."""
+    parts = split_maps(maps, len(dataset.labels), len(dataset.keypoint_names))
+    batch = decode_keypoint_maps(*parts, head.max_detections)
+    return source_objects(per_image(batch), dataset, head, threshold)
 
 
 def evaluate_keypoints(
@@ -112,7 +123,7 @@ def evaluate_keypoints(
         dataset.boxes,
         dataset.classes,
         dataset.keypoints,
-        *(list(part) for part in zip(*found)),
+        *(list(part) for part in list(zip(*found))[:4]),
         labels=dataset.labels,
         sigmas=head.sigmas,
     )

@@ -21,6 +21,16 @@ from runtimes.heads.ssd_options import SsdDecoding
 from runtimes.tensors import TensorSpec
 
 LAYOUTS = ("ssd", "maps")
+DECODING = {"ssd": "SSD anchors", "maps": "3x3 heat peaks, points at each peak cell"}
+MAPS_ROLES = ("heat", "sides", "offsets", "visibility")  # the maps layout's outputs, in the file's order
+STANDARD_NAMES = {  # each role's name in standard metadata (TFLite's output tensors, ONNX's docs)
+    "boxes": "raw_boxes_and_keypoints",
+    "scores": "raw_scores",
+    "heat": "heat_map",
+    "sides": "box_sides",
+    "offsets": "keypoint_offsets",
+    "visibility": "keypoint_visibility",
+}
 NMS = ("weighted", "plain")
 
 
@@ -71,6 +81,8 @@ class KeypointHead:
             raise ContractError(f"invalid max_detections {self.max_detections!r}; give an integer in 1..10000")
         if self.nms not in NMS or self.layout not in LAYOUTS:
             raise ContractError(f"unknown keypoint nms {self.nms!r} or layout {self.layout!r}; valid: {NMS}, {LAYOUTS}")
+        if self.layout == "maps" and self.nms != "plain":
+            raise ContractError("the maps layout's objects are heat peaks: give nms 'plain' (class-aware IoU NMS)")
         if self.layout == "ssd":
             decoding = self.decoding()
             if decoding.num_keypoints != count or decoding.anchors is None:
@@ -111,8 +123,16 @@ class KeypointHead:
 
 
 def output_roles(specs: Sequence[TensorSpec], head: KeypointHead) -> dict[str, int] | None:
-    """Role ("boxes", "scores") -> output index for the ssd layout: the output whose rows are num_coords long holds
-    the boxes and keypoints, the other the scores; None when the outputs are not that."""
+    """Role -> output index, or None when the outputs are not the head's layout. "ssd": the output whose rows are
+    num_coords long holds the boxes and keypoints ("boxes"), the other the scores ("scores"). "maps": heat
+    (N, Gh, Gw, C), box sides (..., 4), point offsets (..., 2K) and visibilities (..., K), in the file's order."""
+    if head.layout == "maps":
+        count = len(head.keypoint_names)
+        grids = {tuple(spec.shape[1:3]) for spec in specs if len(spec.shape) == 4}
+        channels = [spec.shape[-1] for spec in specs]
+        if len(specs) == 4 and len(grids) == 1 and channels[1:] == [4, 2 * count, count]:
+            return {role: i for i, role in enumerate(MAPS_ROLES)}
+        return None
     if len(specs) != 2:
         return None
     coords = head.decoding().num_coords
@@ -134,10 +154,14 @@ class KeypointHeadSchema:
         KeypointHead.from_dict(head)
 
     def standard_outputs(self, specs: Sequence[TensorSpec], head: dict[str, Any] | None = None) -> tuple[str, ...]:
-        roles = output_roles(specs, KeypointHead.from_dict(head or {}))
+        parsed = KeypointHead.from_dict(head or {})
+        roles = output_roles(specs, parsed)
         if roles is None:
-            raise ContractError(f"a keypoint model's outputs are raw boxes and scores; got {[s.shape for s in specs]}")
-        names = {roles["boxes"]: "raw_boxes_and_keypoints", roles["scores"]: "raw_scores"}
+            expected = (
+                "raw boxes and scores" if parsed.layout == "ssd" else "heat, box-side, offset and visibility maps"
+            )
+            raise ContractError(f"a keypoint model's outputs are {expected}; got {[s.shape for s in specs]}")
+        names = {index: STANDARD_NAMES[role] for role, index in roles.items()}
         return tuple(names[i] for i in range(len(specs)))
 
     def describe(self, head: dict[str, Any]) -> list[str]:
@@ -145,6 +169,6 @@ class KeypointHeadSchema:
         return [
             f"keypoints: {', '.join(h.keypoint_names)}"
             + (f"; skeleton of {len(h.skeleton)} edges" if h.skeleton else ""),
-            f"decoding: {h.layout} in runtimes (NumPy), {h.nms} NMS",
+            f"decoding: {h.layout} ({DECODING[h.layout]}) in runtimes (NumPy), {h.nms} NMS",
             f"defaults: score >= {h.score_threshold:g}, IoU {h.iou_threshold:g}, at most {h.max_detections} objects",
         ]

@@ -35,6 +35,18 @@ def decode_points(offsets: np.ndarray, cells: np.ndarray) -> np.ndarray:
     return (points / np.array([gw, gh], np.float32)).astype(np.float32)
 
 
+def boxes_at(sides: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """(N, Gh, Gw, 4) box sides (input pixels from the cell's centre) at the chosen (N, K) flat cells -> boxes
+    (N, K, 4) x0 y0 x1 y1 normalized to the input size (grid x stride), clipped to [0, 1]."""
+    n, gh, gw, _ = sides.shape
+    chosen = np.take_along_axis(sides.reshape(n, gh * gw, 4), cells[..., None], axis=1)
+    cy, cx = np.divmod(cells, gw)
+    cells_xyxy = np.stack([cx, cy, cx, cy], axis=-1).astype(np.float32) + 0.5  # cell centres, in cells
+    size = np.array([gw, gh, gw, gh], np.float32)
+    boxes = (cells_xyxy / size) + chosen * np.array([-1, -1, 1, 1], np.float32) / (size * STRIDE)
+    return np.clip(boxes, 0.0, 1.0).astype(np.float32)
+
+
 def decode_maps(heat: np.ndarray, sides: np.ndarray, max_detections: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(N, Gh, Gw, C) heat and (N, Gh, Gw, 4) box sides -> boxes (N, K, 4), scores (N, K), classes (N, K).
 
@@ -42,11 +54,5 @@ def decode_maps(heat: np.ndarray, sides: np.ndarray, max_detections: int) -> tup
     the lower cell index), boxes from each cell's centre and its four sides in input pixels, normalized to the
     input size (grid x stride) and clipped to [0, 1].
     """
-    n, gh, gw, _ = heat.shape
     cells, scores, classes = peak_cells(heat, max_detections)
-    chosen = np.take_along_axis(sides.reshape(n, gh * gw, 4), cells[..., None], axis=1)
-    cy, cx = np.divmod(cells, gw)
-    cells_xyxy = np.stack([cx, cy, cx, cy], axis=-1).astype(np.float32) + 0.5  # cell centres, in cells
-    size = np.array([gw, gh, gw, gh], np.float32)
-    boxes = (cells_xyxy / size) + chosen * np.array([-1, -1, 1, 1], np.float32) / (size * STRIDE)
-    return np.clip(boxes, 0.0, 1.0).astype(np.float32), scores.astype(np.float32), classes.astype(np.int64)
+    return boxes_at(sides, cells), scores.astype(np.float32), classes.astype(np.int64)

@@ -2,24 +2,27 @@
 skeleton, and as JSON.
 
 The contract's ``head`` (`runtimes.heads.keypoints`) names the points and says how the outputs decode; today's
-layout is an SSD-anchor detector with keypoints (`runtimes.tasks.ssd_anchors`, MediaPipe's BlazeFace family).
+layouts are an SSD-anchor detector with keypoints (`runtimes.tasks.ssd_anchors`, MediaPipe's BlazeFace family)
+and edgekit's keypoint detector's raw maps (`runtimes.tasks.keypoint_maps`).
 Boxes and points come back in the source image's pixels through the contract's resize (`runtimes.preprocess`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
 from runtimes.boxes import nms
-from runtimes.errors import ContractError, InputError
-from runtimes.heads.keypoints import KeypointHead, output_roles
+from runtimes.errors import ContractError, InferenceError, InputError
+from runtimes.heads.keypoints import MAPS_ROLES, KeypointHead, output_roles
 from runtimes.preprocess import box_mapping
+from runtimes.quantization import dequantize
 from runtimes.tasks.binding import ModelInfo, where
 from runtimes.tasks.detection import BoxedObjects, draw_detections
+from runtimes.tasks.keypoint_maps import DecodedKeypoints, decode_keypoint_maps, per_image
 from runtimes.tasks.ssd_anchors import decode_ssd, ssd_anchors, weighted_nms
 from runtimes.vocabulary import predict_terms, renamed_options
 
@@ -116,7 +119,8 @@ class KeypointOptions:
 
 
 class KeypointDecoder:
-    """One keypoint model's decoding, made when the model loads: its head, anchors and default options."""
+    """One keypoint model's decoding, made when the model loads: its head, output roles, anchors (ssd layout) and
+    default options."""
 
     def __init__(self, model: ModelInfo) -> None:
         self.model = model
@@ -124,30 +128,32 @@ class KeypointDecoder:
             raise ContractError(f"{model.name} is a keypoints model without a head: give its contract when loading")
         self.head = KeypointHead.from_dict(model.head)
         self.defaults = KeypointOptions(self.head.score_threshold, self.head.iou_threshold, self.head.max_detections)
-        if self.head.layout != "ssd":
-            self.roles, self.problem = (
-                None,
-                (
-                    f"{model.name} holds a keypoint model's raw maps, which edgekit decodes on the host only so far; "
-                    "run it with run_all(batch)"
-                ),
-            )
-            return
-        self.decoding = self.head.decoding()
-        self.anchors = ssd_anchors(self.decoding.anchors) if self.decoding.anchors is not None else np.zeros((0, 4))
+        self.anchors = np.zeros((0, 4), np.float32)
+        if self.head.layout == "ssd":
+            self.decoding = self.head.decoding()
+            assert self.decoding.anchors is not None  # KeypointHead checks it
+            self.anchors = ssd_anchors(self.decoding.anchors)
         self.roles = output_roles(model.output_specs, self.head)
+        self.quantized = {
+            role: model.output_specs[i] for role, i in (self.roles or {}).items() if model.output_specs[i].quantization
+        }
         self.problem = self._problem()
 
     def _problem(self) -> str | None:
         specs = self.model.output_specs
         outputs = ", ".join(f"{spec.name} {list(spec.shape)}" for spec in specs)
         if self.roles is None:
-            return (
-                f"{self.model.name}'s outputs ({outputs}) are not raw boxes (1, N, {self.decoding.num_coords}) and "
-                "raw scores (1, N, classes), as its contract's ssd layout says"
+            count = len(self.head.keypoint_names)
+            expected = (
+                f"raw boxes (1, N, {self.decoding.num_coords}) and raw scores (1, N, classes)"
+                if self.head.layout == "ssd"
+                else f"heat (1, Gh, Gw, classes), box sides (..., 4), offsets (..., {2 * count}) and "
+                f"visibilities (..., {count}) maps"
             )
-        count = specs[self.roles["boxes"]].shape[1]
-        if count != len(self.anchors):
+            layout = self.head.layout
+            return f"{self.model.name}'s outputs ({outputs}) are not {expected}, as its contract's {layout} layout says"
+        if self.head.layout == "ssd" and specs[self.roles["boxes"]].shape[1] != len(self.anchors):
+            count = specs[self.roles["boxes"]].shape[1]
             return f"{self.model.name} has {count} boxes but its contract's anchors make {len(self.anchors)}"
         return None
 
@@ -163,17 +169,45 @@ class KeypointDecoder:
             )
         chosen = {**vars(self.defaults), **{key: value for key, value in options.items() if value is not None}}
         try:
-            KeypointHead(
-                self.head.keypoint_names,
+            replace(
+                self.head,
                 score_threshold=chosen["threshold"],
                 iou_threshold=chosen["iou"],
                 max_detections=chosen["max_detections"],
-                layout=self.head.layout,
-                ssd=self.head.ssd,
             )
         except ContractError as exc:
             raise InputError(str(exc)) from None
         return KeypointOptions(float(chosen["threshold"]), float(chosen["iou"]), int(chosen["max_detections"]))
+
+    def _read(self, outputs: list[np.ndarray], role: str) -> np.ndarray:
+        """One output as float: a quantized file's raw integers dequantized (run_all gives them raw)."""
+        array, spec = np.asarray(outputs[self.roles[role]]), self.quantized.get(role)  # type: ignore[index]
+        return dequantize(array, spec) if spec is not None and array.dtype.kind in "iu" else array
+
+    def candidates(self, outputs: list[np.ndarray], max_detections: int) -> list[DecodedKeypoints]:
+        """Per image, every candidate object before thresholds and NMS (normalized to the input); the maps layout's
+        peaks are its top `max_detections` cells."""
+        if self.head.layout == "maps":
+            return per_image(decode_keypoint_maps(*(self._read(outputs, role) for role in MAPS_ROLES), max_detections))
+        raw_boxes, raw_scores = self._read(outputs, "boxes"), self._read(outputs, "scores")
+        found = []
+        for i in range(len(raw_boxes)):
+            boxes, points, scores, classes = decode_ssd(raw_boxes[i], raw_scores[i], self.anchors, self.decoding)
+            found.append(
+                DecodedKeypoints(boxes, scores, classes, points, np.full(points.shape[:2], np.nan, np.float32))
+            )
+        return found
+
+    def chosen(self, found: DecodedKeypoints, options: KeypointOptions) -> DecodedKeypoints:
+        """One image's candidates over the threshold, after the head's NMS, best first."""
+        kept = found.scores >= options.threshold
+        boxes, scores, points = found.boxes[kept], found.scores[kept], found.points[kept]
+        if not (np.isfinite(boxes).all() and np.isfinite(scores).all() and np.isfinite(points).all()):
+            raise InferenceError(
+                f"{self.model.name} produced non-finite boxes, scores or points; its weights are probably damaged: "
+                "check the file's SHA-256 (edgekit info) and copy or export it again"
+            )
+        return select_objects(found, self.head.nms, options)
 
     def results(
         self,
@@ -185,31 +219,20 @@ class KeypointDecoder:
     ) -> list[KeypointObjects]:
         if self.problem is not None:
             raise InputError(self.problem)
-        assert self.roles is not None
         spec = self.model.require_preprocessing()
         results = []
-        for i, size in enumerate(sizes):
+        for found, size in zip(self.candidates(outputs, options.max_detections), sizes):
             size = (int(size[0]), int(size[1]))
-            boxes, points, scores, classes = decode_ssd(
-                outputs[self.roles["boxes"]][i], outputs[self.roles["scores"]][i], self.anchors, self.decoding
-            )
-            kept = np.flatnonzero(scores >= options.threshold)
-            boxes, points, scores, classes = boxes[kept], points[kept], scores[kept], classes[kept]
-            if self.head.nms == "weighted":
-                boxes, points, scores = weighted_nms(boxes, points, scores, options.iou, options.max_detections)
-                classes = np.zeros(len(scores), np.int64)
-            else:
-                chosen = nms(boxes, scores, classes, options.iou)[: options.max_detections]
-                boxes, points, scores, classes = boxes[chosen], points[chosen], scores[chosen], classes[chosen]
+            kept = self.chosen(found, options)
             mapping = box_mapping(size, spec)
-            source_boxes = mapping.normalized_to_source(spec.input_size, size)(boxes)
-            source_points = mapping.points_to_source(points, spec.input_size)
-            found = self._objects(source_boxes, source_points, scores, classes)
-            results.append(KeypointObjects(found, latency_ms, preprocess_ms, size, self.head.skeleton))
+            source_boxes = mapping.normalized_to_source(spec.input_size, size)(kept.boxes)
+            source_points = mapping.points_to_source(kept.points, spec.input_size)
+            objects = self._objects(source_boxes, source_points, kept.point_scores, kept.scores, kept.classes)
+            results.append(KeypointObjects(objects, latency_ms, preprocess_ms, size, self.head.skeleton))
         return results
 
     def _objects(
-        self, boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, classes: np.ndarray
+        self, boxes: np.ndarray, points: np.ndarray, seen: np.ndarray, scores: np.ndarray, classes: np.ndarray
     ) -> tuple[KeypointObject, ...]:
         labels, names = self.model.labels, self.head.keypoint_names
         return tuple(
@@ -218,10 +241,32 @@ class KeypointDecoder:
                 int(k),
                 float(score),
                 tuple(box),
-                tuple(Keypoint(name, float(x), float(y)) for name, (x, y) in zip(names, object_points)),
+                tuple(
+                    Keypoint(name, float(x), float(y), None if np.isnan(v) else float(v))
+                    for name, (x, y), v in zip(names, object_points, object_seen)
+                ),
             )
-            for box, object_points, score, k in zip(boxes.tolist(), points.tolist(), scores, classes)
+            for box, object_points, object_seen, score, k in zip(
+                boxes.tolist(), points.tolist(), seen.tolist(), scores, classes
+            )
         )
+
+
+def select_objects(found: DecodedKeypoints, nms_kind: str, options: KeypointOptions) -> DecodedKeypoints:
+    """One image's candidates scoring at least the threshold, after `nms_kind` NMS ("weighted": MediaPipe's, a
+    cluster averaged by score; "plain": class-aware greedy), at most max_detections, best first."""
+    kept = np.flatnonzero(found.scores >= options.threshold)
+    boxes, scores, classes, points, seen = (part[kept] for part in astuple_shallow(found))
+    if nms_kind == "weighted":
+        boxes, points, scores = weighted_nms(boxes, points, scores, options.iou, options.max_detections)
+        return DecodedKeypoints(boxes, scores, np.zeros(len(scores), np.int64), points, seen[: len(scores)])
+    keep = nms(boxes, scores, classes, options.iou)[: options.max_detections]
+    return DecodedKeypoints(boxes[keep], scores[keep], classes[keep], points[keep], seen[keep])
+
+
+def astuple_shallow(found: DecodedKeypoints) -> tuple[np.ndarray, ...]:
+    """The arrays of `found`, in field order (dataclasses.astuple would copy them)."""
+    return tuple(getattr(found, f.name) for f in fields(found))
 
 
 def draw_keypoints(image: np.ndarray, result: KeypointObjects) -> None:

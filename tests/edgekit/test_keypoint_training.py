@@ -51,20 +51,24 @@ def test_a_flip_mirrors_the_points_and_swaps_left_and_right(shapes):
 
 
 def test_decoding_the_targets_gives_the_objects_and_points_back_in_source_pixels(shapes):
-    head = KeypointHead(shapes.keypoint_names, shapes.skeleton, shapes.flip_idx, layout="maps", max_detections=20)
+    head = KeypointHead(
+        shapes.keypoint_names, shapes.skeleton, shapes.flip_idx, layout="maps", nms="plain", max_detections=20
+    )
     c = len(shapes.labels)
     maps = []
     for i in range(len(shapes)):
         target = encode_keypoint_targets(shapes.input_boxes(i), shapes.classes[i], input_points(shapes, i), (64, 64), c)
-        maps.append(np.concatenate([target[..., : c + 4], target[..., c + 5 :]], axis=-1))  # as a model's maps
+        k = len(shapes.keypoint_names)  # as a model's maps: no objectness or "labelled" channels
+        maps.append(np.concatenate([target[..., : c + 4], target[..., c + 5 : c + 5 + 3 * k]], axis=-1))
     found = found_objects(np.stack(maps), shapes, head, threshold=0.99)
-    for i, (boxes, scores, classes, points) in enumerate(found):
+    for i, (boxes, scores, classes, points, visible) in enumerate(found):
         assert np.all(scores >= 0.99)  # the peak cells, whose heat is 1
         assert len(boxes) == len(shapes.boxes[i])
         order = [int(np.argmin(np.abs(boxes[:, :2] - truth[:2]).sum(1))) for truth in shapes.boxes[i]]
         assert np.allclose(boxes[order], shapes.boxes[i], atol=0.2)  # the letterbox undone: source pixels
         labelled = shapes.keypoints[i][..., 2] > 0
         assert np.allclose(points[order][labelled], shapes.keypoints[i][..., :2][labelled], atol=0.2)
+        assert np.array_equal(visible[order], shapes.keypoints[i][..., 2] == 2)  # hidden points score 0
         assert list(classes[order]) == list(shapes.classes[i])
 
 

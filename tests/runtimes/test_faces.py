@@ -211,4 +211,4 @@ def test_edgekit_info_describes_the_keypoints_from_the_contract(mediapipe, capsy
     assert main(["info", str(mediapipe[1]), "--contract", CONTRACT]) == 0
     printed = capsys.readouterr().out
     assert "keypoints: right_eye, left_eye, nose_tip, mouth_center, right_ear_tragion, left_ear_tragion" in printed
-    assert "decoding: ssd in runtimes (NumPy), weighted NMS" in printed and "affine" in printed
+    assert "decoding: ssd (SSD anchors) in runtimes (NumPy), weighted NMS" in printed and "affine" in printed
