@@ -45,7 +45,8 @@ class SavedModelConfig(ConversionConfig):
     """`version`: the numbered folder TensorFlow Serving loads (it serves the highest). `serving_outputs` builds
     the serving signature's named outputs (the task's, from edgekit's host task):
     ``serving_outputs(tf, outputs, labels, head, to_source) -> {name: tensor}``, where `to_source` maps (N, K, 4)
-    boxes normalized to the model input to the request image's pixels, clipped to it."""
+    boxes normalized to the model input to the request image's pixels, clipped to it (``clip=False``: not clipped,
+    as a keypoint may lie outside the image)."""
 
     version: int = 1
     serving_outputs: Callable[..., dict[str, Any]] | None = None
@@ -201,8 +202,9 @@ def build_module(tf: Any, model: Any, contract: ModelContract, contract_file: Pa
             size = tf.constant([out_w, out_h, out_w, out_h], tf.float32)
             scale, offset = tf.stack([mapping[0], mapping[1]] * 2), tf.stack([mapping[2], mapping[3]] * 2)
 
-            def to_source(boxes: Any) -> Any:  # BoxMapping.to_source, then the clip predict() applies
-                return tf.minimum(tf.maximum((boxes * size - offset) / scale, 0.0), limit)
+            def to_source(boxes: Any, clip: bool = True) -> Any:  # BoxMapping.to_source, then predict()'s clip
+                mapped = (boxes * size - offset) / scale
+                return tf.minimum(tf.maximum(mapped, 0.0), limit) if clip else mapped
 
             return serving_outputs(tf, run(pixels), contract.labels, contract.head, to_source)
 

@@ -147,7 +147,7 @@ class DetectionAgreement:
         return min(self.matched, self.reverse)
 
 
-def _matches(
+def matched_pairs(
     a_boxes: np.ndarray, a_classes: np.ndarray, b_boxes: np.ndarray, b_classes: np.ndarray, iou: float
 ) -> list[tuple[int, int]]:
     """Greedy one-to-one pairs (i in a, j in b) of the same class with IoU >= `iou`, best IoU first."""
@@ -175,7 +175,7 @@ def detection_agreement(
     matched = total_ref = total_art = close = 0
     worst: float | None = None
     for (rb, rc), (ab, ac) in zip(reference, artifact):
-        pairs = _matches(rb, rc, ab, ac, iou)
+        pairs = matched_pairs(rb, rc, ab, ac, iou)
         matched += len(pairs)
         total_ref += len(rb)
         total_art += len(ab)

@@ -17,6 +17,30 @@ from runtimes.deps import require
 log = logging.getLogger(__name__)
 
 DEFAULT_SIGMA = 0.05  # a point's OKS sigma when the contract gives none (COCO's range is 0.025 to 0.107)
+COCO_PERSON_SIGMAS = {  # COCO's per-point sigmas for its 17 person keypoints (pycocotools' COCOeval defaults)
+    "nose": 0.026,
+    "left_eye": 0.025,
+    "right_eye": 0.025,
+    "left_ear": 0.035,
+    "right_ear": 0.035,
+    "left_shoulder": 0.079,
+    "right_shoulder": 0.079,
+    "left_elbow": 0.072,
+    "right_elbow": 0.072,
+    "left_wrist": 0.062,
+    "right_wrist": 0.062,
+    "left_hip": 0.107,
+    "right_hip": 0.107,
+    "left_knee": 0.087,
+    "right_knee": 0.087,
+    "left_ankle": 0.089,
+    "right_ankle": 0.089,
+}
+
+
+def default_sigmas(names: Sequence[str]) -> tuple[float, ...]:
+    """Each point's OKS sigma: COCO's for its person keypoints' names, `DEFAULT_SIGMA` for any other point."""
+    return tuple(COCO_PERSON_SIGMAS.get(name, DEFAULT_SIGMA) for name in names)
 
 
 @dataclass(frozen=True)
@@ -158,3 +182,47 @@ def _pck(
             hits += list(gap <= 0.1 * side)
             distances += list(gap)
     return (float(np.mean(hits)) if hits else 0.0, float(np.mean(distances)) if distances else 0.0)
+
+
+@dataclass(frozen=True)
+class KeypointAgreement:
+    """A converted file's objects and points against the reference's, both after the same thresholds and NMS.
+
+    Attributes:
+        agreement: The share of the reference's objects the artifact found (same class, box IoU >= 0.9).
+        reverse: The share of the artifact's objects the reference found.
+        max_point_error_px: The largest distance between a matched object's points, in source pixels.
+        points_within_1px: The share of the reference's objects found with every point within 1 pixel.
+        reference_count: The reference's objects.
+        artifact_count: The artifact's objects.
+    """
+
+    agreement: float
+    reverse: float
+    max_point_error_px: float | None
+    points_within_1px: float
+    reference_count: int
+    artifact_count: int
+
+
+def keypoint_agreement(reference: Sequence[tuple], artifact: Sequence[tuple], iou: float = 0.9) -> KeypointAgreement:
+    """Per image (boxes, classes, points (m, K, 2)) of the reference and the artifact."""
+    from edgekit.metrics.detection import matched_pairs
+
+    matched = close = total_ref = total_art = 0
+    worst: float | None = None
+    for (rb, rc, rp), (ab, ac, ap) in zip(reference, artifact):
+        pairs = matched_pairs(rb, rc, ab, ac, iou)
+        matched, total_ref, total_art = matched + len(pairs), total_ref + len(rb), total_art + len(ab)
+        for i, j in pairs:
+            error = float(np.max(np.hypot(*(rp[i] - ap[j]).T))) if rp.shape[1] else 0.0
+            worst = max(worst or 0.0, error)
+            close += error <= 1.0
+    return KeypointAgreement(
+        matched / total_ref if total_ref else 1.0,
+        matched / total_art if total_art else 1.0,
+        worst,
+        close / total_ref if total_ref else 1.0,
+        total_ref,
+        total_art,
+    )

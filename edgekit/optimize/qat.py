@@ -168,12 +168,14 @@ def _train_options(chosen: QATOptions, contract: ModelContract, out_dir: Path) -
 
 
 def _head(contract: ModelContract) -> Any:
-    """A detector's `DetectionHead` from its contract (thresholds and output layout carried over)."""
-    if contract.task != "detection" or not contract.head:
+    """The task's parsed head from the contract (a detector's thresholds and output layout, a keypoint model's
+    points), carried over; None for a task without one."""
+    if not contract.head:
         return None
     from runtimes.heads.detection import DetectionHead
+    from runtimes.heads.keypoints import KeypointHead
 
-    return DetectionHead.from_dict(contract.head)
+    return {"detection": DetectionHead, "keypoints": KeypointHead}[contract.task].from_dict(contract.head)
 
 
 def _measure_ranges(model: Any, samples: Any, chosen: QATOptions) -> None:

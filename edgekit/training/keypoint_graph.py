@@ -13,12 +13,14 @@ import numpy as np
 
 from edgekit._tf import keras
 from edgekit.training.detector_graph import (
+    BOX_SCOPES,
     STRIDE,
     _conv,
     build_small_detector,
     detection_loss,
     encode_targets,
     grid_size,
+    with_nearest_resizes,
 )
 
 OFFSETS, VISIBILITY = "keypoint_offsets", "keypoint_visibility"
@@ -83,3 +85,84 @@ def keypoint_loss(num_classes: int, num_points: int, point_weight: float = 1.0) 
         return boxes + point_weight * offset + 0.5 * visibility
 
     return loss
+
+
+def with_keypoint_maps(model: Any, num_classes: int, num_points: int) -> Any:
+    """`model` with its heat, box-side, point-offset and visibility maps as four outputs (the keypoints task's
+    `maps` layout): each gets its own int8 scale, and every operator is one an accelerator runs."""
+    k = keras()
+    names = {layer.name for layer in model.layers}
+    wanted = ("heat", BOX_SCOPES[1], OFFSETS, VISIBILITY)
+    if set(wanted) <= names:  # a quantization-aware model's maps are its layers' int8 ranges
+        parts = [model.get_layer(f"{n}_range" if f"{n}_range" in names else n).output for n in wanted]
+    else:  # a model without the named layers: its one output, sliced
+        maps, c, p = model.output, num_classes, num_points
+        parts = [maps[..., :c], maps[..., c : c + 4], maps[..., c + 4 : c + 4 + 2 * p], maps[..., c + 4 + 2 * p :]]
+    outputs = [
+        k.layers.Identity(name=name)(part)
+        for name, part in zip(("heat_map", "box_sides", "point_offsets", "point_visibility"), parts)
+    ]
+    return with_nearest_resizes(k.Model(model.input, outputs, name=model.name))
+
+
+def serving_keypoints(tf: Any, outputs: list[Any], labels: Any, head: Any, to_source: Any) -> dict[str, Any]:
+    """The SavedModel serving signature's objects from the maps layout's four outputs, in TensorFlow ops: the
+    arithmetic of `runtimes.tasks.keypoint_maps` (3x3 heat peaks, top-k, boxes and points at each peak cell),
+    then the contract's score threshold and class-aware IoU NMS (`class_aware_nms`), at most max_detections."""
+    from edgekit.training.detector_graph import class_aware_nms
+
+    heat, sides, offsets, visibility = outputs[:4]
+    gh, gw, count = int(heat.shape[1]), int(heat.shape[2]), len(head.keypoint_names)
+    limit = head.max_detections
+    peaks = tf.where(tf.equal(heat, tf.nn.max_pool2d(heat, 3, 1, "SAME")), heat, tf.zeros_like(heat))
+    best = tf.reshape(tf.reduce_max(peaks, axis=-1), [-1, gh * gw])
+    best_class = tf.reshape(tf.argmax(peaks, axis=-1, output_type=tf.int32), [-1, gh * gw])
+    scores, cells = tf.math.top_k(best, k=min(limit, gh * gw), sorted=True)
+    centres = (tf.cast(tf.stack([cells % gw, cells // gw], axis=-1), tf.float32) + 0.5)[:, :, None, :]  # in cells
+    grid = tf.constant([gw, gh], tf.float32)
+    chosen_sides = tf.gather(tf.reshape(sides, [-1, gh * gw, 4]), cells, batch_dims=1)
+    corners = tf.concat([centres[:, :, 0], centres[:, :, 0]], axis=-1) / tf.concat([grid, grid], axis=0)
+    boxes = corners + chosen_sides * tf.constant([-1, -1, 1, 1], tf.float32) / (tf.concat([grid, grid], 0) * STRIDE)
+    boxes = tf.clip_by_value(boxes, 0.0, 1.0)
+    chosen_offsets = tf.gather(tf.reshape(offsets, [-1, gh * gw, count, 2]), cells, batch_dims=1)
+    points = (centres + chosen_offsets) / grid
+    seen = tf.gather(tf.reshape(visibility, [-1, gh * gw, count]), cells, batch_dims=1)
+    classes = tf.gather(best_class, cells, batch_dims=1)
+
+    def one(args: Any) -> tuple[Any, ...]:
+        b, s, c, p, v = args
+        selected, _, valid = class_aware_nms(tf, b, s, c, head)
+        mask = tf.range(limit) < valid
+        return (
+            tf.where(mask[:, None], tf.gather(b, selected), 0.0),
+            tf.where(mask, tf.gather(s, selected), 0.0),
+            tf.where(mask, tf.gather(c, selected), 0),
+            tf.where(mask[:, None, None], tf.gather(p, selected), 0.0),
+            tf.where(mask[:, None], tf.gather(v, selected), 0.0),
+            valid,
+        )
+
+    b, s, c, p, v, found = tf.map_fn(
+        one,
+        (boxes, scores, classes, points, seen),
+        fn_output_signature=(
+            tf.TensorSpec([limit, 4], tf.float32),
+            tf.TensorSpec([limit], tf.float32),
+            tf.TensorSpec([limit], tf.int32),
+            tf.TensorSpec([limit, count, 2], tf.float32),
+            tf.TensorSpec([limit, count], tf.float32),
+            tf.TensorSpec([], tf.int32),
+        ),
+    )
+    valid = tf.range(limit)[None, :] < found[:, None]
+    flat = tf.reshape(tf.concat([p, p], axis=-1), [-1, limit * count, 4])  # each point as a box, mapped alike
+    source_points = tf.reshape(to_source(flat, clip=False)[..., :2], [-1, limit, count, 2])
+    return {
+        "boxes": tf.where(valid[..., None], to_source(b), 0.0),
+        "scores": s,
+        "classes": c,
+        "labels": tf.gather(tf.constant(list(labels)), c),
+        "keypoints": tf.where(valid[..., None, None], source_points, 0.0),
+        "keypoint_scores": v,
+        "count": found,
+    }

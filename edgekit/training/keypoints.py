@@ -17,7 +17,7 @@ from edgekit._version import __version__
 from edgekit.data.keypoints import KeypointDataset
 from edgekit.errors import TrainingError
 from edgekit.keras_io import save_keras
-from edgekit.metrics.keypoints import KeypointMetrics, keypoint_metrics
+from edgekit.metrics.keypoints import KeypointMetrics, default_sigmas, keypoint_metrics
 from edgekit.reports.progress import epoch_progress
 from edgekit.training.batches import seeded_batches
 from edgekit.training.detection import moved_with_pixels, predict_maps
@@ -148,14 +148,46 @@ def _best_oks(k: Any, val: KeypointDataset, preprocessing: Preprocessing, head: 
     return BestOks()
 
 
+def _resolve(arch: Any, train: KeypointDataset, options: TrainOptions) -> tuple[Any, Preprocessing, str, KeypointHead]:
+    """The model to train, its preprocessing, name and head: a new small keypoint detector, a keypoint model's
+    .keras file (fine-tuned) or a built one with `options`' preprocessing and head (quantize_aware's)."""
+    if isinstance(arch, (str, Path)) and str(arch).endswith(".keras"):
+        from edgekit.keras_io import load_keras
+
+        model, contract = load_keras(arch)
+        if contract is None or contract.task != "keypoints":
+            raise TrainingError(f"{arch} is not an edgekit keypoint model (its contract's task is not keypoints)")
+        return model, contract.preprocessing, Path(arch).stem, KeypointHead.from_dict(contract.head)
+    if isinstance(arch, keras().Model) and options.preprocessing is not None and options.head is not None:
+        return arch, options.preprocessing, arch.name, options.head
+    if arch not in (None, "small_keypoint_detector"):
+        raise TrainingError(
+            f"unknown keypoint architecture {arch!r}; valid: small_keypoint_detector or a keypoint model's .keras file"
+        )
+    height, width = train.geometry.input_size
+    if height % 32 or width % 32 or train.geometry.channels != 3:
+        raise TrainingError(f"keypoint models take RGB sides that are multiples of 32; got {train.geometry}")
+    model = build_keypoint_detector((height, width, 3), len(train.labels), len(train.keypoint_names))
+    head = KeypointHead(
+        train.keypoint_names,
+        train.skeleton,
+        train.flip_idx,
+        default_sigmas(train.keypoint_names),
+        score_threshold=0.3,  # the detector's defaults: its heat peaks score as a detector's do
+        iou_threshold=0.5,
+        max_detections=50,
+        layout="maps",
+        nms="plain",
+    )
+    return model, DETECTORS.get("small_detector").preprocessing(train.geometry), "small_keypoint_detector", head
+
+
 def train_keypoints(train: KeypointDataset, val: KeypointDataset, arch: Any, options: TrainOptions) -> TrainResult:
     """Train a keypoint model (`edgekit.train` on `KeypointDataset` splits): ``model.keras`` (the epoch with the
     best validation OKS mAP, its contract naming the points, skeleton, flip map and sigmas) and ``metrics.json``
     (OKS mAP, PCK@0.1 and the mean point error per split)."""
     if not isinstance(train, KeypointDataset) or not isinstance(val, KeypointDataset):
         raise TrainingError("task='keypoints' needs KeypointDataset splits: edgekit.load_keypoints(path).split()")
-    if arch not in (None, "small_keypoint_detector"):
-        raise TrainingError(f"unknown keypoint architecture {arch!r}; valid: small_keypoint_detector")
     options = replace(
         options,
         epochs=60 if options.epochs is None else options.epochs,
@@ -164,15 +196,8 @@ def train_keypoints(train: KeypointDataset, val: KeypointDataset, arch: Any, opt
     )
     k = keras()
     k.utils.set_random_seed(options.seed)
-    height, width = train.geometry.input_size
-    if height % 32 or width % 32 or train.geometry.channels != 3:
-        raise TrainingError(f"keypoint models take RGB sides that are multiples of 32; got {train.geometry}")
-    model = build_keypoint_detector((height, width, 3), len(train.labels), len(train.keypoint_names))
-    preprocessing = DETECTORS.get("small_detector").preprocessing(train.geometry)
-    head = KeypointHead(train.keypoint_names, train.skeleton, train.flip_idx, layout="maps", nms="plain")
-    contract = ModelContract(
-        preprocessing, train.labels, "small_keypoint_detector", "keypoints", __version__, head=head.to_dict()
-    )
+    model, preprocessing, name, head = _resolve(arch, train, options)
+    contract = ModelContract(preprocessing, train.labels, name, "keypoints", __version__, head=head.to_dict())
     history, seconds = _fit(model, preprocessing, train, val, head, options)
     out = Path(options.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -214,7 +239,7 @@ def _fit(
     started = time.perf_counter()
     with warnings_to_debug_log("Keras fit"):
         fit = model.fit(batches, epochs=options.epochs, verbose=0, callbacks=[best, progress, *options.callbacks])
-    if best.best_weights is not None:
+    if best.best_weights is not None and options.restore_best:
         model.set_weights(best.best_weights)
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     return history, time.perf_counter() - started

@@ -26,7 +26,7 @@ MAPS_ROLES = ("heat", "sides", "offsets", "visibility")  # the maps layout's out
 STANDARD_NAMES = {  # each role's name in standard metadata (TFLite's output tensors, ONNX's docs)
     "boxes": "raw_boxes_and_keypoints",
     "scores": "raw_scores",
-    "heat": "heat_map",
+    "heat": "heatmap",
     "sides": "box_sides",
     "offsets": "keypoint_offsets",
     "visibility": "keypoint_visibility",

@@ -187,6 +187,12 @@ def _described(name: str, description: str) -> Any:
 _OUTPUT_METADATA = {
     "heatmap": _described("heatmap", "per stride-4 cell, each class's centre score (sigmoid)"),
     "box_sides": _described("box sides", "per stride-4 cell, the box's left, top, right and bottom in input pixels"),
+    "keypoint_offsets": _described(
+        "keypoint offsets", "per stride-4 cell, each point's x and y from the cell's centre, in cells"
+    ),
+    "keypoint_visibility": _described("keypoint visibility", "per stride-4 cell, each point's visibility (sigmoid)"),
+    "raw_boxes_and_keypoints": _described("raw boxes and keypoints", "per anchor, the box and points to decode"),
+    "raw_scores": _described("raw scores", "per anchor, each class's raw score"),
     "scores": _scores_metadata,
     "boxes": _boxes_metadata,
     "boxes_yxyx": _boxes_yxyx_metadata,

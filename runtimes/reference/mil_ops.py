@@ -418,6 +418,16 @@ def max_pool(
     return out
 
 
+@mil_op("resize_nearest_neighbor")
+def resize_nearest_neighbor(x: np.ndarray, target_size_height: Any, target_size_width: Any) -> np.ndarray:
+    """The last two axes resized to the target size, each output index reading input index floor(i * in / out):
+    TensorFlow's nearest resize (no corner alignment, no half-pixel centres), which converts to this op."""
+    height, width = x.shape[-2:]
+    rows = (np.arange(int(target_size_height)) * height) // int(target_size_height)
+    columns = (np.arange(int(target_size_width)) * width) // int(target_size_width)
+    return x[..., rows[:, None], columns[None, :]]
+
+
 @mil_op("avg_pool")
 def avg_pool(
     x: np.ndarray,

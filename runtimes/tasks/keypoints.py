@@ -299,7 +299,21 @@ class KeypointsTask:
     def serving_prediction(
         self, result: KeypointObjects, labels: Sequence[str], head: dict[str, Any]
     ) -> dict[str, Any]:
-        return {**self.summary(result), "count": len(result)}
+        """The SavedModel serving signature's answer: padded to max_detections with zeros past `count`."""
+        parsed = KeypointHead.from_dict(head)
+        size, count = max(parsed.max_detections, len(result)), len(parsed.keypoint_names)
+        pad = size - len(result)
+        return {
+            "boxes": [[round(v, 3) for v in o.box] for o in result] + [[0.0] * 4] * pad,
+            "scores": [round(o.score, 6) for o in result] + [0.0] * pad,
+            "classes": [o.index for o in result] + [0] * pad,
+            "labels": [o.label for o in result] + [labels[0] if labels else ""] * pad,
+            "keypoints": [[[round(k.x, 3), round(k.y, 3)] for k in o.keypoints] for o in result]
+            + [[[0.0, 0.0]] * count] * pad,
+            "keypoint_scores": [[round(k.score or 0.0, 6) for k in o.keypoints] for o in result]
+            + [[0.0] * count] * pad,
+            "count": len(result),
+        }
 
     def serving_options(self, labels: Sequence[str]) -> dict[str, Any]:
         return {}
@@ -310,7 +324,10 @@ class KeypointsTask:
         return {
             "boxes": ("DT_FLOAT", [-1, k, 4]),
             "scores": ("DT_FLOAT", [-1, k]),
+            "classes": ("DT_INT32", [-1, k]),
+            "labels": ("DT_STRING", [-1, k]),
             "keypoints": ("DT_FLOAT", [-1, k, count, 2]),
+            "keypoint_scores": ("DT_FLOAT", [-1, k, count]),
             "count": ("DT_INT32", [-1]),
         }
 

@@ -185,7 +185,7 @@ def test_edgekit_serve_answers_with_faces_and_their_points(mediapipe, photos):
     (prediction,) = answer.json()["predictions"]
     with edgekit.load(mediapipe[1], contract=CONTRACT) as model:
         expected = model.task.serving_prediction(model.predict(str(photos[2])), model.labels, model.contract.head)
-    assert prediction == expected and prediction["count"] == 1 and len(prediction["objects"][0]["keypoints"]) == 6
+    assert prediction == expected and prediction["count"] == 1 and len(prediction["keypoints"][0]) == 6
 
 
 def test_a_pi_bundle_of_the_third_party_model_runs_with_its_contract(mediapipe, photos, tmp_path):
