@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 def _task_of(train: Any) -> str:
     """The task a training split implies: keypoints, detection or classification."""
     from edgekit.data.detection import DetectionData
-    from edgekit.data.keypoints import KeypointDataset
+    from edgekit.data.keypoints import is_keypoint_data
 
-    if isinstance(train, KeypointDataset):
+    if is_keypoint_data(train):
         return "keypoints"
     return "detection" if isinstance(train, DetectionData) else "classification"
 

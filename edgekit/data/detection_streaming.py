@@ -97,8 +97,12 @@ class StreamingDetectionDataset(DetectionData):
 
     def load(self, workers: int = 4) -> DetectionDataset:
         """Decode every image into memory (threads: OpenCV releases the GIL), skipping unreadable ones."""
+        return self.loaded(workers)[0]
+
+    def loaded(self, workers: int = 4) -> tuple[DetectionDataset, list[int]]:
+        """`load()`'s dataset and the indices of the images it kept (the readable ones)."""
         pixels, kept = read_all(self, workers)
-        return DetectionDataset(
+        dataset = DetectionDataset(
             pixels,
             [self.boxes[i] for i in kept],
             [self.classes[i] for i in kept],
@@ -110,6 +114,7 @@ class StreamingDetectionDataset(DetectionData):
             tuple(self.given_splits[i] for i in kept) if self.given_splits else (),
             self.split_source,
         )
+        return dataset, list(kept)
 
     def tensors(self, preprocessing: Preprocessing, indices: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Float model inputs for the readable images among `indices`, decoded now."""
@@ -134,39 +139,61 @@ class StreamingDetectionDataset(DetectionData):
         parallel_calls: int | None = None,
     ) -> Any:
         """A tf.data.Dataset of (float batch, encoded targets), as the module docstring says."""
+        input_boxes = [self.input_boxes(i) for i in range(len(self))]
+
+        def prepare(pixels: np.ndarray, i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+            boxes, classes = input_boxes[i], self.classes[i]
+            if augment is not None:
+                pixels, boxes, classes = augment(pixels, boxes, classes, rng)
+            return pixels, encode(boxes, classes)
+
+        target_shape = encode(np.zeros((0, 4), np.float32), np.zeros(0, np.int64)).shape
+        return self.example_pipeline(preprocessing, batch_size, prepare, target_shape, shuffle, seed, parallel_calls)
+
+    def example_pipeline(
+        self,
+        preprocessing: Preprocessing,
+        batch_size: int,
+        prepare: "Prepare",
+        target_shape: tuple[int, ...],
+        shuffle: bool = True,
+        seed: int = 0,
+        parallel_calls: int | None = None,
+    ) -> Any:
+        """`example_batches` of this split, its decoded pixels cached in `cache_dir` when one is set."""
         cache = None
         if self.cache_dir is not None:
             Path(self.cache_dir).mkdir(parents=True, exist_ok=True)
             cache = Path(self.cache_dir) / f"detection-pixels-{self.cache_key()}"
-        return detection_batches(self, preprocessing, batch_size, encode, augment, shuffle, seed, parallel_calls, cache)
+        return example_batches(
+            self, preprocessing, batch_size, prepare, target_shape, shuffle, seed, parallel_calls, cache
+        )
 
 
-def detection_batches(
-    dataset: StreamingDetectionDataset,
+Prepare = Callable[[np.ndarray, int, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+def example_batches(
+    dataset: Any,
     preprocessing: Preprocessing,
     batch_size: int,
-    encode: Encode,
-    augment: Augment | None,
+    prepare: Prepare,
+    target_shape: tuple[int, ...],
     shuffle: bool,
     seed: int,
     parallel_calls: int | None = None,
     cache: Path | None = None,
 ) -> Any:
-    """Decoded images (see `decoded_images`), augmented with their boxes by a generator seeded per image and epoch."""
+    """tf.data batches of (float images, targets) from a streamed annotated dataset: its decoded images (see
+    `decoded_images`), each turned with its index into (pixels, target) by `prepare`, on parallel threads, with
+    a generator seeded per image and epoch (augmentation that differs every epoch, the same on every run)."""
     import tensorflow as tf
 
     check_geometry(dataset.geometry, preprocessing)
-    input_boxes = [dataset.input_boxes(i) for i in range(len(dataset))]
-    target_shape = encode(np.zeros((0, 4), np.float32), np.zeros(0, np.int64)).shape
 
     def prepared(pixels: np.ndarray, index: Any, draw: Any) -> tuple[np.ndarray, np.ndarray]:
-        i = int(index)
-        boxes, classes = input_boxes[i], dataset.classes[i]
-        if augment is not None:
-            pixels, boxes, classes = augment(
-                pixels, boxes, classes, np.random.default_rng(int(draw) & 0x7FFFFFFFFFFFFFFF)
-            )
-        return pixels, encode(boxes, classes).astype(np.float32)
+        pixels, target = prepare(pixels, int(index), np.random.default_rng(int(draw) & 0x7FFFFFFFFFFFFFFF))
+        return pixels, target.astype(np.float32)
 
     def to_example(pixels: Any, index: Any, draw: Any) -> tuple[Any, Any]:
         image, target = tf.numpy_function(prepared, [pixels, index, draw], [tf.uint8, tf.float32], stateful=False)

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgekit.data.detection import EDGE_TOLERANCE, MALFORMED_LINE, MISSING_IMAGE, UNKNOWN_CLASS, DetectionDataset
-from edgekit.data.images import _geometry
+from edgekit.data.images import _geometry, is_streaming
 from edgekit.data.records import Record, RecordReader, image_files
 from edgekit.errors import DatasetError
 
@@ -74,13 +74,22 @@ class KeypointDataset(DetectionDataset):
         )
 
 
+def is_keypoint_data(dataset: Any) -> bool:
+    """Whether `dataset` holds objects with points: a `KeypointDataset` or a streamed one."""
+    from edgekit.data.keypoint_streaming import StreamingKeypointDataset
+
+    return isinstance(dataset, (KeypointDataset, StreamingKeypointDataset))
+
+
 def load_keypoints(
     path: str | Path,
     image_size: int | Sequence[int] = 128,
     color_order: str = "rgb",
     resize: str = "letterbox",
     interpolation: str = "linear",
-) -> KeypointDataset:
+    stream: bool | str = False,
+    cache_dir: str | Path | None = None,
+) -> Any:
     """Read a keypoint dataset: a COCO keypoints .json (images beside it or in images/) or a YOLO pose root
     (images/ + labels/ + data.yaml with `kpt_shape` and `flip_idx`).
 
@@ -90,9 +99,13 @@ def load_keypoints(
         color_order: "rgb", "bgr" or "gray".
         resize: "letterbox" (default), "stretch" or "center_crop".
         interpolation: "linear" (default) or "area".
+        stream: False (decode every image now), True (decode per epoch while training: a
+            `StreamingKeypointDataset`) or "auto" (stream past 2 GiB of decoded pixels).
+        cache_dir: where a streamed dataset keeps its decoded pixels after the first epoch.
 
     Returns:
-        A `KeypointDataset` in memory; `skip_counts()` says what was left out and why.
+        A `KeypointDataset` in memory, or a streamed one; both `split()`, and `skip_counts()` says what was left
+        out and why.
 
     Raises:
         DatasetError: a path that is neither, a category without keypoint names, or no usable image.
@@ -103,12 +116,13 @@ def load_keypoints(
     """
     path = Path(path)
     geometry = _geometry(image_size, color_order, resize, interpolation)
+    lazy = {"stream": stream, "cache_dir": Path(cache_dir) if cache_dir else None}
     if path.is_dir() and (path / "data.yaml").is_file():
-        return _read_yolo_pose(path, geometry)
+        return _read_yolo_pose(path, geometry, lazy)
     files = [path] if path.suffix == ".json" else sorted(path.glob("*.json")) if path.is_dir() else []
     if not files or not files[0].is_file():
         raise DatasetError(f"{path} is neither a COCO keypoints .json nor a YOLO pose folder with data.yaml")
-    return _read_coco_keypoints(files[0], geometry)
+    return _read_coco_keypoints(files[0], geometry, lazy)
 
 
 def _point_checker(reader: RecordReader, count: int) -> Any:
@@ -131,25 +145,30 @@ def _point_checker(reader: RecordReader, count: int) -> Any:
     return check
 
 
-def _dataset(base: Any, reader: RecordReader, names: Sequence[str], skeleton: Any, flip: Any) -> KeypointDataset:
+def _dataset(base: Any, reader: RecordReader, names: Sequence[str], skeleton: Any, flip: Any) -> Any:
     edges = []
     for edge in skeleton:
         if len(edge) == 2 and all(0 <= int(i) < len(names) for i in edge):
             edges.append((int(edge[0]), int(edge[1])))
         else:
             reader.skip("skeleton", BAD_SKELETON_EDGE, f"{list(edge)} (points 0..{len(names) - 1})")
+    points = {
+        "keypoints": reader.kept_keypoints,
+        "keypoint_names": tuple(names),
+        "skeleton": tuple(edges),
+        "flip_idx": tuple(int(i) for i in flip) if flip else (),
+    }
+    if is_streaming(base):
+        from edgekit.data.keypoint_streaming import streamed
+
+        base.listing_skipped = tuple(reader.skipped)  # the skeleton's dropped edges too
+        return streamed(base, **points)
     fields = {name: getattr(base, name) for name in DetectionDataset.__dataclass_fields__}
     fields["skipped"] = tuple(reader.skipped)
-    return KeypointDataset(
-        **fields,
-        keypoints=reader.kept_keypoints,
-        keypoint_names=tuple(names),
-        skeleton=tuple(edges),
-        flip_idx=tuple(int(i) for i in flip) if flip else (),
-    )
+    return KeypointDataset(**fields, **points)
 
 
-def _read_coco_keypoints(file: Path, geometry: Any) -> KeypointDataset:
+def _read_coco_keypoints(file: Path, geometry: Any, lazy: dict[str, Any]) -> Any:
     try:
         data = json.loads(file.read_text())
         images, anns, categories = data["images"], data.get("annotations", []), data["categories"]
@@ -194,11 +213,11 @@ def _read_coco_keypoints(file: Path, geometry: Any) -> KeypointDataset:
         record.classes.append(index_of[category])
         record.where.append(where)
         record.keypoints.append(np.asarray(values, np.float32).reshape(-1, 3))
-    base = reader.build(records.values())
+    base = reader.build(records.values(), **lazy)
     return _dataset(base, reader, point_names, skeleton, flip)
 
 
-def _read_yolo_pose(root: Path, geometry: Any) -> KeypointDataset:
+def _read_yolo_pose(root: Path, geometry: Any, lazy: dict[str, Any]) -> Any:
     import yaml
 
     config = yaml.safe_load((root / "data.yaml").read_text()) or {}
@@ -220,7 +239,7 @@ def _read_yolo_pose(root: Path, geometry: Any) -> KeypointDataset:
         for number, line in enumerate(lines, 1):
             _yolo_pose_line(line, f"{label}:{number}", record, reader, size, count, dims)
         records.append(record)
-    base = reader.build(records)
+    base = reader.build(records, **lazy)
     return _dataset(base, reader, point_names, config.get("skeleton", []), config.get("flip_idx"))
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from converters import CalibrationData
-from edgekit.data.keypoints import KeypointDataset
+from edgekit.data.keypoints import KeypointDataset, is_keypoint_data
 from edgekit.errors import DatasetError
 from edgekit.host_tasks.base import Verdict, pct, with_export_policy
 from edgekit.metrics.keypoints import KeypointMetrics, keypoint_agreement, keypoint_metrics
@@ -95,7 +95,7 @@ class KeypointsHost:
         return serving_keypoints(tf, outputs, labels, _head_of(head), to_source)
 
     def _check(self, dataset: Any, contract: Any, role: str) -> None:
-        if not isinstance(dataset, KeypointDataset):
+        if not is_keypoint_data(dataset):
             raise DatasetError(
                 f"the {role} data of a keypoint model must be a KeypointDataset (edgekit.load_keypoints), "
                 f"got {type(dataset).__name__}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,8 @@ import numpy as np
 
 from edgekit._tf import keras
 from edgekit._version import __version__
-from edgekit.data.keypoints import KeypointDataset
+from edgekit.data.images import in_memory, is_streaming
+from edgekit.data.keypoints import KeypointDataset, is_keypoint_data
 from edgekit.errors import TrainingError
 from edgekit.keras_io import save_keras
 from edgekit.metrics.keypoints import KeypointMetrics, default_sigmas, keypoint_metrics
@@ -65,19 +67,25 @@ def input_points(dataset: KeypointDataset, index: int) -> np.ndarray:
     return points
 
 
-def _batches(dataset: KeypointDataset, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int) -> Any:
+def _batches(dataset: Any, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int) -> Any:
+    """Normalized images and their encoded targets, augmented (points move with the pixels) for training; a
+    streamed dataset through tf.data (`edgekit.data.keypoint_streaming`)."""
     num_classes = len(dataset.labels)
     boxes = [dataset.input_boxes(i) for i in range(len(dataset))]
     points = [input_points(dataset, i) for i in range(len(dataset))]
 
+    def prepare(pixels: np.ndarray, i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        b, c, p = boxes[i], dataset.classes[i], points[i]
+        if train:
+            pixels, b, c, p = augment_keypoints(pixels, b, c, p, dataset.flip_idx, rng, preprocessing.pad_value)
+        return pixels, encode_keypoint_targets(b, c, p, preprocessing.input_size, num_classes)
+
+    if is_streaming(dataset):
+        shape = prepare(np.zeros((*preprocessing.input_size, 3), np.uint8), 0, np.random.default_rng(0))[1].shape
+        return dataset.example_pipeline(preprocessing, batch_size, prepare, shape, shuffle=train, seed=seed)
+
     def make_batch(chosen: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        images, targets = [], []
-        for i in chosen:
-            pixels, b, c, p = dataset.pixels[i], boxes[i], dataset.classes[i], points[i]
-            if train:
-                pixels, b, c, p = augment_keypoints(pixels, b, c, p, dataset.flip_idx, rng, preprocessing.pad_value)
-            images.append(pixels)
-            targets.append(encode_keypoint_targets(b, c, p, preprocessing.input_size, num_classes))
+        images, targets = zip(*(prepare(dataset.pixels[i], int(i), rng) for i in chosen))
         return normalize(np.stack(images), preprocessing), np.stack(targets)
 
     return seeded_batches(len(dataset), batch_size, train, seed, make_batch)
@@ -186,8 +194,10 @@ def train_keypoints(train: KeypointDataset, val: KeypointDataset, arch: Any, opt
     """Train a keypoint model (`edgekit.train` on `KeypointDataset` splits): ``model.keras`` (the epoch with the
     best validation OKS mAP, its contract naming the points, skeleton, flip map and sigmas) and ``metrics.json``
     (OKS mAP, PCK@0.1 and the mean point error per split)."""
-    if not isinstance(train, KeypointDataset) or not isinstance(val, KeypointDataset):
+    if not all(is_keypoint_data(split) for split in (train, val)):
         raise TrainingError("task='keypoints' needs KeypointDataset splits: edgekit.load_keypoints(path).split()")
+    val = in_memory(val)  # OKS mAP reads every image each epoch
+    options = replace(options, test=in_memory(options.test) if options.test is not None else None)
     options = replace(
         options,
         epochs=60 if options.epochs is None else options.epochs,
@@ -229,7 +239,7 @@ def _fit(
 ) -> tuple[dict[str, list[float]], float]:
     k = keras()
     batches = _batches(train, preprocessing, options.batch_size, options.augment, options.seed)
-    steps = len(batches)
+    steps = math.ceil(len(train) / options.batch_size)
     schedule = k.optimizers.schedules.CosineDecay(options.learning_rate, decay_steps=options.epochs * steps, alpha=0.02)
     model.compile(
         optimizer=k.optimizers.Adam(schedule), loss=keypoint_loss(len(train.labels), len(head.keypoint_names))

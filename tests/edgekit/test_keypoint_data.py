@@ -49,7 +49,8 @@ def test_the_generated_points_sit_on_their_shapes_and_mirroring_needs_the_flip_m
     assert np.all(cross(tip - tail, left - tail) < 0)
 
 
-def test_bad_coco_keypoint_annotations_are_skipped_and_counted(shapes, tmp_path):
+@pytest.mark.parametrize("stream", [False, True])
+def test_bad_coco_keypoint_annotations_are_skipped_and_counted(shapes, tmp_path, stream):
     data = json.loads(shapes.read_text())
     anns = data["annotations"]
     anns[0]["keypoints"] = anns[0]["keypoints"][:9]  # 3 points of 4
@@ -62,7 +63,8 @@ def test_bad_coco_keypoint_annotations_are_skipped_and_counted(shapes, tmp_path)
     for image in data["images"]:
         (root / "images" / image["file_name"]).write_bytes((shapes.parent / "images" / image["file_name"]).read_bytes())
     (root / "annotations.json").write_text(json.dumps(data))
-    loaded = edgekit.load_keypoints(root / "annotations.json", image_size=96)
+    loaded = edgekit.load_keypoints(root / "annotations.json", image_size=96, stream=stream)
+    assert type(loaded).__name__ == ("StreamingKeypointDataset" if stream else "KeypointDataset")
     assert loaded.skip_counts() == {
         "wrong keypoint count": 1,
         "visibility outside 0..2": 1,
@@ -72,6 +74,29 @@ def test_bad_coco_keypoint_annotations_are_skipped_and_counted(shapes, tmp_path)
     assert loaded.object_count == len(anns) - 3 and len(loaded.skeleton) == 4
     reasons = [s.reason for s in loaded.skipped]
     assert any("(500, " in r for r in reasons) and any("9 values for 4 points" in r for r in reasons)
+
+
+def test_streamed_keypoints_give_the_in_memory_batches_and_train(shapes, tmp_path):
+    """Streamed splits decode per epoch through tf.data: unaugmented batches equal the in-memory ones (pixels and
+    encoded points), `load()` gives the same points, and a streamed split trains (one epoch)."""
+    from edgekit.training.detector_graph import DETECTORS
+    from edgekit.training.keypoints import _batches
+
+    memory = edgekit.load_keypoints(shapes, image_size=64)
+    streamed = edgekit.load_keypoints(shapes, image_size=64, stream=True)
+    assert streamed.keypoint_names == memory.keypoint_names and streamed.flip_idx == memory.flip_idx
+    train, val, test = streamed.split(seed=0)
+    in_memory = memory.subset([memory.sources.index(source) for source in train.sources])
+    spec = DETECTORS.get("small_detector").preprocessing(memory.geometry)
+    for (xa, ya), (xb, yb) in zip(_batches(in_memory, spec, 8, False, 0), _batches(train, spec, 8, False, 0)):
+        assert np.array_equal(xa.numpy(), xb.numpy()) and np.array_equal(ya.numpy(), yb.numpy())
+    loaded = val.load()
+    assert type(loaded).__name__ == "KeypointDataset" and len(loaded) == len(val)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.keypoints, val.keypoints))
+    augmented = next(iter(_batches(train, spec, 8, True, 0)))[1].numpy()
+    assert np.isfinite(augmented).all() and augmented[..., -4:].sum() > 0  # points still labelled after augmenting
+    result = edgekit.train(train, val, task="keypoints", epochs=1, test=test, out_dir=tmp_path / "run", verbose=0)
+    assert result.contract.task == "keypoints" and set(result.metrics["pck"]) == {"val", "test"}
 
 
 def test_a_yolo_pose_folder_with_its_flip_map(tmp_path):
