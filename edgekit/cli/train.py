@@ -32,7 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--arch",
         default=None,
-        help="architecture name or a .keras file (default: small_cnn; small_detector for detection)",
+        help=(
+            "architecture name or a .keras file (default: small_cnn; small_detector for detection; "
+            "small_keypoint_detector for keypoints, or mobilenetv2_keypoint_detector)"
+        ),
     )
     parser.add_argument(
         "--image-size", type=image_size, default=None, help="input size, 96 or HxW (default: 96; 128 for detection)"

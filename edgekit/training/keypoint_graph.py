@@ -14,9 +14,9 @@ import numpy as np
 from edgekit._tf import keras
 from edgekit.training.detector_graph import (
     BOX_SCOPES,
+    DETECTORS,
     STRIDE,
     _conv,
-    build_small_detector,
     detection_loss,
     encode_targets,
     grid_size,
@@ -26,17 +26,31 @@ from edgekit.training.detector_graph import (
 OFFSETS, VISIBILITY = "keypoint_offsets", "keypoint_visibility"
 
 
-def build_keypoint_detector(input_shape: tuple[int, int, int], num_classes: int, num_points: int) -> Any:
-    """small_detector with a keypoint head on the same features: maps of C + 4 + 2K + K channels."""
+KEYPOINT_DETECTORS = {  # keypoint architecture -> the detector it adds its keypoint branch to
+    "small_keypoint_detector": "small_detector",
+    "mobilenetv2_keypoint_detector": "mobilenetv2_detector",
+}
+
+
+def build_keypoint_detector(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    num_points: int,
+    base: str = "small_detector",
+    weights: str | None = None,
+) -> Any:
+    """The `base` detector (`DETECTORS`) with a keypoint branch on its head's features: maps of C + 4 + 2K + K
+    channels."""
     k = keras()
-    detector = build_small_detector(input_shape, num_classes)
+    detector = DETECTORS.get(base).build(input_shape, num_classes, weights)
     features = detector.get_layer("heat").input  # the head's shared features
     for _ in range(2):  # a branch of its own: where each point lies needs the object's orientation, not its box
         features = _conv(features, 64)
     offsets = k.layers.Conv2D(2 * num_points, 1, name=OFFSETS)(features)
     visible = k.layers.Conv2D(num_points, 1, activation="sigmoid", name=VISIBILITY)(features)
     maps = k.layers.Concatenate(name="keypoint_maps")([detector.output, offsets, visible])
-    return k.Model(detector.input, maps, name="small_keypoint_detector")
+    name = next(arch for arch, detector_name in KEYPOINT_DETECTORS.items() if detector_name == base)
+    return k.Model(detector.input, maps, name=name)
 
 
 def encode_keypoint_targets(

@@ -24,7 +24,12 @@ from edgekit.reports.progress import epoch_progress
 from edgekit.training.batches import seeded_batches
 from edgekit.training.detection import moved_with_pixels, predict_maps
 from edgekit.training.detector_graph import DETECTORS
-from edgekit.training.keypoint_graph import build_keypoint_detector, encode_keypoint_targets, keypoint_loss
+from edgekit.training.keypoint_graph import (
+    KEYPOINT_DETECTORS,
+    build_keypoint_detector,
+    encode_keypoint_targets,
+    keypoint_loss,
+)
 from edgekit.training.options import TrainOptions, TrainResult
 from runtimes.contract import ModelContract, Preprocessing
 from runtimes.heads.keypoints import KeypointHead
@@ -168,14 +173,22 @@ def _resolve(arch: Any, train: KeypointDataset, options: TrainOptions) -> tuple[
         return model, contract.preprocessing, Path(arch).stem, KeypointHead.from_dict(contract.head)
     if isinstance(arch, keras().Model) and options.preprocessing is not None and options.head is not None:
         return arch, options.preprocessing, arch.name, options.head
-    if arch not in (None, "small_keypoint_detector"):
+    arch = arch or "small_keypoint_detector"
+    if arch not in KEYPOINT_DETECTORS:
         raise TrainingError(
-            f"unknown keypoint architecture {arch!r}; valid: small_keypoint_detector or a keypoint model's .keras file"
+            f"unknown keypoint architecture {arch!r}; valid: {', '.join(KEYPOINT_DETECTORS)} or a keypoint "
+            "model's .keras file"
         )
+    spec = DETECTORS.get(KEYPOINT_DETECTORS[arch])
     height, width = train.geometry.input_size
-    if height % 32 or width % 32 or train.geometry.channels != 3:
-        raise TrainingError(f"keypoint models take RGB sides that are multiples of 32; got {train.geometry}")
-    model = build_keypoint_detector((height, width, 3), len(train.labels), len(train.keypoint_names))
+    if height % 32 or width % 32 or min(height, width) < spec.min_size or train.geometry.channels != 3:
+        raise TrainingError(
+            f"{arch} takes RGB images whose sides are multiples of 32 and at least {spec.min_size}; got "
+            f"{train.geometry.input_size} with {train.geometry.channels} channel(s)"
+        )
+    model = build_keypoint_detector(
+        (height, width, 3), len(train.labels), len(train.keypoint_names), spec.name, options.weights
+    )
     head = KeypointHead(
         train.keypoint_names,
         train.skeleton,
@@ -187,7 +200,7 @@ def _resolve(arch: Any, train: KeypointDataset, options: TrainOptions) -> tuple[
         layout="maps",
         nms="plain",
     )
-    return model, DETECTORS.get("small_detector").preprocessing(train.geometry), "small_keypoint_detector", head
+    return model, spec.preprocessing(train.geometry), arch, head
 
 
 def train_keypoints(train: KeypointDataset, val: KeypointDataset, arch: Any, options: TrainOptions) -> TrainResult:

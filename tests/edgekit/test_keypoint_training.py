@@ -14,10 +14,14 @@ from runtimes.heads.keypoints import KeypointHead
 
 
 @pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    annotations = edgekit.datasets.make_shapes_keypoints(
+def annotations(tmp_path_factory):
+    return edgekit.datasets.make_shapes_keypoints(
         tmp_path_factory.mktemp("kp") / "shapes", n_images=12, image_size=(72, 112), seed=5
     )
+
+
+@pytest.fixture(scope="module")
+def shapes(annotations):
     return edgekit.load_keypoints(annotations, image_size=64)  # letterboxed: 112x72 -> 64x41, 11.5 px bands
 
 
@@ -100,3 +104,27 @@ def test_train_and_export_a_keypoint_model_from_the_command_line(tmp_path, capsy
     table = capsys.readouterr().out
     assert "OKS mAP" in table and "PCK@0.1" in table and "max point error" in table
     assert "onnx:fp32" in table and " ok " in table
+
+
+def test_a_mobilenetv2_keypoint_model_trains_and_exports(annotations, shapes, tmp_path):
+    """The MobileNetV2 backbone with the same keypoint branch: its own input scaling in the contract, one epoch,
+    and a float file that matches Keras."""
+    train, val, test = edgekit.load_keypoints(annotations, image_size=96).split(seed=0)
+    result = edgekit.train(
+        train, val, "mobilenetv2_keypoint_detector", task="keypoints", epochs=1, test=test, out_dir=tmp_path / "run"
+    )
+    assert result.contract.model_name == "mobilenetv2_keypoint_detector" and result.model.count_params() > 2e6
+    assert result.model.get_layer("block_2_add") is not None  # the backbone's stride-4 level feeds the head
+    report = edgekit.export(result.model_path, ["onnx:fp32"], out_dir=tmp_path / "x", check=test, progress=False)
+    checked = report.result("onnx:fp32")
+    assert checked.status == "ok" and abs(checked.accuracy_delta) <= 0.1 and checked.agreement >= 0.99, checked
+    with pytest.raises(edgekit.TrainingError, match="at least 96"):
+        edgekit.train(
+            *edgekit.load_keypoints(
+                shapes.sources[0].rsplit("/images/", 1)[0] + "/annotations.json", image_size=64
+            ).split(seed=0)[:2],
+            "mobilenetv2_keypoint_detector",
+            task="keypoints",
+            epochs=1,
+            out_dir=tmp_path / "small",
+        )
