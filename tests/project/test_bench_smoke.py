@@ -23,6 +23,7 @@ SMOKES = {
         "optimize",
         "serve",
         "qat",
+        "keypoints",
     )
 }
 
@@ -52,5 +53,6 @@ def test_the_bench_runs_in_smoke_mode(bench):
         "optimize": "smoke: 5 rows, 2 figures",
         "serve": "smoke: HTTP path adds",
         "qat": "smoke: 14 figures",
+        "keypoints": "smoke: 26 figures",
     }
     assert expected[bench] in last or (bench == "data_scale" and last.startswith("misses:")), last
