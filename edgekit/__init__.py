@@ -15,7 +15,8 @@ from edgekit._version import __version__
 from edgekit.api import load
 from edgekit.data import ArrayDataset, DetectionData, DetectionDataset, ImageDataset, ImageFolder, load_detection
 from edgekit.data import synthetic as datasets  # edgekit.datasets.make_shapes(...): the generated datasets
-from edgekit.data.keypoints import KeypointDataset, load_keypoints
+from edgekit.data.keypoint_datasets import KeypointDataset
+from edgekit.data.keypoints import load_keypoints
 from edgekit.errors import (
     BackendUnavailableError,
     CalibrationError,

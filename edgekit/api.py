@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 def _task_of(train: Any) -> str:
     """The task a training split implies: keypoints, detection or classification."""
     from edgekit.data.detection import DetectionData
-    from edgekit.data.keypoints import is_keypoint_data
+    from edgekit.data.keypoint_datasets import is_keypoint_data
 
     if is_keypoint_data(train):
         return "keypoints"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 from edgekit.data.detection import MALFORMED_FILE, MALFORMED_LINE, MISSING_IMAGE, UNKNOWN_CLASS, DetectionData
 from edgekit.data.records import Record, RecordReader
@@ -35,7 +38,7 @@ def read_coco(
         elif (file_names, file_index) != (names, index_of):
             raise DatasetError(f"{file}'s categories differ from {first}'s; every split needs the same categories")
         folder = images_dir or next(d for d in (file.parent / "images", file.parent) if d.is_dir())
-        records.extend(_records(file, images, anns, index_of, folder, split, reader))
+        records.extend(coco_records(file, images, anns, index_of, folder, split, reader))
     assert reader is not None
     source = ", ".join(f"{split} {file.name}" for split, file in files.items()) if len(files) > 1 else ""
     return reader.build(records, stream, cache_dir, split_source=source and f"COCO files per split: {source}")
@@ -60,7 +63,7 @@ def _categories(categories: list, annotations: Path) -> tuple[list[str], dict[in
         raise DatasetError(f"{annotations}: categories need an id and a name ({exc})") from None
 
 
-def _records(
+def coco_records(
     annotations: Path,
     images: list,
     anns: list,
@@ -68,8 +71,10 @@ def _records(
     folder: Path,
     split: str,
     reader: RecordReader,
+    points: Callable[[dict, str], np.ndarray | None] | None = None,
 ) -> list[Record]:
-    """One file's records, bad entries skipped and counted by `reader`."""
+    """One file's records, bad entries skipped and counted by `reader`; with `points`, each annotation's keypoints
+    as `points(annotation, where)` reads them (None: skipped, and counted by it)."""
     records: dict[int, Record] = {}
     for entry in images:
         try:
@@ -90,7 +95,12 @@ def _records(
         if category not in index_of:
             reader.skip(where, UNKNOWN_CLASS, f"category_id {category} (valid: {sorted(index_of)})")
             continue
+        parsed = points(ann, where) if points is not None else None
+        if points is not None and parsed is None:
+            continue
         record = records[image_id]
+        if parsed is not None:
+            record.keypoints.append(parsed)
         record.boxes.append([x, y, x + w, y + h])
         record.classes.append(index_of[category])
         record.where.append(where)

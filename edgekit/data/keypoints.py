@@ -11,14 +11,15 @@ counted.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from edgekit.data.detection import EDGE_TOLERANCE, MALFORMED_LINE, MISSING_IMAGE, UNKNOWN_CLASS, DetectionDataset
+from edgekit.data.coco import coco_records
+from edgekit.data.detection import EDGE_TOLERANCE, MALFORMED_LINE, DetectionDataset
 from edgekit.data.images import _geometry, is_streaming
+from edgekit.data.keypoint_datasets import KeypointDataset, streamed
 from edgekit.data.records import Record, RecordReader, image_files
 from edgekit.errors import DatasetError
 
@@ -26,59 +27,6 @@ WRONG_KEYPOINT_COUNT = "wrong keypoint count"
 KEYPOINT_OUTSIDE = "keypoint outside the image"
 BAD_VISIBILITY = "visibility outside 0..2"
 BAD_SKELETON_EDGE = "skeleton edge names a missing point"
-
-
-@dataclass
-class KeypointDataset(DetectionDataset):
-    """A `DetectionDataset` whose objects have named points.
-
-    Attributes:
-        pixels: (N, H, W, C) uint8 images in `geometry`'s colour order and resize mode.
-        boxes: Per image, an (n, 4) float32 array of x0, y0, x1, y1 in source pixels.
-        classes: Per image, an (n,) int64 array of class indices.
-        source_sizes: (N, 2) source (height, width) of each image.
-        labels: The class names, in index order.
-        geometry: The input size, colour order and resize the pixels were made with.
-        sources: Each image's file path.
-        skipped: Files and annotations left out, each with its reason.
-        given_splits: Per image, the split the data put it in ("" for none); () when the data has none.
-        split_source: Where the given splits came from.
-        keypoints: Per image, an (n, K, 3) float32 array: each object's points as x, y (source pixels) and
-            visibility (0 not labelled, 1 labelled but hidden, 2 visible).
-        keypoint_names: The K points' names.
-        skeleton: Pairs of point indices joined when drawn.
-        flip_idx: For each point, the point it becomes in a horizontally mirrored image.
-    """
-
-    keypoints: list[np.ndarray] = field(default_factory=list)
-    keypoint_names: tuple[str, ...] = ()
-    skeleton: tuple[tuple[int, int], ...] = ()
-    flip_idx: tuple[int, ...] = ()
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if len(self.keypoints) != len(self.pixels):
-            raise DatasetError("keypoints need one (n, K, 3) array per image")
-        if not self.flip_idx:
-            self.flip_idx = tuple(range(len(self.keypoint_names)))
-
-    def subset(self, indices: Sequence[int] | np.ndarray) -> "KeypointDataset":
-        base = super().subset(indices)
-        chosen = np.asarray(indices, dtype=np.int64)
-        return KeypointDataset(
-            **{name: getattr(base, name) for name in DetectionDataset.__dataclass_fields__},
-            keypoints=[self.keypoints[i] for i in chosen],
-            keypoint_names=self.keypoint_names,
-            skeleton=self.skeleton,
-            flip_idx=self.flip_idx,
-        )
-
-
-def is_keypoint_data(dataset: Any) -> bool:
-    """Whether `dataset` holds objects with points: a `KeypointDataset` or a streamed one."""
-    from edgekit.data.keypoint_streaming import StreamingKeypointDataset
-
-    return isinstance(dataset, (KeypointDataset, StreamingKeypointDataset))
 
 
 def load_keypoints(
@@ -159,8 +107,6 @@ def _dataset(base: Any, reader: RecordReader, names: Sequence[str], skeleton: An
         "flip_idx": tuple(int(i) for i in flip) if flip else (),
     }
     if is_streaming(base):
-        from edgekit.data.keypoint_streaming import streamed
-
         base.listing_skipped = tuple(reader.skipped)  # the skeleton's dropped edges too
         return streamed(base, **points)
     fields = {name: getattr(base, name) for name in DetectionDataset.__dataclass_fields__}
@@ -186,34 +132,20 @@ def _read_coco_keypoints(file: Path, geometry: Any, lazy: dict[str, Any]) -> Any
     reader = RecordReader(file.parent, names, geometry)
     _point_checker(reader, len(point_names))
     folder = next(d for d in (file.parent / "images", file.parent) if d.is_dir())
-    records: dict[int, Record] = {}
-    for entry in images:
+
+    def points(ann: dict, where: str) -> np.ndarray | None:
         try:
-            records[int(entry["id"])] = Record(folder / str(entry["file_name"]))
-        except (KeyError, TypeError, ValueError):
-            reader.skip(f"{file}:images", MALFORMED_LINE, f"image entry {str(entry)[:60]}")
-    for number, ann in enumerate(anns):
-        where = f"{file}:annotations[{number}]"
-        try:
-            image_id, category = int(ann["image_id"]), int(ann["category_id"])
-            x, y, w, h = (float(v) for v in ann["bbox"])
             values = [float(v) for v in ann["keypoints"]]
         except (KeyError, TypeError, ValueError):
-            reader.skip(where, MALFORMED_LINE, f"{str(ann)[:60]} (want image_id, category_id, bbox, keypoints)")
-            continue
+            reader.skip(where, MALFORMED_LINE, f"{str(ann)[:60]} (want keypoints [x, y, v, ...])")
+            return None
         if len(values) != 3 * len(point_names):
             reader.skip(where, WRONG_KEYPOINT_COUNT, f"{len(values)} values for {len(point_names)} points")
-            continue
-        if image_id not in records or category not in index_of:
-            reason = MISSING_IMAGE if image_id not in records else UNKNOWN_CLASS
-            reader.skip(where, reason, f"image_id {image_id}, category_id {category}")
-            continue
-        record = records[image_id]
-        record.boxes.append([x, y, x + w, y + h])
-        record.classes.append(index_of[category])
-        record.where.append(where)
-        record.keypoints.append(np.asarray(values, np.float32).reshape(-1, 3))
-    base = reader.build(records.values(), **lazy)
+            return None
+        return np.asarray(values, np.float32).reshape(-1, 3)
+
+    records = coco_records(file, images, anns, index_of, folder, "", reader, points=points)
+    base = reader.build(records, **lazy)
     return _dataset(base, reader, point_names, skeleton, flip)
 
 

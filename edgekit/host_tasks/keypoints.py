@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from converters import CalibrationData
-from edgekit.data.keypoints import KeypointDataset, is_keypoint_data
+from edgekit.data.keypoint_datasets import KeypointDataset, is_keypoint_data
 from edgekit.errors import DatasetError
 from edgekit.host_tasks.base import Verdict, pct, with_export_policy
 from edgekit.metrics.keypoints import KeypointMetrics, keypoint_agreement, keypoint_metrics

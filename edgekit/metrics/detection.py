@@ -3,16 +3,14 @@ agreement between two detectors' outputs (an artifact and the Keras model it cam
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
+from edgekit.metrics.coco_eval import coco_records, evaluated
 from runtimes.boxes import box_iou, filter_detections
-from runtimes.deps import require
 from runtimes.heads.detection import DetectionHead
 
 EVAL_SCORE_THRESHOLD = 0.01  # mAP ranks every candidate, as COCO does
@@ -36,45 +34,6 @@ class DetectionMetrics:
         return asdict(self)
 
 
-def _coco_records(
-    truth_boxes: Boxes,
-    truth_classes: Sequence[np.ndarray],
-    pred_boxes: Boxes,
-    pred_scores: Sequence[np.ndarray],
-    pred_classes: Sequence[np.ndarray],
-) -> tuple[list[dict], list[dict], list[dict]]:
-    """COCO's images, ground-truth annotations and detection results (bbox x, y, w, h; category ids from 1)."""
-    images, annotations, results = [], [], []
-    for image_id, (tb, tc, pb, ps, pc) in enumerate(
-        zip(truth_boxes, truth_classes, pred_boxes, pred_scores, pred_classes), 1
-    ):
-        images.append({"id": image_id})
-        for box, cls in zip(np.asarray(tb).reshape(-1, 4), np.asarray(tc).reshape(-1)):
-            w, h = float(box[2] - box[0]), float(box[3] - box[1])
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": int(cls) + 1,
-                    "bbox": [float(box[0]), float(box[1]), w, h],
-                    "area": w * h,
-                    "iscrowd": 0,
-                }
-            )
-        for box, score, cls in zip(
-            np.asarray(pb).reshape(-1, 4), np.asarray(ps).reshape(-1), np.asarray(pc).reshape(-1)
-        ):
-            results.append(
-                {
-                    "image_id": image_id,
-                    "category_id": int(cls) + 1,
-                    "score": float(score),
-                    "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
-                }
-            )
-    return images, annotations, results
-
-
 def coco_map(
     truth_boxes: Boxes,
     truth_classes: Sequence[np.ndarray],
@@ -89,29 +48,14 @@ def coco_map(
         >>> m = coco_map([gt], [gt_cls], [boxes], [scores], [classes], ["circle", "square"])
         >>> round(m.map50, 3)
     """
-    require("pycocotools", extra="train")
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    images, annotations, results = _coco_records(truth_boxes, truth_classes, pred_boxes, pred_scores, pred_classes)
-    categories = [{"id": i + 1, "name": name} for i, name in enumerate(labels)]
-    chatter = io.StringIO()
-    with contextlib.redirect_stdout(chatter):  # COCO prints its progress; keep it in the debug log
-        truth = COCO()
-        truth.dataset = {"images": images, "annotations": annotations, "categories": categories}
-        truth.createIndex()
-        if not annotations and not results:
-            return DetectionMetrics(0.0, 0.0, 0.0, {n: -1.0 for n in labels}, {n: -1.0 for n in labels}, len(images), 0)
-        predicted = truth.loadRes(results) if results else None
-        if predicted is None:
-            return DetectionMetrics(
-                0.0, 0.0, 0.0, {n: 0.0 for n in labels}, {n: 0.0 for n in labels}, len(images), len(annotations)
-            )
-        evaluation = COCOeval(truth, predicted, "bbox")
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    log.debug("pycocotools:\n%s", chatter.getvalue())
+    images, annotations, results = coco_records(truth_boxes, truth_classes, pred_boxes, pred_scores, pred_classes)
+    if not annotations and not results:
+        return DetectionMetrics(0.0, 0.0, 0.0, {n: -1.0 for n in labels}, {n: -1.0 for n in labels}, len(images), 0)
+    evaluation = evaluated(images, annotations, results, labels, "bbox")
+    if evaluation is None:
+        return DetectionMetrics(
+            0.0, 0.0, 0.0, {n: 0.0 for n in labels}, {n: 0.0 for n in labels}, len(images), len(annotations)
+        )
     precision = evaluation.eval["precision"]  # [iou, recall, class, area, max_dets]
 
     def class_ap(cls: int, iou: slice) -> float:

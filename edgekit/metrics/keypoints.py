@@ -3,16 +3,14 @@ point error in pixels, each prediction matched to a ground-truth object of its c
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
+from edgekit.metrics.coco_eval import coco_records, evaluated
 from runtimes.boxes import box_iou
-from runtimes.deps import require
 
 log = logging.getLogger(__name__)
 
@@ -101,54 +99,12 @@ def _oks_map(
     labels: Sequence[str],
     sigmas: np.ndarray,
 ) -> tuple[float, float]:
-    require("pycocotools", extra="train")
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    images, annotations, results = [], [], []
-    for i, (boxes, classes, points) in enumerate(zip(truth_boxes, truth_classes, truth_points)):
-        images.append({"id": i})
-        for box, cls, object_points in zip(boxes, classes, points):
-            x0, y0, x1, y1 = (float(v) for v in box)
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": i,
-                    "category_id": int(cls) + 1,
-                    "bbox": [x0, y0, x1 - x0, y1 - y0],
-                    "area": (x1 - x0) * (y1 - y0),
-                    "iscrowd": 0,
-                    "keypoints": [float(v) for v in object_points.reshape(-1)],
-                    "num_keypoints": int((object_points[:, 2] > 0).sum()),
-                }
-            )
-    for i, (boxes, scores, classes, points) in enumerate(zip(pred_boxes, pred_scores, pred_classes, pred_points)):
-        for box, score, cls, object_points in zip(boxes, scores, classes, points):
-            x0, y0, x1, y1 = (float(v) for v in box)
-            flat = np.concatenate([object_points[:, :2], np.ones((len(object_points), 1))], axis=1).reshape(-1)
-            results.append(
-                {
-                    "image_id": i,
-                    "category_id": int(cls) + 1,
-                    "bbox": [x0, y0, x1 - x0, y1 - y0],
-                    "score": float(score),
-                    "keypoints": [float(v) for v in flat],
-                }
-            )
-    if not annotations or not results:
+    images, annotations, results = coco_records(
+        truth_boxes, truth_classes, pred_boxes, pred_scores, pred_classes, truth_points, pred_points
+    )
+    evaluation = evaluated(images, annotations, results, labels, "keypoints", sigmas) if annotations else None
+    if evaluation is None:
         return 0.0, 0.0
-    categories = [{"id": i + 1, "name": name} for i, name in enumerate(labels)]
-    chatter = io.StringIO()
-    with contextlib.redirect_stdout(chatter):  # COCO prints its progress; keep it in the debug log
-        truth = COCO()
-        truth.dataset = {"images": images, "annotations": annotations, "categories": categories}
-        truth.createIndex()
-        evaluation = COCOeval(truth, truth.loadRes(results), "keypoints")
-        evaluation.params.kpt_oks_sigmas = sigmas
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    log.debug("pycocotools:\n%s", chatter.getvalue())
     return max(0.0, float(evaluation.stats[0])), max(0.0, float(evaluation.stats[1]))
 
 

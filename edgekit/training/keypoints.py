@@ -16,7 +16,7 @@ import numpy as np
 from edgekit._tf import keras
 from edgekit._version import __version__
 from edgekit.data.images import in_memory, is_streaming
-from edgekit.data.keypoints import KeypointDataset, is_keypoint_data
+from edgekit.data.keypoint_datasets import KeypointDataset, is_keypoint_data
 from edgekit.errors import TrainingError
 from edgekit.keras_io import save_keras
 from edgekit.metrics.keypoints import KeypointMetrics, default_sigmas, keypoint_metrics
@@ -74,7 +74,7 @@ def input_points(dataset: KeypointDataset, index: int) -> np.ndarray:
 
 def _batches(dataset: Any, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int) -> Any:
     """Normalized images and their encoded targets, augmented (points move with the pixels) for training; a
-    streamed dataset through tf.data (`edgekit.data.keypoint_streaming`)."""
+    streamed dataset through tf.data (`edgekit.data.keypoint_datasets`)."""
     num_classes = len(dataset.labels)
     boxes = [dataset.input_boxes(i) for i in range(len(dataset))]
     points = [input_points(dataset, i) for i in range(len(dataset))]
