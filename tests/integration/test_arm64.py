@@ -203,3 +203,36 @@ def test_a_face_detector_bundle_on_emulated_pi_matches_x86(arm64, tmp_path):
             f"{pi['source']}: box {box_gap:.3f} px, points {point_gap:.3f} px, score {abs(a['score'] - b['score']):.2e}"
         )
         assert box_gap <= 0.25 and point_gap <= 0.25 and abs(a["score"] - b["score"]) <= 1e-3
+
+
+@pytest.mark.slow
+def test_an_integer_keypoint_bundle_on_emulated_pi_matches_x86(arm64, keypoints_exported, tmp_path):
+    """The trained keypoint model's int8 file (integer throughout, decoded in NumPy) on the emulated Pi: the same
+    objects as on x86 from non-square scenes, boxes, points and scores within one step of the output they come
+    from (ARM's and x86's integer kernels may requantize one step apart)."""
+    from edgekit.data.synthetic import make_shapes_keypoints
+
+    path = keypoints_exported.result("tflite:int8").path
+    with open_model(path) as model:
+        steps = [spec.quantization.scale for spec in model.output_specs]  # heat, box sides, offsets, visibilities
+    scale = 112 / 96  # input pixels -> the 72x112 sources' pixels (letterboxed)
+    box_step, point_step = steps[1] * scale + 1e-3, steps[2] * 4 * scale + 1e-3  # offsets are in 4-pixel cells
+    root = make_shapes_keypoints(tmp_path / "scenes", n_images=8, image_size=(72, 112), seed=9)
+    bundle = rpi(path, tmp_path / "dist" / "points")
+    sources = {"scenes": ["--source", str(root.parent / "images"), "--threshold", "0.3"]}
+    ((on_pi, on_x86),) = _both(bundle.archive, arm64, tmp_path, sources).values()
+    assert len(on_pi) == len(on_x86) == 8
+    found = worst_box = worst_point = 0.0
+    for pi, x86 in zip(on_pi, on_x86):
+        assert pi["source"] == x86["source"] and [o["label"] for o in pi["objects"]] == [
+            o["label"] for o in x86["objects"]
+        ]
+        for a, b in zip(pi["objects"], x86["objects"]):
+            worst_box = max(worst_box, *(abs(u - v) for u, v in zip(a["box"], b["box"])))
+            worst_point = max(
+                worst_point, *(abs(p[key] - q[key]) for p, q in zip(a["keypoints"], b["keypoints"]) for key in "xy")
+            )
+            assert abs(a["score"] - b["score"]) <= steps[0] + 1e-6
+        found += len(x86["objects"])
+    print(f"{found:.0f} objects; largest box difference {worst_box:.3f} px, point {worst_point:.3f} px")
+    assert found >= 5 and worst_box <= box_step and worst_point <= point_step  # measured: 7 objects, identical
