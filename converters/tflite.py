@@ -260,6 +260,8 @@ def consumer_notes(contract: ModelContract, config: ConversionConfig) -> list[st
         notes.append(
             "MediaPipe Tasks: its ObjectDetector needs TFLite_Detection_PostProcess outputs: export tflite:mediapipe"
         )
+    elif contract.head.get("layout") == "maps":  # raw heat maps (a full-integer detector, a keypoint model)
+        notes.append("MediaPipe Tasks: no task reads raw heat maps; edgekit's runtimes decode them (the maps layout)")
     elif contract.head.get("layout") == "postprocess":
         notes.append(
             "MediaPipe Tasks: ObjectDetector reads it (boxes, classes, scores, count; labels.txt)"

@@ -10,7 +10,7 @@ import numpy as np
 
 from converters import CalibrationData
 from edgekit.data.keypoint_datasets import KeypointDataset, is_keypoint_data
-from edgekit.errors import DatasetError
+from edgekit.errors import DatasetError, ExportError
 from edgekit.host_tasks.base import Verdict, pct, with_export_policy
 from edgekit.metrics.keypoints import KeypointMetrics, keypoint_agreement, keypoint_metrics
 from runtimes.heads.keypoints import KeypointHead
@@ -82,6 +82,11 @@ class KeypointsHost:
 
     def for_config(self, model: Any, contract: Any, config: Any) -> tuple[Any, Any, Any]:
         """Every format converts the same maps graph: no float operator in it, whatever the quantization."""
+        if getattr(config, "detection_outputs", "edgekit") == "postprocess":
+            raise ExportError(
+                "MediaPipe Tasks has no task for a custom keypoint model, so there is no file it reads: export "
+                "tflite:fp32 or tflite:int8 (decoded by edgekit's runtimes)"
+            )
         return model, contract, with_export_policy(config, self)
 
     def serving_outputs(

@@ -59,6 +59,17 @@ def test_every_format_carries_the_points_and_agrees_with_keras(keypoints_exporte
         assert result.max_abs_error <= 3.0 and details["points_within_1px"] >= 0.9, details
 
 
+def test_a_mediapipe_file_is_refused_with_the_reason(trained_keypoints, keypoints_exported, tmp_path):
+    """MediaPipe Tasks has no custom keypoint task: no mediapipe mode, and the TFLite files' notes say who decodes."""
+    result, _, _ = trained_keypoints
+    report = edgekit.export(result.model_path, ["tflite:mediapipe"], out_dir=tmp_path, progress=False)
+    refused = report.result("tflite:mediapipe")
+    assert refused.status == "failed" and "no task for a custom keypoint model" in refused.error
+    assert not list(tmp_path.glob("*.tflite"))
+    consumers = keypoints_exported.result("tflite:fp32").consumers
+    assert any("no task reads raw heat maps" in note for note in consumers), consumers
+
+
 def test_the_full_integer_file_holds_no_float_tensor(keypoints_exported):
     """The maps layout leaves peaks and points to the device's CPU: the file an NPU takes is integer throughout."""
     from converters.tflite_integer import float_tensors
