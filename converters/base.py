@@ -25,6 +25,9 @@ class Quantization(str, Enum):
 IO_DTYPES = ("float32", "int8", "uint8")
 
 
+SEGMENTATION_OUTPUTS = ("scores", "category_mask")
+
+
 @dataclass(frozen=True)
 class ConversionConfig:
     """Options for one conversion. `io_dtype` applies to full-integer models only."""
@@ -39,6 +42,9 @@ class ConversionConfig:
     # int8 for accelerators (Coral Edge TPU, Hailo, NPUs): no float operator anywhere, batch 1 and static shapes,
     # verified on the file; a detector's peaks and boxes are decoded in runtimes (the `maps` layout)
     full_integer: bool = False
+    # a segmentation model's output: "scores" (per class, resized to the source then argmax in runtimes) or
+    # "category_mask" (the argmax in the graph: one integer per pixel, less to read back and map)
+    segmentation_output: str = "scores"
 
     def __post_init__(self) -> None:
         try:
@@ -54,6 +60,9 @@ class ConversionConfig:
             )
         if self.calibration_samples < 1:
             raise ValueError(f"calibration_samples must be >= 1, got {self.calibration_samples}")
+        if self.segmentation_output not in SEGMENTATION_OUTPUTS:
+            valid = ", ".join(SEGMENTATION_OUTPUTS)
+            raise ValueError(f"invalid segmentation_output {self.segmentation_output!r}; valid: {valid}")
         if self.full_integer and (self.quantization is not Quantization.INT8 or self.mixed_precision):
             raise ValueError("full_integer needs int8 quantization without mixed precision")
 

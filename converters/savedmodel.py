@@ -44,9 +44,9 @@ log = logging.getLogger(__name__)
 class SavedModelConfig(ConversionConfig):
     """`version`: the numbered folder TensorFlow Serving loads (it serves the highest). `serving_outputs` builds
     the serving signature's named outputs (the task's, from edgekit's host task):
-    ``serving_outputs(tf, outputs, labels, head, to_source) -> {name: tensor}``, where `to_source` maps (N, K, 4)
-    boxes normalized to the model input to the request image's pixels, clipped to it (``clip=False``: not clipped,
-    as a keypoint may lie outside the image)."""
+    ``serving_outputs(tf, outputs, labels, head, to_source) -> {name: tensor}``, where `to_source` is the
+    request's `RequestGeometry`: it maps (N, K, 4) boxes normalized to the model input to the request image's
+    pixels, and gives the request's size and the resize's map."""
 
     version: int = 1
     serving_outputs: Callable[..., dict[str, Any]] | None = None
@@ -172,6 +172,26 @@ def output_names(model: Any) -> list[str]:
     ]
 
 
+class RequestGeometry:
+    """Where the contract's resize put a serving request's images, for the task's serving outputs: called with
+    (N, K, 4) boxes normalized to the model input, it gives them in the request image's pixels, clipped to it
+    (``clip=False``: not clipped, as a keypoint may lie outside the image); `size` is the request images' (height,
+    width) and `mapping` the resize's (scale_x, scale_y, offset_x, offset_y), input = source * scale + offset."""
+
+    def __init__(self, tf: Any, images: Any, mapping: Any, input_size: tuple[int, int]) -> None:
+        self.tf, self.mapping, self.input_size = tf, mapping, input_size
+        shape = tf.shape(images)
+        self.size = (shape[1], shape[2])
+
+    def __call__(self, boxes: Any, clip: bool = True) -> Any:  # BoxMapping.to_source, then predict()'s clip
+        tf, (out_h, out_w) = self.tf, self.input_size
+        height, width = (tf.cast(side, tf.float32) for side in self.size)
+        scale = tf.stack([self.mapping[0], self.mapping[1]] * 2)
+        offset = tf.stack([self.mapping[2], self.mapping[3]] * 2)
+        mapped = (boxes * tf.constant([out_w, out_h, out_w, out_h], tf.float32) - offset) / scale
+        return tf.minimum(tf.maximum(mapped, 0.0), tf.stack([width, height, width, height])) if clip else mapped
+
+
 def build_module(tf: Any, model: Any, contract: ModelContract, contract_file: Path, config: SavedModelConfig) -> Any:
     """A tf.Module with both signatures and the contract as a tracked asset."""
     pre = contract.preprocessing
@@ -197,16 +217,9 @@ def build_module(tf: Any, model: Any, contract: ModelContract, contract_file: Pa
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=IMAGES_INPUT)])
         def serve(self, images: Any) -> dict[str, Any]:
             pixels, mapping = to_geometry(tf, images, contract)
-            shape = tf.cast(tf.shape(images), tf.float32)
-            limit = tf.stack([shape[2], shape[1], shape[2], shape[1]])
-            size = tf.constant([out_w, out_h, out_w, out_h], tf.float32)
-            scale, offset = tf.stack([mapping[0], mapping[1]] * 2), tf.stack([mapping[2], mapping[3]] * 2)
-
-            def to_source(boxes: Any, clip: bool = True) -> Any:  # BoxMapping.to_source, then predict()'s clip
-                mapped = (boxes * size - offset) / scale
-                return tf.minimum(tf.maximum(mapped, 0.0), limit) if clip else mapped
-
-            return serving_outputs(tf, run(pixels), contract.labels, contract.head, to_source)
+            return serving_outputs(
+                tf, run(pixels), contract.labels, contract.head, RequestGeometry(tf, images, mapping, (out_h, out_w))
+            )
 
         @tf.function(input_signature=[tf.TensorSpec([None, out_h, out_w, pre.channels], tf.uint8, name="pixels")])
         def edgekit(self, pixels: Any) -> dict[str, Any]:

@@ -260,6 +260,8 @@ def consumer_notes(contract: ModelContract, config: ConversionConfig) -> list[st
         notes.append(
             "MediaPipe Tasks: its ObjectDetector needs TFLite_Detection_PostProcess outputs: export tflite:mediapipe"
         )
+    elif contract.head.get("output") == "category_mask":  # a segmentation model's argmax in the graph
+        notes.append("MediaPipe Tasks: its ImageSegmenter reads per-class scores, not a category mask")
     elif contract.head.get("layout") == "maps":  # raw heat maps (a full-integer detector, a keypoint model)
         notes.append("MediaPipe Tasks: no task reads raw heat maps; edgekit's runtimes decode them (the maps layout)")
     elif contract.head.get("layout") == "postprocess":

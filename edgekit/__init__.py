@@ -14,9 +14,10 @@ from edgekit import deploy
 from edgekit._version import __version__
 from edgekit.api import load
 from edgekit.data import ArrayDataset, DetectionData, DetectionDataset, ImageDataset, ImageFolder, load_detection
-from edgekit.data import synthetic as datasets  # edgekit.datasets.make_shapes(...): the generated datasets
+from edgekit.data import generated as datasets  # edgekit.datasets.make_shapes(...): the generated datasets
 from edgekit.data.keypoint_datasets import KeypointDataset
 from edgekit.data.keypoints import load_keypoints
+from edgekit.data.segmentation import SegmentationDataset, load_segmentation
 from edgekit.errors import (
     BackendUnavailableError,
     CalibrationError,
@@ -45,6 +46,7 @@ from runtimes.heads.detection import DetectionHead
 from runtimes.model import Model, TaskResult
 from runtimes.tasks.classification import Classification
 from runtimes.tasks.detection import Detection, Detections
+from runtimes.tasks.segmentation import Segmentation
 
 # name -> module that defines it; imported when first used (these pull in Keras/TensorFlow).
 _LAZY = {
@@ -118,6 +120,9 @@ __all__ = [
     "load",
     "load_detection",
     "load_keypoints",
+    "load_segmentation",
     "KeypointDataset",
+    "Segmentation",
+    "SegmentationDataset",
     *_LAZY,
 ]

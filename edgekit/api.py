@@ -30,9 +30,12 @@ def _task_of(train: Any) -> str:
     """The task a training split implies: keypoints, detection or classification."""
     from edgekit.data.detection import DetectionData
     from edgekit.data.keypoint_datasets import is_keypoint_data
+    from edgekit.data.segmentation import SegmentationDataset
 
     if is_keypoint_data(train):
         return "keypoints"
+    if isinstance(train, SegmentationDataset):
+        return "segmentation"
     return "detection" if isinstance(train, DetectionData) else "classification"
 
 

@@ -242,7 +242,7 @@ def calibration_data(
 ) -> CalibrationData | None:
     if calibration is None or isinstance(calibration, CalibrationData):
         return calibration
-    if isinstance(calibration, (ImageDataset, StreamingImageDataset, DetectionData)):
+    if hasattr(calibration, "tensors") and hasattr(calibration, "sample"):  # a dataset of any task
         return task.calibration(calibration, contract, count)  # a streamed dataset decodes just the sample
     return CalibrationData(np.asarray(calibration))
 

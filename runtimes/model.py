@@ -21,13 +21,15 @@ from runtimes.tasks import Decoder, Task, task_for
 from runtimes.tasks.binding import ModelInfo
 from runtimes.tasks.classification import Classification
 from runtimes.tasks.detection import Detections
+from runtimes.tasks.keypoints import KeypointObjects
+from runtimes.tasks.segmentation import Segmentation
 from runtimes.tensors import TensorSpec
 from runtimes.tracking import LineCounter, Tracker, TrackerOptions
 
 log = logging.getLogger(__name__)
 
 ImageLike = np.ndarray | str | Path
-TaskResult = Classification | Detections  # what predict() gives for one image, by the contract's task
+TaskResult = Classification | Detections | KeypointObjects | Segmentation  # what predict() gives, by the task
 
 
 MAX_PIXEL_PLANS = 4  # frame shapes whose plans (and buffers) a Model keeps

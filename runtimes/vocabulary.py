@@ -59,7 +59,8 @@ class Term:
         return self.python or self.name
 
 
-BOTH = ("classification", "detection", "keypoints")  # every task
+BOTH = ("classification", "detection", "keypoints")  # the tasks whose results have scores to threshold
+EVERY = (*BOTH, "segmentation")  # every task
 DETECTION = ("detection",)
 OBJECTS = ("detection", "keypoints")  # tasks whose results are boxed objects
 EVERYWHERE = (PREDICT, *DEVICE_COMMANDS)
@@ -126,15 +127,15 @@ TERMS: tuple[Term, ...] = (
         "source",
         "where frames come from: an image, folder, glob, video, webcam index, rtsp:// URL or picamera2; in JSON "
         "results, the file or stream a result came from (with 'frame', its index, for videos and cameras)",
-        BOTH,
+        EVERY,
         (STREAM, *DEVICE_COMMANDS),
         config=True,
     ),
-    Term("threads", "CPU threads for the runtime", BOTH, EVERYWHERE, config=True, python="num_threads"),
+    Term("threads", "CPU threads for the runtime", EVERY, EVERYWHERE, config=True, python="num_threads"),
     Term(
         "delegate",
         "TFLite delegates: edgetpu, gpu, xnnpack[:num_threads=N] or a library path (repeatable)",
-        BOTH,
+        EVERY,
         EVERYWHERE,
         config=True,
         python="delegates",
@@ -143,14 +144,14 @@ TERMS: tuple[Term, ...] = (
         "contract",
         "the contract for a model file that carries none: a contract JSON file, or the name of one edgekit ships "
         "(mediapipe_face_detection_short_range: MediaPipe's BlazeFace)",
-        BOTH,
+        EVERY,
         EVERYWHERE,
         config=True,
     ),
     Term(
         "provider",
         "ONNX Runtime execution providers in order: cuda, tensorrt, openvino, coreml, cpu (repeatable)",
-        BOTH,
+        EVERY,
         EVERYWHERE,
         config=True,
         python="providers",

@@ -441,6 +441,61 @@ def keypoints_exported(trained_keypoints, tmp_path_factory: pytest.TempPathFacto
     )
 
 
+SEGMENTATION_TARGETS = (
+    "tflite:fp32",
+    "tflite:int8",
+    "onnx:fp32",
+    "onnx:int8",
+    "coreml:fp16",
+    "savedmodel:fp32",
+)
+
+
+@pytest.fixture(scope="session")
+def trained_segmenter(tmp_path_factory: pytest.TempPathFactory):
+    """small_segmenter at 64 px trained on 300 generated segmentation scenes (about a minute on 2 cores)."""
+    from edgekit.data.segmentation import load_segmentation
+    from edgekit.data.synthetic_segmentation import make_shapes_segmentation
+
+    def build() -> tuple[Any, Any, Any]:
+        root = make_shapes_segmentation(
+            tmp_path_factory.mktemp("segmentation-data") / "scenes", n_images=300, image_size=64, seed=1
+        )
+        train, val, test = load_segmentation(root, image_size=64).split(seed=0)
+        result = edgekit.train(
+            train,
+            val,
+            task="segmentation",
+            epochs=30,
+            patience=30,
+            test=test,
+            out_dir=tmp_path_factory.mktemp("segmenter"),
+            seed=0,
+            verbose=0,
+        )
+        return result, train, test
+
+    return built_once(tmp_path_factory, "trained_segmenter", build)
+
+
+@pytest.fixture(scope="session")
+def segmenter_exported(trained_segmenter, tmp_path_factory: pytest.TempPathFactory):
+    """The segmentation model in every format, checked against Keras on its test split."""
+    result, train, test = trained_segmenter
+    return built_once(
+        tmp_path_factory,
+        "segmenter_exported",
+        lambda: edgekit.export(
+            result.model_path,
+            SEGMENTATION_TARGETS,
+            out_dir=tmp_path_factory.mktemp("segmenter-export"),
+            calibration=train,
+            check=test,
+            progress=False,
+        ),
+    )
+
+
 @pytest.fixture(scope="session")
 def tracking_clip(tmp_path_factory: pytest.TempPathFactory):
     """48 lossless 128x128 frames: a circle and a square cross the centre line in opposite directions, a

@@ -140,9 +140,8 @@ def run(args: argparse.Namespace) -> int:
     from edgekit.run_folders import write_run_splits
     from edgekit.training.distribution import strategy_for
 
-    detection = args.task in ("detection", "keypoints")  # boxed objects: letterboxed 128 px, linear resize
     strategy = strategy_for(args.devices)  # before any other TensorFlow work: it may split the CPU into devices
-    dataset = _read(args, detection)
+    dataset = _read(args)
     train_split, val_split, test_split = dataset.split(
         val=args.val, test=args.test, seed=args.seed, resplit=args.resplit
     )
@@ -166,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         **({"strategy": strategy} if strategy is not None else {}),
     )
     write_run_splits(result.out_dir, {"train": train_split, "val": val_split, "test": test_split}, data=args.data)
-    print_metrics(result, detection)
+    print_metrics(result, args.task)
     if args.qat:
         from edgekit.cli import qat
 
@@ -182,50 +181,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_metrics(result: Any, detection: bool) -> None:
+def print_metrics(result: Any, task: str) -> None:
     """Each split's headline metric and what the run wrote."""
-    if "oks_map" in result.metrics:  # keypoints
-        for split, value in result.metrics["oks_map"].items():
-            print(
-                f"{split:>5} OKS mAP: {value * 100:.1f}%  PCK@0.1: {result.metrics['pck'][split] * 100:.1f}%  "
-                f"point error: {result.metrics['mean_error_px'][split]:.1f} px"
-            )
-        print(f"wrote {result.model_path}, metrics.json to {result.out_dir}")
-        return
-    if detection:
-        for split in result.metrics["map"]:
-            print(
-                f"{split:>5} mAP@[.5:.95]: {result.metrics['map'][split] * 100:.1f}%  mAP@.5: "
-                f"{result.metrics['map50'][split] * 100:.1f}%"
-            )
-        print(f"wrote {result.model_path}, metrics.json, history.png, val_boxes.png to {result.out_dir}")
-        return
-    for split, accuracy in result.metrics["accuracy"].items():
-        print(f"{split:>5} accuracy: {accuracy * 100:.1f}%")
-    print(f"wrote {result.model_path}, metrics.json, history.png, confusion.png to {result.out_dir}")
+    from edgekit.host_tasks import host_task
+
+    host = host_task(task)
+    for line in host.metric_lines(result.metrics):
+        print(line)
+    print(f"wrote {result.model_path}, {host.written} to {result.out_dir}")
 
 
-def _read(args: argparse.Namespace, detection: bool) -> Any:
+def _read(args: argparse.Namespace) -> Any:
     """The task's dataset at DATA, with the task's default geometry."""
-    from functools import partial
+    from edgekit.host_tasks import host_task
 
-    from edgekit.data.annotations import load_detection
-    from edgekit.data.folders import ImageFolder
-
-    if args.task == "keypoints":  # in memory only, so far
-        from edgekit.data.keypoints import load_keypoints
-
-        read: Any = load_keypoints
-    else:
-        read = partial(
-            load_detection if detection else ImageFolder,
-            stream={"yes": True, "no": False}.get(args.stream, "auto"),
-            cache_dir=args.cache,
-        )
-    return read(
-        args.data,
-        image_size=args.image_size or ((128, 128) if detection else (96, 96)),
-        color_order=args.color_order,
-        resize=args.resize or ("letterbox" if detection else "stretch"),
-        interpolation=args.interpolation or ("linear" if detection else "area"),
-    )
+    host = host_task(args.task)
+    geometry = {
+        "image_size": args.image_size or host.defaults.image_size,
+        "color_order": args.color_order,
+        "resize": args.resize or host.defaults.resize,
+        "interpolation": args.interpolation or host.defaults.interpolation,
+    }
+    return host.read(args.data, geometry, {"yes": True, "no": False}.get(args.stream, "auto"), args.cache)

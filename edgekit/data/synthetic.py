@@ -152,13 +152,24 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _place_object(
-    kind: str, height: int, width: int, rng: np.random.Generator, taken: list[np.ndarray]
+    kind: str,
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    taken: list[np.ndarray],
+    sizes: tuple[float, float] = (0.08, 0.6),
+    upright: bool = False,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Outline points and tight box of one object that overlaps the others only partly, or None."""
+    """Outline points and tight box of one object that overlaps the others only partly, or None. `sizes`: the box
+    side's range as fractions of the image side; `upright`: squares level and triangles pointing up, within 10
+    degrees, instead of any rotation."""
     side = min(height, width)
+    level = {"square": math.pi / 4, "triangle": -math.pi / 2}.get(kind, 0.0)
     for _ in range(30):
-        extent = rng.uniform(0.08, 0.6) * side  # the object's box side, 8% to 60% of the image side
+        extent = rng.uniform(*sizes) * side  # the object's box side, 8% to 60% of the image side by default
         angle = rng.uniform(0, 2 * math.pi)
+        if upright:
+            angle = level + (angle / math.pi - 1) * math.radians(10)
         if kind == "circle":
             radius = extent / 2
             centre = rng.uniform([radius, radius], [width - radius, height - radius])

@@ -13,6 +13,7 @@ from edgekit.host_tasks.base import HostTask, Verdict, pct
 from edgekit.host_tasks.classification import ClassificationHost
 from edgekit.host_tasks.detection import DetectionHost
 from edgekit.host_tasks.keypoints import KeypointsHost
+from edgekit.host_tasks.segmentation import SegmentationHost
 from runtimes.registry import Registry
 
 HOST_TASKS: Registry[HostTask] = Registry("task")
@@ -25,5 +26,6 @@ def host_task(name: str) -> HostTask:
 HOST_TASKS.register("classification")(ClassificationHost())
 HOST_TASKS.register("detection")(DetectionHost())
 HOST_TASKS.register("keypoints")(KeypointsHost())
+HOST_TASKS.register("segmentation")(SegmentationHost())
 
 __all__ = ["HOST_TASKS", "HostTask", "Verdict", "host_task", "pct"]

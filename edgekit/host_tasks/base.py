@@ -45,6 +45,16 @@ class HostTask(Protocol):
     def load(self, path: Any, preprocessing: Any) -> Any:
         """The task's labelled dataset at `path`, read at the contract's geometry (CLI --check, --data)."""
 
+    defaults: "DataDefaults"  # the geometry `edgekit train` reads this task's data at unless told otherwise
+    written: str  # what a training run writes besides model.keras, for the CLI's last line
+
+    def read(self, path: Any, geometry: dict[str, Any], stream: Any, cache_dir: Any) -> Any:
+        """The task's training data at `path` (`edgekit train DATA`): `geometry` holds image_size, color_order,
+        resize and interpolation; `stream` and `cache_dir` as `load_detection`'s, where the task streams."""
+
+    def metric_lines(self, metrics: dict[str, Any]) -> list[str]:
+        """A training run's headline metrics per split, one line each (`edgekit train`)."""
+
     def calibration(self, dataset: Any, contract: Any, count: int) -> Any:
         """CalibrationData from `count` samples of `dataset`."""
 
@@ -65,6 +75,15 @@ class HostTask(Protocol):
 
     def headline(self, metrics: Any) -> float:
         """The `metric` value of what `evaluate` returned, as a fraction."""
+
+
+@dataclass(frozen=True)
+class DataDefaults:
+    """The geometry a task's training data is read at by default: input size, resize and interpolation."""
+
+    image_size: tuple[int, int]
+    resize: str
+    interpolation: str
 
 
 def pct(value: float | None) -> str:

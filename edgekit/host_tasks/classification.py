@@ -9,7 +9,7 @@ import numpy as np
 from converters import CalibrationData
 from edgekit.data.images import ImageDataset
 from edgekit.errors import DatasetError
-from edgekit.host_tasks.base import Verdict, pct, with_export_policy
+from edgekit.host_tasks.base import DataDefaults, Verdict, pct, with_export_policy
 
 
 def _check_labels(dataset: Any, contract: Any, role: str) -> None:
@@ -25,10 +25,21 @@ class ClassificationHost:
     header = ["accuracy", "delta (pts)", "top-1 agreement", "max |error|"]
     dataset_type = ImageDataset
 
+    defaults = DataDefaults((96, 96), "stretch", "area")
+    written = "metrics.json, history.png, confusion.png"
+
     def train(self, train: Any, val: Any, arch: Any, options: Any) -> Any:
         from edgekit.training.classification import train_classifier
 
         return train_classifier(train, val, arch, options)
+
+    def read(self, path: Any, geometry: dict[str, Any], stream: Any, cache_dir: Any) -> Any:
+        from edgekit.data.folders import ImageFolder
+
+        return ImageFolder(path, **geometry, stream=stream, cache_dir=cache_dir)
+
+    def metric_lines(self, metrics: dict[str, Any]) -> list[str]:
+        return [f"{split:>5} accuracy: {value * 100:.1f}%" for split, value in metrics["accuracy"].items()]
 
     def deployable(self, model: Any, contract: Any) -> Any:
         return model

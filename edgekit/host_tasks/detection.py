@@ -12,7 +12,7 @@ from converters import CalibrationData
 from converters.tflite_integer import aware_int8
 from edgekit.data.detection import DetectionData, DetectionDataset
 from edgekit.errors import DatasetError
-from edgekit.host_tasks.base import Verdict, pct, with_export_policy
+from edgekit.host_tasks.base import DataDefaults, Verdict, pct, with_export_policy
 from edgekit.metrics.detection import (
     EVAL_SCORE_THRESHOLD,
     DetectionMetrics,
@@ -60,10 +60,24 @@ class DetectionHost:
         self._postprocessed: Any = weakref.WeakKeyDictionary()  # model -> its postprocess graph, while the model lives
         self._mapped: Any = weakref.WeakKeyDictionary()  # model -> its maps graph
 
+    defaults = DataDefaults((128, 128), "letterbox", "linear")  # boxed objects: letterboxed, linear resize
+    written = "metrics.json, history.png, val_boxes.png"
+
     def train(self, train: Any, val: Any, arch: Any, options: Any) -> Any:
         from edgekit.training.detection import train_detector
 
         return train_detector(train, val, arch, options)
+
+    def read(self, path: Any, geometry: dict[str, Any], stream: Any, cache_dir: Any) -> Any:
+        from edgekit.data.annotations import load_detection
+
+        return load_detection(path, **geometry, stream=stream, cache_dir=cache_dir)
+
+    def metric_lines(self, metrics: dict[str, Any]) -> list[str]:
+        return [
+            f"{split:>5} mAP@[.5:.95]: {value * 100:.1f}%  mAP@.5: {metrics['map50'][split] * 100:.1f}%"
+            for split, value in metrics["map"].items()
+        ]
 
     def deployable(self, model: Any, contract: Any) -> Any:
         from edgekit.training.detector_graph import with_decoding

@@ -11,7 +11,7 @@ import numpy as np
 from converters import CalibrationData
 from edgekit.data.keypoint_datasets import KeypointDataset, is_keypoint_data
 from edgekit.errors import DatasetError, ExportError
-from edgekit.host_tasks.base import Verdict, pct, with_export_policy
+from edgekit.host_tasks.base import DataDefaults, Verdict, pct, with_export_policy
 from edgekit.metrics.keypoints import KeypointMetrics, keypoint_agreement, keypoint_metrics
 from runtimes.heads.keypoints import KeypointHead
 from runtimes.tasks.keypoint_maps import decode_keypoint_maps, per_image
@@ -66,6 +66,21 @@ class KeypointsHost:
         from edgekit.training.keypoints import train_keypoints
 
         return train_keypoints(train, val, arch, options)
+
+    defaults = DataDefaults((128, 128), "letterbox", "linear")
+    written = "metrics.json"
+
+    def read(self, path: Any, geometry: dict[str, Any], stream: Any, cache_dir: Any) -> Any:
+        from edgekit.data.keypoints import load_keypoints
+
+        return load_keypoints(path, **geometry, stream=stream, cache_dir=cache_dir)
+
+    def metric_lines(self, metrics: dict[str, Any]) -> list[str]:
+        return [
+            f"{split:>5} OKS mAP: {value * 100:.1f}%  PCK@0.1: {metrics['pck'][split] * 100:.1f}%  "
+            f"point error: {metrics['mean_error_px'][split]:.1f} px"
+            for split, value in metrics["oks_map"].items()
+        ]
 
     def load(self, path: Any, preprocessing: Any) -> Any:
         from edgekit.data.keypoints import load_keypoints

@@ -121,6 +121,10 @@ def epoch_progress(keras: Any, epochs: int, steps: int, enabled: bool = True, lo
                     "val_hard_label_accuracy",
                     "val_map",
                     "val_map50",
+                    "val_oks_map",
+                    "val_pck",
+                    "val_miou",
+                    "val_pixel_accuracy",
                 )
             )
             if enabled:

@@ -12,6 +12,7 @@ from typing import Any, Protocol, Sequence
 from runtimes.heads.classification import ClassificationHeadSchema
 from runtimes.heads.detection import DetectionHeadSchema
 from runtimes.heads.keypoints import KeypointHeadSchema
+from runtimes.heads.segmentation import SegmentationHeadSchema
 from runtimes.registry import Registry
 from runtimes.tensors import TensorSpec
 
@@ -36,6 +37,7 @@ HEADS: Registry[HeadSchema] = Registry("task")
 HEADS.register("classification")(ClassificationHeadSchema())
 HEADS.register("detection")(DetectionHeadSchema())
 HEADS.register("keypoints")(KeypointHeadSchema())
+HEADS.register("segmentation")(SegmentationHeadSchema())
 
 
 def head_schema(task: str) -> HeadSchema:

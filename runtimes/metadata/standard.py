@@ -164,6 +164,26 @@ def _detection_scores_metadata(schema: Any, contract: ModelContract) -> Any:
     return _per_box(schema, tensor)
 
 
+def _segmentation_metadata(schema: Any, contract: ModelContract) -> Any:
+    """A segmentation model's per-class scores: MediaPipe's ImageSegmenter reads the output as an image (grayscale,
+    its dimensions 1 and 2 the height and width) whose channels are named by labels.txt."""
+    properties = schema.ImagePropertiesT()
+    properties.colorSpace = schema.ColorSpaceType.GRAYSCALE
+    files = [_labels_file(schema, schema.AssociatedFileType.TENSOR_AXIS_LABELS, "one label per line, in channel order")]
+    tensor = _tensor(
+        schema,
+        "segmentation_masks",
+        f"each pixel's scores of the {len(contract.labels)} labels",
+        schema.ContentProperties.ImageProperties,
+        properties,
+        files,
+    )
+    value_range = schema.ValueRangeT()
+    value_range.min, value_range.max = 1, 2
+    tensor.content.range = value_range
+    return tensor
+
+
 def _count_metadata(schema: Any, contract: ModelContract) -> Any:
     tensor = schema.TensorMetadataT()
     tensor.name, tensor.description = (
@@ -194,6 +214,8 @@ _OUTPUT_METADATA = {
     "raw_boxes_and_keypoints": _described("raw boxes and keypoints", "per anchor, the box and points to decode"),
     "raw_scores": _described("raw scores", "per anchor, each class's raw score"),
     "scores": _scores_metadata,
+    "segmentation_scores": _segmentation_metadata,
+    "category_mask": _described("category mask", "each pixel's class index, computed in the graph"),
     "boxes": _boxes_metadata,
     "boxes_yxyx": _boxes_yxyx_metadata,
     "classes": _classes_metadata,

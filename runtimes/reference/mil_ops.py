@@ -428,6 +428,61 @@ def resize_nearest_neighbor(x: np.ndarray, target_size_height: Any, target_size_
     return x[..., rows[:, None], columns[None, :]]
 
 
+def _linear_taps(size: int, out: int, mode: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each of `out` positions along an axis of `size`: the two source indices and the second one's weight."""
+    position = np.arange(out, dtype=np.float64)
+    if mode == "align_corners":
+        source = position * ((size - 1) / (out - 1) if out > 1 else 0.0)
+    elif mode == "half_pixel":
+        source = (position + 0.5) * size / out - 0.5
+    else:  # "asymmetric": out index i reads i * size / out
+        source = position * size / out
+    source = np.clip(source, 0, size - 1)
+    low = np.floor(source).astype(np.int64)
+    high = np.minimum(low + 1, size - 1)
+    return low, high, (source - low).astype(np.float32)
+
+
+def _bilinear(x: np.ndarray, height: int, width: int, mode: str) -> np.ndarray:
+    """The last two axes resized to (height, width), bilinear, with `mode`'s map of output to input positions."""
+    y0, y1, wy = _linear_taps(x.shape[-2], height, mode)
+    x0, x1, wx = _linear_taps(x.shape[-1], width, mode)
+    rows = x[..., y0, :] * (1 - wy)[:, None] + x[..., y1, :] * wy[:, None]
+    return (rows[..., x0] * (1 - wx) + rows[..., x1] * wx).astype(np.float32)
+
+
+@mil_op("upsample_bilinear")
+def upsample_bilinear(
+    x: np.ndarray,
+    scale_factor_height: Any = 1,
+    scale_factor_width: Any = 1,
+    align_corners: bool = True,
+    half_pixel_centers: bool | None = None,
+) -> np.ndarray:
+    """Upsampled by scale factors; TensorFlow's resize with pixel centres aligned converts to half_pixel_centers."""
+    height = int(round(x.shape[-2] * float(scale_factor_height)))
+    width = int(round(x.shape[-1] * float(scale_factor_width)))
+    if half_pixel_centers is None:
+        half_pixel_centers = not align_corners
+    mode = "align_corners" if align_corners else "half_pixel" if half_pixel_centers else "asymmetric"
+    return _bilinear(x, height, width, mode)
+
+
+@mil_op("resize_bilinear")
+def resize_bilinear(
+    x: np.ndarray, target_size_height: Any = 1, target_size_width: Any = 1, sampling_mode: str = "DEFAULT"
+) -> np.ndarray:
+    modes = {
+        "STRICT_ALIGN_CORNERS": "align_corners",
+        "ALIGN_CORNERS": "align_corners",
+        "UNALIGN_CORNERS": "half_pixel",
+        "DEFAULT": "asymmetric",
+    }
+    if sampling_mode not in modes:
+        raise NotImplementedError(f"resize_bilinear's sampling mode {sampling_mode} is not in the reference executor")
+    return _bilinear(x, int(target_size_height), int(target_size_width), modes[sampling_mode])
+
+
 @mil_op("avg_pool")
 def avg_pool(
     x: np.ndarray,

@@ -17,6 +17,7 @@ from runtimes.tasks.binding import ModelInfo
 from runtimes.tasks.classification import ClassificationTask
 from runtimes.tasks.detection import DetectionTask
 from runtimes.tasks.keypoints import KeypointsTask
+from runtimes.tasks.segmentation import SegmentationTask
 
 
 class Decoder(Protocol):
@@ -94,3 +95,4 @@ def task_for(name: str) -> Task:
 TASKS.register("classification")(ClassificationTask())
 TASKS.register("detection")(DetectionTask())
 TASKS.register("keypoints")(KeypointsTask())
+TASKS.register("segmentation")(SegmentationTask())

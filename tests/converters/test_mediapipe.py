@@ -278,3 +278,25 @@ def test_mediapipe_reads_the_int8_detector_as_edgekit_does(mediapipe_detections)
     print(f"MediaPipe on int8: {agreement}, mAP {their_map:.4f} (edgekit {ours_map:.4f})")
     assert agreement.reference_count >= 50 and agreement.agreement >= 0.9
     assert abs(their_map - ours_map) <= 0.01  # one mAP point
+
+
+def test_mediapipe_image_segmenter_gives_edgekits_masks(
+    mediapipe_python, segmenter_exported, trained_segmenter, tmp_path
+):
+    """The float TFLite segmentation model through MediaPipe Tasks' ImageSegmenter, from the file alone (its standard
+    metadata: normalization, labels, the output as an image): its category mask is edgekit's on >= 99.5% of the
+    pixels of every test image. The test scenes are the model's input size, where neither side resizes."""
+    _, _, test = trained_segmenter
+    path = segmenter_exported.result("tflite:fp32").path
+    job, out = tmp_path / "job.json", tmp_path / "out.json"
+    job.write_text(json.dumps({"models": [path], "images": list(test.sources)}))
+    _mediapipe(mediapipe_python, "segment", str(job), str(out))
+    theirs = json.loads(out.read_text())[path]
+    same = []
+    with edgekit.load(path) as model:
+        for source, mask in zip(test.sources, theirs):
+            ours = model.predict(source).mask
+            assert np.asarray(mask).shape == ours.shape
+            same.append(float(np.mean(np.asarray(mask) == ours)))
+    print(f"pixels MediaPipe gives edgekit's class: worst image {min(same):.4f}, mean {np.mean(same):.4f}")
+    assert min(same) >= 0.995 and len(same) >= 40

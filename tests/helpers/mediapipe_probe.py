@@ -8,6 +8,9 @@
     python mediapipe_probe.py faces JOB.json OUT.json
         JOB: {"images": [paths]}; OUT: [[[score, x0, y0, x1, y1, [[x, y] * 6]], ...] per image], pixels
         MediaPipe's own face detection (the legacy solution: face_detection_short_range.tflite from its wheel)
+    python mediapipe_probe.py segment JOB.json OUT.json
+        JOB: {"models": [paths], "images": [paths]}; OUT: {model: [category mask (rows of class ids) per image]}
+        MediaPipe's ImageSegmenter with its category mask, at each image's size
     python mediapipe_probe.py write-metadata IN.tflite OUT.tflite MEAN STD LABEL [LABEL ...]
         MediaPipe's own metadata writer (image classifier), as another tool would use it.
 
@@ -90,6 +93,27 @@ def detect(job_path: str, out_path: str) -> None:
     Path(out_path).write_text(json.dumps(results))
 
 
+def segment(job_path: str, out_path: str) -> None:
+    import mediapipe as mp
+    import numpy as np
+    from mediapipe.tasks import python as tasks
+    from mediapipe.tasks.python import vision
+
+    job = json.loads(Path(job_path).read_text())
+    results = {}
+    for model in job["models"]:
+        options = vision.ImageSegmenterOptions(
+            base_options=tasks.BaseOptions(model_asset_path=model), output_category_mask=True
+        )
+        with vision.ImageSegmenter.create_from_options(options) as segmenter:
+            masks = []
+            for image in job["images"]:
+                found = segmenter.segment(mp.Image.create_from_file(image))
+                masks.append(np.asarray(found.category_mask.numpy_view()).astype(int).tolist())
+            results[model] = masks
+    Path(out_path).write_text(json.dumps(results))
+
+
 def write_metadata(source: str, target: str, mean: str, std: str, *labels: str) -> None:
     from mediapipe.tasks.python.metadata.metadata_writers import image_classifier, metadata_writer
 
@@ -105,4 +129,5 @@ def write_metadata(source: str, target: str, mean: str, std: str, *labels: str) 
 
 if __name__ == "__main__":
     command, *arguments = sys.argv[1:]
-    {"classify": classify, "detect": detect, "faces": faces, "write-metadata": write_metadata}[command](*arguments)
+    commands = {"classify": classify, "detect": detect, "faces": faces, "segment": segment}
+    {**commands, "write-metadata": write_metadata}[command](*arguments)

@@ -188,6 +188,10 @@ def _keras_case(name):
             [x, k.layers.Add()([x, k.layers.Conv2D(4, 3, padding="same")(x)])]
         ),
         "softmax_channels": lambda x: k.layers.Softmax(axis=-1)(k.layers.Conv2D(3, 1)(x)),
+        "upsample_bilinear": lambda x: k.layers.UpSampling2D(4, interpolation="bilinear")(x),
+        "upsample_nearest_then_resize": lambda x: k.layers.Resizing(13, 7, interpolation="bilinear")(
+            k.layers.UpSampling2D(2, interpolation="nearest")(x)
+        ),
     }
     outputs = layers[name](inputs)
     outputs = k.layers.Flatten()(outputs) if len(outputs.shape) > 2 else outputs
@@ -232,6 +236,8 @@ def _run_with_executor(model, tmp_path):
         "pools_same",
         "residual_concat",
         "softmax_channels",
+        "upsample_bilinear",
+        "upsample_nearest_then_resize",
     ],
 )
 def test_keras_layer_through_coreml_matches_keras(case, tmp_path):
