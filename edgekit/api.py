@@ -31,10 +31,11 @@ def _task_of(train: Any) -> str:
     from edgekit.data.detection import DetectionData
     from edgekit.data.keypoint_datasets import is_keypoint_data
     from edgekit.data.segmentation import SegmentationDataset
+    from edgekit.data.segmentation_streaming import StreamingSegmentationDataset
 
     if is_keypoint_data(train):
         return "keypoints"
-    if isinstance(train, SegmentationDataset):
+    if isinstance(train, (SegmentationDataset, StreamingSegmentationDataset)):
         return "segmentation"
     return "detection" if isinstance(train, DetectionData) else "classification"
 

@@ -21,7 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "data",
         type=Path,
-        help="folder with one subfolder of images per class; for detection a YOLO, COCO (.json) or Pascal VOC dataset",
+        help=(
+            "folder with one subfolder of images per class; for detection a YOLO, COCO (.json) or Pascal VOC dataset; "
+            "for keypoints COCO keypoints or YOLO pose; for segmentation images/ and masks/, Pascal VOC or COCO"
+        ),
     )
     parser.add_argument(
         "--task",
@@ -34,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=(
             "architecture name or a .keras file (default: small_cnn; small_detector for detection; "
-            "small_keypoint_detector for keypoints, or mobilenetv2_keypoint_detector)"
+            "small_keypoint_detector for keypoints, or mobilenetv2_keypoint_detector; small_segmenter for "
+            "segmentation, or mobilenetv2_segmenter)"
         ),
     )
     parser.add_argument(

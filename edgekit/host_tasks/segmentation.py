@@ -55,7 +55,7 @@ class SegmentationHost:
     def read(self, path: Any, geometry: dict[str, Any], stream: Any, cache_dir: Any) -> Any:
         from edgekit.data.segmentation import load_segmentation
 
-        return load_segmentation(path, **geometry)  # in memory: streamed masks come next
+        return load_segmentation(path, **geometry, stream=stream, cache_dir=cache_dir)
 
     def metric_lines(self, metrics: dict[str, Any]) -> list[str]:
         return [
@@ -96,7 +96,7 @@ class SegmentationHost:
         return serving_masks(tf, outputs, labels, to_source, SegmentationHead.from_dict(head).output)
 
     def _check(self, dataset: Any, contract: Any, role: str) -> None:
-        if not isinstance(dataset, SegmentationDataset):
+        if not hasattr(dataset, "masks") or not hasattr(dataset, "labels"):
             raise DatasetError(
                 f"the {role} data of a segmentation model must be a SegmentationDataset (edgekit.load_segmentation), "
                 f"got {type(dataset).__name__}"

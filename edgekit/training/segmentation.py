@@ -17,6 +17,7 @@ import numpy as np
 
 from edgekit._tf import keras
 from edgekit._version import __version__
+from edgekit.data.images import in_memory, is_streaming
 from edgekit.data.segmentation import SegmentationDataset
 from edgekit.errors import TrainingError
 from edgekit.keras_io import save_keras
@@ -27,7 +28,6 @@ from edgekit.training.detection import moved_with_pixels
 from edgekit.training.options import TrainOptions, TrainResult
 from edgekit.training.segmentation_graph import (
     SEGMENTERS,
-    build_small_segmenter,
     segmentation_loss,
 )
 from runtimes.contract import ModelContract, Preprocessing
@@ -73,17 +73,18 @@ def evaluate_segmentation(
     return segmentation_metrics(dataset.source_masks, source_masks(scores, dataset), dataset.labels)
 
 
-def _batches(
-    dataset: SegmentationDataset, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int
-) -> Any:
+def _batches(dataset: Any, preprocessing: Preprocessing, batch_size: int, train: bool, seed: int) -> Any:
+    """Normalized images and their input-size masks, augmented (masks move with the pixels) for training; a
+    streamed dataset through tf.data (`edgekit.data.segmentation_streaming`)."""
+
+    def prepare(pixels: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return augment_segmentation(pixels, mask, rng, preprocessing.pad_value) if train else (pixels, mask)
+
+    if is_streaming(dataset):
+        return dataset.example_pipeline(preprocessing, batch_size, prepare, shuffle=train, seed=seed)
+
     def make_batch(chosen: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        images, masks = [], []
-        for i in chosen:
-            pixels, mask = dataset.pixels[i], dataset.masks[i]
-            if train:
-                pixels, mask = augment_segmentation(pixels, mask, rng, preprocessing.pad_value)
-            images.append(pixels)
-            masks.append(mask)
+        images, masks = zip(*(prepare(dataset.pixels[i], dataset.masks[i], rng) for i in chosen))
         return normalize(np.stack(images), preprocessing), np.stack(masks).astype(np.int32)
 
     return seeded_batches(len(dataset), batch_size, train, seed, make_batch)
@@ -114,11 +115,14 @@ def _resolve(arch: Any, train: SegmentationDataset, options: TrainOptions) -> tu
     arch = arch or "small_segmenter"
     if arch not in SEGMENTERS:
         raise TrainingError(f"unknown segmentation architecture {arch!r}; valid: {', '.join(SEGMENTERS)}")
-    height, width = train.geometry.input_size
-    if height % 16 or width % 16 or train.geometry.channels != 3:
-        raise TrainingError(f"{arch} takes RGB images whose sides are multiples of 16; got {train.geometry}")
-    preprocessing = replace(train.geometry, scale=1 / 255, offset=0.0, mean=None, std=None)
-    return build_small_segmenter((height, width, 3), len(train.labels)), preprocessing, arch
+    spec, (height, width) = SEGMENTERS[arch], train.geometry.input_size
+    if height % 16 or width % 16 or min(height, width) < spec.min_size or train.geometry.channels != 3:
+        raise TrainingError(
+            f"{arch} takes RGB images whose sides are multiples of 16 and at least {spec.min_size}; got "
+            f"{train.geometry.input_size} with {train.geometry.channels} channel(s)"
+        )
+    preprocessing = replace(train.geometry, scale=spec.scale, offset=0.0, mean=None, std=None)
+    return spec.build((height, width, 3), len(train.labels), options.weights), preprocessing, arch
 
 
 def train_segmentation(
@@ -126,10 +130,12 @@ def train_segmentation(
 ) -> TrainResult:
     """Train a segmentation model (`edgekit.train` on `SegmentationDataset` splits): ``model.keras`` (the epoch with
     the best validation mean IoU) and ``metrics.json`` (mean IoU, pixel accuracy and per-class IoU per split)."""
-    if not isinstance(train, SegmentationDataset) or not isinstance(val, SegmentationDataset):
+    if not all(hasattr(split, "geometry") and hasattr(split, "masks") for split in (train, val)):
         raise TrainingError(
             "task='segmentation' needs SegmentationDataset splits: edgekit.load_segmentation(path).split()"
         )
+    val = in_memory(val)  # mIoU reads every image each epoch
+    options = replace(options, test=in_memory(options.test) if options.test is not None else None)
     options = replace(
         options,
         epochs=40 if options.epochs is None else options.epochs,

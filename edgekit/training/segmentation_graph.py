@@ -3,17 +3,17 @@ per-class scores at the input's resolution, and the loss that leaves unlabelled 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from edgekit._tf import keras
+from edgekit.errors import TrainingError
 from runtimes.heads.segmentation import IGNORE
 
-SEGMENTERS = ("small_segmenter",)
 
-
-def _conv(x: Any, filters: int, stride: int = 1) -> Any:
+def _conv(x: Any, filters: int, stride: int = 1, kernel: int = 3) -> Any:
     k = keras()
-    x = k.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
+    x = k.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False)(x)
     x = k.layers.BatchNormalization(momentum=0.9)(x)
     return k.layers.ReLU()(x)
 
@@ -21,11 +21,13 @@ def _conv(x: Any, filters: int, stride: int = 1) -> Any:
 LOGITS_STRIDE = 4  # input pixels per cell of the logits the network computes
 
 
-def build_small_segmenter(input_shape: tuple[int, int, int], num_classes: int) -> Any:
+def build_small_segmenter(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
     """Four stride-2 stages down to 1/16, back up to 1/4 with skips from 1/8 and 1/4 (nearest upsampling and a
     convolution each: operators every format and accelerator runs), per-class logits at 1/4, and those logits
     upsampled bilinearly (pixel centres aligned) to the input's size: the output every format carries, so that a
     reader that takes a model's output at its input's size (MediaPipe's ImageSegmenter) reads what edgekit reads."""
+    if weights is not None:
+        raise TrainingError("small_segmenter trains from scratch: it takes no weights file")
     k = keras()
     inputs = k.Input(input_shape, name="image")
     skips, x = [], inputs
@@ -40,6 +42,50 @@ def build_small_segmenter(input_shape: tuple[int, int, int], num_classes: int) -
     logits = k.layers.Conv2D(num_classes, 1, name="logits")(x)
     full = k.layers.UpSampling2D(LOGITS_STRIDE, interpolation="bilinear", name="scores")(logits)
     return k.Model(inputs, full, name="small_segmenter")
+
+
+def build_mobilenetv2_segmenter(input_shape: tuple[int, int, int], num_classes: int, weights: str | None = None) -> Any:
+    """keras.applications' MobileNetV2 (a local ImageNet no-top weights file optional) with a light DeepLab head:
+    at 1/16, a 1x1 and a 3x3 branch (ASPP's, without its dilation, which the Neural Engine runs elsewhere, and
+    its pooling branch, which accelerators map poorly), upsampled to 1/4 and joined with the backbone's 1/4
+    features (DeepLabV3+'s decoder), per-class logits there, then upsampled bilinearly to the input's size. It
+    takes raw pixels: the backbone's scaling is inside."""
+    from edgekit.training.architectures import _check_weights, _fast_batchnorm
+
+    k = keras()
+    inputs = k.Input(input_shape, name="image")
+    normalized = k.layers.Rescaling(1 / 127.5, offset=-1.0, name="normalize")(inputs)
+    backbone = k.applications.MobileNetV2(
+        input_shape=input_shape, input_tensor=normalized, include_top=False, weights=_check_weights(weights)
+    )
+    high = backbone.get_layer("block_13_expand_relu").output  # 1/16
+    low = backbone.get_layer("block_3_expand_relu").output  # 1/4
+    branches = [_conv(high, 96, kernel=1), _conv(high, 96)]
+    x = _conv(k.layers.Concatenate()(branches), 96, kernel=1)
+    x = k.layers.UpSampling2D(4, interpolation="bilinear")(x)
+    x = k.layers.Concatenate()([x, _conv(low, 32, kernel=1)])
+    x = _conv(x, 64)
+    logits = k.layers.Conv2D(num_classes, 1, name="logits")(x)
+    full = k.layers.UpSampling2D(LOGITS_STRIDE, interpolation="bilinear", name="scores")(logits)
+    model = k.Model(inputs, full, name="mobilenetv2_segmenter")
+    return _fast_batchnorm(model) if weights is None else model
+
+
+@dataclass(frozen=True)
+class SegmenterArchitecture:
+    """A segmentation architecture: its builder, the input scaling it takes and its smallest input side."""
+
+    build: Callable[..., Any]
+    scale: float
+    min_size: int
+
+
+SEGMENTERS = {
+    "small_segmenter": SegmenterArchitecture(
+        lambda shape, classes, weights: build_small_segmenter(shape, classes), 1 / 255, 32
+    ),
+    "mobilenetv2_segmenter": SegmenterArchitecture(build_mobilenetv2_segmenter, 1.0, 96),  # raw pixels: scaled inside
+}
 
 
 def with_category_mask(model: Any) -> Any:
