@@ -114,7 +114,14 @@ class AnnotatedVideo:
         self.frames = 0
         self._writer: cv2.VideoWriter | None = None
 
-    def write(self, image: np.ndarray, fps_hint: float = 0.0, position: str | int | None = None) -> None:
+    def write(
+        self,
+        image: np.ndarray,
+        fps_hint: float = 0.0,
+        position: str | int | None = None,
+        beside: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """One frame of the video (side images have no place in a video: `beside` is not written)."""
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fps = self.fps or fps_hint or 15.0
@@ -144,7 +151,15 @@ class AnnotatedImages:
         self.frames = 0
         self.written: list[Path] = []
 
-    def write(self, image: np.ndarray, fps_hint: float = 0.0, position: str | int | None = None) -> None:
+    def write(
+        self,
+        image: np.ndarray,
+        fps_hint: float = 0.0,
+        position: str | int | None = None,
+        beside: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """`image` under its input's name; each of `beside` (a task's side images: a segmentation's class mask)
+        as a PNG next to it, named ``<stem>_<key>.png``."""
         if self.single and self.frames:
             raise InputError(
                 f"--save {self.path} names one image file but the source gave more than one frame; "
@@ -154,6 +169,8 @@ class AnnotatedImages:
         target.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(target), image):
             raise InputError(f"OpenCV cannot write {target}; use a .jpg or .png name")
+        for key, side in (beside or {}).items():  # PNG: lossless, as class ids must be
+            cv2.imwrite(str(target.with_name(f"{target.stem}_{key}.png")), side)
         self.frames += 1
         self.written.append(target)
 
@@ -261,7 +278,12 @@ def present(
                     counter=stream.counter,
                 )
                 if video:
-                    video.write(annotated, fps_hint=getattr(stream.source, "fps", 0.0), position=item.frame.position)
+                    video.write(
+                        annotated,
+                        fps_hint=getattr(stream.source, "fps", 0.0),
+                        position=item.frame.position,
+                        beside=stream.model.task.side_images(item.result),
+                    )
                 if window:
                     keep_going = window.show(annotated)
             yield item

@@ -117,7 +117,8 @@ def _save_annotated(sink, image: Path, result, model, threshold: float | None) -
     from runtimes.display import draw_overlay
 
     pixels = cv2.imdecode(np.fromfile(str(image), np.uint8), cv2.IMREAD_COLOR)
-    sink.write(draw_overlay(pixels, result, None, threshold, model.task, model.labels), position=str(image))
+    annotated = draw_overlay(pixels, result, None, threshold, model.task, model.labels)
+    sink.write(annotated, position=str(image), beside=model.task.side_images(result))
 
 
 def _predict_stream(model, args: argparse.Namespace, predict: dict, sink) -> int:  # noqa: ANN001

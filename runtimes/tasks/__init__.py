@@ -84,6 +84,9 @@ class Task(Protocol):
     def line(self, record: dict[str, Any]) -> str:
         """The human-readable line for a record."""
 
+    def side_images(self, result: Any) -> dict[str, np.ndarray]:
+        """Images `--save` writes beside each annotated one, by name (a segmentation's class mask); often none."""
+
 
 TASKS: Registry[Task] = Registry("task")
 

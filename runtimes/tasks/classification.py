@@ -185,6 +185,9 @@ class ClassificationTask:
             "label": ("DT_STRING", [-1]),
         }
 
+    def side_images(self, result: Any) -> dict[str, np.ndarray]:
+        return {}
+
     def draw(self, image: np.ndarray, result: Any, labels: Sequence[str]) -> None:
         """Nothing on the picture itself: the label goes in the overlay's text box."""
 

@@ -320,6 +320,9 @@ class DetectionTask:
             "count": ("DT_INT32", [-1]),
         }
 
+    def side_images(self, result: Any) -> dict[str, np.ndarray]:
+        return {}
+
     def draw(self, image: np.ndarray, result: Detections, labels: Sequence[str]) -> None:
         draw_detections(image, result.boxes, labels, result.scores, result.classes, track_ids=result.track_ids)
 

@@ -331,6 +331,9 @@ class KeypointsTask:
             "count": ("DT_INT32", [-1]),
         }
 
+    def side_images(self, result: Any) -> dict[str, np.ndarray]:
+        return {}
+
     def draw(self, image: np.ndarray, result: KeypointObjects, labels: Sequence[str]) -> None:
         draw_detections(image, result.boxes, labels, result.scores, result.classes, track_ids=result.track_ids)
         draw_keypoints(image, result)

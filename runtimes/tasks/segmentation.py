@@ -210,6 +210,10 @@ class SegmentationTask:
     def draw(self, image: np.ndarray, result: Segmentation, labels: Sequence[str]) -> None:
         draw_segmentation(image, result)
 
+    def side_images(self, result: Segmentation) -> dict[str, np.ndarray]:
+        """The class mask, one id per pixel at the source size (``<name>_mask.png``)."""
+        return {"mask": result.mask}
+
     def lines(self, result: Segmentation, threshold: float = 0.0) -> list[str]:
         return [f"{len(result.present())} class(es)"]
 

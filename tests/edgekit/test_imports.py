@@ -103,7 +103,9 @@ def test_predict_is_typed_by_what_it_is_given():
 
     overloads = typing.get_overloads(Model.predict)
     returns = [typing.get_type_hints(fn, vars(__import__("runtimes.model").model))["return"] for fn in overloads]
-    result = edgekit.Classification | edgekit.Detections
+    from runtimes.tasks.keypoints import KeypointObjects
+
+    result = edgekit.Classification | edgekit.Detections | KeypointObjects | edgekit.Segmentation
     assert returns == [result, list[result]]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -96,7 +97,9 @@ def test_edgekit_predict_writes_run_lengths_and_draws_the_classes(segmenter_expo
     assert np.array_equal(from_run_lengths(record["mask"]["run_lengths"], (72, 112)), found.mask)
     assert record["areas"] == pytest.approx(found.areas, abs=1e-6)
     assert main(["predict", path, source, "--save", str(tmp_path / "drawn")]) == 0
-    (drawn,) = (tmp_path / "drawn").glob("*.*")
+    drawn, mask_file = sorted((tmp_path / "drawn").glob("*.*"), key=lambda p: p.name.endswith("_mask.png"))
+    assert mask_file.name == Path(source).stem + "_mask.png"  # the class ids, lossless, beside the overlay
+    assert np.array_equal(cv2.imread(str(mask_file), cv2.IMREAD_UNCHANGED), found.mask)
     image, original = cv2.imread(str(drawn)), cv2.imread(source)
     coloured = found.mask != 0
     assert image.shape == original.shape and coloured.any()
@@ -175,3 +178,36 @@ def test_the_category_mask_output_is_the_same_mask_in_fewer_steps(
             out_dir=tmp_path / "x",
             options={"onnx": {"segmentation_output": "argmax"}},
         )
+
+
+def test_predict_gives_a_known_mask_of_a_letterboxed_image_within_a_pixel_of_every_edge(tmp_path):
+    """A model whose answer is known: each pixel's class is its brightest colour channel (a fixed 1x1 convolution,
+    no training). On a 72x112 image (letterboxed to 64x64: 0.571 of a source pixel per input pixel) with a green
+    rectangle and a blue disc on red, predict's mask from the TFLite and ONNX files is the drawn mask but within
+    one pixel of an edge."""
+    import cv2
+
+    from edgekit._tf import keras
+    from runtimes.contract import ModelContract, Preprocessing
+
+    k = keras()
+    inputs = k.Input((64, 64, 3))
+    layer = k.layers.Conv2D(3, 1, name="scores")
+    model = k.Model(inputs, layer(inputs))
+    layer.set_weights([np.eye(3, dtype=np.float32)[None, None], np.zeros(3, np.float32)])
+    spec = Preprocessing(64, resize="letterbox", interpolation="linear", scale=1 / 255)
+    contract = ModelContract(spec, ("red", "green", "blue"), "brightest_channel", "segmentation", head={})
+    truth = np.zeros((72, 112), np.uint8)
+    cv2.rectangle(truth, (10, 8), (49, 40), 1, -1)
+    cv2.circle(truth, (80, 44), 20, 2, -1)
+    rgb = np.array([[200, 30, 30], [30, 200, 30], [30, 30, 200]], np.uint8)[truth]
+    source = tmp_path / "known.png"
+    cv2.imwrite(str(source), rgb[..., ::-1])
+    report = edgekit.export(model, ["tflite:fp32", "onnx:fp32"], contract=contract, out_dir=tmp_path, progress=False)
+    near_edge = cv2.dilate(cv2.Canny(truth * 100, 1, 1), np.ones((3, 3), np.uint8)) > 0  # within 1 px of an edge
+    for target in ("tflite:fp32", "onnx:fp32"):
+        with edgekit.load(report.result(target).path) as loaded:
+            mask = loaded.predict(str(source)).mask
+        wrong = mask != truth
+        assert mask.shape == truth.shape and not (wrong & ~near_edge).any(), (target, int((wrong & ~near_edge).sum()))
+        assert wrong.sum() < 0.5 * near_edge.sum()  # most edge pixels right too

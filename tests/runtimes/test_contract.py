@@ -65,7 +65,7 @@ def test_contract_json_round_trip():
         (lambda d: d.pop("labels"), "missing 'labels'"),
         (lambda d: d.update(labels=[]), "at least one label"),
         (lambda d: d.update(labels=["a", "a"]), "labels must be unique"),
-        (lambda d: d.update(task="segmentation"), "invalid task 'segmentation'"),
+        (lambda d: d.update(task="depth"), "invalid task 'depth'"),
     ],
 )
 def test_bad_embedded_contract_is_refused(mutate, message):

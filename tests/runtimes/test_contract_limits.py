@@ -71,7 +71,10 @@ def test_schema_zero_is_accepted_and_negative_or_newer_is_not():
 
 def test_head_task_and_other_fields_are_checked_by_name():
     _refused(lambda: _contract(head=[1]), "head must be a JSON object, got [1]")
-    _refused(lambda: _contract(task="pose"), "invalid task 'pose'; valid tasks: classification, detection, keypoints")
+    _refused(
+        lambda: _contract(task="pose"),
+        "invalid task 'pose'; valid tasks: classification, detection, keypoints, segmentation",
+    )
     _refused(lambda: _contract(model_name=3), "model_name must be a string, got 3")
     _refused(lambda: _contract(quantization=[]), "quantization must be a JSON object, got []")
     with pytest.raises(ContractError, match="detection thresholds out of range: score 2.0"):
