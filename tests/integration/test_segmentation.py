@@ -211,3 +211,20 @@ def test_predict_gives_a_known_mask_of_a_letterboxed_image_within_a_pixel_of_eve
         wrong = mask != truth
         assert mask.shape == truth.shape and not (wrong & ~near_edge).any(), (target, int((wrong & ~near_edge).sum()))
         assert wrong.sum() < 0.5 * near_edge.sum()  # most edge pixels right too
+
+
+def test_a_stream_of_frames_gives_a_mask_per_frame(segmenter_exported, wide_scenes, tmp_path):
+    """stream() over a folder of non-square frames: one Segmentation each, at its frame's size, as predict gives;
+    --save on a stream writes each frame's mask beside it."""
+    from runtimes.display import AnnotatedImages, present
+
+    folder = Path(wide_scenes.sources[0]).parent
+    with edgekit.load(segmenter_exported.result("onnx:fp32").path) as model:
+        results = [(frame.frame.position, frame.result) for frame in model.stream(str(folder))]
+        assert len(results) == 6
+        for position, found in results:
+            assert found.mask.shape == (72, 112)
+            assert np.array_equal(found.mask, model.predict(str(folder / Path(str(position)).name)).mask)
+        sink = AnnotatedImages(tmp_path / "frames")
+        list(present(model.stream(str(folder)), video=sink))
+    assert len(list((tmp_path / "frames").glob("*_mask.png"))) == 6
