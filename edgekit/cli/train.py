@@ -17,14 +17,22 @@ DESCRIPTION = (
 )
 
 
+DATA_HELP = (
+    "folder with one subfolder of images per class; for detection a YOLO, COCO (.json) or Pascal VOC dataset; "
+    "for keypoints COCO keypoints or YOLO pose; for segmentation images/ and masks/, Pascal VOC or COCO"
+)
+ARCH_HELP = (
+    "architecture name or a .keras file (default: small_cnn; small_detector for detection; "
+    "small_keypoint_detector for keypoints, or mobilenetv2_keypoint_detector; small_segmenter for "
+    "segmentation, or mobilenetv2_segmenter)"
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "data",
         type=Path,
-        help=(
-            "folder with one subfolder of images per class; for detection a YOLO, COCO (.json) or Pascal VOC dataset; "
-            "for keypoints COCO keypoints or YOLO pose; for segmentation images/ and masks/, Pascal VOC or COCO"
-        ),
+        help=DATA_HELP,
     )
     parser.add_argument(
         "--task",
@@ -35,11 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--arch",
         default=None,
-        help=(
-            "architecture name or a .keras file (default: small_cnn; small_detector for detection; "
-            "small_keypoint_detector for keypoints, or mobilenetv2_keypoint_detector; small_segmenter for "
-            "segmentation, or mobilenetv2_segmenter)"
-        ),
+        help=ARCH_HELP,
     )
     parser.add_argument(
         "--image-size", type=image_size, default=None, help="input size, 96 or HxW (default: 96; 128 for detection)"
