@@ -114,22 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.qat_epochs = 1
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    figures = measure(args)
-    for figure in figures:
-        print(
-            f"{figure.name}: {figure.value:g} {figure.unit}" + (f" (target {figure.target})" if figure.target else "")
-        )
-    if args.smoke:
-        print(f"smoke: {len(figures)} figures")
-        return 0
-    from records import write_record
+    from records import report_figures
 
-    write_record(
-        "keypoints", figures, command=f"bench/keypoints.py --epochs {args.epochs} --qat-epochs {args.qat_epochs}"
-    )
-    misses = [f"{f.name} {f.value:g} (target {f.target})" for f in figures if f.passed is False]
-    print("misses: " + "; ".join(misses) if misses else "every target met")
-    return 1 if misses else 0
+    command = f"bench/keypoints.py --epochs {args.epochs} --qat-epochs {args.qat_epochs}"
+    return report_figures("keypoints", measure(args), command, args.smoke)
 
 
 if __name__ == "__main__":

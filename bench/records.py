@@ -151,3 +151,19 @@ def render_page(folder: Path = RECORDS) -> str:
         if record.notes:
             parts.append("")
     return "\n".join(parts)
+
+
+def report_figures(bench: str, figures: list[Figure], command: str, smoke: bool) -> int:
+    """Print every figure; in a full run, write the bench's record and say which targets missed. The exit code: 1
+    on a miss, else 0 (a smoke run checks the harness, not the targets)."""
+    for figure in figures:
+        print(
+            f"{figure.name}: {figure.value:g} {figure.unit}" + (f" (target {figure.target})" if figure.target else "")
+        )
+    if smoke:
+        print(f"smoke: {len(figures)} figures")
+        return 0
+    write_record(bench, figures, command=command)
+    misses = [f"{f.name} {f.value:g} (target {f.target})" for f in figures if f.passed is False]
+    print("misses: " + "; ".join(misses) if misses else "every target met")
+    return 1 if misses else 0

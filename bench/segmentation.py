@@ -165,20 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.runs = 5
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    figures = measure(args)
-    for figure in figures:
-        print(
-            f"{figure.name}: {figure.value:g} {figure.unit}" + (f" (target {figure.target})" if figure.target else "")
-        )
-    if args.smoke:
-        print(f"smoke: {len(figures)} figures")
-        return 0
-    from records import write_record
+    from records import report_figures
 
-    write_record("segmentation", figures, command=f"bench/segmentation.py --epochs {args.epochs} --runs {args.runs}")
-    misses = [f"{f.name} {f.value:g} (target {f.target})" for f in figures if f.passed is False]
-    print("misses: " + "; ".join(misses) if misses else "every target met")
-    return 1 if misses else 0
+    command = f"bench/segmentation.py --epochs {args.epochs} --runs {args.runs}"
+    return report_figures("segmentation", measure(args), command, args.smoke)
 
 
 if __name__ == "__main__":
